@@ -1,0 +1,1 @@
+"""Prefect flows: thin orchestration over leadops functions, one file per schedule."""

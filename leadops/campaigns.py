@@ -1,0 +1,126 @@
+"""Campaigns as files: config/campaigns/<key>.yaml, validated and versioned by content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from leadops.configfile import ConfigError, load_model
+from leadops.models import CampaignVersion, Channel
+
+CAMPAIGN_KEY_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class Step(BaseModel):
+    """One message of a sequence: sent on `day` of the cycle on each of `channels`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=CAMPAIGN_KEY_PATTERN, max_length=64)
+    day: int = Field(ge=1)
+    name: str
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    whatsapp: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("channels")
+    @classmethod
+    def _no_repeats(cls, value: tuple[Channel, ...]) -> tuple[Channel, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("a channel is listed twice")
+        return value
+
+
+class Campaign(BaseModel):
+    """A sequence of steps over a cycle of `cycle_days` days."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=CAMPAIGN_KEY_PATTERN, max_length=64)
+    name: str
+    description: str = ""
+    cycle_days: int = Field(default=30, ge=1, le=365)
+    links: dict[str, str] = Field(default_factory=dict)
+    steps: tuple[Step, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _steps_fit_the_cycle(self) -> Campaign:
+        keys = [step.key for step in self.steps]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"step keys must be unique, got {keys}")
+        for step in self.steps:
+            if step.day > self.cycle_days:
+                raise ValueError(
+                    f"step {step.key!r} is on day {step.day}, after the {self.cycle_days}-day cycle"
+                )
+        days = [step.day for step in self.steps]
+        if days != sorted(days):
+            raise ValueError(f"steps must be in day order, got days {days}")
+        return self
+
+    def step(self, key: str) -> Step:
+        for step in self.steps:
+            if step.key == key:
+                return step
+        raise KeyError(f"campaign {self.key!r} has no step {key!r}")
+
+    def checksum(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_campaign(path: Path) -> Campaign:
+    """Load one campaign file; its key is the file name without `.yaml`."""
+    campaign = load_model(path, Campaign, defaults={"key": path.stem})
+    if campaign.key != path.stem:
+        raise ConfigError(path, 1, f"key {campaign.key!r} does not match the file name")
+    return campaign
+
+
+def load_campaigns(config_dir: Path) -> dict[str, Campaign]:
+    """Load every config/campaigns/*.yaml; fail on the first invalid file."""
+    folder = config_dir / "campaigns"
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise ConfigError(folder, None, "no campaign files (*.yaml) found")
+    return {campaign.key: campaign for campaign in map(load_campaign, files)}
+
+
+def register_versions(
+    session: Session, campaigns: dict[str, Campaign], now: datetime
+) -> dict[str, CampaignVersion]:
+    """Record each campaign's current content as a version (new only when it changed)."""
+    current: dict[str, CampaignVersion] = {}
+    for key, campaign in campaigns.items():
+        checksum = campaign.checksum()
+        existing = session.exec(  # type: ignore[call-overload]
+            select(CampaignVersion).where(
+                CampaignVersion.campaign == key, CampaignVersion.checksum == checksum
+            )
+        ).scalar_one_or_none()
+        if existing is None:
+            latest = session.execute(
+                select(func.max(CampaignVersion.version)).where(CampaignVersion.campaign == key)
+            ).scalar_one()
+            existing = CampaignVersion(
+                campaign=key,
+                version=(latest or 0) + 1,
+                checksum=checksum,
+                definition=campaign.model_dump(mode="json"),
+                created_at=now,
+            )
+            session.add(existing)
+            session.flush()
+        current[key] = existing
+    return current
+
+
+def campaign_of(version: CampaignVersion) -> Campaign:
+    """The campaign exactly as it was stored for `version`."""
+    return Campaign.model_validate(version.definition)

@@ -1,0 +1,1 @@
+"""Delivery channels: the file outbox (default), SendGrid email and Twilio WhatsApp."""

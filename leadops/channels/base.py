@@ -1,0 +1,68 @@
+"""What every channel implements, and the errors that tell the dispatcher what happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A rendered message for one touch. `to` is an email address or an E.164 number."""
+
+    touch_id: int
+    lead_id: int
+    channel: str
+    to: str
+    campaign: str
+    step: str
+    created_at: datetime
+    subject: str = ""
+    html: str = ""
+    text: str = ""
+    body: str = ""
+    unsubscribe_url: str = ""
+    to_name: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_id: str
+
+
+class SendError(Exception):
+    """Base class; the subclass says whether the message may have arrived."""
+
+
+class TransientSendError(SendError):
+    """Provably not delivered (429, connection refused, 5xx before acceptance): retry later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(SendError):
+    """Rejected for good (bad address, invalid template). `suppress` marks the address bad."""
+
+    def __init__(self, message: str, *, suppress: bool = False) -> None:
+        super().__init__(message)
+        self.suppress = suppress
+
+
+class AmbiguousSendError(SendError):
+    """The request left but no answer came back: it may have arrived. Never re-sent."""
+
+
+class ChannelSender(Protocol):
+    name: str
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send one message or raise a SendError subclass."""
+        ...
+
+    def find_sent(self, touch_id: int, campaign: str, step: str) -> str | None:
+        """The provider id if this channel can prove the touch was sent, else None."""
+        ...

@@ -1,0 +1,82 @@
+"""The file outbox: every message becomes a file a person can open.
+
+Email is written as a standard .eml (multipart text + HTML, with List-Unsubscribe
+headers), WhatsApp as .json, under <outbox>/<channel>/<campaign>/<step>/t<touch id>.<ext>.
+Writing is atomic and keyed by touch id, so a message is never written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from pathlib import Path
+
+from leadops.channels.base import OutgoingMessage, SendResult
+from leadops.models import Channel
+
+
+class OutboxChannel:
+    def __init__(
+        self, root: Path, channel: str, *, sender_name: str = "", sender_email: str = ""
+    ) -> None:
+        if channel not in (Channel.EMAIL, Channel.WHATSAPP):
+            raise ValueError(f"unknown channel {channel!r}")
+        self.name = f"outbox:{channel}"
+        self.channel = channel
+        self.folder = root / channel
+        self.sender_name = sender_name
+        self.sender_email = sender_email
+
+    def _path(self, touch_id: int, campaign: str, step: str) -> Path:
+        suffix = ".eml" if self.channel == Channel.EMAIL else ".json"
+        return self.folder / campaign / step / f"t{touch_id:08d}{suffix}"
+
+    def _provider_id(self, path: Path) -> str:
+        return path.relative_to(self.folder.parent).as_posix()
+
+    def find_sent(self, touch_id: int, campaign: str, step: str) -> str | None:
+        path = self._path(touch_id, campaign, step)
+        return self._provider_id(path) if path.exists() else None
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        path = self._path(message.touch_id, message.campaign, message.step)
+        if path.exists():
+            return SendResult(provider_id=self._provider_id(path))
+        content = self._eml(message) if self.channel == Channel.EMAIL else self._json(message)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(content)
+        os.replace(partial, path)
+        return SendResult(provider_id=self._provider_id(path))
+
+    def _eml(self, message: OutgoingMessage) -> bytes:
+        mail = EmailMessage()
+        mail["From"] = formataddr((self.sender_name, self.sender_email))
+        mail["To"] = formataddr((message.to_name, message.to))
+        mail["Subject"] = message.subject
+        mail["Date"] = format_datetime(message.created_at)
+        mail["Message-ID"] = make_msgid(idstring=f"t{message.touch_id}", domain="leadops.local")
+        if message.unsubscribe_url:
+            mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        mail["X-Leadops-Touch-Id"] = str(message.touch_id)
+        mail["X-Leadops-Lead-Id"] = str(message.lead_id)
+        mail["X-Leadops-Campaign"] = f"{message.campaign}/{message.step}"
+        mail.set_content(message.text)
+        mail.add_alternative(message.html, subtype="html")
+        return bytes(mail)
+
+    def _json(self, message: OutgoingMessage) -> bytes:
+        document = {
+            "touch_id": message.touch_id,
+            "lead_id": message.lead_id,
+            "to": f"whatsapp:{message.to}",
+            "campaign": message.campaign,
+            "step": message.step,
+            "created_at": message.created_at.isoformat(),
+            "body": message.body,
+            **({"extra": message.extra} if message.extra else {}),
+        }
+        return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()

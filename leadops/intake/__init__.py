@@ -1,0 +1,1 @@
+"""Lead intake: sources read raw records, `importer` validates, de-duplicates and stores them."""

@@ -1,0 +1,280 @@
+"""Validate and normalise one incoming lead record, whatever source it came from.
+
+`normalise_record` returns either a clean `LeadRecord` or the list of reason codes that
+send the record to quarantine. It never raises on bad data.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from phonenumbers import timezone as phone_timezone
+
+from leadops.clock import parse_instant
+from leadops.models import LifecycleStage
+
+# Reason codes; stable strings that reports and `leadops quarantine` group by.
+INVALID_EMAIL = "invalid_email"
+INVALID_PHONE = "invalid_phone"
+MISSING_CONTACT = "missing_contact"
+INVALID_STAGE = "invalid_lifecycle_stage"
+UNKNOWN_TIMEZONE = "unknown_timezone"
+INVALID_COUNTRY = "invalid_country"
+INVALID_CREATED_AT = "invalid_created_at"
+INVALID_CONSENT = "invalid_consent"
+INVALID_COMPANY_SIZE = "invalid_company_size"
+FIELD_TOO_LONG = "field_too_long"
+DUPLICATE = "duplicate"
+
+TRUE_WORDS = frozenset({"true", "yes", "y", "1", "opted-in", "opt-in", "on"})
+FALSE_WORDS = frozenset({"false", "no", "n", "0", "", "opted-out", "opt-out", "off"})
+FIELD_LIMITS = {
+    "first_name": 100,
+    "last_name": 100,
+    "company": 200,
+    "job_title": 200,
+    "industry": 100,
+    "source": 100,
+    "crm_id": 64,
+}
+
+SENIORITY_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("c_level", re.compile(r"\b(ceo|cto|cfo|coo|cmo|cio|cro|chief|founder|owner|president)\b")),
+    ("vp", re.compile(r"\b(vp|svp|evp|vice president)\b")),
+    ("director", re.compile(r"\b(director|head of|head)\b")),
+    ("manager", re.compile(r"\b(manager|lead|principal)\b")),
+    ("intern", re.compile(r"\b(intern|trainee|student)\b")),
+)
+
+
+@dataclass
+class LeadRecord:
+    """A validated, normalised lead, ready to be inserted or merged."""
+
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    job_title: str | None = None
+    seniority: str | None = None
+    company_size: int | None = None
+    industry: str | None = None
+    country: str | None = None
+    timezone: str = "UTC"
+    lifecycle_stage: str = LifecycleStage.LEAD
+    source: str | None = None
+    crm_id: str | None = None
+    email_consent: bool = False
+    whatsapp_consent: bool = False
+    created_at: datetime | None = None
+
+
+@dataclass
+class Outcome:
+    record: LeadRecord | None
+    reasons: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+    def reject(self, reason: str, detail: str) -> None:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+        self.details.append(detail)
+
+
+@lru_cache(maxsize=1)
+def _country_zones() -> dict[str, list[str]]:
+    """Country code -> IANA zones, from the tzdata package's zone.tab (first = main zone)."""
+    text = (importlib.resources.files("tzdata") / "zoneinfo" / "zone.tab").read_text()
+    zones: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            parts = line.split("\t")
+            zones.setdefault(parts[0], []).append(parts[2])
+    return zones
+
+
+@lru_cache(maxsize=1)
+def _country_codes() -> frozenset[str]:
+    text = (importlib.resources.files("tzdata") / "zoneinfo" / "iso3166.tab").read_text()
+    return frozenset(line.split("\t")[0] for line in text.splitlines() if line[:1].isalpha())
+
+
+@lru_cache(maxsize=1024)
+def is_known_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return "/" in name or name == "UTC"
+
+
+def _clean(value: object) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def tidy_name(value: object) -> str | None:
+    """Trim and collapse spaces; fix ALL-CAPS or all-lower names, keep mixed case as given."""
+    text = _clean(value)
+    if text is None:
+        return None
+    if text.isupper() or text.islower():
+        text = "-".join(part[:1].upper() + part[1:].lower() for part in text.split("-"))
+        text = " ".join(word[:1].upper() + word[1:] for word in text.split(" "))
+        text = re.sub(r"\b(O|D)'(\w)", lambda m: f"{m.group(1)}'{m.group(2).upper()}", text)
+    return text
+
+
+def seniority_of(job_title: str | None) -> str | None:
+    if not job_title:
+        return None
+    lowered = job_title.lower()
+    for level, pattern in SENIORITY_PATTERNS:
+        if pattern.search(lowered):
+            return level
+    return "individual"
+
+
+def parse_bool(value: object) -> bool | None:
+    """true/false, yes/no, 1/0 (blank is false); None when it is none of those."""
+    text = (_clean(value) or "").lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    return None
+
+
+def parse_company_size(value: object) -> int | None:
+    """An employee count: `240`, `1,200`, `51-200` (lower bound), `1000+`. Raises ValueError."""
+    text = (_clean(value) or "").replace(",", "").replace(" ", "")
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d+)(?:\+|-\d+)?", text)
+    if not match:
+        raise ValueError(f"company_size {value!r} is not a number or a range like 51-200")
+    return int(match.group(1))
+
+
+def normalise_email(value: object) -> str:
+    """The canonical form used for dedupe: validated syntax, lower-cased. Raises ValueError."""
+    text = _clean(value)
+    if text is None:
+        raise ValueError("empty email")
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from exc
+    return result.normalized.lower()
+
+
+def normalise_phone(value: object, region: str) -> phonenumbers.PhoneNumber:
+    text = _clean(value)
+    if text is None:
+        raise ValueError("empty phone")
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(str(exc)) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{text!r} is not a valid phone number for region {region}")
+    return number
+
+
+def _zone_for(country: str | None, number: phonenumbers.PhoneNumber | None) -> str | None:
+    if number is not None:
+        zones = [z for z in phone_timezone.time_zones_for_number(number) if is_known_timezone(z)]
+        if len(zones) == 1:
+            return zones[0]
+    if country and country in _country_zones():
+        return _country_zones()[country][0]
+    return None
+
+
+def normalise_record(
+    raw: dict[str, object], *, default_region: str, default_timezone: str, now: datetime
+) -> Outcome:
+    """Validate one raw record (canonical column names) into a LeadRecord or reasons."""
+    outcome = Outcome(record=None)
+    record = LeadRecord()
+
+    country = (_clean(raw.get("country")) or "").upper() or None
+    if country is not None and country not in _country_codes():
+        outcome.reject(INVALID_COUNTRY, f"country {country!r} is not an ISO 3166 alpha-2 code")
+        country = None
+    record.country = country
+
+    if _clean(raw.get("email")):
+        try:
+            record.email = normalise_email(raw.get("email"))
+        except ValueError as exc:
+            outcome.reject(INVALID_EMAIL, f"email {raw.get('email')!r}: {exc}")
+
+    number = None
+    if _clean(raw.get("phone")):
+        try:
+            number = normalise_phone(raw.get("phone"), country or default_region)
+            record.phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            if record.country is None:
+                record.country = phonenumbers.region_code_for_number(number)
+        except ValueError as exc:
+            outcome.reject(INVALID_PHONE, f"phone {raw.get('phone')!r}: {exc}")
+
+    if not _clean(raw.get("email")) and not _clean(raw.get("phone")):
+        outcome.reject(MISSING_CONTACT, "neither email nor phone is given")
+
+    for name, limit in FIELD_LIMITS.items():
+        value = tidy_name(raw.get(name)) if name.endswith("_name") else _clean(raw.get(name))
+        if value is not None and len(value) > limit:
+            outcome.reject(FIELD_TOO_LONG, f"{name} is {len(value)} characters (max {limit})")
+            value = None
+        setattr(record, name, value)
+    record.seniority = seniority_of(record.job_title)
+
+    try:
+        record.company_size = parse_company_size(raw.get("company_size"))
+    except ValueError as exc:
+        outcome.reject(INVALID_COMPANY_SIZE, str(exc))
+
+    stage = (_clean(raw.get("lifecycle_stage")) or LifecycleStage.LEAD).lower()
+    if stage not in {s.value for s in LifecycleStage}:
+        allowed = ", ".join(s.value for s in LifecycleStage)
+        outcome.reject(INVALID_STAGE, f"lifecycle_stage {stage!r} is not one of {allowed}")
+    record.lifecycle_stage = stage
+
+    zone = _clean(raw.get("timezone"))
+    if zone is not None and not is_known_timezone(zone):
+        outcome.reject(UNKNOWN_TIMEZONE, f"timezone {zone!r} is not an IANA time zone")
+    record.timezone = zone or _zone_for(record.country, number) or default_timezone
+
+    for channel in ("email_consent", "whatsapp_consent"):
+        value = parse_bool(raw.get(channel))
+        if value is None:
+            outcome.reject(INVALID_CONSENT, f"{channel} {raw.get(channel)!r} is not true/false")
+            value = False
+        setattr(record, channel, value)
+    if record.whatsapp_consent and record.phone is None and INVALID_PHONE not in outcome.reasons:
+        record.whatsapp_consent = False
+
+    created = _clean(raw.get("created_at"))
+    if created is None:
+        record.created_at = now
+    else:
+        try:
+            record.created_at = parse_instant(created)
+        except ValueError:
+            outcome.reject(INVALID_CREATED_AT, f"created_at {created!r} is not an ISO 8601 time")
+
+    if not outcome.reasons:
+        outcome.record = record
+    return outcome

@@ -1,0 +1,112 @@
+"""Compose a touch into an OutgoingMessage: template context, rendering, unsubscribe link."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from leadops.campaigns import Campaign
+from leadops.channels.base import OutgoingMessage
+from leadops.models import Channel, Lead
+from leadops.render import Renderer
+from leadops.settings import Settings
+from leadops.tokens import sign
+
+UNSUBSCRIBE = "unsubscribe"
+
+
+def unsubscribe_url(settings: Settings, lead_id: int, channel: str = "all") -> str:
+    """A signed one-click unsubscribe link (served at /u/{token} by the webhooks app)."""
+    token = sign(UNSUBSCRIBE, {"lead": lead_id, "channel": channel}, settings.signing_key())
+    return f"{settings.public_url.rstrip('/')}/u/{token}"
+
+
+def lead_context(lead: Lead) -> dict[str, Any]:
+    names = [part for part in (lead.first_name, lead.last_name) if part]
+    return {
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "full_name": " ".join(names) or None,
+        "email": lead.email,
+        "phone": lead.phone,
+        "company": lead.company,
+        "job_title": lead.job_title,
+        "industry": lead.industry,
+        "country": lead.country,
+        "lifecycle_stage": lead.lifecycle_stage,
+        "company_size": lead.company_size,
+    }
+
+
+def template_context(
+    *, lead: dict[str, Any], campaign: Campaign, step_key: str, settings: Settings, unsubscribe: str
+) -> dict[str, Any]:
+    """Everything a template may use; see templates/README.md."""
+    step = campaign.step(step_key)
+    return {
+        "lead": lead,
+        "rep": {
+            "name": settings.default_rep_name,
+            "first_name": settings.default_rep_name.split()[0],
+            "email": settings.default_rep_email,
+            "title": settings.default_rep_title,
+        },
+        "sender": {
+            "company_name": settings.company_name,
+            "website": settings.company_website,
+            "postal_address": settings.postal_address,
+            "name": settings.sender_name,
+            "email": settings.sender_email,
+        },
+        "campaign": {"key": campaign.key, "name": campaign.name},
+        "step": {"key": step.key, "day": step.day, "name": step.name},
+        "links": dict(campaign.links),
+        "unsubscribe_url": unsubscribe,
+    }
+
+
+def compose(
+    *,
+    touch_id: int,
+    lead: Lead,
+    channel: str,
+    campaign: Campaign,
+    step_key: str,
+    renderer: Renderer,
+    settings: Settings,
+    now: datetime,
+) -> OutgoingMessage:
+    """Render the touch's templates for this lead. Raises RenderError on a broken template."""
+    assert lead.id is not None
+    unsubscribe = unsubscribe_url(settings, lead.id)
+    context = template_context(
+        lead=lead_context(lead),
+        campaign=campaign,
+        step_key=step_key,
+        settings=settings,
+        unsubscribe=unsubscribe,
+    )
+    common = {
+        "touch_id": touch_id,
+        "lead_id": lead.id,
+        "channel": channel,
+        "campaign": campaign.key,
+        "step": step_key,
+        "created_at": now,
+        "unsubscribe_url": unsubscribe,
+    }
+    if channel == Channel.EMAIL:
+        assert lead.email is not None
+        email = renderer.email(campaign.key, step_key, context)
+        return OutgoingMessage(
+            to=lead.email,
+            to_name=context["lead"]["full_name"] or "",
+            subject=email.subject,
+            html=email.html,
+            text=email.text,
+            **common,
+        )
+    assert lead.phone is not None
+    return OutgoingMessage(
+        to=lead.phone, body=renderer.whatsapp(campaign.key, step_key, context), **common
+    )

@@ -1,0 +1,348 @@
+"""One nurture tick (segment, plan, dispatch) and a simulation that runs ticks through time.
+
+This is what the Prefect flow, the CLI and the tests all call; it needs no Prefect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from leadops.campaigns import Campaign, campaign_of, load_campaigns, register_versions
+from leadops.channels.base import ChannelSender
+from leadops.channels.outbox import OutboxChannel
+from leadops.clock import Clock, SimulatedClock
+from leadops.db import ensure_ready, make_engine
+from leadops.dispatch import Dispatcher, DispatchReport
+from leadops.models import (
+    FINAL_TOUCH_STATUSES,
+    CampaignVersion,
+    Channel,
+    Enrollment,
+    EnrollmentStatus,
+    Lead,
+    Touch,
+    TouchStatus,
+)
+from leadops.planner import ActiveEnrollment, LeadState, Plan, next_step_due, plan_lead
+from leadops.render import Renderer
+from leadops.segments import LeadFacts, SegmentConfig, load_segments
+from leadops.settings import Settings
+
+log = logging.getLogger("leadops.nurture")
+
+PLAN_BATCH = 1000
+
+
+@dataclass
+class Runtime:
+    """Everything a tick needs, loaded once: settings, database, config, templates, channels."""
+
+    settings: Settings
+    engine: Engine
+    campaigns: dict[str, Campaign]
+    segments: SegmentConfig
+    renderer: Renderer
+    channels: dict[str, ChannelSender]
+
+
+def build_channels(settings: Settings) -> dict[str, ChannelSender]:
+    root = settings.resolved_outbox_dir
+    return {
+        Channel.EMAIL: OutboxChannel(
+            root,
+            Channel.EMAIL,
+            sender_name=settings.sender_name,
+            sender_email=settings.sender_email,
+        ),
+        Channel.WHATSAPP: OutboxChannel(root, Channel.WHATSAPP),
+    }
+
+
+def load_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtime:
+    """Load and check config, templates folder and database; fail early with clear errors."""
+    campaigns = load_campaigns(settings.config_dir)
+    segments = load_segments(settings.config_dir, set(campaigns))
+    engine = engine or make_engine(settings.resolved_database_url)
+    ensure_ready(engine)
+    if not settings.templates_dir.is_dir():
+        raise FileNotFoundError(f"templates folder {settings.templates_dir} does not exist")
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        campaigns=campaigns,
+        segments=segments,
+        renderer=Renderer(settings.templates_dir),
+        channels=build_channels(settings),
+    )
+
+
+@dataclass
+class PlanReport:
+    leads: int = 0
+    enrolled: Counter[str] = field(default_factory=Counter)
+    exited: int = 0
+    completed: int = 0
+    planned: int = 0
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    plan: PlanReport
+    dispatch: DispatchReport
+
+
+def _lead_batches(session: Session) -> Iterator[list[Lead]]:
+    last_id = 0
+    while True:
+        batch = list(
+            session.execute(
+                select(Lead).where(Lead.id > last_id).order_by(Lead.id).limit(PLAN_BATCH)  # type: ignore[arg-type,operator]
+            ).scalars()
+        )
+        if not batch:
+            return
+        yield batch
+        last_id = batch[-1].id or 0
+
+
+def _states(session: Session, leads: list[Lead]) -> list[tuple[Lead, Enrollment | None, LeadState]]:
+    ids = [lead.id for lead in leads]
+    enrollments = session.execute(
+        select(Enrollment).where(Enrollment.lead_id.in_(ids))  # type: ignore[attr-defined]
+    ).scalars()
+    active: dict[int, Enrollment] = {}
+    past: dict[int, set[str]] = {}
+    for enrollment in enrollments:
+        past.setdefault(enrollment.lead_id, set()).add(enrollment.campaign)
+        if enrollment.status == EnrollmentStatus.ACTIVE:
+            active[enrollment.lead_id] = enrollment
+    planned: dict[int, set[tuple[str, str]]] = {}
+    open_count: Counter[int] = Counter()
+    if active:
+        rows = session.execute(
+            select(Touch.enrollment_id, Touch.step, Touch.channel, Touch.status).where(
+                Touch.enrollment_id.in_([e.id for e in active.values()])  # type: ignore[attr-defined]
+            )
+        ).all()
+        for enrollment_id, step, channel, status in rows:
+            planned.setdefault(enrollment_id, set()).add((step, channel))
+            if status not in FINAL_TOUCH_STATUSES:
+                open_count[enrollment_id] += 1
+
+    result = []
+    for lead in leads:
+        assert lead.id is not None
+        enrollment = active.get(lead.id)
+        state = LeadState(
+            lead_id=lead.id,
+            facts=LeadFacts(
+                lifecycle_stage=lead.lifecycle_stage,
+                country=lead.country,
+                industry=lead.industry,
+                seniority=lead.seniority,
+                company_size=lead.company_size,
+                score=lead.score,
+                last_active_at=lead.last_engaged_at or lead.created_at,
+            ),
+            has_email=lead.email is not None,
+            has_phone=lead.phone is not None,
+            whatsapp_consent=lead.whatsapp_consent,
+            segment=lead.segment,
+            active=None
+            if enrollment is None or enrollment.id is None
+            else ActiveEnrollment(
+                id=enrollment.id,
+                campaign=enrollment.campaign,
+                campaign_version_id=enrollment.campaign_version_id,
+                started_at=enrollment.started_at,
+                planned=frozenset(planned.get(enrollment.id, set())),
+                open_touches=open_count[enrollment.id],
+            ),
+            past_campaigns=frozenset(past.get(lead.id, set())),
+        )
+        result.append((lead, enrollment, state))
+    return result
+
+
+def _apply(
+    session: Session,
+    plan: Plan,
+    lead: Lead,
+    enrollment: Enrollment | None,
+    versions: dict[str, CampaignVersion],
+    now: datetime,
+    report: PlanReport,
+) -> None:
+    if plan.segment != lead.segment:
+        lead.segment = plan.segment
+        lead.updated_at = now
+    if enrollment is not None and (plan.exit_reason or plan.complete):
+        enrollment.status = EnrollmentStatus.COMPLETED if plan.complete else EnrollmentStatus.EXITED
+        enrollment.ended_at = now
+        enrollment.end_reason = plan.exit_reason or "cycle finished"
+        report.completed += plan.complete
+        report.exited += bool(plan.exit_reason)
+        session.flush()
+    if plan.enroll_campaign is not None:
+        version = versions[plan.enroll_campaign]
+        enrollment = Enrollment(
+            lead_id=plan.lead_id,
+            campaign=plan.enroll_campaign,
+            campaign_version_id=version.id or 0,
+            segment=plan.segment,
+            started_at=now,
+        )
+        session.add(enrollment)
+        session.flush()
+        report.enrolled[plan.enroll_campaign] += 1
+    if plan.touches:
+        assert enrollment is not None and enrollment.id is not None
+        for due in plan.touches:
+            session.add(
+                Touch(
+                    lead_id=plan.lead_id,
+                    enrollment_id=enrollment.id,
+                    campaign=enrollment.campaign,
+                    campaign_version_id=enrollment.campaign_version_id,
+                    step=due.step,
+                    step_day=due.step_day,
+                    channel=due.channel,
+                    due_at=due.due_at,
+                    not_before=due.due_at,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        report.planned += len(plan.touches)
+
+
+def plan_all(runtime: Runtime, now: datetime) -> PlanReport:
+    """Segment every lead, move enrollments along and create the touches now due."""
+    report = PlanReport()
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        versions = register_versions(session, runtime.campaigns, now)
+        stored: dict[int, Campaign] = {}
+        for batch in _lead_batches(session):
+            states = _states(session, batch)
+            for lead, enrollment, state in states:
+                if state.active and state.active.campaign_version_id not in stored:
+                    version = session.get(CampaignVersion, state.active.campaign_version_id)
+                    assert version is not None
+                    stored[state.active.campaign_version_id] = campaign_of(version)
+                plan = plan_lead(
+                    state,
+                    segments=runtime.segments,
+                    campaigns=runtime.campaigns,
+                    enrolled_campaigns=stored,
+                    now=now,
+                )
+                if plan.changes_anything or plan.segment != lead.segment:
+                    _apply(session, plan, lead, enrollment, versions, now, report)
+            report.leads += len(states)
+            session.commit()
+    return report
+
+
+def run_dispatch(
+    runtime: Runtime, clock: Clock, *, progress: Callable[[int], None] | None = None
+) -> DispatchReport:
+    """Send everything due at clock.now() through the configured channels."""
+    dispatcher = Dispatcher(
+        runtime.engine,
+        channels=runtime.channels,
+        renderer=runtime.renderer,
+        settings=runtime.settings,
+        clock=clock,
+    )
+    return dispatcher.run(progress=progress)
+
+
+def run_tick(
+    runtime: Runtime, clock: Clock, *, progress: Callable[[int], None] | None = None
+) -> TickReport:
+    """One tick at clock.now(): plan, then dispatch everything due."""
+    now = clock.now()
+    plan = plan_all(runtime, now)
+    dispatch = run_dispatch(runtime, clock, progress=progress)
+    log.info(
+        "tick %s: %d leads, %d enrolled, %d touches planned, %d sent, %d held, %d skipped",
+        now.isoformat(),
+        plan.leads,
+        sum(plan.enrolled.values()),
+        plan.planned,
+        dispatch.sent_total,
+        sum(dispatch.held.values()),
+        sum(dispatch.skipped.values()),
+    )
+    return TickReport(now=now, plan=plan, dispatch=dispatch)
+
+
+def next_event(runtime: Runtime, after: datetime) -> datetime:
+    """The next moment anything can happen: a held touch's retry, a step falling due, or a
+    cycle ending; at most a day away, so time-based segment rules are seen daily."""
+    candidates = [after + timedelta(days=1)]
+    with Session(runtime.engine) as session:
+        retry = session.execute(
+            select(func.min(Touch.not_before)).where(
+                Touch.status == TouchStatus.PENDING,
+                Touch.not_before > after,  # type: ignore[operator]
+            )
+        ).scalar_one()
+        if retry is not None:
+            candidates.append(retry)
+        versions: dict[int, Campaign] = {}
+        active = session.execute(
+            select(Enrollment.campaign_version_id, Enrollment.started_at).where(
+                Enrollment.status == EnrollmentStatus.ACTIVE
+            )
+        ).all()
+        for version_id, started_at in active:
+            if version_id not in versions:
+                version = session.get(CampaignVersion, version_id)
+                assert version is not None
+                versions[version_id] = campaign_of(version)
+            due = next_step_due(versions[version_id], started_at, after)
+            if due is not None:
+                candidates.append(due)
+    return min(candidates)
+
+
+@dataclass
+class SimulationReport:
+    start: datetime
+    end: datetime
+    ticks: int = 0
+    totals: DispatchReport = field(default_factory=DispatchReport)
+    enrolled: Counter[str] = field(default_factory=Counter)
+
+
+def simulate(
+    runtime: Runtime,
+    start: datetime,
+    end: datetime,
+    *,
+    on_tick: Callable[[TickReport], None] | None = None,
+) -> SimulationReport:
+    """Run ticks from `start` until before `end`, jumping straight to each next due moment."""
+    clock = SimulatedClock(start)
+    report = SimulationReport(start=start, end=end)
+    while True:
+        tick = run_tick(runtime, clock)
+        report.ticks += 1
+        report.totals.merge(tick.dispatch)
+        report.enrolled.update(tick.plan.enrolled)
+        if on_tick is not None:
+            on_tick(tick)
+        following = next_event(runtime, clock.now())
+        if following >= end:
+            return report
+        clock.set(following)

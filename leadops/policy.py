@@ -1,0 +1,142 @@
+"""The contact policy: may this message go to this lead on this channel now?
+
+One pure function, `decide`, answers send, hold (try again at `retry_at`) or skip (never),
+and every answer other than send carries a reason code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from leadops.models import Channel, LifecycleStage
+
+
+class Reason(StrEnum):
+    NO_CONSENT = "no_consent"
+    UNSUBSCRIBED = "unsubscribed"
+    SUPPRESSED = "suppressed"
+    NO_ADDRESS = "no_address"
+    OUTSIDE_SEND_WINDOW = "outside_send_window"
+    FREQUENCY_CAP = "frequency_cap"
+    ALREADY_SENT = "already_sent"
+    RENDER_ERROR = "render_error"
+    PROVIDER_RETRY = "provider_retry"
+
+
+class Action(StrEnum):
+    SEND = "send"
+    HOLD = "hold"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: Reason | None = None
+    retry_at: datetime | None = None
+
+
+SEND = Decision(Action.SEND)
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    """Local hours [start, end) on the given weekdays (0 = Monday)."""
+
+    start: time
+    end: time
+    weekdays: frozenset[int]
+
+    def is_open(self, now: datetime, zone: ZoneInfo) -> bool:
+        local = now.astimezone(zone)
+        return local.weekday() in self.weekdays and self.start <= local.time() < self.end
+
+    def next_open(self, now: datetime, zone: ZoneInfo) -> datetime:
+        """The first moment at or after `now` when the window is open, in UTC."""
+        if self.is_open(now, zone):
+            return now
+        local = now.astimezone(zone)
+        for offset in range(8):
+            day = local.date() + timedelta(days=offset)
+            if day.weekday() not in self.weekdays:
+                continue
+            opens = datetime.combine(day, self.start, tzinfo=zone)
+            if opens >= local:
+                return opens.astimezone(now.tzinfo)
+        raise ValueError("send window has no weekdays")
+
+
+@dataclass(frozen=True)
+class Caps:
+    per_day: int
+    per_week: int
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    """What the policy needs to know about a lead."""
+
+    email: str | None
+    phone: str | None
+    email_consent: bool
+    whatsapp_consent: bool
+    email_suppressed: bool
+    whatsapp_suppressed: bool
+    unsubscribed: bool
+    lifecycle_stage: str
+    timezone: str
+
+
+def _cap_release(
+    recent: Sequence[datetime], now: datetime, cap: int, span: timedelta
+) -> datetime | None:
+    """When the cap next allows a message, or None if it allows one now."""
+    inside = sorted(sent for sent in recent if now - span < sent <= now)
+    if len(inside) < cap:
+        return None
+    return inside[len(inside) - cap] + span
+
+
+def decide(
+    *,
+    channel: str,
+    lead: ContactFacts,
+    now: datetime,
+    window: SendWindow,
+    caps: Caps,
+    recent_sends: Sequence[datetime],
+    already_sent: bool = False,
+) -> Decision:
+    """Decide whether a message may go out now; see Reason for every "no"."""
+    if already_sent:
+        return Decision(Action.SKIP, Reason.ALREADY_SENT)
+    if lead.unsubscribed or lead.lifecycle_stage == LifecycleStage.UNSUBSCRIBED:
+        return Decision(Action.SKIP, Reason.UNSUBSCRIBED)
+    if channel == Channel.EMAIL:
+        suppressed, consent, address = lead.email_suppressed, lead.email_consent, lead.email
+    elif channel == Channel.WHATSAPP:
+        suppressed, consent, address = lead.whatsapp_suppressed, lead.whatsapp_consent, lead.phone
+    else:
+        raise ValueError(f"unknown channel {channel!r}")
+    if suppressed:
+        return Decision(Action.SKIP, Reason.SUPPRESSED)
+    if not consent:
+        return Decision(Action.SKIP, Reason.NO_CONSENT)
+    if not address:
+        return Decision(Action.SKIP, Reason.NO_ADDRESS)
+
+    zone = ZoneInfo(lead.timezone)
+    if not window.is_open(now, zone):
+        return Decision(Action.HOLD, Reason.OUTSIDE_SEND_WINDOW, window.next_open(now, zone))
+    releases = [
+        _cap_release(recent_sends, now, caps.per_day, timedelta(days=1)),
+        _cap_release(recent_sends, now, caps.per_week, timedelta(days=7)),
+    ]
+    blocked_until = max((r for r in releases if r is not None), default=None)
+    if blocked_until is not None:
+        return Decision(Action.HOLD, Reason.FREQUENCY_CAP, blocked_until)
+    return SEND

@@ -1,0 +1,130 @@
+"""Render messages from Jinja2 templates in a sandbox.
+
+Templates live in templates/email/<campaign>/<step>.{subject,html,txt}.j2 and
+templates/whatsapp/<campaign>/<step>.txt.j2. Undefined names are errors (StrictUndefined)
+and HTML is autoescaped. Every failure becomes a RenderError naming template and line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    select_autoescape,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+from leadops.models import Channel
+
+
+class RenderError(Exception):
+    """A template failed to load or render; `where` is `template:line`."""
+
+    def __init__(self, template: str, line: int | None, message: str) -> None:
+        self.template = template
+        self.line = line
+        self.message = message
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+
+
+def template_names(channel: str, campaign: str, step: str) -> dict[str, str]:
+    if channel == Channel.EMAIL:
+        base = f"email/{campaign}/{step}"
+        return {part: f"{base}.{part}.j2" for part in ("subject", "html", "txt")}
+    if channel == Channel.WHATSAPP:
+        return {"body": f"whatsapp/{campaign}/{step}.txt.j2"}
+    raise ValueError(f"unknown channel {channel!r}")
+
+
+def _error_line(exc: BaseException) -> int | None:
+    """The template line Jinja recorded in the traceback for a runtime error."""
+    if isinstance(exc, TemplateSyntaxError):
+        return exc.lineno
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _error_template(exc: BaseException, fallback: str) -> str:
+    if isinstance(exc, TemplateSyntaxError) and exc.name:
+        return exc.name
+    tb = exc.__traceback__
+    name = fallback
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            name = filename
+        tb = tb.tb_next
+    return name
+
+
+class Renderer:
+    def __init__(self, templates_dir: Path) -> None:
+        self.templates_dir = templates_dir
+        self.env = SandboxedEnvironment(
+            loader=FileSystemLoader(str(templates_dir)),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(
+                enabled_extensions=("html.j2",), default_for_string=False, default=False
+            ),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            auto_reload=False,
+        )
+
+    def _relative(self, path: str) -> str:
+        try:
+            return Path(path).resolve().relative_to(self.templates_dir.resolve()).as_posix()
+        except ValueError:
+            return path
+
+    def render(self, name: str, context: dict[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(context)
+        except TemplateNotFound as exc:
+            raise RenderError(name, None, f"template not found: {exc.name}") from exc
+        except TemplateError as exc:
+            where = self._relative(_error_template(exc, name))
+            raise RenderError(where, _error_line(exc), exc.message or str(exc)) from exc
+        except Exception as exc:  # a filter or test raising on bad data
+            where = self._relative(_error_template(exc, name))
+            raise RenderError(where, _error_line(exc), f"{type(exc).__name__}: {exc}") from exc
+
+    def email(self, campaign: str, step: str, context: dict[str, Any]) -> RenderedEmail:
+        names = template_names(Channel.EMAIL, campaign, step)
+        subject = " ".join(self.render(names["subject"], context).split())
+        if not subject:
+            raise RenderError(names["subject"], None, "subject renders empty")
+        return RenderedEmail(
+            subject=subject,
+            html=self.render(names["html"], context),
+            text=self.render(names["txt"], context),
+        )
+
+    def whatsapp(self, campaign: str, step: str, context: dict[str, Any]) -> str:
+        name = template_names(Channel.WHATSAPP, campaign, step)["body"]
+        body = self.render(name, context).strip()
+        if not body:
+            raise RenderError(name, None, "message renders empty")
+        return body

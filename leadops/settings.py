@@ -1,0 +1,171 @@
+"""Settings from LEADOPS_* environment variables, a .env file and config/leadops.toml.
+
+Precedence, highest first: explicit arguments, environment, .env, config/leadops.toml,
+defaults. Secrets are SecretStr so they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _toml_file() -> Path:
+    return Path(os.environ.get("LEADOPS_CONFIG_FILE", "config/leadops.toml"))
+
+
+class Settings(BaseSettings):
+    """Every setting leadops reads. `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEADOPS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # Where things live
+    data_dir: Path = Path("data")
+    config_dir: Path = Path("config")
+    templates_dir: Path = Path("templates")
+    database_url: str = ""
+    outbox_dir: Path | None = None
+
+    # Channels
+    email_channel: Literal["outbox", "sendgrid"] = "outbox"
+    whatsapp_channel: Literal["outbox", "twilio"] = "outbox"
+
+    # Who sends, and what every email footer must carry (CAN-SPAM)
+    company_name: str = "Northwind Analytics"
+    company_website: str = "https://northwind.example"
+    sender_email: str = "hello@northwind.example"
+    sender_name: str = "Northwind Analytics"
+    reply_to_email: str = ""
+    postal_address: str = (
+        "Northwind Analytics Ltd., 42 Harbour Street, Bristol BS1 4QA, United Kingdom"
+    )
+    default_rep_name: str = "Maya Okafor"
+    default_rep_email: str = "maya.okafor@northwind.example"
+    default_rep_title: str = "Customer Success Lead"
+
+    # Links and signing
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+
+    # Contact policy
+    send_window_start: time = time(9, 0)
+    send_window_end: time = time(18, 0)
+    send_weekdays: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    cap_per_day: int = Field(default=2, ge=1)
+    cap_per_week: int = Field(default=4, ge=1)
+
+    # Normalisation
+    default_region: str = "US"
+    default_timezone: str = "UTC"
+
+    # Dispatch
+    dispatch_batch_size: int = Field(default=500, ge=1)
+    claim_lease_seconds: int = Field(default=300, ge=10)
+
+    # Providers (used when the matching channel is chosen)
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr | None = None
+    twilio_whatsapp_from: str = ""
+    twilio_base_url: str = "https://api.twilio.com"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_file())
+        return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
+
+    @field_validator("send_weekdays", mode="before")
+    @classmethod
+    def _split_weekdays(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            bad = [day for day in value if str(day).lower()[:3] not in WEEKDAY_NAMES]
+            if bad:
+                raise ValueError(f"unknown weekday(s) {bad}; use {', '.join(WEEKDAY_NAMES)}")
+            return [str(day).lower()[:3] for day in value]
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _window_is_sane(self) -> Settings:
+        if self.send_window_start >= self.send_window_end:
+            raise ValueError("send_window_start must be before send_window_end")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'leadops.db').as_posix()}"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.data_dir / "outbox"
+
+    @property
+    def weekday_numbers(self) -> frozenset[int]:
+        return frozenset(WEEKDAY_NAMES.index(day) for day in self.send_weekdays)
+
+    def signing_key(self) -> bytes:
+        """The key that signs unsubscribe and confirmation links.
+
+        From LEADOPS_SECRET_KEY; otherwise a random key generated once and kept in the
+        data folder (mode 0600), so links stay valid across runs of a local install.
+        """
+        if self.secret_key is not None:
+            value = self.secret_key.get_secret_value()
+            if len(value) < 16:
+                raise ValueError("LEADOPS_SECRET_KEY must be at least 16 characters")
+            return value.encode()
+        path = self.data_dir / ".secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
+        return path.read_text().strip().encode()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own Settings instead)."""
+    return Settings()

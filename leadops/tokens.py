@@ -1,0 +1,59 @@
+"""Signed, optionally expiring tokens for links (unsubscribe, confirmation, acknowledge).
+
+A token is `base64url(json payload).base64url(HMAC-SHA256)`; the payload names its purpose
+so a token made for one kind of link is refused by another.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from typing import Any
+
+
+class InvalidToken(ValueError):
+    """The token is malformed, forged, for another purpose, or expired."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(
+    purpose: str, data: dict[str, Any], key: bytes, *, expires_at: datetime | None = None
+) -> str:
+    payload = {"p": purpose, "d": data}
+    if expires_at is not None:
+        payload["x"] = int(expires_at.timestamp())
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(mac)}"
+
+
+def verify(purpose: str, token: str, key: bytes, *, now: datetime) -> dict[str, Any]:
+    """Return the data signed into `token`, or raise InvalidToken saying why."""
+    try:
+        body, mac = token.split(".")
+        expected = hmac.new(key, body.encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, _unb64(mac)):
+            raise InvalidToken("signature does not match")
+        payload = json.loads(_unb64(body))
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, InvalidToken):
+            raise
+        raise InvalidToken("malformed token") from exc
+    if payload.get("p") != purpose:
+        raise InvalidToken(f"token is for {payload.get('p')!r}, not {purpose!r}")
+    if "x" in payload and now.timestamp() > payload["x"]:
+        raise InvalidToken("token has expired")
+    data = payload.get("d")
+    if not isinstance(data, dict):
+        raise InvalidToken("malformed token")
+    return data
