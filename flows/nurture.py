@@ -95,7 +95,10 @@ def simulate_flow(start: datetime, days: int = 30) -> dict[str, int]:
     for day in range(days):
         day_start = start + timedelta(days=day)
         ticks += simulate_day_task(runtime, day_start, day_start + timedelta(days=1))
-        update_progress_artifact(artifact_id=artifact, progress=100.0 * (day + 1) / days)
+        update_progress_artifact(
+            artifact_id=artifact,  # type: ignore[arg-type]  # sync call returns the UUID
+            progress=100.0 * (day + 1) / days,
+        )
         progress.notify((day + 1) / days, f"day {day + 1} of {days}")
     logger.info("simulated %d days in %d ticks", days, ticks)
     _publish_summary(runtime, "simulation-summary", f"{days} simulated days from {start:%Y-%m-%d}")

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from leadops.configfile import ConfigError, load_model
 from leadops.models import CampaignVersion, Channel
@@ -99,15 +99,17 @@ def register_versions(
     current: dict[str, CampaignVersion] = {}
     for key, campaign in campaigns.items():
         checksum = campaign.checksum()
-        existing = session.exec(  # type: ignore[call-overload]
+        existing = session.exec(
             select(CampaignVersion).where(
-                CampaignVersion.campaign == key, CampaignVersion.checksum == checksum
+                col(CampaignVersion.campaign) == key, col(CampaignVersion.checksum) == checksum
             )
-        ).scalar_one_or_none()
+        ).one_or_none()
         if existing is None:
-            latest = session.execute(
-                select(func.max(CampaignVersion.version)).where(CampaignVersion.campaign == key)
-            ).scalar_one()
+            latest = session.exec(
+                select(func.max(CampaignVersion.version)).where(
+                    col(CampaignVersion.campaign) == key
+                )
+            ).one()
             existing = CampaignVersion(
                 campaign=key,
                 version=(latest or 0) + 1,

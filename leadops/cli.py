@@ -16,8 +16,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from leadops.clock import clock_for
 from leadops.configfile import ConfigError
@@ -219,9 +219,9 @@ def leads_list(
     engine = _engine(_settings())
     query = select(Lead).order_by(Lead.id).limit(limit)  # type: ignore[arg-type]
     if stage:
-        query = query.where(Lead.lifecycle_stage == stage)
+        query = query.where(col(Lead.lifecycle_stage) == stage)
     if segment:
-        query = query.where(Lead.segment == segment)
+        query = query.where(col(Lead.segment) == segment)
     with Session(engine) as session:
         leads = session.execute(query).scalars().all()
     rows = [lead.model_dump() for lead in leads]
@@ -409,7 +409,7 @@ def outbox_list(
 
     engine = _engine(_settings())
     query = (
-        select(Touch, Lead.email, Lead.phone)
+        select(Touch, col(Lead.email), col(Lead.phone))
         .join(Lead, Lead.id == Touch.lead_id)  # type: ignore[arg-type]
         .order_by(Touch.id)  # type: ignore[arg-type]
     )
@@ -570,9 +570,9 @@ def quarantine_list(
     from leadops.models import QuarantinedRecord
 
     engine = _engine(_settings())
-    query = select(QuarantinedRecord).where(QuarantinedRecord.status == status)
+    query = select(QuarantinedRecord).where(col(QuarantinedRecord.status) == status)
     if source:
-        query = query.where(QuarantinedRecord.source == source)
+        query = query.where(col(QuarantinedRecord.source) == source)
     with Session(engine) as session:
         records = session.execute(query.order_by(QuarantinedRecord.id)).scalars().all()  # type: ignore[arg-type]
     rows = [
@@ -592,9 +592,11 @@ def stats() -> None:
     engine = _engine(_settings())
     with Session(engine) as session:
         stages = session.execute(
-            select(Lead.lifecycle_stage, func.count()).group_by(Lead.lifecycle_stage)
+            select(col(Lead.lifecycle_stage), func.count()).group_by(col(Lead.lifecycle_stage))
         ).all()
-        statuses = session.execute(select(Touch.status, func.count()).group_by(Touch.status)).all()
+        statuses = session.execute(
+            select(col(Touch.status), func.count()).group_by(col(Touch.status))
+        ).all()
     emit(
         [{"stage": s, "leads": n} for s, n in stages],
         ["stage", "leads"],

@@ -86,27 +86,32 @@ def compose(
         settings=settings,
         unsubscribe=unsubscribe,
     )
-    common = {
-        "touch_id": touch_id,
-        "lead_id": lead.id,
-        "channel": channel,
-        "campaign": campaign.key,
-        "step": step_key,
-        "created_at": now,
-        "unsubscribe_url": unsubscribe,
-    }
     if channel == Channel.EMAIL:
         assert lead.email is not None
         email = renderer.email(campaign.key, step_key, context)
         return OutgoingMessage(
+            touch_id=touch_id,
+            lead_id=lead.id,
+            channel=channel,
             to=lead.email,
+            campaign=campaign.key,
+            step=step_key,
+            created_at=now,
             to_name=context["lead"]["full_name"] or "",
             subject=email.subject,
             html=email.html,
             text=email.text,
-            **common,
+            unsubscribe_url=unsubscribe,
         )
     assert lead.phone is not None
     return OutgoingMessage(
-        to=lead.phone, body=renderer.whatsapp(campaign.key, step_key, context), **common
+        touch_id=touch_id,
+        lead_id=lead.id,
+        channel=channel,
+        to=lead.phone,
+        campaign=campaign.key,
+        step=step_key,
+        created_at=now,
+        body=renderer.whatsapp(campaign.key, step_key, context),
+        unsubscribe_url=unsubscribe,
     )

@@ -22,7 +22,9 @@ from leadops.clock import Clock, SimulatedClock
 from leadops.db import ensure_ready, make_engine
 from leadops.dispatch import Dispatcher, DispatchReport
 from leadops.models import (
+    ENROLLMENTS,
     FINAL_TOUCH_STATUSES,
+    TOUCHES,
     CampaignVersion,
     Channel,
     Enrollment,
@@ -128,9 +130,10 @@ def _states(session: Session, leads: list[Lead]) -> list[tuple[Lead, Enrollment 
     planned: dict[int, set[tuple[str, str]]] = {}
     open_count: Counter[int] = Counter()
     if active:
+        t = TOUCHES.c
         rows = session.execute(
-            select(Touch.enrollment_id, Touch.step, Touch.channel, Touch.status).where(
-                Touch.enrollment_id.in_([e.id for e in active.values()])  # type: ignore[attr-defined]
+            select(t.enrollment_id, t.step, t.channel, t.status).where(
+                t.enrollment_id.in_([e.id for e in active.values()])
             )
         ).all()
         for enrollment_id, step, channel, status in rows:
@@ -292,17 +295,16 @@ def next_event(runtime: Runtime, after: datetime) -> datetime:
     candidates = [after + timedelta(days=1)]
     with Session(runtime.engine) as session:
         retry = session.execute(
-            select(func.min(Touch.not_before)).where(
-                Touch.status == TouchStatus.PENDING,
-                Touch.not_before > after,  # type: ignore[operator]
+            select(func.min(TOUCHES.c.not_before)).where(
+                TOUCHES.c.status == TouchStatus.PENDING, TOUCHES.c.not_before > after
             )
         ).scalar_one()
         if retry is not None:
             candidates.append(retry)
         versions: dict[int, Campaign] = {}
         active = session.execute(
-            select(Enrollment.campaign_version_id, Enrollment.started_at).where(
-                Enrollment.status == EnrollmentStatus.ACTIVE
+            select(ENROLLMENTS.c.campaign_version_id, ENROLLMENTS.c.started_at).where(
+                ENROLLMENTS.c.status == EnrollmentStatus.ACTIVE
             )
         ).all()
         for version_id, started_at in active:

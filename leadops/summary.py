@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from leadops.models import SENT_TOUCH_STATUSES, Touch, TouchStatus
+from leadops.models import SENT_TOUCH_STATUSES, TOUCHES, TouchStatus
 
 
 @dataclass
@@ -36,19 +36,12 @@ class StepSummary:
 
 def touch_summary(engine: Engine, *, since: datetime | None = None) -> list[StepSummary]:
     """One row per campaign, step and channel, ordered by campaign and step day."""
+    t = TOUCHES.c
     query = select(
-        Touch.campaign,
-        Touch.step,
-        Touch.step_day,
-        Touch.channel,
-        Touch.status,
-        Touch.hold_reason,
-        func.count(),
-    ).group_by(
-        Touch.campaign, Touch.step, Touch.step_day, Touch.channel, Touch.status, Touch.hold_reason
-    )
+        t.campaign, t.step, t.step_day, t.channel, t.status, t.hold_reason, func.count()
+    ).group_by(t.campaign, t.step, t.step_day, t.channel, t.status, t.hold_reason)
     if since is not None:
-        query = query.where(Touch.created_at >= since)  # type: ignore[operator]
+        query = query.where(t.created_at >= since)
     rows: dict[tuple[str, int, str, str], StepSummary] = {}
     with Session(engine) as session:
         for campaign, step, day, channel, status, reason, count in session.execute(query).all():

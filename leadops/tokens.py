@@ -29,7 +29,7 @@ def _unb64(text: str) -> bytes:
 def sign(
     purpose: str, data: dict[str, Any], key: bytes, *, expires_at: datetime | None = None
 ) -> str:
-    payload = {"p": purpose, "d": data}
+    payload: dict[str, Any] = {"p": purpose, "d": data}
     if expires_at is not None:
         payload["x"] = int(expires_at.timestamp())
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())

@@ -16,7 +16,7 @@ from sqlalchemy import insert, or_, select
 from sqlmodel import Session
 
 from leadops.intake.validate import DUPLICATE, LeadRecord, normalise_record
-from leadops.models import Lead, QuarantinedRecord
+from leadops.models import LEADS, QuarantinedRecord
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ def import_records(
         known_phone: dict[str, str] = {}
         if emails or phones:
             rows = session.execute(
-                select(Lead.id, Lead.email, Lead.phone).where(
-                    or_(Lead.email.in_(emails), Lead.phone.in_(phones))  # type: ignore[union-attr]
+                select(LEADS.c.id, LEADS.c.email, LEADS.c.phone).where(
+                    or_(LEADS.c.email.in_(emails), LEADS.c.phone.in_(phones))
                 )
             ).all()
             for lead_id, email, phone in rows:
@@ -151,7 +151,7 @@ def import_records(
                 known_phone[record.phone] = raw.source_ref
             new_rows.append(_lead_row(record, now))
         if new_rows:
-            session.execute(insert(Lead), new_rows)
+            session.execute(insert(LEADS), new_rows)
             report.created += len(new_rows)
         session.flush()
     return report

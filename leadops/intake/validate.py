@@ -258,11 +258,11 @@ def normalise_record(
     record.timezone = zone or _zone_for(record.country, number) or default_timezone
 
     for channel in ("email_consent", "whatsapp_consent"):
-        value = parse_bool(raw.get(channel))
-        if value is None:
+        consent = parse_bool(raw.get(channel))
+        if consent is None:
             outcome.reject(INVALID_CONSENT, f"{channel} {raw.get(channel)!r} is not true/false")
-            value = False
-        setattr(record, channel, value)
+            consent = False
+        setattr(record, channel, consent)
     if record.whatsapp_consent and record.phone is None and INVALID_PHONE not in outcome.reasons:
         record.whatsapp_consent = False
 
