@@ -51,17 +51,21 @@ class Campaign(BaseModel):
 
     @model_validator(mode="after")
     def _steps_fit_the_cycle(self) -> Campaign:
-        keys = [step.key for step in self.steps]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"step keys must be unique, got {keys}")
-        for step in self.steps:
+        # Messages start with the offending field's path so the loader can name its line.
+        seen: set[str] = set()
+        for index, step in enumerate(self.steps):
+            if step.key in seen:
+                raise ValueError(
+                    f"steps.{index}.key: step keys must be unique, {step.key!r} is used twice"
+                )
+            seen.add(step.key)
             if step.day > self.cycle_days:
                 raise ValueError(
-                    f"step {step.key!r} is on day {step.day}, after the {self.cycle_days}-day cycle"
+                    f"steps.{index}.day: step {step.key!r} is on day {step.day}, "
+                    f"after the {self.cycle_days}-day cycle"
                 )
-        days = [step.day for step in self.steps]
-        if days != sorted(days):
-            raise ValueError(f"steps must be in day order, got days {days}")
+            if index and step.day < self.steps[index - 1].day:
+                raise ValueError(f"steps.{index}.day: steps must be in day order")
         return self
 
     def step(self, key: str) -> Step:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,7 +81,11 @@ def load_model(path: Path, model: type[Model], *, defaults: dict[str, Any] | Non
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
-        field = ".".join(str(part) for part in loc) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
+        pointed = re.match(r"^([A-Za-z_][\w]*(?:\.\w+)*): (.*)$", message, re.DOTALL)
+        if pointed:  # a whole-model check naming the field it is about
+            loc += tuple(int(p) if p.isdigit() else p for p in pointed.group(1).split("."))
+            message = pointed.group(2)
+        field = ".".join(str(part) for part in loc) or "(top level)"
         more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
         raise ConfigError(path, line_of(node, loc), f"{field}: {message}{more}") from exc

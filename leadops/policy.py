@@ -138,5 +138,5 @@ def decide(
     ]
     blocked_until = max((r for r in releases if r is not None), default=None)
     if blocked_until is not None:
-        return Decision(Action.HOLD, Reason.FREQUENCY_CAP, blocked_until)
+        return Decision(Action.HOLD, Reason.FREQUENCY_CAP, window.next_open(blocked_until, zone))
     return SEND

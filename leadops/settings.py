@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     outbox_dir: Path | None = None
 
     # Channels
-    email_channel: Literal["outbox", "sendgrid"] = "outbox"
-    whatsapp_channel: Literal["outbox", "twilio"] = "outbox"
+    email_channel: Literal["outbox"] = "outbox"
+    whatsapp_channel: Literal["outbox"] = "outbox"
 
     # Who sends, and what every email footer must carry (CAN-SPAM)
     company_name: str = "Northwind Analytics"
@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(default=500, ge=1)
     claim_lease_seconds: int = Field(default=300, ge=10)
 
-    # Providers (used when the matching channel is chosen)
+    # Provider credentials, read from the environment only (provider channels use them)
     sendgrid_api_key: SecretStr | None = None
     sendgrid_base_url: str = "https://api.sendgrid.com"
     twilio_account_sid: str = ""

@@ -194,7 +194,9 @@ def normalise_phone(value: object, region: str) -> phonenumbers.PhoneNumber:
 def _zone_for(country: str | None, number: phonenumbers.PhoneNumber | None) -> str | None:
     if number is not None:
         zones = [z for z in phone_timezone.time_zones_for_number(number) if is_known_timezone(z)]
-        if len(zones) == 1:
+        canonical = _country_zones().get(country or "", [])
+        # phonenumbers may use old names (Asia/Calcutta); keep only current zone.tab names.
+        if len(zones) == 1 and (zones[0] in canonical or not canonical):
             return zones[0]
     if country and country in _country_zones():
         return _country_zones()[country][0]

@@ -1,0 +1,78 @@
+"""The nurture and simulate flows run through Prefect (test harness, no server)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from leadops.settings import get_settings
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture(scope="module")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    home = tmp_path_factory.mktemp("prefect-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PREFECT_HOME", str(home))
+    patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    patch.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+    patch.undo()
+
+
+def test_flows_plan_send_and_publish_artifacts(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect import get_client
+
+    from flows.nurture import nurture_flow, simulate_flow
+    from leadops.db import make_engine, session_scope, upgrade
+    from leadops.intake.csv_source import read_csv
+    from leadops.intake.importer import import_records
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    get_settings.cache_clear()
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    lines = (ROOT / "config" / "sample_leads.csv").read_text().splitlines()[:41]
+    (tmp_path / "leads.csv").write_text("\n".join(lines) + "\n")
+    start = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    with session_scope(engine) as session:
+        import_records(
+            session,
+            read_csv(tmp_path / "leads.csv"),
+            source="csv",
+            now=start,
+            default_region="US",
+            default_timezone="UTC",
+        )
+
+    result = nurture_flow(now=datetime(2026, 12, 2, 15, 0, tzinfo=UTC))
+    assert result["sent"] > 0
+    again = nurture_flow(now=datetime(2026, 12, 2, 15, 0, tzinfo=UTC))
+    assert again["sent"] == 0
+
+    summary = simulate_flow(start=datetime(2026, 12, 3, 0, 0, tzinfo=UTC), days=3)
+    assert summary["days"] == 3 and summary["ticks"] >= 3
+
+    import asyncio
+
+    async def artifact_keys() -> set[str]:
+        async with get_client() as client:
+            return {a.key for a in await client.read_artifacts() if a.key}
+
+    keys = asyncio.run(artifact_keys())
+    assert {"nurture-tick", "nurture-summary", "simulation-summary"} <= keys
+    get_settings.cache_clear()

@@ -1,0 +1,150 @@
+"""Unit tests for leadops.intake.validate.normalise_record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from leadops.intake import validate as v
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def norm(**raw: object) -> v.Outcome:
+    return v.normalise_record(raw, default_region="US", default_timezone="UTC", now=NOW)
+
+
+def ok(**raw: object) -> v.LeadRecord:
+    outcome = norm(**raw)
+    assert outcome.reasons == [], outcome.details
+    assert outcome.record is not None
+    return outcome.record
+
+
+def test_email_lower_cased_and_trimmed() -> None:
+    assert ok(email="  John.Doe@Example.COM ").email == "john.doe@example.com"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ({"email": "not-an-email"}, v.INVALID_EMAIL),
+        ({"email": "a@b@c.com"}, v.INVALID_EMAIL),
+        ({"email": "a@b.co", "phone": "12"}, v.INVALID_PHONE),
+        ({"email": "a@b.co", "phone": "call me"}, v.INVALID_PHONE),
+        ({}, v.MISSING_CONTACT),
+        ({"email": "a@b.co", "timezone": "Mars/Olympus"}, v.UNKNOWN_TIMEZONE),
+        ({"email": "a@b.co", "timezone": "EST5EDT-nope"}, v.UNKNOWN_TIMEZONE),
+        ({"email": "a@b.co", "lifecycle_stage": "prospect"}, v.INVALID_STAGE),
+        ({"email": "a@b.co", "created_at": "yesterday"}, v.INVALID_CREATED_AT),
+        ({"email": "a@b.co", "country": "XX"}, v.INVALID_COUNTRY),
+        ({"email": "a@b.co", "email_consent": "maybe"}, v.INVALID_CONSENT),
+        ({"email": "a@b.co", "company_size": "lots"}, v.INVALID_COMPANY_SIZE),
+        ({"email": "a@b.co", "first_name": "x" * 101}, v.FIELD_TOO_LONG),
+    ],
+)
+def test_reason_codes(raw: dict[str, object], reason: str) -> None:
+    outcome = norm(**raw)
+    assert reason in outcome.reasons
+    assert outcome.record is None
+    assert outcome.details
+
+
+def test_reasons_accumulate() -> None:
+    outcome = norm(email="bad", lifecycle_stage="nope", created_at="x")
+    assert outcome.reasons == [v.INVALID_EMAIL, v.INVALID_STAGE, v.INVALID_CREATED_AT]
+
+
+@pytest.mark.parametrize(
+    ("phone", "country", "expected"),
+    [
+        ("07400 123456", "GB", "+447400123456"),
+        ("(212) 555-0134", "US", "+12125550134"),
+        ("98123 45678", "IN", "+919812345678"),
+        ("+44 7400 123456", None, "+447400123456"),
+        ("212-555-0134", None, "+12125550134"),  # default region US
+    ],
+)
+def test_phone_to_e164(phone: str, country: str | None, expected: str) -> None:
+    record = ok(email="a@b.co", phone=phone, country=country)
+    assert record.phone == expected
+
+
+def test_country_derived_from_phone() -> None:
+    assert ok(phone="+44 7400 123456").country == "GB"
+
+
+def test_country_upper_cased() -> None:
+    assert ok(email="a@b.co", country=" gb ").country == "GB"
+
+
+@pytest.mark.parametrize(
+    ("country", "zone"),
+    [("IN", "Asia/Kolkata"), ("GB", "Europe/London"), ("US", "America/New_York")],
+)
+def test_timezone_from_country_when_blank(country: str, zone: str) -> None:
+    assert ok(email="a@b.co", country=country, timezone="").timezone == zone
+
+
+def test_timezone_default_and_explicit() -> None:
+    assert ok(email="a@b.co").timezone == "UTC"
+    assert ok(email="a@b.co", country="IN", timezone="Asia/Tokyo").timezone == "Asia/Tokyo"
+
+
+def test_timezone_from_indian_phone_is_canonical() -> None:
+    assert ok(phone="+91 98123 45678").timezone == "Asia/Kolkata"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("51-200", 51), ("1,200", 1200), ("240", 240), ("1000+", 1000), ("", None), (None, None)],
+)
+def test_company_size(raw: object, expected: int | None) -> None:
+    assert ok(email="a@b.co", company_size=raw).company_size == expected
+
+
+def test_names_tidied() -> None:
+    record = ok(email="a@b.co", first_name="  JOHN ", last_name="o'brien")
+    assert (record.first_name, record.last_name) == ("John", "O'Brien")
+    assert v.tidy_name("mary-jane  smith") == "Mary-Jane Smith"
+    assert v.tidy_name("McDonald") == "McDonald"  # mixed case kept
+    assert v.tidy_name("   ") is None
+
+
+def test_whatsapp_consent_false_without_phone() -> None:
+    record = ok(email="a@b.co", whatsapp_consent="yes", email_consent="yes")
+    assert record.whatsapp_consent is False
+    assert record.email_consent is True
+
+
+def test_whatsapp_consent_kept_with_phone() -> None:
+    assert ok(phone="+447400123456", whatsapp_consent="opted-in").whatsapp_consent is True
+
+
+@pytest.mark.parametrize("word", ["true", "YES", "y", "1", "opted-in", "opt-in", "on"])
+def test_consent_true_words(word: str) -> None:
+    assert ok(email="a@b.co", email_consent=word).email_consent is True
+
+
+@pytest.mark.parametrize("word", ["false", "No", "n", "0", "", None, "opted-out", "off"])
+def test_consent_false_words(word: object) -> None:
+    assert ok(email="a@b.co", email_consent=word).email_consent is False
+
+
+def test_created_at_parsed_or_now() -> None:
+    assert ok(email="a@b.co").created_at == NOW
+    parsed = ok(email="a@b.co", created_at="2026-02-01T10:00+01:00").created_at
+    assert parsed == datetime(2026, 2, 1, 9, tzinfo=UTC)
+
+
+def test_stage_lower_cased_and_defaulted() -> None:
+    assert ok(email="a@b.co", lifecycle_stage=" MQL ").lifecycle_stage == "mql"
+    assert ok(email="a@b.co").lifecycle_stage == "lead"
+
+
+def test_seniority_from_job_title() -> None:
+    assert ok(email="a@b.co", job_title="Chief Data Officer").seniority == "c_level"
+    assert ok(email="a@b.co", job_title="Head of Growth").seniority == "director"
+    assert ok(email="a@b.co", job_title="Analyst").seniority == "individual"
+    assert ok(email="a@b.co").seniority is None
