@@ -130,3 +130,21 @@ def register_versions(
 def campaign_of(version: CampaignVersion) -> Campaign:
     """The campaign exactly as it was stored for `version`."""
     return Campaign.model_validate(version.definition)
+
+
+class StoredCampaigns:
+    """Stored campaign versions by id, loaded once each (what enrollments follow)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, Campaign] = {}
+
+    def get(self, session: Session, version_id: int) -> Campaign:
+        if version_id not in self._by_id:
+            version = session.get(CampaignVersion, version_id)
+            if version is None:
+                raise LookupError(f"campaign version {version_id} is missing from the database")
+            self._by_id[version_id] = campaign_of(version)
+        return self._by_id[version_id]
+
+    def loaded(self) -> dict[int, Campaign]:
+        return self._by_id

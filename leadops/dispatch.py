@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
 
-from leadops.campaigns import Campaign, campaign_of
+from leadops.campaigns import StoredCampaigns
 from leadops.channels.base import (
     AmbiguousSendError,
     ChannelSender,
@@ -36,7 +36,6 @@ from leadops.models import (
     LEADS,
     SENT_TOUCH_STATUSES,
     TOUCHES,
-    CampaignVersion,
     Channel,
     Lead,
     TouchStatus,
@@ -117,7 +116,7 @@ class Dispatcher:
             settings.send_window_start, settings.send_window_end, settings.weekday_numbers
         )
         self.caps = Caps(settings.cap_per_day, settings.cap_per_week)
-        self._campaigns: dict[int, Campaign] = {}
+        self._campaigns = StoredCampaigns()
 
     # -- recovery -----------------------------------------------------------------------
 
@@ -215,13 +214,6 @@ class Dispatcher:
             if progress is not None:
                 progress(len(batch))
 
-    def _campaign(self, session: Session, version_id: int) -> Campaign:
-        if version_id not in self._campaigns:
-            version = session.get(CampaignVersion, version_id)
-            assert version is not None, f"campaign version {version_id} missing"
-            self._campaigns[version_id] = campaign_of(version)
-        return self._campaigns[version_id]
-
     def _dispatch_batch(self, token: str, batch: list[TouchRow], report: DispatchReport) -> None:
         lead_ids = {touch.lead_id for touch in batch}
         batch_ids = {touch.id for touch in batch}
@@ -311,7 +303,7 @@ class Dispatcher:
                 touch_id=touch.id or 0,
                 lead=lead,
                 channel=touch.channel,
-                campaign=self._campaign(session, touch.campaign_version_id),
+                campaign=self._campaigns.get(session, touch.campaign_version_id),
                 step_key=touch.step,
                 renderer=self.renderer,
                 settings=self.settings,

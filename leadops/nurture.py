@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from leadops.campaigns import Campaign, campaign_of, load_campaigns, register_versions
+from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
 from leadops.channels.base import ChannelSender
 from leadops.channels.outbox import OutboxChannel
 from leadops.clock import Clock, SimulatedClock
@@ -233,19 +233,17 @@ def plan_all(runtime: Runtime, now: datetime) -> PlanReport:
     report = PlanReport()
     with Session(runtime.engine, expire_on_commit=False) as session:
         versions = register_versions(session, runtime.campaigns, now)
-        stored: dict[int, Campaign] = {}
+        stored = StoredCampaigns()
         for batch in _lead_batches(session):
             states = _states(session, batch)
             for lead, enrollment, state in states:
-                if state.active and state.active.campaign_version_id not in stored:
-                    version = session.get(CampaignVersion, state.active.campaign_version_id)
-                    assert version is not None
-                    stored[state.active.campaign_version_id] = campaign_of(version)
+                if state.active:
+                    stored.get(session, state.active.campaign_version_id)
                 plan = plan_lead(
                     state,
                     segments=runtime.segments,
                     campaigns=runtime.campaigns,
-                    enrolled_campaigns=stored,
+                    enrolled_campaigns=stored.loaded(),
                     now=now,
                 )
                 if plan.changes_anything or plan.segment != lead.segment:
@@ -301,18 +299,14 @@ def next_event(runtime: Runtime, after: datetime) -> datetime:
         ).scalar_one()
         if retry is not None:
             candidates.append(retry)
-        versions: dict[int, Campaign] = {}
+        stored = StoredCampaigns()
         active = session.execute(
             select(ENROLLMENTS.c.campaign_version_id, ENROLLMENTS.c.started_at).where(
                 ENROLLMENTS.c.status == EnrollmentStatus.ACTIVE
             )
         ).all()
         for version_id, started_at in active:
-            if version_id not in versions:
-                version = session.get(CampaignVersion, version_id)
-                assert version is not None
-                versions[version_id] = campaign_of(version)
-            due = next_step_due(versions[version_id], started_at, after)
+            due = next_step_due(stored.get(session, version_id), started_at, after)
             if due is not None:
                 candidates.append(due)
     return min(candidates)

@@ -33,27 +33,13 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+from leadops.intake.csv_source import CANONICAL_COLUMNS
+
 SEED = 20261005
 N_GOOD = 220
 OUT = Path(__file__).resolve().parent.parent / "config" / "sample_leads.csv"
 
-HEADER = [
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "company_size",
-    "industry",
-    "country",
-    "timezone",
-    "lifecycle_stage",
-    "source",
-    "email_consent",
-    "whatsapp_consent",
-    "created_at",
-]
+HEADER = list(CANONICAL_COLUMNS)
 
 # --------------------------------------------------------------------------- countries
 # weight, IANA zones (weighted), first names, last names, company legal suffixes
