@@ -7,6 +7,7 @@ anything can be replayed or simulated. Every list takes `--format table|json|csv
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -611,7 +612,20 @@ def stats() -> None:
     )
 
 
+# Prefect defaults for a command-line run, set before Prefect is first imported; the
+# environment wins. The first ephemeral server on a new PREFECT_HOME runs migrations,
+# which can take longer than Prefect's default 20 s on a busy 2-core machine.
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "leadops",
+}
+
+
 def main() -> None:
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()
