@@ -14,11 +14,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from leadops.clock import SimulatedClock
-from leadops.db import session_scope
+from leadops.db import make_engine, session_scope, upgrade
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
 from leadops.models import (
     TOUCHES,
+    CampaignVersion,
     Enrollment,
     Lead,
     QuarantinedRecord,
@@ -157,15 +158,19 @@ def test_same_tick_twice_sends_nothing_twice(engine: Engine, tmp_path: Path) -> 
     assert dupes == []
 
 
-def test_editing_a_campaign_after_enrollment_does_not_resend(tmp_path: Path) -> None:
-    config = tmp_path / "config"
-    shutil.copytree(ROOT / "config", config)
-    settings = make_settings(tmp_path, config_dir=config)
-    from leadops.db import make_engine, upgrade
-
+def _with_copied_folder(tmp_path: Path, folder: str, leads: int) -> tuple[Path, Settings, Engine]:
+    """A migrated SQLite database whose `folder` (config or templates) is a private copy."""
+    copy = tmp_path / folder
+    shutil.copytree(ROOT / folder, copy)
+    settings = make_settings(tmp_path, **{f"{folder}_dir": copy})
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
-    _import(engine, settings, _small_csv(tmp_path, 20))
+    _import(engine, settings, _small_csv(tmp_path, leads))
+    return copy, settings, engine
+
+
+def test_editing_a_campaign_after_enrollment_does_not_resend(tmp_path: Path) -> None:
+    config, settings, engine = _with_copied_folder(tmp_path, "config", 20)
     at = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
     run_tick(load_runtime(settings, engine=engine), SimulatedClock(at))
     before = len(_sent(engine))
@@ -176,6 +181,11 @@ def test_editing_a_campaign_after_enrollment_does_not_resend(tmp_path: Path) -> 
     run_tick(load_runtime(settings, engine=engine), SimulatedClock(at + timedelta(hours=1)))
     with Session(engine) as session:
         versions = {e.campaign_version_id for e in session.exec(select(Enrollment))}
+        edited = session.exec(
+            select(CampaignVersion).where(
+                CampaignVersion.campaign == "educate", CampaignVersion.version == 2
+            )
+        ).one()
         counts = Counter(
             (t.lead_id, t.step, t.channel)
             for t in session.exec(select(Touch))
@@ -183,18 +193,11 @@ def test_editing_a_campaign_after_enrollment_does_not_resend(tmp_path: Path) -> 
         )
     assert len(_sent(engine)) == before
     assert set(counts.values()) == {1}
-    assert len(versions) <= 4  # leads stay on the versions they enrolled in
+    assert edited.id not in versions  # leads stay on the version they enrolled in
 
 
 def test_broken_template_holds_touches_until_fixed(tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "templates", templates)
-    settings = make_settings(tmp_path, templates_dir=templates)
-    from leadops.db import make_engine, upgrade
-
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
-    _import(engine, settings, _small_csv(tmp_path, 40))
+    templates, settings, engine = _with_copied_folder(tmp_path, "templates", 40)
     broken = templates / "email" / "educate" / "day-1.subject.j2"
     original = broken.read_text()
     broken.write_text("{{ lead.no_such_field }}\n")
