@@ -151,15 +151,18 @@ def db_status() -> None:
 def leads_import(
     files: Annotated[list[Path], typer.Argument(help="CSV files with the canonical columns.")],
     source: Annotated[str | None, typer.Option(help="Source name (default: csv:<file>).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Import a file even if its content was imported before.")
+    ] = False,
     now: NowOption = None,
 ) -> None:
-    """Import leads from CSV files; bad rows go to quarantine with reasons.
+    """Import leads from CSV files; bad rows go to quarantine with reasons. A file whose
+    content was imported before is skipped.
 
     Example: leadops leads import config/sample_leads.csv
     """
     from leadops.db import session_scope
-    from leadops.intake.csv_source import read_csv
-    from leadops.intake.importer import import_records
+    from leadops.intake.csv_source import import_csv_file
 
     settings = _settings()
     engine = _engine(settings)
@@ -169,14 +172,28 @@ def leads_import(
         if not path.is_file():
             raise CliError(f"{path}: no such file")
         with session_scope(engine) as session:
-            report = import_records(
+            report, earlier = import_csv_file(
                 session,
-                read_csv(path),
+                path,
                 source=source or f"csv:{path.name}",
                 now=at,
                 default_region=settings.default_region,
                 default_timezone=settings.default_timezone,
+                force=force,
             )
+        if report is None:
+            assert earlier is not None
+            when = f"{earlier.imported_at:%Y-%m-%d %H:%M} UTC"
+            rows.append(
+                {
+                    "file": str(path),
+                    "read": 0,
+                    "created": 0,
+                    "quarantined": 0,
+                    "reasons": f"skipped: same content imported {when} (--force to import again)",
+                }
+            )
+            continue
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(report.quarantined.items())) or "-"
         rows.append(
             {

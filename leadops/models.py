@@ -238,9 +238,25 @@ class QuarantinedRecord(SQLModel, table=True):
     resolved_at: datetime | None = _ts()
 
 
+class ImportedFile(SQLModel, table=True):
+    """A file intake has processed, by content checksum, so a re-dropped file is skipped."""
+
+    __tablename__ = "imported_files"
+
+    id: int | None = Field(default=None, primary_key=True)
+    checksum: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=500)
+    source: str = Field(max_length=100)
+    rows_read: int = 0
+    leads_created: int = 0
+    rows_quarantined: int = 0
+    imported_at: datetime = _ts(nullable=False)
+
+
 # Core table handles, for set-based statements that bypass the ORM's per-object overhead.
 LEADS = cast(sa.Table, Lead.__table__)  # type: ignore[attr-defined]
 CAMPAIGN_VERSIONS = cast(sa.Table, CampaignVersion.__table__)  # type: ignore[attr-defined]
 ENROLLMENTS = cast(sa.Table, Enrollment.__table__)  # type: ignore[attr-defined]
 TOUCHES = cast(sa.Table, Touch.__table__)  # type: ignore[attr-defined]
 QUARANTINE = cast(sa.Table, QuarantinedRecord.__table__)  # type: ignore[attr-defined]
+IMPORTED_FILES = cast(sa.Table, ImportedFile.__table__)  # type: ignore[attr-defined]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
-from leadops.intake.importer import RawRecord
+from sqlmodel import Session, select
+
+from leadops.intake.importer import ImportReport, RawRecord, import_records
+from leadops.models import ImportedFile
 
 CANONICAL_COLUMNS = (
     "email",
@@ -96,3 +101,52 @@ def read_csv(path: Path, *, mapping: dict[str, str] | None = None) -> Iterator[R
             problems.append((INVALID_ENCODING, "line is not valid UTF-8"))
         yield RawRecord(data=data, source_ref=ref, problems=tuple(problems))
         start_line = end_line + 1
+
+
+def file_checksum(path: Path) -> str:
+    """SHA-256 of the file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_csv_file(
+    session: Session,
+    path: Path,
+    *,
+    source: str,
+    now: datetime,
+    default_region: str,
+    default_timezone: str,
+    force: bool = False,
+) -> tuple[ImportReport | None, ImportedFile | None]:
+    """Import one CSV file unless a file with the same content was imported before.
+
+    Returns (report, None) after an import, or (None, earlier) when the file is skipped.
+    The file is recorded in the same transaction as its leads, so a failed import can be
+    retried. `force` imports it again (rows then quarantine as duplicates, none are lost).
+    """
+    checksum = file_checksum(path)
+    earlier = session.exec(select(ImportedFile).where(ImportedFile.checksum == checksum)).first()
+    if earlier is not None and not force:
+        return None, earlier
+    report = import_records(
+        session,
+        read_csv(path),
+        source=source,
+        now=now,
+        default_region=default_region,
+        default_timezone=default_timezone,
+    )
+    record = earlier or ImportedFile(
+        checksum=checksum, name=path.name, source=source, imported_at=now
+    )
+    record.rows_read += report.read
+    record.leads_created += report.created
+    record.rows_quarantined += report.quarantined_total
+    record.imported_at = now
+    session.add(record)
+    session.flush()
+    return report, None

@@ -38,6 +38,8 @@ def test_import_run_and_list_as_json(workdir: Path) -> None:
     assert "database ready" in invoke("init")
     out = invoke("leads", "import", "config/sample_leads.csv", "--now", "2026-12-01T08:00Z")
     assert "220" in out and "8" in out
+    again = invoke("leads", "import", "config/sample_leads.csv", "--now", "2026-12-01T09:00Z")
+    assert "import again" in again  # and the quarantine count below is still 8
     invoke("run", "--now", "2026-12-02T15:00Z", "--no-prefect")
     touches = json.loads(invoke("outbox", "list", "--format", "json", "--limit", "0"))
     assert touches

@@ -269,3 +269,29 @@ def test_unsubscribed_and_suppressed_leads_are_skipped_with_reasons(
     with Session(sqlite_engine) as session:
         touches = session.exec(select(Touch).where(Touch.lead_id.in_(ids))).all()  # type: ignore[attr-defined]
     assert touches and all(t.status == "skipped" for t in touches if t.channel == "email")
+
+
+def test_a_file_is_imported_once_unless_forced(engine: Engine, tmp_path: Path) -> None:
+    from leadops.intake.csv_source import import_csv_file
+
+    settings = make_settings(tmp_path)
+    path = _small_csv(tmp_path, 15)
+    options = {
+        "source": "csv:small.csv",
+        "now": START,
+        "default_region": "US",
+        "default_timezone": "UTC",
+    }
+    with session_scope(engine) as session:
+        first, _ = import_csv_file(session, path, **options)  # type: ignore[arg-type]
+    with session_scope(engine) as session:
+        second, earlier = import_csv_file(session, path, **options)  # type: ignore[arg-type]
+    with session_scope(engine) as session:
+        forced, _ = import_csv_file(session, path, force=True, **options)  # type: ignore[arg-type]
+    assert first is not None and first.created > 0
+    assert second is None and earlier is not None and earlier.leads_created == first.created
+    assert forced is not None and forced.created == 0
+    assert forced.quarantined["duplicate"] == first.created  # kept, not lost
+    with Session(engine) as session:
+        assert len(session.exec(select(Lead)).all()) == first.created
+    del settings
