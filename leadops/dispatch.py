@@ -106,6 +106,7 @@ class Dispatcher:
         renderer: Renderer,
         settings: Settings,
         clock: Clock,
+        stored: StoredCampaigns,
     ) -> None:
         self.engine = engine
         self.channels = channels
@@ -116,7 +117,7 @@ class Dispatcher:
             settings.send_window_start, settings.send_window_end, settings.weekday_numbers
         )
         self.caps = Caps(settings.cap_per_day, settings.cap_per_week)
-        self._campaigns = StoredCampaigns()
+        self._campaigns = stored
 
     # -- recovery -----------------------------------------------------------------------
 

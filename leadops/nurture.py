@@ -53,6 +53,7 @@ class Runtime:
     segments: SegmentConfig
     renderer: Renderer
     channels: dict[str, ChannelSender]
+    stored: StoredCampaigns = field(default_factory=StoredCampaigns)  # versions never change
 
 
 def build_channels(settings: Settings) -> dict[str, ChannelSender]:
@@ -233,7 +234,7 @@ def plan_all(runtime: Runtime, now: datetime) -> PlanReport:
     report = PlanReport()
     with Session(runtime.engine, expire_on_commit=False) as session:
         versions = register_versions(session, runtime.campaigns, now)
-        stored = StoredCampaigns()
+        stored = runtime.stored
         for batch in _lead_batches(session):
             states = _states(session, batch)
             for lead, enrollment, state in states:
@@ -263,6 +264,7 @@ def run_dispatch(
         renderer=runtime.renderer,
         settings=runtime.settings,
         clock=clock,
+        stored=runtime.stored,
     )
     return dispatcher.run(progress=progress)
 
@@ -299,7 +301,7 @@ def next_event(runtime: Runtime, after: datetime) -> datetime:
         ).scalar_one()
         if retry is not None:
             candidates.append(retry)
-        stored = StoredCampaigns()
+        stored = runtime.stored
         active = session.execute(
             select(ENROLLMENTS.c.campaign_version_id, ENROLLMENTS.c.started_at).where(
                 ENROLLMENTS.c.status == EnrollmentStatus.ACTIVE

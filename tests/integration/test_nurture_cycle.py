@@ -274,7 +274,6 @@ def test_unsubscribed_and_suppressed_leads_are_skipped_with_reasons(
 def test_a_file_is_imported_once_unless_forced(engine: Engine, tmp_path: Path) -> None:
     from leadops.intake.csv_source import import_csv_file
 
-    settings = make_settings(tmp_path)
     path = _small_csv(tmp_path, 15)
     options = {
         "source": "csv:small.csv",
@@ -294,4 +293,3 @@ def test_a_file_is_imported_once_unless_forced(engine: Engine, tmp_path: Path) -
     assert forced.quarantined["duplicate"] == first.created  # kept, not lost
     with Session(engine) as session:
         assert len(session.exec(select(Lead)).all()) == first.created
-    del settings
