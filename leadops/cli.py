@@ -629,6 +629,27 @@ def stats() -> None:
     )
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the webhooks app (uvicorn). Example: leadops serve --port 8000"""
+    import uvicorn
+
+    _engine(_settings())  # fail now, with a clear message, if the database is not ready
+    uvicorn.run(
+        "leadops.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=True,
+    )
+
+
 # Prefect defaults for a command-line run, set before Prefect is first imported; the
 # environment wins. The first ephemeral server on a new PREFECT_HOME runs migrations,
 # which can take longer than Prefect's default 20 s on a busy 2-core machine.

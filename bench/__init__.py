@@ -1,0 +1,1 @@
+"""Benchmarks: `./dev bench [NAME...]` runs them and writes docs/PERFORMANCE.md."""

@@ -1,0 +1,1 @@
+"""The leadops HTTP app: webhooks, forms, unsubscribe and acknowledge links."""
