@@ -57,6 +57,8 @@ LEAD_BATCH = 5000
 OPEN_RULES = ("email_open", "email_open_machine")
 # SendGrid "dropped" reasons that mean the address must not be mailed again.
 DROPPED_SUPPRESS = ("bounced address", "invalid", "unsubscribed address", "spam reporting")
+# Engagement rows that are not the lead doing something (they do not reset decay).
+NOT_ACTIVITY = ("no_opens", "email_open_machine", "unsubscribe")
 # Suppressions that are the person saying stop (also recorded as unsubscribed_at).
 OPT_OUT_EVENTS = frozenset({"unsubscribe", "spamreport", "whatsapp_opt_out"})
 # Touch statuses a provider callback may move on from (never back from failed or skipped).
@@ -649,7 +651,11 @@ def _aware(value: datetime) -> datetime:
 def apply_decay(
     engine: Engine, config: ScoringConfig, now: datetime, report: RescoreReport
 ) -> set[int]:
-    """Decay the engagement balance of leads inactive for longer than the grace period."""
+    """Decay the engagement balance of leads inactive for longer than the grace period.
+
+    The balance that decays is the one right after the lead's last activity (engagement
+    rows up to it, earlier decay included); later penalties (no opens) are not decayed.
+    """
     s = SCORE_LEDGER.c
     cutoff = now - timedelta(days=config.decay.inactive_after_days)
     last = (
@@ -658,7 +664,7 @@ def apply_decay(
             sa.func.max(s.id).label("last_id"),
             sa.func.max(s.event_at).label("last_at"),
         )
-        .where(s.kind == ScoreKind.ENGAGEMENT)
+        .where(s.kind == ScoreKind.ENGAGEMENT, s.rule.not_in(NOT_ACTIVITY))
         .group_by(s.lead_id)
         .subquery()
     )
@@ -672,17 +678,21 @@ def apply_decay(
         )
         .scalar_subquery()
     )
-    balance = (
+    decayed = (
         sa.select(sa.func.coalesce(sa.func.sum(inner.c.points), 0))
-        .where(inner.c.lead_id == last.c.lead_id, inner.c.kind != ScoreKind.FIT)
+        .where(
+            inner.c.lead_id == last.c.lead_id,
+            inner.c.kind == ScoreKind.DECAY,
+            inner.c.id > last.c.last_id,
+        )
         .scalar_subquery()
     )
-    query = sa.select(last.c.lead_id, last.c.last_at, base, balance).where(last.c.last_at < cutoff)
+    query = sa.select(last.c.lead_id, last.c.last_at, base, decayed).where(last.c.last_at < cutoff)
     rows = []
     with engine.begin() as connection:
-        for lead_id, last_at, base_points, balance_points in connection.execute(query).all():
+        for lead_id, last_at, base_points, decayed_points in connection.execute(query).all():
             delta = decay_delta(
-                balance=int(balance_points),
+                balance=int(base_points) + int(decayed_points),
                 base=int(base_points),
                 last_active=_aware(last_at),
                 now=now,

@@ -428,13 +428,23 @@ def test_site_events_score_pricing_and_hand_raises_and_report_unknown_types(h: H
     lead_id = h.add_lead("ada@example.com")
     at = h.clock.now().isoformat()
     events = [
-        {"id": "ev-1", "type": "page_view", "email": "Ada@Example.com", "occurred_at": at,
-         "properties": {"url": "https://northwind.example/pricing?plan=team"}},
-        {"id": "ev-2", "type": "page_view", "email": "ada@example.com", "occurred_at": at,
-         "properties": {"url": "https://northwind.example/blog/pricing-tips"}},
+        {
+            "id": "ev-1",
+            "type": "page_view",
+            "email": "Ada@Example.com",
+            "occurred_at": at,
+            "properties": {"url": "https://northwind.example/pricing?plan=team"},
+        },
+        {
+            "id": "ev-2",
+            "type": "page_view",
+            "email": "ada@example.com",
+            "occurred_at": at,
+            "properties": {"url": "https://northwind.example/blog/pricing-tips"},
+        },
         {"id": "ev-3", "type": "demo_requested", "email": "ada@example.com", "occurred_at": at},
         {"id": "ev-4", "type": "webinar_attended", "email": "ada@example.com", "occurred_at": at},
-    ]  # fmt: skip
+    ]
     response = h.site(events)
     assert response.status_code == 202
     assert response.json() == {"received": 4, "stored": 4, "unknown_types": ["webinar_attended"]}
@@ -459,10 +469,22 @@ def test_site_events_score_pricing_and_hand_raises_and_report_unknown_types(h: H
 def test_inbox_rows_name_the_lead_and_what_was_applied(lite: Harness) -> None:
     h = lite
     lead_id = h.add_lead("ada@example.com")
-    h.site({"id": "x", "type": "trial_started", "email": "ada@example.com",
-            "occurred_at": h.clock.now().isoformat()})  # fmt: skip
-    h.site({"id": "y", "type": "trial_started", "email": "nobody@example.com",
-            "occurred_at": h.clock.now().isoformat()})  # fmt: skip
+    h.site(
+        {
+            "id": "x",
+            "type": "trial_started",
+            "email": "ada@example.com",
+            "occurred_at": h.clock.now().isoformat(),
+        }
+    )
+    h.site(
+        {
+            "id": "y",
+            "type": "trial_started",
+            "email": "nobody@example.com",
+            "occurred_at": h.clock.now().isoformat(),
+        }
+    )
     h.rescore()
     with h.engine.connect() as connection:
         rows = connection.execute(
