@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -171,6 +173,15 @@ def _insert(connection: Connection, table: sa.Table) -> Any:
     raise RuntimeError(f"unsupported database {connection.dialect.name}")
 
 
+# SQLite allows one writer at a time; threads that queue on a lock here are much faster
+# than threads that retry on SQLITE_BUSY (its busy handler sleeps between retries).
+_SQLITE_WRITER = threading.Lock()
+
+
+def _writer(engine: Engine) -> AbstractContextManager[Any]:
+    return _SQLITE_WRITER if engine.dialect.name == "sqlite" else nullcontext()
+
+
 def store(engine: Engine, records: Sequence[InboxRecord], now: datetime) -> int:
     """Store records not seen before; return how many were new."""
     if not records:
@@ -186,7 +197,7 @@ def store(engine: Engine, records: Sequence[InboxRecord], now: datetime) -> int:
         }
         for r in records
     ]
-    with engine.begin() as connection:
+    with _writer(engine), engine.begin() as connection:
         statement = (
             _insert(connection, INBOX)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
@@ -197,7 +208,7 @@ def store(engine: Engine, records: Sequence[InboxRecord], now: datetime) -> int:
 
 def count_rejection(engine: Engine, source: str, reason: str, now: datetime) -> None:
     """Count one refused request (never stored, never processed)."""
-    with engine.begin() as connection:
+    with _writer(engine), engine.begin() as connection:
         statement = _insert(connection, WEBHOOK_REJECTIONS).values(
             source=source, reason=reason, count=1, first_at=now, last_at=now
         )
