@@ -44,20 +44,7 @@ def rescore_flow(now: datetime | None = None) -> dict[str, int]:
             ],
             description="Leads that reached SQL or raised a hand in this run",
         )
-    return summary_counts(report)
-
-
-def summary_counts(report: rescore.RescoreReport) -> dict[str, int]:
-    return {
-        "events": report.events_total,
-        "ignored": sum(report.ignored.values()),
-        "ledger_rows": report.ledger_rows + report.fit_rows + report.decay_rows,
-        "stage_changes": sum(report.stage_changes.values()),
-        "suppressed": sum(report.suppressed.values()),
-        "sequences_stopped": sum(report.sequences_stopped.values()),
-        "enrolled": sum(report.plan.enrolled.values()),
-        "sales_ready": len(report.sales_ready),
-    }
+    return report.counts()
 
 
 def summary_markdown(report: rescore.RescoreReport) -> str:

@@ -678,11 +678,10 @@ def rescore(
     """
     settings = _settings()
     if no_prefect:
-        from flows.rescore import summary_counts
         from leadops.rescore import run_rescore
 
         report = run_rescore(_runtime(settings), _instant(now))
-        result = summary_counts(report)
+        result = report.counts()
         ready = [
             {
                 "lead_id": r.lead_id,

@@ -96,6 +96,19 @@ class RescoreReport:
     def events_total(self) -> int:
         return sum(self.events.values())
 
+    def counts(self) -> dict[str, int]:
+        """The run in numbers (what the flow returns and the CLI prints)."""
+        return {
+            "events": self.events_total,
+            "ignored": sum(self.ignored.values()),
+            "ledger_rows": self.ledger_rows + self.fit_rows + self.decay_rows,
+            "stage_changes": sum(self.stage_changes.values()),
+            "suppressed": sum(self.suppressed.values()),
+            "sequences_stopped": sum(self.sequences_stopped.values()),
+            "enrolled": sum(self.plan.enrolled.values()),
+            "sales_ready": len(self.sales_ready),
+        }
+
 
 # -- resolving events to leads and touches -----------------------------------------------
 
