@@ -174,7 +174,8 @@ def _lookup(connection: Connection, rows: Sequence[Any]) -> _Lookup:
     found_emails = {
         email.lower(): lead_id
         for lead_id, email in connection.execute(
-            sa.select(LEADS.c.id, LEADS.c.email).where(sa.func.lower(LEADS.c.email).in_(emails))
+            # intake stores emails lower-cased, so the unique index answers this
+            sa.select(LEADS.c.id, LEADS.c.email).where(LEADS.c.email.in_(emails))
         ).all()
     }
     found_phones: dict[str, int] = {}
