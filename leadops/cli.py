@@ -297,6 +297,16 @@ def leads_show(
         fmt,
         title="Touches",
     )
+    from leadops.rescore import explain
+
+    breakdown, timeline = explain(engine, lead_id)
+    emit(
+        breakdown,
+        ["rule", "kind", "points", "rows"],
+        fmt,
+        title=f"Score {lead.score} (the sum of these ledger rows)",
+    )
+    emit(timeline, ["at", "what", "detail", "event"], fmt, title="Timeline")
 
 
 # -- run / simulate ----------------------------------------------------------------------
@@ -647,6 +657,66 @@ def serve(
         workers=workers,
         log_level="info",
         proxy_headers=True,
+    )
+
+
+# -- engagement: rescore and webhooks --------------------------------------------------
+
+webhooks_app = typer.Typer(help="The webhook inbox and refused requests.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@app.command()
+def rescore(
+    now: NowOption = None,
+    no_prefect: Annotated[
+        bool, typer.Option("--no-prefect", help="Run directly, without a flow run.")
+    ] = False,
+) -> None:
+    """Apply the webhook inbox, rescore, decay, move stages and re-segment (the 5-minute
+    Prefect flow). Example: leadops rescore --now 2026-12-02T15:00Z
+    """
+    settings = _settings()
+    if no_prefect:
+        from leadops.rescore import run_rescore
+
+        report = run_rescore(_runtime(settings), _instant(now))
+        result = report.counts()
+        ready = [
+            {
+                "lead_id": r.lead_id,
+                "trigger": r.trigger,
+                "score": r.score,
+                "reasons": ", ".join(r.reasons),
+            }
+            for r in report.sales_ready
+        ]
+    else:
+        from flows.rescore import rescore_flow
+
+        _runtime(settings)
+        result = rescore_flow(now=_instant(now) if now else None)
+        ready = []
+    console.print("rescore done: " + ", ".join(f"{k} {v}" for k, v in result.items()))
+    if ready:
+        emit(ready, ["lead_id", "trigger", "score", "reasons"], Format.TABLE, title="Sales-ready")
+
+
+@webhooks_app.command("stats")
+def webhooks_stats(fmt: FormatOption = Format.TABLE) -> None:
+    """Inbox events by source, kind and status, and refused requests by reason.
+
+    Example: leadops webhooks stats
+    """
+    from leadops.inbox import inbox_counts, rejection_counts
+
+    engine = _engine(_settings())
+    emit(inbox_counts(engine), ["source", "kind", "status", "events"], fmt, title="Inbox")
+    emit(
+        rejection_counts(engine),
+        ["source", "reason", "count", "last_at"],
+        fmt,
+        title="Refused requests",
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -229,28 +229,58 @@ def _apply(
         report.planned += len(plan.touches)
 
 
+def _plan_batch(
+    session: Session,
+    runtime: Runtime,
+    batch: list[Lead],
+    versions: dict[str, CampaignVersion],
+    now: datetime,
+    report: PlanReport,
+) -> None:
+    stored = runtime.stored
+    states = _states(session, batch)
+    for lead, enrollment, state in states:
+        if state.active:
+            stored.get(session, state.active.campaign_version_id)
+        plan = plan_lead(
+            state,
+            segments=runtime.segments,
+            campaigns=runtime.campaigns,
+            enrolled_campaigns=stored.loaded(),
+            now=now,
+        )
+        if plan.changes_anything or plan.segment != lead.segment:
+            _apply(session, plan, lead, enrollment, versions, now, report)
+    report.leads += len(states)
+    session.commit()
+
+
 def plan_all(runtime: Runtime, now: datetime) -> PlanReport:
     """Segment every lead, move enrollments along and create the touches now due."""
     report = PlanReport()
     with Session(runtime.engine, expire_on_commit=False) as session:
         versions = register_versions(session, runtime.campaigns, now)
-        stored = runtime.stored
         for batch in _lead_batches(session):
-            states = _states(session, batch)
-            for lead, enrollment, state in states:
-                if state.active:
-                    stored.get(session, state.active.campaign_version_id)
-                plan = plan_lead(
-                    state,
-                    segments=runtime.segments,
-                    campaigns=runtime.campaigns,
-                    enrolled_campaigns=stored.loaded(),
-                    now=now,
-                )
-                if plan.changes_anything or plan.segment != lead.segment:
-                    _apply(session, plan, lead, enrollment, versions, now, report)
-            report.leads += len(states)
-            session.commit()
+            _plan_batch(session, runtime, batch, versions, now, report)
+    return report
+
+
+def plan_leads(runtime: Runtime, lead_ids: Iterable[int], now: datetime) -> PlanReport:
+    """Segment and plan only these leads (the rescore run re-segments the leads it moved)."""
+    ids = sorted(set(lead_ids))
+    report = PlanReport()
+    if not ids:
+        return report
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        versions = register_versions(session, runtime.campaigns, now)
+        for start in range(0, len(ids), PLAN_BATCH):
+            chunk = ids[start : start + PLAN_BATCH]
+            batch = list(
+                session.execute(
+                    select(Lead).where(Lead.id.in_(chunk)).order_by(Lead.id)  # type: ignore[union-attr,arg-type]
+                ).scalars()
+            )
+            _plan_batch(session, runtime, batch, versions, now, report)
     return report
 
 

@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     twilio_whatsapp_from: str = ""
     twilio_base_url: str = "https://api.twilio.com"
 
+    # Engagement webhooks (leadops serve) and rescoring
+    sendgrid_webhook_public_key: str = ""  # base64 DER public key of the signed Event Webhook
+    site_events_secret: SecretStr | None = None  # HMAC-SHA256 key of POST /events/site
+    webhooks_insecure_dev: bool = False  # accept unsigned requests where no secret is set
+    webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    webhook_max_age_seconds: int = Field(default=600, ge=10)  # signed timestamps older: refused
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -122,6 +129,16 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @field_validator("sendgrid_webhook_public_key")
+    @classmethod
+    def _loadable_public_key(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            from leadops.signatures import sendgrid_public_key
+
+            sendgrid_public_key(value)
         return value
 
     @model_validator(mode="after")

@@ -45,6 +45,11 @@ def create_app(
     app = FastAPI(title="leadops", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.leadops = AppState(settings=settings, engine=engine, clock=clock or SystemClock())
 
+    from leadops.web import unsubscribe, webhooks
+
+    app.include_router(webhooks.router)
+    app.include_router(unsubscribe.router)
+
     @app.get("/healthz")
     def healthz(request: Request) -> dict[str, str]:
         """Liveness and database reachability."""

@@ -76,3 +76,46 @@ def test_flows_plan_send_and_publish_artifacts(
     keys = asyncio.run(artifact_keys())
     assert {"nurture-tick", "nurture-summary", "simulation-summary"} <= keys
     get_settings.cache_clear()
+
+
+def test_rescore_flow_applies_the_inbox_and_publishes_sales_ready_leads(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import sqlalchemy as sa
+    from prefect import get_client
+
+    from flows.rescore import rescore_flow
+    from leadops import inbox
+    from leadops.db import make_engine, upgrade
+    from leadops.models import LEADS
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    get_settings.cache_clear()
+    engine = make_engine(get_settings().resolved_database_url)
+    upgrade(engine)
+    at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            LEADS.insert().values(email="ada@example.com", created_at=at, updated_at=at)
+        )
+    body = (
+        b'{"id": "d1", "type": "demo_requested", "email": "ada@example.com",'
+        b' "occurred_at": "2026-12-01T10:00:00Z"}'
+    )
+    inbox.store(engine, inbox.site_records(body), at)
+
+    result = rescore_flow(now=at)
+    assert result["events"] == 1 and result["sales_ready"] == 1
+
+    async def artifact_keys() -> set[str]:
+        async with get_client() as client:
+            return {a.key for a in await client.read_artifacts() if a.key}
+
+    assert {"rescore-run", "sales-ready"} <= asyncio.run(artifact_keys())
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(LEADS.c.score)).scalar_one() == 25
+    get_settings.cache_clear()

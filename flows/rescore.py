@@ -1,0 +1,66 @@
+"""The rescore flow: apply the webhook inbox, score, decay, move stages, re-segment.
+
+Scheduled every 5 minutes (prefect.yaml). All logic lives in leadops.rescore; leads that
+became sales-ready are returned and published as a table for escalation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.nurture import _run_name
+from leadops import nurture, rescore
+from leadops.clock import SystemClock, ensure_utc
+from leadops.settings import get_settings
+
+
+@task(name="rescore", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+def rescore_task(runtime: nurture.Runtime, now: datetime) -> rescore.RescoreReport:
+    return rescore.run_rescore(runtime, now)
+
+
+@flow(name="rescore", flow_run_name=lambda: _run_name("rescore", "now"), log_prints=True)
+def rescore_flow(now: datetime | None = None) -> dict[str, int]:
+    """One rescore run; returns counts (the sales-ready leads are in the table artifact)."""
+    runtime = nurture.load_runtime(get_settings())
+    at = ensure_utc(now) if now is not None else SystemClock().now()
+    report = rescore_task(runtime, at)
+    create_markdown_artifact(key="rescore-run", markdown=summary_markdown(report))
+    if report.sales_ready:
+        create_table_artifact(
+            key="sales-ready",
+            table=[
+                {
+                    "lead_id": item.lead_id,
+                    "trigger": item.trigger,
+                    "score": item.score,
+                    "reasons": ", ".join(item.reasons),
+                }
+                for item in report.sales_ready
+            ],
+            description="Leads that reached SQL or raised a hand in this run",
+        )
+    return report.counts()
+
+
+def summary_markdown(report: rescore.RescoreReport) -> str:
+    def counts(counter: dict[str, int]) -> str:
+        return ", ".join(f"{key}: {n}" for key, n in sorted(counter.items())) or "none"
+
+    return (
+        f"# Rescore {report.now:%Y-%m-%d %H:%M} UTC\n\n"
+        f"- events applied: {counts(report.events)}\n"
+        f"- not applied: {counts(report.ignored)}\n"
+        f"- unknown site event types: {counts(report.unknown_site_types)}\n"
+        f"- ledger rows: {report.ledger_rows} engagement, {report.fit_rows} fit, "
+        f"{report.decay_rows} decay\n"
+        f"- stage changes: {counts(report.stage_changes)}\n"
+        f"- suppressed: {counts(report.suppressed)}\n"
+        f"- sequences stopped: {counts(report.sequences_stopped)}\n"
+        f"- enrolled: {counts(report.plan.enrolled)}\n"
+        f"- sales-ready: {len(report.sales_ready)}\n"
+    )

@@ -1,0 +1,325 @@
+"""Scoring rules (config/scoring.yaml): fit, engagement with caps, decay and thresholds.
+
+Pure functions only; `leadops.rescore` applies them to the database and writes the
+score ledger (one row per change, decay included, the score is the sum).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from leadops.configfile import load_model
+from leadops.models import FUNNEL_ORDER, LifecycleStage
+
+ENGAGEMENT_RULES = frozenset(
+    {
+        "subscribe",
+        "email_open",
+        "email_open_machine",
+        "email_click",
+        "whatsapp_read",
+        "pricing_page",
+        "reply",
+        "demo_requested",
+        "trial_started",
+        "appointment_booked",
+        "appointment_cancelled",
+        "no_opens",
+        "unsubscribe",
+    }
+)
+SUPPRESSION_EVENTS = frozenset(
+    {
+        "unsubscribe",
+        "group_unsubscribe",
+        "spamreport",
+        "bounce",
+        "dropped",
+        "whatsapp_opt_out",
+        "invalid_number",
+    }
+)
+Scope = Literal["email", "whatsapp", "all"]
+
+# Stages scoring may move a lead out of, and the stages it may move a lead into.
+PROMOTABLE = frozenset({LifecycleStage.SUBSCRIBER, LifecycleStage.LEAD, LifecycleStage.RECYCLED})
+
+
+class FitConditions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seniority: tuple[str, ...] | None = None
+    industry: tuple[str, ...] | None = None
+    country: tuple[str, ...] | None = None
+    company_size_at_least: int | None = Field(default=None, ge=0)
+    company_size_below: int | None = Field(default=None, ge=1)
+
+
+class FitRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=50)
+    points: int
+    when: FitConditions
+
+
+class Cap(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_points: int = Field(ge=0)
+    per_days: int = Field(ge=1)
+
+
+class EngagementRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    points: int
+    caps: tuple[Cap, ...] = ()
+
+
+class Decay(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inactive_after_days: float = Field(default=14, ge=0)
+    half_life_days: float = Field(default=30, gt=0)
+
+
+class Thresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mql: int
+    sql: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.sql <= self.mql:
+            raise ValueError(f"sql threshold ({self.sql}) must be above mql ({self.mql})")
+        return self
+
+
+class ScoringConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fit: tuple[FitRule, ...] = ()
+    engagement: dict[str, EngagementRule]
+    no_opens_days: int = Field(default=30, ge=1)
+    decay: Decay = Field(default_factory=Decay)
+    thresholds: Thresholds
+    hand_raise: tuple[str, ...] = ("demo_requested", "reply")
+    pricing_url_patterns: tuple[str, ...] = ()
+    opt_out_keywords: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    opt_in_keywords: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    suppression: dict[str, Scope] = Field(default_factory=dict)
+    invalid_number_error_codes: tuple[int, ...] = ()
+
+    @field_validator("engagement")
+    @classmethod
+    def _known_rules(cls, value: dict[str, EngagementRule]) -> dict[str, EngagementRule]:
+        unknown = sorted(set(value) - ENGAGEMENT_RULES)
+        if unknown:
+            known = ", ".join(sorted(ENGAGEMENT_RULES))
+            raise ValueError(f"unknown engagement rule(s) {unknown}; known: {known}")
+        return value
+
+    @field_validator("suppression")
+    @classmethod
+    def _known_suppressions(cls, value: dict[str, Scope]) -> dict[str, Scope]:
+        unknown = sorted(set(value) - SUPPRESSION_EVENTS)
+        if unknown:
+            raise ValueError(
+                f"unknown suppression event(s) {unknown}; known: "
+                f"{', '.join(sorted(SUPPRESSION_EVENTS))}"
+            )
+        return value
+
+    @field_validator("hand_raise")
+    @classmethod
+    def _known_hand_raises(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - ENGAGEMENT_RULES)
+        if unknown:
+            raise ValueError(f"unknown hand_raise rule(s) {unknown}")
+        return value
+
+    @field_validator("pricing_url_patterns")
+    @classmethod
+    def _valid_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _unique_fit_rules(self) -> ScoringConfig:
+        names = [rule.rule for rule in self.fit]
+        if len(set(names)) != len(names):
+            raise ValueError(f"fit rule names must be unique, got {names}")
+        return self
+
+
+def load_scoring(config_dir: Path) -> ScoringConfig:
+    """Load and check config/scoring.yaml (errors name the file and line)."""
+    return load_model(config_dir / "scoring.yaml", ScoringConfig)
+
+
+# -- fit ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FitFacts:
+    seniority: str | None
+    industry: str | None
+    country: str | None
+    company_size: int | None
+
+
+def _within(value: str | None, allowed: tuple[str, ...] | None) -> bool:
+    if allowed is None:
+        return True
+    return value is not None and value.lower() in {item.lower() for item in allowed}
+
+
+def fit_matches(when: FitConditions, lead: FitFacts) -> bool:
+    if not (_within(lead.seniority, when.seniority) and _within(lead.industry, when.industry)):
+        return False
+    if not _within(lead.country, when.country):
+        return False
+    if when.company_size_at_least is not None and (
+        lead.company_size is None or lead.company_size < when.company_size_at_least
+    ):
+        return False
+    return not (
+        when.company_size_below is not None
+        and (lead.company_size is None or lead.company_size >= when.company_size_below)
+    )
+
+
+def fit_points(config: ScoringConfig, lead: FitFacts) -> dict[str, int]:
+    """The fit rules this lead matches, with their points."""
+    return {rule.rule: rule.points for rule in config.fit if fit_matches(rule.when, lead)}
+
+
+def fit_adjustments(desired: dict[str, int], recorded: dict[str, int]) -> dict[str, int]:
+    """Ledger rows (rule -> points) that bring the recorded fit sums to the desired ones."""
+    changes = {}
+    for rule in sorted(set(desired) | set(recorded)):
+        delta = desired.get(rule, 0) - recorded.get(rule, 0)
+        if delta:
+            changes[rule] = delta
+    return changes
+
+
+# -- engagement --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Award:
+    points: int
+    note: str  # why the points differ from the rule's, or ""
+
+
+def capped(rule: EngagementRule, history: Sequence[tuple[datetime, int]], at: datetime) -> Award:
+    """Points an event at `at` earns, given the rule's earlier (event time, points) rows.
+
+    Each cap limits the sum of the rule's points inside any window of `per_days` days
+    ending at the event; negative rules are never capped.
+    """
+    points = rule.points
+    if points <= 0 or not rule.caps:
+        return Award(points, "")
+    note = ""
+    for cap in rule.caps:
+        start = at - timedelta(days=cap.per_days)
+        used = sum(p for when, p in history if start < when <= at)
+        room = max(0, cap.max_points - used)
+        if room < points:
+            points = room
+            note = f"cap {cap.max_points} per {cap.per_days} days reached"
+    return Award(points, note)
+
+
+def decay_delta(
+    *, balance: int, base: int, last_active: datetime, now: datetime, decay: Decay
+) -> int:
+    """The decay row that brings the engagement `balance` to its decayed value now.
+
+    `base` is the engagement balance right after the lead's last engagement event at
+    `last_active`; after `inactive_after_days` it halves every `half_life_days`. Only a
+    positive base decays; the result is never positive (decay only takes points away).
+    """
+    if base <= 0:
+        return 0
+    idle_days = (now - last_active).total_seconds() / 86400 - decay.inactive_after_days
+    if idle_days <= 0:
+        return 0
+    target = math.floor(base * 0.5 ** (idle_days / decay.half_life_days) + 0.5)
+    return min(0, target - balance)
+
+
+# -- stages ------------------------------------------------------------------------------
+
+
+def next_stage(current: str, score: int, thresholds: Thresholds) -> str | None:
+    """The stage the score moves a lead to, or None. Leads only move forward, and only
+    out of subscriber, lead, recycled or mql; sales stages are left to sales."""
+    if current not in PROMOTABLE and current != LifecycleStage.MQL:
+        return None
+    if score >= thresholds.sql:
+        target = LifecycleStage.SQL
+    elif score >= thresholds.mql:
+        target = LifecycleStage.MQL
+    else:
+        return None
+    if FUNNEL_ORDER[target] <= FUNNEL_ORDER.get(current, 0):
+        return None
+    return target.value
+
+
+# -- content checks ----------------------------------------------------------------------
+
+
+def is_pricing_url(config: ScoringConfig, url: str) -> bool:
+    return any(re.search(pattern, url, re.IGNORECASE) for pattern in config.pricing_url_patterns)
+
+
+def _fold(text: str) -> str:
+    """Upper case, without surrounding spaces or punctuation."""
+    text = unicodedata.normalize("NFC", text).strip().upper()
+    return text.strip(" \t\r\n.!?¡¿,;:\"'")
+
+
+def _keyword_set(groups: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    return frozenset(_fold(word) for words in groups.values() for word in words)
+
+
+InboundKind = Literal["opt_out", "opt_in", "reply"]
+
+
+def classify_inbound(config: ScoringConfig, body: str) -> InboundKind:
+    """An inbound message is an opt-out, an opt-in, or a reply (anything else)."""
+    folded = _fold(body)
+    if folded in _keyword_set(config.opt_out_keywords):
+        return "opt_out"
+    if folded in _keyword_set(config.opt_in_keywords):
+        return "opt_in"
+    return "reply"
+
+
+def channels_of(scope: Scope) -> tuple[str, ...]:
+    return ("email", "whatsapp") if scope == "all" else (scope,)
+
+
+def top_reasons(breakdown: Iterable[tuple[str, int]], limit: int = 3) -> list[str]:
+    """The rules that contribute the most points, as `rule +N` strings."""
+    ranked = sorted(((rule, pts) for rule, pts in breakdown if pts > 0), key=lambda r: -r[1])
+    return [f"{rule} {pts:+d}" for rule, pts in ranked[:limit]]

@@ -1,0 +1,114 @@
+"""One-click unsubscribe: GET /u/{token} shows a confirmation page, POST unsubscribes.
+
+POST is what mail clients send for RFC 8058 (`List-Unsubscribe=One-Click`) and what the
+page's button sends. It is honoured at once, across campaigns: the lead is suppressed on
+the token's channel (or all) before the answer leaves, and the event goes to the inbox
+for scoring. A GET never unsubscribes (link scanners follow GETs).
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+from sqlalchemy.engine import Engine
+
+from leadops import inbox
+from leadops.messages import UNSUBSCRIBE
+from leadops.models import LEADS
+from leadops.suppression import end_enrollment, suppress
+from leadops.tokens import InvalidToken, verify
+from leadops.web.app import state_of
+
+router = APIRouter()
+
+CHANNELS = {"all": ("email", "whatsapp"), "email": ("email",), "whatsapp": ("whatsapp",)}
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    html = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<meta name='robots' content='noindex'>"
+        f"<title>{escape(title)}</title></head>"
+        "<body style='font-family:sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem'>"
+        f"<h1>{escape(title)}</h1>{body}</body></html>"
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def _read_token(request: Request, token: str) -> tuple[int, str] | None:
+    state = state_of(request)
+    try:
+        data = verify(UNSUBSCRIBE, token, state.settings.signing_key(), now=state.clock.now())
+    except InvalidToken:
+        return None
+    lead_id, channel = data.get("lead"), data.get("channel", "all")
+    if not isinstance(lead_id, int) or channel not in CHANNELS:
+        return None
+    return lead_id, channel
+
+
+def _invalid() -> HTMLResponse:
+    return _page(
+        "This link is not valid",
+        "<p>The unsubscribe link is incomplete or was changed. Please use the link from "
+        "the latest message, or reply to it asking us to stop.</p>",
+        status=400,
+    )
+
+
+def apply_unsubscribe(
+    engine: Engine, lead_id: int, channel: str, token: str, method: str, request: Request
+) -> None:
+    """Suppress the lead now and record the event for scoring."""
+    state = state_of(request)
+    now = state.clock.now()
+    with engine.begin() as connection:
+        exists = connection.execute(
+            LEADS.select().with_only_columns(LEADS.c.id).where(LEADS.c.id == lead_id)
+        ).first()
+        if exists is None:
+            return
+        suppress(connection, lead_id, CHANNELS[channel], "unsubscribe", now, unsubscribed=True)
+        if channel == "all":
+            end_enrollment(connection, lead_id, "unsubscribed", now)
+    inbox.store(engine, [inbox.unsubscribe_record(lead_id, channel, token, method)], now)
+
+
+@router.get("/u/{token}")
+def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
+    """The confirmation page: one button that unsubscribes."""
+    if _read_token(request, token) is None:
+        return _invalid()
+    company = escape(state_of(request).settings.company_name)
+    return _page(
+        "Unsubscribe",
+        f"<p>Stop receiving messages from {company}?</p>"
+        f"<form method='post' action='/u/{escape(token)}'>"
+        "<input type='hidden' name='List-Unsubscribe' value='One-Click'>"
+        "<button type='submit'>Unsubscribe</button></form>",
+    )
+
+
+@router.post("/u/{token}")
+async def unsubscribe_now(request: Request, token: str) -> HTMLResponse:
+    """RFC 8058 one-click unsubscribe (and the confirmation page's button)."""
+    parsed = _read_token(request, token)
+    if parsed is None:
+        return _invalid()
+    lead_id, channel = parsed
+    form = (await request.body())[:200]
+    method = "one-click" if b"List-Unsubscribe=One-Click" in form else "post"
+    state = state_of(request)
+    await run_in_threadpool(
+        apply_unsubscribe, state.engine, lead_id, channel, token, method, request
+    )
+    company = escape(state.settings.company_name)
+    return _page(
+        "You are unsubscribed",
+        f"<p>{company} will not send you any more messages. "
+        "If this was a mistake, reply to any earlier message to tell us.</p>",
+    )
