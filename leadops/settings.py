@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     twilio_whatsapp_from: str = ""
     twilio_base_url: str = "https://api.twilio.com"
 
+    # Escalation: routing file, acknowledge links, Slack incoming webhooks
+    routing_file: Path | None = None  # default: <config_dir>/routing.yaml
+    ack_link_valid_hours: int = Field(default=72, ge=1)
+    slack_timeout_seconds: float = Field(default=10.0, gt=0)
+    escalation_scan_limit: int = Field(default=1000, ge=1)
+
     @classmethod
     def settings_customise_sources(
         cls,
