@@ -741,10 +741,10 @@ class SlaReport:
     to_queue: int = 0
 
 
-def check_slas(runtime: EscalationRuntime, now: datetime) -> SlaReport:
+def check_slas(runtime: EscalationRuntime, now: datetime, *, deliver: bool = True) -> SlaReport:
     """Re-route every escalation whose SLA passed unacknowledged; after `max_reroutes`
     re-routes (or when no eligible rep is left) it goes to the fallback queue. The manager
-    is told each time."""
+    is told each time; the notifications go out at once unless `deliver` is False."""
     now = ensure_utc(now)
     report = SlaReport()
     e = ESCALATIONS.c
@@ -802,6 +802,8 @@ def check_slas(runtime: EscalationRuntime, now: datetime) -> SlaReport:
             decision.rep.key if decision.rep else "the fallback queue",
             decision.detail,
         )
+    if deliver and (report.rerouted or report.to_queue):
+        deliver_notifications(runtime, now)
     return report
 
 
@@ -1034,7 +1036,7 @@ def run_escalations(runtime: EscalationRuntime, now: datetime) -> RunReport:
     """One pass of the every-minute loop: scan for SQL leads, apply SLAs, send what is due."""
     report = RunReport()
     report.escalated = sum(r.created for r in find_sales_ready(runtime, now, deliver=False))
-    sla = check_slas(runtime, now)
+    sla = check_slas(runtime, now, deliver=False)
     report.rerouted, report.to_queue = sla.rerouted, sla.to_queue
     report.notify = deliver_notifications(runtime, now)
     return report
