@@ -122,7 +122,11 @@ def init() -> None:
     console.print(f"[green]database ready[/] {engine.url.render_as_string(hide_password=True)}")
     console.print(
         f"[green]config ok[/] {len(campaigns)} campaigns ({', '.join(sorted(campaigns))}), "
-        f"{len(segments.rules)} segment rules, {len(routing.reps)} sales reps"
+        f"{len(segments.rules)} segment rules"
+    )
+    console.print(
+        f"[green]routing ok[/] {len(routing.reps)} sales reps, "
+        f"SLA {routing.sla_minutes} working minutes"
     )
     console.print(f"outbox folder: {settings.resolved_outbox_dir}")
 
