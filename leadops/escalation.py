@@ -425,9 +425,12 @@ def escalate(
         try:
             result = _escalate_in(session, runtime, **arguments)
             session.commit()
-        except IntegrityError:  # a concurrent run escalated the same lead first
+        except IntegrityError as exc:  # a concurrent run escalated the same lead first
             session.rollback()
-            return _existing(session, lead_id, trigger, trigger_key)
+            try:
+                return _existing(session, lead_id, trigger, trigger_key)
+            except LookupError:
+                raise EscalationError(f"lead {lead_id}: could not record: {exc.orig}") from exc
     if result.created and deliver:
         deliver_notifications(runtime, now, escalation_id=result.escalation_id)
     return result
