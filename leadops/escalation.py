@@ -61,6 +61,7 @@ from leadops.routing import (
     Contact,
     LeadProfile,
     Loads,
+    Rep,
     RouteDecision,
     RoutingConfig,
     add_working_minutes,
@@ -468,6 +469,18 @@ def _local(moment: datetime | None, zone: str) -> str | None:
     return moment.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M %Z")
 
 
+def _configured_rep(routing: RoutingConfig, key: str | None) -> Rep | None:
+    try:
+        return routing.rep(key) if key else None
+    except KeyError:
+        return None
+
+
+def _rep_name(routing: RoutingConfig, key: str) -> str:
+    rep = _configured_rep(routing, key)
+    return rep.name if rep is not None else key
+
+
 def notification_context(
     session: Session,
     runtime: EscalationRuntime,
@@ -481,7 +494,7 @@ def notification_context(
     lead = session.get(Lead, escalation.lead_id)
     assert lead is not None and escalation.id is not None and assignment.id is not None
     routing = runtime.routing
-    rep = routing.rep(assignment.rep_key) if assignment.rep_key else None
+    rep = _configured_rep(routing, assignment.rep_key)
     previous = session.execute(
         select(EscalationAssignment).where(
             ESCALATION_ASSIGNMENTS.c.escalation_id == escalation.id,
@@ -491,7 +504,9 @@ def notification_context(
     previous_name = None
     if previous is not None:
         previous_name = (
-            routing.rep(previous.rep_key).name if previous.rep_key else routing.fallback_queue.name
+            _rep_name(routing, previous.rep_key)
+            if previous.rep_key
+            else routing.fallback_queue.name
         )
     t = TOUCHES.c
     touches = session.execute(
@@ -501,7 +516,16 @@ def notification_context(
         .limit(5)
     ).all()
     zone = (rep or (routing.manager if role == "manager" else routing.fallback_queue)).timezone
-    if rep is None:
+    assignee = (
+        {"key": rep.key, "name": rep.name, "email": rep.email}
+        if rep is not None
+        else (
+            {"key": assignment.rep_key, "name": assignment.rep_key, "email": None}
+            if assignment.rep_key  # a rep since removed from routing.yaml
+            else None
+        )
+    )
+    if assignee is None:
         event = "fallback"
     elif assignment.seq > 1:
         event = "rerouted"
@@ -535,7 +559,7 @@ def notification_context(
             "rule": assignment.rule,
             "rule_detail": assignment.detail,
         },
-        "rep": {"key": rep.key, "name": rep.name, "email": rep.email} if rep else None,
+        "rep": assignee,
         "previous_assignee": previous_name,
         "queue": {"name": routing.fallback_queue.name},
         "touches": [

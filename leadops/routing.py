@@ -346,16 +346,17 @@ def route(
 ) -> RouteDecision:
     """Choose a rep for `lead` at `now`. `owner` is the account's rep; `exclude` reps
     already tried for this escalation."""
-    skipped: list[str] = []
+    unavailable: dict[str, str] = {}
     pool: list[Rep] = []
     for rep in config.reps:
         why = "already tried" if rep.key in exclude else ineligible_reason(rep, now, loads)
         if why is None:
             pool.append(rep)
         else:
-            skipped.append(f"{rep.key}: {why}")
+            unavailable[rep.key] = why
     if not pool:
-        return RouteDecision(None, "fallback", "no eligible rep (" + "; ".join(skipped) + ")")
+        skipped = "; ".join(f"{key}: {why}" for key, why in unavailable.items())
+        return RouteDecision(None, "fallback", f"no eligible rep ({skipped})")
 
     matched: list[str] = []
     for rule in config.rules:
@@ -366,7 +367,8 @@ def route(
             chosen = next((rep for rep in pool if rep.key == owner), None)
             if chosen is not None:
                 return RouteDecision(chosen, "account_owner", f"owns {lead.account_domain}")
-            matched.append(f"owner {owner} unavailable")
+            why = unavailable.get(owner, "not in routing.yaml")
+            matched.append(f"owner {owner} unavailable: {why}")
         elif rule in MATCH_RULES:
             narrowed = [rep for rep in pool if _matches(config, rep, rule, lead)]
             if narrowed:

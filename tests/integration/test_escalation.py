@@ -461,3 +461,45 @@ def test_slack_webhook_posts_and_keeps_the_url_secret(
     result = escalate(engine, third, "demo_requested", "s", 70, ["x"], NOW, runtime=runtime)
     (note,) = notifications(engine, result.escalation_id)
     assert note.status == "failed" and "TEST_SLACK_CEM" in (note.error or "")
+
+
+WEIGHTED = """\
+manager: {name: Mia Manager, email: mia@northwind.example}
+fallback_queue: {name: Queue, email: queue@northwind.example}
+reps:
+  - {key: ana, name: Ana, email: ana@northwind.example, weight: 1, capacity: 1000}
+  - {key: ben, name: Ben, email: ben@northwind.example, weight: 2, capacity: 1000}
+"""
+
+
+def test_round_robin_follows_the_weights_through_the_database(
+    tmp_path: Path, engine: Engine
+) -> None:
+    runtime = runtime_for(tmp_path, engine, WEIGHTED)
+    ids = [add_lead(engine, f"p{n}@firm{n}.example") for n in range(30)]
+    with Session(engine) as session:
+        for lead_id in ids:
+            escalate(session, lead_id, "sql_threshold", "1", 70, ["x"], NOW, runtime=runtime)
+            session.flush()
+        session.commit()
+    with Session(engine) as session:
+        reps = [e.rep_key for e in session.execute(select(Escalation)).scalars()]
+    assert (reps.count("ana"), reps.count("ben")) == (10, 20)
+    assert reps[:3] == ["ben", "ana", "ben"]
+
+
+def test_a_rep_removed_from_the_file_is_rerouted_away_from(tmp_path: Path, engine: Engine) -> None:
+    runtime = runtime_for(tmp_path, engine)
+    lead_id = add_lead(engine, "left@acme.example")
+    result = escalate(engine, lead_id, "demo_requested", "e", 70, ["x"], NOW, runtime=runtime)
+    assert result.rep_key == "ana"
+    without_ana = (
+        ROUTING.split("  - key: ana")[0] + "  - key: ben" + ROUTING.split("  - key: ben")[1]
+    )
+    (tmp_path / "later").mkdir()
+    later = runtime_for(tmp_path / "later", engine, without_ana)
+    assert check_slas(later, NOW + timedelta(minutes=16)).rerouted == 1
+    told = {(n.role, n.status) for n in notifications(engine, result.escalation_id)}
+    assert ("manager", "sent") in told and ("rep", "sent") in told
+    manager = next(p for p in outbox_files(later.settings) if "/manager/" in p.as_posix())
+    assert "not acknowledged by ana" in manager.read_text()
