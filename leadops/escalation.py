@@ -601,6 +601,8 @@ def compose_notification(
         step=row.role,
         created_at=now,
         to_name=row.recipient,
+        # Not a nurture touch: touch_id is this notification's id, campaign "escalations".
+        extra={"escalation_id": str(escalation.id), "notification_id": str(row.id)},
     )
     if row.channel == "email":
         subject = " ".join(render(f"{base_name}.subject.j2", context).split())
