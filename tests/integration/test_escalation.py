@@ -503,3 +503,23 @@ def test_a_rep_removed_from_the_file_is_rerouted_away_from(tmp_path: Path, engin
     assert ("manager", "sent") in told and ("rep", "sent") in told
     manager = next(p for p in outbox_files(later.settings) if "/manager/" in p.as_posix())
     assert "not acknowledged by ana" in manager.read_text()
+
+
+def test_concurrent_escalations_of_one_lead_create_one(
+    runtime: EscalationRuntime, engine: Engine
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    lead_id = add_lead(engine, "rush@acme.example")
+
+    def attempt(n: int) -> bool:
+        trigger = "demo_requested" if n % 2 else "reply_intent"
+        result = escalate(engine, lead_id, trigger, f"k{n}", 70, ["x"], NOW, runtime=runtime)
+        return result.created
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        created = list(pool.map(attempt, range(8)))
+    assert created.count(True) == 1
+    with Session(engine) as session:
+        assert len(list(session.execute(select(Escalation)).scalars())) == 1
+    assert len(outbox_files(runtime.settings)) == 2  # ana: email and WhatsApp, once
