@@ -11,7 +11,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from leadops import escalation
+from leadops import escalation, escalation_notify
 from leadops.clock import SystemClock, ensure_utc
 from leadops.settings import get_settings
 
@@ -28,8 +28,10 @@ def sla_task(runtime: escalation.EscalationRuntime, now: datetime) -> escalation
 
 
 @task(name="notify", cache_policy=NO_CACHE)
-def notify_task(runtime: escalation.EscalationRuntime, now: datetime) -> escalation.NotifyReport:
-    return escalation.deliver_notifications(runtime, now)
+def notify_task(
+    runtime: escalation.EscalationRuntime, now: datetime
+) -> escalation_notify.NotifyReport:
+    return escalation_notify.deliver_notifications(runtime, now)
 
 
 @flow(

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from leadops.escalation import ACK, TRIGGER_LABELS, acknowledge
+from leadops.escalation import acknowledge
+from leadops.escalation_notify import ACK, TRIGGER_LABELS
 from leadops.models import Escalation, EscalationAssignment, Lead
 from leadops.render import Renderer
 from leadops.tokens import InvalidToken, verify

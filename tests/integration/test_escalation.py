@@ -387,7 +387,7 @@ def test_a_sender_stopped_mid_send_never_sends_twice(
     rows = notifications(engine, 1)
     email, whatsapp = rows
     # The email went out before the crash (its file exists); the WhatsApp one is unknown.
-    from leadops.escalation import compose_notification
+    from leadops.escalation_notify import compose_notification
 
     with Session(engine) as session:
         message = compose_notification(session, runtime, email, NOW)
