@@ -6,6 +6,7 @@ capacities raised so that every escalation goes to a rep rather than the fallbac
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -75,6 +76,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         settings = _settings(folder)
@@ -152,9 +154,11 @@ def main() -> None:
     markdown = f"""\
 ## Escalation
 
-{machine_line()} SQLite file, file outbox, the shipped `config/routing.yaml` (capacities
-raised so nothing overflows to the queue), {ESCALATIONS:,} leads across
-{len(COUNTRIES)} countries and 400 company domains, one `escalate()` call per lead.
+{machine_line()} Load average {load_before:.1f} at the start (the cores are shared, so
+figures vary with other work). SQLite file, file outbox, the shipped
+`config/routing.yaml` (capacities raised so nothing overflows to the queue),
+{ESCALATIONS:,} leads across {len(COUNTRIES)} countries and 400 company domains, one
+`escalate()` call per lead.
 
 | Measure | Result |
 |---|---|
