@@ -118,16 +118,20 @@ def init() -> None:
     from leadops.escalation import routing_path
     from leadops.routing import load_routing
 
-    routing = load_routing(routing_path(settings))
+    routing_file = routing_path(settings)
+    routing = load_routing(routing_file) if routing_file.exists() else None
     console.print(f"[green]database ready[/] {engine.url.render_as_string(hide_password=True)}")
     console.print(
         f"[green]config ok[/] {len(campaigns)} campaigns ({', '.join(sorted(campaigns))}), "
         f"{len(segments.rules)} segment rules"
     )
-    console.print(
-        f"[green]routing ok[/] {len(routing.reps)} sales reps, "
-        f"SLA {routing.sla_minutes} working minutes"
-    )
+    if routing is not None:
+        console.print(
+            f"[green]routing ok[/] {len(routing.reps)} sales reps, "
+            f"SLA {routing.sla_minutes} working minutes"
+        )
+    else:
+        console.print(f"[yellow]no {routing_file}[/]: escalation stays off until it exists")
     console.print(f"outbox folder: {settings.resolved_outbox_dir}")
 
 

@@ -58,3 +58,10 @@ def test_broken_routing_file_names_file_and_line(workdir: Path) -> None:
     result = runner.invoke(app, ["init"])
     assert result.exit_code != 0
     assert "routing.yaml:" in str(result.exception) and "Europe/Bonn" in str(result.exception)
+
+
+def test_without_a_routing_file_init_works_and_escalation_says_why_not(workdir: Path) -> None:
+    (workdir / "config" / "routing.yaml").unlink()
+    assert "escalation stays off" in invoke("init")
+    result = runner.invoke(app, ["escalations", "run"])
+    assert result.exit_code != 0 and "routing.yaml: file not found" in str(result.exception)
