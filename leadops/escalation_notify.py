@@ -27,6 +27,7 @@ from leadops.channels.base import (
 )
 from leadops.messages import lead_context
 from leadops.models import (
+    AWAITING_ACK_STATUSES,
     ESCALATION_ASSIGNMENTS,
     ESCALATION_NOTIFICATIONS,
     SENT_TOUCH_STATUSES,
@@ -63,6 +64,7 @@ MAX_SEND_ATTEMPTS = 6
 @dataclass
 class NotifyReport:
     sent: int = 0
+    skipped: int = 0
     retrying: int = 0
     failed: int = 0
     ambiguous: int = 0
@@ -320,6 +322,19 @@ def _send_one(
     report: NotifyReport,
 ) -> None:
     assert row.id is not None
+    escalation = session.get(Escalation, row.escalation_id, populate_existing=True)
+    assert escalation is not None
+    if (
+        escalation.assignment_id != row.assignment_id
+        or escalation.status not in AWAITING_ACK_STATUSES
+    ):  # acknowledged, closed or re-routed while this waited for a retry
+        report.skipped += 1
+        moved = escalation.assignment_id != row.assignment_id
+        why = "re-routed" if moved else escalation.status
+        _finish(
+            session, row.id, status=NotificationStatus.SKIPPED, error=f"not sent: already {why}"
+        )
+        return
     channel = runtime.channels.get(row.channel)
     try:
         if channel is None:

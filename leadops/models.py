@@ -288,6 +288,7 @@ class NotificationStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     AMBIGUOUS = "ambiguous"
+    SKIPPED = "skipped"  # no longer relevant when its turn came (acknowledged, re-routed...)
 
 
 _ACTIVE_ESCALATION_SQL = "status IN ('open', 'acknowledged', 'rerouted')"

@@ -523,3 +523,21 @@ def test_concurrent_escalations_of_one_lead_create_one(
     with Session(engine) as session:
         assert len(list(session.execute(select(Escalation)).scalars())) == 1
     assert len(outbox_files(runtime.settings)) == 2  # ana: email and WhatsApp, once
+
+
+def test_a_notification_waiting_for_a_retry_is_skipped_once_acknowledged(
+    tmp_path: Path, engine: Engine, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = runtime_for(tmp_path, engine, SLACK_ROUTING)
+    monkeypatch.setenv("TEST_SLACK_CEM", httpserver.url_for("/hook"))
+    httpserver.expect_oneshot_request("/hook").respond_with_data("busy", status=429)
+    lead_id = add_lead(engine, "retry@acme.example")
+    result = escalate(engine, lead_id, "demo_requested", "r", 70, ["x"], NOW, runtime=runtime)
+    (note,) = notifications(engine, result.escalation_id)
+    assert note.status == "pending"
+    assert acknowledge(engine, result.escalation_id or 0, now=NOW, by="cem (phone)").ok
+    report = deliver_notifications(runtime, NOW + timedelta(minutes=5))
+    assert report.skipped == 1 and report.sent == 0
+    (note,) = notifications(engine, result.escalation_id)
+    assert (note.status, note.error) == ("skipped", "not sent: already acknowledged")
+    assert len(httpserver.log) == 1
