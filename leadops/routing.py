@@ -344,8 +344,8 @@ def route(
     owner: str | None = None,
     exclude: Set[str] = frozenset(),
 ) -> RouteDecision:
-    """Choose a rep for `lead` at `now`. `owner` is the account's rep; `exclude` reps
-    already tried for this escalation."""
+    """Choose a rep for `lead` at `now`. `owner` is the rep who last held the lead's
+    company (a rep named under `accounts:` wins over it); `exclude` reps already tried."""
     unavailable: dict[str, str] = {}
     pool: list[Rep] = []
     for rep in config.reps:
@@ -361,7 +361,7 @@ def route(
     matched: list[str] = []
     for rule in config.rules:
         if rule == "account_owner":
-            owner = owner or (config.accounts.get(lead.account_domain or "") or None)
+            owner = config.accounts.get(lead.account_domain or "") or owner  # named first
             if owner is None:
                 continue
             chosen = next((rep for rep in pool if rep.key == owner), None)

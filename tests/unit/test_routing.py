@@ -73,6 +73,10 @@ def test_named_account_in_config_is_the_owner() -> None:
     routing = config(rep("ana"), rep("ben"), accounts={"Acme.example": "ben"})
     decision = route(routing, lead(account_domain="acme.example"), now=TUESDAY_1400, loads=NOBODY)
     assert decision.rep is not None and decision.rep.key == "ben"
+    learned = route(
+        routing, lead(account_domain="acme.example"), now=TUESDAY_1400, loads=NOBODY, owner="ana"
+    )
+    assert learned.rep is not None and learned.rep.key == "ben"  # the file wins
 
 
 def test_unavailable_owner_falls_through_to_the_next_rules() -> None:
