@@ -13,7 +13,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.nurture import _run_name
-from leadops import nurture, rescore
+from leadops import handoff, nurture, rescore
 from leadops.clock import SystemClock, ensure_utc
 from leadops.settings import get_settings
 
@@ -23,13 +23,25 @@ def rescore_task(runtime: nurture.Runtime, now: datetime) -> rescore.RescoreRepo
     return rescore.run_rescore(runtime, now)
 
 
+@task(name="escalate-sales-ready", retries=2, retry_delay_seconds=[5, 15], cache_policy=NO_CACHE)
+def escalate_task(
+    runtime: nurture.Runtime, ready: list[rescore.SalesReady], now: datetime
+) -> handoff.HandoffReport | None:
+    escalation = handoff.escalation_runtime_or_none(runtime.settings, runtime.engine)
+    if escalation is None:
+        return None
+    return handoff.escalate_sales_ready(escalation, ready, now)
+
+
 @flow(name="rescore", flow_run_name=lambda: _run_name("rescore", "now"), log_prints=True)
 def rescore_flow(now: datetime | None = None) -> dict[str, int]:
     """One rescore run; returns counts (the sales-ready leads are in the table artifact)."""
     runtime = nurture.load_runtime(get_settings())
     at = ensure_utc(now) if now is not None else SystemClock().now()
     report = rescore_task(runtime, at)
-    create_markdown_artifact(key="rescore-run", markdown=summary_markdown(report))
+    # Escalate in the same run, so a webhook reaches a rep within one rescore tick.
+    handed = escalate_task(runtime, report.sales_ready, at) if report.sales_ready else None
+    create_markdown_artifact(key="rescore-run", markdown=summary_markdown(report, handed))
     if report.sales_ready:
         create_table_artifact(
             key="sales-ready",
@@ -44,10 +56,14 @@ def rescore_flow(now: datetime | None = None) -> dict[str, int]:
             ],
             description="Leads that reached SQL or raised a hand in this run",
         )
-    return report.counts()
+    counts = report.counts()
+    counts["escalated"] = handed.escalated if handed else 0
+    return counts
 
 
-def summary_markdown(report: rescore.RescoreReport) -> str:
+def summary_markdown(
+    report: rescore.RescoreReport, handed: handoff.HandoffReport | None = None
+) -> str:
     def counts(counter: dict[str, int]) -> str:
         return ", ".join(f"{key}: {n}" for key, n in sorted(counter.items())) or "none"
 
@@ -63,4 +79,5 @@ def summary_markdown(report: rescore.RescoreReport) -> str:
         f"- sequences stopped: {counts(report.sequences_stopped)}\n"
         f"- enrolled: {counts(report.plan.enrolled)}\n"
         f"- sales-ready: {len(report.sales_ready)}\n"
+        f"- escalated to a rep: {handed.escalated if handed else 0}\n"
     )

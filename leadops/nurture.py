@@ -22,7 +22,9 @@ from leadops.clock import Clock, SimulatedClock
 from leadops.db import ensure_ready, make_engine
 from leadops.dispatch import Dispatcher, DispatchReport
 from leadops.models import (
+    ACTIVE_ESCALATION_STATUSES,
     ENROLLMENTS,
+    ESCALATIONS,
     FINAL_TOUCH_STATUSES,
     TOUCHES,
     CampaignVersion,
@@ -128,6 +130,14 @@ def _states(session: Session, leads: list[Lead]) -> list[tuple[Lead, Enrollment 
         past.setdefault(enrollment.lead_id, set()).add(enrollment.campaign)
         if enrollment.status == EnrollmentStatus.ACTIVE:
             active[enrollment.lead_id] = enrollment
+    escalated = set(
+        session.execute(
+            select(ESCALATIONS.c.lead_id).where(
+                ESCALATIONS.c.lead_id.in_(ids),
+                ESCALATIONS.c.status.in_(ACTIVE_ESCALATION_STATUSES),
+            )
+        ).scalars()
+    )
     planned: dict[int, set[tuple[str, str]]] = {}
     open_count: Counter[int] = Counter()
     if active:
@@ -172,6 +182,7 @@ def _states(session: Session, leads: list[Lead]) -> list[tuple[Lead, Enrollment 
                 open_touches=open_count[enrollment.id],
             ),
             past_campaigns=frozenset(past.get(lead.id, set())),
+            in_sales_hands=lead.id in escalated,
         )
         result.append((lead, enrollment, state))
     return result

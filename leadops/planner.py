@@ -36,6 +36,7 @@ class LeadState:
     segment: str | None
     active: ActiveEnrollment | None
     past_campaigns: frozenset[str]  # campaigns the lead was ever enrolled in
+    in_sales_hands: bool = False  # an active escalation: no nurture until it closes
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,11 @@ def plan_lead(
         segments, state.facts, now, active_campaign=active.campaign if active else None
     )
     plan = Plan(lead_id=state.lead_id, segment=rule.segment if rule else None)
+
+    if state.in_sales_hands:
+        if active is not None:
+            plan.exit_reason = "escalated to sales"
+        return plan
 
     if active is not None and (rule is None or rule.campaign != active.campaign):
         plan.exit_reason = f"moved to {rule.campaign}" if rule else "no matching segment"

@@ -493,12 +493,17 @@ def process_inbox(
     i = INBOX.c
     while True:
         with engine.begin() as connection:
-            rows = connection.execute(
+            query = (
                 sa.select(i.id, i.source, i.kind, i.payload, i.received_at)
                 .where(i.status == InboxStatus.PENDING)
                 .order_by(i.id)
                 .limit(INBOX_BATCH)
-            ).all()
+            )
+            if connection.dialect.name == "postgresql":
+                # Concurrent runs (the every-minute inbox pass and the 5-minute rescore, or
+                # several workers) take disjoint batches.
+                query = query.with_for_update(skip_locked=True)
+            rows = connection.execute(query).all()
             if not rows:
                 break
             found = _lookup(connection, rows)
@@ -875,6 +880,21 @@ def run_rescore(
         sum(report.stage_changes.values()),
         len(report.sales_ready),
     )
+    return report
+
+
+def run_inbox(
+    runtime: Runtime, now: datetime, *, config: ScoringConfig | None = None
+) -> RescoreReport:
+    """The quick pass: apply pending inbox events, rescore and move only the leads they
+    touched (no fit, no-opens or decay scans). The every-minute escalate flow runs it so a
+    hand-raise reaches a rep within a minute; the 5-minute rescore does the rest."""
+    config = config or load_scoring(runtime.settings.config_dir)
+    report = RescoreReport(now=now)
+    touched, hand_raised = process_inbox(runtime.engine, config, now, report)
+    moved = apply_scores_and_stages(runtime.engine, config, touched, hand_raised, now, report)
+    if moved:
+        report.plan = plan_leads(runtime, moved, now)
     return report
 
 

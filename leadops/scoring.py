@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -323,3 +323,9 @@ def top_reasons(breakdown: Iterable[tuple[str, int]], limit: int = 3) -> list[st
     """The rules that contribute the most points, as `rule +N` strings."""
     ranked = sorted(((rule, pts) for rule, pts in breakdown if pts > 0), key=lambda r: -r[1])
     return [f"{rule} {pts:+d}" for rule, pts in ranked[:limit]]
+
+
+def top_reason_items(breakdown: Iterable[tuple[str, int]], limit: int = 3) -> list[dict[str, Any]]:
+    """The same rules as `top_reasons`, as {"reason": rule, "points": n} mappings."""
+    ranked = sorted(((rule, pts) for rule, pts in breakdown if pts > 0), key=lambda r: -r[1])
+    return [{"reason": rule, "points": pts} for rule, pts in ranked[:limit]]

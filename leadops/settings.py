@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     webhooks_insecure_dev: bool = False  # accept unsigned requests where no secret is set
     webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     webhook_max_age_seconds: int = Field(default=600, ge=10)  # signed timestamps older: refused
+    # Escalation: routing file, acknowledge links, Slack incoming webhooks
+    routing_file: Path | None = None  # default: <config_dir>/routing.yaml
+    ack_link_valid_hours: int = Field(default=72, ge=1)
+    slack_timeout_seconds: float = Field(default=10.0, gt=0)
+    escalation_scan_limit: int = Field(default=1000, ge=1)
 
     @classmethod
     def settings_customise_sources(

@@ -57,4 +57,7 @@ def create_app(
             connection.execute(text("SELECT 1"))
         return {"status": "ok"}
 
+    from leadops.web import escalations
+
+    app.include_router(escalations.router)
     return app

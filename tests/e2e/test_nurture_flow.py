@@ -119,3 +119,37 @@ def test_rescore_flow_applies_the_inbox_and_publishes_sales_ready_leads(
     with engine.connect() as connection:
         assert connection.execute(sa.select(LEADS.c.score)).scalar_one() == 25
     get_settings.cache_clear()
+
+
+def test_escalate_flow_escalates_sql_leads_once_and_notifies(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.escalate import escalate_flow
+    from leadops.db import make_engine, session_scope, upgrade
+    from leadops.models import Lead
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    get_settings.cache_clear()
+    engine = make_engine(get_settings().resolved_database_url)
+    upgrade(engine)
+    now = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    with session_scope(engine) as session:
+        session.add(
+            Lead(
+                email="olivia@harbor.example",
+                first_name="Olivia",
+                country="GB",
+                lifecycle_stage="sql",
+                score=70,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    result = escalate_flow(now=now)
+    assert result["escalated"] == 1 and result["sent"] == 2  # james: email and WhatsApp
+    assert len(list((tmp_path / "data" / "outbox").rglob("escalations/rep/*"))) == 2
+    again = escalate_flow(now=now)
+    assert again["escalated"] == 0 and again["sent"] == 0
+    get_settings.cache_clear()

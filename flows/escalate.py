@@ -1,0 +1,76 @@
+"""The escalate flow: every minute, hand sales-ready leads to reps and chase the SLA.
+
+Scheduled every minute (prefect.yaml). All logic lives in leadops.escalation.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from leadops import escalation, escalation_notify, handoff, nurture
+from leadops.clock import SystemClock, ensure_utc
+from leadops.settings import get_settings
+
+
+@task(name="apply-inbox", retries=2, retry_delay_seconds=[5, 15], cache_policy=NO_CACHE)
+def inbox_task(runtime: escalation.EscalationRuntime, now: datetime) -> handoff.HandoffReport:
+    nurture_runtime = nurture.load_runtime(runtime.settings, engine=runtime.engine)
+    return handoff.apply_inbox_and_escalate(nurture_runtime, runtime, now)
+
+
+@task(name="scan-sales-ready", retries=2, retry_delay_seconds=[5, 15], cache_policy=NO_CACHE)
+def scan_task(runtime: escalation.EscalationRuntime, now: datetime) -> int:
+    results = escalation.find_sales_ready(runtime, now, deliver=False)
+    return sum(result.created for result in results)
+
+
+@task(name="sla", retries=2, retry_delay_seconds=[5, 15], cache_policy=NO_CACHE)
+def sla_task(runtime: escalation.EscalationRuntime, now: datetime) -> escalation.SlaReport:
+    return escalation.check_slas(runtime, now, deliver=False)
+
+
+@task(name="notify", cache_policy=NO_CACHE)
+def notify_task(
+    runtime: escalation.EscalationRuntime, now: datetime
+) -> escalation_notify.NotifyReport:
+    return escalation_notify.deliver_notifications(runtime, now)
+
+
+@flow(
+    name="escalate",
+    flow_run_name=lambda: f"escalate-{datetime.now(UTC):%Y-%m-%dT%H:%MZ}",
+    log_prints=True,
+)
+def escalate_flow(now: datetime | None = None) -> dict[str, int]:
+    """Escalate SQL leads without an active escalation, re-route missed SLAs, notify."""
+    runtime = escalation.load_escalation_runtime(get_settings())
+    at = ensure_utc(now) if now is not None else SystemClock().now()
+    fast = inbox_task(runtime, at)  # new webhook events: a hand-raise reaches a rep now
+    escalated = fast.escalated + scan_task(runtime, at)
+    sla = sla_task(runtime, at)
+    sent = notify_task(runtime, at)
+    if escalated or sla.rerouted or sla.to_queue or sent.failed or sent.ambiguous:
+        create_markdown_artifact(
+            key="escalate-run",
+            markdown=(
+                f"# Escalations {at:%Y-%m-%d %H:%M} UTC\n\n"
+                f"- webhook events applied: {fast.events}\n"
+                f"- escalated: {escalated}\n- re-routed: {sla.rerouted}\n"
+                f"- to the fallback queue: {sla.to_queue}\n- notifications sent: {sent.sent}\n"
+                f"- failed: {sent.failed}\n- ambiguous: {sent.ambiguous}\n"
+            ),
+            description="What this escalation run did",
+        )
+    return {
+        "events": fast.events,
+        "escalated": escalated,
+        "rerouted": sla.rerouted,
+        "to_queue": sla.to_queue,
+        "sent": sent.sent,
+        "failed": sent.failed,
+        "ambiguous": sent.ambiguous,
+    }

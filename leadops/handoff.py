@@ -1,0 +1,114 @@
+"""Hand sales-ready leads from the rescore run to escalation, with the ledger's reasons.
+
+The rescore run finds leads that reached SQL or raised a hand (a demo request, a reply);
+`escalate_sales_ready` escalates each one once per trigger, in the same run, so the path
+from a webhook to the rep's notification is one rescore tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from leadops.escalation import (
+    EscalationRuntime,
+    escalate,
+    load_escalation_runtime,
+    routing_path,
+)
+from leadops.escalation_notify import NotifyReport, deliver_notifications
+from leadops.models import ESCALATIONS
+from leadops.nurture import Runtime
+from leadops.rescore import SalesReady, run_inbox
+from leadops.settings import Settings
+
+log = logging.getLogger("leadops.handoff")
+
+# A rescore trigger and the escalation trigger it becomes.
+TRIGGERS = {"sql": "sql_threshold", "reply": "reply_intent"}
+_POINTS = re.compile(r"^(?P<rule>.+?) (?P<points>[+-]\d+)$")
+
+
+@dataclass
+class HandoffReport:
+    escalated: int = 0
+    already: int = 0  # escalated before for the same trigger, or an escalation is active
+    events: int = 0  # inbox events applied (by the every-minute fast path)
+    notify: NotifyReport | None = None
+
+
+def escalation_runtime_or_none(settings: Settings, engine: Any = None) -> EscalationRuntime | None:
+    """The escalation runtime, or None (logged) when there is no routing.yaml."""
+    if not routing_path(settings).exists():
+        log.warning("escalation is off: %s does not exist", routing_path(settings))
+        return None
+    return load_escalation_runtime(settings, engine=engine)
+
+
+def reason_items(reasons: Sequence[str]) -> list[dict[str, Any]]:
+    """`rule +N` strings as the mappings escalation stores (reason text and points)."""
+    items: list[dict[str, Any]] = []
+    for text in reasons:
+        match = _POINTS.match(text)
+        if match:
+            items.append({"reason": match["rule"], "points": int(match["points"])})
+        else:
+            items.append({"reason": text, "points": None})
+    return items
+
+
+def _trigger_key(session: Session, item: SalesReady) -> str:
+    if item.trigger == "sql":
+        # The same key the every-minute scan uses, so the two never escalate one crossing twice.
+        before = session.execute(
+            select(func.count()).where(ESCALATIONS.c.lead_id == item.lead_id)
+        ).scalar_one()
+        return f"stage-sql-{before + 1}"
+    return f"{item.trigger}-{item.at.isoformat()}"
+
+
+def escalate_sales_ready(
+    runtime: EscalationRuntime, ready: Sequence[SalesReady], now: datetime
+) -> HandoffReport:
+    """Escalate every sales-ready lead of a rescore run, then send the rep notifications."""
+    report = HandoffReport()
+    for item in ready:
+        trigger = TRIGGERS.get(item.trigger, item.trigger)
+        with Session(runtime.engine) as session:
+            key = _trigger_key(session, item)
+        result = escalate(
+            runtime.engine,
+            item.lead_id,
+            trigger,
+            key,
+            item.score,
+            reason_items(item.reasons),
+            now,
+            runtime=runtime,
+            deliver=False,
+        )
+        if result.created:
+            report.escalated += 1
+        else:
+            report.already += 1
+    if report.escalated:
+        report.notify = deliver_notifications(runtime, now)
+    return report
+
+
+def apply_inbox_and_escalate(
+    runtime: Runtime, escalation: EscalationRuntime, now: datetime
+) -> HandoffReport:
+    """The every-minute fast path: apply new webhook events (rescore.run_inbox) and escalate
+    the leads they made sales-ready, notifying their reps."""
+    report = run_inbox(runtime, now)
+    handed = escalate_sales_ready(escalation, report.sales_ready, now)
+    handed.events = report.events_total
+    return handed

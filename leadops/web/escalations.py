@@ -1,0 +1,107 @@
+"""Signed acknowledge links for escalations.
+
+GET shows a confirmation page and changes nothing (mail scanners open links); POST
+acknowledges. The token names the escalation and the assignment it was sent for, so a link
+from before a re-route cannot acknowledge for the rep who now holds the lead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse
+from sqlmodel import Session
+
+from leadops.escalation import acknowledge
+from leadops.escalation_notify import ACK, TRIGGER_LABELS
+from leadops.models import Escalation, EscalationAssignment, Lead
+from leadops.render import Renderer
+from leadops.tokens import InvalidToken, verify
+from leadops.web.app import state_of
+
+router = APIRouter(prefix="/escalations", tags=["escalations"])
+HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
+
+
+def _page(request: Request, status: int, **context: Any) -> HTMLResponse:
+    values: dict[str, Any] = {"lead": None, "confirm": False, "assignee": "", **context}
+    renderer = Renderer(state_of(request).settings.templates_dir)
+    html = renderer.render("escalation/ack_page.html.j2", values)
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def _verified(request: Request, token: str) -> tuple[int, int]:
+    state = state_of(request)
+    data = verify(ACK, token, state.settings.signing_key(), now=state.clock.now())
+    escalation_id, assignment_id = data.get("e"), data.get("a")
+    if not isinstance(escalation_id, int) or not isinstance(assignment_id, int):
+        raise InvalidToken("malformed token")
+    return escalation_id, assignment_id
+
+
+def _details(request: Request, escalation_id: int, assignment_id: int) -> dict[str, Any]:
+    with Session(state_of(request).engine) as session:
+        escalation = session.get(Escalation, escalation_id)
+        assignment = session.get(EscalationAssignment, assignment_id)
+        if escalation is None or assignment is None:
+            return {}
+        lead = session.get(Lead, escalation.lead_id)
+        names = [part for part in (lead.first_name, lead.last_name) if part] if lead else []
+        return {
+            "escalation_id": escalation_id,
+            "trigger_label": TRIGGER_LABELS.get(escalation.trigger, escalation.trigger),
+            "assignee": assignment.rep_key or "",
+            "lead": {
+                "name": " ".join(names) or (lead.email if lead else "") or "(no name)",
+                "company": lead.company if lead else None,
+                "email": lead.email if lead else None,
+                "phone": lead.phone if lead else None,
+            },
+        }
+
+
+@router.get("/ack/{token}", response_class=HTMLResponse)
+def confirm_page(request: Request, token: str) -> HTMLResponse:
+    """Show the lead and an Acknowledge button; nothing changes on GET."""
+    try:
+        escalation_id, assignment_id = _verified(request, token)
+    except InvalidToken as exc:
+        return _page(request, 400, title="This link does not work", message=str(exc))
+    details = _details(request, escalation_id, assignment_id)
+    if not details:
+        return _page(request, 404, title="Not found", message="This escalation no longer exists.")
+    return _page(
+        request,
+        200,
+        title="Acknowledge this lead?",
+        message="Acknowledging tells everyone you have it and stops the re-routing clock.",
+        confirm=True,
+        **details,
+    )
+
+
+@router.post("/ack/{token}", response_class=HTMLResponse)
+def acknowledge_link(
+    request: Request, token: str, by: Annotated[str, Form(max_length=200)] = ""
+) -> HTMLResponse:
+    """Acknowledge the escalation this signed link was sent for."""
+    try:
+        escalation_id, assignment_id = _verified(request, token)
+    except InvalidToken as exc:
+        return _page(request, 400, title="This link does not work", message=str(exc))
+    details = _details(request, escalation_id, assignment_id)
+    if not details:
+        return _page(request, 404, title="Not found", message="This escalation no longer exists.")
+    state = state_of(request)
+    who = by.strip() or details["assignee"] or "acknowledge link"
+    result = acknowledge(
+        state.engine,
+        escalation_id,
+        now=state.clock.now(),
+        by=who,
+        assignment_id=assignment_id,
+    )
+    title = "Acknowledged" if result.ok else "Not acknowledged"
+    message = result.message[:1].upper() + result.message[1:] + "."
+    return _page(request, 200 if result.ok else 409, title=title, message=message, **details)
