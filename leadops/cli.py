@@ -650,6 +650,56 @@ def serve(
     )
 
 
+# -- operations: report, doctor, deploy --------------------------------------------------
+
+
+@app.command()
+def report(
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the HTML report (charts) here.")
+    ] = None,
+    now: NowOption = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """KPIs and stuck work: response time, funnel, nurture conversion, scores, cost per
+    lead, leads never followed up, per-step rates. Exit code 2 when stuck work is above
+    LEADOPS_STUCK_THRESHOLD.
+
+    Example: leadops report --html report.html
+    """
+    from leadops import kpis, stuck
+    from leadops.report import build_report, write_html
+
+    settings = _settings()
+    result = build_report(_engine(settings), settings, _instant(now))
+    k = result.kpis
+    emit(kpis.headline_rows(k), ["kpi", "value", "note"], fmt, title="KPIs")
+    if fmt == Format.TABLE:
+        emit(
+            kpis.funnel_rows(k),
+            ["stage", "leads now", "reached", "to next stage"],
+            fmt,
+            title="Conversion by stage",
+        )
+        cost = kpis.cost_rows(k)
+        emit(cost, list(cost[0]) if cost else ["source"], fmt, title="Cost per lead by source")
+        steps = kpis.step_rows(k)
+        emit(steps, list(steps[0]) if steps else ["campaign"], fmt, title="Campaign steps")
+        emit(
+            stuck.finding_rows(result.stuck),
+            ["check", "count", "what", "action"],
+            fmt,
+            title=f"Stuck work: {result.stuck.total} (threshold {result.stuck.threshold})",
+        )
+        for name, why in k.missing:
+            console.print(f"[dim]not available: {name} ({why})[/]", highlight=False)
+    if html is not None:
+        console.print(f"HTML report written to {write_html(result, html)}")
+    if result.stuck.over_threshold:
+        err.print(f"[red]stuck work above threshold:[/] {stuck.StuckWorkError(result.stuck)}")
+        raise typer.Exit(2)
+
+
 # Prefect defaults for a command-line run, set before Prefect is first imported; the
 # environment wins. The first ephemeral server on a new PREFECT_HOME runs migrations,
 # which can take longer than Prefect's default 20 s on a busy 2-core machine.
