@@ -94,6 +94,7 @@ class PlanReport:
     exited: int = 0
     completed: int = 0
     planned: int = 0
+    planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
 @dataclass
@@ -227,6 +228,8 @@ def _apply(
                 )
             )
         report.planned += len(plan.touches)
+        for due in plan.touches:
+            report.planned_steps[(enrollment.campaign, due.step, due.channel)] += 1
 
 
 def plan_all(runtime: Runtime, now: datetime) -> PlanReport:
