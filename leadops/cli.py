@@ -323,9 +323,14 @@ def run(
     runtime = _runtime(settings)
     at = _instant(now) if now else None
     if no_prefect:
+        from leadops.locks import LockHeld, run_lock
         from leadops.nurture import run_tick
 
-        tick = run_tick(runtime, clock_for(at))
+        try:
+            with run_lock(runtime.engine, "nurture"):
+                tick = run_tick(runtime, clock_for(at))
+        except LockHeld as exc:
+            raise CliError(f"{exc}; try again when it has finished") from exc
         result = {
             "sent": tick.dispatch.sent_total,
             "held": sum(tick.dispatch.held.values()),
@@ -698,6 +703,21 @@ def report(
     if result.stuck.over_threshold:
         err.print(f"[red]stuck work above threshold:[/] {stuck.StuckWorkError(result.stuck)}")
         raise typer.Exit(2)
+
+
+@app.command()
+def doctor(fmt: FormatOption = Format.TABLE) -> None:
+    """Check settings, database, migrations, config, templates, channels and the public
+    URL without sending anything; explain each problem. Exit code 1 if any check fails.
+
+    Example: leadops doctor
+    """
+    from leadops import doctor as checks
+
+    results = checks.run_checks(get_settings)
+    emit(checks.rows(results), ["check", "status", "detail", "fix"], fmt, title="leadops doctor")
+    if checks.failed(results):
+        raise typer.Exit(1)
 
 
 # Prefect defaults for a command-line run, set before Prefect is first imported; the
