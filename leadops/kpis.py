@@ -220,9 +220,10 @@ def _scores(conn: Connection, report: KpiReport) -> None:
     report.score_avg = conn.execute(sa.select(sa.func.avg(score))).scalar_one_or_none()
     if report.score_avg is not None:
         report.score_avg = float(report.score_avg)
-    counts: dict[int, int] = dict(
-        conn.execute(sa.select(bucket, sa.func.count()).group_by(bucket)).tuples().all()
-    )
+    counts: dict[int, int] = {
+        int(b): int(n)
+        for b, n in conn.execute(sa.select(bucket, sa.func.count()).group_by(bucket)).all()
+    }
     labels = [f"<{SCORE_BUCKETS[0]}"]
     labels += [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(SCORE_BUCKETS)]
     labels += [f"{SCORE_BUCKETS[-1]}+"]

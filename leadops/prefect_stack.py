@@ -189,10 +189,9 @@ class LocalStack:
     def stop(self) -> None:
         """SIGTERM every process group started here, then SIGKILL what is left."""
         for process in reversed(list(self.processes.values())):
-            try:  # the whole group: a leader that exited may have left children
+            # the whole group: a leader that exited may have left children
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for process in self.processes.values():
             try:
                 process.wait(timeout=15)
