@@ -720,6 +720,37 @@ def doctor(fmt: FormatOption = Format.TABLE) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def deploy(
+    project: Annotated[
+        Path, typer.Option(help="Folder with prefect.yaml, flows/, config/ and templates/.")
+    ] = Path(),
+) -> None:
+    """Create the process work pool `leadops` and deploy every flow in prefect.yaml to the
+    Prefect server at PREFECT_API_URL (both commands are the README's, non-interactive).
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api leadops deploy
+    """
+    from leadops.prefect_stack import PrefectCommandError, deploy_all
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise CliError(
+            "PREFECT_API_URL is not set: start a server (`prefect server start`) and export "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    home = project.resolve()
+    env = dict(os.environ)
+    env.setdefault("LEADOPS_HOME", str(home))
+    try:
+        console.print(deploy_all(env=env, cwd=home), markup=False, highlight=False)
+    except PrefectCommandError as exc:
+        raise CliError(str(exc)) from exc
+    console.print(
+        f"[green]deployed[/] flow runs will start in {env['LEADOPS_HOME']}; start a worker: "
+        "prefect worker start --pool leadops"
+    )
+
+
 # Prefect defaults for a command-line run, set before Prefect is first imported; the
 # environment wins. The first ephemeral server on a new PREFECT_HOME runs migrations,
 # which can take longer than Prefect's default 20 s on a busy 2-core machine.
