@@ -32,6 +32,7 @@ th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e4e7eb}
 th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bad{color:#c2410c;font-weight:600}.good{color:#15803d;font-weight:600}
 .missing li{color:#52606d}svg text{font:12px system-ui,sans-serif;fill:#1f2933}
+.panel svg{width:100%;height:auto}
 """
 
 
