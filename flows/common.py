@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect.runtime import flow_run
 
+from leadops.clock import SystemClock
 from leadops.credentials import with_secret_blocks
 from leadops.observe import enable_library_logs, is_transient
 from leadops.settings import Settings, get_settings
@@ -22,7 +23,7 @@ def run_name(prefix: str, key: str, fmt: str = "%Y-%m-%dT%H:%MZ") -> str:
     value = flow_run.parameters.get(key)
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    when = value.astimezone(UTC) if isinstance(value, datetime) else datetime.now(UTC)
+    when = value.astimezone(UTC) if isinstance(value, datetime) else SystemClock().now()
     return f"{prefix}-{when:{fmt}}"
 
 

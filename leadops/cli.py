@@ -699,7 +699,9 @@ def report(
         for name, why in k.missing:
             console.print(f"[dim]not available: {name} ({why})[/]", highlight=False)
     if html is not None:
-        console.print(f"HTML report written to {write_html(result, html)}")
+        (console if fmt == Format.TABLE else err).print(
+            f"HTML report written to {write_html(result, html)}"
+        )
     if result.stuck.over_threshold:
         err.print(f"[red]stuck work above threshold:[/] {stuck.StuckWorkError(result.stuck)}")
         raise typer.Exit(2)
