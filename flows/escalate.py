@@ -5,30 +5,48 @@ Scheduled every minute (prefect.yaml). All logic lives in leadops.escalation.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops import escalation, escalation_notify, handoff, nurture
 from leadops.clock import SystemClock, ensure_utc
-from leadops.settings import get_settings
 
 
-@task(name="apply-inbox", retries=2, retry_delay_seconds=[5, 15], cache_policy=NO_CACHE)
+@task(
+    name="apply-inbox",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def inbox_task(runtime: escalation.EscalationRuntime, now: datetime) -> handoff.HandoffReport:
     nurture_runtime = nurture.load_runtime(runtime.settings, engine=runtime.engine)
     return handoff.apply_inbox_and_escalate(nurture_runtime, runtime, now)
 
 
-@task(name="scan-sales-ready", retries=2, retry_delay_seconds=[5, 15], cache_policy=NO_CACHE)
+@task(
+    name="scan-sales-ready",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def scan_task(runtime: escalation.EscalationRuntime, now: datetime) -> int:
     results = escalation.find_sales_ready(runtime, now, deliver=False)
     return sum(result.created for result in results)
 
 
-@task(name="sla", retries=2, retry_delay_seconds=[5, 15], cache_policy=NO_CACHE)
+@task(
+    name="sla",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def sla_task(runtime: escalation.EscalationRuntime, now: datetime) -> escalation.SlaReport:
     return escalation.check_slas(runtime, now, deliver=False)
 
@@ -42,12 +60,12 @@ def notify_task(
 
 @flow(
     name="escalate",
-    flow_run_name=lambda: f"escalate-{datetime.now(UTC):%Y-%m-%dT%H:%MZ}",
+    flow_run_name=lambda: run_name("escalate", "now"),
     log_prints=True,
 )
 def escalate_flow(now: datetime | None = None) -> dict[str, int]:
     """Escalate SQL leads without an active escalation, re-route missed SLAs, notify."""
-    runtime = escalation.load_escalation_runtime(get_settings())
+    runtime = escalation.load_escalation_runtime(flow_settings())
     at = ensure_utc(now) if now is not None else SystemClock().now()
     fast = inbox_task(runtime, at)  # new webhook events: a hand-raise reaches a rep now
     escalated = fast.escalated + scan_task(runtime, at)

@@ -1,12 +1,13 @@
 """The nurture flow: plan who is due, then dispatch, and publish what happened.
 
-Scheduled hourly (prefect.yaml). `simulate` runs many ticks inside one flow run, so a
-30-day cycle takes seconds. All logic lives in leadops.nurture.
+Scheduled hourly (prefect.yaml, concurrency limit 1). A database lock (leadops.locks)
+also keeps two runs from overlapping, however they were started. `simulate` runs many
+ticks inside one flow run, so a 30-day cycle takes seconds. All logic lives in leadops.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
@@ -16,32 +17,54 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
 
-from leadops import nurture, progress
+from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
+from leadops import nurture, observe, progress
 from leadops.clock import SimulatedClock, SystemClock, ensure_utc
 from leadops.dispatch import DispatchReport
-from leadops.settings import get_settings
+from leadops.locks import LockHeld, run_lock
 from leadops.summary import summary_rows, touch_summary
 
 
-def _run_name(prefix: str, key: str) -> str:
-    value = flow_run.parameters.get(key)
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    when = value.astimezone(UTC) if isinstance(value, datetime) else datetime.now(UTC)
-    return f"{prefix}-{when:%Y-%m-%dT%H:%MZ}"
-
-
-@task(name="plan", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+@task(
+    name="plan",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def plan_task(runtime: nurture.Runtime, now: datetime) -> nurture.PlanReport:
     return nurture.plan_all(runtime, now)
 
 
-@task(name="dispatch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+@task(
+    name="dispatch",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def dispatch_task(runtime: nurture.Runtime, now: datetime | None) -> DispatchReport:
+    """Send what is due, updating a progress artifact after every batch. Safe to retry:
+    every touch is sent at most once (leadops.dispatch)."""
     clock = SimulatedClock(now) if now is not None else SystemClock()
-    return nurture.run_dispatch(runtime, clock)
+    due = observe.count_due(runtime.engine, clock.now())
+    artifact = create_progress_artifact(
+        progress=0.0, key="nurture-dispatch", description=f"Dispatching {due} due messages"
+    )
+    done = 0
+
+    def advance(batch: int) -> None:
+        nonlocal done
+        done += batch
+        update_progress_artifact(
+            artifact_id=artifact,  # type: ignore[arg-type]  # sync call returns the UUID
+            progress=100.0 * min(1.0, done / due) if due else 100.0,
+        )
+
+    report = nurture.run_dispatch(runtime, clock, progress=advance)
+    update_progress_artifact(artifact_id=artifact, progress=100.0)  # type: ignore[arg-type]
+    return report
 
 
 @task(name="simulate-day", cache_policy=NO_CACHE)
@@ -54,13 +77,24 @@ def _publish_summary(runtime: nurture.Runtime, key: str, description: str) -> No
     create_table_artifact(key=key, table=rows, description=description)
 
 
-@flow(name="nurture", flow_run_name=lambda: _run_name("nurture", "now"), log_prints=True)
+@flow(name="nurture", flow_run_name=lambda: run_name("nurture", "now"), log_prints=True)
 def nurture_flow(now: datetime | None = None) -> dict[str, int]:
     """One tick: segment and plan every lead, dispatch what is due, publish a summary."""
-    runtime = nurture.load_runtime(get_settings())
+    logger = get_run_logger()
+    runtime = nurture.load_runtime(flow_settings())
     tick_time = ensure_utc(now) if now is not None else SystemClock().now()
-    plan = plan_task(runtime, tick_time)
-    dispatch = dispatch_task(runtime, tick_time if now is not None else None)
+    try:
+        with run_lock(runtime.engine, "nurture"):
+            plan = plan_task(runtime, tick_time)
+            dispatch = dispatch_task(runtime, tick_time if now is not None else None)
+    except LockHeld as exc:
+        logger.warning("skipped: %s", exc)
+        create_markdown_artifact(
+            key="nurture-tick",
+            markdown=f"# Nurture tick {tick_time:%Y-%m-%d %H:%M} UTC skipped\n\n{exc}\n",
+            description="What this tick did",
+        )
+        return {"skipped_overlap": 1}
     held = ", ".join(f"{reason}: {n}" for reason, n in sorted(dispatch.held.items())) or "none"
     create_markdown_artifact(
         key="nurture-tick",
@@ -69,10 +103,17 @@ def nurture_flow(now: datetime | None = None) -> dict[str, int]:
             f"- leads planned: {plan.leads}\n- newly enrolled: {sum(plan.enrolled.values())}\n"
             f"- touches created: {plan.planned}\n- sent: {dispatch.sent_total}\n"
             f"- held: {held}\n- failed: {dispatch.failed}\n- ambiguous: {dispatch.ambiguous}\n"
+            f"- recovered from a stopped run: {dispatch.recovered}\n"
         ),
         description="What this tick did",
     )
-    _publish_summary(runtime, "nurture-summary", "Touches per campaign, step and channel")
+    create_table_artifact(
+        key="nurture-run",
+        table=observe.run_rows(plan.planned_steps, dispatch),
+        description="This run, per campaign, step and channel: planned, sent, held by "
+        "reason, skipped, failed, ambiguous",
+    )
+    _publish_summary(runtime, "nurture-summary", "All touches per campaign, step and channel")
     return {
         "leads": plan.leads,
         "planned": plan.planned,
@@ -81,25 +122,27 @@ def nurture_flow(now: datetime | None = None) -> dict[str, int]:
         "skipped": sum(dispatch.skipped.values()),
         "failed": dispatch.failed,
         "ambiguous": dispatch.ambiguous,
+        "recovered": dispatch.recovered,
     }
 
 
-@flow(name="simulate", flow_run_name=lambda: _run_name("simulate", "start"))
+@flow(name="simulate", flow_run_name=lambda: run_name("simulate", "start"))
 def simulate_flow(start: datetime, days: int = 30) -> dict[str, int]:
     """Run the nurture loop through `days` simulated days from `start`, day by day."""
     logger = get_run_logger()
-    runtime = nurture.load_runtime(get_settings())
+    runtime = nurture.load_runtime(flow_settings())
     start = ensure_utc(start)
     artifact = create_progress_artifact(progress=0.0, description=f"Simulating {days} days")
     ticks = 0
-    for day in range(days):
-        day_start = start + timedelta(days=day)
-        ticks += simulate_day_task(runtime, day_start, day_start + timedelta(days=1))
-        update_progress_artifact(
-            artifact_id=artifact,  # type: ignore[arg-type]  # sync call returns the UUID
-            progress=100.0 * (day + 1) / days,
-        )
-        progress.notify((day + 1) / days, f"day {day + 1} of {days}")
+    with run_lock(runtime.engine, "nurture"):
+        for day in range(days):
+            day_start = start + timedelta(days=day)
+            ticks += simulate_day_task(runtime, day_start, day_start + timedelta(days=1))
+            update_progress_artifact(
+                artifact_id=artifact,  # type: ignore[arg-type]  # sync call returns the UUID
+                progress=100.0 * (day + 1) / days,
+            )
+            progress.notify((day + 1) / days, f"day {day + 1} of {days}")
     logger.info("simulated %d days in %d ticks", days, ticks)
     _publish_summary(runtime, "simulation-summary", f"{days} simulated days from {start:%Y-%m-%d}")
     return {"days": days, "ticks": ticks}

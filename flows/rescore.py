@@ -12,18 +12,29 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.nurture import _run_name
+from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops import handoff, nurture, rescore
 from leadops.clock import SystemClock, ensure_utc
-from leadops.settings import get_settings
 
 
-@task(name="rescore", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+@task(
+    name="rescore",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def rescore_task(runtime: nurture.Runtime, now: datetime) -> rescore.RescoreReport:
     return rescore.run_rescore(runtime, now)
 
 
-@task(name="escalate-sales-ready", retries=2, retry_delay_seconds=[5, 15], cache_policy=NO_CACHE)
+@task(
+    name="escalate-sales-ready",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def escalate_task(
     runtime: nurture.Runtime, ready: list[rescore.SalesReady], now: datetime
 ) -> handoff.HandoffReport | None:
@@ -33,10 +44,10 @@ def escalate_task(
     return handoff.escalate_sales_ready(escalation, ready, now)
 
 
-@flow(name="rescore", flow_run_name=lambda: _run_name("rescore", "now"), log_prints=True)
+@flow(name="rescore", flow_run_name=lambda: run_name("rescore", "now"), log_prints=True)
 def rescore_flow(now: datetime | None = None) -> dict[str, int]:
     """One rescore run; returns counts (the sales-ready leads are in the table artifact)."""
-    runtime = nurture.load_runtime(get_settings())
+    runtime = nurture.load_runtime(flow_settings())
     at = ensure_utc(now) if now is not None else SystemClock().now()
     report = rescore_task(runtime, at)
     # Escalate in the same run, so a webhook reaches a rep within one rescore tick.

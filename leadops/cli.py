@@ -345,9 +345,14 @@ def run(
     runtime = _runtime(settings)
     at = _instant(now) if now else None
     if no_prefect:
+        from leadops.locks import LockHeld, run_lock
         from leadops.nurture import run_tick
 
-        tick = run_tick(runtime, clock_for(at))
+        try:
+            with run_lock(runtime.engine, "nurture"):
+                tick = run_tick(runtime, clock_for(at))
+        except LockHeld as exc:
+            raise CliError(f"{exc}; try again when it has finished") from exc
         result = {
             "sent": tick.dispatch.sent_total,
             "held": sum(tick.dispatch.held.values()),
@@ -936,6 +941,104 @@ def webhooks_stats(fmt: FormatOption = Format.TABLE) -> None:
         ["source", "reason", "count", "last_at"],
         fmt,
         title="Refused requests",
+    )
+
+
+# -- operations: report, doctor, deploy --------------------------------------------------
+
+
+@app.command()
+def report(
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the HTML report (charts) here.")
+    ] = None,
+    now: NowOption = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """KPIs and stuck work: response time, funnel, nurture conversion, scores, cost per
+    lead, leads never followed up, per-step rates. Exit code 2 when stuck work is above
+    LEADOPS_STUCK_THRESHOLD.
+
+    Example: leadops report --html report.html
+    """
+    from leadops import kpis, stuck
+    from leadops.report import build_report, write_html
+
+    settings = _settings()
+    result = build_report(_engine(settings), settings, _instant(now))
+    k = result.kpis
+    emit(kpis.headline_rows(k), ["kpi", "value", "note"], fmt, title="KPIs")
+    if fmt == Format.TABLE:
+        emit(
+            kpis.funnel_rows(k),
+            ["stage", "leads now", "reached", "to next stage"],
+            fmt,
+            title="Conversion by stage",
+        )
+        cost = kpis.cost_rows(k)
+        emit(cost, list(cost[0]) if cost else ["source"], fmt, title="Cost per lead by source")
+        steps = kpis.step_rows(k)
+        emit(steps, list(steps[0]) if steps else ["campaign"], fmt, title="Campaign steps")
+        emit(
+            stuck.finding_rows(result.stuck),
+            ["check", "count", "what", "action"],
+            fmt,
+            title=f"Stuck work: {result.stuck.total} (threshold {result.stuck.threshold})",
+        )
+        for name, why in k.missing:
+            console.print(f"[dim]not available: {name} ({why})[/]", highlight=False)
+    if html is not None:
+        (console if fmt == Format.TABLE else err).print(
+            f"HTML report written to {write_html(result, html)}"
+        )
+    if result.stuck.over_threshold:
+        err.print(f"[red]stuck work above threshold:[/] {stuck.StuckWorkError(result.stuck)}")
+        raise typer.Exit(2)
+
+
+@app.command()
+def doctor(fmt: FormatOption = Format.TABLE) -> None:
+    """Check settings, database, migrations, config, templates, channels and the public
+    URL without sending anything; explain each problem. Exit code 1 if any check fails.
+
+    Example: leadops doctor
+    """
+    from leadops import doctor as checks
+
+    results = checks.run_checks(get_settings)
+    emit(checks.rows(results), ["check", "status", "detail", "fix"], fmt, title="leadops doctor")
+    if checks.failed(results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def deploy(
+    project: Annotated[
+        Path, typer.Option(help="Folder with prefect.yaml, flows/, config/ and templates/.")
+    ] = Path(),
+) -> None:
+    """Create the process work pool `leadops` and deploy every flow in prefect.yaml to the
+    Prefect server at PREFECT_API_URL (both commands are the README's, non-interactive).
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api leadops deploy
+    """
+    from leadops.prefect_stack import PrefectCommandError, deploy_all
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise CliError(
+            "PREFECT_API_URL is not set: start a server (`prefect server start`) and export "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    home = project.resolve()
+    env = dict(os.environ)
+    env.setdefault("LEADOPS_HOME", str(home))
+    try:
+        console.print(deploy_all(env=env, cwd=home), markup=False, highlight=False)
+    except PrefectCommandError as exc:
+        raise CliError(str(exc)) from exc
+    console.print(
+        f"[green]deployed[/] flow runs will start in {env['LEADOPS_HOME']}; start a worker: "
+        "prefect worker start --pool leadops"
     )
 
 

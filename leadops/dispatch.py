@@ -61,6 +61,12 @@ class DispatchReport:
     ambiguous: int = 0
     recovered: int = 0
     errors: list[str] = field(default_factory=list)
+    # (campaign, step, channel, outcome): outcome is sent, failed, ambiguous,
+    # held:<reason> or skipped:<reason>; the per-run table of the nurture flow.
+    outcomes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+
+    def count(self, touch: TouchRow, outcome: str) -> None:
+        self.outcomes[(touch.campaign, touch.step, touch.channel, outcome)] += 1
 
     @property
     def sent_total(self) -> int:
@@ -74,6 +80,7 @@ class DispatchReport:
         self.ambiguous += other.ambiguous
         self.recovered += other.recovered
         self.errors.extend(other.errors)
+        self.outcomes.update(other.outcomes)
 
 
 def contact_facts(lead: Lead) -> ContactFacts:
@@ -282,6 +289,7 @@ class Dispatcher:
         if decision.action == Action.SKIP:
             assert decision.reason is not None
             report.skipped[decision.reason] += 1
+            report.count(touch, f"skipped:{decision.reason}")
             self._finish(
                 session, token, touch, status=TouchStatus.SKIPPED, hold_reason=decision.reason
             )
@@ -289,6 +297,7 @@ class Dispatcher:
         if decision.action == Action.HOLD:
             assert decision.reason is not None and decision.retry_at is not None
             report.held[decision.reason] += 1
+            report.count(touch, f"held:{decision.reason}")
             self._finish(
                 session,
                 token,
@@ -313,6 +322,7 @@ class Dispatcher:
         except RenderError as exc:
             log.error("touch %s held: %s", touch.id, exc)
             report.held[Reason.RENDER_ERROR] += 1
+            report.count(touch, f"held:{Reason.RENDER_ERROR}")
             report.errors.append(f"touch {touch.id}: {exc}")
             self._finish(
                 session,
@@ -340,6 +350,7 @@ class Dispatcher:
         except TransientSendError as exc:
             if attempts >= MAX_TRANSIENT_ATTEMPTS:
                 report.failed += 1
+                report.count(touch, "failed")
                 self._finish(
                     session,
                     token,
@@ -349,6 +360,7 @@ class Dispatcher:
                 )
                 return
             report.held[Reason.PROVIDER_RETRY] += 1
+            report.count(touch, f"held:{Reason.PROVIDER_RETRY}")
             self._finish(
                 session,
                 token,
@@ -361,17 +373,20 @@ class Dispatcher:
             return
         except PermanentSendError as exc:
             report.failed += 1
+            report.count(touch, "failed")
             self._finish(session, token, touch, status=TouchStatus.FAILED, error=str(exc))
             if exc.suppress:
                 self._suppress(session, lead, touch.channel, str(exc))
             return
         except AmbiguousSendError as exc:
             report.ambiguous += 1
+            report.count(touch, "ambiguous")
             self._finish(session, token, touch, status=TouchStatus.AMBIGUOUS, error=str(exc))
             return
         except Exception as exc:  # our own bug after the request may have left: never resend
             log.exception("touch %s: unexpected error while sending", touch.id)
             report.ambiguous += 1
+            report.count(touch, "ambiguous")
             self._finish(
                 session,
                 token,
@@ -381,6 +396,7 @@ class Dispatcher:
             )
             return
         report.sent[(touch.campaign, touch.step, touch.channel)] += 1
+        report.count(touch, "sent")
         recent[touch.lead_id].append(now)
         self._finish(
             session,

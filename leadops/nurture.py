@@ -96,6 +96,7 @@ class PlanReport:
     exited: int = 0
     completed: int = 0
     planned: int = 0
+    planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
 @dataclass
@@ -238,6 +239,8 @@ def _apply(
                 )
             )
         report.planned += len(plan.touches)
+        for due in plan.touches:
+            report.planned_steps[(enrollment.campaign, due.step, due.channel)] += 1
 
 
 def _plan_batch(
@@ -273,6 +276,15 @@ def plan_all(runtime: Runtime, now: datetime) -> PlanReport:
         versions = register_versions(session, runtime.campaigns, now)
         for batch in _lead_batches(session):
             _plan_batch(session, runtime, batch, versions, now, report)
+    log.info(
+        "planned %s: %d leads, %d newly enrolled, %d exited, %d completed, %d touches created",
+        now.isoformat(),
+        report.leads,
+        sum(report.enrolled.values()),
+        report.exited,
+        report.completed,
+        report.planned,
+    )
     return report
 
 
@@ -307,7 +319,20 @@ def run_dispatch(
         clock=clock,
         stored=runtime.stored,
     )
-    return dispatcher.run(progress=progress)
+    report = dispatcher.run(progress=progress)
+    log.info(
+        "dispatched %s: %d sent, %d held (%s), %d skipped, %d failed, %d ambiguous, "
+        "%d recovered from a stopped run",
+        clock.now().isoformat(),
+        report.sent_total,
+        sum(report.held.values()),
+        ", ".join(f"{reason} {n}" for reason, n in sorted(report.held.items())) or "-",
+        sum(report.skipped.values()),
+        report.failed,
+        report.ambiguous,
+        report.recovered,
+    )
+    return report
 
 
 def run_tick(
@@ -317,16 +342,6 @@ def run_tick(
     now = clock.now()
     plan = plan_all(runtime, now)
     dispatch = run_dispatch(runtime, clock, progress=progress)
-    log.info(
-        "tick %s: %d leads, %d enrolled, %d touches planned, %d sent, %d held, %d skipped",
-        now.isoformat(),
-        plan.leads,
-        sum(plan.enrolled.values()),
-        plan.planned,
-        dispatch.sent_total,
-        sum(dispatch.held.values()),
-        sum(dispatch.skipped.values()),
-    )
     return TickReport(now=now, plan=plan, dispatch=dispatch)
 
 

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     ack_link_valid_hours: int = Field(default=72, ge=1)
     slack_timeout_seconds: float = Field(default=10.0, gt=0)
     escalation_scan_limit: int = Field(default=1000, ge=1)
+    # Operations: the daily report, its stuck-work detector, Prefect Secret blocks
+    report_dir: Path | None = None
+    stuck_threshold: int = Field(default=0, ge=0)
+    stuck_after_hours: int = Field(default=24, ge=1)
+    stuck_lookback_hours: int = Field(default=24, ge=1)
+    secret_block_prefix: str = "leadops-"  # noqa: S105  # a name prefix, not a secret
 
     @classmethod
     def settings_customise_sources(
@@ -162,6 +168,10 @@ class Settings(BaseSettings):
     @property
     def resolved_outbox_dir(self) -> Path:
         return self.outbox_dir or self.data_dir / "outbox"
+
+    @property
+    def resolved_report_dir(self) -> Path:
+        return self.report_dir or self.data_dir / "reports"
 
     @property
     def weekday_numbers(self) -> frozenset[int]:

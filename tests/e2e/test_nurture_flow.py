@@ -78,6 +78,66 @@ def test_flows_plan_send_and_publish_artifacts(
     get_settings.cache_clear()
 
 
+def test_overlapping_nurture_run_is_skipped_and_report_flow_fails_on_stuck_work(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from prefect import get_client
+
+    from flows.nurture import nurture_flow
+    from flows.report import report_flow
+    from leadops.db import make_engine, session_scope, upgrade
+    from leadops.intake.csv_source import read_csv
+    from leadops.intake.importer import import_records
+    from leadops.locks import run_lock
+    from leadops.stuck import StuckWorkError
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    get_settings.cache_clear()
+    engine = make_engine(get_settings().resolved_database_url)
+    upgrade(engine)
+    (tmp_path / "bad.csv").write_text("email,lifecycle_stage\nnot-an-email,lead\n")
+    with session_scope(engine) as session:
+        import_records(
+            session,
+            read_csv(tmp_path / "bad.csv"),
+            source="csv",
+            now=datetime(2026, 12, 1, tzinfo=UTC),
+            default_region="US",
+            default_timezone="UTC",
+        )
+
+    with run_lock(engine, "nurture"):
+        assert nurture_flow(now=datetime(2026, 12, 2, 15, 0, tzinfo=UTC)) == {"skipped_overlap": 1}
+
+    with pytest.raises(StuckWorkError, match="open_quarantine 1"):
+        report_flow(now=datetime(2026, 12, 2, 16, 0, tzinfo=UTC))
+    assert (tmp_path / "data" / "reports" / "report-2026-12-02.html").exists()
+
+    async def report_runs() -> list[tuple[str, str, set[str]]]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs()
+            found = []
+            for run in runs:
+                if run.name == "report-2026-12-02":
+                    artifacts = await client.read_artifacts()
+                    keys = {a.key for a in artifacts if a.flow_run_id == run.id and a.key}
+                    found.append((run.name, run.state_type.value, keys))
+            return found
+
+    runs = asyncio.run(report_runs())
+    assert runs and runs[0][1] == "FAILED"
+    assert {"leadops-report", "leadops-stuck-work", "leadops-report-html"} <= runs[0][2]
+
+    monkeypatch.setenv("LEADOPS_STUCK_THRESHOLD", "1")
+    get_settings.cache_clear()
+    assert report_flow(now=datetime(2026, 12, 2, 16, 0, tzinfo=UTC))["stuck"] == 1
+    get_settings.cache_clear()
+
+
 def test_rescore_flow_applies_the_inbox_and_publishes_sales_ready_leads(
     prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,71 @@
+"""The daily report flow: KPIs and the stuck-work detector, published as artifacts.
+
+The run ends Failed (with the reason in its state message) when stuck work is above
+LEADOPS_STUCK_THRESHOLD, after the artifacts are published, so the UI shows both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
+from leadops import kpis, stuck
+from leadops.clock import SystemClock, ensure_utc
+from leadops.db import ensure_ready, make_engine
+from leadops.report import Report, build_report, default_html_path, markdown, write_html
+from leadops.settings import Settings
+
+
+@task(
+    name="compute-report",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def compute_task(settings: Settings, now: datetime) -> Report:
+    engine = make_engine(settings.resolved_database_url)
+    ensure_ready(engine)
+    try:
+        return build_report(engine, settings, now)
+    finally:
+        engine.dispose()
+
+
+@flow(name="report", flow_run_name=lambda: run_name("report", "now", "%Y-%m-%d"))
+def report_flow(now: datetime | None = None) -> dict[str, int]:
+    """Compute the KPIs and stuck work, write the HTML page, publish artifacts."""
+    logger = get_run_logger()
+    settings = flow_settings()
+    at = ensure_utc(now) if now is not None else SystemClock().now()
+    report = compute_task(settings, at)
+    html_path = write_html(report, default_html_path(settings, at))
+    create_markdown_artifact(
+        key="leadops-report",
+        markdown=markdown(report, html_path),
+        description="KPIs and stuck work",
+    )
+    create_table_artifact(
+        key="leadops-stuck-work",
+        table=stuck.finding_rows(report.stuck),
+        description=f"Stuck work: {report.stuck.total} (threshold {report.stuck.threshold})",
+    )
+    create_table_artifact(
+        key="leadops-step-rates",
+        table=kpis.step_rows(report.kpis),
+        description="Per campaign step and channel",
+    )
+    create_link_artifact(
+        key="leadops-report-html",
+        link=html_path.as_uri(),
+        link_text=html_path.name,
+        description="The HTML report with charts, on the worker's disk",
+    )
+    logger.info("report written to %s", html_path)
+    if report.stuck.over_threshold:
+        raise stuck.StuckWorkError(report.stuck)
+    return {"stuck": report.stuck.total, "leads": report.kpis.leads_total}

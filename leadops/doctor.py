@@ -1,0 +1,408 @@
+"""`leadops doctor`: check an installation without sending anything, and explain problems.
+
+Each check returns a `Check` with a status (ok, warn, fail), what it found, and how to fix
+it. Checks that need something an earlier check found broken are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from leadops.settings import Settings
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}  # noqa: S104  # names, not binds
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def _settings_check(factory: Callable[[], Settings]) -> tuple[Check, Settings | None]:
+    try:
+        settings = factory()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"LEADOPS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        return (
+            Check(
+                "settings",
+                Status.FAIL,
+                problems,
+                "fix the variable in the environment, .env or config/leadops.toml "
+                "(.env.example documents each)",
+            ),
+            None,
+        )
+    return Check("settings", Status.OK, "all settings valid"), settings
+
+
+def check_database(settings: Settings) -> list[Check]:
+    """Reachable, and migrated to the latest revision."""
+    import sqlalchemy as sa
+
+    from leadops.db import current_revision, head_revision, make_engine
+
+    engine = make_engine(settings.resolved_database_url)
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        current = current_revision(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        return [
+            Check(
+                "database",
+                Status.FAIL,
+                f"cannot reach {where}: {getattr(exc, 'orig', exc)}",
+                "check LEADOPS_DATABASE_URL and that the server is up; `leadops init` "
+                "creates a SQLite database",
+            ),
+            Check("migrations", Status.SKIPPED, "database unreachable"),
+        ]
+    finally:
+        engine.dispose()
+    head = head_revision()
+    migrations = (
+        Check("migrations", Status.OK, f"at the latest revision {head}")
+        if current == head
+        else Check(
+            "migrations",
+            Status.FAIL,
+            f"database at {current or 'no revision'}, code expects {head}",
+            "run `leadops db upgrade` (or `leadops init`)",
+        )
+    )
+    return [Check("database", Status.OK, f"reachable: {where}"), migrations]
+
+
+def check_config(settings: Settings) -> tuple[list[Check], dict[str, Any] | None]:
+    from leadops.campaigns import load_campaigns
+    from leadops.configfile import ConfigError
+    from leadops.kpis import load_spend
+    from leadops.segments import load_segments
+
+    checks = []
+    campaigns: dict[str, Any] | None = None
+    try:
+        campaigns = dict(load_campaigns(settings.config_dir))
+        segments = load_segments(settings.config_dir, set(campaigns))
+        checks.append(
+            Check(
+                "config",
+                Status.OK,
+                f"{len(campaigns)} campaigns, {len(segments.rules)} segment rules "
+                f"in {settings.config_dir}",
+            )
+        )
+    except (ConfigError, FileNotFoundError, OSError) as exc:
+        checks.append(
+            Check("config", Status.FAIL, str(exc), "fix the file and line named; see README")
+        )
+    try:
+        currency, spend = load_spend(settings.config_dir)
+        detail = (
+            f"{len(spend)} sources with spend ({currency})"
+            if spend
+            else "no config/spend.yaml: cost per lead is not reported"
+        )
+        checks.append(Check("spend", Status.OK if spend else Status.WARN, detail))
+    except ConfigError as exc:
+        checks.append(Check("spend", Status.FAIL, str(exc), "fix config/spend.yaml"))
+    return checks, campaigns
+
+
+SAMPLE_LEAD = {
+    "first_name": "Amara",
+    "last_name": "Nwosu",
+    "full_name": "Amara Nwosu",
+    "email": "amara.nwosu@harbor-logistics.example",
+    "phone": "+447700900123",
+    "company": "Harbor Logistics",
+    "job_title": "Head of Operations",
+    "industry": "logistics",
+    "country": "GB",
+    "lifecycle_stage": "mql",
+    "company_size": 240,
+}
+
+
+def check_templates(settings: Settings, campaigns: dict[str, Any] | None) -> Check:
+    """Every campaign step renders on each of its channels against a sample lead."""
+    from leadops.messages import template_context
+    from leadops.render import Renderer, RenderError
+
+    if campaigns is None:
+        return Check("templates", Status.SKIPPED, "campaign config did not load")
+    if not settings.templates_dir.is_dir():
+        return Check(
+            "templates",
+            Status.FAIL,
+            f"templates folder {settings.templates_dir} does not exist",
+            "set LEADOPS_TEMPLATES_DIR",
+        )
+    renderer = Renderer(settings.templates_dir)
+    errors: list[str] = []
+    rendered = 0
+    for campaign in campaigns.values():
+        for step in campaign.steps:
+            context = template_context(
+                lead=SAMPLE_LEAD,
+                campaign=campaign,
+                step_key=step.key,
+                settings=settings,
+                unsubscribe="https://example.invalid/u/sample",
+            )
+            for channel in step.channels:
+                try:
+                    if channel == "email":
+                        renderer.email(campaign.key, step.key, context)
+                    else:
+                        renderer.whatsapp(campaign.key, step.key, context)
+                    rendered += 1
+                except RenderError as exc:
+                    errors.append(str(exc))
+    if errors:
+        shown = "; ".join(errors[:3]) + (f" (+{len(errors) - 3} more)" if len(errors) > 3 else "")
+        return Check("templates", Status.FAIL, shown, "`leadops templates check` lists every error")
+    return Check("templates", Status.OK, f"{rendered} messages render")
+
+
+def _base_url_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an absolute http(s) URL"
+    if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+        return f"{url} is plain http to a remote host"
+    return None
+
+
+def check_channels(settings: Settings, secret: Callable[[str], bool]) -> list[Check]:
+    """Each configured channel has what it needs to send; nothing is sent.
+
+    `secret(field)` tells whether a secret setting is available (environment or a Prefect
+    Secret block).
+    """
+    from leadops.credentials import secret_fields
+
+    checks = []
+    for channel in ("email", "whatsapp"):
+        kind = str(getattr(settings, f"{channel}_channel", "outbox"))
+        name = f"channel {channel}"
+        if kind == "outbox":
+            folder = settings.resolved_outbox_dir / channel
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
+                    pass
+                checks.append(Check(name, Status.OK, f"file outbox, writable: {folder}"))
+            except OSError as exc:
+                checks.append(
+                    Check(
+                        name,
+                        Status.FAIL,
+                        f"outbox folder {folder} is not writable: {exc}",
+                        "set LEADOPS_OUTBOX_DIR or fix the folder's permissions",
+                    )
+                )
+            continue
+        needs = {
+            "sendgrid": ["sendgrid_api_key"],
+            "twilio": ["twilio_account_sid", "twilio_auth_token", "twilio_whatsapp_from"],
+        }.get(kind)
+        if needs is None:
+            checks.append(Check(name, Status.FAIL, f"unknown channel type {kind!r}"))
+            continue
+        secret_names = set(secret_fields())
+        missing = [
+            f"LEADOPS_{field.upper()}"
+            for field in needs
+            if not (secret(field) if field in secret_names else getattr(settings, field, ""))
+        ]
+        base = str(getattr(settings, f"{kind}_base_url", ""))
+        problem = _base_url_problem(base) if base else None
+        if missing:
+            checks.append(
+                Check(
+                    name,
+                    Status.FAIL,
+                    f"{kind}: missing {', '.join(missing)}",
+                    f"set them in the environment or as Prefect Secret blocks "
+                    f"({settings.secret_block_prefix}<name-with-dashes>)",
+                )
+            )
+        elif problem:
+            checks.append(Check(name, Status.FAIL, f"{kind} base URL: {problem}"))
+        else:
+            checks.append(Check(name, Status.OK, f"{kind} configured (not contacted)"))
+    key = settings.sendgrid_api_key
+    if key is not None and not key.get_secret_value().startswith("SG."):
+        checks.append(
+            Check(
+                "sendgrid key",
+                Status.WARN,
+                "LEADOPS_SENDGRID_API_KEY does not start with 'SG.'",
+                "paste the API key itself, not its id",
+            )
+        )
+    sid = settings.twilio_account_sid
+    if sid and not (sid.startswith("AC") and len(sid) == 34):
+        checks.append(
+            Check(
+                "twilio account",
+                Status.WARN,
+                "LEADOPS_TWILIO_ACCOUNT_SID should be 34 characters starting with AC",
+            )
+        )
+    return checks
+
+
+def check_public_url(settings: Settings) -> Check:
+    """The base URL put in unsubscribe links and given to providers for webhooks."""
+    url = settings.public_url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return Check(
+            "public url",
+            Status.FAIL,
+            f"LEADOPS_PUBLIC_URL={url!r} is not an absolute http(s) URL",
+            "set it to the address providers and recipients reach, e.g. https://hooks.example.com",
+        )
+    if parts.query or parts.fragment:
+        return Check(
+            "public url",
+            Status.FAIL,
+            f"LEADOPS_PUBLIC_URL={url} has a query or fragment",
+            "give the bare base URL",
+        )
+    if parts.hostname in LOCAL_HOSTS:
+        return Check(
+            "public url",
+            Status.WARN,
+            f"{url} is local: unsubscribe links and provider webhooks only work on this machine",
+            "set LEADOPS_PUBLIC_URL to a public https address before sending for real",
+        )
+    if parts.scheme != "https":
+        return Check(
+            "public url",
+            Status.FAIL,
+            f"{url} is plain http: links would travel unencrypted and providers may refuse it",
+            "use https",
+        )
+    return Check("public url", Status.OK, f"{url}")
+
+
+def check_identity(settings: Settings) -> list[Check]:
+    from email_validator import EmailNotValidError, validate_email
+
+    checks = []
+    try:
+        validate_email(settings.sender_email, check_deliverability=False)
+        checks.append(Check("sender", Status.OK, settings.sender_email))
+    except EmailNotValidError as exc:
+        checks.append(
+            Check("sender", Status.FAIL, f"LEADOPS_SENDER_EMAIL: {exc}", "a valid address")
+        )
+    if not settings.postal_address.strip():
+        checks.append(
+            Check(
+                "postal address",
+                Status.FAIL,
+                "LEADOPS_POSTAL_ADDRESS is empty; every commercial email must carry one",
+                "set the company's postal address",
+            )
+        )
+    if settings.secret_key is None:
+        checks.append(
+            Check(
+                "secret key",
+                Status.WARN,
+                "LEADOPS_SECRET_KEY unset: a key generated in the data folder signs links",
+                "set LEADOPS_SECRET_KEY (16+ characters) so every machine signs alike",
+            )
+        )
+    return checks
+
+
+def check_prefect() -> Check:
+    """The Prefect API named by PREFECT_API_URL answers (only when one is configured)."""
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        return Check(
+            "prefect api",
+            Status.OK,
+            "PREFECT_API_URL unset: flows run with a temporary local server",
+        )
+    import requests
+
+    try:
+        response = requests.get(url.rstrip("/") + "/health", timeout=5)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        return Check(
+            "prefect api",
+            Status.FAIL,
+            f"{url} does not answer: {type(exc).__name__}",
+            "start it: `prefect server start` (README, Operating with Prefect)",
+        )
+    return Check("prefect api", Status.OK, f"{url} answers")
+
+
+def _secret_available(settings: Settings, field: str) -> bool:
+    if getattr(settings, field, None) is not None:
+        return True
+    if not os.environ.get("PREFECT_API_URL"):
+        return False
+    from leadops.credentials import block_name, prefect_secret
+
+    try:
+        return bool(prefect_secret(block_name(settings, field)))
+    except Exception:
+        return False
+
+
+def run_checks(factory: Callable[[], Settings]) -> list[Check]:
+    """Every check, in order; later ones are skipped when settings do not load."""
+    settings_check, settings = _settings_check(factory)
+    checks = [settings_check]
+    if settings is None:
+        checks.append(Check("everything else", Status.SKIPPED, "settings did not load"))
+        return checks
+    checks += check_database(settings)
+    config_checks, campaigns = check_config(settings)
+    checks += config_checks
+    checks.append(check_templates(settings, campaigns))
+    checks += check_channels(settings, lambda field: _secret_available(settings, field))
+    checks.append(check_public_url(settings))
+    checks += check_identity(settings)
+    checks.append(check_prefect())
+    return checks
+
+
+def rows(checks: list[Check]) -> list[dict[str, str]]:
+    return [
+        {"check": c.name, "status": str(c.status), "detail": c.detail, "fix": c.fix} for c in checks
+    ]
+
+
+def failed(checks: list[Check]) -> bool:
+    return any(c.status == Status.FAIL for c in checks)

@@ -1,0 +1,211 @@
+"""Drive Prefect's own CLI: deploy leadops, or run a whole local stack (server, work pool,
+deployments, worker) for a smoke check or screenshots.
+
+Every command here is the non-interactive one the README documents; `leadops deploy` uses
+`deploy_all`, and `LocalStack` starts a private server (its own PREFECT_HOME and port)
+and stops every process it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+WORK_POOL = "leadops"
+
+
+class PrefectCommandError(RuntimeError):
+    """A Prefect CLI command failed; the message carries its output."""
+
+
+def prefect_executable() -> str:
+    """The `prefect` command installed beside this Python."""
+    candidate = Path(sys.executable).with_name("prefect")
+    return str(candidate) if candidate.exists() else "prefect"
+
+
+def run_prefect(
+    args: Sequence[str], *, env: Mapping[str, str], cwd: Path, timeout: float = 120
+) -> str:
+    """Run `prefect ARGS`; raise PrefectCommandError with its output when it fails."""
+    done = subprocess.run(  # noqa: S603  # our own executable and arguments
+        [prefect_executable(), *args],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise PrefectCommandError(
+            f"`prefect {' '.join(args)}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        )
+    return done.stdout
+
+
+def deploy_all(*, env: Mapping[str, str], cwd: Path) -> str:
+    """Create (or update) the process work pool, then deploy every prefect.yaml entry."""
+    if not (cwd / "prefect.yaml").is_file():
+        raise PrefectCommandError(f"no prefect.yaml in {cwd}")
+    out = run_prefect(
+        ["work-pool", "create", "--type", "process", WORK_POOL, "--overwrite"], env=env, cwd=cwd
+    )
+    return out + run_prefect(["--no-prompt", "deploy", "--all"], env=env, cwd=cwd, timeout=180)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LocalStack:
+    """A private Prefect server and process worker for the project in `project`."""
+
+    home: Path  # PREFECT_HOME, and where process logs go
+    project: Path  # folder with prefect.yaml, flows/, config/, templates/
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ui: bool = False
+    port: int = field(default_factory=free_port)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: list[IO[Any]] = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LEADOPS_"))}
+        return (
+            base
+            | {
+                "PREFECT_HOME": str(self.home),
+                "PREFECT_API_URL": self.api_url,
+                "PREFECT_SERVER_API_HOST": "127.0.0.1",
+                "PREFECT_SERVER_API_PORT": str(self.port),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_UI_ENABLED": "true" if self.ui else "false",
+                "PREFECT_WORKER_QUERY_SECONDS": "2",
+                "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+                "PREFECT_LOGGING_EXTRA_LOGGERS": "leadops",
+                "LEADOPS_HOME": str(self.project),
+            }
+            | self.extra_env
+        )
+
+    def _spawn(self, name: str, args: Sequence[str]) -> None:
+        log = (self.home / f"{name}.log").open("wb")
+        self._logs.append(log)
+        self.processes[name] = subprocess.Popen(  # noqa: S603  # our own executable
+            [prefect_executable(), *args],
+            env=self.env,
+            cwd=self.project,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stop() ends its children too
+        )
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.home / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def start_server(self, timeout: float = 90) -> None:
+        """Start `prefect server start` and wait until /api/health answers."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._spawn("server", ["server", "start"])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.processes["server"]
+            if server.poll() is not None:
+                raise PrefectCommandError(
+                    f"prefect server exited {server.returncode}:\n{self.log_tail('server')}"
+                )
+            try:
+                if requests.get(f"{self.api_url}/health", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise PrefectCommandError(
+            f"prefect server did not answer within {timeout:.0f} s:\n{self.log_tail('server')}"
+        )
+
+    def deploy(self) -> str:
+        return deploy_all(env=self.env, cwd=self.project)
+
+    def start_worker(self) -> None:
+        self._spawn("worker", ["worker", "start", "--pool", WORK_POOL])
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(method, f"{self.api_url}{path}", timeout=15, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def run_deployment(self, name: str, parameters: dict[str, Any] | None = None) -> str:
+        """Create a flow run of deployment `flow/deployment`; returns its id."""
+        deployment = self.api("GET", f"/deployments/name/{name}")
+        run = self.api(
+            "POST",
+            f"/deployments/{deployment['id']}/create_flow_run",
+            json={"parameters": parameters or {}},
+        )
+        return str(run["id"])
+
+    def wait_for_run(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
+        """Poll until the flow run reaches a final state; returns the flow run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run: dict[str, Any] = self.api("GET", f"/flow_runs/{run_id}")
+            state = (run.get("state") or {}).get("type")
+            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"flow run {run_id} still {state} after {timeout:.0f} s")
+            time.sleep(1)
+
+    def stop(self) -> None:
+        """SIGTERM every process group started here, then SIGKILL what is left."""
+        for process in reversed(list(self.processes.values())):
+            # the whole group: a leader that exited may have left children
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        self.processes.clear()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

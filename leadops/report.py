@@ -1,0 +1,93 @@
+"""The daily report: KPIs plus the stuck-work detector, as tables, markdown and HTML.
+
+`leadops report` and the report flow (flows/report.py) both call `build_report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from leadops import kpis, report_html, stuck
+from leadops.settings import Settings
+
+
+@dataclass
+class Report:
+    kpis: kpis.KpiReport
+    stuck: stuck.StuckReport
+
+    @property
+    def now(self) -> datetime:
+        return self.kpis.now
+
+
+def build_report(engine: Engine, settings: Settings, now: datetime) -> Report:
+    """Compute every KPI and run every stuck-work check as of `now`."""
+    return Report(
+        kpis=kpis.compute(engine, now, config_dir=settings.config_dir),
+        stuck=stuck.detect(
+            engine,
+            now,
+            threshold=settings.stuck_threshold,
+            stuck_after=timedelta(hours=settings.stuck_after_hours),
+            lookback=timedelta(hours=settings.stuck_lookback_hours),
+        ),
+    )
+
+
+def write_html(report: Report, path: Path) -> Path:
+    """Write the self-contained HTML page; returns the absolute path."""
+    path = path.expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report_html.render(report.kpis, report.stuck), encoding="utf-8")
+    return path
+
+
+def default_html_path(settings: Settings, now: datetime) -> Path:
+    return settings.resolved_report_dir / f"report-{now:%Y-%m-%d}.html"
+
+
+def _md_cell(value: Any) -> str:
+    return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "_none_\n"
+    columns = list(rows[0])
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(_md_cell(row.get(c)) for c in columns) + " |" for row in rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(report: Report, html_path: Path | None = None) -> str:
+    """The report as markdown, for a Prefect artifact."""
+    k, s = report.kpis, report.stuck
+    verdict = "**ABOVE threshold**" if s.over_threshold else "ok"
+    parts = [
+        f"# leadops report {k.now:%Y-%m-%d %H:%M} UTC\n",
+        f"Stuck work: **{s.total}** item(s), threshold {s.threshold}: {verdict}\n",
+        markdown_table(stuck.finding_rows(s)),
+        "## KPIs\n",
+        markdown_table(kpis.headline_rows(k)),
+        "## Conversion by stage\n",
+        markdown_table(kpis.funnel_rows(k)),
+        f"## Cost per lead by source ({k.currency})\n",
+        markdown_table(kpis.cost_rows(k)),
+        "## Campaign steps\n",
+        markdown_table(kpis.step_rows(k)),
+        "## Not available yet\n",
+        "\n".join(f"- {name}: {why}" for name, why in k.missing) + "\n",
+    ]
+    if html_path is not None:
+        parts.append(f"\nHTML report with charts: [{html_path.name}]({html_path.as_uri()})\n")
+    return "\n".join(parts)
