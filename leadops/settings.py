@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     twilio_whatsapp_from: str = ""
     twilio_base_url: str = "https://api.twilio.com"
 
+    # Intake: HubSpot CRM source (sources themselves are configured in config/intake.yaml)
+    hubspot_token: SecretStr | None = None
+    hubspot_base_url: str = "https://api.hubapi.com"
+
     @classmethod
     def settings_customise_sources(
         cls,

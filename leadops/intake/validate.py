@@ -102,9 +102,25 @@ def _country_zones() -> dict[str, list[str]]:
 
 
 @lru_cache(maxsize=1)
-def _country_codes() -> frozenset[str]:
+def _country_names() -> dict[str, str]:
+    """Country code and lower-cased English name -> ISO 3166 alpha-2 code (tzdata's table)."""
     text = (importlib.resources.files("tzdata") / "zoneinfo" / "iso3166.tab").read_text()
-    return frozenset(line.split("\t")[0] for line in text.splitlines() if line[:1].isalpha())
+    names: dict[str, str] = {}
+    for line in text.splitlines():
+        if line[:1].isalpha():
+            code, name = line.split("\t")[:2]
+            names[code] = code
+            names[name.lower()] = code
+    names.update({"uk": "GB", "usa": "US", "united states of america": "US"})
+    return names
+
+
+def country_code(value: object) -> str | None:
+    """An ISO 3166 alpha-2 code from a code or an English country name; None if unknown."""
+    text = _clean(value)
+    if text is None:
+        return None
+    return _country_names().get(text.upper()) or _country_names().get(text.lower())
 
 
 @lru_cache(maxsize=1024)
@@ -210,10 +226,14 @@ def normalise_record(
     outcome = Outcome(record=None)
     record = LeadRecord()
 
-    country = (_clean(raw.get("country")) or "").upper() or None
-    if country is not None and country not in _country_codes():
-        outcome.reject(INVALID_COUNTRY, f"country {country!r} is not an ISO 3166 alpha-2 code")
-        country = None
+    country = None
+    if _clean(raw.get("country")) is not None:
+        country = country_code(raw.get("country"))
+        if country is None:
+            outcome.reject(
+                INVALID_COUNTRY,
+                f"country {raw.get('country')!r} is not an ISO 3166 alpha-2 code or country name",
+            )
     record.country = country
 
     if _clean(raw.get("email")):
