@@ -90,7 +90,9 @@ def _chunks(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
 
 
 def _jsonable(value: object) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")  # PostgreSQL cannot store NUL in text
+    if value is None or isinstance(value, int | float | bool):
         return value
     if isinstance(value, datetime):
         return value.isoformat()

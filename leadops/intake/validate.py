@@ -32,6 +32,8 @@ INVALID_CONSENT = "invalid_consent"
 INVALID_COMPANY_SIZE = "invalid_company_size"
 FIELD_TOO_LONG = "field_too_long"
 DUPLICATE = "duplicate"
+INVALID_CHARACTERS = "invalid_characters"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
 
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "opted-in", "opt-in", "on"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0", "", "opted-out", "opt-out", "off"})
@@ -225,6 +227,9 @@ def normalise_record(
     """Validate one raw record (canonical column names) into a LeadRecord or reasons."""
     outcome = Outcome(record=None)
     record = LeadRecord()
+    for name, value in raw.items():
+        if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
+            outcome.reject(INVALID_CHARACTERS, f"{name} contains control characters")
 
     country = None
     if _clean(raw.get("country")) is not None:
