@@ -303,6 +303,7 @@ class FormSubmissionStatus(StrEnum):
     SENT = "sent"  # confirmation sent; waiting for the click
     CONFIRMED = "confirmed"  # email consent given through the signed link
     NOT_NEEDED = "not_needed"  # the lead already had email consent, or asked for none
+    QUARANTINED = "quarantined"  # the record failed validation; see the quarantine
     FAILED = "failed"  # the confirmation could not be sent (error says why)
 
 
