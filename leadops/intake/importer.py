@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlmodel import Session
 
 from leadops.intake.validate import LeadRecord, normalise_record, seniority_of
@@ -126,7 +126,7 @@ def quarantine(
 
 
 def _lead_row(record: LeadRecord, now: datetime) -> dict[str, Any]:
-    row = asdict(record)
+    row = dict(vars(record))  # shallow: every field is a plain value
     row["created_at"] = record.created_at or now
     row["updated_at"] = now
     row["last_engaged_at"] = None
@@ -137,7 +137,12 @@ def _lead_row(record: LeadRecord, now: datetime) -> dict[str, Any]:
 
 
 def _record_data(record: LeadRecord) -> dict[str, Any]:
-    return {k: _jsonable(v) for k, v in asdict(record).items() if v not in (None, "", False)}
+    """The record's non-empty fields, JSON-ready (its values are plain, or a datetime)."""
+    return {
+        k: v.isoformat() if isinstance(v, datetime) else v
+        for k, v in vars(record).items()
+        if v is not None and v != "" and v is not False
+    }
 
 
 def stage_after_merge(current: str, incoming: str) -> str:
@@ -210,6 +215,30 @@ class _Index:
                 if not (record.email and row.get("email")):  # emails must not contradict
                     return row, key
         return None
+
+
+def _insert_leads(session: Session, pending: list[_Pending]) -> list[int]:
+    """Insert new leads; their ids in order.
+
+    PostgreSQL returns the ids of one multi-row INSERT in parameter order. SQLite would
+    insert row by row to promise that order, so it gets a plain bulk insert instead: its
+    single writer holds the lock for the whole transaction and a rowid table without
+    AUTOINCREMENT numbers new rows max(id)+1, +2, ..., which is checked after the insert.
+    """
+    rows = [p.row for p in pending]
+    if session.get_bind().dialect.name != "sqlite":
+        result = session.execute(
+            insert(LEADS).returning(LEADS.c.id, sort_by_parameter_order=True), rows
+        )
+        return list(result.scalars())
+    session.execute(insert(LEADS), rows)
+    last = session.execute(select(func.max(LEADS.c.id))).scalar_one()
+    first = last - len(rows) + 1
+    check = select(LEADS.c.email, LEADS.c.phone).where(LEADS.c.id.in_([first, last]))
+    got = {(email, phone) for email, phone in session.execute(check)}
+    if got != {(rows[0]["email"], rows[0]["phone"]), (rows[-1]["email"], rows[-1]["phone"])}:
+        raise RuntimeError("new lead ids are not consecutive; refusing to guess them")
+    return list(range(first, last + 1))
 
 
 def import_records(
@@ -338,20 +367,17 @@ def import_records(
             report.merged += 1
 
         if pending:
-            ids = session.execute(
-                insert(LEADS).returning(LEADS.c.id, sort_by_parameter_order=True),
-                [p.row for p in pending],
-            ).scalars()
-            for item, lead_id in zip(pending, ids, strict=True):
-                item.id = lead_id
-        for lead_id, values in changed.items():
-            session.execute(update(LEADS).where(LEADS.c.id == lead_id).values(**values))
+            for item, new_id in zip(pending, _insert_leads(session, pending), strict=True):
+                item.id = new_id
+        for changed_id, values in changed.items():
+            session.execute(update(LEADS).where(LEADS.c.id == changed_id).values(**values))
         if history:
             rows_out = []
             for target, values in history:
                 lead_id = target if isinstance(target, int) else target.id
+                assert lead_id is not None
                 rows_out.append({"changes": None, **values, "lead_id": lead_id})
-                report.lead_ids.append(int(lead_id or 0))
+                report.lead_ids.append(lead_id)
             session.execute(insert(LEAD_SOURCE_RECORDS), rows_out)
         session.flush()
     return report
