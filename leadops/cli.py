@@ -182,6 +182,9 @@ def leads_import(
         if result.note.startswith("skipped"):
             result.note += " (--force to import again)"
     emit([r.row() for r in results], REPORT_COLUMNS, Format.TABLE, title="Import")
+    for failed in results:
+        if failed.error:
+            err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)
     if any(r.error for r in results):
         raise typer.Exit(1)
 
@@ -747,6 +750,8 @@ def intake_run(
             f"read {totals['read']}, created {totals['created']}, merged {totals['merged']}, "
             f"quarantined {totals['quarantined']}"
         )
+    for failed in run.errors:
+        err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)
     if run.errors:
         raise typer.Exit(1)
 
