@@ -14,7 +14,13 @@ from prefect.cache_policies import NO_CACHE
 from leadops.clock import SystemClock, ensure_utc
 from leadops.db import ensure_ready, make_engine
 from leadops.intake.config import load_intake_config
-from leadops.intake.run import IntakeRun, SourceResult, import_drop_folder, pull_hubspot
+from leadops.intake.run import (
+    IntakeRun,
+    SourceResult,
+    import_drop_folder,
+    pull_hubspot,
+    retry_form_confirmations,
+)
 from leadops.settings import get_settings
 
 
@@ -34,15 +40,24 @@ def hubspot_task(now: datetime) -> list[SourceResult]:
     return pull_hubspot(engine, settings, config, now=now)
 
 
+@task(name="form-confirmations", cache_policy=NO_CACHE)
+def confirmations_task(now: datetime) -> list[SourceResult]:
+    settings = get_settings()
+    config = load_intake_config(settings.config_dir)
+    engine = make_engine(settings.resolved_database_url)
+    return retry_form_confirmations(engine, settings, config, now=now)
+
+
 @flow(name="intake", log_prints=True)
 def intake_flow(now: datetime | None = None) -> dict[str, object]:
-    """Pull the CSV drop folder and HubSpot (when enabled); publish read, created, merged
-    and quarantined (by reason) per source. Fails when a source failed, after publishing."""
+    """Pull the CSV drop folder and HubSpot (when enabled), retry unsent form
+    confirmations; publish read, created, merged and quarantined (by reason) per source.
+    Fails when a source failed, after publishing."""
     settings = get_settings()
     ensure_ready(make_engine(settings.resolved_database_url))
     load_intake_config(settings.config_dir)  # a broken config fails the run up front
     at = ensure_utc(now) if now is not None else SystemClock().now()
-    run = IntakeRun(now=at, results=[*csv_task(at), *hubspot_task(at)])
+    run = IntakeRun(now=at, results=[*csv_task(at), *hubspot_task(at), *confirmations_task(at)])
     create_markdown_artifact(key="intake-run", markdown=run.markdown(), description="Intake run")
     if run.results:
         create_table_artifact(

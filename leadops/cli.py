@@ -711,7 +711,9 @@ def intake_run(
     ] = None,
     source: Annotated[
         list[str] | None,
-        typer.Option("--source", "-s", help="Only these sources: csv, hubspot (repeatable)."),
+        typer.Option(
+            "--source", "-s", help="Only these sources: csv, hubspot, forms (repeatable)."
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Import FILES even if imported before.")
@@ -720,8 +722,9 @@ def intake_run(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Pull every configured source (config/intake.yaml): the CSV drop folder and FILES,
-    and HubSpot when enabled. Prints read, created, merged and quarantined per source;
-    exits 1 if a source failed (the others still ran).
+    HubSpot when enabled, and retry web-form confirmation emails left unsent. Prints
+    read, created, merged and quarantined per source; exits 1 if a source failed (the
+    others still ran).
 
     Example: leadops intake run --now 2026-12-01T08:00Z
     """

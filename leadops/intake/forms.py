@@ -277,7 +277,7 @@ def send_confirmation(
         status, error = FormSubmissionStatus.PENDING, f"retry later: {exc}"
     except PermanentSendError as exc:
         status, error = FormSubmissionStatus.FAILED, str(exc)
-    except SendError as exc:  # ambiguous: it may have arrived; never re-sent automatically
+    except (SendError, OSError) as exc:  # it may have arrived: never re-sent blindly
         status, error = FormSubmissionStatus.SENDING, f"ambiguous: {exc}"
     if error:
         log.warning("confirmation for form submission %d: %s", submission_id, error)
@@ -338,3 +338,45 @@ def confirm(engine: Engine, submission_id: int, *, now: datetime, origin: str) -
         )
         session.add_all([row, lead])
         return Confirmation(submission_id, row.email, already=False)
+
+
+def retry_confirmations(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    channel: ChannelSender,
+    ttl: timedelta,
+) -> tuple[int, int]:
+    """Send confirmations left pending by a temporary failure, and settle those left
+    `sending` by a crash: `sent` when the channel proves it, else left for an operator.
+    Returns (sent now, still unsettled)."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(FormSubmission).where(
+                FormSubmission.status.in_(  # type: ignore[attr-defined]
+                    [FormSubmissionStatus.PENDING, FormSubmissionStatus.SENDING]
+                )
+            )
+        ).all()
+    sent = unsettled = 0
+    for row in rows:
+        if row.status == FormSubmissionStatus.SENDING:
+            proof = channel.find_sent(row.id or 0, CONFIRM_CAMPAIGN, row.form)
+            if proof is None:
+                unsettled += 1
+                continue
+            with session_scope(engine) as session:
+                current = session.get(FormSubmission, row.id)
+                if current is not None and current.status == FormSubmissionStatus.SENDING:
+                    current.status = FormSubmissionStatus.SENT
+                    current.provider_id = proof
+                    current.confirmation_sent_at = current.confirmation_sent_at or now
+                    session.add(current)
+            continue
+        result = send_confirmation(engine, settings, row.id or 0, now=now, channel=channel, ttl=ttl)
+        if result.status == FormSubmissionStatus.SENT:
+            sent += 1
+        else:
+            unsettled += 1
+    return sent, unsettled

@@ -26,7 +26,7 @@ from leadops.settings import Settings
 
 log = logging.getLogger("leadops.intake")
 
-SOURCES = ("csv", "hubspot")
+SOURCES = ("csv", "hubspot", "forms")
 REPORT_COLUMNS = ["source", "read", "created", "merged", "quarantined", "reasons", "note"]
 
 
@@ -229,4 +229,30 @@ def run_intake(
         run.results += import_drop_folder(engine, settings, config, now=now, skip=files)
     if "hubspot" in sources:
         run.results += pull_hubspot(engine, settings, config, now=now, client=hubspot)
+    if "forms" in sources:
+        run.results += retry_form_confirmations(engine, settings, config, now=now)
     return run
+
+
+def retry_form_confirmations(
+    engine: Engine, settings: Settings, config: IntakeConfig, *, now: datetime
+) -> list[SourceResult]:
+    """Web forms push their leads; a run only retries confirmation emails that a
+    temporary failure (or a crash) left unsent. Reported only when there were any."""
+    from datetime import timedelta
+
+    from leadops.intake.forms import retry_confirmations
+    from leadops.models import Channel
+    from leadops.nurture import build_channels
+
+    sent, unsettled = retry_confirmations(
+        engine,
+        settings,
+        now=now,
+        channel=build_channels(settings)[Channel.EMAIL],
+        ttl=timedelta(hours=config.confirmation_ttl_hours),
+    )
+    if not sent and not unsettled:
+        return []
+    note = f"confirmations sent {sent}, still unsent {unsettled}"
+    return [SourceResult(source="web-forms", note=note)]

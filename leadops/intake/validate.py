@@ -113,7 +113,30 @@ def _country_names() -> dict[str, str]:
             code, name = line.split("\t")[:2]
             names[code] = code
             names[name.lower()] = code
-    names.update({"uk": "GB", "usa": "US", "united states of america": "US"})
+    names.update(
+        {
+            "uk": "GB",
+            "united kingdom": "GB",
+            "great britain": "GB",
+            "england": "GB",
+            "scotland": "GB",
+            "wales": "GB",
+            "northern ireland": "GB",
+            "usa": "US",
+            "united states of america": "US",
+            "south korea": "KR",
+            "republic of korea": "KR",
+            "north korea": "KP",
+            "czech republic": "CZ",
+            "myanmar": "MM",
+            "swaziland": "SZ",
+            "ivory coast": "CI",
+            "holland": "NL",
+            "the netherlands": "NL",
+            "russian federation": "RU",
+            "viet nam": "VN",
+        }
+    )
     return names
 
 

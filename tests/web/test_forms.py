@@ -189,3 +189,32 @@ def test_a_lead_who_already_consented_gets_no_confirmation(
     assert _emails(settings) == []
     lead = _lead(engine, "kim@example.com")
     assert lead.email_consent is True and lead.company == "Kim Co"  # merged, consent kept
+
+
+def test_an_intake_run_settles_unsent_confirmations_once(
+    client: TestClient, settings: Settings, engine: Engine, clock: SimulatedClock
+) -> None:
+    from leadops.db import session_scope
+    from leadops.intake.run import run_intake
+
+    headers = {"X-Leadops-Form-Secret": SECRET}
+    for address in ("p@example.com", "q@example.com"):
+        response = client.post(
+            "/forms/lead?form=contact-us", json={"email": address}, headers=headers
+        )
+        assert response.status_code == 202
+    assert len(_emails(settings)) == 2
+    with session_scope(engine) as session:
+        p, q = session.exec(select(FormSubmission).order_by(FormSubmission.id)).all()  # type: ignore[arg-type]
+        p.status = "sending"  # crashed after the email left: the outbox file proves it
+        q.status = "pending"  # a temporary failure: not sent yet
+        session.add_all([p, q])
+    _emails(settings)[1].unlink()
+
+    run = run_intake(engine, settings, now=clock.now(), sources=["forms"])
+    assert [r.note for r in run.results] == ["confirmations sent 1, still unsent 0"]
+    assert len(_emails(settings)) == 2
+    with Session(engine) as session:
+        statuses = [r.status for r in session.exec(select(FormSubmission))]
+    assert statuses == ["sent", "sent"]
+    assert run_intake(engine, settings, now=clock.now(), sources=["forms"]).results == []
