@@ -178,10 +178,12 @@ def leads_import(
     results = import_files(
         engine, settings, config, files, now=_instant(now), force=force, source=source
     )
+    emit([r.row() for r in results], REPORT_COLUMNS, Format.TABLE, title="Import")
     for result in results:
         if result.note.startswith("skipped"):
-            result.note += " (--force to import again)"
-    emit([r.row() for r in results], REPORT_COLUMNS, Format.TABLE, title="Import")
+            console.print(
+                f"{result.source}: {result.note} (--force to import again)", soft_wrap=True
+            )
     for failed in results:
         if failed.error:
             err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)

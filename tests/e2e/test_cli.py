@@ -37,7 +37,8 @@ def invoke(*args: str) -> str:
 def test_import_run_and_list_as_json(workdir: Path) -> None:
     assert "database ready" in invoke("init")
     out = invoke("leads", "import", "config/sample_leads.csv", "--now", "2026-12-01T08:00Z")
-    cells = [c.strip() for line in out.splitlines() for c in line.split("│")]
+    row = next(line for line in out.splitlines() if "csv:sample" in line)
+    cells = [c.strip() for c in row.split("│")]
     assert cells[2:6] == ["228", "220", "1", "7"]  # read, created, merged, quarantined
     again = invoke("leads", "import", "config/sample_leads.csv", "--now", "2026-12-01T09:00Z")
     assert "import again" in again  # and the quarantine count below is still 7
