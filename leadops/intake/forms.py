@@ -109,9 +109,12 @@ def parse_fields(content_type: str, body: bytes) -> dict[str, str]:
     for key, value in items:
         if isinstance(value, dict | list):
             raise FormError(400, f"field {key!r} must be a plain value")
-        fields[key] = (
+        text = (
             "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
         )
+        if "\x00" in key or "\x00" in text:
+            raise FormError(400, f"field {key[:40]!r} contains a NUL character")
+        fields[key] = text
     return fields
 
 

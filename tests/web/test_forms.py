@@ -152,6 +152,10 @@ def test_refusals_are_clear_and_invalid_leads_are_quarantined(
         ).status_code
         == 400
     )
+    nul = client.post(
+        "/forms/lead?form=contact-us", json={"email": "a\u0000@b.io"}, headers=headers
+    )
+    assert nul.status_code == 400
     invalid = client.post("/forms/lead?form=contact-us", json={"email": "nope"}, headers=headers)
     assert invalid.status_code == 422 and invalid.json()["reasons"] == ["invalid_email"]
     with Session(engine) as session:
