@@ -23,7 +23,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlmodel import Session
 
 from leadops.intake.validate import LeadRecord, normalise_record, seniority_of
@@ -218,15 +218,30 @@ class _Index:
 
 
 def _insert_leads(session: Session, pending: list[_Pending]) -> list[int]:
-    """Insert new leads; their ids in order.
+    """Insert new leads with one bulk statement; return their ids in order.
 
-    PostgreSQL returns the ids of one multi-row INSERT in parameter order. SQLite would
-    insert row by row to promise that order, so it gets a plain bulk insert instead: its
-    single writer holds the lock for the whole transaction and a rowid table without
-    AUTOINCREMENT numbers new rows max(id)+1, +2, ..., which is checked after the insert.
+    PostgreSQL: the ids are drawn from the table's sequence first, then inserted
+    explicitly (safe with concurrent writers). SQLite: its single writer holds the lock
+    for the whole transaction and a rowid table without AUTOINCREMENT numbers new rows
+    max(id)+1, +2, ..., which is checked after the insert.
     """
     rows = [p.row for p in pending]
-    if session.get_bind().dialect.name != "sqlite":
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        ids = list(
+            session.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('leads', 'id')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": len(rows)},
+            ).scalars()
+        )
+        for row, lead_id in zip(rows, ids, strict=True):
+            row["id"] = lead_id
+        session.execute(insert(LEADS), rows)
+        return ids
+    if dialect != "sqlite":
         result = session.execute(
             insert(LEADS).returning(LEADS.c.id, sort_by_parameter_order=True), rows
         )
