@@ -10,6 +10,8 @@ leads, so a crash re-reads the page that was in flight and never skips one. A tr
 reads every contact modified after `since`; the next traversal starts from the time this
 one began (minus `lag_seconds`, for the search index's delay), so contacts modified while
 it ran are read again next time rather than missed. Re-read contacts merge by CRM id.
+If the result set shrinks between pages (a contact deleted or merged in HubSpot), the
+offsets have moved, so the read re-anchors on the last id stored instead of skipping one.
 """
 
 from __future__ import annotations
@@ -185,8 +187,17 @@ def pull_contacts(
         }
     report = ImportReport(source=source)
     anchor, after = state.get("after_id"), 0
+    window_total: int | None = None
     while True:
         page = client.search(search_body(config, state.get("since"), anchor, after))
+        total = page.get("total")
+        if after and isinstance(total, int) and window_total is not None and total < window_total:
+            # Contacts left the result set (deleted or merged in HubSpot) since the last
+            # page, so offsets moved: read again from the last id stored instead.
+            log.info("HubSpot result set shrank (%d -> %d); re-anchoring", window_total, total)
+            anchor, after, window_total = state["after_id"], 0, None
+            continue
+        window_total = total if isinstance(total, int) else None
         results = page.get("results") or []
         next_after = ((page.get("paging") or {}).get("next") or {}).get("after")
         if results:
@@ -212,6 +223,7 @@ def pull_contacts(
         after = int(str(next_after))
         if after + config.page_size > config.result_cap:
             anchor, after = state["after_id"], 0  # re-anchor: hs_object_id GT last id read
+            window_total = None
 
 
 def cursor_time(state: dict[str, Any]) -> datetime | None:

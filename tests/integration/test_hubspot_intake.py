@@ -31,6 +31,8 @@ class FakeHubSpot:
         self.cap = cap
         self.modified = {i: BASE_MS + (i % 97) * 1000 for i in range(1, n + 1)}  # many ties
         self.failures: dict[int, Callable[[], Response]] = {}
+        self.deleted: dict[int, set[int]] = {}  # request number -> ids deleted before it
+        self.gone: set[int] = set()
         self.fail_from: int | None = None
         self.requests: list[dict[str, Any]] = []
 
@@ -67,7 +69,8 @@ class FakeHubSpot:
         if after + limit > self.cap:
             return Response(json.dumps({"message": "cannot page past 10000"}), status=400)
         assert body["sorts"] == [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]
-        ids = range(1, self.n + 1)
+        self.gone |= self.deleted.get(number, set())
+        ids = [i for i in range(1, self.n + 1) if i not in self.gone]
         for group in body["filterGroups"]:
             for f in group["filters"]:
                 assert f["operator"] == "GT"
@@ -225,3 +228,19 @@ def test_an_unauthorised_token_fails_at_once_with_a_hint(httpserver: HTTPServer)
     with pytest.raises(HubSpotError, match="LEADOPS_HUBSPOT_TOKEN"):
         client.search({})
     assert client.requests_made == 1
+
+
+def test_contacts_deleted_mid_traversal_do_not_make_the_read_skip_others(
+    sqlite_engine: Engine, httpserver: HTTPServer
+) -> None:
+    fake = FakeHubSpot(1_000)
+    fake.deleted[3] = {10, 20}  # two contacts on page 1 vanish before page 3 is read
+    _serve(httpserver, fake)
+    report = _pull(sqlite_engine, _client(httpserver, []), HubSpotSource(enabled=True))
+    assert report.created == 1_000  # 10 and 20 were read before they went
+    assert len(set(_crm_ids(sqlite_engine))) == 1_000
+    reanchored = fake.requests[3]
+    assert "after" not in reanchored
+    assert {"propertyName": "hs_object_id", "operator": "GT", "value": "400"} in reanchored[
+        "filterGroups"
+    ][0]["filters"]
