@@ -170,11 +170,13 @@ def pull_contacts(
     now: datetime,
     default_region: str,
     default_timezone: str,
+    report: ImportReport | None = None,
 ) -> ImportReport:
     """Read every contact modified since the stored cursor into leads, page by page.
 
-    Each page and the cursor after it commit together. Raises HubSpotError when HubSpot
-    keeps failing; what was committed stays, and the next run resumes after it.
+    Each page and the cursor after it commit together, and are added to `report` as they
+    commit. Raises HubSpotError when HubSpot keeps failing; what was committed stays, and
+    the next run resumes after it.
     """
     source = config.source
     with Session(engine) as session:
@@ -185,7 +187,7 @@ def pull_contacts(
             "next_since": _ms(now - timedelta(seconds=config.lag_seconds)),
             "after_id": None,
         }
-    report = ImportReport(source=source)
+    report = report if report is not None else ImportReport(source=source)
     anchor, after = state.get("after_id"), 0
     window_total: int | None = None
     while True:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from leadops.db import session_scope
 from leadops.intake.config import IntakeConfig, load_intake_config
@@ -143,6 +144,9 @@ def import_files(
         except OSError as exc:
             result.error = f"{path}: {exc.strerror or exc}"
             log.error("intake of %s failed: %s", path, result.error)
+        except (SQLAlchemyError, RuntimeError) as exc:  # rolled back: the file can be retried
+            result.error = f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            log.error("intake of %s failed: %s", path, result.error)
         results.append(result)
     return results
 
@@ -191,18 +195,23 @@ def pull_hubspot(
     if not config.hubspot.enabled:
         return []
     result = SourceResult(source=config.hubspot.source)
+    result.report = ImportReport(source=config.hubspot.source)  # pages count as they commit
     try:
-        result.report = pull_contacts(
+        pull_contacts(
             engine,
             client or hubspot_client(settings, config),
             config.hubspot,
             now=now,
             default_region=settings.default_region,
             default_timezone=settings.default_timezone,
+            report=result.report,
         )
     except HubSpotError as exc:
         result.error = str(exc)
         log.error("HubSpot intake failed: %s", exc)
+    except (SQLAlchemyError, RuntimeError, ValueError) as exc:  # the cursor stays put
+        result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        log.error("HubSpot intake failed: %s", result.error)
     return [result]
 
 

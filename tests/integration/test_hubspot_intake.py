@@ -16,6 +16,7 @@ from werkzeug import Request, Response
 from leadops.intake.config import HubSpotSource
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, load_cursor, pull_contacts
 from leadops.models import Lead, LeadSourceRecord
+from leadops.settings import Settings
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 BASE_MS = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
@@ -244,3 +245,27 @@ def test_contacts_deleted_mid_traversal_do_not_make_the_read_skip_others(
     assert {"propertyName": "hs_object_id", "operator": "GT", "value": "400"} in reanchored[
         "filterGroups"
     ][0]["filters"]
+
+
+def test_an_intake_run_reports_pages_committed_before_hubspot_failed(
+    sqlite_engine: Engine, httpserver: HTTPServer, settings: Settings
+) -> None:
+    from leadops.intake.config import IntakeConfig
+    from leadops.intake.run import run_intake
+
+    fake = FakeHubSpot(1_000)
+    fake.fail_from = 3
+    _serve(httpserver, fake)
+    config = IntakeConfig(hubspot=HubSpotSource(enabled=True))
+    config.csv.enabled = False
+    run = run_intake(
+        sqlite_engine,
+        settings,
+        now=NOW,
+        sources=["hubspot"],
+        config=config,
+        hubspot=_client(httpserver, [], max_attempts=2),
+    )
+    [row] = run.rows()
+    assert row["read"] == 400 and row["created"] == 400
+    assert "failed 2 times" in row["note"] and run.errors
