@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from leadops.intake.config import LEAD_COLUMNS
 from leadops.intake.importer import ImportReport, RawRecord, import_records
 from leadops.models import ImportedFile
 
@@ -183,6 +184,29 @@ def read_csv(
             yield RawRecord(data=data, source_ref=ref, problems=tuple(problems))
     finally:
         lines.close()
+
+
+def unmapped_columns(
+    path: Path, *, mapping: dict[str, str] | None = None, encoding: str = "utf-8"
+) -> list[str]:
+    """Header columns that are neither lead columns nor mapped to one (their values are
+    kept only in quarantine, never on a lead): worth a mapping in config/intake.yaml."""
+    lines = _Lines(path, encoding)
+    try:
+        first = lines.next_line()
+        while first is not None and not first[1].strip():
+            first = lines.next_line()
+    finally:
+        lines.close()
+    if first is None:
+        return []
+    header = next(csv.reader([first[1]], delimiter=_delimiter(first[1])), [])
+    folded = {k.strip().lower(): v.strip().lower() for k, v in (mapping or {}).items()}
+    return [
+        h.strip()
+        for h in header
+        if h.strip() and folded.get(h.strip().lower(), h.strip().lower()) not in LEAD_COLUMNS
+    ]
 
 
 def file_checksum(path: Path) -> str:

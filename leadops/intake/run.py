@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from leadops.db import session_scope
 from leadops.intake.config import IntakeConfig, load_intake_config
-from leadops.intake.csv_source import import_csv_file
+from leadops.intake.csv_source import import_csv_file, unmapped_columns
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, pull_contacts
 from leadops.intake.importer import ImportReport
 from leadops.settings import Settings
@@ -141,6 +141,12 @@ def import_files(
                 result.note = (
                     f"skipped: same content imported {earlier.imported_at:%Y-%m-%d %H:%M} UTC"
                 )
+            else:
+                ignored = unmapped_columns(
+                    path, mapping=config.csv.column_mapping, encoding=config.csv.encoding
+                )
+                if ignored:
+                    result.note = "unmapped columns: " + ", ".join(ignored)[:300]
         except OSError as exc:
             result.error = f"{path}: {exc.strerror or exc}"
             log.error("intake of %s failed: %s", path, result.error)

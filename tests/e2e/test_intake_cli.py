@@ -42,11 +42,11 @@ def test_intake_run_reads_the_drop_folder_once_and_reports_per_source(workdir: P
     inbox = workdir / "data" / "inbox"
     inbox.mkdir(parents=True)
     (inbox / "de.csv").write_text(
-        "E-Mail;Vorname;Land;Telefon\n"
-        "hans@example.de;HANS;Germany;030 1234567\n"
-        "HANS@example.de;;DE;\n"
-        "kaputt@@example.de;Eva;DE;\n"
-        "=cmd|' /C calc'!A0@x.io;=cmd|' /C calc'!A0;DE;\n",
+        "E-Mail;Vorname;Land;Telefon;Lieblingsfarbe\n"
+        "hans@example.de;HANS;Germany;030 1234567;blau\n"
+        "HANS@example.de;;DE;;\n"
+        "kaputt@@example.de;Eva;DE;;\n"
+        "=cmd|' /C calc'!A0@x.io;=cmd|' /C calc'!A0;DE;;\n",
         encoding="utf-8-sig",
     )
     shutil.copy(ROOT / "config" / "sample_leads.csv", workdir / "extra.csv")
@@ -61,7 +61,7 @@ def test_intake_run_reads_the_drop_folder_once_and_reports_per_source(workdir: P
         "merged": 1,
         "quarantined": 2,
         "reasons": "invalid_email 2",
-        "note": "",
+        "note": "unmapped columns: Lieblingsfarbe",
     }
     assert by_source["csv:extra.csv"]["created"] == 220
     again = json.loads(invoke("intake", "run", "--now", "2026-12-01T08:15Z", "--format", "json"))
