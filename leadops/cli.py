@@ -44,11 +44,15 @@ outbox_app = typer.Typer(
 templates_app = typer.Typer(help="Check and preview message templates.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Records intake refused, with reasons.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+intake_app = typer.Typer(
+    help="Pull leads from every configured source (config/intake.yaml).", no_args_is_help=True
+)
 app.add_typer(leads_app, name="leads")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(templates_app, name="templates")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(db_app, name="db")
+app.add_typer(intake_app, name="intake")
 
 NowOption = Annotated[
     str | None,
@@ -161,62 +165,42 @@ def db_status() -> None:
 
 @leads_app.command("import")
 def leads_import(
-    files: Annotated[list[Path], typer.Argument(help="CSV files with the canonical columns.")],
+    files: Annotated[list[Path], typer.Argument(help="CSV files to import.")],
     source: Annotated[str | None, typer.Option(help="Source name (default: csv:<file>).")] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Import a file even if its content was imported before.")
     ] = False,
     now: NowOption = None,
 ) -> None:
-    """Import leads from CSV files; bad rows go to quarantine with reasons. A file whose
-    content was imported before is skipped.
+    """Import leads from CSV files (headers mapped by config/intake.yaml); duplicates merge
+    into the existing lead, bad rows go to quarantine with reasons. A file whose content
+    was imported before is skipped.
 
     Example: leadops leads import config/sample_leads.csv
     """
-    from leadops.db import session_scope
-    from leadops.intake.csv_source import import_csv_file
+    from leadops.intake.config import load_intake_config
+    from leadops.intake.run import REPORT_COLUMNS, import_files
 
     settings = _settings()
     engine = _engine(settings)
-    at = _instant(now)
-    rows = []
     for path in files:
         if not path.is_file():
             raise CliError(f"{path}: no such file")
-        with session_scope(engine) as session:
-            report, earlier = import_csv_file(
-                session,
-                path,
-                source=source or f"csv:{path.name}",
-                now=at,
-                default_region=settings.default_region,
-                default_timezone=settings.default_timezone,
-                force=force,
+    config = load_intake_config(settings.config_dir)
+    results = import_files(
+        engine, settings, config, files, now=_instant(now), force=force, source=source
+    )
+    emit([r.row() for r in results], REPORT_COLUMNS, Format.TABLE, title="Import")
+    for result in results:
+        if result.note.startswith("skipped"):
+            console.print(
+                f"{result.source}: {result.note} (--force to import again)", soft_wrap=True
             )
-        if report is None:
-            assert earlier is not None
-            when = f"{earlier.imported_at:%Y-%m-%d %H:%M} UTC"
-            rows.append(
-                {
-                    "file": str(path),
-                    "read": 0,
-                    "created": 0,
-                    "quarantined": 0,
-                    "reasons": f"skipped: same content imported {when} (--force to import again)",
-                }
-            )
-            continue
-        reasons = ", ".join(f"{r} {n}" for r, n in sorted(report.quarantined.items())) or "-"
-        rows.append(
-            {
-                "file": str(path),
-                "read": report.read,
-                "created": report.created,
-                "quarantined": report.quarantined_total,
-                "reasons": reasons,
-            }
-        )
-    emit(rows, ["file", "read", "created", "quarantined", "reasons"], Format.TABLE, title="Import")
+    for failed in results:
+        if failed.error:
+            err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)
+    if any(r.error for r in results):
+        raise typer.Exit(1)
 
 
 LEAD_COLUMNS = [
@@ -828,6 +812,181 @@ def escalations_route(
         raise CliError(str(exc)) from exc
     who = decision.rep.key if decision.rep else "the fallback queue"
     console.print(f"lead {lead_id} -> {who} ({decision.rule}: {decision.detail})", markup=False)
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    record_id: Annotated[int, typer.Argument(help="Quarantined record id.")],
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Show one quarantined record: source, reasons, detail and every raw field.
+
+    Example: leadops quarantine show 3
+    """
+    from leadops.models import QuarantinedRecord
+
+    with Session(_engine(_settings())) as session:
+        record = session.get(QuarantinedRecord, record_id)
+    if record is None:
+        raise CliError(f"no quarantined record with id {record_id}")
+    if fmt != Format.TABLE:
+        emit([record.model_dump()], list(QuarantinedRecord.model_fields), fmt)
+        return
+    info = record.model_dump(exclude={"raw"}) | {"reasons": ", ".join(record.reasons)}
+    emit(
+        [{"field": k, "value": v} for k, v in info.items()],
+        ["field", "value"],
+        fmt,
+        title=f"Quarantined record {record_id}",
+    )
+    emit(
+        [{"field": k, "value": v} for k, v in record.raw.items()],
+        ["field", "value"],
+        fmt,
+        title="Raw data",
+    )
+
+
+def _corrections(values: list[str]) -> dict[str, str]:
+    corrections = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set country=DE")
+        corrections[name.strip().lower()] = value
+    return corrections
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    record_ids: Annotated[list[int], typer.Argument(help="Quarantined record ids.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Correct a field before re-validating: FIELD=VALUE."),
+    ] = None,
+    now: NowOption = None,
+) -> None:
+    """Validate records again (with corrections) and let those that pass into the leads;
+    they merge into an existing lead when they match one. Failing ones stay open.
+
+    Example: leadops quarantine release 3 --set email=maria.lopez@lopez.example
+    """
+    from leadops.intake.config import load_intake_config
+    from leadops.intake.quarantine import QuarantineError, release
+
+    settings = _settings()
+    engine = _engine(settings)
+    corrections = _corrections(set_ or [])
+    mapping = load_intake_config(settings.config_dir).csv.column_mapping
+    at = _instant(now)
+    rows = []
+    failed = False
+    for record_id in record_ids:
+        try:
+            result = release(
+                engine,
+                record_id,
+                now=at,
+                default_region=settings.default_region,
+                default_timezone=settings.default_timezone,
+                corrections=corrections,
+                mapping=mapping,
+            )
+        except QuarantineError as exc:
+            raise CliError(str(exc)) from exc
+        failed = failed or not result.released
+        rows.append(
+            {
+                "id": record_id,
+                "released": "yes" if result.released else "no",
+                "lead": result.lead_id,
+                "action": result.action,
+                "reasons": ", ".join(result.reasons),
+                "detail": result.detail,
+            }
+        )
+    emit(rows, ["id", "released", "lead", "action", "reasons", "detail"], Format.TABLE)
+    if failed:
+        raise typer.Exit(1)
+
+
+@quarantine_app.command("drop")
+def quarantine_drop(
+    record_ids: Annotated[list[int], typer.Argument(help="Quarantined record ids.")],
+    now: NowOption = None,
+) -> None:
+    """Mark records dropped: they never become leads, and stay listed as dropped.
+
+    Example: leadops quarantine drop 5 6
+    """
+    from leadops.intake.quarantine import QuarantineError, drop
+
+    engine = _engine(_settings())
+    at = _instant(now)
+    for record_id in record_ids:
+        try:
+            drop(engine, record_id, now=at)
+        except QuarantineError as exc:
+            raise CliError(str(exc)) from exc
+    console.print(f"dropped {len(record_ids)} record(s)")
+
+
+# -- intake ------------------------------------------------------------------------------
+
+
+@intake_app.command("run")
+def intake_run(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="CSV files to import besides the drop folder.")
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source", "-s", help="Only these sources: csv, hubspot, forms (repeatable)."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Import FILES even if imported before.")
+    ] = False,
+    now: NowOption = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Pull every configured source (config/intake.yaml): the CSV drop folder and FILES,
+    HubSpot when enabled, and retry web-form confirmation emails left unsent. Prints
+    read, created, merged and quarantined per source; exits 1 if a source failed (the
+    others still ran).
+
+    Example: leadops intake run --now 2026-12-01T08:00Z
+    """
+    from leadops.intake.run import REPORT_COLUMNS, SOURCES, run_intake
+
+    settings = _settings()
+    engine = _engine(settings)
+    for path in files or []:
+        if not path.is_file():
+            raise CliError(f"{path}: no such file")
+    try:
+        run = run_intake(
+            engine,
+            settings,
+            now=_instant(now),
+            files=files or [],
+            sources=source or SOURCES,
+            force=force,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    totals = run.totals()
+    emit(run.rows(), REPORT_COLUMNS, fmt, title=f"Intake {run.now:%Y-%m-%d %H:%M} UTC")
+    if fmt == Format.TABLE:
+        console.print(
+            f"read {totals['read']}, created {totals['created']}, merged {totals['merged']}, "
+            f"quarantined {totals['quarantined']}"
+        )
+    for failed in run.errors:
+        err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)
+    if run.errors:
+        raise typer.Exit(1)
 
 
 @app.command()

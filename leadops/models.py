@@ -249,6 +249,7 @@ class ImportedFile(SQLModel, table=True):
     source: str = Field(max_length=100)
     rows_read: int = 0
     leads_created: int = 0
+    leads_merged: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     rows_quarantined: int = 0
     imported_at: datetime = _ts(nullable=False)
 
@@ -475,3 +476,76 @@ class EscalationNotification(SQLModel, table=True):
 ESCALATIONS = cast(sa.Table, Escalation.__table__)  # type: ignore[attr-defined]
 ESCALATION_ASSIGNMENTS = cast(sa.Table, EscalationAssignment.__table__)  # type: ignore[attr-defined]
 ESCALATION_NOTIFICATIONS = cast(sa.Table, EscalationNotification.__table__)  # type: ignore[attr-defined]
+
+
+# -- Intake: per-source history and merges, pull cursors, web-form submissions --
+
+
+class LeadSourceRecord(SQLModel, table=True):
+    """One record a source delivered for a lead: per-source history, and the merge log.
+
+    `action` is `created` (the record made the lead) or `merged` (it was merged into an
+    existing lead, matched on `matched_on`); `changes` lists what the merge changed as
+    {field: [old, new]}; `data` is the record as normalised.
+    """
+
+    __tablename__ = "lead_source_records"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="leads.id", index=True)
+    source: str = Field(max_length=100, index=True)
+    source_ref: str | None = Field(default=None, max_length=500)
+    action: str = Field(max_length=20)
+    matched_on: str | None = Field(default=None, max_length=20)
+    changes: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    data: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    received_at: datetime = _ts(nullable=False)
+
+
+class IntakeCursor(SQLModel, table=True):
+    """Where a pulling source (HubSpot) has read up to; advanced in the batch's transaction."""
+
+    __tablename__ = "intake_cursors"
+
+    source: str = Field(primary_key=True, max_length=100)
+    state: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class FormSubmissionStatus(StrEnum):
+    PENDING = "pending"  # confirmation email to be sent
+    SENDING = "sending"  # the confirmation email is leaving
+    SENT = "sent"  # confirmation sent; waiting for the click
+    CONFIRMED = "confirmed"  # email consent given through the signed link
+    NOT_NEEDED = "not_needed"  # the lead already had email consent, or asked for none
+    QUARANTINED = "quarantined"  # the record failed validation; see the quarantine
+    FAILED = "failed"  # the confirmation could not be sent (error says why)
+
+
+class FormSubmission(SQLModel, table=True):
+    """A web-form submission, kept as consent evidence; UNIQUE per form and submission key."""
+
+    __tablename__ = "form_submissions"
+    __table_args__ = (
+        sa.UniqueConstraint("form", "submission_key", name="uq_form_submissions_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    form: str = Field(max_length=100)
+    submission_key: str = Field(max_length=128)
+    lead_id: int | None = Field(default=None, foreign_key="leads.id", index=True)
+    quarantine_id: int | None = Field(default=None, foreign_key="quarantine.id")
+    email: str | None = Field(default=None, max_length=320)
+    raw: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    status: str = Field(default=FormSubmissionStatus.PENDING, max_length=20)
+    provider_id: str | None = Field(default=None, max_length=200)
+    error: str | None = None
+    submitted_at: datetime = _ts(nullable=False)
+    confirmation_sent_at: datetime | None = _ts()
+    confirmed_at: datetime | None = _ts()
+    confirmed_from: str | None = Field(default=None, max_length=200)
+
+
+LEAD_SOURCE_RECORDS = cast(sa.Table, LeadSourceRecord.__table__)  # type: ignore[attr-defined]
+INTAKE_CURSORS = cast(sa.Table, IntakeCursor.__table__)  # type: ignore[attr-defined]
+FORM_SUBMISSIONS = cast(sa.Table, FormSubmission.__table__)  # type: ignore[attr-defined]

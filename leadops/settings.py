@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     stuck_after_hours: int = Field(default=24, ge=1)
     stuck_lookback_hours: int = Field(default=24, ge=1)
     secret_block_prefix: str = "leadops-"  # noqa: S105  # a name prefix, not a secret
+    # Intake: HubSpot CRM source (sources themselves are configured in config/intake.yaml)
+    hubspot_token: SecretStr | None = None
+    hubspot_base_url: str = "https://api.hubapi.com"
 
     @classmethod
     def settings_customise_sources(

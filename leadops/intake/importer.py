@@ -1,22 +1,54 @@
-"""Turn raw records from any source into leads, or quarantine them with reasons.
+"""Turn raw records from any source into leads: create, merge into an existing lead, or
+quarantine with reasons.
 
-Records are processed in chunks: one query per chunk finds existing leads by email and
-phone, and new leads are inserted in bulk, so large files import quickly.
+Records are processed in chunks: one query per chunk finds existing leads by email, phone
+and CRM id, new leads are inserted in bulk, and every record that reaches a lead leaves a
+row in `lead_source_records` (per-source history and the merge log).
+
+Merge rules (dedupe by normalised email, then phone, then CRM id):
+- the existing (oldest) lead keeps its id; the newer record only fills empty fields;
+- a phone or CRM-id match only counts when the emails do not contradict each other
+  (a shared switchboard number is not the same person);
+- the lifecycle stage only moves forward in the funnel, except that `unsubscribed` always
+  wins (an opt-out is honoured, never undone by intake);
+- consent is never withdrawn by a merge: granted stays granted.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
+from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlmodel import Session
 
-from leadops.intake.validate import DUPLICATE, LeadRecord, normalise_record
-from leadops.models import LEADS, QuarantinedRecord
+from leadops.intake.validate import LeadRecord, normalise_record, seniority_of
+from leadops.models import (
+    FUNNEL_ORDER,
+    LEAD_SOURCE_RECORDS,
+    LEADS,
+    LifecycleStage,
+    QuarantinedRecord,
+)
+
+# Fields a newer record may fill when the existing lead has none.
+FILLABLE = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "company",
+    "job_title",
+    "company_size",
+    "industry",
+    "country",
+    "crm_id",
+)
+LEAD_FIELDS = (*FILLABLE, "seniority", "timezone", "lifecycle_stage", "source")
 
 
 @dataclass(frozen=True)
@@ -33,17 +65,42 @@ class ImportReport:
     source: str
     read: int = 0
     created: int = 0
+    merged: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
+    quarantined_records: int = 0
+    lead_ids: list[int] = field(default_factory=list)  # lead of each accepted record, in order
 
     @property
     def quarantined_total(self) -> int:
-        return sum(self.quarantined.values())
+        return self.quarantined_records
+
+    def add(self, other: ImportReport) -> None:
+        self.read += other.read
+        self.created += other.created
+        self.merged += other.merged
+        self.quarantined.update(other.quarantined)
+        self.quarantined_records += other.quarantined_records
+        self.lead_ids.extend(other.lead_ids)
 
 
 def _chunks(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def _jsonable(value: object) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")  # PostgreSQL cannot store NUL in text
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
 
 
 def quarantine(
@@ -54,27 +111,149 @@ def quarantine(
     reasons: list[str],
     details: list[str],
     now: datetime,
-) -> None:
-    session.add(
-        QuarantinedRecord(
-            source=source,
-            source_ref=raw.source_ref,
-            raw={key: (None if value is None else str(value)) for key, value in raw.data.items()},
-            reasons=reasons,
-            detail="; ".join(details),
-            created_at=now,
-        )
+) -> QuarantinedRecord:
+    """Keep a refused record with its source, raw data and reason codes."""
+    record = QuarantinedRecord(
+        source=source,
+        source_ref=raw.source_ref,
+        raw={key: _jsonable(value) for key, value in raw.data.items()},
+        reasons=reasons,
+        detail="; ".join(details),
+        created_at=now,
     )
+    session.add(record)
+    return record
 
 
-def _lead_row(record: LeadRecord, now: datetime) -> dict[str, object]:
-    row = asdict(record)
+def _lead_row(record: LeadRecord, now: datetime) -> dict[str, Any]:
+    row = dict(vars(record))  # shallow: every field is a plain value
     row["created_at"] = record.created_at or now
     row["updated_at"] = now
     row["last_engaged_at"] = None
     row["email_consent_at"] = now if record.email_consent else None
     row["whatsapp_consent_at"] = now if record.whatsapp_consent else None
+    row["unsubscribed_at"] = now if record.lifecycle_stage == LifecycleStage.UNSUBSCRIBED else None
     return row
+
+
+def _record_data(record: LeadRecord) -> dict[str, Any]:
+    """The record's non-empty fields, JSON-ready (its values are plain, or a datetime)."""
+    return {
+        k: v.isoformat() if isinstance(v, datetime) else v
+        for k, v in vars(record).items()
+        if v is not None and v != "" and v is not False
+    }
+
+
+def stage_after_merge(current: str, incoming: str) -> str:
+    """The lifecycle stage after a merge: forward only; `unsubscribed` always wins."""
+    if LifecycleStage.UNSUBSCRIBED in (current, incoming):
+        return LifecycleStage.UNSUBSCRIBED
+    if FUNNEL_ORDER.get(incoming, -1) > FUNNEL_ORDER.get(current, -1):
+        return incoming
+    return current
+
+
+def merge_into(lead: dict[str, Any], record: LeadRecord, now: datetime) -> dict[str, list[Any]]:
+    """Apply `record` to the lead row `lead` in place; return {field: [old, new]} changed."""
+    changes: dict[str, list[Any]] = {}
+
+    def change(name: str, value: Any) -> None:
+        if lead.get(name) != value:
+            changes[name] = [_jsonable(lead.get(name)), _jsonable(value)]
+            lead[name] = value
+
+    for name in FILLABLE:
+        value = getattr(record, name)
+        if lead.get(name) in (None, "") and value not in (None, ""):
+            change(name, value)
+    if "job_title" in changes and not lead.get("seniority"):
+        change("seniority", seniority_of(lead["job_title"]))
+    stage = stage_after_merge(lead["lifecycle_stage"], record.lifecycle_stage)
+    change("lifecycle_stage", stage)
+    if stage == LifecycleStage.UNSUBSCRIBED and lead.get("unsubscribed_at") is None:
+        change("unsubscribed_at", now)
+    for channel in ("email", "whatsapp"):
+        if getattr(record, f"{channel}_consent") and not lead[f"{channel}_consent"]:
+            change(f"{channel}_consent", True)
+            change(f"{channel}_consent_at", now)
+    if changes:
+        lead["updated_at"] = now
+    return changes
+
+
+@dataclass
+class _Pending:
+    """A lead being built in this chunk, before its insert gives it an id."""
+
+    row: dict[str, Any]
+    id: int | None = None
+
+
+class _Index:
+    """Leads by email, phone and CRM id: rows from the database and rows pending insert."""
+
+    def __init__(self) -> None:
+        self.email: dict[str, dict[str, Any]] = {}
+        self.phone: dict[str, list[dict[str, Any]]] = {}
+        self.crm: dict[str, list[dict[str, Any]]] = {}
+
+    def add(self, row: dict[str, Any]) -> None:
+        if row.get("email"):
+            self.email.setdefault(row["email"], row)
+        if row.get("phone"):
+            self.phone.setdefault(row["phone"], []).append(row)
+        if row.get("crm_id"):
+            self.crm.setdefault(row["crm_id"], []).append(row)
+
+    def find(self, record: LeadRecord) -> tuple[dict[str, Any], str] | None:
+        if record.email and record.email in self.email:
+            return self.email[record.email], "email"
+        for key, table in (("phone", self.phone), ("crm_id", self.crm)):
+            value = getattr(record, key)
+            for row in table.get(value, []) if value else []:
+                if not (record.email and row.get("email")):  # emails must not contradict
+                    return row, key
+        return None
+
+
+def _insert_leads(session: Session, pending: list[_Pending]) -> list[int]:
+    """Insert new leads with one bulk statement; return their ids in order.
+
+    PostgreSQL: the ids are drawn from the table's sequence first, then inserted
+    explicitly (safe with concurrent writers). SQLite: its single writer holds the lock
+    for the whole transaction and a rowid table without AUTOINCREMENT numbers new rows
+    max(id)+1, +2, ..., which is checked after the insert.
+    """
+    rows = [p.row for p in pending]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        ids = list(
+            session.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('leads', 'id')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": len(rows)},
+            ).scalars()
+        )
+        for row, lead_id in zip(rows, ids, strict=True):
+            row["id"] = lead_id
+        session.execute(insert(LEADS), rows)
+        return ids
+    if dialect != "sqlite":
+        result = session.execute(
+            insert(LEADS).returning(LEADS.c.id, sort_by_parameter_order=True), rows
+        )
+        return list(result.scalars())
+    session.execute(insert(LEADS), rows)
+    last = session.execute(select(func.max(LEADS.c.id))).scalar_one()
+    first = last - len(rows) + 1
+    check = select(LEADS.c.email, LEADS.c.phone).where(LEADS.c.id.in_([first, last]))
+    got = {(email, phone) for email, phone in session.execute(check)}
+    if got != {(rows[0]["email"], rows[0]["phone"]), (rows[-1]["email"], rows[-1]["phone"])}:
+        raise RuntimeError("new lead ids are not consecutive; refusing to guess them")
+    return list(range(first, last + 1))
 
 
 def import_records(
@@ -86,11 +265,13 @@ def import_records(
     default_region: str,
     default_timezone: str,
     chunk_size: int = 1000,
+    consent_override: dict[str, bool] | None = None,
 ) -> ImportReport:
-    """Validate, de-duplicate and store `records`; every record ends up a lead or quarantined.
+    """Validate, de-duplicate, merge and store `records`; every record ends up in a lead
+    (created or merged, with a history row) or in quarantine. Nothing is dropped.
 
-    A record whose email or phone already belongs to a lead (in the database or earlier in
-    the same import) is quarantined as a duplicate naming that lead.
+    `consent_override` forces consent fields (a web form grants email consent only once
+    it is confirmed, so it imports with {"email_consent": False}).
     """
     report = ImportReport(source=source)
     for chunk in _chunks(records, chunk_size):
@@ -105,37 +286,42 @@ def import_records(
             for reason, detail in raw.problems:
                 outcome.reject(reason, detail)
                 outcome.record = None
-        emails = {o.record.email for o in outcomes if o.record and o.record.email}
-        phones = {o.record.phone for o in outcomes if o.record and o.record.phone}
-        # email/phone -> who already has it ("lead 12" or "file.csv:17" earlier in this import)
-        known_email: dict[str, str] = {}
-        known_phone: dict[str, str] = {}
-        if emails or phones:
-            rows = session.execute(
-                select(LEADS.c.id, LEADS.c.email, LEADS.c.phone).where(
-                    or_(LEADS.c.email.in_(emails), LEADS.c.phone.in_(phones))
-                )
-            ).all()
-            for lead_id, email, phone in rows:
-                if email:
-                    known_email[email] = f"lead {lead_id}"
-                if phone:
-                    known_phone[phone] = f"lead {lead_id}"
+            if outcome.record is not None and consent_override:
+                for name, value in consent_override.items():
+                    setattr(outcome.record, name, value)
 
-        new_rows: list[dict[str, object]] = []
+        valid = [o.record for o in outcomes if o.record is not None]
+        emails = {r.email for r in valid if r.email}
+        phones = {r.phone for r in valid if r.phone}
+        crm_ids = {r.crm_id for r in valid if r.crm_id}
+        index = _Index()
+        existing: dict[int, dict[str, Any]] = {}
+        if valid:
+            rows = session.execute(
+                select(LEADS)
+                .where(
+                    or_(
+                        LEADS.c.email.in_(emails),
+                        LEADS.c.phone.in_(phones),
+                        LEADS.c.crm_id.in_(crm_ids),
+                    )
+                )
+                .order_by(LEADS.c.id)
+            ).mappings()
+            for mapping in rows:
+                row = dict(mapping)
+                existing[row["id"]] = row
+                index.add(row)
+
+        pending: list[_Pending] = []
+        pending_by_row: dict[int, _Pending] = {}
+        changed: dict[int, dict[str, Any]] = {}  # existing lead id -> changed columns
+        history: list[tuple[_Pending | int, dict[str, Any]]] = []
         for raw, outcome in zip(chunk, outcomes, strict=True):
             record = outcome.record
-            if record is not None:
-                twin = (record.email and known_email.get(record.email)) or (
-                    record.phone and known_phone.get(record.phone)
-                )
-                if twin:
-                    what = "email" if record.email and record.email in known_email else "phone"
-                    outcome.reject(DUPLICATE, f"same {what} as {twin}")
-                    record = None
             if record is None:
-                for reason in outcome.reasons:
-                    report.quarantined[reason] += 1
+                report.quarantined.update(outcome.reasons)
+                report.quarantined_records += 1
                 quarantine(
                     session,
                     source=source,
@@ -145,13 +331,68 @@ def import_records(
                     now=now,
                 )
                 continue
-            if record.email:
-                known_email[record.email] = raw.source_ref
-            if record.phone:
-                known_phone[record.phone] = raw.source_ref
-            new_rows.append(_lead_row(record, now))
-        if new_rows:
-            session.execute(insert(LEADS), new_rows)
-            report.created += len(new_rows)
+            entry = {
+                "source": source,
+                "source_ref": raw.source_ref[:500],
+                "data": _record_data(record),
+                "received_at": now,
+            }
+            match = index.find(record)
+            if match is None:
+                new = _Pending(row=_lead_row(record, now))
+                pending.append(new)
+                pending_by_row[id(new.row)] = new
+                index.add(new.row)
+                history.append((new, {**entry, "action": "created", "matched_on": None}))
+                report.created += 1
+                continue
+            row, matched_on = match
+            before_email, before_phone, before_crm = (
+                row.get("email"),
+                row.get("phone"),
+                row["crm_id"],
+            )
+            changes = merge_into(row, record, now)
+            if (
+                row.get("email") != before_email
+                or row.get("phone") != before_phone
+                or (row.get("crm_id") != before_crm)
+            ):
+                index.add(row)
+            target: _Pending | int
+            if "id" in row and row["id"] in existing:
+                target = row["id"]
+                if changes:
+                    changed.setdefault(row["id"], {}).update(
+                        {name: row[name] for name in (*changes, "updated_at")}
+                    )
+            else:
+                target = pending_by_row[id(row)]
+            history.append(
+                (
+                    target,
+                    {
+                        **entry,
+                        "action": "merged",
+                        "matched_on": matched_on,
+                        "changes": changes or None,
+                    },
+                )
+            )
+            report.merged += 1
+
+        if pending:
+            for item, new_id in zip(pending, _insert_leads(session, pending), strict=True):
+                item.id = new_id
+        for changed_id, values in changed.items():
+            session.execute(update(LEADS).where(LEADS.c.id == changed_id).values(**values))
+        if history:
+            rows_out = []
+            for target, values in history:
+                lead_id = target if isinstance(target, int) else target.id
+                assert lead_id is not None
+                rows_out.append({"changes": None, **values, "lead_id": lead_id})
+                report.lead_ids.append(lead_id)
+            session.execute(insert(LEAD_SOURCE_RECORDS), rows_out)
         session.flush()
     return report

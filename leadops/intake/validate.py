@@ -32,6 +32,8 @@ INVALID_CONSENT = "invalid_consent"
 INVALID_COMPANY_SIZE = "invalid_company_size"
 FIELD_TOO_LONG = "field_too_long"
 DUPLICATE = "duplicate"
+INVALID_CHARACTERS = "invalid_characters"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
 
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "opted-in", "opt-in", "on"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0", "", "opted-out", "opt-out", "off"})
@@ -102,9 +104,48 @@ def _country_zones() -> dict[str, list[str]]:
 
 
 @lru_cache(maxsize=1)
-def _country_codes() -> frozenset[str]:
+def _country_names() -> dict[str, str]:
+    """Country code and lower-cased English name -> ISO 3166 alpha-2 code (tzdata's table)."""
     text = (importlib.resources.files("tzdata") / "zoneinfo" / "iso3166.tab").read_text()
-    return frozenset(line.split("\t")[0] for line in text.splitlines() if line[:1].isalpha())
+    names: dict[str, str] = {}
+    for line in text.splitlines():
+        if line[:1].isalpha():
+            code, name = line.split("\t")[:2]
+            names[code] = code
+            names[name.lower()] = code
+    names.update(
+        {
+            "uk": "GB",
+            "united kingdom": "GB",
+            "great britain": "GB",
+            "england": "GB",
+            "scotland": "GB",
+            "wales": "GB",
+            "northern ireland": "GB",
+            "usa": "US",
+            "united states of america": "US",
+            "south korea": "KR",
+            "republic of korea": "KR",
+            "north korea": "KP",
+            "czech republic": "CZ",
+            "myanmar": "MM",
+            "swaziland": "SZ",
+            "ivory coast": "CI",
+            "holland": "NL",
+            "the netherlands": "NL",
+            "russian federation": "RU",
+            "viet nam": "VN",
+        }
+    )
+    return names
+
+
+def country_code(value: object) -> str | None:
+    """An ISO 3166 alpha-2 code from a code or an English country name; None if unknown."""
+    text = _clean(value)
+    if text is None:
+        return None
+    return _country_names().get(text.upper()) or _country_names().get(text.lower())
 
 
 @lru_cache(maxsize=1024)
@@ -123,6 +164,11 @@ def _clean(value: object) -> str | None:
     return text or None
 
 
+NAME_PARTICLE = re.compile(r"\b(O|D)'(\w)")
+STAGES = frozenset(s.value for s in LifecycleStage)
+STAGE_LIST = ", ".join(s.value for s in LifecycleStage)
+
+
 def tidy_name(value: object) -> str | None:
     """Trim and collapse spaces; fix ALL-CAPS or all-lower names, keep mixed case as given."""
     text = _clean(value)
@@ -131,7 +177,8 @@ def tidy_name(value: object) -> str | None:
     if text.isupper() or text.islower():
         text = "-".join(part[:1].upper() + part[1:].lower() for part in text.split("-"))
         text = " ".join(word[:1].upper() + word[1:] for word in text.split(" "))
-        text = re.sub(r"\b(O|D)'(\w)", lambda m: f"{m.group(1)}'{m.group(2).upper()}", text)
+        if "'" in text:
+            text = NAME_PARTICLE.sub(lambda m: f"{m.group(1)}'{m.group(2).upper()}", text)
     return text
 
 
@@ -166,11 +213,34 @@ def parse_company_size(value: object) -> int | None:
     return int(match.group(1))
 
 
+# A plain ASCII dot-atom local part: the common case, checked here without the full parser.
+SIMPLE_LOCAL_PART = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+)
+
+
+@lru_cache(maxsize=4096)
+def _domain(domain: str) -> str | None:
+    """The normalised domain (email-validator's rules), or None when it is not valid."""
+    try:
+        return validate_email(f"a@{domain}", check_deliverability=False).domain
+    except EmailNotValidError:
+        return None
+
+
 def normalise_email(value: object) -> str:
-    """The canonical form used for dedupe: validated syntax, lower-cased. Raises ValueError."""
+    """The canonical form used for dedupe: validated syntax, lower-cased. Raises ValueError.
+
+    email-validator decides; a plain ASCII local part with an already-validated domain
+    takes a cached shortcut that gives the same answer (most lists repeat few domains)."""
     text = _clean(value)
     if text is None:
         raise ValueError("empty email")
+    local, at, domain = text.rpartition("@")
+    if at and len(local) <= 64 and len(text) <= 254 and SIMPLE_LOCAL_PART.fullmatch(local):
+        normalised = _domain(domain)
+        if normalised is not None and len(local) + 1 + len(normalised) <= 254:
+            return f"{local}@{normalised}".lower()
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -191,9 +261,20 @@ def normalise_phone(value: object, region: str) -> phonenumbers.PhoneNumber:
     return number
 
 
-def _zone_for(country: str | None, number: phonenumbers.PhoneNumber | None) -> str | None:
-    if number is not None:
-        zones = [z for z in phone_timezone.time_zones_for_number(number) if is_known_timezone(z)]
+@lru_cache(maxsize=8192)
+def _phone_facts(text: str, region: str) -> tuple[str, str | None, tuple[str, ...]]:
+    """(E.164, region of the number, its known time zones). Raises ValueError."""
+    number = normalise_phone(text, region)
+    zones = tuple(z for z in phone_timezone.time_zones_for_number(number) if is_known_timezone(z))
+    return (
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.region_code_for_number(number),
+        zones,
+    )
+
+
+def _zone_for(country: str | None, zones: tuple[str, ...]) -> str | None:
+    if zones:
         canonical = _country_zones().get(country or "", [])
         # phonenumbers may use old names (Asia/Calcutta); keep only current zone.tab names.
         if len(zones) == 1 and (zones[0] in canonical or not canonical):
@@ -209,30 +290,39 @@ def normalise_record(
     """Validate one raw record (canonical column names) into a LeadRecord or reasons."""
     outcome = Outcome(record=None)
     record = LeadRecord()
+    if CONTROL_CHARACTERS.search("".join(v for v in raw.values() if isinstance(v, str))):
+        for name, value in raw.items():
+            if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
+                outcome.reject(INVALID_CHARACTERS, f"{name} contains control characters")
 
-    country = (_clean(raw.get("country")) or "").upper() or None
-    if country is not None and country not in _country_codes():
-        outcome.reject(INVALID_COUNTRY, f"country {country!r} is not an ISO 3166 alpha-2 code")
-        country = None
+    country = None
+    if _clean(raw.get("country")) is not None:
+        country = country_code(raw.get("country"))
+        if country is None:
+            outcome.reject(
+                INVALID_COUNTRY,
+                f"country {raw.get('country')!r} is not an ISO 3166 alpha-2 code or country name",
+            )
     record.country = country
 
-    if _clean(raw.get("email")):
+    email = _clean(raw.get("email"))
+    if email:
         try:
-            record.email = normalise_email(raw.get("email"))
+            record.email = normalise_email(email)
         except ValueError as exc:
             outcome.reject(INVALID_EMAIL, f"email {raw.get('email')!r}: {exc}")
 
-    number = None
-    if _clean(raw.get("phone")):
+    phone = _clean(raw.get("phone"))
+    zones: tuple[str, ...] = ()
+    if phone:
         try:
-            number = normalise_phone(raw.get("phone"), country or default_region)
-            record.phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            record.phone, number_region, zones = _phone_facts(phone, country or default_region)
             if record.country is None:
-                record.country = phonenumbers.region_code_for_number(number)
+                record.country = number_region
         except ValueError as exc:
             outcome.reject(INVALID_PHONE, f"phone {raw.get('phone')!r}: {exc}")
 
-    if not _clean(raw.get("email")) and not _clean(raw.get("phone")):
+    if not email and not phone:
         outcome.reject(MISSING_CONTACT, "neither email nor phone is given")
 
     for name, limit in FIELD_LIMITS.items():
@@ -249,15 +339,14 @@ def normalise_record(
         outcome.reject(INVALID_COMPANY_SIZE, str(exc))
 
     stage = (_clean(raw.get("lifecycle_stage")) or LifecycleStage.LEAD).lower()
-    if stage not in {s.value for s in LifecycleStage}:
-        allowed = ", ".join(s.value for s in LifecycleStage)
-        outcome.reject(INVALID_STAGE, f"lifecycle_stage {stage!r} is not one of {allowed}")
+    if stage not in STAGES:
+        outcome.reject(INVALID_STAGE, f"lifecycle_stage {stage!r} is not one of {STAGE_LIST}")
     record.lifecycle_stage = stage
 
     zone = _clean(raw.get("timezone"))
     if zone is not None and not is_known_timezone(zone):
         outcome.reject(UNKNOWN_TIMEZONE, f"timezone {zone!r} is not an IANA time zone")
-    record.timezone = zone or _zone_for(record.country, number) or default_timezone
+    record.timezone = zone or _zone_for(record.country, zones) or default_timezone
 
     for channel in ("email_consent", "whatsapp_consent"):
         consent = parse_bool(raw.get(channel))

@@ -44,6 +44,9 @@ def create_app(
         ensure_ready(engine)
     app = FastAPI(title="leadops", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.leadops = AppState(settings=settings, engine=engine, clock=clock or SystemClock())
+    from leadops.web.forms import router as forms_router
+
+    app.include_router(forms_router)
 
     from leadops.web import unsubscribe, webhooks
 

@@ -1,0 +1,156 @@
+"""The intake sources, from config/intake.yaml: CSV drop folder and column mapping,
+HubSpot on/off and its property mapping, web forms and the env vars holding their secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from leadops.configfile import load_model
+
+LEAD_COLUMNS = frozenset(
+    {
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "company",
+        "job_title",
+        "company_size",
+        "industry",
+        "country",
+        "timezone",
+        "lifecycle_stage",
+        "source",
+        "email_consent",
+        "whatsapp_consent",
+        "created_at",
+        "crm_id",
+    }
+)
+
+DEFAULT_HUBSPOT_PROPERTIES = {
+    "email": "email",
+    "first_name": "firstname",
+    "last_name": "lastname",
+    "phone": "phone",
+    "company": "company",
+    "job_title": "jobtitle",
+    "company_size": "numemployees",
+    "industry": "industry",
+    "country": "country",
+    "lifecycle_stage": "lifecyclestage",
+    "created_at": "createdate",
+}
+DEFAULT_HUBSPOT_STAGES = {
+    "subscriber": "subscriber",
+    "lead": "lead",
+    "marketingqualifiedlead": "mql",
+    "salesqualifiedlead": "sql",
+    "opportunity": "opportunity",
+    "customer": "customer",
+    "evangelist": "customer",
+    "other": "lead",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_targets(mapping: dict[str, str]) -> dict[str, str]:
+    bad = sorted(v for v in mapping.values() if v not in LEAD_COLUMNS)
+    if bad:
+        raise ValueError(
+            f"maps to unknown lead column(s) {', '.join(bad)}; "
+            f"known: {', '.join(sorted(LEAD_COLUMNS))}"
+        )
+    return mapping
+
+
+class CsvSource(_Strict):
+    enabled: bool = True
+    drop_folder: Path | None = None  # default: <data dir>/inbox
+    pattern: str = "*.csv"
+    encoding: str = "utf-8"
+    column_mapping: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("column_mapping")
+    @classmethod
+    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_targets(value)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
+
+
+class HubSpotSource(_Strict):
+    enabled: bool = False
+    source: str = "hubspot"
+    page_size: int = Field(default=200, ge=1, le=200)
+    result_cap: int = Field(default=10_000, ge=1, le=10_000)  # the search API's limit
+    requests_per_second: float = Field(default=4.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    lag_seconds: int = Field(default=60, ge=0)
+    properties: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HUBSPOT_PROPERTIES))
+    lifecycle_stages: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HUBSPOT_STAGES))
+
+    @field_validator("properties")
+    @classmethod
+    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        _check_targets({v: k for k, v in value.items()})
+        return value
+
+
+class FormSource(_Strict):
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    auth: Literal["secret", "signature"] = "secret"
+    secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    source: str | None = None  # default web-form:<key>
+    fields: dict[str, str] = Field(default_factory=dict)  # form field -> lead column
+    double_opt_in: bool = True
+
+    @field_validator("fields")
+    @classmethod
+    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_targets(value)
+
+    @property
+    def source_name(self) -> str:
+        return self.source or f"web-form:{self.key}"
+
+    def secret(self) -> str | None:
+        """The form's shared secret from the environment variable it names."""
+        value = os.environ.get(self.secret_env, "")
+        return value or None
+
+
+class IntakeConfig(_Strict):
+    csv: CsvSource = Field(default_factory=CsvSource)
+    hubspot: HubSpotSource = Field(default_factory=HubSpotSource)
+    forms: list[FormSource] = Field(default_factory=list)
+    confirmation_ttl_hours: int = Field(default=72, ge=1)
+
+    def form(self, key: str) -> FormSource | None:
+        return next((form for form in self.forms if form.key == key), None)
+
+
+def load_intake_config(config_dir: Path) -> IntakeConfig:
+    """config/intake.yaml, or the defaults (CSV drop folder on, HubSpot off) without it."""
+    path = config_dir / "intake.yaml"
+    if not path.exists():
+        return IntakeConfig()
+    return load_model(path, IntakeConfig)

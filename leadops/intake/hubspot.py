@@ -1,0 +1,234 @@
+"""Pull contacts from HubSpot's CRM search API into leads, resumably.
+
+POST /crm/v3/objects/contacts/search, filtered on `lastmodifieddate GT <cursor>`, sorted
+by `hs_object_id` ascending, `limit` up to 200, paged with `paging.next.after`. The search
+API refuses to page past 10,000 results; before that, the read re-anchors: it adds the
+filter `hs_object_id GT <last id read>` and starts paging again from the top.
+
+The cursor (table `intake_cursors`) is written in the same transaction as each page's
+leads, so a crash re-reads the page that was in flight and never skips one. A traversal
+reads every contact modified after `since`; the next traversal starts from the time this
+one began (minus `lag_seconds`, for the search index's delay), so contacts modified while
+it ran are read again next time rather than missed. Re-read contacts merge by CRM id.
+If the result set shrinks between pages (a contact deleted or merged in HubSpot), the
+offsets have moved, so the read re-anchors on the last id stored instead of skipping one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from leadops.db import session_scope
+from leadops.intake.config import HubSpotSource
+from leadops.intake.importer import ImportReport, RawRecord, import_records
+from leadops.models import IntakeCursor
+
+log = logging.getLogger("leadops.intake.hubspot")
+
+SEARCH_PATH = "/crm/v3/objects/contacts/search"
+
+
+class HubSpotError(RuntimeError):
+    """HubSpot refused, kept failing, or is not configured; the message says which."""
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+@dataclass
+class HubSpotClient:
+    """A small client for the contacts search endpoint: rate-limited, retrying 429 (after
+    Retry-After), 5xx and connection errors. Search is a read, so retrying is safe."""
+
+    base_url: str
+    token: str
+    requests_per_second: float = 4.0
+    max_attempts: int = 6
+    timeout: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    http: requests.Session = field(default_factory=requests.Session)
+    requests_made: int = 0
+    _last_request: float | None = None
+
+    def _throttle(self) -> None:
+        gap = 1.0 / self.requests_per_second
+        now = self.monotonic()
+        if self._last_request is not None and now - self._last_request < gap:
+            self.sleep(gap - (now - self._last_request))
+        self._last_request = self.monotonic()
+
+    def search(self, body: dict[str, Any]) -> dict[str, Any]:
+        url = self.base_url.rstrip("/") + SEARCH_PATH
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        problem = "no attempt made"
+        for attempt in range(1, self.max_attempts + 1):
+            self._throttle()
+            self.requests_made += 1
+            wait = min(2.0 ** (attempt - 1), 30.0)
+            try:
+                response = self.http.post(url, json=body, headers=headers, timeout=self.timeout)
+            except requests.RequestException as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    data: dict[str, Any] = response.json()
+                    return data
+                problem = f"HTTP {response.status_code}: {response.text[:300]}"
+                if response.status_code == 429:
+                    wait = _retry_after(response.headers.get("Retry-After"), default=wait)
+                elif response.status_code < 500:
+                    hint = (
+                        " (check LEADOPS_HUBSPOT_TOKEN)"
+                        if response.status_code in (401, 403)
+                        else ""
+                    )
+                    raise HubSpotError(f"HubSpot search refused the request: {problem}{hint}")
+            if attempt < self.max_attempts:
+                log.warning(
+                    "HubSpot search attempt %d failed (%s); retrying in %.1f s",
+                    attempt,
+                    problem,
+                    wait,
+                )
+                self.sleep(wait)
+        raise HubSpotError(f"HubSpot search failed {self.max_attempts} times; last: {problem}")
+
+
+def _retry_after(value: str | None, *, default: float) -> float:
+    try:
+        return max(0.0, min(float(value or ""), 300.0))
+    except ValueError:
+        return default
+
+
+def contact_record(contact: dict[str, Any], config: HubSpotSource) -> RawRecord:
+    """A HubSpot contact as a raw lead record (lead columns, CRM id, mapped stage)."""
+    properties = contact.get("properties") or {}
+    data: dict[str, object] = {
+        column: properties.get(name) for column, name in config.properties.items()
+    }
+    stage = str(data.get("lifecycle_stage") or "").strip().lower()
+    if stage:
+        data["lifecycle_stage"] = config.lifecycle_stages.get(stage, stage)
+    data["crm_id"] = str(contact.get("id", ""))
+    if not data.get("source"):
+        data["source"] = config.source
+    return RawRecord(data=data, source_ref=f"hubspot:contact/{contact.get('id')}")
+
+
+def search_body(
+    config: HubSpotSource, since: int | None, anchor: str | None, after: int
+) -> dict[str, Any]:
+    """The search request: modified after `since`, ids after `anchor`, from offset `after`."""
+    filters: list[dict[str, str]] = []
+    if since is not None:
+        filters.append({"propertyName": "lastmodifieddate", "operator": "GT", "value": str(since)})
+    if anchor is not None:
+        filters.append({"propertyName": "hs_object_id", "operator": "GT", "value": anchor})
+    body: dict[str, Any] = {
+        "filterGroups": [{"filters": filters}] if filters else [],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+        "properties": sorted({*config.properties.values(), "hs_object_id", "lastmodifieddate"}),
+        "limit": config.page_size,
+    }
+    if after:
+        body["after"] = str(after)
+    return body
+
+
+def load_cursor(session: Session, source: str) -> dict[str, Any]:
+    row = session.get(IntakeCursor, source)
+    return dict(row.state) if row is not None else {}
+
+
+def _save_cursor(session: Session, source: str, state: dict[str, Any], now: datetime) -> None:
+    row = session.get(IntakeCursor, source)
+    if row is None:
+        session.add(IntakeCursor(source=source, state=state, updated_at=now))
+    else:
+        row.state = state
+        row.updated_at = now
+        session.add(row)
+
+
+def pull_contacts(
+    engine: Engine,
+    client: HubSpotClient,
+    config: HubSpotSource,
+    *,
+    now: datetime,
+    default_region: str,
+    default_timezone: str,
+    report: ImportReport | None = None,
+) -> ImportReport:
+    """Read every contact modified since the stored cursor into leads, page by page.
+
+    Each page and the cursor after it commit together, and are added to `report` as they
+    commit. Raises HubSpotError when HubSpot keeps failing; what was committed stays, and
+    the next run resumes after it.
+    """
+    source = config.source
+    with Session(engine) as session:
+        state = load_cursor(session, source)
+    if "next_since" not in state:  # start a new traversal
+        state = {
+            "since": state.get("since"),
+            "next_since": _ms(now - timedelta(seconds=config.lag_seconds)),
+            "after_id": None,
+        }
+    report = report if report is not None else ImportReport(source=source)
+    anchor, after = state.get("after_id"), 0
+    window_total: int | None = None
+    while True:
+        page = client.search(search_body(config, state.get("since"), anchor, after))
+        total = page.get("total")
+        if after and isinstance(total, int) and window_total is not None and total < window_total:
+            # Contacts left the result set (deleted or merged in HubSpot) since the last
+            # page, so offsets moved: read again from the last id stored instead.
+            log.info("HubSpot result set shrank (%d -> %d); re-anchoring", window_total, total)
+            anchor, after, window_total = state["after_id"], 0, None
+            continue
+        window_total = total if isinstance(total, int) else None
+        results = page.get("results") or []
+        next_after = ((page.get("paging") or {}).get("next") or {}).get("after")
+        if results:
+            state["after_id"] = str(results[-1].get("id"))
+        done = not results or next_after is None
+        if done:
+            state = {"since": state["next_since"]}
+        with session_scope(engine) as session:
+            if results:
+                part = import_records(
+                    session,
+                    [contact_record(contact, config) for contact in results],
+                    source=source,
+                    now=now,
+                    default_region=default_region,
+                    default_timezone=default_timezone,
+                )
+                report.add(part)
+            _save_cursor(session, source, dict(state), now)
+        if done:
+            log.info("HubSpot traversal done: %d read, cursor %s", report.read, state)
+            return report
+        after = int(str(next_after))
+        if after + config.page_size > config.result_cap:
+            anchor, after = state["after_id"], 0  # re-anchor: hs_object_id GT last id read
+            window_total = None
+
+
+def cursor_time(state: dict[str, Any]) -> datetime | None:
+    """The `since` of a cursor state as a datetime (for display)."""
+    since = state.get("since")
+    return None if since is None else datetime.fromtimestamp(int(since) / 1000, tz=UTC)

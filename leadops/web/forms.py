@@ -1,0 +1,121 @@
+"""Web-form capture: POST /forms/lead, and the double opt-in confirmation pages.
+
+POST /forms/lead?form=<key> takes JSON or form-encoded fields, authenticated by the
+form's secret (header X-Leadops-Form-Secret) or signature (X-Leadops-Signature:
+sha256=<hex HMAC-SHA256 of the raw body>). GET /forms/confirm?token=... shows a page
+with a confirm button; POST /forms/confirm records the consent.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from leadops.intake import forms
+from leadops.intake.config import load_intake_config
+from leadops.models import Channel, FormSubmissionStatus
+from leadops.tokens import InvalidToken
+from leadops.web.app import state_of
+
+router = APIRouter(prefix="/forms", tags=["forms"])
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    document = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="robots" content="noindex"><title>{html.escape(title)}</title></head>'
+        f'<body style="font-family:sans-serif;max-width:36em;margin:3em auto">'
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return HTMLResponse(document, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/lead")
+async def capture_lead(request: Request, form: str = Query(..., max_length=64)) -> JSONResponse:
+    """Capture one form submission; the lead gets a confirmation email (double opt-in)."""
+    from leadops.nurture import build_channels
+
+    state = state_of(request)
+    config = load_intake_config(state.settings.config_dir)
+    form_config = config.form(form)
+    if form_config is None:
+        return JSONResponse({"error": f"unknown form {form!r}"}, status_code=404)
+    body = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        forms.authenticate(form_config, headers, body)
+        fields = forms.parse_fields(headers.get("content-type", ""), body)
+    except forms.FormError as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    result = forms.submit(
+        state.engine,
+        state.settings,
+        form_config,
+        fields,
+        now=state.clock.now(),
+        channel=build_channels(state.settings)[Channel.EMAIL],
+        ttl=timedelta(hours=config.confirmation_ttl_hours),
+        idempotency_key=headers.get("idempotency-key"),
+    )
+    document = {
+        "submission": result.submission_id,
+        "status": result.status,
+        "repeated": result.repeated,
+    }
+    if result.status == FormSubmissionStatus.QUARANTINED:
+        return JSONResponse(
+            {**document, "error": "the submission is invalid", "reasons": list(result.reasons)},
+            status_code=422,
+        )
+    return JSONResponse(document, status_code=200 if result.repeated else 202)
+
+
+@router.get("/confirm", response_class=HTMLResponse)
+def confirm_page(request: Request, token: str = Query(..., max_length=2000)) -> HTMLResponse:
+    """The page the confirmation link opens: nothing changes until the button is pressed."""
+    state = state_of(request)
+    try:
+        forms.check_token(state.settings, token, now=state.clock.now())
+    except InvalidToken as exc:
+        return _invalid(exc)
+    return _page(
+        "Confirm your subscription",
+        "<p>Press the button to confirm that you want to receive our emails.</p>"
+        '<form method="post" action="confirm">'
+        f'<input type="hidden" name="token" value="{html.escape(token)}">'
+        '<button type="submit">Confirm my subscription</button></form>',
+    )
+
+
+@router.post("/confirm", response_class=HTMLResponse)
+def confirm(request: Request, token: str = Form(..., max_length=2000)) -> HTMLResponse:
+    """Record the confirmation: the lead now has email consent (once, however many clicks)."""
+    state = state_of(request)
+    try:
+        submission_id = forms.check_token(state.settings, token, now=state.clock.now())
+        done = forms.confirm(
+            state.engine,
+            submission_id,
+            now=state.clock.now(),
+            origin=request.client.host if request.client else "unknown",
+        )
+    except InvalidToken as exc:
+        return _invalid(exc)
+    except ValueError:
+        return _page("Link not valid", "<p>This confirmation link is not valid.</p>", 404)
+    text = "was already confirmed" if done.already else "is confirmed"
+    return _page("Thank you", f"<p>Your subscription {text}. You can unsubscribe at any time.</p>")
+
+
+def _invalid(exc: InvalidToken) -> HTMLResponse:
+    if "expired" in str(exc):
+        return _page(
+            "Link expired",
+            "<p>This confirmation link has expired. Fill in the form again to get a new one.</p>",
+            410,
+        )
+    return _page("Link not valid", "<p>This confirmation link is not valid.</p>", 400)

@@ -1,0 +1,93 @@
+"""`leadops intake run` and `leadops quarantine show|release|drop` as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from leadops.cli import app
+from leadops.settings import get_settings
+from tests.conftest import ROOT
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    monkeypatch.setenv("LEADOPS_CONFIG_FILE", str(tmp_path / "config" / "leadops.toml"))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def invoke(*args: str, code: int = 0) -> str:
+    """Run a command; user errors (printed by `main` in real use) come back as text."""
+    result = runner.invoke(app, list(args), catch_exceptions=code != 0)
+    assert result.exit_code == code, result.output
+    return result.output + ("" if result.exception is None else str(result.exception))
+
+
+def test_intake_run_reads_the_drop_folder_once_and_reports_per_source(workdir: Path) -> None:
+    invoke("init")
+    inbox = workdir / "data" / "inbox"
+    inbox.mkdir(parents=True)
+    (inbox / "de.csv").write_text(
+        "E-Mail;Vorname;Land;Telefon;Lieblingsfarbe\n"
+        "hans@example.de;HANS;Germany;030 1234567;blau\n"
+        "HANS@example.de;;DE;;\n"
+        "kaputt@@example.de;Eva;DE;;\n"
+        "=cmd|' /C calc'!A0@x.io;=cmd|' /C calc'!A0;DE;;\n",
+        encoding="utf-8-sig",
+    )
+    shutil.copy(ROOT / "config" / "sample_leads.csv", workdir / "extra.csv")
+    report = json.loads(
+        invoke("intake", "run", "extra.csv", "--now", "2026-12-01T08:00Z", "--format", "json")
+    )
+    by_source = {row["source"]: row for row in report}
+    assert by_source["csv:de.csv"] == {
+        "source": "csv:de.csv",
+        "read": 4,
+        "created": 1,
+        "merged": 1,
+        "quarantined": 2,
+        "reasons": "invalid_email 2",
+        "note": "unmapped columns: Lieblingsfarbe",
+    }
+    assert by_source["csv:extra.csv"]["created"] == 220
+    again = json.loads(invoke("intake", "run", "--now", "2026-12-01T08:15Z", "--format", "json"))
+    assert again == []  # nothing new in the folder
+
+    listing = invoke("quarantine", "list", "--source", "csv:de.csv", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(listing)))
+    assert len(rows) == 2
+    assert rows[1]["email"] == "'=cmd|' /C calc'!A0@x.io"  # neutralised for spreadsheets
+    first = rows[0]["id"]
+    assert "kaputt@@example.de" in invoke("quarantine", "show", first)
+    assert "no" in invoke("quarantine", "release", first, code=1)
+    out = invoke("quarantine", "release", first, "--set", "email=eva@example.de")
+    assert "created" in out
+    invoke("quarantine", "drop", rows[1]["id"])
+    assert "already dropped" in invoke("quarantine", "drop", rows[1]["id"], code=1)
+    leads = json.loads(invoke("leads", "list", "--format", "json", "--limit", "500"))
+    hans = [lead for lead in leads if lead["email"] == "hans@example.de"]
+    assert len(hans) == 1 and hans[0]["first_name"] == "Hans" and hans[0]["phone"] == "+49301234567"
+
+
+def test_intake_run_reports_a_failing_hubspot_and_exits_1(workdir: Path) -> None:
+    invoke("init")
+    path = workdir / "config" / "intake.yaml"
+    path.write_text(path.read_text().replace("  enabled: false", "  enabled: true", 1))
+    out = invoke("intake", "run", "--source", "hubspot", code=1)
+    assert "LEADOPS_HUBSPOT_TOKEN" in out
+    bad = invoke("intake", "run", "--source", "ftp", code=1)
+    assert "unknown intake source" in bad

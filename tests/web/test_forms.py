@@ -1,0 +1,224 @@
+"""Web-form capture with double opt-in, through the app as a browser and a website call it."""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import hmac
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from leadops.clock import SimulatedClock
+from leadops.models import FormSubmission, Lead, LeadSourceRecord, QuarantinedRecord
+from leadops.settings import Settings
+from leadops.web.app import create_app
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+SECRET = "contact-secret-0123456789"
+SIGNING = "webinar-secret-0123456789"
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock(NOW)
+
+
+@pytest.fixture
+def client(
+    settings: Settings, engine: Engine, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> TestClient:
+    monkeypatch.setenv("LEADOPS_FORM_CONTACT_US_SECRET", SECRET)
+    monkeypatch.setenv("LEADOPS_FORM_WEBINAR_SECRET", SIGNING)
+    return TestClient(create_app(settings, engine, clock))
+
+
+def _emails(settings: Settings) -> list[Path]:
+    return sorted((settings.resolved_outbox_dir / "email" / "_confirm").rglob("*.eml"))
+
+
+def _link(path: Path) -> str:
+    message = email.message_from_bytes(path.read_bytes())
+    text = next(p for p in message.walk() if p.get_content_type() == "text/plain")
+    match = re.search(
+        r"https?://\S+/forms/confirm\?token=\S+", text.get_payload(decode=True).decode()
+    )
+    assert match is not None
+    return match.group(0).split("/forms/", 1)[1]
+
+
+def _lead(engine: Engine, address: str) -> Lead:
+    with Session(engine) as session:
+        return session.exec(select(Lead).where(Lead.email == address)).one()
+
+
+def test_double_opt_in_grants_email_consent_once_confirmed(
+    client: TestClient, settings: Settings, engine: Engine, clock: SimulatedClock
+) -> None:
+    body = {
+        "work_email": "Lena.Berg@Example.com",
+        "name_first": "lena",
+        "company": "Berg AG",
+        "email_consent": "true",
+        "whatsapp_consent": "true",
+        "phone": "+4915123454977",
+    }
+    headers = {"X-Leadops-Form-Secret": SECRET}
+    response = client.post("/forms/lead?form=contact-us", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "sent"
+    lead = _lead(engine, "lena.berg@example.com")
+    assert lead.first_name == "Lena" and lead.source == "web-form:contact-us"
+    assert lead.email_consent is False and lead.whatsapp_consent is False
+
+    again = client.post("/forms/lead?form=contact-us", json=body, headers=headers)
+    assert again.status_code == 200 and again.json()["repeated"] is True
+    [mail] = _emails(settings)  # the retry sent nothing
+    link = _link(mail)
+
+    clock.advance(timedelta(hours=5))
+    page = client.get(f"/forms/{link}")
+    assert page.status_code == 200 and "Confirm my subscription" in page.text
+    assert _lead(engine, "lena.berg@example.com").email_consent is False  # a GET changes nothing
+
+    token = link.split("token=", 1)[1]
+    done = client.post("/forms/confirm", data={"token": token})
+    assert done.status_code == 200 and "is confirmed" in done.text
+    lead = _lead(engine, "lena.berg@example.com")
+    assert lead.email_consent is True and lead.email_consent_at == NOW + timedelta(hours=5)
+    twice = client.post("/forms/confirm", data={"token": token})
+    assert "already confirmed" in twice.text
+    with Session(engine) as session:
+        row = session.exec(select(FormSubmission)).one()
+        confirmations = session.exec(
+            select(LeadSourceRecord).where(LeadSourceRecord.action == "consent_confirmed")
+        ).all()
+    assert row.status == "confirmed" and row.confirmed_at == NOW + timedelta(hours=5)
+    assert len(confirmations) == 1
+
+
+def test_signed_form_encoded_submission_and_expired_or_forged_links(
+    client: TestClient, settings: Settings, engine: Engine, clock: SimulatedClock
+) -> None:
+    raw = b"email=max%40example.org&first_name=Max&country=DE"
+    signature = hmac.new(SIGNING.encode(), raw, hashlib.sha256).hexdigest()
+    content = {"Content-Type": "application/x-www-form-urlencoded"}
+    bad = client.post(
+        "/forms/lead?form=webinar",
+        content=raw,
+        headers={**content, "X-Leadops-Signature": "sha256=00"},
+    )
+    assert bad.status_code == 401
+    ok = client.post(
+        "/forms/lead?form=webinar",
+        content=raw,
+        headers={**content, "X-Leadops-Signature": f"sha256={signature}"},
+    )
+    assert ok.status_code == 202, ok.text
+    token = _link(_emails(settings)[0]).split("token=", 1)[1]
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert client.post("/forms/confirm", data={"token": forged}).status_code == 400
+    clock.advance(timedelta(hours=73))
+    expired = client.post("/forms/confirm", data={"token": token})
+    assert expired.status_code == 410
+    assert _lead(engine, "max@example.org").email_consent is False
+
+
+def test_refusals_are_clear_and_invalid_leads_are_quarantined(
+    client: TestClient, settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = {"X-Leadops-Form-Secret": SECRET}
+    assert client.post("/forms/lead?form=nope", json={}, headers=headers).status_code == 404
+    assert client.post("/forms/lead?form=contact-us", json={"email": "a@b.io"}).status_code == 401
+    assert (
+        client.post(
+            "/forms/lead?form=contact-us",
+            content=b"<x/>",
+            headers={**headers, "Content-Type": "text/xml"},
+        ).status_code
+        == 415
+    )
+    assert (
+        client.post(
+            "/forms/lead?form=contact-us",
+            content=b"[1]",
+            headers={**headers, "Content-Type": "application/json"},
+        ).status_code
+        == 400
+    )
+    nul = client.post(
+        "/forms/lead?form=contact-us", json={"email": "a\u0000@b.io"}, headers=headers
+    )
+    assert nul.status_code == 400
+    invalid = client.post("/forms/lead?form=contact-us", json={"email": "nope"}, headers=headers)
+    assert invalid.status_code == 422 and invalid.json()["reasons"] == ["invalid_email"]
+    with Session(engine) as session:
+        [record] = session.exec(select(QuarantinedRecord)).all()
+    assert record.source == "web-form:contact-us" and record.raw["email"] == "nope"
+    assert _emails(settings) == []
+    monkeypatch.delenv("LEADOPS_FORM_CONTACT_US_SECRET")
+    missing = client.post("/forms/lead?form=contact-us", json={"email": "a@b.io"}, headers=headers)
+    assert (
+        missing.status_code == 503 and "LEADOPS_FORM_CONTACT_US_SECRET" in missing.json()["error"]
+    )
+
+
+def test_a_lead_who_already_consented_gets_no_confirmation(
+    client: TestClient, settings: Settings, engine: Engine
+) -> None:
+    from leadops.db import session_scope
+    from leadops.intake.importer import RawRecord, import_records
+
+    with session_scope(engine) as session:
+        import_records(
+            session,
+            [RawRecord(data={"email": "kim@example.com", "email_consent": "yes"}, source_ref="t")],
+            source="csv",
+            now=NOW,
+            default_region="US",
+            default_timezone="UTC",
+        )
+    response = client.post(
+        "/forms/lead?form=contact-us",
+        content=json.dumps({"email": "kim@example.com", "company": "Kim Co"}),
+        headers={"X-Leadops-Form-Secret": SECRET, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 202 and response.json()["status"] == "not_needed"
+    assert _emails(settings) == []
+    lead = _lead(engine, "kim@example.com")
+    assert lead.email_consent is True and lead.company == "Kim Co"  # merged, consent kept
+
+
+def test_an_intake_run_settles_unsent_confirmations_once(
+    client: TestClient, settings: Settings, engine: Engine, clock: SimulatedClock
+) -> None:
+    from leadops.db import session_scope
+    from leadops.intake.run import run_intake
+
+    headers = {"X-Leadops-Form-Secret": SECRET}
+    for address in ("p@example.com", "q@example.com"):
+        response = client.post(
+            "/forms/lead?form=contact-us", json={"email": address}, headers=headers
+        )
+        assert response.status_code == 202
+    assert len(_emails(settings)) == 2
+    with session_scope(engine) as session:
+        p, q = session.exec(select(FormSubmission).order_by(FormSubmission.id)).all()  # type: ignore[arg-type]
+        p.status = "sending"  # crashed after the email left: the outbox file proves it
+        q.status = "pending"  # a temporary failure: not sent yet
+        session.add_all([p, q])
+    _emails(settings)[1].unlink()
+
+    run = run_intake(engine, settings, now=clock.now(), sources=["forms"])
+    assert [r.note for r in run.results] == ["confirmations sent 1, still unsent 0"]
+    assert len(_emails(settings)) == 2
+    with Session(engine) as session:
+        statuses = [r.status for r in session.exec(select(FormSubmission))]
+    assert statuses == ["sent", "sent"]
+    assert run_intake(engine, settings, now=clock.now(), sources=["forms"]).results == []
