@@ -1215,7 +1215,12 @@ PREFECT_DEFAULTS = {
 def main() -> None:
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The terminal shows warnings and errors (LEADOPS_LOG_LEVEL=INFO for more); flows still
+    # send leadops' INFO lines to the Prefect run logs through Prefect's own handler.
+    handler = logging.StreamHandler()
+    handler.setLevel(os.environ.get("LEADOPS_LOG_LEVEL", "WARNING").upper())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     try:
         app()
     except (CliError, ConfigError, DatabaseNotReady, CsvFormatError, RenderError) as exc:
