@@ -31,11 +31,23 @@ class World:
                 )
             ).inserted_primary_key[0]
 
-    def lead(self, stage: str, created: datetime, *, score: int = 0, source: str = "web") -> int:
+    def lead(
+        self,
+        stage: str,
+        created: datetime,
+        *,
+        score: int = 0,
+        source: str = "web",
+        phone: str | None = None,
+    ) -> int:
         with self.engine.begin() as conn:
             lead_id = conn.execute(
                 LEADS.insert().values(
-                    email=f"l{created.timestamp()}-{stage}-{score}-{source}@example.com",
+                    email=f"l{created.timestamp()}-{stage}-{score}-{source}-{phone}@example.com",
+                    phone=phone,
+                    country="GB",
+                    email_consent=True,
+                    whatsapp_consent=phone is not None,
                     lifecycle_stage=stage,
                     score=score,
                     source=source,
@@ -67,12 +79,13 @@ class World:
         hold: str | None = None,
         not_before: datetime | None = None,
         updated: datetime | None = None,
-    ) -> None:
+        provider_id: str | None = None,
+    ) -> int:
         with self.engine.begin() as conn:
             enrollment = conn.execute(
                 sa.select(ENROLLMENTS.c.id).where(ENROLLMENTS.c.lead_id == lead_id)
             ).scalar_one()
-            conn.execute(
+            return conn.execute(
                 TOUCHES.insert().values(
                     lead_id=lead_id,
                     enrollment_id=enrollment,
@@ -86,10 +99,11 @@ class World:
                     not_before=not_before or due,
                     hold_reason=hold,
                     sent_at=sent,
+                    provider_id=provider_id,
                     created_at=due,
                     updated_at=updated or sent or due,
                 )
-            )
+            ).inserted_primary_key[0]
 
 
 @pytest.fixture
@@ -173,9 +187,33 @@ def test_kpis_from_known_rows(world: World, tmp_path: Path) -> None:
         ((NOW - timedelta(days=5)).date(), 1),
         ((NOW - timedelta(days=3)).date(), 1),
     ]
-    missing = [name for name, _ in report.missing]
-    assert "opened rate per campaign step" in missing
-    assert "lead response time to first rep touch" in missing
+    assert report.missing == []
+    # No webhook events yet: every rate is 0 of the 2 emails sent; replies are not
+    # reported for email (no inbound email), so they show as "-".
+    assert day1_email.accepted == 2
+    assert day1_email.engagement == {
+        "delivered": 0,
+        "opened": 0,
+        "clicked": 0,
+        "replied": None,
+        "unsubscribed": 0,
+        "bounced": 0,
+    }
+    assert kpis.engagement_rows(report) == [
+        {
+            "campaign": "educate",
+            "step": "day-1",
+            "channel": "email",
+            "sent": 2,
+            "delivered": "0.0% (0)",
+            "opened": "0.0% (0)",
+            "clicked": "0.0% (0)",
+            "replied": "-",
+            "unsubscribed": "0.0% (0)",
+            "bounced": "0.0% (0)",
+        }
+    ]
+    assert report.escalations.total == 0 and report.escalations.response_median_hours is None
 
 
 def test_engagement_metric_plugs_in_as_one_query(
@@ -184,12 +222,12 @@ def test_engagement_metric_plugs_in_as_one_query(
     def opened(conn: sa.Connection) -> dict[tuple[str, str, str], int]:
         return {("educate", "day-1", "email"): 1}
 
-    monkeypatch.setitem(kpis.ENGAGEMENT_METRICS, "opened", opened)
+    metric = kpis.EngagementMetric(opened, frozenset({"email"}), "test")
+    monkeypatch.setitem(kpis.ENGAGEMENT_METRICS, "opened", metric)
     report = kpis.compute(world.engine, NOW, config_dir=tmp_path)
     step = next(s for s in report.steps if (s.step, s.channel) == ("day-1", "email"))
     assert step.rate(step.engagement["opened"]) == 0.5
-    assert "opened rate per campaign step" not in [name for name, _ in report.missing]
-    assert kpis.step_rows(report)[0]["opened"] == "50.0%"
+    assert kpis.engagement_rows(report)[0]["opened"] == "50.0% (1)"
 
 
 def test_stuck_work_detector(world: World) -> None:
@@ -202,13 +240,17 @@ def test_stuck_work_detector(world: World) -> None:
         "failed_touches": 1,
         "ambiguous_touches": 1,
         "open_quarantine": 1,
+        "escalations_past_sla": 0,
+        "escalation_notifications": 0,
+        "inbox_pending": 0,
+        "webhook_rejections": 0,
     }
     overdue = next(f for f in report.findings if f.check.key == "overdue_touches")
     assert overdue.sample[0]["hold_reason"] == "render_error"
     assert report.total == 4 and report.over_threshold
     assert "above the threshold of 3" in str(stuck.StuckWorkError(report))
     rows = stuck.finding_rows(report)
-    assert any(r["check"] == "escalations past their SLA" and r["count"] == "n/a" for r in rows)
+    assert [r["count"] for r in rows if r["check"] == "escalations_past_sla"] == [0]
 
 
 def test_a_check_needing_a_missing_table_is_unavailable(world: World) -> None:
@@ -238,8 +280,9 @@ def test_html_report_is_self_contained(world: World, tmp_path: Path) -> None:
     report = build_report(world.engine, settings, NOW)
     path = write_html(report, tmp_path / "out" / "report.html")
     html = path.read_text()
-    assert html.count("<svg") == 3
+    assert html.count("<svg") == 4
     assert "Funnel" in html and "Lead score distribution" in html and "sent per day" in html
+    assert "Engagement per campaign step" in html and "Escalations to sales" in html
     for external in ("<script", "src=", 'href="http', "@import", "url("):
         assert external not in html
     assert "ABOVE threshold" in html
