@@ -49,10 +49,13 @@ def payload_int(key: str, dialect: str) -> Any:
 
 
 def payload_is_true(key: str, dialect: str) -> Any:
-    """True when the payload's `key` is the JSON boolean true (not "true", not 1)."""
+    """True when the payload's `key` is the JSON boolean true (not "true", not 1); false,
+    never NULL, when the key is absent, so the condition can be negated."""
     if dialect == "postgresql":
-        return sa.cast(INBOX.c.payload[key], sa.Text) == "true"
-    return sa.func.json_type(INBOX.c.payload, f'$."{key}"') == "true"
+        kind = sa.cast(INBOX.c.payload[key], sa.Text)
+    else:
+        kind = sa.func.json_type(INBOX.c.payload, f'$."{key}"')
+    return sa.func.coalesce(kind, "") == "true"
 
 
 def _processed() -> Any:

@@ -286,14 +286,12 @@ def _rank_of(stage: Any) -> Any:
 
 def _peak_rank() -> Any:
     """Each lead's highest funnel rank: its stage now, any stage scoring moved it to
-    (stage_changes), and SQL for a lead escalated on reaching SQL; a lead recycled or
-    unsubscribed after reaching SQL still reached it."""
+    (stage_changes), and SQL for a lead ever escalated (handed to sales as sales-ready);
+    so a lead recycled after reaching SQL still reached it."""
     c, e = STAGE_CHANGES.c, ESCALATIONS.c
     history = sa.union_all(
         sa.select(c.lead_id, _rank_of(c.to_stage).label("rank")),
-        sa.select(e.lead_id, sa.literal(CONVERTED_RANK).label("rank")).where(
-            e.trigger == "sql_threshold"
-        ),
+        sa.select(e.lead_id, sa.literal(CONVERTED_RANK).label("rank")),
     ).subquery("history")
     best = (
         sa.select(history.c.lead_id, sa.func.max(history.c.rank).label("rank"))
