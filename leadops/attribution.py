@@ -51,6 +51,7 @@ def payload_int(key: str, dialect: str) -> Any:
 def payload_is_true(key: str, dialect: str) -> Any:
     """True when the payload's `key` is the JSON boolean true (not "true", not 1); false,
     never NULL, when the key is absent, so the condition can be negated."""
+    kind: Any
     if dialect == "postgresql":
         kind = sa.cast(INBOX.c.payload[key], sa.Text)
     else:
