@@ -96,6 +96,13 @@ class EngagementMetric:
 
 
 EMAIL_AND_WHATSAPP = frozenset({"email", "whatsapp"})
+# The inbox sources that report engagement for each channel. A channel none of whose
+# sources has sent an event yet (the file outbox, or a webhook not set up) has its rates
+# shown as "-" and listed as missing: no events is not 0% delivered.
+CHANNEL_SOURCES = {
+    "email": (inbox.SENDGRID,),
+    "whatsapp": (inbox.TWILIO_STATUS, inbox.TWILIO_INBOUND),
+}
 
 # The engagement rates per campaign step, each of the messages sent at that step.
 ENGAGEMENT_METRICS: dict[str, EngagementMetric] = {
@@ -444,11 +451,34 @@ def _step_rates(conn: Connection, report: KpiReport) -> None:
         .group_by(t.campaign, t.step, t.step_day, t.channel)
         .order_by(t.campaign, t.step_day, t.channel)
     ).all()
+    reporting = set(
+        conn.execute(
+            sa.select(INBOX.c.source).where(INBOX.c.status == "processed").distinct()
+        ).scalars()
+    )
+    silent = {
+        channel
+        for channel in {row.channel for row in rows}
+        if not reporting & set(CHANNEL_SOURCES.get(channel, ()))
+    }
+    for channel in sorted(silent):
+        sources = " or ".join(CHANNEL_SOURCES.get(channel, ())) or "provider"
+        report.missing.append(
+            (
+                f"{channel} engagement rates",
+                f"no {sources} events received yet (the file outbox reports none; set up "
+                "the provider's webhook, see `leadops webhooks stats`)",
+            )
+        )
     counted = {name: metric.count(conn) for name, metric in ENGAGEMENT_METRICS.items()}
     for campaign, step, day, channel, attempted, sent, failed, ambiguous, accepted in rows:
         key = (campaign, step, channel)
         engagement: dict[str, int | None] = {
-            name: (counted[name].get(key, 0) if channel in metric.channels else None)
+            name: (
+                counted[name].get(key, 0)
+                if channel in metric.channels and channel not in silent
+                else None
+            )
             for name, metric in ENGAGEMENT_METRICS.items()
         }
         report.steps.append(

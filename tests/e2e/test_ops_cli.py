@@ -57,7 +57,7 @@ def test_report_prints_kpis_writes_html_and_fails_on_stuck_work(
         "open_quarantine",
     ):
         assert kpi in out
-    assert "not available" not in out
+    assert "not available: email engagement rates (no sendgrid events received yet" in out
     html = (workdir / "out" / "r.html").read_text()
     assert "<svg" in html and "220 leads" in html
 

@@ -206,47 +206,45 @@ def test_kpis_from_known_rows(world: World, tmp_path: Path) -> None:
         ((NOW - timedelta(days=5)).date(), 1),
         ((NOW - timedelta(days=3)).date(), 1),
     ]
-    assert report.missing == []
-    # No webhook events yet: every rate is 0 of the 2 emails sent; replies are not
-    # reported for email (no inbound email), so they show as "-".
+    # No provider has sent an event yet: no rate is known (not 0%), and the report says why.
     assert day1_email.accepted == 2
-    assert day1_email.engagement == {
-        "delivered": 0,
-        "opened": 0,
-        "clicked": 0,
-        "replied": None,
-        "unsubscribed": 0,
-        "bounced": 0,
+    assert set(day1_email.engagement.values()) == {None}
+    assert kpis.engagement_rows(report)[0] == {
+        "campaign": "educate",
+        "step": "day-1",
+        "channel": "email",
+        "sent": 2,
+        **{name: "-" for name in kpis.ENGAGEMENT_METRICS},
     }
-    assert kpis.engagement_rows(report) == [
-        {
-            "campaign": "educate",
-            "step": "day-1",
-            "channel": "email",
-            "sent": 2,
-            "delivered": "0.0% (0)",
-            "opened": "0.0% (0)",
-            "clicked": "0.0% (0)",
-            "replied": "-",
-            "unsubscribed": "0.0% (0)",
-            "bounced": "0.0% (0)",
-        }
+    assert [name for name, _ in report.missing] == [
+        "email engagement rates",
+        "whatsapp engagement rates",
     ]
     assert report.escalations.total == 0 and report.escalations.response_median_hours is None
 
 
-def test_engagement_metric_plugs_in_as_one_query(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def opened(conn: sa.Connection) -> dict[tuple[str, str, str], int]:
-        return {("educate", "day-1", "email"): 1}
+def test_a_channel_is_reported_once_its_provider_sends_events(world: World, tmp_path: Path) -> None:
+    with world.engine.connect() as conn:
+        a_email = conn.execute(
+            sa.select(TOUCHES.c.id, TOUCHES.c.lead_id).where(
+                TOUCHES.c.step == "day-1", TOUCHES.c.channel == "email", TOUCHES.c.sent_at < NOW
+            )
+        ).first()
+    assert a_email is not None
+    touch_id, lead_id = a_email
+    event = sg_event("delivered", lead_id, touch_id, NOW - H)
+    inbox.store(world.engine, _sendgrid(event), NOW - H)
+    process_inbox(world.engine, load_scoring(ROOT / "config"), NOW, RescoreReport(now=NOW))
 
-    metric = kpis.EngagementMetric(opened, frozenset({"email"}), "test")
-    monkeypatch.setitem(kpis.ENGAGEMENT_METRICS, "opened", metric)
     report = kpis.compute(world.engine, NOW, config_dir=tmp_path)
-    step = next(s for s in report.steps if (s.step, s.channel) == ("day-1", "email"))
-    assert step.rate(step.engagement["opened"]) == 0.5
-    assert kpis.engagement_rows(report)[0]["opened"] == "50.0% (1)"
+    row = kpis.engagement_rows(report)[0]
+    assert (row["channel"], row["delivered"], row["opened"], row["replied"]) == (
+        "email",
+        "50.0% (1)",
+        "0.0% (0)",
+        "-",
+    )
+    assert [name for name, _ in report.missing] == ["whatsapp engagement rates"]
 
 
 def test_stuck_work_detector(world: World) -> None:
@@ -458,6 +456,7 @@ def _step(report: kpis.KpiReport, step: str, channel: str) -> kpis.StepRates:
 
 def test_engagement_rates_count_unique_touches_per_step(engaged: Engaged, tmp_path: Path) -> None:
     report = kpis.compute(engaged.world.engine, NOW, config_dir=tmp_path)
+    assert report.missing == []
 
     email = _step(report, "day-1", "email")
     # a, b (the world), c, d, f: five emails accepted; f's bounced later (now failed)
