@@ -134,21 +134,21 @@ def grouped_rate_chart(
     series a group does not measure (None) is left out. Used for engagement per step."""
     bar_h, gap, label_w = 14, 12, 230
     rows = [(label, [(name, v) for name, v in series if v is not None]) for label, series in groups]
-    height = 44 + sum(len(bars) * bar_h + gap for _, bars in rows)
+    height = 60 + sum(len(bars) * bar_h + gap for _, bars in rows)
     span = width - label_w - 70
     parts = [
         f'<svg role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
         f'<text x="0" y="14" font-weight="600">{escape(title)}</text>',
     ]
-    x = label_w
-    for name, color in colors.items():
-        parts.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{color}"/>')
-        parts.append(f'<text x="{x + 16}" y="14">{escape(name)}</text>')
-        x += 24 + 8 * len(name)
+    x = 0
+    for name, color in colors.items():  # the legend, under the title
+        parts.append(f'<rect x="{x}" y="24" width="12" height="12" fill="{color}"/>')
+        parts.append(f'<text x="{x + 16}" y="34">{escape(name)}</text>')
+        x += 28 + 8 * len(name)
     if not rows:
-        parts.append('<text x="0" y="40">no messages sent yet</text>')
-    y = 30
+        parts.append('<text x="0" y="60">no messages sent yet</text>')
+    y = 48
     for label, bars in rows:
         parts.append(f'<text x="0" y="{y + len(bars) * bar_h / 2 + 4:.1f}">{escape(label)}</text>')
         for name, value in bars:
