@@ -43,9 +43,10 @@ def payload_int(key: str, dialect: str) -> Any:
     if dialect == "postgresql":
         digits = text.op("~")(r"^\s*[0-9]{1,18}\s*$")
         return sa.case((digits, sa.cast(sa.func.trim(text), sa.BigInteger)), else_=None)
-    # SQLite reads a JSON number as an integer and a digit string by its leading digits;
-    # anything else becomes 0, which no touch id is.
-    return sa.cast(text, sa.Integer)
+    # SQLite's CAST would read "12abc" as 12: accept digits only, as PostgreSQL does.
+    trimmed = sa.func.trim(sa.cast(text, sa.String))
+    digits = sa.and_(trimmed.op("GLOB")("[0-9]*"), sa.not_(trimmed.op("GLOB")("*[^0-9]*")))
+    return sa.case((digits, sa.cast(trimmed, sa.Integer)), else_=None)
 
 
 def payload_is_true(key: str, dialect: str) -> Any:

@@ -250,12 +250,9 @@ def _utc_day(expr: Any, dialect: str) -> Any:
     return sa.func.date(expr)
 
 
-def _stage_rank() -> Any:
-    return sa.case(
-        {str(stage): rank for stage, rank in FUNNEL_ORDER.items()},
-        value=LEADS.c.lifecycle_stage,
-        else_=-1,
-    )
+def _rank_of(stage: Any) -> Any:
+    """A stage's funnel rank (-1 for stages outside the funnel: unsubscribed)."""
+    return sa.case({str(name): rank for name, rank in FUNNEL_ORDER.items()}, value=stage, else_=-1)
 
 
 def _first_sent() -> Any:
@@ -287,10 +284,6 @@ def _response_time(conn: Connection, dialect: str, report: KpiReport) -> None:
         report.response_within_day = float(within or 0) / count
 
 
-def _rank_of(stage: Any) -> Any:
-    return sa.case({str(name): rank for name, rank in FUNNEL_ORDER.items()}, value=stage, else_=-1)
-
-
 def _peak_rank() -> Any:
     """Each lead's highest funnel rank: its stage now, any stage scoring moved it to
     (stage_changes), and SQL for a lead ever escalated (handed to sales as sales-ready);
@@ -305,7 +298,7 @@ def _peak_rank() -> Any:
         .group_by(history.c.lead_id)
         .subquery("best")
     )
-    current = _stage_rank()
+    current = _rank_of(LEADS.c.lifecycle_stage)
     past = sa.func.coalesce(best.c.rank, -1)
     peak = sa.case((past > current, past), else_=current).label("peak")
     return (
