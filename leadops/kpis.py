@@ -459,8 +459,8 @@ def _step_rates(conn: Connection, report: KpiReport) -> None:
         report.missing.append(
             (
                 f"{channel} engagement rates",
-                f"no {sources} events received yet (the file outbox reports none; set up "
-                "the provider's webhook, see `leadops webhooks stats`)",
+                f"no {sources} events received yet: the file outbox reports none; set up "
+                "the provider's webhook (`leadops webhooks stats` shows what arrives)",
             )
         )
     counted = {name: metric.count(conn) for name, metric in ENGAGEMENT_METRICS.items()}
