@@ -59,6 +59,11 @@ def report_flow(now: datetime | None = None) -> dict[str, int]:
         table=kpis.step_rows(report.kpis),
         description="Per campaign step and channel",
     )
+    create_table_artifact(
+        key="leadops-engagement",
+        table=kpis.engagement_rows(report.kpis) or [{"engagement": "no messages sent yet"}],
+        description="Engagement per campaign step: unique messages, of those sent",
+    )
     create_link_artifact(
         key="leadops-report-html",
         link=html_path.as_uri(),

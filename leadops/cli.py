@@ -247,7 +247,7 @@ def leads_show(
     lead_id: Annotated[int, typer.Argument(help="Lead id.")],
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """Show one lead: profile, consent, enrollments and every touch.
+    """Show one lead: profile, consent, enrollments, every touch, score and escalations.
 
     Example: leadops leads show 12
     """
@@ -303,6 +303,14 @@ def leads_show(
         title=f"Score {lead.score} (the sum of these ledger rows)",
     )
     emit(timeline, ["at", "what", "detail", "event"], fmt, title="Timeline")
+    from leadops.escalation import lead_escalations
+
+    emit(
+        lead_escalations(engine, lead_id),
+        ["id", "trigger", "status", "assignee", "created_at"],
+        fmt,
+        title="Escalations",
+    )
 
 
 # -- run / simulate ----------------------------------------------------------------------
@@ -1114,9 +1122,9 @@ def report(
     now: NowOption = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """KPIs and stuck work: response time, funnel, nurture conversion, scores, cost per
-    lead, leads never followed up, per-step rates. Exit code 2 when stuck work is above
-    LEADOPS_STUCK_THRESHOLD.
+    """KPIs and stuck work: response times, funnel, nurture conversion, scores, cost per
+    lead, leads never followed up, per-step delivery and engagement rates, escalations.
+    Exit code 2 when stuck work is above LEADOPS_STUCK_THRESHOLD.
 
     Example: leadops report --html report.html
     """
@@ -1138,6 +1146,14 @@ def report(
         emit(cost, list(cost[0]) if cost else ["source"], fmt, title="Cost per lead by source")
         steps = kpis.step_rows(k)
         emit(steps, list(steps[0]) if steps else ["campaign"], fmt, title="Campaign steps")
+        engaged = kpis.engagement_rows(k)
+        emit(
+            engaged,
+            list(engaged[0]) if engaged else ["campaign"],
+            fmt,
+            title="Engagement per step: unique messages, of those sent",
+        )
+        emit(kpis.escalation_rows(k), ["figure", "value"], fmt, title="Escalations")
         emit(
             stuck.finding_rows(result.stuck),
             ["check", "count", "what", "action"],

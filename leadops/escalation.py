@@ -778,6 +778,27 @@ def escalation_rows(
     return rows
 
 
+def lead_escalations(engine: Engine, lead_id: int) -> list[dict[str, Any]]:
+    """One lead's escalations, oldest first: id, trigger, status, assignee, created_at."""
+    e = ESCALATIONS.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(e.id, e.trigger, e.status, e.rep_key, e.queue, e.created_at)
+            .where(e.lead_id == lead_id)
+            .order_by(e.id)
+        ).all()
+    return [
+        {
+            "id": row.id,
+            "trigger": row.trigger,
+            "status": row.status,
+            "assignee": row.rep_key or f"queue:{row.queue}",
+            "created_at": row.created_at,
+        }
+        for row in rows
+    ]
+
+
 def escalation_detail(engine: Engine, escalation_id: int) -> dict[str, Any]:
     """One escalation with its reasons, assignments (the audit trail) and notifications."""
     with Session(engine) as session:

@@ -85,9 +85,16 @@ def markdown(report: Report, html_path: Path | None = None) -> str:
         markdown_table(kpis.cost_rows(k)),
         "## Campaign steps\n",
         markdown_table(kpis.step_rows(k)),
-        "## Not available yet\n",
-        "\n".join(f"- {name}: {why}" for name, why in k.missing) + "\n",
+        "## Engagement per step (of the messages sent)\n",
+        markdown_table(kpis.engagement_rows(k)),
+        "## Escalations\n",
+        markdown_table(kpis.escalation_rows(k)),
     ]
+    if k.missing:
+        parts += [
+            "## Not available\n",
+            "\n".join(f"- {name}: {why}" for name, why in k.missing) + "\n",
+        ]
     if html_path is not None:
         parts.append(f"\nHTML report with charts: [{html_path.name}]({html_path.as_uri()})\n")
     return "\n".join(parts)

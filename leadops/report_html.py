@@ -9,10 +9,20 @@ from datetime import date
 from html import escape
 from typing import Any
 
-from leadops.kpis import KpiReport, cost_rows, funnel_rows, headline_rows, step_rows
+from leadops.kpis import (
+    KpiReport,
+    cost_rows,
+    engagement_rows,
+    escalation_rows,
+    funnel_rows,
+    headline_rows,
+    step_rows,
+)
 from leadops.stuck import StuckReport, finding_rows
 
 BAR = "#3b6fd8"
+# Series colours of the engagement chart.
+SERIES = {"opened": "#3b6fd8", "clicked": "#15803d", "replied": "#b45309"}
 ALERT = "#c2410c"
 OK = "#15803d"
 
@@ -32,7 +42,7 @@ th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e4e7eb}
 th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bad{color:#c2410c;font-weight:600}.good{color:#15803d;font-weight:600}
 .missing li{color:#52606d}svg text{font:12px system-ui,sans-serif;fill:#1f2933}
-.panel svg{width:100%;height:auto}
+.panel svg{width:100%;height:auto}.wide{grid-column:1/-1}
 """
 
 
@@ -113,6 +123,61 @@ def column_chart(
     return "".join(parts)
 
 
+def grouped_rate_chart(
+    groups: Sequence[tuple[str, Sequence[tuple[str, float | None]]]],
+    *,
+    title: str,
+    colors: dict[str, str],
+    width: int = 1100,
+) -> str:
+    """Horizontal bars of rates (0..1), a group per label with one bar per series; a
+    series a group does not measure (None) is left out. Used for engagement per step."""
+    bar_h, gap, label_w = 14, 12, 230
+    rows = [(label, [(name, v) for name, v in series if v is not None]) for label, series in groups]
+    height = 60 + sum(len(bars) * bar_h + gap for _, bars in rows)
+    span = width - label_w - 70
+    parts = [
+        f'<svg role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text x="0" y="14" font-weight="600">{escape(title)}</text>',
+    ]
+    x = 0
+    for name, color in colors.items():  # the legend, under the title
+        parts.append(f'<rect x="{x}" y="24" width="12" height="12" fill="{color}"/>')
+        parts.append(f'<text x="{x + 16}" y="34">{escape(name)}</text>')
+        x += 28 + 8 * len(name)
+    if not rows:
+        parts.append('<text x="0" y="60">no messages sent yet</text>')
+    y = 48
+    for label, bars in rows:
+        parts.append(f'<text x="0" y="{y + len(bars) * bar_h / 2 + 4:.1f}">{escape(label)}</text>')
+        for name, value in bars:
+            w = max(1.0, span * value) if value else 0
+            parts.append(
+                f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" '
+                f'fill="{colors.get(name, BAR)}"><title>{escape(label)} {escape(name)}: '
+                f"{100 * value:.1f}%</title></rect>"
+            )
+            parts.append(
+                f'<text x="{label_w + w + 6:.1f}" y="{y + bar_h - 3}">{100 * value:.0f}%</text>'
+            )
+            y += bar_h
+        y += gap
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _engagement_groups(kpis: KpiReport) -> list[tuple[str, list[tuple[str, float | None]]]]:
+    return [
+        (
+            f"{s.campaign} {s.step} {s.channel}",
+            [(name, s.rate(s.engagement.get(name))) for name in SERIES],
+        )
+        for s in kpis.steps
+        if s.accepted
+    ]
+
+
 def _days_label(days: Sequence[tuple[date, int]]) -> list[tuple[str, int]]:
     return [(f"{d:%m-%d}", n) for d, n in days]
 
@@ -132,9 +197,15 @@ def render(kpis: KpiReport, stuck: StuckReport, *, title: str = "leadops report"
     funnel = hbar_chart([(f.stage, f.reached) for f in kpis.funnel], title="Funnel (reached)")
     scores = column_chart(kpis.score_histogram, title="Lead score distribution")
     sends = column_chart(_days_label(kpis.sends_per_day), title="Messages sent per day (UTC)")
+    engagement = grouped_rate_chart(
+        _engagement_groups(kpis),
+        title="Engagement per campaign step (share of messages sent)",
+        colors=SERIES,
+    )
     missing = "".join(
         f"<li><b>{escape(name)}</b>: {escape(why)}</li>" for name, why in kpis.missing
     )
+    missing_section = f'<h2>Not available</h2><ul class="missing">{missing}</ul>' if missing else ""
     samples = "".join(
         f"<h3>{escape(f.check.title)} ({f.count})</h3>{_table(f.sample)}"
         for f in stuck.findings
@@ -151,10 +222,16 @@ def render(kpis: KpiReport, stuck: StuckReport, *, title: str = "leadops report"
 <h2>Stuck work</h2>{state}{_table(finding_rows(stuck))}{samples}
 <h2>Charts</h2>
 <div class="grid"><div class="panel">{funnel}</div><div class="panel">{scores}</div>
-<div class="panel">{sends}</div></div>
+<div class="panel">{sends}</div><div class="panel wide">{engagement}</div></div>
+<h2>Escalations to sales</h2>{_table(escalation_rows(kpis))}
 <h2>Conversion by stage</h2>{_table(funnel_rows(kpis))}
 <h2>Cost per lead by source ({escape(kpis.currency)})</h2>{_table(cost_rows(kpis))}
 <h2>Campaign steps</h2>{_table(step_rows(kpis), "no messages yet")}
-<h2>Not available yet</h2><ul class="missing">{missing}</ul>
+<h2>Engagement per step</h2>
+<p class="sub">Unique messages with at least one such event, of the messages sent (accepted
+by the channel, later bounces included); &ldquo;-&rdquo;: the channel does not report it.
+Opens by mail privacy proxies are not opens.</p>
+{_table(engagement_rows(kpis), "no messages sent yet")}
+{missing_section}
 </main></body></html>
 """

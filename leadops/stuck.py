@@ -2,8 +2,8 @@
 
 The detector is a list of checks (`CHECKS`). Each check counts its items with one query
 and fetches a few examples, and says what an operator should do. A check that needs a
-table this database does not have is reported as unavailable, so checks for later tables
-(escalations past their SLA, for instance) plug in by appending to the list.
+table this database does not have is reported as unavailable. An informational check
+(`counts=False`) is shown with its count but never adds to the stuck total.
 """
 
 from __future__ import annotations
@@ -16,10 +16,26 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from leadops.models import LEADS, QUARANTINE, TOUCHES, QuarantineStatus, TouchStatus
+from leadops.models import (
+    AWAITING_ACK_STATUSES,
+    ESCALATION_NOTIFICATIONS,
+    ESCALATIONS,
+    INBOX,
+    LEADS,
+    QUARANTINE,
+    TOUCHES,
+    WEBHOOK_REJECTIONS,
+    InboxStatus,
+    NotificationStatus,
+    QuarantineStatus,
+    TouchStatus,
+)
 from leadops.policy import Reason
 
 SAMPLE_SIZE = 5
+# Inbox events the rescore run (every 5 minutes, or every minute through the escalate
+# flow) has not applied after this long mean the run is not running.
+INBOX_PENDING_AFTER = timedelta(hours=1)
 # Holds the contact policy schedules on purpose: a touch waiting for its lead's send
 # window or under a frequency cap is moving, not stuck, while its not_before is ahead.
 POLICY_HOLDS = (Reason.OUTSIDE_SEND_WINDOW, Reason.FREQUENCY_CAP)
@@ -40,6 +56,7 @@ class StuckCheck:
     tables: tuple[str, ...]
     count: Callable[[Connection, StuckContext], int]
     sample: Callable[[Connection, StuckContext], list[dict[str, Any]]]
+    counts: bool = True  # False: informational, never part of the stuck total
 
 
 @dataclass
@@ -57,7 +74,7 @@ class StuckReport:
 
     @property
     def total(self) -> int:
-        return sum(f.count or 0 for f in self.findings)
+        return sum(f.count or 0 for f in self.findings if f.check.counts)
 
     @property
     def over_threshold(self) -> bool:
@@ -151,6 +168,111 @@ def _quarantine_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, An
     return [dict(row) for row in rows]
 
 
+def _rows(conn: Connection, query: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in conn.execute(query.limit(SAMPLE_SIZE)).mappings()]
+
+
+def _count(conn: Connection, table: sa.Table, where: Any) -> int:
+    return int(
+        conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
+    )
+
+
+def _late_escalation_where(ctx: StuckContext) -> Any:
+    e = ESCALATIONS.c
+    return sa.and_(e.status.in_([str(s) for s in AWAITING_ACK_STATUSES]), e.sla_due_at < ctx.now)
+
+
+def _late_escalation_count(conn: Connection, ctx: StuckContext) -> int:
+    return _count(conn, ESCALATIONS, _late_escalation_where(ctx))
+
+
+def _late_escalation_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
+    e = ESCALATIONS.c
+    return _rows(
+        conn,
+        sa.select(
+            e.id, e.lead_id, LEADS.c.email, e.trigger, e.status, e.rep_key, e.reroutes, e.sla_due_at
+        )
+        .select_from(ESCALATIONS.join(LEADS, LEADS.c.id == e.lead_id))
+        .where(_late_escalation_where(ctx))
+        .order_by(e.sla_due_at, e.id),
+    )
+
+
+def _notification_where(ctx: StuckContext) -> Any:
+    # Only notifications of the current assignment of an escalation still waiting for a
+    # rep matter: once it is acknowledged, closed or re-routed they are moot.
+    n, e = ESCALATION_NOTIFICATIONS.c, ESCALATIONS.c
+    current = (
+        sa.select(e.id)
+        .where(
+            e.id == n.escalation_id,
+            e.assignment_id == n.assignment_id,
+            e.status.in_([str(s) for s in AWAITING_ACK_STATUSES]),
+        )
+        .exists()
+    )
+    return sa.and_(n.status.in_([NotificationStatus.FAILED, NotificationStatus.AMBIGUOUS]), current)
+
+
+def _notification_count(conn: Connection, ctx: StuckContext) -> int:
+    return _count(conn, ESCALATION_NOTIFICATIONS, _notification_where(ctx))
+
+
+def _notification_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
+    n = ESCALATION_NOTIFICATIONS.c
+    return _rows(
+        conn,
+        sa.select(
+            n.id, n.escalation_id, n.role, n.recipient, n.channel, n.status, n.error, n.created_at
+        )
+        .where(_notification_where(ctx))
+        .order_by(n.id),
+    )
+
+
+def _pending_inbox_where(ctx: StuckContext) -> Any:
+    i = INBOX.c
+    return sa.and_(i.status == InboxStatus.PENDING, i.received_at < ctx.now - INBOX_PENDING_AFTER)
+
+
+def _pending_inbox_count(conn: Connection, ctx: StuckContext) -> int:
+    return _count(conn, INBOX, _pending_inbox_where(ctx))
+
+
+def _pending_inbox_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
+    i = INBOX.c
+    return _rows(
+        conn,
+        sa.select(i.id, i.source, i.kind, i.received_at)
+        .where(_pending_inbox_where(ctx))
+        .order_by(i.id),
+    )
+
+
+def _rejection_where(ctx: StuckContext) -> Any:
+    return WEBHOOK_REJECTIONS.c.last_at >= ctx.now - ctx.lookback
+
+
+def _rejection_count(conn: Connection, ctx: StuckContext) -> int:
+    r = WEBHOOK_REJECTIONS.c
+    total = conn.execute(
+        sa.select(sa.func.sum(r["count"])).where(_rejection_where(ctx))
+    ).scalar_one()
+    return int(total or 0)
+
+
+def _rejection_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
+    r = WEBHOOK_REJECTIONS.c
+    return _rows(
+        conn,
+        sa.select(r.source, r.reason, r["count"], r.first_at, r.last_at)
+        .where(_rejection_where(ctx))
+        .order_by(r["count"].desc(), r.source, r.reason),
+    )
+
+
 CHECKS: list[StuckCheck] = [
     StuckCheck(
         key="overdue_touches",
@@ -188,12 +310,47 @@ CHECKS: list[StuckCheck] = [
         count=_quarantine_count,
         sample=_quarantine_sample,
     ),
-]
-
-# Checks for records this branch of the schema does not have yet, with the table each
-# needs; shown as unavailable until a check for them is added to CHECKS.
-PLANNED_CHECKS: list[tuple[str, str]] = [
-    ("escalations past their SLA", "needs the escalation records"),
+    StuckCheck(
+        key="escalations_past_sla",
+        title="escalations past their SLA, no rep has acknowledged",
+        action="is the every-minute escalate deployment running? It re-routes these; "
+        "`leadops escalations list --status open` shows each rep, "
+        "`leadops escalations ack ID --by NAME` once someone has it",
+        tables=("escalations",),
+        count=_late_escalation_count,
+        sample=_late_escalation_sample,
+    ),
+    StuckCheck(
+        key="escalation_notifications",
+        title="rep notifications failed or with unknown delivery, for escalations "
+        "still waiting for that rep",
+        action="`leadops escalations show ID` has each error; tell the rep by hand "
+        "(ambiguous ones are never re-sent), fix the channel or routing.yaml",
+        tables=("escalation_notifications", "escalations"),
+        count=_notification_count,
+        sample=_notification_sample,
+    ),
+    StuckCheck(
+        key="inbox_pending",
+        title="webhook events waiting over an hour to be applied",
+        action="is the rescore deployment running? `leadops rescore` applies them now "
+        "(unsubscribes, bounces and opt-outs included)",
+        tables=("inbox",),
+        count=_pending_inbox_count,
+        sample=_pending_inbox_sample,
+    ),
+    StuckCheck(
+        key="webhook_rejections",
+        title="refused webhook requests (informational; running totals of the reasons "
+        "seen in the lookback window)",
+        action="`leadops webhooks stats`; a provider's own requests refused as "
+        "bad_signature mean a wrong key or public URL: fix it before the provider stops "
+        "retrying (SendGrid: 24 h)",
+        tables=("webhook_rejections",),
+        count=_rejection_count,
+        sample=_rejection_sample,
+        counts=False,
+    ),
 ]
 
 
@@ -221,7 +378,7 @@ def detect(
 
 
 def finding_rows(report: StuckReport) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = [
+    return [
         {
             "check": f.check.key,
             "count": "n/a" if f.count is None else f.count,
@@ -230,18 +387,15 @@ def finding_rows(report: StuckReport) -> list[dict[str, Any]]:
         }
         for f in report.findings
     ]
-    rows += [
-        {"check": title, "count": "n/a", "what": reason, "action": "-"}
-        for title, reason in PLANNED_CHECKS
-    ]
-    return rows
 
 
 class StuckWorkError(RuntimeError):
     """Raised by the report flow so a run with too much stuck work ends Failed."""
 
     def __init__(self, report: StuckReport) -> None:
-        parts = ", ".join(f"{f.check.key} {f.count}" for f in report.findings if f.count)
+        parts = ", ".join(
+            f"{f.check.key} {f.count}" for f in report.findings if f.count and f.check.counts
+        )
         super().__init__(
             f"{report.total} stuck item(s) ({parts}), above the threshold of {report.threshold}"
         )

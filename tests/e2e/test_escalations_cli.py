@@ -39,6 +39,10 @@ def test_run_list_show_ack_close_and_route(workdir: Path) -> None:
     assert [row["id"] for row in recycled] == [first["id"]]
     lead = json.loads(invoke("leads", "show", str(first["lead_id"]), "--format", "json"))
     assert lead[0]["lifecycle_stage"] == "recycled"
+    shown = invoke("leads", "show", str(first["lead_id"]))
+    assert "Escalations" in shown
+    line = next(line for line in shown.splitlines() if line.startswith(f"│ {first['id']} "))
+    assert "sql_threshold" in line and "recycled" in line and first["assignee"] in line
 
     later = invoke("escalations", "run", "--now", "2026-12-01T14:30Z")
     assert "re-routed" in later and "re-routed 0" not in later  # nobody acknowledged the rest

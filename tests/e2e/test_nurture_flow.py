@@ -130,7 +130,12 @@ def test_overlapping_nurture_run_is_skipped_and_report_flow_fails_on_stuck_work(
 
     runs = asyncio.run(report_runs())
     assert runs and runs[0][1] == "FAILED"
-    assert {"leadops-report", "leadops-stuck-work", "leadops-report-html"} <= runs[0][2]
+    assert {
+        "leadops-report",
+        "leadops-stuck-work",
+        "leadops-engagement",
+        "leadops-report-html",
+    } <= runs[0][2]
 
     monkeypatch.setenv("LEADOPS_STUCK_THRESHOLD", "1")
     get_settings.cache_clear()

@@ -50,10 +50,14 @@ def test_report_prints_kpis_writes_html_and_fails_on_stuck_work(
         "Cost per lead",
         "Conversion by stage",
         "Campaign steps",
+        "Engagement per step",
+        "sales response time",
+        "Escalations",
+        "escalations_past_sla",
         "open_quarantine",
     ):
         assert kpi in out
-    assert "not available: opened rate per campaign step" in out
+    assert "not available: email engagement rates (no sendgrid events received yet" in out
     html = (workdir / "out" / "r.html").read_text()
     assert "<svg" in html and "220 leads" in html
 

@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops import kpis, stuck
+from leadops import attribution, inbox, kpis, stuck
 from leadops.configfile import ConfigError
-from leadops.models import CAMPAIGN_VERSIONS, ENROLLMENTS, LEADS, QUARANTINE, TOUCHES
+from leadops.escalation import acknowledge, close, escalate, load_escalation_runtime
+from leadops.inbox import InboxRecord
+from leadops.models import (
+    CAMPAIGN_VERSIONS,
+    ENROLLMENTS,
+    INBOX,
+    LEADS,
+    QUARANTINE,
+    STAGE_CHANGES,
+    TOUCHES,
+)
 from leadops.report import build_report, markdown, write_html
-from tests.conftest import make_settings
+from leadops.rescore import RescoreReport, process_inbox
+from leadops.scoring import load_scoring
+from leadops.settings import Settings
+from tests.conftest import ROOT, make_settings
+from tests.engagement import inbound_params, sg_event, status_params
 
 NOW = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
+M = timedelta(minutes=1)
 
 
 class World:
@@ -24,6 +43,7 @@ class World:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.numbers = itertools.count(1)
         with engine.begin() as conn:
             self.version = conn.execute(
                 CAMPAIGN_VERSIONS.insert().values(
@@ -31,11 +51,23 @@ class World:
                 )
             ).inserted_primary_key[0]
 
-    def lead(self, stage: str, created: datetime, *, score: int = 0, source: str = "web") -> int:
+    def lead(
+        self,
+        stage: str,
+        created: datetime,
+        *,
+        score: int = 0,
+        source: str = "web",
+        phone: str | None = None,
+    ) -> int:
         with self.engine.begin() as conn:
             lead_id = conn.execute(
                 LEADS.insert().values(
-                    email=f"l{created.timestamp()}-{stage}-{score}-{source}@example.com",
+                    email=f"lead{next(self.numbers)}@example.com",
+                    phone=phone,
+                    country="GB",
+                    email_consent=True,
+                    whatsapp_consent=phone is not None,
                     lifecycle_stage=stage,
                     score=score,
                     source=source,
@@ -67,12 +99,13 @@ class World:
         hold: str | None = None,
         not_before: datetime | None = None,
         updated: datetime | None = None,
-    ) -> None:
+        provider_id: str | None = None,
+    ) -> int:
         with self.engine.begin() as conn:
             enrollment = conn.execute(
                 sa.select(ENROLLMENTS.c.id).where(ENROLLMENTS.c.lead_id == lead_id)
             ).scalar_one()
-            conn.execute(
+            return conn.execute(
                 TOUCHES.insert().values(
                     lead_id=lead_id,
                     enrollment_id=enrollment,
@@ -86,10 +119,11 @@ class World:
                     not_before=not_before or due,
                     hold_reason=hold,
                     sent_at=sent,
+                    provider_id=provider_id,
                     created_at=due,
                     updated_at=updated or sent or due,
                 )
-            )
+            ).inserted_primary_key[0]
 
 
 @pytest.fixture
@@ -173,23 +207,45 @@ def test_kpis_from_known_rows(world: World, tmp_path: Path) -> None:
         ((NOW - timedelta(days=5)).date(), 1),
         ((NOW - timedelta(days=3)).date(), 1),
     ]
-    missing = [name for name, _ in report.missing]
-    assert "opened rate per campaign step" in missing
-    assert "lead response time to first rep touch" in missing
+    # No provider has sent an event yet: no rate is known (not 0%), and the report says why.
+    assert day1_email.accepted == 2
+    assert set(day1_email.engagement.values()) == {None}
+    assert kpis.engagement_rows(report)[0] == {
+        "campaign": "educate",
+        "step": "day-1",
+        "channel": "email",
+        "sent": 2,
+        **{name: "-" for name in kpis.ENGAGEMENT_METRICS},
+    }
+    assert [name for name, _ in report.missing] == [
+        "email engagement rates",
+        "whatsapp engagement rates",
+    ]
+    assert report.escalations.total == 0 and report.escalations.response_median_hours is None
 
 
-def test_engagement_metric_plugs_in_as_one_query(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def opened(conn: sa.Connection) -> dict[tuple[str, str, str], int]:
-        return {("educate", "day-1", "email"): 1}
+def test_a_channel_is_reported_once_its_provider_sends_events(world: World, tmp_path: Path) -> None:
+    with world.engine.connect() as conn:
+        a_email = conn.execute(
+            sa.select(TOUCHES.c.id, TOUCHES.c.lead_id).where(
+                TOUCHES.c.step == "day-1", TOUCHES.c.channel == "email", TOUCHES.c.sent_at < NOW
+            )
+        ).first()
+    assert a_email is not None
+    touch_id, lead_id = a_email
+    event = sg_event("delivered", lead_id, touch_id, NOW - H)
+    inbox.store(world.engine, _sendgrid(event), NOW - H)
+    process_inbox(world.engine, load_scoring(ROOT / "config"), NOW, RescoreReport(now=NOW))
 
-    monkeypatch.setitem(kpis.ENGAGEMENT_METRICS, "opened", opened)
     report = kpis.compute(world.engine, NOW, config_dir=tmp_path)
-    step = next(s for s in report.steps if (s.step, s.channel) == ("day-1", "email"))
-    assert step.rate(step.engagement["opened"]) == 0.5
-    assert "opened rate per campaign step" not in [name for name, _ in report.missing]
-    assert kpis.step_rows(report)[0]["opened"] == "50.0%"
+    row = kpis.engagement_rows(report)[0]
+    assert (row["channel"], row["delivered"], row["opened"], row["replied"]) == (
+        "email",
+        "50.0% (1)",
+        "0.0% (0)",
+        "-",
+    )
+    assert [name for name, _ in report.missing] == ["whatsapp engagement rates"]
 
 
 def test_stuck_work_detector(world: World) -> None:
@@ -202,13 +258,17 @@ def test_stuck_work_detector(world: World) -> None:
         "failed_touches": 1,
         "ambiguous_touches": 1,
         "open_quarantine": 1,
+        "escalations_past_sla": 0,
+        "escalation_notifications": 0,
+        "inbox_pending": 0,
+        "webhook_rejections": 0,
     }
     overdue = next(f for f in report.findings if f.check.key == "overdue_touches")
     assert overdue.sample[0]["hold_reason"] == "render_error"
     assert report.total == 4 and report.over_threshold
     assert "above the threshold of 3" in str(stuck.StuckWorkError(report))
     rows = stuck.finding_rows(report)
-    assert any(r["check"] == "escalations past their SLA" and r["count"] == "n/a" for r in rows)
+    assert [r["count"] for r in rows if r["check"] == "escalations_past_sla"] == [0]
 
 
 def test_a_check_needing_a_missing_table_is_unavailable(world: World) -> None:
@@ -238,8 +298,9 @@ def test_html_report_is_self_contained(world: World, tmp_path: Path) -> None:
     report = build_report(world.engine, settings, NOW)
     path = write_html(report, tmp_path / "out" / "report.html")
     html = path.read_text()
-    assert html.count("<svg") == 3
+    assert html.count("<svg") == 4
     assert "Funnel" in html and "Lead score distribution" in html and "sent per day" in html
+    assert "Engagement per campaign step" in html and "Escalations to sales" in html
     for external in ("<script", "src=", 'href="http', "@import", "url("):
         assert external not in html
     assert "ABOVE threshold" in html
@@ -257,3 +318,269 @@ def test_spend_file_errors_name_the_file_and_source(tmp_path: Path) -> None:
 def test_sends_per_day_is_a_date(world: World, tmp_path: Path) -> None:
     report = kpis.compute(world.engine, NOW, config_dir=tmp_path)
     assert all(isinstance(d, date) for d, _ in report.sends_per_day)
+
+
+# -- engagement events and escalations, through the real ingestion and escalation code --
+
+ROUTING = """\
+sla_minutes: 15
+manager: {name: Mia Manager, email: mia@northwind.example}
+fallback_queue: {name: Inside sales queue, email: queue@northwind.example}
+reps:
+  - key: ana
+    name: Ana Ames
+    email: ana@northwind.example
+    slack_webhook_url: env:TEST_REPORT_SLACK_UNSET
+    notify: [email, slack]
+    hours: {start: "00:00", end: "23:59", days: [mon, tue, wed, thu, fri, sat, sun]}
+"""
+C_PHONE, D_PHONE = "+447700900201", "+447700900202"
+
+
+def _sendgrid(*events: dict[str, Any]) -> list[InboxRecord]:
+    return inbox.sendgrid_records(json.dumps(list(events)).encode())
+
+
+@dataclass
+class Engaged:
+    world: World
+    settings: Settings
+    leads: dict[str, int]
+    touches: dict[str, int]
+    escalations: dict[str, int]
+
+
+@pytest.fixture
+def engaged(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engaged:
+    """The world plus three nurtured leads whose webhook events went through the inbox and
+    the rescore run's processing, and four escalations routed, acknowledged and closed by
+    the escalation code."""
+    monkeypatch.delenv("TEST_REPORT_SLACK_UNSET", raising=False)
+    engine, day = world.engine, timedelta(days=1)
+    c = world.lead("lead", NOW - 5 * day, phone=C_PHONE)
+    d = world.lead("lead", NOW - 5 * day, phone=D_PHONE)
+    f = world.lead("lead", NOW - 5 * day)
+    sent = NOW - 4 * day
+    t = {
+        "c-email": world.touch(c, "day-1", "sent", due=sent, sent=sent),
+        "c-wa": world.touch(c, "day-1", "sent", due=sent, sent=sent, channel="whatsapp"),
+        "c-email-10": world.touch(c, "day-10", "sent", due=NOW - day, sent=NOW - day),
+        "d-wa": world.touch(
+            d, "day-1", "sent", due=sent, sent=sent, channel="whatsapp", provider_id="SMd1"
+        ),
+        "d-email": world.touch(d, "day-1", "sent", due=sent, sent=sent + 2 * H),
+        "f-email": world.touch(f, "day-1", "sent", due=sent, sent=sent),
+    }
+    at = NOW - 3 * day
+    records = _sendgrid(
+        sg_event("delivered", c, t["c-email"], at),
+        sg_event("delivered", d, t["d-email"], at),
+        *(sg_event("open", c, t["c-email"], at + n * H, n=n) for n in range(3)),  # once
+        sg_event("open", d, t["d-email"], at, sg_machine_open=True),  # a privacy proxy
+        sg_event("click", c, t["c-email"], at + H, url="https://northwind.example/pricing"),
+        sg_event("bounce", f, t["f-email"], at, type="bounce", reason="550 no such user"),
+        {**sg_event("open", c, t["c-email-10"], NOW - H), "touch_id": t["c-email-10"]},
+        sg_event("open", 999_999, t["d-email"], at, n=7),  # no such lead: ignored
+    )
+    records += [
+        inbox.twilio_status_record(status_params("SMc1", "delivered"), t["c-wa"]),
+        inbox.twilio_status_record(status_params("SMc1", "read"), t["c-wa"]),
+        inbox.twilio_status_record(status_params("SMd1", "delivered"), None),  # by its SID
+        inbox.twilio_inbound_record(inbound_params("SMin1", C_PHONE, "Yes, tell me more")),
+        inbox.twilio_inbound_record(inbound_params("SMin2", D_PHONE, "STOP")),
+        inbox.unsubscribe_record(d, "all", "token-d", "one-click"),
+    ]
+    assert inbox.store(engine, records, NOW - 2 * H) == len(records)
+    process_inbox(
+        engine, load_scoring(ROOT / "config"), NOW - 2 * H, RescoreReport(now=NOW - 2 * H)
+    )
+    # Arrived after that run: one waiting for two hours (stuck), one for ten minutes.
+    inbox.store(engine, _sendgrid(sg_event("open", c, t["c-email"], NOW, n=9)), NOW - 2 * H)
+    inbox.store(engine, _sendgrid(sg_event("open", d, t["d-email"], NOW, n=9)), NOW - 10 * M)
+    inbox.count_rejection(engine, "sendgrid", "bad_signature", NOW - 3 * H)
+    inbox.count_rejection(engine, "sendgrid", "bad_signature", NOW - 2 * H)
+    inbox.count_rejection(engine, "site", "malformed", NOW - 3 * day)  # outside the lookback
+
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
+    settings = make_settings(tmp_path, routing_file=routing, config_dir=tmp_path)
+    runtime = load_escalation_runtime(settings, engine=engine)
+    g = world.lead("sql", NOW - 5 * day)
+    h = world.lead("sql", NOW - 5 * day)
+    i = world.lead("sql", NOW - 5 * day)
+    with engine.begin() as conn:  # scoring moved g to SQL an hour before it was escalated
+        conn.execute(
+            STAGE_CHANGES.insert().values(
+                lead_id=g,
+                from_stage="mql",
+                to_stage="sql",
+                score=80,
+                reason="score 80 reached the sql threshold 80",
+                changed_at=NOW - 5 * H,
+            )
+        )
+
+    def escalated(lead_id: int, trigger: str, when: datetime) -> int:
+        result = escalate(engine, lead_id, trigger, "k", 80, [], when, runtime=runtime)
+        assert result.created and result.rep_key == "ana" and result.escalation_id is not None
+        return result.escalation_id
+
+    # 4 ever acknowledged (10, 120, 300 min after), 1 still open and past its SLA
+    e = {
+        "a": escalated(world_sql_lead(world), "sql_threshold", NOW - 3 * H),
+        "g": escalated(g, "sql_threshold", NOW - 4 * H),
+        "i": escalated(i, "demo_requested", NOW - 6 * H),
+        "h": escalated(h, "sql_threshold", NOW - 2 * H),
+    }
+    assert acknowledge(engine, e["a"], now=NOW - 3 * H + 10 * M, by="ana").ok
+    assert acknowledge(engine, e["g"], now=NOW - 2 * H, by="ana").ok
+    assert acknowledge(engine, e["i"], now=NOW - H, by="ana").ok
+    close(engine, e["i"], "lost", now=NOW - H, by="ana")
+    return Engaged(world, settings, {"c": c, "d": d, "f": f, "g": g, "h": h, "i": i}, t, e)
+
+
+def world_sql_lead(world: World) -> int:
+    """Lead `a` of the world: the one imported at SQL."""
+    with world.engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(LEADS.c.id).where(LEADS.c.lifecycle_stage == "sql").order_by(LEADS.c.id)
+            )
+            .scalars()
+            .first()
+        )
+
+
+def _step(report: kpis.KpiReport, step: str, channel: str) -> kpis.StepRates:
+    return next(s for s in report.steps if (s.step, s.channel) == (step, channel))
+
+
+def test_engagement_rates_count_unique_touches_per_step(engaged: Engaged, tmp_path: Path) -> None:
+    report = kpis.compute(engaged.world.engine, NOW, config_dir=tmp_path)
+    assert report.missing == []
+
+    email = _step(report, "day-1", "email")
+    # a, b (the world), c, d, f: five emails accepted; f's bounced later (now failed)
+    assert (email.accepted, email.sent, email.failed) == (5, 4, 1)
+    assert email.engagement == {
+        "delivered": 2,  # c, d
+        "opened": 1,  # c three times; d's privacy-proxy open is no open
+        "clicked": 1,
+        "replied": None,  # no inbound email: not reported for email
+        "unsubscribed": 1,  # d's unsubscribe link: d's last message before it
+        "bounced": 1,  # f
+    }
+    whatsapp = _step(report, "day-1", "whatsapp")
+    assert whatsapp.accepted == 2  # c, d (b's is ambiguous: never accepted)
+    assert whatsapp.engagement == {
+        "delivered": 2,  # c by touch id (delivered, read), d by its MessageSid
+        "opened": 1,  # c read it
+        "clicked": None,
+        "replied": 1,  # c: counted for the last WhatsApp message before the reply
+        "unsubscribed": 1,  # d sent STOP
+        "bounced": 0,
+    }
+    day10 = _step(report, "day-10", "email")
+    assert day10.accepted == 1 and day10.engagement["opened"] == 1  # touch_id as a number
+    rows = {(r["step"], r["channel"]): r for r in kpis.engagement_rows(report)}
+    assert rows["day-1", "email"]["opened"] == "20.0% (1)"
+    assert rows["day-1", "whatsapp"]["replied"] == "50.0% (1)"
+    assert rows["day-1", "whatsapp"]["clicked"] == "-"
+
+
+def test_sales_response_and_escalation_figures(engaged: Engaged, tmp_path: Path) -> None:
+    report = kpis.compute(engaged.world.engine, NOW, config_dir=tmp_path)
+    esc = report.escalations
+    assert esc.total == 4
+    assert esc.by_status == {"acknowledged": 2, "closed_lost": 1, "open": 1}
+    assert (esc.awaiting, esc.in_queue, esc.past_sla, esc.acknowledged) == (1, 0, 1, 3)
+    assert esc.ack_median_minutes == pytest.approx(120.0, abs=0.01)  # 10, 120, 300
+    assert esc.ack_avg_minutes == pytest.approx(430 / 3, abs=0.01)
+    assert esc.within_sla == pytest.approx(1 / 3)  # only a's, 10 min after (SLA 15 min)
+    # From SQL to acknowledgement: a 10 min (imported at SQL: from its escalation), g 3 h
+    # (from its stage change, an hour before the escalation), i 5 h (a demo request).
+    assert esc.response_count == 3
+    assert esc.response_median_hours == pytest.approx(3.0, abs=0.001)
+    assert esc.response_avg_hours == pytest.approx((10 / 60 + 3 + 5) / 3, abs=0.001)
+    # i was recycled after reaching SQL: it still counts as reached SQL.
+    funnel = {f.stage: f for f in report.funnel}
+    assert funnel["sql"].current == 3  # a, g, h
+    assert funnel["sql"].reached == 5  # a, g, h, i and the customer
+    rows = {r["figure"]: r["value"] for r in kpis.escalation_rows(report)}
+    assert rows["of which past their SLA"] == "1"
+    assert rows["time to acknowledge"] == "120.0 min median, 143.3 min avg"
+
+
+def test_stuck_checks_for_escalations_inbox_and_webhooks(engaged: Engaged) -> None:
+    report = stuck.detect(
+        engaged.world.engine,
+        NOW,
+        threshold=0,
+        stuck_after=timedelta(days=1),
+        lookback=timedelta(days=1),
+    )
+    found = {f.check.key: f for f in report.findings}
+    assert found["escalations_past_sla"].count == 1
+    assert found["escalations_past_sla"].sample[0]["id"] == engaged.escalations["h"]
+    # h's Slack notification failed (its webhook variable is not set); the failed Slack
+    # notifications of acknowledged or closed escalations no longer matter.
+    assert found["escalation_notifications"].count == 1
+    note = found["escalation_notifications"].sample[0]
+    assert (note["escalation_id"], note["channel"], note["status"]) == (
+        engaged.escalations["h"],
+        "slack",
+        "failed",
+    )
+    assert found["inbox_pending"].count == 1
+    # f's bounce failed its touch within the lookback window
+    assert found["failed_touches"].count == 2
+    # informational: shown, never part of the total
+    assert found["webhook_rejections"].count == 2
+    assert found["webhook_rejections"].sample[0]["reason"] == "bad_signature"
+    assert report.total == sum(
+        f.count or 0 for key, f in found.items() if key != "webhook_rejections"
+    )
+    assert "webhook_rejections" not in str(stuck.StuckWorkError(report))
+
+
+def test_report_shows_engagement_and_escalations(engaged: Engaged, tmp_path: Path) -> None:
+    report = build_report(engaged.world.engine, engaged.settings, NOW)
+    html = write_html(report, tmp_path / "report.html").read_text()
+    assert html.count("<svg") == 4
+    assert "<title>educate day-1 whatsapp replied: 50.0%</title>" in html
+    assert "<td>20.0% (1)</td>" in html
+    assert "of which past their SLA" in html
+    text = markdown(report)
+    assert "## Engagement per step" in text and "| 20.0% (1) |" in text
+    assert "| time to acknowledge | 120.0 min median, 143.3 min avg |" in text
+
+
+def test_payload_numbers_and_flags_read_alike_on_both_databases(engine: Engine) -> None:
+    values: list[Any] = ["12", 12, " 7 ", "12abc", "-3", None, "x" * 30]
+    records = [
+        InboxRecord("sendgrid", "open", f"k{n}", {"touch_id": value, "sg_machine_open": value})
+        for n, value in enumerate(values)
+    ]
+    records.append(InboxRecord("sendgrid", "open", "k-true", {"sg_machine_open": True}))
+    records.append(InboxRecord("sendgrid", "open", "k-none", {}))
+    inbox.store(engine, records, NOW)
+    dialect = engine.dialect.name
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                INBOX.c.dedupe_key,
+                attribution.payload_int("touch_id", dialect),
+                attribution.payload_is_true("sg_machine_open", dialect),
+            ).order_by(INBOX.c.id)
+        ).all()
+    assert [(key, number, bool(flag)) for key, number, flag in rows] == [
+        ("k0", 12, False),
+        ("k1", 12, False),
+        ("k2", 7, False),
+        ("k3", None, False),
+        ("k4", None, False),
+        ("k5", None, False),
+        ("k6", None, False),
+        ("k-true", None, True),
+        ("k-none", None, False),
+    ]
