@@ -216,6 +216,7 @@ class Touch(SQLModel, table=True):
     lease_until: datetime | None = _ts()
     sent_at: datetime | None = _ts()
     provider_id: str | None = Field(default=None, max_length=200)
+    provider_message_id: str | None = Field(default=None, max_length=100, index=True)
     error: str | None = None
     subject: str | None = Field(default=None, max_length=400)
     created_at: datetime = _ts(nullable=False)
@@ -253,6 +254,21 @@ class ImportedFile(SQLModel, table=True):
     imported_at: datetime = _ts(nullable=False)
 
 
+class TouchAudit(SQLModel, table=True):
+    """An operator's decision on a touch (e.g. resolving an ambiguous send), with why."""
+
+    __tablename__ = "touch_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    touch_id: int = Field(foreign_key="touches.id", index=True)
+    action: str = Field(max_length=40)
+    from_status: str = Field(max_length=20)
+    to_status: str = Field(max_length=20)
+    reason: str
+    actor: str = Field(max_length=100)
+    created_at: datetime = _ts(nullable=False)
+
+
 # Core table handles, for set-based statements that bypass the ORM's per-object overhead.
 LEADS = cast(sa.Table, Lead.__table__)  # type: ignore[attr-defined]
 CAMPAIGN_VERSIONS = cast(sa.Table, CampaignVersion.__table__)  # type: ignore[attr-defined]
@@ -260,3 +276,4 @@ ENROLLMENTS = cast(sa.Table, Enrollment.__table__)  # type: ignore[attr-defined]
 TOUCHES = cast(sa.Table, Touch.__table__)  # type: ignore[attr-defined]
 QUARANTINE = cast(sa.Table, QuarantinedRecord.__table__)  # type: ignore[attr-defined]
 IMPORTED_FILES = cast(sa.Table, ImportedFile.__table__)  # type: ignore[attr-defined]
+TOUCH_AUDIT = cast(sa.Table, TouchAudit.__table__)  # type: ignore[attr-defined]

@@ -17,16 +17,15 @@ from sqlmodel import Session
 
 from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
 from leadops.channels.base import ChannelSender
-from leadops.channels.outbox import OutboxChannel
 from leadops.clock import Clock, SimulatedClock
 from leadops.db import ensure_ready, make_engine
+from leadops.delivery import build_channels, check_channel_config
 from leadops.dispatch import Dispatcher, DispatchReport
 from leadops.models import (
     ENROLLMENTS,
     FINAL_TOUCH_STATUSES,
     TOUCHES,
     CampaignVersion,
-    Channel,
     Enrollment,
     EnrollmentStatus,
     Lead,
@@ -56,23 +55,11 @@ class Runtime:
     stored: StoredCampaigns = field(default_factory=StoredCampaigns)  # versions never change
 
 
-def build_channels(settings: Settings) -> dict[str, ChannelSender]:
-    root = settings.resolved_outbox_dir
-    return {
-        Channel.EMAIL: OutboxChannel(
-            root,
-            Channel.EMAIL,
-            sender_name=settings.sender_name,
-            sender_email=settings.sender_email,
-        ),
-        Channel.WHATSAPP: OutboxChannel(root, Channel.WHATSAPP),
-    }
-
-
 def load_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtime:
     """Load and check config, templates folder and database; fail early with clear errors."""
     campaigns = load_campaigns(settings.config_dir)
     segments = load_segments(settings.config_dir, set(campaigns))
+    check_channel_config(settings, campaigns)
     engine = engine or make_engine(settings.resolved_database_url)
     ensure_ready(engine)
     if not settings.templates_dir.is_dir():
