@@ -169,6 +169,8 @@ class FakeProvider:
     # lifecycle
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        if self.validate_every:
+            _openapi(self.spec_name)  # load the spec before the first request is timed
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -183,8 +185,7 @@ class FakeProvider:
             def do_GET(self) -> None:
                 fake._control(self)
 
-        server = ThreadingHTTPServer((host, port), Handler)
-        server.daemon_threads = True
+        server = _Server((host, port), Handler)
         server.request_queue_size = 128
         self._server = server
         self._thread = threading.Thread(
@@ -314,6 +315,16 @@ class FakeProvider:
         self, handler: BaseHTTPRequestHandler, body: bytes, answer: str | None
     ) -> tuple[int, dict[str, str], bytes, Accepted | None]:
         raise NotImplementedError
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up (timeouts, killed dispatchers) are part of the game."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
 
 def _json(status: int, data: Any, **headers: str) -> tuple[int, dict[str, str], bytes, None]:
