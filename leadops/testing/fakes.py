@@ -175,6 +175,10 @@ class FakeProvider:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # One segment per response (buffered, flushed after each request) and no
+            # Nagle delay, so keep-alive clients don't wait on delayed ACKs.
+            wbufsize = 64 * 1024
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
