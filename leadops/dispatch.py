@@ -215,7 +215,10 @@ class Dispatcher:
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, *, progress: ProgressCallback | None = None) -> DispatchReport:
-        """Dispatch every touch that is due now, batch by batch, until none is left."""
+        """Dispatch every touch that is due now, batch by batch, until none is left.
+
+        Sending is pipelined: while one chunk is on the wire, the next is decided and
+        rendered, and the next batch is claimed."""
         report = DispatchReport()
         report.recovered = self.recover_stale()
         pools = {
@@ -226,17 +229,21 @@ class Dispatcher:
             )
             for name, channel in self.channels.items()
         }
+        threads = sum(pool.channel.concurrency for pool in pools.values())
+        flight = _Flight(chunk=max(SEND_CHUNK_MIN, threads))
         try:
             while True:
                 token, batch = self.claim(self.settings.dispatch_batch_size)
                 if not batch:
-                    return report
-                self._dispatch_batch(token, batch, pools, report)
+                    break
+                self._dispatch_batch(token, batch, pools, flight, report)
                 if progress is not None:
                     progress(len(batch))
+            self._record_attempts(flight.drain(0), report)
         finally:
             for pool in pools.values():
                 pool.close()
+        return report
 
     def _history(
         self, session: Session, batch: list[TouchRow]
@@ -267,14 +274,12 @@ class Dispatcher:
         token: str,
         batch: list[TouchRow],
         pools: Mapping[str, ChannelPool],
+        flight: _Flight,
         report: DispatchReport,
     ) -> None:
-        """Decide and render the whole batch, record holds and skips at once, then send
-        the rest in chunks: each chunk is committed as `sending` before any of it leaves,
-        and outcomes are recorded together as they come back."""
+        """Decide and render the batch chunk by chunk; each chunk is committed as `sending`
+        before any of it is handed to a channel pool. Holds and skips are written at once."""
         now = self.clock.now()
-        outcomes: list[dict[str, Any]] = []
-        ready: list[tuple[TouchRow, OutgoingMessage]] = []
         with Session(self.engine, expire_on_commit=False) as session:
             leads = {
                 lead.id: lead
@@ -283,7 +288,14 @@ class Dispatcher:
                 )
             }
             done, recent = self._history(session, batch)
-            for touch in batch:
+            campaigns = {
+                version_id: self._campaigns.get(session, version_id)
+                for version_id in {touch.campaign_version_id for touch in batch}
+            }
+        outcomes: list[dict[str, Any]] = []
+        for start in range(0, len(batch), flight.chunk):
+            ready: list[tuple[TouchRow, OutgoingMessage]] = []
+            for touch in batch[start : start + flight.chunk]:
                 lead = leads[touch.lead_id]
                 key = (touch.lead_id, touch.campaign, touch.step, touch.channel)
                 decision = decide(
@@ -319,7 +331,7 @@ class Dispatcher:
                         touch_id=touch.id or 0,
                         lead=lead,
                         channel=touch.channel,
-                        campaign=self._campaigns.get(session, touch.campaign_version_id),
+                        campaign=campaigns[touch.campaign_version_id],
                         step_key=touch.step,
                         renderer=self.renderer,
                         settings=self.settings,
@@ -344,39 +356,19 @@ class Dispatcher:
                 recent[touch.lead_id].append(now)
                 done.add(key)
                 ready.append((touch, message))
+            if ready:
+                owned = self._mark_sending(token, ready)
+                for touch, message in ready:
+                    if touch.id not in owned:
+                        log.warning("touch %s was taken over by another dispatcher", touch.id)
+                        continue
+                    flight.submit(token, touch, pools[touch.channel].submit(message))
+            finished = flight.drain(flight.chunk)
+            if len(finished) >= flight.chunk:
+                self._record_attempts(finished, report)
+            else:
+                flight.keep(finished)
         self._record(token, outcomes)
-        self._send_all(token, ready, pools, report)
-
-    def _send_all(
-        self,
-        token: str,
-        ready: list[tuple[TouchRow, OutgoingMessage]],
-        pools: Mapping[str, ChannelPool],
-        report: DispatchReport,
-    ) -> None:
-        chunk_size = max(
-            SEND_CHUNK_MIN, 2 * sum(pool.channel.concurrency for pool in pools.values())
-        )
-        inflight: set[Future[Attempt]] = set()
-        finished: list[Attempt] = []
-        touches = {touch.id: touch for touch, _ in ready}
-        for start in range(0, len(ready), chunk_size):
-            chunk = ready[start : start + chunk_size]
-            owned = self._mark_sending(token, chunk)
-            for touch, message in chunk:
-                if touch.id not in owned:
-                    log.warning("touch %s was taken over by another dispatcher; not sent", touch.id)
-                    continue
-                inflight.add(pools[touch.channel].submit(message))
-            while len(inflight) > chunk_size:
-                completed, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                finished.extend(future.result() for future in completed)
-            if len(finished) >= chunk_size:
-                self._record_attempts(token, finished, touches, report)
-                finished = []
-        completed, _ = wait(inflight)
-        finished.extend(future.result() for future in completed)
-        self._record_attempts(token, finished, touches, report)
 
     def _mark_sending(self, token: str, chunk: list[tuple[TouchRow, OutgoingMessage]]) -> set[int]:
         """Commit the chunk as `sending` (the point of no automatic return); only rows this
@@ -419,25 +411,19 @@ class Dispatcher:
         return owned
 
     def _record_attempts(
-        self,
-        token: str,
-        attempts: list[Attempt],
-        touches: dict[int | None, TouchRow],
-        report: DispatchReport,
+        self, attempts: list[tuple[str, TouchRow, Attempt]], report: DispatchReport
     ) -> None:
         if not attempts:
             return
         now = self.clock.now()
-        outcomes: list[dict[str, Any]] = []
+        outcomes: dict[str, list[dict[str, Any]]] = defaultdict(list)
         suppress: list[tuple[int, str, str]] = []
-        for attempt in attempts:
-            message = attempt.message
-            touch = touches[message.touch_id]
+        for token, touch, attempt in attempts:
             tries = touch.attempts + 1
             error = attempt.error
             if attempt.result is not None:
                 report.sent[(touch.campaign, touch.step, touch.channel)] += 1
-                outcomes.append(
+                outcomes[token].append(
                     _row(
                         touch,
                         status=TouchStatus.SENT,
@@ -452,7 +438,7 @@ class Dispatcher:
                 # Nothing left for this channel: the touch waits, however long the outage.
                 report.held[Reason.PROVIDER_RETRY] += 1
                 report.errors.append(f"touch {touch.id}: {error}")
-                outcomes.append(
+                outcomes[token].append(
                     _row(
                         touch,
                         status=TouchStatus.PENDING,
@@ -465,7 +451,7 @@ class Dispatcher:
             elif isinstance(error, TransientSendError):
                 if tries >= MAX_TRANSIENT_ATTEMPTS:
                     report.failed += 1
-                    outcomes.append(
+                    outcomes[token].append(
                         _row(
                             touch,
                             status=TouchStatus.FAILED,
@@ -474,7 +460,7 @@ class Dispatcher:
                     )
                 else:
                     report.held[Reason.PROVIDER_RETRY] += 1
-                    outcomes.append(
+                    outcomes[token].append(
                         _row(
                             touch,
                             status=TouchStatus.PENDING,
@@ -485,22 +471,23 @@ class Dispatcher:
                     )
             elif isinstance(error, PermanentSendError):
                 report.failed += 1
-                outcomes.append(_row(touch, status=TouchStatus.FAILED, error=str(error)))
+                outcomes[token].append(_row(touch, status=TouchStatus.FAILED, error=str(error)))
                 if error.suppress:
                     suppress.append((touch.lead_id, touch.channel, str(error)))
             elif isinstance(error, AmbiguousSendError):
                 report.ambiguous += 1
-                outcomes.append(_row(touch, status=TouchStatus.AMBIGUOUS, error=str(error)))
+                outcomes[token].append(_row(touch, status=TouchStatus.AMBIGUOUS, error=str(error)))
             else:  # our own bug after the request may have left: never resend
                 report.ambiguous += 1
-                outcomes.append(
+                outcomes[token].append(
                     _row(
                         touch,
                         status=TouchStatus.AMBIGUOUS,
                         error=f"unexpected {type(error).__name__}: {error}",
                     )
                 )
-        self._record(token, outcomes)
+        for token, rows in outcomes.items():
+            self._record(token, rows)
         for lead_id, channel, reason in suppress:
             self._suppress(lead_id, channel, reason)
 
@@ -540,6 +527,34 @@ class Dispatcher:
                     }
                 )
             )
+
+
+class _Flight:
+    """Sends handed to channel pools and not yet recorded, across chunks and batches."""
+
+    def __init__(self, chunk: int) -> None:
+        self.chunk = chunk
+        self.inflight: dict[Future[Attempt], tuple[str, TouchRow]] = {}
+        self.finished: list[tuple[str, TouchRow, Attempt]] = []
+
+    def submit(self, token: str, touch: TouchRow, future: Future[Attempt]) -> None:
+        self.inflight[future] = (token, touch)
+
+    def keep(self, finished: list[tuple[str, TouchRow, Attempt]]) -> None:
+        self.finished = finished
+
+    def drain(self, limit: int) -> list[tuple[str, TouchRow, Attempt]]:
+        """Wait until at most `limit` sends are in flight; return (and forget) the finished."""
+        while len(self.inflight) > limit:
+            completed, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
+            for future in completed:
+                token, touch = self.inflight.pop(future)
+                self.finished.append((token, touch, future.result()))
+        for future in [f for f in self.inflight if f.done()]:
+            token, touch = self.inflight.pop(future)
+            self.finished.append((token, touch, future.result()))
+        finished, self.finished = self.finished, []
+        return finished
 
 
 def _row(touch: TouchRow, **values: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ callbacks at {public_url}/webhooks/twilio/status?touch_id=<touch id>. Outcomes:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from typing import Any
@@ -49,6 +50,14 @@ class _RecordingHttpClient(TwilioHttpClient):
     """Twilio's HTTP client, keeping the headers of the last response (for Retry-After)."""
 
     last_headers: Any = None
+
+    def log_request(self, kwargs: Any) -> None:
+        if self.logger.isEnabledFor(logging.INFO):  # the SDK formats every line eagerly
+            super().log_request(kwargs)
+
+    def log_response(self, status_code: int, response: Any) -> None:
+        if self.logger.isEnabledFor(logging.INFO):
+            super().log_response(status_code, response)
 
     def request(self, *args: Any, **kwargs: Any) -> Response:
         self.last_headers = None
@@ -85,6 +94,7 @@ class TwilioWhatsAppChannel:
         for name in ("TWILIO_REGION", "TWILIO_EDGE"):
             if os.environ.get(name):
                 raise ValueError(f"unset {name}: use LEADOPS_TWILIO_BASE_URL to choose the host")
+        self._client()[0].messages  # noqa: B018 (loads the SDK's API modules now, not mid-send)
 
     def _client(self) -> tuple[Client, _RecordingHttpClient]:
         pair: tuple[Client, _RecordingHttpClient] | None = getattr(self._local, "pair", None)
