@@ -372,7 +372,8 @@ class Dispatcher:
 
     def _mark_sending(self, token: str, chunk: list[tuple[TouchRow, OutgoingMessage]]) -> set[int]:
         """Commit the chunk as `sending` (the point of no automatic return); only rows this
-        dispatcher still owns are returned, and only those may be sent."""
+        dispatcher still owns are returned, and only those may be sent. (A claim that
+        outlived its lease may have been taken over by another dispatcher.)"""
         now = self.clock.now()
         t = TOUCHES.c
         lease = now + timedelta(seconds=self.settings.claim_lease_seconds)
@@ -391,23 +392,6 @@ class Dispatcher:
                     .returning(t.id)
                 ).scalars()
             )
-            conn.execute(
-                update(TOUCHES)
-                .where(t.claim_token == token, t.status == TouchStatus.CLAIMED)
-                .values(lease_until=lease)
-            )
-            subjects = [
-                {"b_id": touch.id, "b_subject": message.subject[:400]}
-                for touch, message in chunk
-                if message.subject and touch.id in owned
-            ]
-            if subjects:
-                conn.execute(
-                    update(TOUCHES)
-                    .where(t.id == bindparam("b_id"))
-                    .values(subject=bindparam("b_subject")),
-                    subjects,
-                )
         return owned
 
     def _record_attempts(
@@ -420,12 +404,14 @@ class Dispatcher:
         suppress: list[tuple[int, str, str]] = []
         for token, touch, attempt in attempts:
             tries = touch.attempts + 1
+            subject = attempt.message.subject[:400] or None
             error = attempt.error
             if attempt.result is not None:
                 report.sent[(touch.campaign, touch.step, touch.channel)] += 1
                 outcomes[token].append(
                     _row(
                         touch,
+                        subject=subject,
                         status=TouchStatus.SENT,
                         provider_id=attempt.result.provider_id,
                         provider_message_id=attempt.result.provider_message_id or None,
@@ -441,6 +427,7 @@ class Dispatcher:
                 outcomes[token].append(
                     _row(
                         touch,
+                        subject=subject,
                         status=TouchStatus.PENDING,
                         hold_reason=Reason.PROVIDER_RETRY,
                         not_before=now + retry_delay(1, None),
@@ -454,6 +441,7 @@ class Dispatcher:
                     outcomes[token].append(
                         _row(
                             touch,
+                            subject=subject,
                             status=TouchStatus.FAILED,
                             error=f"gave up after {tries} attempts: {error}",
                         )
@@ -463,6 +451,7 @@ class Dispatcher:
                     outcomes[token].append(
                         _row(
                             touch,
+                            subject=subject,
                             status=TouchStatus.PENDING,
                             hold_reason=Reason.PROVIDER_RETRY,
                             not_before=now + retry_delay(tries, error.retry_after),
@@ -471,17 +460,22 @@ class Dispatcher:
                     )
             elif isinstance(error, PermanentSendError):
                 report.failed += 1
-                outcomes[token].append(_row(touch, status=TouchStatus.FAILED, error=str(error)))
+                outcomes[token].append(
+                    _row(touch, subject=subject, status=TouchStatus.FAILED, error=str(error))
+                )
                 if error.suppress:
                     suppress.append((touch.lead_id, touch.channel, str(error)))
             elif isinstance(error, AmbiguousSendError):
                 report.ambiguous += 1
-                outcomes[token].append(_row(touch, status=TouchStatus.AMBIGUOUS, error=str(error)))
+                outcomes[token].append(
+                    _row(touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=str(error))
+                )
             else:  # our own bug after the request may have left: never resend
                 report.ambiguous += 1
                 outcomes[token].append(
                     _row(
                         touch,
+                        subject=subject,
                         status=TouchStatus.AMBIGUOUS,
                         error=f"unexpected {type(error).__name__}: {error}",
                     )
@@ -502,14 +496,24 @@ class Dispatcher:
             groups[tuple(sorted(outcome))].append(outcome)
         with self.engine.begin() as conn:
             for columns, rows in groups.items():
-                values: dict[str, Any] = {
-                    name: bindparam(f"v_{name}") for name in columns if name != "id"
+                # Values shared by the whole group are bound once, the rest per row.
+                shared = {
+                    name: rows[0][name]
+                    for name in columns
+                    if name != "id" and all(row[name] == rows[0][name] for row in rows)
                 }
+                varying = [name for name in columns if name not in shared]
                 conn.execute(
                     update(TOUCHES)
                     .where(t.id == bindparam("v_id"), t.claim_token == token)
-                    .values(claim_token=None, lease_until=None, updated_at=now, **values),
-                    [{f"v_{name}": value for name, value in row.items()} for row in rows],
+                    .values(
+                        claim_token=None,
+                        lease_until=None,
+                        updated_at=now,
+                        **shared,
+                        **{name: bindparam(f"v_{name}") for name in varying if name != "id"},
+                    ),
+                    [{f"v_{name}": row[name] for name in varying} for row in rows],
                 )
 
     def _suppress(self, lead_id: int, channel: str, reason: str) -> None:

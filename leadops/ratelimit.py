@@ -39,10 +39,10 @@ class TokenBucket:
                 return self._paused_until - now
             self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
             self._updated = now
-            if self._tokens >= 1:
-                self._tokens -= 1
+            if self._tokens >= 1 - 1e-9:  # float rounding must not strand a whole token
+                self._tokens = max(0.0, self._tokens - 1)
                 return 0.0
-            return (1 - self._tokens) / self.rate
+            return max(1e-4, (1 - self._tokens) / self.rate)
 
     def acquire(self) -> None:
         """Block until a send may start."""
