@@ -93,10 +93,10 @@ class Settings(BaseSettings):
     sendgrid_timeout_seconds: float = Field(default=10.0, gt=0)
     sendgrid_sandbox: bool = False
     sendgrid_rate_per_second: float = Field(default=100.0, gt=0)
-    sendgrid_concurrency: int = Field(default=8, ge=1, le=64)
+    sendgrid_concurrency: int = Field(default=16, ge=1, le=64)
     twilio_timeout_seconds: float = Field(default=10.0, gt=0)
     twilio_rate_per_second: float = Field(default=50.0, gt=0)
-    twilio_concurrency: int = Field(default=8, ge=1, le=64)
+    twilio_concurrency: int = Field(default=16, ge=1, le=64)
     whatsapp_session_hours: int = Field(default=24, ge=1, le=24)
     provider_retry_attempts: int = Field(default=3, ge=1, le=10)
     provider_retry_max_wait_seconds: float = Field(default=5.0, ge=0)

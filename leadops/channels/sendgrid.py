@@ -5,7 +5,8 @@ One request per touch: one personalization carrying the lead and touch ids as
 RFC 8058 one-click unsubscribe headers. Every outcome is classified for the dispatcher:
 
 - 2xx: accepted; the X-Message-Id header is recorded.
-- 429 (Retry-After honoured), 5xx, connection refused: provably not accepted, retried.
+- 429 (Retry-After honoured), 5xx, a request that could not be written (connection
+  refused, connect timeout): provably not accepted, retried.
 - 401/403: our credentials are refused; the channel stops for this run.
 - other 4xx: rejected for good with SendGrid's reason; an invalid recipient suppresses email.
 - a timeout or dropped connection after the request left: ambiguous, never re-sent.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 import urllib.error
 from typing import Any
@@ -127,10 +127,9 @@ class SendGridChannel:
         except HTTPError as exc:
             raise self._classify(exc) from exc
         except urllib.error.URLError as exc:
-            # urllib raises URLError only while connecting and writing the request.
-            if isinstance(exc.reason, ConnectionRefusedError | socket.gaierror):
-                raise TransientSendError(f"SendGrid unreachable: {exc.reason}") from exc
-            raise AmbiguousSendError(f"SendGrid request interrupted: {exc.reason}") from exc
+            # urllib raises URLError only while connecting and writing the request: a
+            # request that was not fully written cannot have been accepted.
+            raise TransientSendError(f"SendGrid request not sent: {exc.reason}") from exc
         except (TimeoutError, http.client.HTTPException, ConnectionError, OSError) as exc:
             raise AmbiguousSendError(
                 f"no answer from SendGrid after the request left ({type(exc).__name__}: {exc})"
