@@ -76,6 +76,10 @@ def check_channel_config(settings: Settings, campaigns: dict[str, Campaign]) -> 
         )
 
 
+class NotAttempted(ChannelUnavailableError):
+    """The send never started (the dispatcher stopped first): the touch waits, unsent."""
+
+
 @dataclass
 class Attempt:
     """The outcome of sending one message: a result, or the error of the last try."""
@@ -157,8 +161,9 @@ class ChannelPool:
                 attempt.error = exc
                 return attempt
 
-    def close(self) -> None:
-        self.executor.shutdown(wait=True)
+    def close(self, *, cancel: bool = False) -> None:
+        """Wait for the sends on the wire; with `cancel`, drop those not started yet."""
+        self.executor.shutdown(wait=True, cancel_futures=cancel)
 
 
 def backoff(tries: int, retry_after: float | None) -> float:

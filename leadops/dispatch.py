@@ -40,7 +40,7 @@ from leadops.channels.base import (
     TransientSendError,
 )
 from leadops.clock import Clock
-from leadops.delivery import Attempt, ChannelPool
+from leadops.delivery import Attempt, ChannelPool, NotAttempted
 from leadops.messages import compose
 from leadops.models import (
     LEADS,
@@ -231,6 +231,7 @@ class Dispatcher:
         }
         threads = sum(pool.channel.concurrency for pool in pools.values())
         flight = _Flight(chunk=max(SEND_CHUNK_MIN, threads))
+        completed = False
         try:
             while True:
                 token, batch = self.claim(self.settings.dispatch_batch_size)
@@ -239,10 +240,13 @@ class Dispatcher:
                 self._dispatch_batch(token, batch, pools, flight, report)
                 if progress is not None:
                     progress(len(batch))
-            self._record_attempts(flight.drain(0), report)
+            completed = True
         finally:
+            # Stopped by an error: sends not started yet are cancelled (and go back to
+            # pending); sends on the wire finish, and every outcome known is recorded.
             for pool in pools.values():
-                pool.close()
+                pool.close(cancel=not completed)
+            self._record_attempts(flight.drain(0), report)
         return report
 
     def _history(
@@ -362,7 +366,7 @@ class Dispatcher:
                     if touch.id not in owned:
                         log.warning("touch %s was taken over by another dispatcher", touch.id)
                         continue
-                    flight.submit(token, touch, pools[touch.channel].submit(message))
+                    flight.submit(token, touch, message, pools[touch.channel].submit(message))
             finished = flight.drain(flight.chunk)
             if len(finished) >= flight.chunk:
                 self._record_attempts(finished, report)
@@ -538,25 +542,34 @@ class _Flight:
 
     def __init__(self, chunk: int) -> None:
         self.chunk = chunk
-        self.inflight: dict[Future[Attempt], tuple[str, TouchRow]] = {}
+        self.inflight: dict[Future[Attempt], tuple[str, TouchRow, OutgoingMessage]] = {}
         self.finished: list[tuple[str, TouchRow, Attempt]] = []
 
-    def submit(self, token: str, touch: TouchRow, future: Future[Attempt]) -> None:
-        self.inflight[future] = (token, touch)
+    def submit(
+        self, token: str, touch: TouchRow, message: OutgoingMessage, future: Future[Attempt]
+    ) -> None:
+        self.inflight[future] = (token, touch, message)
+
+    def _finish(self, future: Future[Attempt]) -> None:
+        token, touch, message = self.inflight.pop(future)
+        if future.cancelled():
+            attempt = Attempt(message, error=NotAttempted("dispatcher stopped before sending"))
+        else:
+            attempt = future.result()
+        self.finished.append((token, touch, attempt))
 
     def keep(self, finished: list[tuple[str, TouchRow, Attempt]]) -> None:
         self.finished = finished
 
     def drain(self, limit: int) -> list[tuple[str, TouchRow, Attempt]]:
         """Wait until at most `limit` sends are in flight; return (and forget) the finished."""
-        while len(self.inflight) > limit:
-            completed, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
-            for future in completed:
-                token, touch = self.inflight.pop(future)
-                self.finished.append((token, touch, future.result()))
-        for future in [f for f in self.inflight if f.done()]:
-            token, touch = self.inflight.pop(future)
-            self.finished.append((token, touch, future.result()))
+        while True:
+            # done() includes cancelled futures, which wait() would never return
+            for future in [f for f in self.inflight if f.done()]:
+                self._finish(future)
+            if len(self.inflight) <= limit:
+                break
+            wait(list(self.inflight), return_when=FIRST_COMPLETED)
         finished, self.finished = self.finished, []
         return finished
 

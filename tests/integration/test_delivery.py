@@ -237,3 +237,45 @@ def test_twilio_channel_refuses_to_start_without_templates(
     no_templates = settings.model_copy(update={"config_dir": Path(__file__).parents[2] / "config"})
     with pytest.raises(ConfigError, match=r"content_sid.*educate/day-1"):
         load_runtime(no_templates, engine=sqlite_engine)
+
+
+def test_dispatcher_stopped_by_an_error_records_what_it_knows(
+    engine: Engine, tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio]
+) -> None:
+    from leadops.nurture import plan_all, run_dispatch
+
+    sendgrid, twilio = fakes
+    settings = provider_settings(
+        tmp_path,
+        sendgrid,
+        twilio,
+        dispatch_batch_size=40,
+        sendgrid_concurrency=1,
+        twilio_concurrency=1,
+        sendgrid_rate_per_second=100,
+        twilio_rate_per_second=100,
+    )
+    seed_leads(engine, 30, NOW)
+    runtime = load_runtime(settings, engine=engine)
+    plan_all(runtime, NOW)
+
+    def stop(_: int) -> None:
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        run_dispatch(runtime, SimulatedClock(NOW), progress=stop)
+
+    accepted = {e.touch_id for e in sendgrid.log + twilio.log}
+    touches = _touches(engine)
+    assert 0 < len(accepted) < 60
+    for row in touches:
+        if str(row["id"]) in accepted:
+            assert row["status"] == TouchStatus.SENT
+        else:  # never started, or never claimed: waiting, not in doubt
+            assert row["status"] == TouchStatus.PENDING, row
+            assert row["attempts"] == 0
+    assert any("stopped before sending" in str(row["error"]) for row in touches)
+    # and the next run finishes the job without a duplicate
+    run_dispatch(runtime, SimulatedClock(NOW + timedelta(minutes=10)))
+    assert {row["status"] for row in _touches(engine)} == {TouchStatus.SENT}
+    assert sendgrid.duplicates() == {} and twilio.duplicates() == {}
