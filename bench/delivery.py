@@ -5,7 +5,8 @@ and the 10,000-touch exactly-once fault run.
    against the OpenAPI files (every request would make the fake the bottleneck: openapi-core
    costs 2-6 ms per request).
 2. Raw floor: a bare keep-alive http.client loop posting a prepared request to the same
-   fakes, alternating providers, one request at a time.
+   fakes, alternating providers, one request at a time; and the official SDKs alone
+   (channel pools, no database, no rendering), to show what the SDKs themselves cost.
 3. End to end: seeded leads, one tick (plan, policy, render, send through the official
    SDKs, record) on SQLite; messages per second = messages sent / tick time.
 4. Fault run: 10,000 touches with 429s, 500s, hangs and dropped connections injected and
@@ -149,8 +150,48 @@ def raw_floor(sendgrid: _Fake, twilio: _Fake, count: int) -> float:
     return count / elapsed
 
 
-def end_to_end(workdir: Path, sendgrid: _Fake, twilio: _Fake) -> dict[str, float]:
-    settings = Settings(
+def sdk_floor(settings: Settings, count: int) -> float:
+    """Messages/s through the official SDKs alone (channel pools, no database, no
+    rendering): what the SDKs cost before leadops does anything."""
+    from concurrent.futures import wait
+
+    from leadops.channels.base import OutgoingMessage
+    from leadops.delivery import ChannelPool, build_channels
+
+    channels = build_channels(settings)
+    pools = [ChannelPool(channel) for channel in channels.values()]
+    messages = [
+        OutgoingMessage(
+            touch_id=n,
+            lead_id=n,
+            channel=channel,
+            to="sdk@example.com" if channel == "email" else "+14155550123",
+            campaign="educate",
+            step="day-1",
+            created_at=NOW,
+            subject="SDK floor",
+            text="hello " * 200,
+            html="<p>hello</p>" * 200,
+            content_sid="HX" + "5e" * 16,
+            content_variables={"1": "SDK"},
+        )
+        for n in range(count)
+        for channel in ("email", "whatsapp")
+    ][:count]
+    started = time.perf_counter()
+    futures = [pools[n % 2].submit(message) for n, message in enumerate(messages)]
+    wait(futures)
+    elapsed = time.perf_counter() - started
+    for pool in pools:
+        pool.close()
+    failed = [f.result().error for f in futures if f.result().error is not None]
+    if failed:
+        raise RuntimeError(f"SDK floor sends failed: {failed[:3]}")
+    return count / elapsed
+
+
+def bench_settings(workdir: Path, sendgrid: _Fake, twilio: _Fake) -> Settings:
+    return Settings(
         data_dir=workdir / "data",
         config_dir=provider_config(workdir / "config"),
         templates_dir=ROOT / "templates",
@@ -169,6 +210,10 @@ def end_to_end(workdir: Path, sendgrid: _Fake, twilio: _Fake) -> dict[str, float
         twilio_concurrency=CONCURRENCY,
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+def end_to_end(workdir: Path, sendgrid: _Fake, twilio: _Fake) -> dict[str, float]:
+    settings = bench_settings(workdir, sendgrid, twilio)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     seed_leads(engine, LEADS, NOW)
@@ -194,6 +239,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with fake_process("sendgrid") as sendgrid, fake_process("twilio") as twilio:
             floor = raw_floor(sendgrid, twilio, RAW_REQUESTS)
+            sdk = sdk_floor(bench_settings(Path(tmp) / "sdk", sendgrid, twilio), RAW_REQUESTS)
             e2e = end_to_end(Path(tmp) / "e2e", sendgrid, twilio)
             stats = [sendgrid.stats(), twilio.stats()]
         load_after = os.getloadavg()[0]
@@ -228,7 +274,12 @@ def main() -> None:
             f"raw HTTP floor: bare keep-alive loop, same fakes, {RAW_REQUESTS:,} requests",
             f"{floor:,.0f} msg/s",
         ),
+        (
+            f"official SDKs alone (channel pools, no database or rendering), {RAW_REQUESTS:,}",
+            f"{sdk:,.0f} msg/s",
+        ),
         ("end to end / raw floor", f"{rate / floor:.2f}"),
+        ("end to end / SDKs alone", f"{rate / sdk:.2f}"),
     ]
     table = "\n".join(f"| {what} | {value} |" for what, value in rows)
     problems = " (" + "; ".join(fault.problems[:3]) + ")" if fault.problems else ""
