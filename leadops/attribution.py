@@ -6,7 +6,7 @@ has to be tied to the touch it answers:
 - SendGrid events carry `touch_id` in their custom_args, which SendGrid returns at the top
   level of every event (the inbox keeps the event as its payload).
 - Twilio status callbacks carry `touch_id` (the callback URL's query parameter), or name
-  the message by its SID, which is the touch's `provider_id`.
+  the message by its SID, which is the touch's `provider_message_id`.
 - Inbound WhatsApp messages (replies, STOP) and the unsubscribe link name only the lead:
   they count for the lead's last message sent before them (WhatsApp for an inbound
   WhatsApp message; any channel for the link, which every message carries).
@@ -78,7 +78,7 @@ def named_touch(where: Any, dialect: str) -> sa.Select[Any]:
         sa.and_(
             by_id.c.id.is_(None),
             i.source == inbox.TWILIO_STATUS,
-            by_sid.c.provider_id == payload_text("MessageSid"),
+            by_sid.c.provider_message_id == payload_text("MessageSid"),
             by_sid.c.lead_id == i.lead_id,
         ),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from leadops.configfile import ConfigError, load_model
 from leadops.models import CampaignVersion, Channel
 
 CAMPAIGN_KEY_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
 
 
 class Step(BaseModel):
@@ -28,6 +30,26 @@ class Step(BaseModel):
     name: str
     channels: tuple[Channel, ...] = Field(min_length=1)
     whatsapp: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("whatsapp")
+    @classmethod
+    def _whatsapp_template(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """`content_sid` (an approved template, HX + 32 hex) and its `content_variables`,
+        each a Jinja expression over the template context, e.g. "{{ lead.first_name }}"."""
+        unknown = set(value) - {"content_sid", "content_variables"}
+        if unknown:
+            raise ValueError(f"unknown whatsapp key(s) {sorted(unknown)}")
+        sid = value.get("content_sid")
+        if sid is not None and not (isinstance(sid, str) and CONTENT_SID.fullmatch(sid)):
+            raise ValueError(f"content_sid {sid!r} is not a Twilio ContentSid (HX + 32 hex)")
+        variables = value.get("content_variables", {})
+        if not isinstance(variables, dict) or not all(
+            isinstance(k, str | int) and isinstance(v, str) for k, v in variables.items()
+        ):
+            raise ValueError("content_variables must map names to template strings")
+        if variables and sid is None:
+            raise ValueError("content_variables given without a content_sid")
+        return value
 
     @field_validator("channels")
     @classmethod

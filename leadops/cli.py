@@ -423,6 +423,7 @@ OUTBOX_COLUMNS = [
     "sent_at",
     "hold_reason",
     "provider_id",
+    "provider_message_id",
     "error",
 ]
 
@@ -466,6 +467,54 @@ def outbox_list(
             for touch, email, phone in session.execute(query).all()
         ]
     emit(rows, OUTBOX_COLUMNS, fmt, title=f"Touches ({len(rows)})")
+
+
+@outbox_app.command("resolve")
+def outbox_resolve(
+    touch_id: Annotated[int, typer.Argument(help="Id of the ambiguous touch.")],
+    sent: Annotated[
+        bool | None,
+        typer.Option(
+            "--sent/--not-sent",
+            help="--sent: it reached the lead, record it as sent. "
+            "--not-sent: it did not, queue it to be sent again.",
+            show_default=False,
+        ),
+    ] = None,
+    reason: Annotated[
+        str, typer.Option(help="Why (kept in the audit log), e.g. 'not in SendGrid activity'.")
+    ] = "",
+    provider_message_id: Annotated[
+        str | None, typer.Option(help="With --sent: the provider's message id, if known.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Who decides (default: $USER).")] = None,
+    now: NowOption = None,
+) -> None:
+    """Settle an ambiguous touch after checking the provider: --sent or --not-sent.
+
+    Example: leadops outbox resolve 42 --not-sent --reason "absent from SendGrid activity"
+    """
+    from leadops.resolution import ResolutionError, resolve_touch
+
+    if sent is None:
+        raise CliError("say what happened: --sent or --not-sent")
+    engine = _engine(_settings())
+    try:
+        result = resolve_touch(
+            engine,
+            touch_id,
+            sent=sent,
+            reason=reason,
+            actor=actor or os.environ.get("USER") or "operator",
+            now=_instant(now),
+            provider_message_id=provider_message_id,
+        )
+    except ResolutionError as exc:
+        raise CliError(str(exc)) from exc
+    console.print(
+        f"touch {result.touch_id}: {result.from_status} -> {result.to_status} ({result.reason})",
+        highlight=False,
+    )
 
 
 # -- templates ---------------------------------------------------------------------------

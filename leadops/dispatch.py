@@ -7,6 +7,11 @@ Exactly-once rules:
   recovery cannot know whether the message arrived: unless the channel can prove it
   (the file outbox can), the row becomes `ambiguous` and is never re-sent automatically.
 - Only failures that provably did not deliver go back to `pending` for a retry.
+
+Throughput: a claimed batch is decided and rendered at once, holds and skips are written
+in one statement, and sends go out in chunks through each channel's pool (threads behind a
+token bucket): two commits per chunk, not per message. A chunk is committed as `sending`
+before any of it is handed to the pool, so a crash leaves at most two chunks in doubt.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import logging
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
@@ -27,10 +34,13 @@ from leadops.campaigns import StoredCampaigns
 from leadops.channels.base import (
     AmbiguousSendError,
     ChannelSender,
+    ChannelUnavailableError,
+    OutgoingMessage,
     PermanentSendError,
     TransientSendError,
 )
 from leadops.clock import Clock
+from leadops.delivery import Attempt, ChannelPool, NotAttempted
 from leadops.messages import compose
 from leadops.models import (
     LEADS,
@@ -48,6 +58,7 @@ from leadops.settings import Settings
 log = logging.getLogger("leadops.dispatch")
 
 MAX_TRANSIENT_ATTEMPTS = 8
+SEND_CHUNK_MIN = 16
 RENDER_RETRY = timedelta(hours=1)
 ProgressCallback = Callable[[int], None]
 
@@ -211,216 +222,374 @@ class Dispatcher:
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, *, progress: ProgressCallback | None = None) -> DispatchReport:
-        """Dispatch every touch that is due now, batch by batch, until none is left."""
+        """Dispatch every touch that is due now, batch by batch, until none is left.
+
+        Sending is pipelined: while one chunk is on the wire, the next is decided and
+        rendered, and the next batch is claimed."""
         report = DispatchReport()
         report.recovered = self.recover_stale()
-        while True:
-            token, batch = self.claim(self.settings.dispatch_batch_size)
-            if not batch:
-                return report
-            self._dispatch_batch(token, batch, report)
-            if progress is not None:
-                progress(len(batch))
+        pools = {
+            name: ChannelPool(
+                channel,
+                attempts=self.settings.provider_retry_attempts,
+                max_wait=self.settings.provider_retry_max_wait_seconds,
+            )
+            for name, channel in self.channels.items()
+        }
+        threads = sum(pool.channel.concurrency for pool in pools.values())
+        flight = _Flight(chunk=max(SEND_CHUNK_MIN, threads))
+        completed = False
+        try:
+            while True:
+                token, batch = self.claim(self.settings.dispatch_batch_size)
+                if not batch:
+                    break
+                self._dispatch_batch(token, batch, pools, flight, report)
+                if progress is not None:
+                    progress(len(batch))
+            completed = True
+        finally:
+            # Stopped by an error: sends not started yet are cancelled (and go back to
+            # pending); sends on the wire finish, and every outcome known is recorded.
+            for pool in pools.values():
+                pool.close(cancel=not completed)
+            self._record_attempts(flight.drain(0), report)
+        return report
 
-    def _dispatch_batch(self, token: str, batch: list[TouchRow], report: DispatchReport) -> None:
+    def _history(
+        self, session: Session, batch: list[TouchRow]
+    ) -> tuple[set[tuple[int, str, str, str]], dict[int, list[datetime]]]:
+        """Steps already sent (or in doubt) per lead, and each lead's sends of the last week."""
         lead_ids = {touch.lead_id for touch in batch}
         batch_ids = {touch.id for touch in batch}
+        week_ago = self.clock.now() - timedelta(days=7)
+        recent: dict[int, list[datetime]] = defaultdict(list)
+        done: set[tuple[int, str, str, str]] = set()
+        t = TOUCHES.c
+        rows = session.execute(
+            select(t.id, t.lead_id, t.campaign, t.step, t.channel, t.status, t.sent_at).where(
+                t.lead_id.in_(lead_ids),
+                t.status.in_([*SENT_TOUCH_STATUSES, TouchStatus.SENDING, TouchStatus.AMBIGUOUS]),
+            )
+        ).all()
+        for touch_id, lead_id, campaign, step, channel, status, sent_at in rows:
+            if touch_id in batch_ids:
+                continue
+            done.add((lead_id, campaign, step, channel))
+            if status in SENT_TOUCH_STATUSES and sent_at and sent_at > week_ago:
+                recent[lead_id].append(sent_at)
+        return done, recent
+
+    def _dispatch_batch(
+        self,
+        token: str,
+        batch: list[TouchRow],
+        pools: Mapping[str, ChannelPool],
+        flight: _Flight,
+        report: DispatchReport,
+    ) -> None:
+        """Decide and render the batch chunk by chunk; each chunk is committed as `sending`
+        before any of it is handed to a channel pool. Holds and skips are written at once."""
+        now = self.clock.now()
         with Session(self.engine, expire_on_commit=False) as session:
             leads = {
                 lead.id: lead
-                for lead in session.exec(sqlmodel_select(Lead).where(col(Lead.id).in_(lead_ids)))
-            }
-            week_ago = self.clock.now() - timedelta(days=7)
-            recent: dict[int, list[datetime]] = defaultdict(list)
-            done: set[tuple[int, str, str, str]] = set()
-            t = TOUCHES.c
-            rows = session.execute(
-                select(t.id, t.lead_id, t.campaign, t.step, t.channel, t.status, t.sent_at).where(
-                    t.lead_id.in_(lead_ids),
-                    t.status.in_(
-                        [*SENT_TOUCH_STATUSES, TouchStatus.SENDING, TouchStatus.AMBIGUOUS]
-                    ),
+                for lead in session.exec(
+                    sqlmodel_select(Lead).where(col(Lead.id).in_({t.lead_id for t in batch}))
                 )
-            ).all()
-            for touch_id, lead_id, campaign, step, channel, status, sent_at in rows:
-                if touch_id in batch_ids:
-                    continue
-                done.add((lead_id, campaign, step, channel))
-                if status in SENT_TOUCH_STATUSES and sent_at and sent_at > week_ago:
-                    recent[lead_id].append(sent_at)
-
-            for touch in batch:
+            }
+            done, recent = self._history(session, batch)
+            campaigns = {
+                version_id: self._campaigns.get(session, version_id)
+                for version_id in {touch.campaign_version_id for touch in batch}
+            }
+        outcomes: list[dict[str, Any]] = []
+        for start in range(0, len(batch), flight.chunk):
+            ready: list[tuple[TouchRow, OutgoingMessage]] = []
+            for touch in batch[start : start + flight.chunk]:
                 lead = leads[touch.lead_id]
                 key = (touch.lead_id, touch.campaign, touch.step, touch.channel)
-                self._dispatch_one(session, token, touch, lead, key in done, recent, report)
+                decision = decide(
+                    channel=touch.channel,
+                    lead=contact_facts(lead),
+                    now=now,
+                    window=self.window,
+                    caps=self.caps,
+                    recent_sends=recent[touch.lead_id],
+                    already_sent=key in done,
+                )
+                if decision.action == Action.SKIP:
+                    assert decision.reason is not None
+                    report.skipped[decision.reason] += 1
+                    report.count(touch, f"skipped:{decision.reason}")
+                    outcomes.append(
+                        _row(touch, status=TouchStatus.SKIPPED, hold_reason=decision.reason)
+                    )
+                    continue
+                if decision.action == Action.HOLD:
+                    assert decision.reason is not None and decision.retry_at is not None
+                    report.held[decision.reason] += 1
+                    report.count(touch, f"held:{decision.reason}")
+                    outcomes.append(
+                        _row(
+                            touch,
+                            status=TouchStatus.PENDING,
+                            hold_reason=decision.reason,
+                            not_before=decision.retry_at,
+                        )
+                    )
+                    continue
+                try:
+                    message = compose(
+                        touch_id=touch.id or 0,
+                        lead=lead,
+                        channel=touch.channel,
+                        campaign=campaigns[touch.campaign_version_id],
+                        step_key=touch.step,
+                        renderer=self.renderer,
+                        settings=self.settings,
+                        now=now,
+                    )
+                except RenderError as exc:
+                    log.error("touch %s held: %s", touch.id, exc)
+                    report.held[Reason.RENDER_ERROR] += 1
+                    report.count(touch, f"held:{Reason.RENDER_ERROR}")
+                    report.errors.append(f"touch {touch.id}: {exc}")
+                    outcomes.append(
+                        _row(
+                            touch,
+                            status=TouchStatus.PENDING,
+                            hold_reason=Reason.RENDER_ERROR,
+                            not_before=now + RENDER_RETRY,
+                            error=str(exc),
+                        )
+                    )
+                    continue
+                # Counted against the caps now; a message that then fails only makes the
+                # rest of this batch more careful, never less.
+                recent[touch.lead_id].append(now)
+                done.add(key)
+                ready.append((touch, message))
+            if ready:
+                owned = self._mark_sending(token, ready)
+                for touch, message in ready:
+                    if touch.id not in owned:
+                        log.warning("touch %s was taken over by another dispatcher", touch.id)
+                        continue
+                    flight.submit(token, touch, message, pools[touch.channel].submit(message))
+            finished = flight.drain(flight.chunk)
+            if len(finished) >= flight.chunk:
+                self._record_attempts(finished, report)
+            else:
+                flight.keep(finished)
+        self._record(token, outcomes)
 
-    def _finish(self, session: Session, token: str, touch: TouchRow, **values: object) -> None:
-        """Write the outcome, only while this dispatcher still owns the row."""
-        values.setdefault("claim_token", None)
-        values.setdefault("lease_until", None)
-        values["updated_at"] = self.clock.now()
-        session.execute(
-            update(TOUCHES)
-            .where(TOUCHES.c.id == touch.id, TOUCHES.c.claim_token == token)
-            .values(**values)
-        )
-        session.commit()
-
-    def _dispatch_one(
-        self,
-        session: Session,
-        token: str,
-        touch: TouchRow,
-        lead: Lead,
-        already_sent: bool,
-        recent: dict[int, list[datetime]],
-        report: DispatchReport,
-    ) -> None:
+    def _mark_sending(self, token: str, chunk: list[tuple[TouchRow, OutgoingMessage]]) -> set[int]:
+        """Commit the chunk as `sending` (the point of no automatic return); only rows this
+        dispatcher still owns are returned, and only those may be sent. (A claim that
+        outlived its lease may have been taken over by another dispatcher.)"""
         now = self.clock.now()
-        decision = decide(
-            channel=touch.channel,
-            lead=contact_facts(lead),
-            now=now,
-            window=self.window,
-            caps=self.caps,
-            recent_sends=recent[touch.lead_id],
-            already_sent=already_sent,
-        )
-        if decision.action == Action.SKIP:
-            assert decision.reason is not None
-            report.skipped[decision.reason] += 1
-            report.count(touch, f"skipped:{decision.reason}")
-            self._finish(
-                session, token, touch, status=TouchStatus.SKIPPED, hold_reason=decision.reason
+        t = TOUCHES.c
+        lease = now + timedelta(seconds=self.settings.claim_lease_seconds)
+        ids = [touch.id for touch, _ in chunk]
+        with self.engine.begin() as conn:
+            owned = set(
+                conn.execute(
+                    update(TOUCHES)
+                    .where(t.id.in_(ids), t.claim_token == token, t.status == TouchStatus.CLAIMED)
+                    .values(
+                        status=TouchStatus.SENDING,
+                        attempts=t.attempts + 1,
+                        lease_until=lease,
+                        updated_at=now,
+                    )
+                    .returning(t.id)
+                ).scalars()
             )
-            return
-        if decision.action == Action.HOLD:
-            assert decision.reason is not None and decision.retry_at is not None
-            report.held[decision.reason] += 1
-            report.count(touch, f"held:{decision.reason}")
-            self._finish(
-                session,
-                token,
-                touch,
-                status=TouchStatus.PENDING,
-                hold_reason=decision.reason,
-                not_before=decision.retry_at,
-            )
-            return
+        return owned
 
-        try:
-            message = compose(
-                touch_id=touch.id or 0,
-                lead=lead,
-                channel=touch.channel,
-                campaign=self._campaigns.get(session, touch.campaign_version_id),
-                step_key=touch.step,
-                renderer=self.renderer,
-                settings=self.settings,
-                now=now,
-            )
-        except RenderError as exc:
-            log.error("touch %s held: %s", touch.id, exc)
-            report.held[Reason.RENDER_ERROR] += 1
-            report.count(touch, f"held:{Reason.RENDER_ERROR}")
-            report.errors.append(f"touch {touch.id}: {exc}")
-            self._finish(
-                session,
-                token,
-                touch,
-                status=TouchStatus.PENDING,
-                hold_reason=Reason.RENDER_ERROR,
-                not_before=now + RENDER_RETRY,
-                error=str(exc),
-            )
+    def _record_attempts(
+        self, attempts: list[tuple[str, TouchRow, Attempt]], report: DispatchReport
+    ) -> None:
+        if not attempts:
             return
-
-        channel = self.channels[touch.channel]
-        attempts = touch.attempts + 1
-        session.execute(
-            update(TOUCHES)
-            .where(TOUCHES.c.id == touch.id, TOUCHES.c.claim_token == token)
-            .values(
-                status=TouchStatus.SENDING, attempts=attempts, subject=message.subject[:400] or None
-            )
-        )
-        session.commit()
-        try:
-            result = channel.send(message)
-        except TransientSendError as exc:
-            if attempts >= MAX_TRANSIENT_ATTEMPTS:
+        now = self.clock.now()
+        outcomes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        suppress: list[tuple[int, str, str]] = []
+        for token, touch, attempt in attempts:
+            tries = touch.attempts + 1
+            subject = attempt.message.subject[:400] or None
+            error = attempt.error
+            if attempt.result is not None:
+                report.sent[(touch.campaign, touch.step, touch.channel)] += 1
+                report.count(touch, "sent")
+                outcomes[token].append(
+                    _row(
+                        touch,
+                        subject=subject,
+                        status=TouchStatus.SENT,
+                        provider_id=attempt.result.provider_id,
+                        provider_message_id=attempt.result.provider_message_id or None,
+                        sent_at=now,
+                        hold_reason=None,
+                        error=None,
+                    )
+                )
+            elif isinstance(error, ChannelUnavailableError):
+                # Nothing left for this channel: the touch waits, however long the outage.
+                report.held[Reason.PROVIDER_RETRY] += 1
+                report.count(touch, f"held:{Reason.PROVIDER_RETRY}")
+                report.errors.append(f"touch {touch.id}: {error}")
+                outcomes[token].append(
+                    _row(
+                        touch,
+                        subject=subject,
+                        status=TouchStatus.PENDING,
+                        hold_reason=Reason.PROVIDER_RETRY,
+                        not_before=now + retry_delay(1, None),
+                        attempts=touch.attempts,
+                        error=str(error),
+                    )
+                )
+            elif isinstance(error, TransientSendError):
+                if tries >= MAX_TRANSIENT_ATTEMPTS:
+                    report.failed += 1
+                    report.count(touch, "failed")
+                    outcomes[token].append(
+                        _row(
+                            touch,
+                            subject=subject,
+                            status=TouchStatus.FAILED,
+                            error=f"gave up after {tries} attempts: {error}",
+                        )
+                    )
+                else:
+                    report.held[Reason.PROVIDER_RETRY] += 1
+                    report.count(touch, f"held:{Reason.PROVIDER_RETRY}")
+                    outcomes[token].append(
+                        _row(
+                            touch,
+                            subject=subject,
+                            status=TouchStatus.PENDING,
+                            hold_reason=Reason.PROVIDER_RETRY,
+                            not_before=now + retry_delay(tries, error.retry_after),
+                            error=str(error),
+                        )
+                    )
+            elif isinstance(error, PermanentSendError):
                 report.failed += 1
                 report.count(touch, "failed")
-                self._finish(
-                    session,
-                    token,
-                    touch,
-                    status=TouchStatus.FAILED,
-                    error=f"gave up after {attempts} attempts: {exc}",
+                outcomes[token].append(
+                    _row(touch, subject=subject, status=TouchStatus.FAILED, error=str(error))
                 )
-                return
-            report.held[Reason.PROVIDER_RETRY] += 1
-            report.count(touch, f"held:{Reason.PROVIDER_RETRY}")
-            self._finish(
-                session,
-                token,
-                touch,
-                status=TouchStatus.PENDING,
-                hold_reason=Reason.PROVIDER_RETRY,
-                not_before=now + retry_delay(attempts, exc.retry_after),
-                error=str(exc),
-            )
-            return
-        except PermanentSendError as exc:
-            report.failed += 1
-            report.count(touch, "failed")
-            self._finish(session, token, touch, status=TouchStatus.FAILED, error=str(exc))
-            if exc.suppress:
-                self._suppress(session, lead, touch.channel, str(exc))
-            return
-        except AmbiguousSendError as exc:
-            report.ambiguous += 1
-            report.count(touch, "ambiguous")
-            self._finish(session, token, touch, status=TouchStatus.AMBIGUOUS, error=str(exc))
-            return
-        except Exception as exc:  # our own bug after the request may have left: never resend
-            log.exception("touch %s: unexpected error while sending", touch.id)
-            report.ambiguous += 1
-            report.count(touch, "ambiguous")
-            self._finish(
-                session,
-                token,
-                touch,
-                status=TouchStatus.AMBIGUOUS,
-                error=f"unexpected {type(exc).__name__}: {exc}",
-            )
-            return
-        report.sent[(touch.campaign, touch.step, touch.channel)] += 1
-        report.count(touch, "sent")
-        recent[touch.lead_id].append(now)
-        self._finish(
-            session,
-            token,
-            touch,
-            status=TouchStatus.SENT,
-            provider_id=result.provider_id,
-            sent_at=now,
-            hold_reason=None,
-            error=None,
-        )
+                if error.suppress:
+                    suppress.append((touch.lead_id, touch.channel, str(error)))
+            elif isinstance(error, AmbiguousSendError):
+                report.ambiguous += 1
+                report.count(touch, "ambiguous")
+                outcomes[token].append(
+                    _row(touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=str(error))
+                )
+            else:  # our own bug after the request may have left: never resend
+                report.ambiguous += 1
+                report.count(touch, "ambiguous")
+                outcomes[token].append(
+                    _row(
+                        touch,
+                        subject=subject,
+                        status=TouchStatus.AMBIGUOUS,
+                        error=f"unexpected {type(error).__name__}: {error}",
+                    )
+                )
+        for token, rows in outcomes.items():
+            self._record(token, rows)
+        for lead_id, channel, reason in suppress:
+            self._suppress(lead_id, channel, reason)
 
-    def _suppress(self, session: Session, lead: Lead, channel: str, reason: str) -> None:
+    def _record(self, token: str, outcomes: list[dict[str, Any]]) -> None:
+        """Write outcomes in one transaction, only for rows this dispatcher still owns."""
+        if not outcomes:
+            return
+        now = self.clock.now()
+        t = TOUCHES.c
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for outcome in outcomes:
+            groups[tuple(sorted(outcome))].append(outcome)
+        with self.engine.begin() as conn:
+            for columns, rows in groups.items():
+                # Values shared by the whole group are bound once, the rest per row.
+                shared = {
+                    name: rows[0][name]
+                    for name in columns
+                    if name != "id" and all(row[name] == rows[0][name] for row in rows)
+                }
+                varying = [name for name in columns if name not in shared]
+                conn.execute(
+                    update(TOUCHES)
+                    .where(t.id == bindparam("v_id"), t.claim_token == token)
+                    .values(
+                        claim_token=None,
+                        lease_until=None,
+                        updated_at=now,
+                        **shared,
+                        **{name: bindparam(f"v_{name}") for name in varying if name != "id"},
+                    ),
+                    [{f"v_{name}": row[name] for name in varying} for row in rows],
+                )
+
+    def _suppress(self, lead_id: int, channel: str, reason: str) -> None:
         now = self.clock.now()
         column = "email" if channel == Channel.EMAIL else "whatsapp"
-        session.execute(
-            update(LEADS)
-            .where(LEADS.c.id == lead.id)
-            .values(
-                {
-                    f"{column}_suppressed_at": now,
-                    f"{column}_suppression_reason": reason[:100],
-                    "updated_at": now,
-                }
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(LEADS)
+                .where(LEADS.c.id == lead_id)
+                .values(
+                    {
+                        f"{column}_suppressed_at": now,
+                        f"{column}_suppression_reason": reason[:100],
+                        "updated_at": now,
+                    }
+                )
             )
-        )
-        session.commit()
+
+
+class _Flight:
+    """Sends handed to channel pools and not yet recorded, across chunks and batches."""
+
+    def __init__(self, chunk: int) -> None:
+        self.chunk = chunk
+        self.inflight: dict[Future[Attempt], tuple[str, TouchRow, OutgoingMessage]] = {}
+        self.finished: list[tuple[str, TouchRow, Attempt]] = []
+
+    def submit(
+        self, token: str, touch: TouchRow, message: OutgoingMessage, future: Future[Attempt]
+    ) -> None:
+        self.inflight[future] = (token, touch, message)
+
+    def _finish(self, future: Future[Attempt]) -> None:
+        token, touch, message = self.inflight.pop(future)
+        if future.cancelled():
+            attempt = Attempt(message, error=NotAttempted("dispatcher stopped before sending"))
+        else:
+            attempt = future.result()
+        self.finished.append((token, touch, attempt))
+
+    def keep(self, finished: list[tuple[str, TouchRow, Attempt]]) -> None:
+        self.finished = finished
+
+    def drain(self, limit: int) -> list[tuple[str, TouchRow, Attempt]]:
+        """Wait until at most `limit` sends are in flight; return (and forget) the finished."""
+        while True:
+            # done() includes cancelled futures, which wait() would never return
+            for future in [f for f in self.inflight if f.done()]:
+                self._finish(future)
+            if len(self.inflight) <= limit:
+                break
+            wait(list(self.inflight), return_when=FIRST_COMPLETED)
+        finished, self.finished = self.finished, []
+        return finished
+
+
+def _row(touch: TouchRow, **values: Any) -> dict[str, Any]:
+    return {"id": touch.id, **values}

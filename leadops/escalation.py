@@ -100,7 +100,7 @@ def load_escalation_runtime(
     """Load routing.yaml and the channels; fail early with clear errors."""
     from leadops.channels.slack import SlackWebhookChannel
     from leadops.db import ensure_ready, make_engine
-    from leadops.nurture import build_channels
+    from leadops.delivery import build_channels
 
     routing = load_routing(routing_path(settings))
     if engine is None:

@@ -223,6 +223,7 @@ def compose_notification(
         to_name=row.recipient,
         # Not a nurture touch: touch_id is this notification's id, campaign "escalations".
         extra={"escalation_id": str(escalation.id), "notification_id": str(row.id)},
+        kind="escalation",
     )
     if row.channel == "email":
         subject = " ".join(render(f"{base_name}.subject.j2", context).split())

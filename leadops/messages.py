@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from leadops.campaigns import Campaign
@@ -104,6 +104,13 @@ def compose(
             unsubscribe_url=unsubscribe,
         )
     assert lead.phone is not None
+    template = campaign.step(step_key).whatsapp
+    variables = {
+        str(name): renderer.render_string(
+            source, context, where=f"campaign {campaign.key} {step_key} content_variables.{name}"
+        )
+        for name, source in template.get("content_variables", {}).items()
+    }
     return OutgoingMessage(
         touch_id=touch_id,
         lead_id=lead.id,
@@ -114,4 +121,13 @@ def compose(
         created_at=now,
         body=renderer.whatsapp(campaign.key, step_key, context),
         unsubscribe_url=unsubscribe,
+        session_open=whatsapp_session_open(lead, now, settings.whatsapp_session_hours),
+        content_sid=template.get("content_sid", ""),
+        content_variables=variables,
     )
+
+
+def whatsapp_session_open(lead: Lead, now: datetime, hours: int = 24) -> bool:
+    """Whether the lead wrote to us within the last `hours`, so free text may be sent."""
+    last = lead.last_inbound_at
+    return last is not None and timedelta(0) <= now - last < timedelta(hours=hours)

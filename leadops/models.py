@@ -216,6 +216,7 @@ class Touch(SQLModel, table=True):
     lease_until: datetime | None = _ts()
     sent_at: datetime | None = _ts()
     provider_id: str | None = Field(default=None, max_length=200)
+    provider_message_id: str | None = Field(default=None, max_length=100, index=True)
     error: str | None = None
     subject: str | None = Field(default=None, max_length=400)
     created_at: datetime = _ts(nullable=False)
@@ -336,6 +337,21 @@ class StageChange(SQLModel, table=True):
     score: int
     reason: str = Field(max_length=300)
     changed_at: datetime = _ts(nullable=False)
+
+
+class TouchAudit(SQLModel, table=True):
+    """An operator's decision on a touch (e.g. resolving an ambiguous send), with why."""
+
+    __tablename__ = "touch_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    touch_id: int = Field(foreign_key="touches.id", index=True)
+    action: str = Field(max_length=40)
+    from_status: str = Field(max_length=20)
+    to_status: str = Field(max_length=20)
+    reason: str
+    actor: str = Field(max_length=100)
+    created_at: datetime = _ts(nullable=False)
 
 
 # Core table handles, for set-based statements that bypass the ORM's per-object overhead.
@@ -549,3 +565,4 @@ class FormSubmission(SQLModel, table=True):
 LEAD_SOURCE_RECORDS = cast(sa.Table, LeadSourceRecord.__table__)  # type: ignore[attr-defined]
 INTAKE_CURSORS = cast(sa.Table, IntakeCursor.__table__)  # type: ignore[attr-defined]
 FORM_SUBMISSIONS = cast(sa.Table, FormSubmission.__table__)  # type: ignore[attr-defined]
+TOUCH_AUDIT = cast(sa.Table, TouchAudit.__table__)  # type: ignore[attr-defined]

@@ -11,15 +11,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
 from leadops.channels.base import ChannelSender
-from leadops.channels.outbox import OutboxChannel
 from leadops.clock import Clock, SimulatedClock
 from leadops.db import ensure_ready, make_engine
+from leadops.delivery import build_channels, check_channel_config
 from leadops.dispatch import Dispatcher, DispatchReport
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
@@ -28,11 +28,9 @@ from leadops.models import (
     FINAL_TOUCH_STATUSES,
     TOUCHES,
     CampaignVersion,
-    Channel,
     Enrollment,
     EnrollmentStatus,
     Lead,
-    Touch,
     TouchStatus,
 )
 from leadops.planner import ActiveEnrollment, LeadState, Plan, next_step_due, plan_lead
@@ -58,23 +56,11 @@ class Runtime:
     stored: StoredCampaigns = field(default_factory=StoredCampaigns)  # versions never change
 
 
-def build_channels(settings: Settings) -> dict[str, ChannelSender]:
-    root = settings.resolved_outbox_dir
-    return {
-        Channel.EMAIL: OutboxChannel(
-            root,
-            Channel.EMAIL,
-            sender_name=settings.sender_name,
-            sender_email=settings.sender_email,
-        ),
-        Channel.WHATSAPP: OutboxChannel(root, Channel.WHATSAPP),
-    }
-
-
 def load_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtime:
     """Load and check config, templates folder and database; fail early with clear errors."""
     campaigns = load_campaigns(settings.config_dir)
     segments = load_segments(settings.config_dir, set(campaigns))
+    check_channel_config(settings, campaigns)
     engine = engine or make_engine(settings.resolved_database_url)
     ensure_ready(engine)
     if not settings.templates_dir.is_dir():
@@ -189,14 +175,24 @@ def _states(session: Session, leads: list[Lead]) -> list[tuple[Lead, Enrollment 
     return result
 
 
+@dataclass
+class _Writes:
+    """What planning a batch of leads inserts, written in bulk at the end of the batch."""
+
+    enrollments: list[dict[str, object]] = field(default_factory=list)
+    touches: list[dict[str, object]] = field(default_factory=list)
+    # touches of enrollments created in this batch, by lead, until their ids are known
+    waiting: dict[int, list[dict[str, object]]] = field(default_factory=dict)
+
+
 def _apply(
-    session: Session,
     plan: Plan,
     lead: Lead,
     enrollment: Enrollment | None,
     versions: dict[str, CampaignVersion],
     now: datetime,
     report: PlanReport,
+    writes: _Writes,
 ) -> None:
     if plan.segment != lead.segment:
         lead.segment = plan.segment
@@ -207,40 +203,49 @@ def _apply(
         enrollment.end_reason = plan.exit_reason or "cycle finished"
         report.completed += plan.complete
         report.exited += bool(plan.exit_reason)
-        session.flush()
+    campaign: str | None = None
+    version_id: int | None = None
+    touches = writes.touches
     if plan.enroll_campaign is not None:
         version = versions[plan.enroll_campaign]
-        enrollment = Enrollment(
-            lead_id=plan.lead_id,
-            campaign=plan.enroll_campaign,
-            campaign_version_id=version.id or 0,
-            segment=plan.segment,
-            started_at=now,
+        campaign, version_id = plan.enroll_campaign, version.id or 0
+        writes.enrollments.append(
+            {
+                "lead_id": plan.lead_id,
+                "campaign": campaign,
+                "campaign_version_id": version_id,
+                "segment": plan.segment,
+                "status": EnrollmentStatus.ACTIVE,
+                "started_at": now,
+            }
         )
-        session.add(enrollment)
-        session.flush()
+        touches = writes.waiting.setdefault(plan.lead_id, [])
         report.enrolled[plan.enroll_campaign] += 1
+    elif enrollment is not None:
+        campaign, version_id = enrollment.campaign, enrollment.campaign_version_id
     if plan.touches:
-        assert enrollment is not None and enrollment.id is not None
+        assert campaign is not None and version_id is not None
         for due in plan.touches:
-            session.add(
-                Touch(
-                    lead_id=plan.lead_id,
-                    enrollment_id=enrollment.id,
-                    campaign=enrollment.campaign,
-                    campaign_version_id=enrollment.campaign_version_id,
-                    step=due.step,
-                    step_day=due.step_day,
-                    channel=due.channel,
-                    due_at=due.due_at,
-                    not_before=due.due_at,
-                    created_at=now,
-                    updated_at=now,
-                )
+            touches.append(
+                {
+                    "lead_id": plan.lead_id,
+                    "enrollment_id": None if enrollment is None else enrollment.id,
+                    "campaign": campaign,
+                    "campaign_version_id": version_id,
+                    "step": due.step,
+                    "step_day": due.step_day,
+                    "channel": due.channel,
+                    "status": TouchStatus.PENDING,
+                    "due_at": due.due_at,
+                    "not_before": due.due_at,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
         report.planned += len(plan.touches)
         for due in plan.touches:
-            report.planned_steps[(enrollment.campaign, due.step, due.channel)] += 1
+            report.planned_steps[(campaign, due.step, due.channel)] += 1
 
 
 def _plan_batch(
@@ -251,8 +256,10 @@ def _plan_batch(
     now: datetime,
     report: PlanReport,
 ) -> None:
+    """Plan one batch of leads and write the result in bulk, in one transaction."""
     stored = runtime.stored
     states = _states(session, batch)
+    writes = _Writes()
     for lead, enrollment, state in states:
         if state.active:
             stored.get(session, state.active.campaign_version_id)
@@ -264,9 +271,29 @@ def _plan_batch(
             now=now,
         )
         if plan.changes_anything or plan.segment != lead.segment:
-            _apply(session, plan, lead, enrollment, versions, now, report)
+            _apply(plan, lead, enrollment, versions, now, report, writes)
+    _write(session, writes)
     report.leads += len(states)
     session.commit()
+
+
+def _write(session: Session, writes: _Writes) -> None:
+    """Flush lead and enrollment changes (exits first, so a lead has one active
+    enrollment), then insert new enrollments and all touches in bulk."""
+    session.flush()
+    if writes.enrollments:
+        created = session.execute(
+            insert(ENROLLMENTS).returning(
+                ENROLLMENTS.c.id, ENROLLMENTS.c.lead_id, sort_by_parameter_order=True
+            ),
+            writes.enrollments,
+        ).all()
+        for enrollment_id, lead_id in created:
+            for touch in writes.waiting.get(lead_id, []):
+                touch["enrollment_id"] = enrollment_id
+                writes.touches.append(touch)
+    if writes.touches:
+        session.execute(insert(TOUCHES), writes.touches)
 
 
 def plan_all(runtime: Runtime, now: datetime) -> PlanReport:

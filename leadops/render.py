@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
     TemplateSyntaxError,
@@ -92,6 +93,7 @@ class Renderer:
             keep_trailing_newline=False,
             auto_reload=False,
         )
+        self._inline: dict[str, Template] = {}
 
     def _relative(self, path: str) -> str:
         try:
@@ -110,6 +112,18 @@ class Renderer:
         except Exception as exc:  # a filter or test raising on bad data
             where = self._relative(_error_template(exc, name))
             raise RenderError(where, _error_line(exc), f"{type(exc).__name__}: {exc}") from exc
+
+    def render_string(self, source: str, context: dict[str, Any], *, where: str) -> str:
+        """Render a template given inline (e.g. a WhatsApp content variable from config)."""
+        try:
+            template = self._inline.get(source)
+            if template is None:
+                template = self._inline[source] = self.env.from_string(source)
+            return template.render(context)
+        except TemplateError as exc:
+            raise RenderError(where, None, exc.message or str(exc)) from exc
+        except Exception as exc:
+            raise RenderError(where, None, f"{type(exc).__name__}: {exc}") from exc
 
     def email(self, campaign: str, step: str, context: dict[str, Any]) -> RenderedEmail:
         names = template_names(Channel.EMAIL, campaign, step)

@@ -160,14 +160,16 @@ def _lookup(connection: Connection, rows: Sequence[Any]) -> _Lookup:
         elif row.source == inbox.SITE and isinstance(p.get("email"), str):
             emails.add(p["email"].lower())
     t = TOUCHES.c
-    columns = (t.id, t.lead_id, t.channel, t.status, t.provider_id, t.sent_at)
+    columns = (t.id, t.lead_id, t.channel, t.status, t.provider_message_id, t.sent_at)
     touches = {
         r.id: r._asdict()
         for r in connection.execute(sa.select(*columns).where(t.id.in_(touch_ids))).all()
     }
     by_sid = {
-        r.provider_id: r._asdict()
-        for r in connection.execute(sa.select(*columns).where(t.provider_id.in_(sids))).all()
+        r.provider_message_id: r._asdict()
+        for r in connection.execute(
+            sa.select(*columns).where(t.provider_message_id.in_(sids))
+        ).all()
     }
     lead_ids |= {row["lead_id"] for row in touches.values()}
     lead_ids |= {row["lead_id"] for row in by_sid.values()}
@@ -337,11 +339,11 @@ def _sendgrid(batch: _Batch, row: Any, lead_id: int, touch: dict[str, Any] | Non
 
 def _twilio_status(batch: _Batch, row: Any, lead_id: int, touch: dict[str, Any] | None) -> str:
     p, status = row.payload, row.kind
-    if touch is not None and touch["provider_id"] is None:
+    if touch is not None and touch["provider_message_id"] is None:
         batch.connection.execute(
             sa.update(TOUCHES)
             .where(TOUCHES.c.id == touch["id"])
-            .values(provider_id=p["MessageSid"][:200])
+            .values(provider_message_id=p["MessageSid"][:100])
         )
     if status == "sent":
         return batch.touch_status(touch, TouchStatus.SENT, None)
@@ -400,6 +402,8 @@ def _resolve(row: Any, found: _Lookup) -> tuple[int | None, dict[str, Any] | Non
     touch = None
     lead_id: int | None = None
     if row.source == inbox.SENDGRID:
+        if p.get("kind", "touch") != "touch":
+            return None, None  # a rep notification or a form confirmation, not a lead's touch
         touch_id = _int(p.get("touch_id"))
         touch = found.touches.get(touch_id) if touch_id is not None else None
         lead_id = _int(p.get("lead_id")) or (touch["lead_id"] if touch else None)

@@ -45,9 +45,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     outbox_dir: Path | None = None
 
-    # Channels
-    email_channel: Literal["outbox"] = "outbox"
-    whatsapp_channel: Literal["outbox"] = "outbox"
+    # Channels: the file outbox (default) or the real provider
+    email_channel: Literal["outbox", "sendgrid"] = "outbox"
+    whatsapp_channel: Literal["outbox", "twilio"] = "outbox"
 
     # Who sends, and what every email footer must carry (CAN-SPAM)
     company_name: str = "Northwind Analytics"
@@ -109,6 +109,17 @@ class Settings(BaseSettings):
     # Intake: HubSpot CRM source (sources themselves are configured in config/intake.yaml)
     hubspot_token: SecretStr | None = None
     hubspot_base_url: str = "https://api.hubapi.com"
+    # Delivery: provider requests, rate limits and concurrency
+    sendgrid_timeout_seconds: float = Field(default=10.0, gt=0)
+    sendgrid_sandbox: bool = False
+    sendgrid_rate_per_second: float = Field(default=100.0, gt=0)
+    sendgrid_concurrency: int = Field(default=16, ge=1, le=64)
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+    twilio_rate_per_second: float = Field(default=50.0, gt=0)
+    twilio_concurrency: int = Field(default=16, ge=1, le=64)
+    whatsapp_session_hours: int = Field(default=24, ge=1, le=24)
+    provider_retry_attempts: int = Field(default=3, ge=1, le=10)
+    provider_retry_max_wait_seconds: float = Field(default=5.0, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -159,6 +170,30 @@ class Settings(BaseSettings):
     def _window_is_sane(self) -> Settings:
         if self.send_window_start >= self.send_window_end:
             raise ValueError("send_window_start must be before send_window_end")
+        return self
+
+    @model_validator(mode="after")
+    def _provider_credentials(self) -> Settings:
+        """A provider channel without its credentials fails now, not at send time."""
+        missing: list[str] = []
+        if self.email_channel == "sendgrid":
+            key = self.sendgrid_api_key.get_secret_value() if self.sendgrid_api_key else ""
+            if not key.strip():
+                missing.append("LEADOPS_SENDGRID_API_KEY")
+        if self.whatsapp_channel == "twilio":
+            token = self.twilio_auth_token.get_secret_value() if self.twilio_auth_token else ""
+            if not self.twilio_account_sid.strip():
+                missing.append("LEADOPS_TWILIO_ACCOUNT_SID")
+            if not token.strip():
+                missing.append("LEADOPS_TWILIO_AUTH_TOKEN")
+            if not self.twilio_whatsapp_from.strip():
+                missing.append("LEADOPS_TWILIO_WHATSAPP_FROM")
+        if missing:
+            raise ValueError(
+                "provider channel chosen without credentials: set "
+                + ", ".join(missing)
+                + " (or choose LEADOPS_EMAIL_CHANNEL / LEADOPS_WHATSAPP_CHANNEL=outbox)"
+            )
         return self
 
     @property

@@ -25,11 +25,25 @@ class OutgoingMessage:
     unsubscribe_url: str = ""
     to_name: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # What `touch_id` numbers: a nurture touch ("touch"), or another record such as a rep
+    # notification ("escalation") or a double opt-in email ("confirmation"). Provider
+    # events map back to touches only for "touch".
+    kind: str = "touch"
+    # WhatsApp: whether the lead's 24-hour session window is open (free text allowed), and
+    # the approved template (ContentSid + ContentVariables) to use when it is not.
+    session_open: bool = False
+    content_sid: str = ""
+    content_variables: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SendResult:
+    """What the channel recorded: `provider_id` names the copy (outbox file, provider id);
+    `provider_message_id` is the provider's own message id (SendGrid X-Message-Id, Twilio
+    SID) that its webhooks refer to, empty for the file outbox."""
+
     provider_id: str
+    provider_message_id: str = ""
 
 
 class SendError(Exception):
@@ -52,12 +66,23 @@ class PermanentSendError(SendError):
         self.suppress = suppress
 
 
+class ChannelUnavailableError(TransientSendError):
+    """The provider refused us, not the message (bad credentials, account suspended).
+
+    Nothing was delivered; the dispatcher stops using the channel for this run and leaves
+    its touches pending, so fixing the configuration is enough to resume.
+    """
+
+
 class AmbiguousSendError(SendError):
     """The request left but no answer came back: it may have arrived. Never re-sent."""
 
 
 class ChannelSender(Protocol):
     name: str
+    # How many sends may run at once, and at most how many start per second (None: no limit).
+    concurrency: int
+    rate_per_second: float | None
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send one message or raise a SendError subclass."""

@@ -24,6 +24,8 @@ class OutboxChannel:
         if channel not in (Channel.EMAIL, Channel.WHATSAPP):
             raise ValueError(f"unknown channel {channel!r}")
         self.name = f"outbox:{channel}"
+        self.concurrency = 1
+        self.rate_per_second: float | None = None
         self.channel = channel
         self.folder = root / channel
         self.sender_name = sender_name
@@ -77,6 +79,11 @@ class OutboxChannel:
             "step": message.step,
             "created_at": message.created_at.isoformat(),
             "body": message.body,
+            **(
+                {"content_sid": message.content_sid, "content_variables": message.content_variables}
+                if message.content_sid
+                else {}
+            ),
             **({"extra": message.extra} if message.extra else {}),
         }
         return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()

@@ -43,6 +43,8 @@ def _never_connected(exc: BaseException) -> bool:
 
 class SlackWebhookChannel:
     name = "slack"
+    concurrency = 1
+    rate_per_second: float | None = 1.0  # Slack's incoming-webhook limit
 
     def __init__(self, *, timeout: float = 10.0, session: requests.Session | None = None) -> None:
         self.timeout = timeout

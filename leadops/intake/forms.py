@@ -244,6 +244,7 @@ def confirmation_message(
         to_name=" ".join(p for p in (lead.first_name, lead.last_name) if p),
         campaign=CONFIRM_CAMPAIGN,
         step=row.form,
+        kind="confirmation",
         created_at=row.submitted_at,
         subject=f"Please confirm your subscription to {company}",
         text=text,

@@ -37,7 +37,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 @router.post("/lead")
 async def capture_lead(request: Request, form: str = Query(..., max_length=64)) -> JSONResponse:
     """Capture one form submission; the lead gets a confirmation email (double opt-in)."""
-    from leadops.nurture import build_channels
+    from leadops.delivery import build_channels
 
     state = state_of(request)
     config = load_intake_config(state.settings.config_dir)

@@ -99,7 +99,7 @@ class World:
         hold: str | None = None,
         not_before: datetime | None = None,
         updated: datetime | None = None,
-        provider_id: str | None = None,
+        provider_message_id: str | None = None,
     ) -> int:
         with self.engine.begin() as conn:
             enrollment = conn.execute(
@@ -119,7 +119,7 @@ class World:
                     not_before=not_before or due,
                     hold_reason=hold,
                     sent_at=sent,
-                    provider_id=provider_id,
+                    provider_message_id=provider_message_id,
                     created_at=due,
                     updated_at=updated or sent or due,
                 )
@@ -366,7 +366,7 @@ def engaged(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> En
         "c-wa": world.touch(c, "day-1", "sent", due=sent, sent=sent, channel="whatsapp"),
         "c-email-10": world.touch(c, "day-10", "sent", due=NOW - day, sent=NOW - day),
         "d-wa": world.touch(
-            d, "day-1", "sent", due=sent, sent=sent, channel="whatsapp", provider_id="SMd1"
+            d, "day-1", "sent", due=sent, sent=sent, channel="whatsapp", provider_message_id="SMd1"
         ),
         "d-email": world.touch(d, "day-1", "sent", due=sent, sent=sent + 2 * H),
         "f-email": world.touch(f, "day-1", "sent", due=sent, sent=sent),

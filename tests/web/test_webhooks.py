@@ -256,7 +256,7 @@ def test_twilio_status_callbacks_update_the_touch_and_record_the_sid(h: Harness)
     touch = h.touch(lead_id, "whatsapp")
     with h.engine.begin() as connection:  # as if the send's answer had been lost
         connection.execute(
-            sa.update(TOUCHES).where(TOUCHES.c.id == touch["id"]).values(provider_id=None)
+            sa.update(TOUCHES).where(TOUCHES.c.id == touch["id"]).values(provider_message_id=None)
         )
     path = f"/webhooks/twilio/status?touch_id={touch['id']}"
     sid = "SM" + "a" * 32
@@ -265,7 +265,7 @@ def test_twilio_status_callbacks_update_the_touch_and_record_the_sid(h: Harness)
     assert h.twilio(path, status_params(sid, "read")).status_code == 204  # a retry
     h.rescore()
     after = h.touch(lead_id, "whatsapp")
-    assert (after["status"], after["provider_id"]) == ("delivered", sid)
+    assert (after["status"], after["provider_message_id"]) == ("delivered", sid)
     assert ("whatsapp_read", 5) in h.ledger(lead_id)
     assert _inbox_size(h) == 3
 
@@ -501,3 +501,21 @@ def test_inbox_rows_name_the_lead_and_what_was_applied(lite: Harness) -> None:
         ("ignored", None, "no matching lead"),
     ]
     assert score == total == 25
+
+
+def test_sendgrid_events_of_rep_notifications_never_score_a_lead(h: Harness) -> None:
+    lead_id = h.add_lead("ada@example.com")
+    at = h.clock.now()
+    event = {
+        "email": "ada@example.com",  # even when the address is a lead's
+        "timestamp": int(at.timestamp()),
+        "event": "open",
+        "sg_event_id": "rep-open-1",
+        "sg_message_id": "msg5.filterdrecv-5645d9c87f-abcde-1-5F5FC76C-9.0",
+        "kind": "escalation",
+        "ref_id": "5",
+    }
+    assert h.sendgrid([event]).status_code in (200, 202, 204)
+    report = h.rescore()
+    assert all(rule != "email_open" for rule, _ in h.ledger(lead_id))
+    assert report.events_total == 0

@@ -1,0 +1,308 @@
+"""Delivery throughput end to end against local fake providers, beside the raw HTTP floor,
+and the 10,000-touch exactly-once fault run.
+
+1. Two fakes (SendGrid, Twilio) each in its own process, validating a sample of requests
+   against the OpenAPI files (every request would make the fake the bottleneck: openapi-core
+   costs 2-6 ms per request).
+2. Raw floor: a bare keep-alive http.client loop posting a prepared request to the same
+   fakes, alternating providers, one request at a time; and the official SDKs alone
+   (channel pools, no database, no rendering), to show what the SDKs themselves cost.
+3. End to end: seeded leads, one tick (plan, policy, render, send through the official
+   SDKs, record) on SQLite; messages per second = messages sent / tick time.
+4. Fault run: 10,000 touches with 429s, 500s, hangs and dropped connections injected and
+   the dispatcher SIGKILLed mid-way (leadops.testing.scenario.fault_run).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from bench.report import machine_line, write_section
+from leadops.clock import SimulatedClock
+from leadops.db import make_engine, upgrade
+from leadops.nurture import load_runtime, plan_all, run_dispatch
+from leadops.settings import Settings
+from leadops.testing.fakes import Faults
+from leadops.testing.scenario import (
+    ROOT,
+    fault_run,
+    provider_config,
+    seed_leads,
+)
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+LEADS = int(os.environ.get("BENCH_DELIVERY_LEADS", "5000"))  # x 2 channels
+FAULT_LEADS = int(os.environ.get("BENCH_DELIVERY_FAULT_LEADS", "5000"))
+VALIDATE_EVERY = 50
+# Local fakes answer in well under a millisecond, so a few threads per provider saturate
+# the process; more only add GIL contention. (Real APIs need about rate x latency.)
+CONCURRENCY = 4
+RAW_REQUESTS = 4000
+
+
+class _Fake:
+    def __init__(self, url: str, process: subprocess.Popen[bytes]) -> None:
+        self.url = url
+        self.process = process
+
+    def stats(self) -> dict[str, object]:
+        parts = urlsplit(self.url)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        conn.request("GET", "/_fake/stats")
+        data: dict[str, object] = json.loads(conn.getresponse().read())
+        conn.close()
+        return data
+
+
+@contextmanager
+def fake_process(provider: str) -> Iterator[_Fake]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "leadops.testing.fakes",
+            provider,
+            "--validate-every",
+            str(VALIDATE_EVERY),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().decode().strip()
+    try:
+        yield _Fake(url, process)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def raw_floor(sendgrid: _Fake, twilio: _Fake, count: int) -> float:
+    """Messages/s of a bare keep-alive client loop, alternating the two fakes."""
+    mail = json.dumps(
+        {
+            "personalizations": [
+                {"to": [{"email": "raw@example.com"}], "custom_args": {"touch_id": "0"}}
+            ],
+            "from": {"email": "hello@northwind.example", "name": "Northwind"},
+            "subject": "Raw floor",
+            "content": [
+                {"type": "text/plain", "value": "hello " * 200},
+                {"type": "text/html", "value": "<p>hello</p>" * 200},
+            ],
+        }
+    ).encode()
+    form = urlencode(
+        {
+            "To": "whatsapp:+14155550123",
+            "From": "whatsapp:+14155550100",
+            "ContentSid": "HX" + "5e" * 16,
+            "ContentVariables": '{"1": "Raw"}',
+            "StatusCallback": "https://hooks.example.com/webhooks/twilio/status?touch_id=0",
+        }
+    ).encode()
+    basic = base64.b64encode(
+        f"{'AC' + '0' * 32}:{'fake-auth-token'}".encode()
+    ).decode()  # the standalone fakes' default credentials
+    targets = []
+    for fake, path, body, headers in (
+        (
+            sendgrid,
+            "/v3/mail/send",
+            mail,
+            {"Authorization": "Bearer SG.fake-key", "Content-Type": "application/json"},
+        ),
+        (
+            twilio,
+            f"/2010-04-01/Accounts/{'AC' + '0' * 32}/Messages.json",
+            form,
+            {
+                "Authorization": f"Basic {basic}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        ),
+    ):
+        parts = urlsplit(fake.url)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        targets.append((conn, path, body, headers))
+    started = time.perf_counter()
+    for n in range(count):
+        conn, path, body, headers = targets[n % 2]
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"raw floor request refused: {response.status}")
+    elapsed = time.perf_counter() - started
+    for conn, *_ in targets:
+        conn.close()
+    return count / elapsed
+
+
+def sdk_floor(settings: Settings, count: int) -> float:
+    """Messages/s through the official SDKs alone (channel pools, no database, no
+    rendering): what the SDKs cost before leadops does anything."""
+    from concurrent.futures import wait
+
+    from leadops.channels.base import OutgoingMessage
+    from leadops.delivery import ChannelPool, build_channels
+
+    channels = build_channels(settings)
+    pools = [ChannelPool(channel) for channel in channels.values()]
+    messages = [
+        OutgoingMessage(
+            touch_id=n,
+            lead_id=n,
+            channel=channel,
+            to="sdk@example.com" if channel == "email" else "+14155550123",
+            campaign="educate",
+            step="day-1",
+            created_at=NOW,
+            subject="SDK floor",
+            text="hello " * 200,
+            html="<p>hello</p>" * 200,
+            content_sid="HX" + "5e" * 16,
+            content_variables={"1": "SDK"},
+        )
+        for n in range(count)
+        for channel in ("email", "whatsapp")
+    ][:count]
+    started = time.perf_counter()
+    futures = [pools[n % 2].submit(message) for n, message in enumerate(messages)]
+    wait(futures)
+    elapsed = time.perf_counter() - started
+    for pool in pools:
+        pool.close()
+    failed = [f.result().error for f in futures if f.result().error is not None]
+    if failed:
+        raise RuntimeError(f"SDK floor sends failed: {failed[:3]}")
+    return count / elapsed
+
+
+def bench_settings(workdir: Path, sendgrid: _Fake, twilio: _Fake) -> Settings:
+    return Settings(
+        data_dir=workdir / "data",
+        config_dir=provider_config(workdir / "config"),
+        templates_dir=ROOT / "templates",
+        secret_key="bench-secret-key-0123456789",  # type: ignore[arg-type]
+        email_channel="sendgrid",
+        sendgrid_api_key="SG.fake-key",  # type: ignore[arg-type]
+        sendgrid_base_url=sendgrid.url,
+        sendgrid_rate_per_second=10_000,
+        whatsapp_channel="twilio",
+        twilio_account_sid="AC" + "0" * 32,
+        twilio_auth_token="fake-auth-token",  # type: ignore[arg-type]
+        twilio_whatsapp_from="+14155550100",
+        twilio_base_url=twilio.url,
+        twilio_rate_per_second=10_000,
+        sendgrid_concurrency=CONCURRENCY,
+        twilio_concurrency=CONCURRENCY,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+def end_to_end(workdir: Path, sendgrid: _Fake, twilio: _Fake) -> dict[str, float]:
+    settings = bench_settings(workdir, sendgrid, twilio)
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    seed_leads(engine, LEADS, NOW)
+    runtime = load_runtime(settings, engine=engine)
+    started = time.perf_counter()
+    plan = plan_all(runtime, NOW)
+    planned = time.perf_counter()
+    report = run_dispatch(runtime, SimulatedClock(NOW))
+    done = time.perf_counter()
+    engine.dispose()
+    if report.sent_total != 2 * LEADS or plan.planned != 2 * LEADS:
+        raise RuntimeError(f"expected {2 * LEADS} sent, got {report}")
+    return {
+        "messages": report.sent_total,
+        "plan_s": planned - started,
+        "dispatch_s": done - planned,
+        "total_s": done - started,
+    }
+
+
+def main() -> None:
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        with fake_process("sendgrid") as sendgrid, fake_process("twilio") as twilio:
+            floor = raw_floor(sendgrid, twilio, RAW_REQUESTS)
+            sdk = sdk_floor(bench_settings(Path(tmp) / "sdk", sendgrid, twilio), RAW_REQUESTS)
+            e2e = end_to_end(Path(tmp) / "e2e", sendgrid, twilio)
+            stats = [sendgrid.stats(), twilio.stats()]
+        load_after = os.getloadavg()[0]
+        violations = [v for s in stats for v in s["violations"]]  # type: ignore[attr-defined]
+        if violations:
+            raise RuntimeError(f"requests outside the OpenAPI contract: {violations}")
+        faults = Faults(
+            rate_limited=0.01,
+            server_error=0.03,
+            hang=0.002,
+            drop=0.005,
+            drop_after=0.005,
+            retry_after=1,
+        )
+        fault = fault_run(
+            Path(tmp) / "fault", leads=FAULT_LEADS, faults=faults, validate_every=VALIDATE_EVERY
+        )
+    rate = e2e["messages"] / e2e["total_s"]
+    dispatch_rate = e2e["messages"] / e2e["dispatch_s"]
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(fault.statuses.items()))
+    answers = ", ".join(f"{n} {a}" for a, n in sorted(fault.answers.items()))
+    rows = [
+        (
+            f"end to end: {int(e2e['messages']):,} messages (plan, policy, render, send, record)",
+            f"{rate:,.0f} msg/s ({e2e['total_s']:.1f} s)",
+        ),
+        (
+            "of which dispatch only (policy, render, send, record)",
+            f"{dispatch_rate:,.0f} msg/s ({e2e['dispatch_s']:.1f} s)",
+        ),
+        (
+            f"raw HTTP floor: bare keep-alive loop, same fakes, {RAW_REQUESTS:,} requests",
+            f"{floor:,.0f} msg/s",
+        ),
+        (
+            f"official SDKs alone (channel pools, no database or rendering), {RAW_REQUESTS:,}",
+            f"{sdk:,.0f} msg/s",
+        ),
+        ("end to end / raw floor", f"{rate / floor:.2f}"),
+        ("end to end / SDKs alone", f"{rate / sdk:.2f}"),
+    ]
+    table = "\n".join(f"| {what} | {value} |" for what, value in rows)
+    problems = " (" + "; ".join(fault.problems[:3]) + ")" if fault.problems else ""
+    markdown = f"""
+## Delivery (SendGrid + Twilio through local fakes)
+
+{machine_line()} Load average {load_before:.1f} before and {load_after:.1f} after the
+throughput runs (the machine is shared: figures on an idle machine are higher).
+
+Fakes run in their own processes and validate every {VALIDATE_EVERY}th request against the
+OpenAPI files (the contract tests validate every request). Rate limits set to 10,000/s so
+the figure is capacity; {CONCURRENCY} threads per provider. SQLite database.
+
+| measure | value |
+|---|---|
+{table}
+
+Fault run: {fault.touches:,} touches, faults injected ({answers}), dispatcher SIGKILLed after
+{fault.killed_after_accepted:,} accepted messages, {fault.runs} dispatcher runs in all,
+{fault.seconds:.0f} s. Outcome: {statuses}; duplicates at the providers: {len(fault.duplicates)};
+check failures: {len(fault.problems)}{problems}.
+"""
+    write_section("delivery", markdown)
+    print(markdown)
+    if not fault.ok:
+        raise SystemExit("fault run found problems")

@@ -1,0 +1,173 @@
+"""Choosing the delivery channels, and sending through them concurrently within limits.
+
+`build_channels` picks the file outbox or the provider for each channel from settings.
+`ChannelPool` runs one channel's sends on a thread pool behind a token bucket, retrying
+in place only what provably did not arrive (TransientSendError), honouring Retry-After.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from leadops.campaigns import Campaign
+from leadops.channels.base import (
+    ChannelSender,
+    ChannelUnavailableError,
+    OutgoingMessage,
+    SendError,
+    SendResult,
+    TransientSendError,
+)
+from leadops.channels.outbox import OutboxChannel
+from leadops.configfile import ConfigError
+from leadops.models import Channel
+from leadops.ratelimit import TokenBucket
+from leadops.settings import Settings
+
+log = logging.getLogger("leadops.delivery")
+
+
+def build_channels(settings: Settings) -> dict[str, ChannelSender]:
+    """The sender of each channel, as chosen by LEADOPS_EMAIL_CHANNEL / _WHATSAPP_CHANNEL."""
+    root = settings.resolved_outbox_dir
+    channels: dict[str, ChannelSender] = {}
+    if settings.email_channel == "sendgrid":
+        from leadops.channels.sendgrid import SendGridChannel
+
+        channels[Channel.EMAIL] = SendGridChannel(settings)
+    else:
+        channels[Channel.EMAIL] = OutboxChannel(
+            root,
+            Channel.EMAIL,
+            sender_name=settings.sender_name,
+            sender_email=settings.sender_email,
+        )
+    if settings.whatsapp_channel == "twilio":
+        from leadops.channels.whatsapp import TwilioWhatsAppChannel
+
+        channels[Channel.WHATSAPP] = TwilioWhatsAppChannel(settings)
+    else:
+        channels[Channel.WHATSAPP] = OutboxChannel(root, Channel.WHATSAPP)
+    return channels
+
+
+def check_channel_config(settings: Settings, campaigns: dict[str, Campaign]) -> None:
+    """Refuse to start Twilio WhatsApp when a WhatsApp step has no approved template:
+    outside a lead's 24-hour window free text is refused, so it could never be sent."""
+    if settings.whatsapp_channel != "twilio":
+        return
+    missing = [
+        f"{campaign.key}/{step.key}"
+        for campaign in campaigns.values()
+        for step in campaign.steps
+        if Channel.WHATSAPP in step.channels and not step.whatsapp.get("content_sid")
+    ]
+    if missing:
+        raise ConfigError(
+            settings.config_dir / "campaigns",
+            None,
+            "LEADOPS_WHATSAPP_CHANNEL=twilio needs an approved template for every WhatsApp "
+            f"step (whatsapp.content_sid); missing for {', '.join(missing)}",
+        )
+
+
+class NotAttempted(ChannelUnavailableError):
+    """The send never started (the dispatcher stopped first): the touch waits, unsent."""
+
+
+@dataclass
+class Attempt:
+    """The outcome of sending one message: a result, or the error of the last try."""
+
+    message: OutgoingMessage
+    result: SendResult | None = None
+    error: BaseException | None = None
+    tries: int = 0
+
+
+class ChannelPool:
+    """One channel's concurrent sender: `concurrency` threads, `rate_per_second` starts.
+
+    A transient error is retried in place up to `attempts` times when the wait it asks for
+    is at most `max_wait` seconds; the bucket pauses every thread while a 429 lasts. A
+    ChannelUnavailableError stops the pool: later messages are not attempted at all.
+    """
+
+    def __init__(
+        self,
+        channel: ChannelSender,
+        *,
+        attempts: int = 3,
+        max_wait: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.channel = channel
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self._sleep = sleep
+        rate = channel.rate_per_second
+        self.bucket = TokenBucket(rate) if rate else None
+        self.executor = ThreadPoolExecutor(
+            max_workers=max(1, channel.concurrency), thread_name_prefix=f"send-{channel.name}"
+        )
+        self.stopped: ChannelUnavailableError | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, message: OutgoingMessage) -> Future[Attempt]:
+        return self.executor.submit(self._send, message)
+
+    def _send(self, message: OutgoingMessage) -> Attempt:
+        attempt = Attempt(message)
+        while True:
+            if self.stopped is not None:
+                attempt.error = self.stopped
+                return attempt
+            if self.bucket is not None:
+                self.bucket.acquire()
+            attempt.tries += 1
+            try:
+                attempt.result = self.channel.send(message)
+                attempt.error = None
+                return attempt
+            except ChannelUnavailableError as exc:
+                with self._lock:
+                    if self.stopped is None:
+                        log.error(
+                            "%s unavailable, stopping it for this run: %s", self.channel.name, exc
+                        )
+                        self.stopped = exc
+                attempt.error = exc
+                return attempt
+            except TransientSendError as exc:
+                attempt.error = exc
+                wait = backoff(attempt.tries, exc.retry_after)
+                if exc.retry_after is not None and self.bucket is not None:
+                    self.bucket.pause(wait)
+                if attempt.tries >= self.attempts or wait > self.max_wait:
+                    return attempt
+                self._sleep(wait)
+            except SendError as exc:
+                attempt.error = exc
+                return attempt
+            except Exception as exc:  # our own bug after the request may have left
+                log.exception(
+                    "%s: unexpected error sending touch %s", self.channel.name, message.touch_id
+                )
+                attempt.error = exc
+                return attempt
+
+    def close(self, *, cancel: bool = False) -> None:
+        """Wait for the sends on the wire; with `cancel`, drop those not started yet."""
+        self.executor.shutdown(wait=True, cancel_futures=cancel)
+
+
+def backoff(tries: int, retry_after: float | None) -> float:
+    """Seconds to wait before try `tries + 1`: Retry-After when given, else 0.2 s doubling."""
+    if retry_after is not None:
+        return max(0.0, retry_after)
+    return min(30.0, 0.2 * 2 ** (tries - 1))

@@ -1,0 +1,1 @@
+"""Test doubles at the HTTP boundary (fake providers), shared by tests and benchmarks."""
