@@ -209,7 +209,7 @@ def main() -> None:
     p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)]
     write_section(
         "latency",
-        f"""## Webhook to rep notification (issue: escalation)
+        f"""## Webhook to rep notification
 
 `./dev bench latency`: the real webhooks app (uvicorn) on SQLite; {len(emails)} signed
 `demo_requested` site events posted at random moments over {window / 60:.0f} minutes; the
