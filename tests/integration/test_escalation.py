@@ -308,7 +308,7 @@ def test_hand_off_leaves_nurture_and_recycling_returns_to_it(
         lead = session.get(Lead, lead_id)
         assert lead is not None and lead.lifecycle_stage == "recycled"
     report = plan_all(nurture, NOW + timedelta(days=1))
-    assert report.enrolled == {"educate": 1}
+    assert report.enrolled == {"re-engage": 1}
 
 
 def test_close_won_makes_a_customer_and_closed_escalations_stay_closed(

@@ -119,7 +119,7 @@ def test_new_lead_enrolls_with_day1_due_now(campaigns, segments) -> None:  # typ
     [
         ("subscriber", "educate"),
         ("lead", "educate"),
-        ("recycled", "educate"),
+        ("recycled", "re-engage"),
         ("mql", "connect"),
         ("sql", "offer"),
         ("opportunity", "offer"),
