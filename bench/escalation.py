@@ -164,8 +164,8 @@ figures vary with other work). SQLite file, file outbox, the shipped
 |---|---|
 {table}
 
-Assignments: {spread}. Time from a webhook to the rep's notification needs the engagement
-work (signed site events and the rescore flow) and is measured with it.
+Assignments: {spread}. Time from a webhook to the rep's notification: see "Webhook to rep
+notification" (`./dev bench latency`).
 """
     write_section("escalation", markdown)
     print(markdown)
