@@ -84,6 +84,8 @@ class DispatchReport:
     # (campaign, step, channel, outcome): outcome is sent, failed, ambiguous,
     # held:<reason> or skipped:<reason>; the per-run table of the nurture flow.
     outcomes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    # Messages sent by each dispatcher process, when several ran (run_workers).
+    worker_sent: list[int] = field(default_factory=list)
 
     def count(self, touch: TouchRow, outcome: str) -> None:
         self.outcomes[(touch.campaign, touch.step, touch.channel, outcome)] += 1
@@ -101,6 +103,7 @@ class DispatchReport:
         self.recovered += other.recovered
         self.errors.extend(other.errors)
         self.outcomes.update(other.outcomes)
+        self.worker_sent.extend(other.worker_sent)
 
 
 def contact_facts(lead: Lead) -> ContactFacts:
@@ -657,6 +660,7 @@ def run_workers(
                 failures.append(exc)
                 continue
             report.merge(part)
+            report.worker_sent.append(part.sent_total)
             if progress is not None:
                 progress(part.sent_total + sum(part.held.values()) + sum(part.skipped.values()))
     if failures:

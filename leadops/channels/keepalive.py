@@ -30,8 +30,13 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+
+class NotConnected(urllib.error.URLError):
+    """No connection could be made (refused, unreachable, connect timeout)."""
 
 
 def uses_proxy(url: str) -> bool:
@@ -46,7 +51,7 @@ def uses_proxy(url: str) -> bool:
 class KeepAliveTransport:
     """Opens urllib requests for one host over one persistent connection (one thread)."""
 
-    def __init__(self, base_url: str, *, max_idle: float = 4.0) -> None:
+    def __init__(self, base_url: str, *, max_idle: float = 4.0, cafile: str | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
@@ -55,7 +60,9 @@ class KeepAliveTransport:
         self.port = parts.port
         self.max_idle = max_idle
         self.applies = not uses_proxy(base_url)
-        self._context = ssl.create_default_context() if self.scheme == "https" else None
+        self._context = (
+            ssl.create_default_context(cafile=cafile) if self.scheme == "https" else None
+        )
         self._conn: http.client.HTTPConnection | None = None
         self._handler = urllib.request.HTTPHandler()
         self._handler.add_parent(urllib.request.OpenerDirector())
@@ -82,7 +89,7 @@ class KeepAliveTransport:
                 conn.connect()
             except OSError as exc:
                 conn.close()
-                raise urllib.error.URLError(exc) from exc
+                raise NotConnected(exc) from exc
             self.connections_opened += 1
             self._conn = conn
         conn.timeout = timeout
@@ -95,12 +102,44 @@ class KeepAliveTransport:
             self._conn.close()
             self._conn = None
 
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float | None,
+    ) -> _Response:
+        """Send one request as given on the kept connection and read the whole answer.
+
+        Raises `urllib.error.URLError` when the request could not be fully written (it was
+        not processed); errors while reading the answer propagate as they are."""
+        parts = urlsplit(url)
+        if (parts.scheme, parts.hostname, parts.port) != (self.scheme, self.host, self.port):
+            raise ValueError(f"{url} is not on {self.scheme}://{self.host}")
+        selector = parts.path or "/"
+        if parts.query:
+            selector += "?" + parts.query
+        conn = self._connection(timeout)
+        try:
+            conn.request(method, selector, body=body, headers=dict(headers))
+        except OSError as exc:  # not fully written: it cannot have been processed
+            self.close()
+            raise urllib.error.URLError(exc) from exc
+        try:
+            response = conn.getresponse()
+            data = response.read()
+        except BaseException:
+            self.close()
+            raise
+        self._last_used = time.monotonic()
+        if response.will_close:
+            self.close()
+        return _Response(response.status, response.reason, response.headers, data)
+
     def open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
         """Send `request` as urllib's default opener would, on the kept connection; return
         the response (read fully), or raise as urllib does."""
-        parts = urlsplit(request.full_url)
-        if (parts.scheme, parts.hostname, parts.port) != (self.scheme, self.host, self.port):
-            raise ValueError(f"{request.full_url} is not on {self.scheme}://{self.host}")
         data = request.data
         if data is not None and not isinstance(data, bytes):
             raise TypeError("only a bytes request body can be sent on a kept connection")
@@ -111,30 +150,14 @@ class KeepAliveTransport:
         headers = dict(request.unredirected_hdrs)
         headers.update({k: v for k, v in request.headers.items() if k not in headers})
         headers = {name.title(): value for name, value in headers.items()}
-        selector = request.selector
-        conn = self._connection(timeout)
-        try:
-            conn.request(request.get_method(), selector, body=data, headers=headers)
-        except OSError as exc:  # not fully written: it cannot have been processed
-            self.close()
-            raise urllib.error.URLError(exc) from exc
-        try:
-            response = conn.getresponse()
-            body = response.read()
-        except BaseException:
-            self.close()
-            raise
-        self._last_used = time.monotonic()
-        if response.will_close:
-            self.close()
-        result = _Response(response.status, response.reason, response.headers, body)
-        if not 200 <= response.status < 300:
+        result = self.exchange(request.get_method(), request.full_url, headers, data, timeout)
+        if not 200 <= result.status < 300:
             raise urllib.error.HTTPError(
                 request.full_url,
-                response.status,
-                response.reason,
-                response.headers,
-                io.BytesIO(body),
+                result.status,
+                result.reason,
+                result.headers,
+                io.BytesIO(result.body),
             )
         return result
 
@@ -146,13 +169,13 @@ class _Response:
         self.status = status
         self.reason = reason
         self.headers = headers
-        self._body = body
+        self.body = body
 
     def getcode(self) -> int:
         return self.status
 
     def read(self) -> bytes:
-        return self._body
+        return self.body
 
     def info(self) -> Any:
         return self.headers
