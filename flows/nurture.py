@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops import nurture, observe, progress
 from leadops.clock import SimulatedClock, SystemClock, ensure_utc
-from leadops.dispatch import DispatchReport
+from leadops.dispatch import DispatchReport, run_workers
 from leadops.locks import LockHeld, run_lock
 from leadops.summary import summary_rows, touch_summary
 
@@ -44,9 +44,12 @@ def plan_task(runtime: nurture.Runtime, now: datetime) -> nurture.PlanReport:
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def dispatch_task(runtime: nurture.Runtime, now: datetime | None) -> DispatchReport:
-    """Send what is due, updating a progress artifact after every batch. Safe to retry:
-    every touch is sent at most once (leadops.dispatch)."""
+def dispatch_task(
+    runtime: nurture.Runtime, now: datetime | None, workers: int | None = None
+) -> DispatchReport:
+    """Send what is due, updating a progress artifact after every batch (with several
+    worker processes: after each worker). Safe to retry: every touch is sent at most once
+    (leadops.dispatch)."""
     clock = SimulatedClock(now) if now is not None else SystemClock()
     due = observe.count_due(runtime.engine, clock.now())
     artifact = create_progress_artifact(
@@ -62,7 +65,11 @@ def dispatch_task(runtime: nurture.Runtime, now: datetime | None) -> DispatchRep
             progress=100.0 * min(1.0, done / due) if due else 100.0,
         )
 
-    report = nurture.run_dispatch(runtime, clock, progress=advance)
+    processes = workers or runtime.settings.dispatch_workers
+    if processes > 1:
+        report = run_workers(runtime.settings, now, processes, progress=advance)
+    else:
+        report = nurture.run_dispatch(runtime, clock, progress=advance)
     update_progress_artifact(artifact_id=artifact, progress=100.0)  # type: ignore[arg-type]
     return report
 
@@ -78,7 +85,7 @@ def _publish_summary(runtime: nurture.Runtime, key: str, description: str) -> No
 
 
 @flow(name="nurture", flow_run_name=lambda: run_name("nurture", "now"), log_prints=True)
-def nurture_flow(now: datetime | None = None) -> dict[str, int]:
+def nurture_flow(now: datetime | None = None, workers: int | None = None) -> dict[str, int]:
     """One tick: segment and plan every lead, dispatch what is due, publish a summary."""
     logger = get_run_logger()
     runtime = nurture.load_runtime(flow_settings())
@@ -86,7 +93,7 @@ def nurture_flow(now: datetime | None = None) -> dict[str, int]:
     try:
         with run_lock(runtime.engine, "nurture"):
             plan = plan_task(runtime, tick_time)
-            dispatch = dispatch_task(runtime, tick_time if now is not None else None)
+            dispatch = dispatch_task(runtime, tick_time if now is not None else None, workers)
     except LockHeld as exc:
         logger.warning("skipped: %s", exc)
         create_markdown_artifact(

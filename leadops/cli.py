@@ -328,34 +328,50 @@ def run(
     no_prefect: Annotated[
         bool, typer.Option("--no-prefect", help="Run the stages directly, without a flow run.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=32,
+            help="Dispatcher processes sharing the database (default LEADOPS_DISPATCH_WORKERS).",
+        ),
+    ] = None,
 ) -> None:
     """Run one nurture tick: segment, plan, apply the contact policy, send, record.
 
-    Example: leadops run --now 2026-12-01T15:00Z
+    Example: leadops run --now 2026-12-01T15:00Z --workers 2
     """
     settings = _settings()
     runtime = _runtime(settings)
     at = _instant(now) if now else None
     if no_prefect:
+        from leadops.dispatch import run_workers
         from leadops.locks import LockHeld, run_lock
-        from leadops.nurture import run_tick
+        from leadops.nurture import plan_all, run_tick
 
+        processes = workers or settings.dispatch_workers
         try:
             with run_lock(runtime.engine, "nurture"):
-                tick = run_tick(runtime, clock_for(at))
+                if processes == 1:
+                    dispatch = run_tick(runtime, clock_for(at)).dispatch
+                else:
+                    clock = clock_for(at)
+                    plan_all(runtime, clock.now())
+                    dispatch = run_workers(settings, at, processes)
         except LockHeld as exc:
             raise CliError(f"{exc}; try again when it has finished") from exc
         result = {
-            "sent": tick.dispatch.sent_total,
-            "held": sum(tick.dispatch.held.values()),
-            "skipped": sum(tick.dispatch.skipped.values()),
-            "failed": tick.dispatch.failed,
-            "ambiguous": tick.dispatch.ambiguous,
+            "sent": dispatch.sent_total,
+            "held": sum(dispatch.held.values()),
+            "skipped": sum(dispatch.skipped.values()),
+            "failed": dispatch.failed,
+            "ambiguous": dispatch.ambiguous,
         }
     else:
         from flows.nurture import nurture_flow
 
-        result = nurture_flow(now=at)
+        result = nurture_flow(now=at, workers=workers)
     console.print("tick done: " + ", ".join(f"{key} {value}" for key, value in result.items()))
     _print_summary(runtime.engine, "All touches so far")
 

@@ -12,15 +12,24 @@ Throughput: a claimed batch is decided and rendered at once, holds and skips are
 in one statement, and sends go out in chunks through each channel's pool (threads behind a
 token bucket): two commits per chunk, not per message. A chunk is committed as `sending`
 before any of it is handed to the pool, so a crash leaves at most two chunks in doubt.
+
+Several dispatcher processes may share one database (`run_workers`, `leadops run
+--workers N`): each claims its own batches under its own claim token. On PostgreSQL the
+claim skips rows another worker has locked (SKIP LOCKED); on SQLite the claiming UPDATE
+takes the write lock and only turns rows that are still `pending` into claimed ones, and
+each worker then reads back only the rows carrying its token, so no row is ever claimed
+by two workers.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import multiprocessing
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +48,7 @@ from leadops.channels.base import (
     PermanentSendError,
     TransientSendError,
 )
-from leadops.clock import Clock
+from leadops.clock import Clock, clock_for
 from leadops.delivery import Attempt, ChannelPool, NotAttempted
 from leadops.messages import compose
 from leadops.models import (
@@ -75,6 +84,8 @@ class DispatchReport:
     # (campaign, step, channel, outcome): outcome is sent, failed, ambiguous,
     # held:<reason> or skipped:<reason>; the per-run table of the nurture flow.
     outcomes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    # Messages sent by each dispatcher process, when several ran (run_workers).
+    worker_sent: list[int] = field(default_factory=list)
 
     def count(self, touch: TouchRow, outcome: str) -> None:
         self.outcomes[(touch.campaign, touch.step, touch.channel, outcome)] += 1
@@ -92,6 +103,7 @@ class DispatchReport:
         self.recovered += other.recovered
         self.errors.extend(other.errors)
         self.outcomes.update(other.outcomes)
+        self.worker_sent.extend(other.worker_sent)
 
 
 def contact_facts(lead: Lead) -> ContactFacts:
@@ -593,3 +605,64 @@ class _Flight:
 
 def _row(touch: TouchRow, **values: Any) -> dict[str, Any]:
     return {"id": touch.id, **values}
+
+
+def worker_settings(settings: Settings, workers: int) -> Settings:
+    """One worker's share of the provider limits: rates and concurrency are totals."""
+    if workers == 1:
+        return settings
+    return settings.model_copy(
+        update={
+            "dispatch_workers": 1,
+            "sendgrid_rate_per_second": settings.sendgrid_rate_per_second / workers,
+            "twilio_rate_per_second": settings.twilio_rate_per_second / workers,
+            "sendgrid_concurrency": max(1, math.ceil(settings.sendgrid_concurrency / workers)),
+            "twilio_concurrency": max(1, math.ceil(settings.twilio_concurrency / workers)),
+        }
+    )
+
+
+def dispatch_worker(settings: Settings, at: datetime | None) -> DispatchReport:
+    """One dispatcher process: its own engine, channels, Dispatcher and claim tokens."""
+    from leadops.nurture import load_runtime, run_dispatch  # leadops.nurture imports us
+
+    runtime = load_runtime(settings)
+    try:
+        return run_dispatch(runtime, clock_for(at))
+    finally:
+        runtime.engine.dispose()
+
+
+def run_workers(
+    settings: Settings,
+    at: datetime | None,
+    workers: int,
+    *,
+    progress: ProgressCallback | None = None,
+) -> DispatchReport:
+    """Dispatch everything due at `at` (None: now) with `workers` processes sharing the
+    database and the provider limits; their reports are merged. Every worker runs to its
+    end even when another fails; then the first failure is raised."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    share = worker_settings(settings, workers)
+    report = DispatchReport()
+    failures: list[BaseException] = []
+    # spawn: a fresh interpreter per worker, no engine, pool or thread inherited by fork
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(dispatch_worker, share, at) for _ in range(workers)]
+        for future in as_completed(futures):
+            try:
+                part = future.result()
+            except Exception as exc:  # reported once every worker has ended
+                log.error("a dispatcher worker failed: %s", exc)
+                failures.append(exc)
+                continue
+            report.merge(part)
+            report.worker_sent.append(part.sent_total)
+            if progress is not None:
+                progress(part.sent_total + sum(part.held.values()) + sum(part.skipped.values()))
+    if failures:
+        raise failures[0]
+    return report

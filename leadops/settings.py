@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     whatsapp_session_hours: int = Field(default=24, ge=1, le=24)
     provider_retry_attempts: int = Field(default=3, ge=1, le=10)
     provider_retry_max_wait_seconds: float = Field(default=5.0, ge=0)
+    # Throughput: dispatcher processes sharing the database (rate limits and concurrency
+    # above are totals, split between them)
+    dispatch_workers: int = Field(default=1, ge=1, le=32)
 
     @classmethod
     def settings_customise_sources(

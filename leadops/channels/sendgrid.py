@@ -20,6 +20,7 @@ import threading
 import urllib.error
 from typing import Any
 
+from python_http_client.client import Client as HttpClient
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
@@ -31,6 +32,7 @@ from leadops.channels.base import (
     SendResult,
     TransientSendError,
 )
+from leadops.channels.keepalive import KeepAliveTransport
 from leadops.settings import Settings
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -94,6 +96,25 @@ class SendGridChannel:
             self._local.client = client
         return client
 
+    def _mail_send(self) -> Any:
+        """This thread's SDK client for /v3/mail/send, its requests sent on a kept-alive
+        connection (leadops.channels.keepalive) instead of a new connection each."""
+        endpoint: Any = getattr(self._local, "mail_send", None)
+        if endpoint is None:
+            endpoint = self._client().client.mail.send
+            transport = KeepAliveTransport(self._host)
+            if transport.applies:
+                sdk_open = HttpClient._make_request
+
+                def make_request(opener: Any, request: Any, timeout: Any = None) -> Any:
+                    # The SDK's own call and error handling, with our connection as opener.
+                    return sdk_open(endpoint, transport, request, timeout=timeout)
+
+                endpoint._make_request = make_request
+            self._local.mail_send = endpoint
+            self._local.transport = transport
+        return endpoint
+
     def request_body(self, message: OutgoingMessage) -> dict[str, Any]:
         """The Mail Send JSON for one touch."""
         recipient: dict[str, str] = {"email": message.to}
@@ -128,12 +149,12 @@ class SendGridChannel:
     def send(self, message: OutgoingMessage) -> SendResult:
         body = self.request_body(message)
         try:
-            response = self._client().client.mail.send.post(request_body=body)
+            response = self._mail_send().post(request_body=body)
         except HTTPError as exc:
             raise self._classify(exc) from exc
         except urllib.error.URLError as exc:
-            # urllib raises URLError only while connecting and writing the request: a
-            # request that was not fully written cannot have been accepted.
+            # URLError comes only from connecting and writing the request (urllib and the
+            # kept connection alike): a request not fully written cannot have been accepted.
             raise TransientSendError(f"SendGrid request not sent: {exc.reason}") from exc
         except (TimeoutError, http.client.HTTPException, ConnectionError, OSError) as exc:
             raise AmbiguousSendError(

@@ -15,10 +15,14 @@ callbacks at {public_url}/webhooks/twilio/status?touch_id=<touch id>. Outcomes:
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
 import threading
+import urllib.error
+import zlib
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,6 +41,7 @@ from leadops.channels.base import (
     SendResult,
     TransientSendError,
 )
+from leadops.channels.keepalive import KeepAliveTransport, NotConnected
 from leadops.settings import Settings
 
 RATE_LIMIT_CODES = frozenset({20429, 63017, 63018})
@@ -47,9 +52,40 @@ SUPPRESS_CODES = frozenset({21211, 21214, 21408, 21610, 21614, 63003, 63024})
 
 
 class _RecordingHttpClient(TwilioHttpClient):
-    """Twilio's HTTP client, keeping the headers of the last response (for Retry-After)."""
+    """Twilio's HTTP client, keeping the headers of the last response (for Retry-After),
+    and sending on one kept-alive connection per thread.
+
+    The request is prepared exactly as TwilioHttpClient prepares it (the same requests
+    Session builds the method, URL, headers and form body); only the exchange itself goes
+    through leadops.channels.keepalive instead of requests' adapter and urllib3, which cost
+    more CPU than the rest of a send. Where that could change what is sent or how it is
+    checked (an environment proxy for the host, response hooks, content encodings other
+    than gzip/deflate), every request takes the SDK's own path instead."""
 
     last_headers: Any = None
+
+    def __init__(self, *, base_url: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        assert self.session is not None
+        # What Session.merge_environment_settings adds for this host on every request.
+        env = self.session.merge_environment_settings(base_url, self.proxy, None, None, None)
+        verify = env.get("verify", True)
+        accepted = {
+            part.strip()
+            for part in str(self.session.headers.get("Accept-Encoding", "")).split(",")
+            if part.strip()
+        }
+        self.transport = KeepAliveTransport(
+            base_url,
+            cafile=verify if isinstance(verify, str) else requests.utils.DEFAULT_CA_BUNDLE_PATH,
+        )
+        self.kept = (
+            self.transport.applies
+            and verify is not False
+            and not any(proxy for proxy in (env.get("proxies") or {}).values())
+            and not any(self.request_hooks.get("response") or [])
+            and accepted <= set(_DECODERS)
+        )
 
     def log_request(self, kwargs: Any) -> None:
         if self.logger.isEnabledFor(logging.INFO):  # the SDK formats every line eagerly
@@ -59,11 +95,84 @@ class _RecordingHttpClient(TwilioHttpClient):
         if self.logger.isEnabledFor(logging.INFO):
             super().log_response(status_code, response)
 
-    def request(self, *args: Any, **kwargs: Any) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
         self.last_headers = None
-        response = super().request(*args, **kwargs)
+        if not self.kept:
+            response = super().request(
+                method, url, params, data, headers, auth, timeout, allow_redirects
+            )
+        else:
+            response = self._kept_request(method, url, params, data, headers, auth, timeout)
         self.last_headers = response.headers
         return response
+
+    def _kept_request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None,
+        data: dict[str, object] | None,
+        headers: dict[str, str] | None,
+        auth: tuple[str, str] | None,
+        timeout: float | None,
+    ) -> Response:
+        # TwilioHttpClient.request, up to the point where requests would send.
+        if timeout is None:
+            timeout = self.timeout
+        elif timeout <= 0:
+            raise ValueError(timeout)
+        kwargs: dict[str, Any] = {
+            "method": method.upper(),
+            "url": url,
+            "params": params,
+            "headers": headers,
+            "auth": auth,
+            "hooks": self.request_hooks,
+        }
+        if headers and headers.get("Content-Type") in ("application/json", "application/scim+json"):
+            kwargs["json"] = data
+        else:
+            kwargs["data"] = data
+        self.log_request(kwargs)
+        assert self.session is not None
+        prepared = self.session.prepare_request(requests.Request(**kwargs))
+        body = prepared.body.encode("utf-8") if isinstance(prepared.body, str) else prepared.body
+        answer = self.transport.exchange(
+            prepared.method or "GET", prepared.url or url, prepared.headers, body, timeout
+        )
+        content = answer.body
+        encoding = (answer.headers.get("Content-Encoding") or "").strip().lower()
+        if encoding and encoding != "identity":
+            content = _DECODERS[encoding](content)
+        charset = requests.utils.get_encoding_from_headers(answer.headers) or "utf-8"
+        response = Response(answer.status, content.decode(charset, "replace"), answer.headers)
+        self.log_response(answer.status, response)
+        return response
+
+
+def _inflate(data: bytes) -> bytes:
+    try:
+        return zlib.decompress(data)
+    except zlib.error:  # raw deflate, as some servers send it
+        return zlib.decompress(data, -zlib.MAX_WBITS)
+
+
+# The content encodings requests asks for (Accept-Encoding) that the kept path decodes.
+_DECODERS: dict[str, Callable[[bytes], bytes]] = {
+    "identity": lambda data: data,
+    "gzip": lambda data: zlib.decompress(data, 16 + zlib.MAX_WBITS),
+    "deflate": _inflate,
+}
 
 
 def status_callback_url(public_url: str, touch_id: int) -> str:
@@ -99,7 +208,7 @@ class TwilioWhatsAppChannel:
     def _client(self) -> tuple[Client, _RecordingHttpClient]:
         pair: tuple[Client, _RecordingHttpClient] | None = getattr(self._local, "pair", None)
         if pair is None:
-            http = _RecordingHttpClient(timeout=self._timeout)
+            http = _RecordingHttpClient(base_url=self._base_url, timeout=self._timeout)
             client = Client(self._sid, self._token.get_secret_value(), http_client=http)
             client.api.base_url = self._base_url
             pair = (client, http)
@@ -126,11 +235,11 @@ class TwilioWhatsAppChannel:
 
     def send(self, message: OutgoingMessage) -> SendResult:
         params = self.request_params(message)
-        client, http = self._client()
+        client, recorder = self._client()
         try:
             created = client.messages.create(**params)
         except TwilioRestException as exc:
-            raise self._classify(exc, http.last_headers) from exc
+            raise self._classify(exc, recorder.last_headers) from exc
         except requests.exceptions.ConnectTimeout as exc:
             raise TransientSendError(f"Twilio unreachable (connect timeout): {exc}") from exc
         except requests.exceptions.ConnectionError as exc:
@@ -140,6 +249,19 @@ class TwilioWhatsAppChannel:
                 f"Twilio connection dropped after the request left: {exc}"
             ) from exc
         except (requests.exceptions.Timeout, requests.exceptions.RequestException) as exc:
+            raise AmbiguousSendError(
+                f"no answer from Twilio after the request left ({type(exc).__name__}: {exc})"
+            ) from exc
+        # The kept connection (requests' exceptions above are OSErrors too, so these follow)
+        except NotConnected as exc:
+            raise TransientSendError(f"Twilio unreachable: {exc.reason}") from exc
+        except urllib.error.URLError as exc:  # the request could not be fully written
+            raise TransientSendError(f"Twilio request not sent: {exc.reason}") from exc
+        except (ConnectionError, http.client.HTTPException) as exc:
+            raise AmbiguousSendError(
+                f"Twilio connection dropped after the request left ({type(exc).__name__}: {exc})"
+            ) from exc
+        except OSError as exc:  # a read timeout, among others
             raise AmbiguousSendError(
                 f"no answer from Twilio after the request left ({type(exc).__name__}: {exc})"
             ) from exc

@@ -93,6 +93,17 @@ class Accepted:
     at: float = field(default_factory=time.time)
 
 
+@dataclass
+class RawRequest:
+    """One request exactly as it arrived (kept only when `record_raw` is set)."""
+
+    client_port: int
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
 class ContractViolation(AssertionError):
     """A request did not match the provider's OpenAPI description."""
 
@@ -160,6 +171,9 @@ class FakeProvider:
         self.violations: list[str] = []
         self.requests = 0
         self.script: deque[str] = deque()
+        # Every request as it arrived, with the client's port (one port: one connection).
+        self.record_raw = False
+        self.raw: list[RawRequest] = []
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -263,6 +277,17 @@ class FakeProvider:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
+        if self.record_raw:
+            with self._lock:
+                self.raw.append(
+                    RawRequest(
+                        handler.client_address[1],
+                        handler.command,
+                        handler.path,
+                        list(handler.headers.items()),
+                        body,
+                    )
+                )
         answer = self._choose()
         if answer == DROP:
             self._count(DROP)

@@ -97,3 +97,16 @@ def test_ambiguous_touch_is_listed_and_resolved_with_an_audit_reason(workdir: Pa
         "outbox", "resolve", str(touch_id), "--not-sent", "--reason", "x", code=1
     )
     assert "no touch" in invoke("outbox", "resolve", "999999", "--sent", "--reason", "x", code=1)
+
+
+def test_run_with_two_dispatcher_workers_sends_each_touch_once(workdir: Path) -> None:
+    invoke("init")
+    invoke("leads", "import", "config/sample_leads.csv", "--now", "2026-12-01T08:00Z")
+    output = invoke("run", "--now", "2026-12-02T15:00Z", "--no-prefect", "--workers", "2")
+    touches = json.loads(invoke("outbox", "list", "--format", "json", "--limit", "0"))
+    sent = [touch for touch in touches if touch["status"] == TouchStatus.SENT]
+    assert sent and f"sent {len(sent)}," in output
+    files = [path for path in (workdir / "data" / "outbox").rglob("*") if path.is_file()]
+    assert len(files) == len(sent)  # one outbox file per touch: nothing written twice
+    again = invoke("run", "--now", "2026-12-02T15:00Z", "--no-prefect", "--workers", "2")
+    assert "sent 0," in again

@@ -1,0 +1,81 @@
+"""Two dispatcher processes on one database: each touch claimed and sent by exactly one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from leadops.dispatch import run_workers, worker_settings
+from leadops.models import TOUCHES, TouchStatus
+from leadops.nurture import load_runtime, plan_all
+from leadops.testing.fakes import FakeSendGrid, FakeTwilio
+from leadops.testing.scenario import seed_leads
+from tests.integration.test_delivery import NOW, provider_settings
+
+pytest_plugins = ["tests.integration.test_delivery"]  # the `fakes` fixture
+
+LEADS = 100
+
+
+def _database_url(engine: Engine, tmp_path: Path) -> str:
+    """The URL a worker process connects with, reaching the same database (and, on
+    PostgreSQL, the test's own schema)."""
+    if engine.dialect.name == "sqlite":
+        return str(engine.url)
+    with engine.connect() as conn:
+        schema = conn.execute(sa.text("select current_schema()")).scalar_one()
+    url = engine.url.update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+def test_two_worker_processes_send_every_touch_exactly_once(
+    engine: Engine, tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio]
+) -> None:
+    sendgrid, twilio = fakes
+    settings = provider_settings(
+        tmp_path,
+        sendgrid,
+        twilio,
+        database_url=_database_url(engine, tmp_path),
+        dispatch_batch_size=10,
+        # totals for both workers; slow enough that the second starts before all is sent
+        sendgrid_rate_per_second=60,
+        twilio_rate_per_second=60,
+    )
+    seed_leads(engine, LEADS, NOW)
+    plan = plan_all(load_runtime(settings, engine=engine), NOW)
+    assert plan.planned == 2 * LEADS
+
+    report = run_workers(settings, NOW, 2)
+
+    assert report.sent_total == 2 * LEADS
+    assert len(report.worker_sent) == 2 and min(report.worker_sent) > 0, report.worker_sent
+    assert sendgrid.duplicates() == {} and twilio.duplicates() == {}
+    sendgrid.check_contract()
+    twilio.check_contract()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(TOUCHES.c.id, TOUCHES.c.status, TOUCHES.c.provider_message_id)
+        ).all()
+    assert {status for _, status, _ in rows} == {TouchStatus.SENT}
+    accepted = {e.touch_id: e.message_id for e in sendgrid.log + twilio.log}
+    assert len(accepted) == len(rows) == len(sendgrid.log) + len(twilio.log)
+    assert all(accepted[str(touch_id)] == message_id for touch_id, _, message_id in rows)
+
+
+def test_workers_share_the_provider_limits(tmp_path: Path) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        tmp_path,
+        sendgrid_rate_per_second=100,
+        twilio_rate_per_second=30,
+        sendgrid_concurrency=16,
+        twilio_concurrency=3,
+    )
+    share = worker_settings(settings, 2)
+    assert (share.sendgrid_rate_per_second, share.twilio_rate_per_second) == (50, 15)
+    assert (share.sendgrid_concurrency, share.twilio_concurrency) == (8, 2)
+    assert worker_settings(settings, 1) is settings
