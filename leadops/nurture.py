@@ -11,9 +11,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Insert, Table, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
 
 from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
 from leadops.channels.base import ChannelSender
@@ -83,6 +86,16 @@ class PlanReport:
     completed: int = 0
     planned: int = 0
     planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    conflicts: int = 0  # rows another planner had already written (skipped)
+
+    def merge(self, other: PlanReport) -> None:
+        self.leads += other.leads
+        self.enrolled.update(other.enrolled)
+        self.exited += other.exited
+        self.completed += other.completed
+        self.planned += other.planned
+        self.planned_steps.update(other.planned_steps)
+        self.conflicts += other.conflicts
 
 
 @dataclass
@@ -92,14 +105,28 @@ class TickReport:
     dispatch: DispatchReport
 
 
-def _lead_batches(session: Session) -> Iterator[list[Lead]]:
+Partition = tuple[int, int]  # (k, n): the leads whose id modulo n is k
+WHOLE: Partition = (0, 1)
+
+
+def check_partition(partition: Partition) -> Partition:
+    """Refuse a partition that is not (k, n) with 0 <= k < n."""
+    k, n = partition
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"partition must be (k, n) with 0 <= k < n, got ({k}, {n})")
+    return partition
+
+
+def _lead_batches(session: Session, partition: Partition = WHOLE) -> Iterator[list[Lead]]:
+    """The partition's leads in id order, PLAN_BATCH at a time (keyset paging: each batch
+    is one indexed query, and only one batch is in memory)."""
+    k, n = partition
     last_id = 0
     while True:
-        batch = list(
-            session.execute(
-                select(Lead).where(Lead.id > last_id).order_by(Lead.id).limit(PLAN_BATCH)  # type: ignore[arg-type,operator]
-            ).scalars()
-        )
+        query = select(Lead).where(col(Lead.id) > last_id)
+        if n > 1:
+            query = query.where(col(Lead.id) % n == k)
+        batch = list(session.execute(query.order_by(col(Lead.id)).limit(PLAN_BATCH)).scalars())
         if not batch:
             return
         yield batch
@@ -220,7 +247,6 @@ def _apply(
             }
         )
         touches = writes.waiting.setdefault(plan.lead_id, [])
-        report.enrolled[plan.enroll_campaign] += 1
     elif enrollment is not None:
         campaign, version_id = enrollment.campaign, enrollment.campaign_version_id
     if plan.touches:
@@ -243,9 +269,6 @@ def _apply(
                     "updated_at": now,
                 }
             )
-        report.planned += len(plan.touches)
-        for due in plan.touches:
-            report.planned_steps[(campaign, due.step, due.channel)] += 1
 
 
 def _plan_batch(
@@ -272,45 +295,93 @@ def _plan_batch(
         )
         if plan.changes_anything or plan.segment != lead.segment:
             _apply(plan, lead, enrollment, versions, now, report, writes)
-    _write(session, writes)
+    _write(session, writes, report)
     report.leads += len(states)
     session.commit()
 
 
-def _write(session: Session, writes: _Writes) -> None:
+def insert_skipping_conflicts(table: Table, dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING (PostgreSQL and SQLite): a row that another
+    planner already wrote (a UNIQUE or one-active constraint) is skipped, not an error."""
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return insert(table)
+
+
+def _write(session: Session, writes: _Writes, report: PlanReport) -> None:
     """Flush lead and enrollment changes (exits first, so a lead has one active
-    enrollment), then insert new enrollments and all touches in bulk."""
+    enrollment), then insert new enrollments and all touches in bulk.
+
+    Planners running at the same time (partitions on several workers, or the rescore run
+    re-planning a lead) may plan the same lead: their conflicting rows are skipped by the
+    constraints, so only what was really written is counted, and a lead whose enrollment
+    another planner created first gets no touches from this one."""
     session.flush()
+    dialect = session.get_bind().dialect.name
     if writes.enrollments:
         created = session.execute(
-            insert(ENROLLMENTS).returning(
-                ENROLLMENTS.c.id, ENROLLMENTS.c.lead_id, sort_by_parameter_order=True
+            insert_skipping_conflicts(ENROLLMENTS, dialect).returning(
+                ENROLLMENTS.c.id, ENROLLMENTS.c.lead_id, ENROLLMENTS.c.campaign
             ),
             writes.enrollments,
         ).all()
-        for enrollment_id, lead_id in created:
+        for enrollment_id, lead_id, campaign in created:
+            report.enrolled[campaign] += 1
             for touch in writes.waiting.get(lead_id, []):
                 touch["enrollment_id"] = enrollment_id
                 writes.touches.append(touch)
+        report.conflicts += len(writes.enrollments) - len(created)
     if writes.touches:
-        session.execute(insert(TOUCHES), writes.touches)
+        t = TOUCHES.c
+        written = session.execute(
+            insert_skipping_conflicts(TOUCHES, dialect).returning(t.campaign, t.step, t.channel),
+            writes.touches,
+        ).all()
+        report.planned += len(written)
+        report.planned_steps.update((row[0], row[1], row[2]) for row in written)
+        report.conflicts += len(writes.touches) - len(written)
 
 
-def plan_all(runtime: Runtime, now: datetime) -> PlanReport:
-    """Segment every lead, move enrollments along and create the touches now due."""
+def _register_versions(
+    session: Session, runtime: Runtime, now: datetime
+) -> dict[str, CampaignVersion]:
+    """Record the current campaign versions; when a planner running at the same time
+    recorded a new version first (UNIQUE), use that one."""
+    try:
+        versions = register_versions(session, runtime.campaigns, now)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        versions = register_versions(session, runtime.campaigns, now)
+        session.commit()
+    return versions
+
+
+def plan_all(runtime: Runtime, now: datetime, partition: Partition = WHOLE) -> PlanReport:
+    """Segment every lead, move enrollments along and create the touches now due.
+
+    `partition=(k, n)` plans only the leads whose id modulo n is k, so n planners (Prefect
+    task runs, on one worker or many) share the work; together they plan every lead once.
+    Planners that overlap anyway write nothing twice (see `_write`)."""
+    k, n = check_partition(partition)
     report = PlanReport()
     with Session(runtime.engine, expire_on_commit=False) as session:
-        versions = register_versions(session, runtime.campaigns, now)
-        for batch in _lead_batches(session):
+        versions = _register_versions(session, runtime, now)
+        for batch in _lead_batches(session, (k, n)):
             _plan_batch(session, runtime, batch, versions, now, report)
     log.info(
-        "planned %s: %d leads, %d newly enrolled, %d exited, %d completed, %d touches created",
+        "planned %s%s: %d leads, %d newly enrolled, %d exited, %d completed, "
+        "%d touches created, %d rows already written by another planner",
         now.isoformat(),
+        f" (partition {k} of {n})" if n > 1 else "",
         report.leads,
         sum(report.enrolled.values()),
         report.exited,
         report.completed,
         report.planned,
+        report.conflicts,
     )
     return report
 

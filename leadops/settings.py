@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     whatsapp_session_hours: int = Field(default=24, ge=1, le=24)
     provider_retry_attempts: int = Field(default=3, ge=1, le=10)
     provider_retry_max_wait_seconds: float = Field(default=5.0, ge=0)
+    # Scale: nurture planning split into partitions (Prefect task runs); unset: 1 on
+    # SQLite, 4 on PostgreSQL
+    plan_partitions: int | None = Field(default=None, ge=1, le=64)
 
     @classmethod
     def settings_customise_sources(
@@ -202,6 +205,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'leadops.db').as_posix()}"
+
+    @property
+    def resolved_plan_partitions(self) -> int:
+        """How many partitions the nurture flow plans in (LEADOPS_PLAN_PARTITIONS)."""
+        if self.plan_partitions is not None:
+            return self.plan_partitions
+        return 4 if self.resolved_database_url.startswith("postgresql") else 1
 
     @property
     def resolved_outbox_dir(self) -> Path:
