@@ -96,7 +96,7 @@ def copy_leads(engine: Engine, count: int, now: datetime, *, start: int = 0) -> 
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        with cursor.copy(f"COPY leads ({', '.join(LEAD_COLUMNS)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+        with cursor.copy(f"COPY leads ({', '.join(LEAD_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         raw.commit()
