@@ -155,7 +155,9 @@ class Worker:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if line.strip() != "ready":
-            raise RuntimeError(f"worker did not start: {line}{self.stderr()}")
+            self.process.kill()
+            _, err = self.process.communicate(timeout=30)
+            raise RuntimeError(f"worker did not start: {line}{err[-3000:]}")
 
     def go(self) -> None:
         assert self.process.stdin is not None
@@ -169,11 +171,6 @@ class Worker:
             raise RuntimeError(f"worker exited {self.process.returncode}: {err[-3000:]}")
         data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
         return data
-
-    def stderr(self) -> str:
-        if self.process.poll() is None:
-            return ""
-        return self.process.stderr.read()[-3000:] if self.process.stderr else ""
 
 
 def run_together(workers: Sequence[Worker]) -> list[dict[str, Any]]:
