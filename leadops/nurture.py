@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
 from leadops.channels.base import ChannelSender
@@ -37,7 +37,6 @@ from leadops.models import (
     CampaignVersion,
     Enrollment,
     EnrollmentStatus,
-    Lead,
     TouchStatus,
 )
 from leadops.planner import ActiveEnrollment, LeadState, Plan, next_step_due, plan_lead
@@ -121,23 +120,44 @@ def check_partition(partition: Partition) -> Partition:
     return partition
 
 
-def _lead_batches(session: Session, partition: Partition = WHOLE) -> Iterator[list[Lead]]:
+# What planning reads of a lead (plain rows: no ORM objects to build for every lead).
+_LEAD_FIELDS = (
+    LEADS.c.id,
+    LEADS.c.email,
+    LEADS.c.phone,
+    LEADS.c.lifecycle_stage,
+    LEADS.c.country,
+    LEADS.c.industry,
+    LEADS.c.seniority,
+    LEADS.c.company_size,
+    LEADS.c.score,
+    LEADS.c.last_engaged_at,
+    LEADS.c.created_at,
+    LEADS.c.whatsapp_consent,
+    LEADS.c.segment,
+)
+LeadRow = Any  # a row of _LEAD_FIELDS
+
+
+def _lead_batches(session: Session, partition: Partition = WHOLE) -> Iterator[list[LeadRow]]:
     """The partition's leads in id order, PLAN_BATCH at a time (keyset paging: each batch
     is one indexed query, and only one batch is in memory)."""
     k, n = partition
     last_id = 0
     while True:
-        query = select(Lead).where(col(Lead.id) > last_id)
+        query = select(*_LEAD_FIELDS).where(LEADS.c.id > last_id)
         if n > 1:
-            query = query.where(col(Lead.id) % n == k)
-        batch = list(session.execute(query.order_by(col(Lead.id)).limit(PLAN_BATCH)).scalars())
+            query = query.where(LEADS.c.id % n == k)
+        batch = list(session.execute(query.order_by(LEADS.c.id).limit(PLAN_BATCH)).all())
         if not batch:
             return
         yield batch
         last_id = batch[-1].id or 0
 
 
-def _states(session: Session, leads: list[Lead]) -> list[tuple[Lead, Enrollment | None, LeadState]]:
+def _states(
+    session: Session, leads: list[LeadRow]
+) -> list[tuple[LeadRow, Enrollment | None, LeadState]]:
     ids = [lead.id for lead in leads]
     enrollments = session.execute(
         select(Enrollment).where(Enrollment.lead_id.in_(ids))  # type: ignore[attr-defined]
@@ -219,7 +239,7 @@ class _Writes:
 
 def _apply(
     plan: Plan,
-    lead: Lead,
+    lead: LeadRow,
     enrollment: Enrollment | None,
     versions: dict[str, CampaignVersion],
     now: datetime,
@@ -278,7 +298,7 @@ def _apply(
 def _plan_batch(
     session: Session,
     runtime: Runtime,
-    batch: list[Lead],
+    batch: list[LeadRow],
     versions: dict[str, CampaignVersion],
     now: datetime,
     report: PlanReport,
@@ -450,13 +470,13 @@ def plan_leads(runtime: Runtime, lead_ids: Iterable[int], now: datetime) -> Plan
     if not ids:
         return report
     with Session(runtime.engine, expire_on_commit=False) as session:
-        versions = register_versions(session, runtime.campaigns, now)
+        versions = _register_versions(session, runtime, now)
         for start in range(0, len(ids), PLAN_BATCH):
             chunk = ids[start : start + PLAN_BATCH]
             batch = list(
                 session.execute(
-                    select(Lead).where(Lead.id.in_(chunk)).order_by(Lead.id)  # type: ignore[union-attr,arg-type]
-                ).scalars()
+                    select(*_LEAD_FIELDS).where(LEADS.c.id.in_(chunk)).order_by(LEADS.c.id)
+                ).all()
             )
             _plan_batch(session, runtime, batch, versions, now, report)
     return report
