@@ -4,7 +4,8 @@ worker processes beside the raw HTTP floor, peak memory of the workers, and the 
 
     ./dev bench scale                                  # 100k and 1M (about 15 minutes)
     .venv/bin/python -m bench.scale --sizes 100000     # one size (about 2 minutes)
-    .venv/bin/python -m bench.scale --no-fault         # skip the restart run
+    .venv/bin/python -m bench.scale --no-fault         # skip the fault run
+    .venv/bin/python -m bench.scale --no-restart       # fault run without the restart
 
 Needs PostgreSQL (LEADOPS_BENCH_DATABASE_URL, default
 postgresql+psycopg://postgres@127.0.0.1:5432/test): a database `leadops_scale_<pid>` is
@@ -156,20 +157,35 @@ def make_due(engine: Engine, count: int) -> int:
 # -- one size -----------------------------------------------------------------------------
 
 
-def measure_size(
-    engine: Engine, url: str, fake: FakeProcess, workdir: Path, leads: int, messages: int
-) -> dict[str, Any]:
+def reseed_and_plan(
+    engine: Engine, leads: int, env: dict[str, str], partitions: int
+) -> tuple[float, list[dict[str, Any]]]:
+    """Empty the tables, COPY `leads` leads, plan them with `partitions` worker processes
+    at once; (seconds the COPY took, the planners' reports)."""
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     started = time.perf_counter()
     copy_leads(engine, leads, NOW)
     seeded = time.perf_counter() - started
+    workers = [
+        Worker("plan", NOW, env, "--partition", f"{k}/{partitions}") for k in range(partitions)
+    ]
+    reports = run_together(workers)
+    planned = sum(r["planned"] for r in reports)
+    if sum(r["leads"] for r in reports) != leads or planned != leads:
+        raise RuntimeError(f"planning {leads} leads gave {reports}")
+    return seeded, reports
 
+
+def measure_size(
+    engine: Engine, url: str, fake: FakeProcess, workdir: Path, leads: int, messages: int
+) -> dict[str, Any]:
     env = worker_env(url, fake.url, workdir)
-    [plan] = run_together([Worker("plan", NOW, env)])
+    # one tick planned by two worker processes, a partition each; then again by one
+    seeded, planners = reseed_and_plan(engine, leads, env, partitions=2)
+    plan2_s = max(p["ended"] for p in planners) - min(p["started"] for p in planners)
+    _, [plan] = reseed_and_plan(engine, leads, env, partitions=1)
     plan_s = plan["ended"] - plan["started"]
-    if plan["leads"] != leads or plan["planned"] != leads:
-        raise RuntimeError(f"planning {leads} leads gave {plan}")
     with engine.begin() as conn:
         conn.execute(sa.update(TOUCHES).values(not_before=LATER))
         conn.execute(sa.text("ANALYZE touches"))
@@ -197,7 +213,8 @@ def measure_size(
         "seed_s": seeded,
         "plan_s": plan_s,
         "plan_rate": leads / plan_s,
-        "plan_rss_mb": plan["peak_rss_mb"],
+        "plan_rss_mb": max(p["peak_rss_mb"] for p in [plan, *planners]),
+        "plan2_s": plan2_s,
         "dispatch_1": rates[1],
         "dispatch_2": rates[2],
         "dispatch_rss_mb": max(rss),
@@ -237,7 +254,21 @@ def wait_for(engine: Engine, seconds: float = 60) -> None:
             time.sleep(0.5)
 
 
-def fault_run(engine: Engine, url: str, workdir: Path, touches: int) -> dict[str, Any]:
+def terminate_backends(engine: Engine) -> str | None:
+    """Cut every other connection to this database (a restart without the restart)."""
+    with engine.connect() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    return "connections cut with pg_terminate_backend instead (--no-restart)"
+
+
+def fault_run(
+    engine: Engine, url: str, workdir: Path, touches: int, *, restart: bool = True
+) -> dict[str, Any]:
     """Two dispatchers; one SIGKILLed mid-batch, then PostgreSQL restarted while the other
     works; dispatchers rerun (after the leases expire) until nothing is open; every touch
     checked against the fake's log."""
@@ -273,7 +304,7 @@ def fault_run(engine: Engine, url: str, workdir: Path, touches: int) -> dict[str
                 break
             time.sleep(0.02)
         restart_at = fake.get("/_fake/stats")["accepted"]
-        restart_problem = restart_postgres()
+        restart_problem = restart_postgres() if restart else terminate_backends(engine)
         second.process.wait(timeout=600)
         second_ended = f"exit {second.process.returncode}"
         wait_for(engine)
@@ -311,13 +342,14 @@ def render(
     rows = [
         ("COPY seed", lambda s: f"{s['seed_s']:.1f} s"),
         ("plan all leads (one nurture tick, one worker)", lambda s: f"{s['plan_s']:.1f} s"),
-        ("planning rate", lambda s: f"{s['plan_rate']:,.0f} leads/s"),
+        ("planning rate, one worker", lambda s: f"{s['plan_rate']:,.0f} leads/s"),
+        ("plan all leads, two workers (partitions 0/2, 1/2)", lambda s: f"{s['plan2_s']:.1f} s"),
         ("planner peak RSS", lambda s: f"{s['plan_rss_mb']:.0f} MB"),
         (f"dispatch, 1 worker ({messages:,} msgs)", lambda s: f"{s['dispatch_1']:,.0f} msg/s"),
         (f"dispatch, 2 workers ({messages:,} msgs)", lambda s: f"{s['dispatch_2']:,.0f} msg/s"),
         ("dispatcher peak RSS", lambda s: f"{s['dispatch_rss_mb']:.0f} MB"),
     ]
-    keys = [None, "plan_s", "plan_rate", "plan_rss_mb", "dispatch_1", "dispatch_2"]
+    keys = [None, "plan_s", "plan_rate", "plan2_s", "plan_rss_mb", "dispatch_1", "dispatch_2"]
     keys.append("dispatch_rss_mb")
     header = "| measure | " + " | ".join(f"{s['leads']:,} leads" for s in sizes)
     growth = len(sizes) == 2
@@ -337,7 +369,8 @@ def render(
         restart = (
             f"PostgreSQL restarted (pg_ctlcluster) after {fault['restart_at']:,} accepted"
             if fault["restart_problem"] is None
-            else f"PostgreSQL NOT restarted: {fault['restart_problem']}"
+            else f"PostgreSQL NOT restarted ({fault['restart_problem']}) after "
+            f"{fault['restart_at']:,} accepted"
         )
         fault_text = (
             f"Fault run: {fault['touches']:,} touches, two dispatcher processes; one SIGKILLed "
@@ -356,7 +389,9 @@ def render(
 PostgreSQL on the same 2 cores as the workers and the fake provider.
 
 Leads are COPYed into a scratch database; one planner process runs one nurture tick
-(`plan_all`: segment, enroll, create the day-1 touch of every lead, in batches of 1,000).
+(`plan_all`: segment, enroll, create the day-1 touch of every lead, in batches of 1,000);
+the same tick is also run (on fresh copies of the leads) by two planner processes at
+once, each a partition (lead id modulo 2), as two workers on one pool would.
 Then {messages:,} of those touches are sent by one dispatcher process, and {messages:,}
 more by two at once (`run_dispatch`, claims with FOR UPDATE SKIP LOCKED, SendGrid channel,
 {CONCURRENCY} threads each) to the SendGrid fake in its own process (validating every
@@ -375,7 +410,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated lead counts")
     parser.add_argument("--messages", type=int, default=20_000, help="touches sent per run")
     parser.add_argument("--fault-touches", type=int, default=FAULT_TOUCHES)
-    parser.add_argument("--no-fault", action="store_true", help="skip the PostgreSQL restart")
+    parser.add_argument("--no-fault", action="store_true", help="skip the fault run")
+    parser.add_argument(
+        "--no-restart", action="store_true", help="fault run: cut connections, don't restart"
+    )
     args = parser.parse_args(argv if argv is not None else [])
     sizes = [int(size) for size in args.sizes.split(",")]
     if any(size < 2 * args.messages for size in sizes):
@@ -400,7 +438,9 @@ def main(argv: list[str] | None = None) -> None:
             fake.stop()
         if not args.no_fault:
             print("-- fault run", flush=True)
-            fault = fault_run(engine, url, Path(tmp), args.fault_touches)
+            fault = fault_run(
+                engine, url, Path(tmp), args.fault_touches, restart=not args.no_restart
+            )
         engine.dispose()
     markdown = render(results, floor, args.messages, fault)
     write_section("scale", markdown)
