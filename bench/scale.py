@@ -70,7 +70,7 @@ TABLES = "leads, enrollments, touches, campaign_versions, score_ledger, stage_ch
 def scratch_database(base_url: str) -> Iterator[str]:
     """A new database on the server of `base_url`, dropped afterwards."""
     name = f"leadops_scale_{os.getpid()}"
-    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -362,7 +362,7 @@ def render(
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append(f"| raw HTTP floor (one keep-alive client, same fake) | {floor:,.0f} msg/s |")
     text = "\n".join(lines)
-    fault_text = "Fault run not measured (--no-fault)."
+    fault_text = "Fault run not measured (--no-fault, or it did not finish)."
     if fault is not None:
         check = fault["check"]
         statuses = ", ".join(f"{n:,} {s}" for s, n in sorted(check.statuses.items()))
@@ -436,6 +436,8 @@ def main(argv: list[str] | None = None) -> None:
                 raise RuntimeError(f"requests outside the OpenAPI contract: {violations}")
         finally:
             fake.stop()
+        # the sizes' figures are kept even if the fault run goes wrong
+        write_section("scale", render(results, floor, args.messages, None))
         if not args.no_fault:
             print("-- fault run", flush=True)
             fault = fault_run(

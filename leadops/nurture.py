@@ -373,6 +373,11 @@ def _update_segments(session: Session, segments: list[dict[str, object]], now: d
         return
     leads = LEADS.c
     if session.get_bind().dialect.name == "postgresql":
+        ids = [row["lead_id"] for row in segments]
+        # rows locked in id order first, so planners that overlap wait instead of deadlocking
+        session.execute(
+            sa.select(leads.id).where(leads.id.in_(ids)).order_by(leads.id).with_for_update()
+        )
         session.execute(
             sa.text(
                 "UPDATE leads SET segment = v.segment, updated_at = :now FROM unnest("
@@ -380,7 +385,7 @@ def _update_segments(session: Session, segments: list[dict[str, object]], now: d
                 "WHERE leads.id = v.id"
             ),
             {
-                "ids": [row["lead_id"] for row in segments],
+                "ids": ids,
                 "segments": [row["segment"] for row in segments],
                 "now": now,
             },
