@@ -3,7 +3,7 @@ worker processes beside the raw HTTP floor, peak memory of the workers, and the 
 (two dispatchers, one SIGKILLed, PostgreSQL restarted mid-run).
 
     ./dev bench scale                                  # 100k and 1M (about 15 minutes)
-    .venv/bin/python -m bench.scale --sizes 100000     # one size (about 2 minutes)
+    .venv/bin/python -m bench.scale --sizes 100000     # one size (about 4 minutes)
     .venv/bin/python -m bench.scale --no-fault         # skip the fault run
     .venv/bin/python -m bench.scale --no-restart       # fault run without the restart
 
