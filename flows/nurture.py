@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -33,8 +33,23 @@ from leadops.summary import summary_rows, touch_summary
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def plan_task(runtime: nurture.Runtime, now: datetime) -> nurture.PlanReport:
-    return nurture.plan_all(runtime, now)
+def plan_task(
+    runtime: nurture.Runtime, now: datetime, partition: tuple[int, int] = (0, 1)
+) -> nurture.PlanReport:
+    return nurture.plan_all(runtime, now, partition)
+
+
+def plan_partitions(runtime: nurture.Runtime, now: datetime, partitions: int) -> nurture.PlanReport:
+    """Plan every lead as `partitions` task runs (lead id modulo N), merged into one report."""
+    if partitions <= 1:
+        return plan_task(runtime, now)
+    futures = plan_task.map(
+        unmapped(runtime), unmapped(now), [(k, partitions) for k in range(partitions)]
+    )
+    report = nurture.PlanReport()
+    for part in futures.result():
+        report.merge(part)
+    return report
 
 
 @task(
@@ -85,14 +100,22 @@ def _publish_summary(runtime: nurture.Runtime, key: str, description: str) -> No
 
 
 @flow(name="nurture", flow_run_name=lambda: run_name("nurture", "now"), log_prints=True)
-def nurture_flow(now: datetime | None = None, workers: int | None = None) -> dict[str, int]:
-    """One tick: segment and plan every lead, dispatch what is due, publish a summary."""
+def nurture_flow(
+    now: datetime | None = None, partitions: int | None = None, workers: int | None = None
+) -> dict[str, int]:
+    """One tick: segment and plan every lead (in `partitions` task runs; default
+    LEADOPS_PLAN_PARTITIONS), dispatch what is due (in `workers` processes; default
+    LEADOPS_DISPATCH_WORKERS), publish a summary."""
     logger = get_run_logger()
-    runtime = nurture.load_runtime(flow_settings())
+    settings = flow_settings()
+    runtime = nurture.load_runtime(settings)
     tick_time = ensure_utc(now) if now is not None else SystemClock().now()
+    parts = partitions if partitions is not None else settings.resolved_plan_partitions
+    if parts < 1:
+        raise ValueError(f"partitions must be at least 1, got {parts}")
     try:
         with run_lock(runtime.engine, "nurture"):
-            plan = plan_task(runtime, tick_time)
+            plan = plan_partitions(runtime, tick_time, parts)
             dispatch = dispatch_task(runtime, tick_time if now is not None else None, workers)
     except LockHeld as exc:
         logger.warning("skipped: %s", exc)

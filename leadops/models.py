@@ -566,3 +566,26 @@ LEAD_SOURCE_RECORDS = cast(sa.Table, LeadSourceRecord.__table__)  # type: ignore
 INTAKE_CURSORS = cast(sa.Table, IntakeCursor.__table__)  # type: ignore[attr-defined]
 FORM_SUBMISSIONS = cast(sa.Table, FormSubmission.__table__)  # type: ignore[attr-defined]
 TOUCH_AUDIT = cast(sa.Table, TouchAudit.__table__)  # type: ignore[attr-defined]
+
+
+# -- Scale: incremental passes over large tables -------------------------------------------
+
+
+class PassMark(SQLModel, table=True):
+    """How far a periodic pass over a large table has got (e.g. the rescore run's no-opens
+    rule): the `now` it last ran at, the last ledger id it had seen, and the settings it
+    ran with. The next run looks only at what changed since; none: a full pass."""
+
+    __tablename__ = "pass_marks"
+
+    name: str = Field(primary_key=True, max_length=64)
+    at: datetime = _ts(nullable=False)
+    last_id: int = 0
+    detail: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+
+
+PASS_MARKS = cast(sa.Table, PassMark.__table__)  # type: ignore[attr-defined]
+
+# Range scans of the incremental no-opens pass: emails sent, and opens, in a time window.
+sa.Index("ix_touches_sent_at", TOUCHES.c.sent_at)
+sa.Index("ix_score_ledger_rule_event_at", SCORE_LEDGER.c.rule, SCORE_LEDGER.c.event_at)

@@ -10,9 +10,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
 
-from sqlalchemy import func, insert, select
+import sqlalchemy as sa
+from sqlalchemy import Insert, Table, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
@@ -26,11 +32,11 @@ from leadops.models import (
     ENROLLMENTS,
     ESCALATIONS,
     FINAL_TOUCH_STATUSES,
+    LEADS,
     TOUCHES,
     CampaignVersion,
     Enrollment,
     EnrollmentStatus,
-    Lead,
     TouchStatus,
 )
 from leadops.planner import ActiveEnrollment, LeadState, Plan, next_step_due, plan_lead
@@ -83,6 +89,16 @@ class PlanReport:
     completed: int = 0
     planned: int = 0
     planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    conflicts: int = 0  # rows another planner had already written (skipped)
+
+    def merge(self, other: PlanReport) -> None:
+        self.leads += other.leads
+        self.enrolled.update(other.enrolled)
+        self.exited += other.exited
+        self.completed += other.completed
+        self.planned += other.planned
+        self.planned_steps.update(other.planned_steps)
+        self.conflicts += other.conflicts
 
 
 @dataclass
@@ -92,21 +108,56 @@ class TickReport:
     dispatch: DispatchReport
 
 
-def _lead_batches(session: Session) -> Iterator[list[Lead]]:
+Partition = tuple[int, int]  # (k, n): the leads whose id modulo n is k
+WHOLE: Partition = (0, 1)
+
+
+def check_partition(partition: Partition) -> Partition:
+    """Refuse a partition that is not (k, n) with 0 <= k < n."""
+    k, n = partition
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"partition must be (k, n) with 0 <= k < n, got ({k}, {n})")
+    return partition
+
+
+# What planning reads of a lead (plain rows: no ORM objects to build for every lead).
+_LEAD_FIELDS = (
+    LEADS.c.id,
+    LEADS.c.email,
+    LEADS.c.phone,
+    LEADS.c.lifecycle_stage,
+    LEADS.c.country,
+    LEADS.c.industry,
+    LEADS.c.seniority,
+    LEADS.c.company_size,
+    LEADS.c.score,
+    LEADS.c.last_engaged_at,
+    LEADS.c.created_at,
+    LEADS.c.whatsapp_consent,
+    LEADS.c.segment,
+)
+LeadRow = Any  # a row of _LEAD_FIELDS
+
+
+def _lead_batches(session: Session, partition: Partition = WHOLE) -> Iterator[list[LeadRow]]:
+    """The partition's leads in id order, PLAN_BATCH at a time (keyset paging: each batch
+    is one indexed query, and only one batch is in memory)."""
+    k, n = partition
     last_id = 0
     while True:
-        batch = list(
-            session.execute(
-                select(Lead).where(Lead.id > last_id).order_by(Lead.id).limit(PLAN_BATCH)  # type: ignore[arg-type,operator]
-            ).scalars()
-        )
+        query = select(*_LEAD_FIELDS).where(LEADS.c.id > last_id)
+        if n > 1:
+            query = query.where(LEADS.c.id % n == k)
+        batch = list(session.execute(query.order_by(LEADS.c.id).limit(PLAN_BATCH)).all())
         if not batch:
             return
         yield batch
         last_id = batch[-1].id or 0
 
 
-def _states(session: Session, leads: list[Lead]) -> list[tuple[Lead, Enrollment | None, LeadState]]:
+def _states(
+    session: Session, leads: list[LeadRow]
+) -> list[tuple[LeadRow, Enrollment | None, LeadState]]:
     ids = [lead.id for lead in leads]
     enrollments = session.execute(
         select(Enrollment).where(Enrollment.lead_id.in_(ids))  # type: ignore[attr-defined]
@@ -179,15 +230,16 @@ def _states(session: Session, leads: list[Lead]) -> list[tuple[Lead, Enrollment 
 class _Writes:
     """What planning a batch of leads inserts, written in bulk at the end of the batch."""
 
-    enrollments: list[dict[str, object]] = field(default_factory=list)
-    touches: list[dict[str, object]] = field(default_factory=list)
+    enrollments: list[dict[str, Any]] = field(default_factory=list)
+    touches: list[dict[str, Any]] = field(default_factory=list)
     # touches of enrollments created in this batch, by lead, until their ids are known
-    waiting: dict[int, list[dict[str, object]]] = field(default_factory=dict)
+    waiting: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    segments: list[dict[str, object]] = field(default_factory=list)  # lead_id, segment
 
 
 def _apply(
     plan: Plan,
-    lead: Lead,
+    lead: LeadRow,
     enrollment: Enrollment | None,
     versions: dict[str, CampaignVersion],
     now: datetime,
@@ -195,8 +247,7 @@ def _apply(
     writes: _Writes,
 ) -> None:
     if plan.segment != lead.segment:
-        lead.segment = plan.segment
-        lead.updated_at = now
+        writes.segments.append({"lead_id": plan.lead_id, "segment": plan.segment})
     if enrollment is not None and (plan.exit_reason or plan.complete):
         enrollment.status = EnrollmentStatus.COMPLETED if plan.complete else EnrollmentStatus.EXITED
         enrollment.ended_at = now
@@ -220,7 +271,6 @@ def _apply(
             }
         )
         touches = writes.waiting.setdefault(plan.lead_id, [])
-        report.enrolled[plan.enroll_campaign] += 1
     elif enrollment is not None:
         campaign, version_id = enrollment.campaign, enrollment.campaign_version_id
     if plan.touches:
@@ -243,15 +293,12 @@ def _apply(
                     "updated_at": now,
                 }
             )
-        report.planned += len(plan.touches)
-        for due in plan.touches:
-            report.planned_steps[(campaign, due.step, due.channel)] += 1
 
 
 def _plan_batch(
     session: Session,
     runtime: Runtime,
-    batch: list[Lead],
+    batch: list[LeadRow],
     versions: dict[str, CampaignVersion],
     now: datetime,
     report: PlanReport,
@@ -272,45 +319,151 @@ def _plan_batch(
         )
         if plan.changes_anything or plan.segment != lead.segment:
             _apply(plan, lead, enrollment, versions, now, report, writes)
-    _write(session, writes)
+    _write(session, writes, report, now)
     report.leads += len(states)
     session.commit()
 
 
-def _write(session: Session, writes: _Writes) -> None:
-    """Flush lead and enrollment changes (exits first, so a lead has one active
-    enrollment), then insert new enrollments and all touches in bulk."""
-    session.flush()
-    if writes.enrollments:
-        created = session.execute(
-            insert(ENROLLMENTS).returning(
-                ENROLLMENTS.c.id, ENROLLMENTS.c.lead_id, sort_by_parameter_order=True
+def insert_skipping_conflicts(table: Table, dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING (PostgreSQL and SQLite): a row that another
+    planner already wrote (a UNIQUE or one-active constraint) is skipped, not an error."""
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return insert(table)
+
+
+def bulk_insert(
+    session: Session, table: Table, rows: list[dict[str, Any]], returning: list[str]
+) -> list[Any]:
+    """Insert `rows` skipping conflicts, returning the `returning` columns of the rows
+    written. On PostgreSQL one INSERT ... SELECT FROM unnest(arrays) statement (a column
+    per array: a thousand rows cost about as much as one); elsewhere an executemany."""
+    dialect = session.get_bind().dialect
+    if not rows:
+        return []
+    if dialect.name != "postgresql":
+        insert_rows = insert_skipping_conflicts(table, dialect.name)
+        return list(
+            session.execute(insert_rows.returning(*(table.c[c] for c in returning)), rows).all()
+        )
+    columns = list(rows[0])
+    arrays = ", ".join(
+        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in columns
+    )
+    # names from the table's own metadata, values bound as parameters
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+        f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
+    )
+    statement = sa.text(sql)
+    params = {name: [_plain(row[name]) for row in rows] for name in columns}
+    return list(session.execute(statement, params).all())
+
+
+def _plain(value: object) -> object:
+    """Enum members as their plain values (array parameters are not adapted per type)."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def _update_segments(session: Session, segments: list[dict[str, object]], now: datetime) -> None:
+    """Each lead's new segment, in one statement."""
+    if not segments:
+        return
+    leads = LEADS.c
+    if session.get_bind().dialect.name == "postgresql":
+        ids = [row["lead_id"] for row in segments]
+        # rows locked in id order first, so planners that overlap wait instead of deadlocking
+        session.execute(
+            sa.select(leads.id).where(leads.id.in_(ids)).order_by(leads.id).with_for_update()
+        )
+        session.execute(
+            sa.text(
+                "UPDATE leads SET segment = v.segment, updated_at = :now FROM unnest("
+                "CAST(:ids AS INTEGER[]), CAST(:segments AS VARCHAR[])) AS v(id, segment) "
+                "WHERE leads.id = v.id"
             ),
-            writes.enrollments,
-        ).all()
-        for enrollment_id, lead_id in created:
+            {
+                "ids": ids,
+                "segments": [row["segment"] for row in segments],
+                "now": now,
+            },
+        )
+        return
+    session.execute(
+        sa.update(LEADS)
+        .where(leads.id == sa.bindparam("lead_id"))
+        .values(segment=sa.bindparam("segment"), updated_at=now),
+        segments,
+    )
+
+
+def _write(session: Session, writes: _Writes, report: PlanReport, now: datetime) -> None:
+    """Flush lead and enrollment changes (exits first, so a lead has one active
+    enrollment), then insert new enrollments and all touches in bulk.
+
+    Planners running at the same time (partitions on several workers, or the rescore run
+    re-planning a lead) may plan the same lead: their conflicting rows are skipped by the
+    constraints, so only what was really written is counted, and a lead whose enrollment
+    another planner created first gets no touches from this one."""
+    session.flush()
+    _update_segments(session, writes.segments, now)
+    if writes.enrollments:
+        created = bulk_insert(
+            session, ENROLLMENTS, writes.enrollments, ["id", "lead_id", "campaign"]
+        )
+        for enrollment_id, lead_id, campaign in created:
+            report.enrolled[campaign] += 1
             for touch in writes.waiting.get(lead_id, []):
                 touch["enrollment_id"] = enrollment_id
                 writes.touches.append(touch)
+        report.conflicts += len(writes.enrollments) - len(created)
     if writes.touches:
-        session.execute(insert(TOUCHES), writes.touches)
+        written = bulk_insert(session, TOUCHES, writes.touches, ["campaign", "step", "channel"])
+        report.planned += len(written)
+        report.planned_steps.update((row[0], row[1], row[2]) for row in written)
+        report.conflicts += len(writes.touches) - len(written)
 
 
-def plan_all(runtime: Runtime, now: datetime) -> PlanReport:
-    """Segment every lead, move enrollments along and create the touches now due."""
+def _register_versions(
+    session: Session, runtime: Runtime, now: datetime
+) -> dict[str, CampaignVersion]:
+    """Record the current campaign versions; when a planner running at the same time
+    recorded a new version first (UNIQUE), use that one."""
+    try:
+        versions = register_versions(session, runtime.campaigns, now)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        versions = register_versions(session, runtime.campaigns, now)
+        session.commit()
+    return versions
+
+
+def plan_all(runtime: Runtime, now: datetime, partition: Partition = WHOLE) -> PlanReport:
+    """Segment every lead, move enrollments along and create the touches now due.
+
+    `partition=(k, n)` plans only the leads whose id modulo n is k, so n planners (Prefect
+    task runs, on one worker or many) share the work; together they plan every lead once.
+    Planners that overlap anyway write nothing twice (see `_write`)."""
+    k, n = check_partition(partition)
     report = PlanReport()
     with Session(runtime.engine, expire_on_commit=False) as session:
-        versions = register_versions(session, runtime.campaigns, now)
-        for batch in _lead_batches(session):
+        versions = _register_versions(session, runtime, now)
+        for batch in _lead_batches(session, (k, n)):
             _plan_batch(session, runtime, batch, versions, now, report)
     log.info(
-        "planned %s: %d leads, %d newly enrolled, %d exited, %d completed, %d touches created",
+        "planned %s%s: %d leads, %d newly enrolled, %d exited, %d completed, "
+        "%d touches created, %d rows already written by another planner",
         now.isoformat(),
+        f" (partition {k} of {n})" if n > 1 else "",
         report.leads,
         sum(report.enrolled.values()),
         report.exited,
         report.completed,
         report.planned,
+        report.conflicts,
     )
     return report
 
@@ -322,13 +475,13 @@ def plan_leads(runtime: Runtime, lead_ids: Iterable[int], now: datetime) -> Plan
     if not ids:
         return report
     with Session(runtime.engine, expire_on_commit=False) as session:
-        versions = register_versions(session, runtime.campaigns, now)
+        versions = _register_versions(session, runtime, now)
         for start in range(0, len(ids), PLAN_BATCH):
             chunk = ids[start : start + PLAN_BATCH]
             batch = list(
                 session.execute(
-                    select(Lead).where(Lead.id.in_(chunk)).order_by(Lead.id)  # type: ignore[union-attr,arg-type]
-                ).scalars()
+                    select(*_LEAD_FIELDS).where(LEADS.c.id.in_(chunk)).order_by(LEADS.c.id)
+                ).all()
             )
             _plan_batch(session, runtime, batch, versions, now, report)
     return report

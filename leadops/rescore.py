@@ -24,6 +24,7 @@ from leadops.models import (
     ENROLLMENTS,
     INBOX,
     LEADS,
+    PASS_MARKS,
     SCORE_LEDGER,
     SENT_TOUCH_STATUSES,
     STAGE_CHANGES,
@@ -598,30 +599,100 @@ def apply_fit(
                 report.fit_rows += len(rows)
 
 
+NO_OPENS_MARK = "rescore:no_opens"
+
+
 def apply_no_opens(
     engine: Engine, config: ScoringConfig, now: datetime, report: RescoreReport
 ) -> set[int]:
-    """Once per quiet stretch: a lead emailed `no_opens_days` ago that has not opened since."""
+    """Once per quiet stretch: a lead emailed `no_opens_days` ago that has not opened since.
+
+    Incremental: a lead can newly qualify only when its first email or its last open
+    falls `no_opens_days` behind the clock, so a run looks only at emails sent and opens
+    made in the window since the previous run (indexed ranges), plus opens and
+    resubscribes recorded since (a late webhook). The first run, a clock set back, or a
+    changed `no_opens_days` look at every lead. Leads are handled LEAD_BATCH at a time."""
     rule = config.engagement.get("no_opens")
     if rule is None:
         return set()
     days = timedelta(days=config.no_opens_days)
+    detail = {"no_opens_days": config.no_opens_days}
+    m, s = PASS_MARKS.c, SCORE_LEDGER.c
+    with engine.connect() as connection:
+        mark = connection.execute(
+            sa.select(m.at, m.last_id, m.detail).where(m.name == NO_OPENS_MARK)
+        ).first()
+        last_id = connection.execute(sa.select(sa.func.max(s.id))).scalar_one() or 0
+    if mark is None or _aware(mark.at) > now or mark.detail != detail:
+        candidates = sa.select(LEADS.c.id.label("lead_id"))
+    else:
+        candidates = _no_opens_candidates(_aware(mark.at) - days, now - days, mark.last_id)
+    penalised: set[int] = set()
+    with engine.connect() as reader:
+        result = reader.execution_options(stream_results=True, yield_per=LEAD_BATCH).execute(
+            candidates.order_by("lead_id")
+        )
+        for part in result.partitions():
+            ids = [row[0] for row in part]
+            with engine.begin() as connection:
+                penalised |= _no_opens_batch(connection, config, ids, now, report)
+    with engine.begin() as connection:
+        connection.execute(sa.delete(PASS_MARKS).where(m.name == NO_OPENS_MARK))
+        connection.execute(
+            sa.insert(PASS_MARKS).values(name=NO_OPENS_MARK, at=now, last_id=last_id, detail=detail)
+        )
+    return penalised
+
+
+def _no_opens_candidates(since: datetime, until: datetime, last_id: int) -> sa.Select[Any]:
+    """Leads whose first email or last open may have crossed the quiet threshold between
+    two runs (times in (since, until]), and leads with opens or resubscribes recorded
+    after ledger row `last_id`."""
+    s, t = SCORE_LEDGER.c, TOUCHES.c
+    sent = sa.select(t.lead_id).where(
+        t.sent_at > since,
+        t.sent_at <= until,
+        t.channel == "email",
+        t.status.in_(list(SENT_TOUCH_STATUSES)),
+    )
+    opened = sa.select(s.lead_id).where(
+        s.rule.in_(OPEN_RULES), s.event_at > since, s.event_at <= until
+    )
+    late = sa.select(s.lead_id).where(s.id > last_id, s.rule.in_([*OPEN_RULES, "subscribe"]))
+    union = sa.union(sent, opened, late).subquery()
+    return sa.select(union.c.lead_id)
+
+
+def _no_opens_batch(
+    connection: Connection,
+    config: ScoringConfig,
+    ids: list[int],
+    now: datetime,
+    report: RescoreReport,
+) -> set[int]:
+    """Apply the no-opens rule to these leads (indexed lookups per lead id)."""
+    rule = config.engagement["no_opens"]
+    days = timedelta(days=config.no_opens_days)
     s, t = SCORE_LEDGER.c, TOUCHES.c
     first_sent = (
         sa.select(t.lead_id, sa.func.min(t.sent_at).label("first_sent"))
-        .where(t.channel == "email", t.status.in_(list(SENT_TOUCH_STATUSES)))
+        .where(
+            t.lead_id.in_(ids),
+            t.channel == "email",
+            t.status.in_(list(SENT_TOUCH_STATUSES)),
+        )
         .group_by(t.lead_id)
         .subquery()
     )
     last_open = (
         sa.select(s.lead_id, sa.func.max(s.event_at).label("last_open"))
-        .where(s.rule.in_(OPEN_RULES))
+        .where(s.lead_id.in_(ids), s.rule.in_(OPEN_RULES))
         .group_by(s.lead_id)
         .subquery()
     )
     last_penalty = (
         sa.select(s.lead_id, sa.func.max(s.event_at).label("last_penalty"))
-        .where(s.rule == "no_opens")
+        .where(s.lead_id.in_(ids), s.rule == "no_opens")
         .group_by(s.lead_id)
         .subquery()
     )
@@ -638,28 +709,27 @@ def apply_no_opens(
         .where(LEADS.c.email_suppressed_at.is_(None), first_sent.c.first_sent <= now - days)
     )
     rows = []
-    with engine.begin() as connection:
-        for lead_id, first, opened, penalised in connection.execute(query).all():
-            first = _aware(first)
-            reference = max(first, _aware(opened)) if opened is not None else first
-            if now < reference + days:
-                continue
-            if penalised is not None and _aware(penalised) > reference:
-                continue
-            rows.append(
-                {
-                    "lead_id": lead_id,
-                    "kind": ScoreKind.ENGAGEMENT,
-                    "rule": "no_opens",
-                    "points": rule.points,
-                    "reason": f"no email opened in {config.no_opens_days} days",
-                    "inbox_id": None,
-                    "event_at": reference + days,
-                    "created_at": now,
-                }
-            )
-        if rows:
-            connection.execute(SCORE_LEDGER.insert(), rows)
+    for lead_id, first, opened, penalised in connection.execute(query).all():
+        first = _aware(first)
+        reference = max(first, _aware(opened)) if opened is not None else first
+        if now < reference + days:
+            continue
+        if penalised is not None and _aware(penalised) > reference:
+            continue
+        rows.append(
+            {
+                "lead_id": lead_id,
+                "kind": ScoreKind.ENGAGEMENT,
+                "rule": "no_opens",
+                "points": rule.points,
+                "reason": f"no email opened in {config.no_opens_days} days",
+                "inbox_id": None,
+                "event_at": reference + days,
+                "created_at": now,
+            }
+        )
+    if rows:
+        connection.execute(SCORE_LEDGER.insert(), rows)
     report.ledger_rows += len(rows)
     return {row["lead_id"] for row in rows}
 
@@ -678,7 +748,28 @@ def apply_decay(
 
     The balance that decays is the one right after the lead's last activity (engagement
     rows up to it, earlier decay included); later penalties (no opens) are not decayed.
+    Lead ids are streamed and decayed LEAD_BATCH at a time, one transaction each.
     """
+    decayed: set[int] = set()
+    with engine.connect() as reader:
+        result = reader.execution_options(stream_results=True, yield_per=LEAD_BATCH).execute(
+            sa.select(LEADS.c.id).order_by(LEADS.c.id)
+        )
+        for part in result.partitions():
+            with engine.begin() as connection:
+                decayed |= _decay_batch(connection, config, part[0][0], part[-1][0], now, report)
+    return decayed
+
+
+def _decay_batch(
+    connection: Connection,
+    config: ScoringConfig,
+    first_id: int,
+    last_id: int,
+    now: datetime,
+    report: RescoreReport,
+) -> set[int]:
+    """Decay the leads with ids from `first_id` to `last_id` (one indexed range)."""
     s = SCORE_LEDGER.c
     cutoff = now - timedelta(days=config.decay.inactive_after_days)
     last = (
@@ -687,7 +778,11 @@ def apply_decay(
             sa.func.max(s.id).label("last_id"),
             sa.func.max(s.event_at).label("last_at"),
         )
-        .where(s.kind == ScoreKind.ENGAGEMENT, s.rule.not_in(NOT_ACTIVITY))
+        .where(
+            s.lead_id.between(first_id, last_id),
+            s.kind == ScoreKind.ENGAGEMENT,
+            s.rule.not_in(NOT_ACTIVITY),
+        )
         .group_by(s.lead_id)
         .subquery()
     )
@@ -712,33 +807,32 @@ def apply_decay(
     )
     query = sa.select(last.c.lead_id, last.c.last_at, base, decayed).where(last.c.last_at < cutoff)
     rows = []
-    with engine.begin() as connection:
-        for lead_id, last_at, base_points, decayed_points in connection.execute(query).all():
-            delta = decay_delta(
-                balance=int(base_points) + int(decayed_points),
-                base=int(base_points),
-                last_active=_aware(last_at),
-                now=now,
-                decay=config.decay,
+    for lead_id, last_at, base_points, decayed_points in connection.execute(query).all():
+        delta = decay_delta(
+            balance=int(base_points) + int(decayed_points),
+            base=int(base_points),
+            last_active=_aware(last_at),
+            now=now,
+            decay=config.decay,
+        )
+        if delta:
+            rows.append(
+                {
+                    "lead_id": lead_id,
+                    "kind": ScoreKind.DECAY,
+                    "rule": "decay",
+                    "points": delta,
+                    "reason": (
+                        f"inactive since {_aware(last_at):%Y-%m-%d}: engagement halves "
+                        f"every {config.decay.half_life_days:g} days"
+                    ),
+                    "inbox_id": None,
+                    "event_at": now,
+                    "created_at": now,
+                }
             )
-            if delta:
-                rows.append(
-                    {
-                        "lead_id": lead_id,
-                        "kind": ScoreKind.DECAY,
-                        "rule": "decay",
-                        "points": delta,
-                        "reason": (
-                            f"inactive since {_aware(last_at):%Y-%m-%d}: engagement halves "
-                            f"every {config.decay.half_life_days:g} days"
-                        ),
-                        "inbox_id": None,
-                        "event_at": now,
-                        "created_at": now,
-                    }
-                )
-        if rows:
-            connection.execute(SCORE_LEDGER.insert(), rows)
+    if rows:
+        connection.execute(SCORE_LEDGER.insert(), rows)
     report.decay_rows += len(rows)
     return {row["lead_id"] for row in rows}
 

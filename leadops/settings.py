@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     # Throughput: dispatcher processes sharing the database (rate limits and concurrency
     # above are totals, split between them)
     dispatch_workers: int = Field(default=1, ge=1, le=32)
+    # Scale: nurture planning split into partitions (Prefect task runs); unset: 1 on
+    # SQLite, 4 on PostgreSQL
+    plan_partitions: int | None = Field(default=None, ge=1, le=64)
 
     @classmethod
     def settings_customise_sources(
@@ -205,6 +208,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'leadops.db').as_posix()}"
+
+    @property
+    def resolved_plan_partitions(self) -> int:
+        """How many partitions the nurture flow plans in (LEADOPS_PLAN_PARTITIONS)."""
+        if self.plan_partitions is not None:
+            return self.plan_partitions
+        return 4 if self.resolved_database_url.startswith("postgresql") else 1
 
     @property
     def resolved_outbox_dir(self) -> Path:

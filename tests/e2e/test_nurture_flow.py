@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from leadops.models import LEADS
 from leadops.settings import get_settings
 from tests.conftest import ROOT
 
@@ -59,8 +61,12 @@ def test_flows_plan_send_and_publish_artifacts(
             default_timezone="UTC",
         )
 
-    result = nurture_flow(now=datetime(2026, 12, 2, 15, 0, tzinfo=UTC))
+    # planned in three partitions, each its own task run; together every lead once
+    result = nurture_flow(now=datetime(2026, 12, 2, 15, 0, tzinfo=UTC), partitions=3)
     assert result["sent"] > 0
+    with engine.connect() as conn:
+        leads = conn.execute(sa.select(sa.func.count()).select_from(LEADS)).scalar_one()
+    assert result["leads"] == leads
     again = nurture_flow(now=datetime(2026, 12, 2, 15, 0, tzinfo=UTC))
     assert again["sent"] == 0
 
@@ -73,7 +79,12 @@ def test_flows_plan_send_and_publish_artifacts(
         async with get_client() as client:
             return {a.key for a in await client.read_artifacts() if a.key}
 
+    async def plan_task_runs() -> int:
+        async with get_client() as client:
+            return sum(1 for r in await client.read_task_runs() if r.name.startswith("plan-"))
+
     keys = asyncio.run(artifact_keys())
+    assert asyncio.run(plan_task_runs()) == 3 + 1  # three partitions, then one whole run
     assert {"nurture-tick", "nurture-summary", "simulation-summary"} <= keys
     get_settings.cache_clear()
 
