@@ -1,8 +1,9 @@
 """Screenshots for the README: the Prefect UI's flow runs and the HTML KPI report.
 
-Builds a throw-away leadops home (sample leads, a simulated fortnight), starts a private
-Prefect server with its UI, deploys prefect.yaml, runs the nurture and report deployments
-through a process worker, then renders pages in headless Chromium into docs/img/.
+Builds a throw-away leadops home (sample leads, a simulated fortnight, provider events,
+a rescore and escalations), starts a private Prefect server with its UI, deploys
+prefect.yaml, runs the nurture and report deployments through a process worker, then
+renders pages in headless Chromium into docs/img/.
 Every process it starts is stopped at the end.
 
     apt-get install chromium        # once (Debian)
@@ -11,22 +12,32 @@ Every process it starts is stopped at the end.
 
 from __future__ import annotations
 
+import json
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from leadops import inbox  # noqa: E402
 from leadops.db import make_engine, session_scope, upgrade  # noqa: E402
+from leadops.escalation import acknowledge, load_escalation_runtime, run_escalations  # noqa: E402
+from leadops.handoff import escalate_sales_ready  # noqa: E402
 from leadops.intake.csv_source import read_csv  # noqa: E402
 from leadops.intake.importer import import_records  # noqa: E402
+from leadops.models import ESCALATIONS, LEADS, TOUCHES  # noqa: E402
 from leadops.nurture import load_runtime, simulate  # noqa: E402
 from leadops.prefect_stack import LocalStack  # noqa: E402
 from leadops.report import build_report, write_html  # noqa: E402
+from leadops.rescore import run_rescore  # noqa: E402
 from leadops.settings import Settings  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
@@ -99,7 +110,72 @@ def make_project(base: Path) -> tuple[Path, Settings]:
             default_timezone="UTC",
         )
     simulate(load_runtime(settings, engine=engine), START, NOW.replace(hour=0))
+    add_engagement(settings, engine)
     return project, settings
+
+
+def add_engagement(settings: Settings, engine: Any) -> None:
+    """Provider events for the sent messages (as the webhooks would store them), a few
+    demo requests, one rescore and one escalation pass, so the report has figures."""
+    rng = random.Random(11)
+    t = TOUCHES.c
+    with engine.connect() as connection:
+        sent = connection.execute(
+            sa.select(t.id, t.lead_id, t.channel, t.sent_at, LEADS.c.email, LEADS.c.phone)
+            .join(LEADS, LEADS.c.id == t.lead_id)
+            .where(t.status == "sent")
+        ).all()
+    events: list[dict[str, Any]] = []
+    records = []
+    for touch_id, lead_id, channel, sent_at, email, _phone in sent:
+        at = int(sent_at.timestamp())
+        if channel == "email":
+            kinds = ["bounce"] if rng.random() < 0.02 else ["delivered"]
+            if kinds == ["delivered"] and rng.random() < 0.35:
+                kinds.append("open")
+                if rng.random() < 0.35:
+                    kinds.append("click")
+            for n, kind in enumerate(kinds):
+                events.append(
+                    {
+                        "email": email,
+                        "timestamp": at + 600 * (n + 1),
+                        "event": kind,
+                        "sg_event_id": f"shot-{touch_id}-{kind}",
+                        "lead_id": str(lead_id),
+                        "touch_id": str(touch_id),
+                        **({"type": "bounce"} if kind == "bounce" else {}),
+                    }
+                )
+        else:
+            for status in ("delivered", "read") if rng.random() < 0.6 else ("delivered",):
+                records.append(
+                    inbox.twilio_status_record(
+                        {"MessageSid": f"SM{touch_id:032d}", "MessageStatus": status}, touch_id
+                    )
+                )
+    demo = [
+        {
+            "id": f"shot-demo-{email}",
+            "type": "demo_requested",
+            "email": email,
+            "occurred_at": (NOW - timedelta(hours=3)).isoformat(),
+        }
+        for _, _, channel, _, email, _ in sent[:: max(1, len(sent) // 12)]
+        if channel == "email"
+    ]
+    records += inbox.sendgrid_records(json.dumps(events).encode())
+    records += inbox.site_records(json.dumps(demo).encode())
+    inbox.store(engine, records, NOW - timedelta(hours=2))
+    runtime = load_runtime(settings, engine=engine)
+    report = run_rescore(runtime, NOW - timedelta(hours=1))
+    escalation = load_escalation_runtime(settings, engine=engine)
+    escalate_sales_ready(escalation, report.sales_ready, NOW - timedelta(hours=1))
+    run_escalations(escalation, NOW - timedelta(hours=1))
+    with engine.connect() as connection:
+        open_ids = connection.execute(sa.select(ESCALATIONS.c.id).order_by(ESCALATIONS.c.id)).all()
+    for (escalation_id,) in open_ids[: len(open_ids) // 2]:
+        acknowledge(engine, escalation_id, now=NOW - timedelta(minutes=50), by="james")
 
 
 def main() -> None:
