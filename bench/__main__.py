@@ -11,7 +11,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-SKIP = {"report", "__main__"}
+SKIP = {"app", "report", "__main__"}
 
 
 def available() -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import httpx
 import sqlalchemy as sa
 import yaml
 
+from bench.app import free_port, running_app
 from bench.report import machine_line, write_section
 from leadops.db import make_engine, upgrade
 from leadops.models import ESCALATION_NOTIFICATIONS, ESCALATIONS, LEADS
@@ -40,12 +40,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MINUTES = int(os.environ.get("LEADOPS_BENCH_LATENCY_MINUTES", "4"))
 LEADS_COUNT = 40
 SECRET = "bench-site-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _routing(folder: Path) -> Path:
@@ -130,7 +124,7 @@ def _run_pass(env: dict[str, str], durations: list[float]) -> None:
 
 def main() -> None:
     random.seed(7)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="leadops-bench-latency-") as name:
         folder = Path(name)
@@ -150,31 +144,9 @@ def main() -> None:
         )
         url = f"sqlite:///{(folder / 'leadops.db').as_posix()}"
         emails = _seed(url)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "leadops.web.app:create_app",
-                "--factory",
-                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-            ],
-            env=env,
-            cwd=ROOT,
-        )
         posted: dict[str, float] = {}
         durations: list[float] = []
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the webhooks app did not start")
-                time.sleep(0.2)
+        with running_app(env, port):
             # Events arrive during the first MINUTES - 1 minutes; the passes run at every
             # minute boundary until one minute after the last event.
             window = 60.0 * (MINUTES - 1)
@@ -189,9 +161,6 @@ def main() -> None:
                 if time.time() > end + 60:
                     break
             sender.join()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
         engine = make_engine(url)
         n, e = ESCALATION_NOTIFICATIONS.c, ESCALATIONS.c
         with engine.connect() as connection:

@@ -14,9 +14,6 @@ import base64
 import json
 import os
 import random
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -30,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from twilio.request_validator import RequestValidator
 
+from bench.app import free_port, running_app
 from bench.report import machine_line, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,12 +39,6 @@ REPLAYED_BATCHES = 50
 CONCURRENCY = 16
 HEALTH_REQUESTS = 1_000
 TWILIO_TOKEN = "bench-twilio-auth-token-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _event(rng: random.Random, n: int, now: int) -> dict[str, Any]:
@@ -181,7 +173,7 @@ def main() -> None:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     ).decode()
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="leadops-bench-webhooks-") as folder:
         env = dict(os.environ)
@@ -208,35 +200,7 @@ def main() -> None:
         _seed(settings.resolved_database_url)
         print(f"preparing {EVENTS} signed events ...", flush=True)
         sendgrid, twilio = _prepare(key, base)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "leadops.web.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            cwd=ROOT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the webhooks app did not start")
-                time.sleep(0.2)
+        with running_app(env, port):
             load_before = os.getloadavg()[0]
             health: list[Any] = [("/healthz", None, {})] * HEALTH_REQUESTS
             health_seconds, _ = asyncio.run(_post_all(base, health, method="GET"))
@@ -247,9 +211,6 @@ def main() -> None:
             replay_seconds, replay_statuses = asyncio.run(
                 _post_all(base, sendgrid[:REPLAYED_BATCHES])
             )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
         bad = [s for s in sg_statuses + tw_statuses + replay_statuses if s >= 300]
         if bad:
             raise RuntimeError(f"{len(bad)} requests were refused: {sorted(set(bad))}")

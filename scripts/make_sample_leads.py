@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from leadops.intake.csv_source import CANONICAL_COLUMNS
+from leadops.intake.config import CANONICAL_COLUMNS
 
 SEED = 20261005
 N_GOOD = 220

@@ -12,26 +12,26 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadops.configfile import load_model
 
-LEAD_COLUMNS = frozenset(
-    {
-        "email",
-        "first_name",
-        "last_name",
-        "phone",
-        "company",
-        "job_title",
-        "company_size",
-        "industry",
-        "country",
-        "timezone",
-        "lifecycle_stage",
-        "source",
-        "email_consent",
-        "whatsapp_consent",
-        "created_at",
-        "crm_id",
-    }
+# The lead fields a CSV file may carry, in the order the sample file uses.
+CANONICAL_COLUMNS = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "job_title",
+    "company_size",
+    "industry",
+    "country",
+    "timezone",
+    "lifecycle_stage",
+    "source",
+    "email_consent",
+    "whatsapp_consent",
+    "created_at",
 )
+# Every lead field a source column may map to.
+LEAD_COLUMNS = frozenset({*CANONICAL_COLUMNS, "crm_id"})
 
 DEFAULT_HUBSPOT_PROPERTIES = {
     "email": "email",

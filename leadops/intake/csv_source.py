@@ -21,23 +21,6 @@ from leadops.intake.config import LEAD_COLUMNS
 from leadops.intake.importer import ImportReport, RawRecord, import_records
 from leadops.models import ImportedFile
 
-CANONICAL_COLUMNS = (
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "company_size",
-    "industry",
-    "country",
-    "timezone",
-    "lifecycle_stage",
-    "source",
-    "email_consent",
-    "whatsapp_consent",
-    "created_at",
-)
 MAX_FIELD_CHARS = 10_000
 MAX_RECORD_LINES = 20  # a quoted field spanning more lines is an unclosed quote
 MALFORMED_ROW = "malformed_row"
