@@ -10,11 +10,12 @@ from datetime import datetime
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Engine
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops.clock import SystemClock, ensure_utc
 from leadops.db import ensure_ready, make_engine
-from leadops.intake.config import load_intake_config
+from leadops.intake.config import IntakeConfig, load_intake_config
 from leadops.intake.run import (
     IntakeRun,
     SourceResult,
@@ -25,6 +26,12 @@ from leadops.intake.run import (
 from leadops.settings import Settings
 
 
+def _context(settings: Settings) -> tuple[Engine, Settings, IntakeConfig]:
+    """What every intake source takes: the database, the settings and config/intake.yaml."""
+    engine = make_engine(settings.resolved_database_url)
+    return engine, settings, load_intake_config(settings.config_dir)
+
+
 @task(
     name="csv-drop-folder",
     retries=RETRIES,
@@ -33,9 +40,7 @@ from leadops.settings import Settings
     cache_policy=NO_CACHE,
 )
 def csv_task(settings: Settings, now: datetime) -> list[SourceResult]:
-    config = load_intake_config(settings.config_dir)
-    engine = make_engine(settings.resolved_database_url)
-    return import_drop_folder(engine, settings, config, now=now)
+    return import_drop_folder(*_context(settings), now=now)
 
 
 @task(
@@ -46,9 +51,7 @@ def csv_task(settings: Settings, now: datetime) -> list[SourceResult]:
     cache_policy=NO_CACHE,
 )
 def hubspot_task(settings: Settings, now: datetime) -> list[SourceResult]:
-    config = load_intake_config(settings.config_dir)
-    engine = make_engine(settings.resolved_database_url)
-    return pull_hubspot(engine, settings, config, now=now)
+    return pull_hubspot(*_context(settings), now=now)
 
 
 @task(
@@ -59,9 +62,7 @@ def hubspot_task(settings: Settings, now: datetime) -> list[SourceResult]:
     cache_policy=NO_CACHE,
 )
 def confirmations_task(settings: Settings, now: datetime) -> list[SourceResult]:
-    config = load_intake_config(settings.config_dir)
-    engine = make_engine(settings.resolved_database_url)
-    return retry_form_confirmations(engine, settings, config, now=now)
+    return retry_form_confirmations(*_context(settings), now=now)
 
 
 @flow(name="intake", flow_run_name=lambda: run_name("intake", "now"), log_prints=True)
