@@ -31,8 +31,20 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     patch.undo()
 
 
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A leadops home in tmp_path (its own config and templates), the working directory of
+    the flows, with the process settings read afresh and forgotten afterwards."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 def test_flows_plan_send_and_publish_artifacts(
-    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_harness: None, home: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from prefect import get_client
 
@@ -41,10 +53,6 @@ def test_flows_plan_send_and_publish_artifacts(
     from leadops.intake.csv_source import read_csv
     from leadops.intake.importer import import_records
 
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    get_settings.cache_clear()
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
@@ -90,7 +98,7 @@ def test_flows_plan_send_and_publish_artifacts(
 
 
 def test_overlapping_nurture_run_is_skipped_and_report_flow_fails_on_stuck_work(
-    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_harness: None, home: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import asyncio
 
@@ -104,10 +112,6 @@ def test_overlapping_nurture_run_is_skipped_and_report_flow_fails_on_stuck_work(
     from leadops.locks import run_lock
     from leadops.stuck import StuckWorkError
 
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    get_settings.cache_clear()
     engine = make_engine(get_settings().resolved_database_url)
     upgrade(engine)
     (tmp_path / "bad.csv").write_text("email,lifecycle_stage\nnot-an-email,lead\n")
@@ -155,7 +159,7 @@ def test_overlapping_nurture_run_is_skipped_and_report_flow_fails_on_stuck_work(
 
 
 def test_rescore_flow_applies_the_inbox_and_publishes_sales_ready_leads(
-    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_harness: None, home: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import asyncio
 
@@ -167,10 +171,6 @@ def test_rescore_flow_applies_the_inbox_and_publishes_sales_ready_leads(
     from leadops.db import make_engine, upgrade
     from leadops.models import LEADS
 
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    get_settings.cache_clear()
     engine = make_engine(get_settings().resolved_database_url)
     upgrade(engine)
     at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -198,16 +198,12 @@ def test_rescore_flow_applies_the_inbox_and_publishes_sales_ready_leads(
 
 
 def test_escalate_flow_escalates_sql_leads_once_and_notifies(
-    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_harness: None, home: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.escalate import escalate_flow
     from leadops.db import make_engine, session_scope, upgrade
     from leadops.models import Lead
 
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    get_settings.cache_clear()
     engine = make_engine(get_settings().resolved_database_url)
     upgrade(engine)
     now = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
