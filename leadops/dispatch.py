@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
@@ -49,6 +49,7 @@ from leadops.channels.base import (
     TransientSendError,
 )
 from leadops.clock import Clock, clock_for
+from leadops.db import bulk_update
 from leadops.delivery import Attempt, ChannelPool, NotAttempted
 from leadops.messages import compose
 from leadops.models import (
@@ -523,7 +524,6 @@ class Dispatcher:
         if not outcomes:
             return
         now = self.clock.now()
-        t = TOUCHES.c
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for outcome in outcomes:
             groups[tuple(sorted(outcome))].append(outcome)
@@ -535,18 +535,12 @@ class Dispatcher:
                     for name in columns
                     if name != "id" and all(row[name] == rows[0][name] for row in rows)
                 }
-                varying = [name for name in columns if name not in shared]
-                conn.execute(
-                    update(TOUCHES)
-                    .where(t.id == bindparam("v_id"), t.claim_token == token)
-                    .values(
-                        claim_token=None,
-                        lease_until=None,
-                        updated_at=now,
-                        **shared,
-                        **{name: bindparam(f"v_{name}") for name in varying if name != "id"},
-                    ),
-                    [{f"v_{name}": row[name] for name in varying} for row in rows],
+                bulk_update(
+                    conn,
+                    TOUCHES,
+                    [{k: v for k, v in row.items() if k not in shared} for row in rows],
+                    shared={"claim_token": None, "lease_until": None, "updated_at": now, **shared},
+                    where=[TOUCHES.c.claim_token == token],
                 )
 
     def _suppress(self, lead_id: int, channel: str, reason: str) -> None:

@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +23,7 @@ from sqlmodel import Session
 from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
 from leadops.channels.base import ChannelSender
 from leadops.clock import Clock, SimulatedClock
-from leadops.db import ensure_ready, make_engine
+from leadops.db import ensure_ready, make_engine, plain
 from leadops.delivery import build_channels, check_channel_config
 from leadops.dispatch import Dispatcher, DispatchReport
 from leadops.models import (
@@ -358,13 +357,8 @@ def bulk_insert(
         f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
     )
     statement = sa.text(sql)
-    params = {name: [_plain(row[name]) for row in rows] for name in columns}
+    params = {name: [plain(row[name]) for row in rows] for name in columns}
     return list(session.execute(statement, params).all())
-
-
-def _plain(value: object) -> object:
-    """Enum members as their plain values (array parameters are not adapted per type)."""
-    return value.value if isinstance(value, Enum) else value
 
 
 def _update_segments(session: Session, segments: list[dict[str, object]], now: datetime) -> None:

@@ -4,7 +4,7 @@ and the many-workers fault test.
 `python -m leadops.testing.workers dispatch --now ISO` is one dispatcher: it reads its
 settings from LEADOPS_* like `leadops run --no-prefect`, calls leadops.nurture.run_dispatch
 and prints one JSON line (sent, held, failed, ambiguous, when it started and ended, its
-peak RSS). `plan` does the same for leadops.nurture.plan_all with a partition. With
+peak RSS, CPU seconds). `plan` does the same for leadops.nurture.plan_all with a partition. With
 `--wait` a worker loads everything, prints `ready` and starts only when it reads a line,
 so several workers can be started together and timed without their start-up.
 
@@ -250,6 +250,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """CPU time (user and system) this process has used, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="one leadops worker process")
     parser.add_argument("command", choices=["dispatch", "plan"])
@@ -269,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         print("ready", flush=True)
         sys.stdin.readline()
     started = time.time()
+    cpu_started = cpu_seconds()
     result: dict[str, Any]
     if args.command == "dispatch":
         report = run_dispatch(runtime, SimulatedClock(now))
@@ -287,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     result.update(
         started=started,
         ended=time.time(),
+        cpu_s=cpu_seconds() - cpu_started,
         rss_loaded_mb=rss_loaded,
         peak_rss_mb=peak_rss_mb(),
     )
