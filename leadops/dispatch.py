@@ -28,14 +28,15 @@ import math
 import multiprocessing
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
 
@@ -317,87 +318,92 @@ class Dispatcher:
                 for version_id in {touch.campaign_version_id for touch in batch}
             }
         outcomes: list[dict[str, Any]] = []
-        for start in range(0, len(batch), flight.chunk):
-            ready: list[tuple[TouchRow, OutgoingMessage]] = []
-            for touch in batch[start : start + flight.chunk]:
-                lead = leads[touch.lead_id]
-                key = (touch.lead_id, touch.campaign, touch.step, touch.channel)
-                decision = decide(
-                    channel=touch.channel,
-                    lead=contact_facts(lead),
-                    now=now,
-                    window=self.window,
-                    caps=self.caps,
-                    recent_sends=recent[touch.lead_id],
-                    already_sent=key in done,
-                )
-                if decision.action == Action.SKIP:
-                    assert decision.reason is not None
-                    report.skipped[decision.reason] += 1
-                    report.count(touch, f"skipped:{decision.reason}")
-                    outcomes.append(
-                        _row(touch, status=TouchStatus.SKIPPED, hold_reason=decision.reason)
-                    )
-                    continue
-                if decision.action == Action.HOLD:
-                    assert decision.reason is not None and decision.retry_at is not None
-                    report.held[decision.reason] += 1
-                    report.count(touch, f"held:{decision.reason}")
-                    outcomes.append(
-                        _row(
-                            touch,
-                            status=TouchStatus.PENDING,
-                            hold_reason=decision.reason,
-                            not_before=decision.retry_at,
-                        )
-                    )
-                    continue
-                try:
-                    message = compose(
-                        touch_id=touch.id or 0,
-                        lead=lead,
+        # One connection for the whole batch: its two short transactions per chunk don't
+        # each check a connection out of the pool (and ping the server).
+        with self.engine.connect() as conn:
+            for start in range(0, len(batch), flight.chunk):
+                ready: list[tuple[TouchRow, OutgoingMessage]] = []
+                for touch in batch[start : start + flight.chunk]:
+                    lead = leads[touch.lead_id]
+                    key = (touch.lead_id, touch.campaign, touch.step, touch.channel)
+                    decision = decide(
                         channel=touch.channel,
-                        campaign=campaigns[touch.campaign_version_id],
-                        step_key=touch.step,
-                        renderer=self.renderer,
-                        settings=self.settings,
+                        lead=contact_facts(lead),
                         now=now,
+                        window=self.window,
+                        caps=self.caps,
+                        recent_sends=recent[touch.lead_id],
+                        already_sent=key in done,
                     )
-                except RenderError as exc:
-                    log.error("touch %s held: %s", touch.id, exc)
-                    report.held[Reason.RENDER_ERROR] += 1
-                    report.count(touch, f"held:{Reason.RENDER_ERROR}")
-                    report.errors.append(f"touch {touch.id}: {exc}")
-                    outcomes.append(
-                        _row(
-                            touch,
-                            status=TouchStatus.PENDING,
-                            hold_reason=Reason.RENDER_ERROR,
-                            not_before=now + RENDER_RETRY,
-                            error=str(exc),
+                    if decision.action == Action.SKIP:
+                        assert decision.reason is not None
+                        report.skipped[decision.reason] += 1
+                        report.count(touch, f"skipped:{decision.reason}")
+                        outcomes.append(
+                            _row(touch, status=TouchStatus.SKIPPED, hold_reason=decision.reason)
                         )
-                    )
-                    continue
-                # Counted against the caps now; a message that then fails only makes the
-                # rest of this batch more careful, never less.
-                recent[touch.lead_id].append(now)
-                done.add(key)
-                ready.append((touch, message))
-            if ready:
-                owned = self._mark_sending(token, ready)
-                for touch, message in ready:
-                    if touch.id not in owned:
-                        log.warning("touch %s was taken over by another dispatcher", touch.id)
                         continue
-                    flight.submit(token, touch, message, pools[touch.channel].submit(message))
-            finished = flight.drain(flight.chunk)
-            if len(finished) >= flight.chunk:
-                self._record_attempts(finished, report)
-            else:
-                flight.keep(finished)
-        self._record(token, outcomes)
+                    if decision.action == Action.HOLD:
+                        assert decision.reason is not None and decision.retry_at is not None
+                        report.held[decision.reason] += 1
+                        report.count(touch, f"held:{decision.reason}")
+                        outcomes.append(
+                            _row(
+                                touch,
+                                status=TouchStatus.PENDING,
+                                hold_reason=decision.reason,
+                                not_before=decision.retry_at,
+                            )
+                        )
+                        continue
+                    try:
+                        message = compose(
+                            touch_id=touch.id or 0,
+                            lead=lead,
+                            channel=touch.channel,
+                            campaign=campaigns[touch.campaign_version_id],
+                            step_key=touch.step,
+                            renderer=self.renderer,
+                            settings=self.settings,
+                            now=now,
+                        )
+                    except RenderError as exc:
+                        log.error("touch %s held: %s", touch.id, exc)
+                        report.held[Reason.RENDER_ERROR] += 1
+                        report.count(touch, f"held:{Reason.RENDER_ERROR}")
+                        report.errors.append(f"touch {touch.id}: {exc}")
+                        outcomes.append(
+                            _row(
+                                touch,
+                                status=TouchStatus.PENDING,
+                                hold_reason=Reason.RENDER_ERROR,
+                                not_before=now + RENDER_RETRY,
+                                error=str(exc),
+                            )
+                        )
+                        continue
+                    # Counted against the caps now; a message that then fails only makes the
+                    # rest of this batch more careful, never less.
+                    recent[touch.lead_id].append(now)
+                    done.add(key)
+                    ready.append((touch, message))
+                if ready:
+                    owned = self._mark_sending(token, ready, conn)
+                    for touch, message in ready:
+                        if touch.id not in owned:
+                            log.warning("touch %s was taken over by another dispatcher", touch.id)
+                            continue
+                        flight.submit(token, touch, message, pools[touch.channel].submit(message))
+                finished = flight.drain(flight.chunk)
+                if len(finished) >= flight.chunk:
+                    self._record_attempts(finished, report, conn)
+                else:
+                    flight.keep(finished)
+            self._record(token, outcomes, conn)
 
-    def _mark_sending(self, token: str, chunk: list[tuple[TouchRow, OutgoingMessage]]) -> set[int]:
+    def _mark_sending(
+        self, token: str, chunk: list[tuple[TouchRow, OutgoingMessage]], conn: Connection
+    ) -> set[int]:
         """Commit the chunk as `sending` (the point of no automatic return); only rows this
         dispatcher still owns are returned, and only those may be sent. (A claim that
         outlived its lease may have been taken over by another dispatcher.)"""
@@ -405,7 +411,7 @@ class Dispatcher:
         t = TOUCHES.c
         lease = now + timedelta(seconds=self.settings.claim_lease_seconds)
         ids = [touch.id for touch, _ in chunk]
-        with self.engine.begin() as conn:
+        with conn.begin():
             owned = set(
                 conn.execute(
                     update(TOUCHES)
@@ -422,7 +428,10 @@ class Dispatcher:
         return owned
 
     def _record_attempts(
-        self, attempts: list[tuple[str, TouchRow, Attempt]], report: DispatchReport
+        self,
+        attempts: list[tuple[str, TouchRow, Attempt]],
+        report: DispatchReport,
+        conn: Connection | None = None,
     ) -> None:
         if not attempts:
             return
@@ -515,19 +524,22 @@ class Dispatcher:
                     )
                 )
         for token, rows in outcomes.items():
-            self._record(token, rows)
+            self._record(token, rows, conn)
         for lead_id, channel, reason in suppress:
             self._suppress(lead_id, channel, reason)
 
-    def _record(self, token: str, outcomes: list[dict[str, Any]]) -> None:
-        """Write outcomes in one transaction, only for rows this dispatcher still owns."""
+    def _record(
+        self, token: str, outcomes: list[dict[str, Any]], conn: Connection | None = None
+    ) -> None:
+        """Write outcomes in one transaction (on `conn`, else a connection of its own), only
+        for rows this dispatcher still owns."""
         if not outcomes:
             return
         now = self.clock.now()
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for outcome in outcomes:
             groups[tuple(sorted(outcome))].append(outcome)
-        with self.engine.begin() as conn:
+        with self._transaction(conn) as conn:
             for columns, rows in groups.items():
                 # Values shared by the whole group are bound once, the rest per row.
                 shared = {
@@ -542,6 +554,16 @@ class Dispatcher:
                     shared={"claim_token": None, "lease_until": None, "updated_at": now, **shared},
                     where=[TOUCHES.c.claim_token == token],
                 )
+
+    @contextmanager
+    def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
+        """A transaction on `conn`, or on a connection of its own when None."""
+        if conn is None:
+            with self.engine.begin() as own:
+                yield own
+        else:
+            with conn.begin():
+                yield conn
 
     def _suppress(self, lead_id: int, channel: str, reason: str) -> None:
         now = self.clock.now()

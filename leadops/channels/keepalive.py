@@ -137,19 +137,22 @@ class KeepAliveTransport:
             self.close()
         return _Response(response.status, response.reason, response.headers, data)
 
+    def request_headers(self, request: urllib.request.Request) -> dict[str, str]:
+        """The headers urllib's default opener sends with `request`, but `Connection: close`:
+        its AbstractHTTPHandler.do_request_ adds Content-Type, Content-Length, Host and the
+        default User-Agent, and its do_open merges them as here."""
+        self._handler.do_request_(request)
+        headers = dict(request.unredirected_hdrs)
+        headers.update({k: v for k, v in request.headers.items() if k not in headers})
+        return {name.title(): value for name, value in headers.items()}
+
     def open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
         """Send `request` as urllib's default opener would, on the kept connection; return
         the response (read fully), or raise as urllib does."""
         data = request.data
         if data is not None and not isinstance(data, bytes):
             raise TypeError("only a bytes request body can be sent on a kept connection")
-        # urllib's own AbstractHTTPHandler.do_request_ adds Content-Type, Content-Length,
-        # Host and the default User-Agent; its do_open merges the headers as here and adds
-        # `Connection: close`, the one header left out.
-        self._handler.do_request_(request)
-        headers = dict(request.unredirected_hdrs)
-        headers.update({k: v for k, v in request.headers.items() if k not in headers})
-        headers = {name.title(): value for name, value in headers.items()}
+        headers = self.request_headers(request)
         result = self.exchange(request.get_method(), request.full_url, headers, data, timeout)
         if not 200 <= result.status < 300:
             raise urllib.error.HTTPError(

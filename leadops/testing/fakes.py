@@ -1,10 +1,11 @@
 """Local fake SendGrid and Twilio servers for contract tests, fault runs and benchmarks.
 
-Each fake is a small threaded HTTP server that checks requests against the provider's
-official OpenAPI file (openapi-core; leadops/testing/specs) and answers the way the real
-service does: SendGrid 202 with X-Message-Id, Twilio 201 with a message resource, and the
-providers' own error bodies for 400, 401, 429 (with Retry-After) and 500. It can also hang
-(accept the message, then never answer) or drop the connection.
+Each fake is a small HTTP/1.1 server (asyncio, on a thread of its own, keep-alive) that
+checks requests against the provider's official OpenAPI file (openapi-core;
+leadops/testing/specs) and answers the way the real service does: SendGrid 202 with
+X-Message-Id, Twilio 201 with a message resource, and the providers' own error bodies for
+400, 401, 429 (with Retry-After) and 500. It can also hang (accept the message, then never
+answer) or drop the connection.
 
 Every accepted message is appended to `log` with the touch id it carries (SendGrid
 custom_args, Twilio StatusCallback query), so a test can prove nothing arrived twice.
@@ -19,6 +20,7 @@ Needs the dev dependency openapi-core when `validate_every` is not 0.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import random
@@ -28,10 +30,11 @@ import sys
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -150,6 +153,131 @@ def _server_url(name: str) -> str:
 
 # -- the server ----------------------------------------------------------------------------
 
+MAX_HEAD = 64 * 1024
+
+
+class Headers:
+    """Request headers as they arrived, looked up without regard to case."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+        self._index = {name.lower(): value for name, value in items}
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._index.get(name.lower(), default)
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items)
+
+
+@dataclass
+class Request:
+    """One parsed request: what `respond` sees."""
+
+    method: str
+    path: str
+    headers: Headers
+    client_port: int
+
+
+@dataclass
+class _Reply:
+    status: int
+    headers: dict[str, str]
+    payload: bytes
+    close: bool = False
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: HTTP/1.1 requests one after another (keep-alive), each read
+    whole (Content-Length) and answered by the fake before the next is looked at."""
+
+    def __init__(self, fake: FakeProvider) -> None:
+        self.fake = fake
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.port = 0
+        self.parked = False  # hanging: nothing more is read or answered
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.port = peer[1] if peer else 0
+        self.fake._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fake._connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while not self.parked and self.transport is not None:
+            if not self._next():
+                return
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def _next(self) -> bool:
+        """Answer the next complete request in the buffer; False when there is none."""
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buffer) > MAX_HEAD:
+                self._write(_Reply(431, {}, b"", close=True))
+            return False
+        lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
+        try:
+            method, path, version = lines[0].split(" ")
+            items = [(n.strip(), v.strip()) for n, v in (line.split(":", 1) for line in lines[1:])]
+        except ValueError:
+            self._write(_Reply(400, {}, b"", close=True))
+            return False
+        headers = Headers(items)
+        if headers.get("Transfer-Encoding"):
+            self._write(_Reply(411, {}, b"", close=True))  # our clients send Content-Length
+            return False
+        length = int(headers.get("Content-Length") or 0)
+        if len(self.buffer) < end + 4 + length:
+            return False
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        request = Request(method, path, headers, self.port)
+        closing = version != "HTTP/1.1" or (headers.get("Connection") or "").lower() == "close"
+        reply = self.fake._serve(request, body)
+        if reply is None:  # dropped: the connection closes without an answer
+            self.close()
+            return False
+        if reply.status == 0:  # hanging: accepted, never answered, closed at the end
+            self.parked = True
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.fake.hang_seconds, self.close)
+            return False
+        reply.close = reply.close or closing
+        self._write(reply)
+        return not reply.close
+
+    def _write(self, reply: _Reply) -> None:
+        if self.transport is None:
+            return
+        try:
+            reason = HTTPStatus(reply.status).phrase
+        except ValueError:
+            reason = ""
+        head = [f"HTTP/1.1 {reply.status} {reason}"]
+        head += [f"{name}: {value}" for name, value in reply.headers.items()]
+        head.append(f"Content-Length: {len(reply.payload)}")
+        head.append(f"Date: {formatdate(usegmt=True)}")
+        if reply.close:
+            head.append("Connection: close")
+        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + reply.payload)
+        if reply.close:
+            self.close()
+
 
 class FakeProvider:
     """Base of both fakes: server lifecycle, scripting, faults, validation and the log."""
@@ -176,53 +304,68 @@ class FakeProvider:
         self.raw: list[RawRequest] = []
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
+        self._address: tuple[str, int] | None = None
+        self._connections: set[_Connection] = set()
 
     # lifecycle
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on a thread of its own (one asyncio loop); the base URL."""
         if self.validate_every:
             _openapi(self.spec_name)  # load the spec before the first request is timed
-        fake = self
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        started = threading.Event()
+        failure: list[BaseException] = []
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # One segment per response (buffered, flushed after each request) and no
-            # Nagle delay, so keep-alive clients don't wait on delayed ACKs.
-            wbufsize = 64 * 1024
-            disable_nagle_algorithm = True
+        async def open_server() -> None:
+            self._server = await loop.create_server(
+                lambda: _Connection(self), host, port, backlog=128
+            )
+            self._address = self._server.sockets[0].getsockname()[:2]
 
-            def log_message(self, format: str, *args: Any) -> None:
+        def run() -> None:
+            try:
+                loop.run_until_complete(open_server())
+            except BaseException as exc:  # reported by start()
+                failure.append(exc)
+                started.set()
                 return
+            started.set()
+            loop.run_forever()
+            loop.close()
 
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def do_GET(self) -> None:
-                fake._control(self)
-
-        server = _Server((host, port), Handler)
-        server.request_queue_size = 128
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = threading.Thread(target=run, name=f"fake-{self.spec_name}", daemon=True)
         self._thread.start()
+        started.wait()
+        if failure:
+            raise failure[0]
         return self.url
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
+        assert self._address is not None, "start() the fake first"
+        host, port = self._address
         return f"http://{host!s}:{port}"
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        loop = self._loop
+        if loop is None or self._thread is None:
+            return
+
+        def shut() -> None:
+            if self._server is not None:
+                self._server.close()
+            for connection in list(self._connections):
+                connection.close()
+            loop.stop()
+
+        loop.call_soon_threadsafe(shut)
+        self._thread.join(timeout=10)
+        self._loop = None
 
     def __enter__(self) -> FakeProvider:
         self.start()
@@ -254,77 +397,73 @@ class FakeProvider:
                 return self.script.popleft()
             return self.faults.pick(self._rng)
 
-    def _validate(self, handler: BaseHTTPRequestHandler, body: bytes) -> str | None:
+    def _validate(self, request: Request, body: bytes) -> str | None:
         with self._lock:
             due = self.validate_every and (self.requests - 1) % self.validate_every == 0
         if not due:
             return None
-        request = _OpenAPIRequest(
-            _server_url(self.spec_name), handler.path, "post", handler.headers, body
+        checked = _OpenAPIRequest(
+            _server_url(self.spec_name), request.path, "post", request.headers, body
         )
         try:
-            _openapi(self.spec_name).validate_request(request)
+            _openapi(self.spec_name).validate_request(checked)
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
             cause = exc.__cause__
             if cause is not None:
                 detail += f" ({cause})"
             with self._lock:
-                self.violations.append(f"POST {handler.path}: {detail}")
+                self.violations.append(f"POST {request.path}: {detail}")
             return detail
         return None
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
+    def _serve(self, request: Request, body: bytes) -> _Reply | None:
+        """The answer to one request; None drops the connection, status 0 hangs it."""
+        if request.method == "GET":
+            return self._control(request)
+        if request.method != "POST":
+            return _Reply(405, {}, b"")
         if self.record_raw:
             with self._lock:
                 self.raw.append(
                     RawRequest(
-                        handler.client_address[1],
-                        handler.command,
-                        handler.path,
-                        list(handler.headers.items()),
+                        request.client_port,
+                        request.method,
+                        request.path,
+                        request.headers.items(),
                         body,
                     )
                 )
         answer = self._choose()
         if answer == DROP:
             self._count(DROP)
-            handler.close_connection = True
-            return
-        status, headers, payload, accepted = self.respond(handler, body, answer)
+            return None
+        status, headers, payload, accepted = self.respond(request, body, answer)
         if accepted is not None:
             with self._lock:
                 self.log.append(accepted)
-        if answer in (HANG, DROP_AFTER):
+        if answer == HANG:
             self._count(answer)
-            if answer == HANG:
-                self._stopping.wait(self.hang_seconds)
-            handler.close_connection = True
-            return
+            return _Reply(0, {}, b"")
+        if answer == DROP_AFTER:
+            self._count(answer)
+            return None
         self._count(answer or str(status))
-        handler.send_response(status)
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.send_header("Date", formatdate(usegmt=True))
-        handler.end_headers()
-        handler.wfile.write(payload)
+        return _Reply(status, headers, payload)
 
     def _count(self, answer: str) -> None:
         with self._lock:
             self.answers[answer] += 1
 
-    def _control(self, handler: BaseHTTPRequestHandler) -> None:
+    def _control(self, request: Request) -> _Reply:
         """GET /_fake/log and /_fake/stats, for a fake running in another process."""
         with self._lock:
-            if handler.path == "/_fake/log":
+            if request.path == "/_fake/log":
                 data: Any = [
                     {"message_id": e.message_id, "touch_id": e.touch_id, "to": e.to}
                     for e in self.log
                 ]
-            elif handler.path == "/_fake/stats":
+            elif request.path == "/_fake/stats":
                 data = {
                     "requests": self.requests,
                     "accepted": len(self.log),
@@ -334,26 +473,14 @@ class FakeProvider:
             else:
                 data = None
         payload = json.dumps(data).encode()
-        handler.send_response(200 if data is not None else 404)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
+        return _Reply(
+            200 if data is not None else 404, {"Content-Type": "application/json"}, payload
+        )
 
     def respond(
-        self, handler: BaseHTTPRequestHandler, body: bytes, answer: str | None
+        self, request: Request, body: bytes, answer: str | None
     ) -> tuple[int, dict[str, str], bytes, Accepted | None]:
         raise NotImplementedError
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that hang up (timeouts, killed dispatchers) are part of the game."""
-        error = sys.exc_info()[1]
-        if not isinstance(error, ConnectionError | TimeoutError):
-            super().handle_error(request, client_address)
 
 
 def _json(status: int, data: Any, **headers: str) -> tuple[int, dict[str, str], bytes, None]:
@@ -371,14 +498,14 @@ class FakeSendGrid(FakeProvider):
         self.bad_addresses: set[str] = set()
 
     def respond(
-        self, handler: BaseHTTPRequestHandler, body: bytes, answer: str | None
+        self, request: Request, body: bytes, answer: str | None
     ) -> tuple[int, dict[str, str], bytes, Accepted | None]:
         def errors(status: int, message: str, field_: str | None = None, **extra: str) -> Any:
             return _json(status, {"errors": [{"message": message, "field": field_}]}, **extra)
 
-        if urlsplit(handler.path).path != "/v3/mail/send":
+        if urlsplit(request.path).path != "/v3/mail/send":
             return errors(404, "resource not found")
-        if answer == UNAUTHORIZED or handler.headers.get("Authorization") != (
+        if answer == UNAUTHORIZED or request.headers.get("Authorization") != (
             f"Bearer {self.api_key}"
         ):
             return errors(401, "The provided authorization grant is invalid, expired, or revoked")
@@ -388,7 +515,7 @@ class FakeSendGrid(FakeProvider):
             )
         if answer == SERVER_ERROR:
             return errors(500, "internal server error")
-        problem = self._validate(handler, body)
+        problem = self._validate(request, body)
         if problem is not None or answer == BAD_REQUEST:
             return errors(400, problem or "invalid request")
         mail = json.loads(body)
@@ -468,9 +595,9 @@ class FakeTwilio(FakeProvider):
         )
 
     def respond(
-        self, handler: BaseHTTPRequestHandler, body: bytes, answer: str | None
+        self, request: Request, body: bytes, answer: str | None
     ) -> tuple[int, dict[str, str], bytes, Accepted | None]:
-        match = TWILIO_MESSAGES.match(urlsplit(handler.path).path)
+        match = TWILIO_MESSAGES.match(urlsplit(request.path).path)
         if match is None:
             return self.error(404, 20404, "The requested resource was not found")
         expected = (
@@ -479,7 +606,7 @@ class FakeTwilio(FakeProvider):
         if (
             answer == UNAUTHORIZED
             or match.group(1) != self.account_sid
-            or handler.headers.get("Authorization") != expected
+            or request.headers.get("Authorization") != expected
         ):
             return self.error(401, 20003, "Authenticate")
         if answer == RATE_LIMITED:
@@ -488,7 +615,7 @@ class FakeTwilio(FakeProvider):
             )
         if answer == SERVER_ERROR:
             return self.error(500, 20500, "Internal Server Error")
-        problem = self._validate(handler, body)
+        problem = self._validate(request, body)
         if problem is not None or answer == BAD_REQUEST:
             return self.error(400, 21602, problem or "Message body is required.")
         form = {key: values[-1] for key, values in parse_qs(body.decode()).items()}
