@@ -33,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
@@ -61,7 +61,6 @@ from leadops.models import (
     Lead,
     TouchStatus,
 )
-from leadops.models import Touch as TouchRow
 from leadops.policy import Action, Caps, ContactFacts, Reason, SendWindow, decide
 from leadops.render import Renderer, RenderError
 from leadops.settings import Settings
@@ -72,6 +71,21 @@ MAX_TRANSIENT_ATTEMPTS = 8
 SEND_CHUNK_MIN = 16
 RENDER_RETRY = timedelta(hours=1)
 ProgressCallback = Callable[[int], None]
+
+
+class ClaimedTouch(NamedTuple):
+    """The columns of a claimed touch the dispatcher works with."""
+
+    id: int
+    lead_id: int
+    campaign_version_id: int
+    campaign: str
+    step: str
+    channel: str
+    attempts: int
+
+
+CLAIMED_COLUMNS = ClaimedTouch._fields
 
 
 @dataclass
@@ -89,7 +103,7 @@ class DispatchReport:
     # Messages sent by each dispatcher process, when several ran (run_workers).
     worker_sent: list[int] = field(default_factory=list)
 
-    def count(self, touch: TouchRow, outcome: str) -> None:
+    def count(self, touch: ClaimedTouch, outcome: str) -> None:
         self.outcomes[(touch.campaign, touch.step, touch.channel, outcome)] += 1
 
     @property
@@ -198,40 +212,36 @@ class Dispatcher:
 
     # -- claiming -----------------------------------------------------------------------
 
-    def claim(self, limit: int) -> tuple[str, list[TouchRow]]:
-        """Claim up to `limit` due touches for this dispatcher (SKIP LOCKED on PostgreSQL)."""
+    def claim(self, limit: int) -> tuple[str, list[ClaimedTouch]]:
+        """Claim up to `limit` due touches for this dispatcher, in one UPDATE ... RETURNING
+        (its due rows picked with SKIP LOCKED on PostgreSQL)."""
         now = self.clock.now()
         token = uuid.uuid4().hex
         t = TOUCHES.c
+        due = (
+            select(t.id)
+            .where(t.status == TouchStatus.PENDING, t.not_before <= now)
+            .order_by(t.not_before, t.id)
+            .limit(limit)
+        )
+        if self.engine.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        # Materialized: picked once. (As a plain IN subquery PostgreSQL may run it again
+        # for the rows it meant to update, and each run skips the rows the last one locked.)
+        picked = due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
         with self.engine.begin() as conn:
-            due = (
-                select(t.id)
-                .where(t.status == TouchStatus.PENDING, t.not_before <= now)
-                .order_by(t.not_before, t.id)
-                .limit(limit)
-            )
-            if self.engine.dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
-            ids = list(conn.execute(due).scalars())
-            if not ids:
-                return token, []
-            conn.execute(
+            rows = conn.execute(
                 update(TOUCHES)
-                .where(t.id.in_(ids), t.status == TouchStatus.PENDING)
+                .where(t.id.in_(select(picked.c.id)), t.status == TouchStatus.PENDING)
                 .values(
                     status=TouchStatus.CLAIMED,
                     claim_token=token,
                     lease_until=now + timedelta(seconds=self.settings.claim_lease_seconds),
                     updated_at=now,
                 )
-            )
-        with Session(self.engine, expire_on_commit=False) as session:
-            rows = session.exec(
-                sqlmodel_select(TouchRow)
-                .where(TouchRow.claim_token == token)
-                .order_by(col(TouchRow.id))
-            )
-            return token, list(rows)
+                .returning(*(t[name] for name in CLAIMED_COLUMNS))
+            ).all()
+        return token, sorted((ClaimedTouch(*row) for row in rows), key=lambda c: c.id)
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -271,7 +281,7 @@ class Dispatcher:
         return report
 
     def _history(
-        self, session: Session, batch: list[TouchRow]
+        self, session: Session, batch: list[ClaimedTouch]
     ) -> tuple[set[tuple[int, str, str, str]], dict[int, list[datetime]]]:
         """Steps already sent (or in doubt) per lead, and each lead's sends of the last week."""
         lead_ids = {touch.lead_id for touch in batch}
@@ -297,7 +307,7 @@ class Dispatcher:
     def _dispatch_batch(
         self,
         token: str,
-        batch: list[TouchRow],
+        batch: list[ClaimedTouch],
         pools: Mapping[str, ChannelPool],
         flight: _Flight,
         report: DispatchReport,
@@ -322,7 +332,7 @@ class Dispatcher:
         # each check a connection out of the pool (and ping the server).
         with self.engine.connect() as conn:
             for start in range(0, len(batch), flight.chunk):
-                ready: list[tuple[TouchRow, OutgoingMessage]] = []
+                ready: list[tuple[ClaimedTouch, OutgoingMessage]] = []
                 for touch in batch[start : start + flight.chunk]:
                     lead = leads[touch.lead_id]
                     key = (touch.lead_id, touch.campaign, touch.step, touch.channel)
@@ -402,7 +412,7 @@ class Dispatcher:
             self._record(token, outcomes, conn)
 
     def _mark_sending(
-        self, token: str, chunk: list[tuple[TouchRow, OutgoingMessage]], conn: Connection
+        self, token: str, chunk: list[tuple[ClaimedTouch, OutgoingMessage]], conn: Connection
     ) -> set[int]:
         """Commit the chunk as `sending` (the point of no automatic return); only rows this
         dispatcher still owns are returned, and only those may be sent. (A claim that
@@ -429,7 +439,7 @@ class Dispatcher:
 
     def _record_attempts(
         self,
-        attempts: list[tuple[str, TouchRow, Attempt]],
+        attempts: list[tuple[str, ClaimedTouch, Attempt]],
         report: DispatchReport,
         conn: Connection | None = None,
     ) -> None:
@@ -587,11 +597,11 @@ class _Flight:
 
     def __init__(self, chunk: int) -> None:
         self.chunk = chunk
-        self.inflight: dict[Future[Attempt], tuple[str, TouchRow, OutgoingMessage]] = {}
-        self.finished: list[tuple[str, TouchRow, Attempt]] = []
+        self.inflight: dict[Future[Attempt], tuple[str, ClaimedTouch, OutgoingMessage]] = {}
+        self.finished: list[tuple[str, ClaimedTouch, Attempt]] = []
 
     def submit(
-        self, token: str, touch: TouchRow, message: OutgoingMessage, future: Future[Attempt]
+        self, token: str, touch: ClaimedTouch, message: OutgoingMessage, future: Future[Attempt]
     ) -> None:
         self.inflight[future] = (token, touch, message)
 
@@ -603,10 +613,10 @@ class _Flight:
             attempt = future.result()
         self.finished.append((token, touch, attempt))
 
-    def keep(self, finished: list[tuple[str, TouchRow, Attempt]]) -> None:
+    def keep(self, finished: list[tuple[str, ClaimedTouch, Attempt]]) -> None:
         self.finished = finished
 
-    def drain(self, limit: int) -> list[tuple[str, TouchRow, Attempt]]:
+    def drain(self, limit: int) -> list[tuple[str, ClaimedTouch, Attempt]]:
         """Wait until at most `limit` sends are in flight; return (and forget) the finished."""
         while True:
             # done() includes cancelled futures, which wait() would never return
@@ -619,7 +629,7 @@ class _Flight:
         return finished
 
 
-def _row(touch: TouchRow, **values: Any) -> dict[str, Any]:
+def _row(touch: ClaimedTouch, **values: Any) -> dict[str, Any]:
     return {"id": touch.id, **values}
 
 
