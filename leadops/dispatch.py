@@ -29,7 +29,7 @@ import multiprocessing
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -277,7 +277,8 @@ class Dispatcher:
             # pending); sends on the wire finish, and every outcome known is recorded.
             for pool in pools.values():
                 pool.close(cancel=not completed)
-            self._record_attempts(flight.drain(0), report)
+            flight.drain(0)
+            self._record_attempts(flight.take_finished(), report)
         return report
 
     def _history(
@@ -398,18 +399,20 @@ class Dispatcher:
                     done.add(key)
                     ready.append((touch, message))
                 if ready:
-                    owned = self._mark_sending(token, ready, conn)
+                    # The outcomes known so far are written with this chunk's `sending`
+                    # mark: one transaction per chunk.
+                    with conn.begin():
+                        self._record_attempts(flight.take_finished(), report, conn)
+                        owned = self._mark_sending(token, ready, conn)
                     for touch, message in ready:
                         if touch.id not in owned:
                             log.warning("touch %s was taken over by another dispatcher", touch.id)
                             continue
                         flight.submit(token, touch, message, pools[touch.channel].submit(message))
-                finished = flight.drain(flight.chunk)
-                if len(finished) >= flight.chunk:
-                    self._record_attempts(finished, report, conn)
-                else:
-                    flight.keep(finished)
-            self._record(token, outcomes, conn)
+                flight.drain(flight.chunk)
+            with conn.begin():
+                self._record_attempts(flight.take_finished(), report, conn)
+                self._record(token, outcomes, conn)
 
     def _mark_sending(
         self, token: str, chunk: list[tuple[ClaimedTouch, OutgoingMessage]], conn: Connection
@@ -421,7 +424,7 @@ class Dispatcher:
         t = TOUCHES.c
         lease = now + timedelta(seconds=self.settings.claim_lease_seconds)
         ids = [touch.id for touch, _ in chunk]
-        with conn.begin():
+        with self._transaction(conn):
             owned = set(
                 conn.execute(
                     update(TOUCHES)
@@ -536,7 +539,7 @@ class Dispatcher:
         for token, rows in outcomes.items():
             self._record(token, rows, conn)
         for lead_id, channel, reason in suppress:
-            self._suppress(lead_id, channel, reason)
+            self._suppress(lead_id, channel, reason, conn)
 
     def _record(
         self, token: str, outcomes: list[dict[str, Any]], conn: Connection | None = None
@@ -567,18 +570,23 @@ class Dispatcher:
 
     @contextmanager
     def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
-        """A transaction on `conn`, or on a connection of its own when None."""
+        """A transaction on `conn` (the one it is in, if any), or on a connection of its own
+        when None."""
         if conn is None:
             with self.engine.begin() as own:
                 yield own
+        elif conn.in_transaction():
+            yield conn
         else:
             with conn.begin():
                 yield conn
 
-    def _suppress(self, lead_id: int, channel: str, reason: str) -> None:
+    def _suppress(
+        self, lead_id: int, channel: str, reason: str, conn: Connection | None = None
+    ) -> None:
         now = self.clock.now()
         column = "email" if channel == Channel.EMAIL else "whatsapp"
-        with self.engine.begin() as conn:
+        with self._transaction(conn) as conn:
             conn.execute(
                 update(LEADS)
                 .where(LEADS.c.id == lead_id)
@@ -613,20 +621,24 @@ class _Flight:
             attempt = future.result()
         self.finished.append((token, touch, attempt))
 
-    def keep(self, finished: list[tuple[str, ClaimedTouch, Attempt]]) -> None:
-        self.finished = finished
+    def take_finished(self) -> list[tuple[str, ClaimedTouch, Attempt]]:
+        """The sends finished so far (without waiting), forgotten here."""
+        for future in [f for f in self.inflight if f.done()]:
+            self._finish(future)
+        finished, self.finished = self.finished, []
+        return finished
 
-    def drain(self, limit: int) -> list[tuple[str, ClaimedTouch, Attempt]]:
-        """Wait until at most `limit` sends are in flight; return (and forget) the finished."""
+    def drain(self, limit: int) -> None:
+        """Wait until at most `limit` sends are in flight."""
         while True:
             # done() includes cancelled futures, which wait() would never return
             for future in [f for f in self.inflight if f.done()]:
                 self._finish(future)
             if len(self.inflight) <= limit:
-                break
-            wait(list(self.inflight), return_when=FIRST_COMPLETED)
-        finished, self.finished = self.finished, []
-        return finished
+                return
+            # Wait on the oldest send only: sends finish roughly in order, and waiting on
+            # one future is cheap where waiting on all of them locks each one every time.
+            wait([next(iter(self.inflight))])
 
 
 def _row(touch: ClaimedTouch, **values: Any) -> dict[str, Any]:
