@@ -5,10 +5,10 @@ and the 10,000-touch exactly-once fault run.
    against the OpenAPI files (every request would make the fake the bottleneck: openapi-core
    costs 2-6 ms per request).
 2. Raw floor: a bare keep-alive http.client loop posting a prepared request to the same
-   fakes, alternating providers, one request at a time; and the official SDKs alone
-   (channel pools, no database, no rendering), to show what the SDKs themselves cost.
-3. End to end: seeded leads, one tick (plan, policy, render, send through the official
-   SDKs, record) on SQLite, with 1 and with 2 dispatcher processes; messages per second =
+   fakes, alternating providers, one request at a time; and the provider channels alone
+   (channel pools, no database, no rendering), to show what sending itself costs.
+3. End to end: seeded leads, one tick (plan, policy, render, send through the provider
+   channels, record) on SQLite, with 1 and with 2 dispatcher processes; messages per second =
    messages sent / tick time (worker start-up included). CPU per message is measured
    beside each figure, for the dispatcher side and for the fakes.
 4. Fault run: 10,000 touches with 429s, 500s, hangs and dropped connections injected and
@@ -196,8 +196,8 @@ def raw_floor(sendgrid: _Fake, twilio: _Fake, count: int) -> float:
 
 
 def sdk_floor(settings: Settings, count: int) -> float:
-    """Messages/s through the official SDKs alone (channel pools, no database, no
-    rendering): what the SDKs cost before leadops does anything."""
+    """Messages/s through the provider channels alone (channel pools, no database, no
+    rendering): what sending costs before leadops does anything else."""
     from concurrent.futures import wait
 
     from leadops.channels.base import OutgoingMessage
@@ -353,14 +353,14 @@ def main() -> None:
             floor_cpu.per_message(RAW_REQUESTS),
         ),
         (
-            f"official SDKs alone (channel pools, no database or rendering), {RAW_REQUESTS:,}",
+            f"provider channels alone (channel pools, no database or rendering), {RAW_REQUESTS:,}",
             f"{sdk:,.0f} msg/s",
             sdk_cpu.per_message(RAW_REQUESTS),
         ),
     ]
     for workers in WORKERS:
         rows.append((f"end to end ({workers}) / raw floor", f"{rates[workers] / floor:.2f}", ""))
-    rows.append(("best end to end / SDKs alone", f"{best / sdk:.2f}", ""))
+    rows.append(("best end to end / channels alone", f"{best / sdk:.2f}", ""))
     table = "\n".join(f"| {what} | {value} | {cpu} |" for what, value, cpu in rows)
     problems = " (" + "; ".join(fault.problems[:3]) + ")" if fault.problems else ""
     markdown = f"""
@@ -369,11 +369,13 @@ def main() -> None:
 {machine_line()} Load average {load_before:.1f} before and {load_after:.1f} after the
 throughput runs (the machine is shared: figures on an idle machine are higher).
 
-Fakes run in their own processes and validate every {VALIDATE_EVERY}th request against the
-OpenAPI files (the contract tests validate every request). Rate limits set to 10,000/s so
-the figure is capacity; {CONCURRENCY} threads per provider in all (split between dispatcher
-processes). SQLite database. Both providers' requests go out on kept-alive connections,
-prepared by the official SDKs (leadops.channels.keepalive). CPU is milliseconds of CPU
+Fakes run in their own processes (asyncio HTTP/1.1 servers) and validate every
+{VALIDATE_EVERY}th request against the OpenAPI files (the contract tests validate every
+request). Rate limits set to 10,000/s so the figure is capacity; {CONCURRENCY} threads per
+provider in all (split between dispatcher processes). SQLite database. Both providers'
+requests go out on kept-alive connections, byte for byte what the official SDKs send
+(leadops.channels.keepalive; SendGrid's headers worked out by its SDK client once, Twilio's
+request prepared by its SDK each time). CPU is milliseconds of CPU
 time per message: the dispatcher side (this process and its worker processes) + the fakes;
 on 2 cores, 2,000 ms of CPU per second is the ceiling for both together.
 

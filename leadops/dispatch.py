@@ -9,9 +9,11 @@ Exactly-once rules:
 - Only failures that provably did not deliver go back to `pending` for a retry.
 
 Throughput: a claimed batch is decided and rendered at once, holds and skips are written
-in one statement, and sends go out in chunks through each channel's pool (threads behind a
-token bucket): two commits per chunk, not per message. A chunk is committed as `sending`
-before any of it is handed to the pool, so a crash leaves at most two chunks in doubt.
+in one statement, and sends go out in chunks (`dispatch_chunk_size`, at least one per
+sending thread) through each channel's pool (threads behind a token bucket): one commit
+per chunk, not per message, which carries the chunk's `sending` mark and the outcomes known
+so far. A chunk is committed as `sending` before any of it is handed to the pool, and at
+most two chunks are in flight, so a crash leaves at most two chunks in doubt.
 
 Several dispatcher processes may share one database (`run_workers`, `leadops run
 --workers N`): each claims its own batches under its own claim token. On PostgreSQL the
@@ -68,7 +70,6 @@ from leadops.settings import Settings
 log = logging.getLogger("leadops.dispatch")
 
 MAX_TRANSIENT_ATTEMPTS = 8
-SEND_CHUNK_MIN = 16
 RENDER_RETRY = timedelta(hours=1)
 ProgressCallback = Callable[[int], None]
 
@@ -261,7 +262,7 @@ class Dispatcher:
             for name, channel in self.channels.items()
         }
         threads = sum(pool.channel.concurrency for pool in pools.values())
-        flight = _Flight(chunk=max(SEND_CHUNK_MIN, threads))
+        flight = _Flight(chunk=max(self.settings.dispatch_chunk_size, threads))
         completed = False
         try:
             while True:
