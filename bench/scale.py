@@ -177,6 +177,16 @@ def reseed_and_plan(
     return seeded, reports
 
 
+def checkpoints(engine: Engine) -> int:
+    """Checkpoints the server has made so far (timed and requested): writing a million
+    leads' rows fills the WAL and makes some, which slow every write after them."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+        ).scalar_one()
+    return int(row)
+
+
 def measure_size(
     engine: Engine, url: str, fake: FakeProcess, workdir: Path, leads: int, messages: int
 ) -> dict[str, Any]:
@@ -184,8 +194,10 @@ def measure_size(
     # one tick planned by two worker processes, a partition each; then again by one
     seeded, planners = reseed_and_plan(engine, leads, env, partitions=2)
     plan2_s = max(p["ended"] for p in planners) - min(p["started"] for p in planners)
+    checkpoints_before = checkpoints(engine)
     _, [plan] = reseed_and_plan(engine, leads, env, partitions=1)
     plan_s = plan["ended"] - plan["started"]
+    plan_checkpoints = checkpoints(engine) - checkpoints_before
     with engine.begin() as conn:
         conn.execute(sa.update(TOUCHES).values(not_before=LATER))
         conn.execute(sa.text("ANALYZE touches"))
@@ -216,6 +228,7 @@ def measure_size(
         "plan_s": plan_s,
         "plan_rate": leads / plan_s,
         "plan_rss_mb": max(p["peak_rss_mb"] for p in [plan, *planners]),
+        "plan_checkpoints": plan_checkpoints,
         "plan2_s": plan2_s,
         "dispatch_1": rates[1],
         "dispatch_2": rates[2],
@@ -348,6 +361,7 @@ def render(
         ("plan all leads (one nurture tick, one worker)", lambda s: f"{s['plan_s']:.1f} s"),
         ("planning rate, one worker", lambda s: f"{s['plan_rate']:,.0f} leads/s"),
         ("plan all leads, two workers (partitions 0/2, 1/2)", lambda s: f"{s['plan2_s']:.1f} s"),
+        ("PostgreSQL checkpoints during the one-worker tick", lambda s: f"{s['plan_checkpoints']}"),
         ("planner peak RSS", lambda s: f"{s['plan_rss_mb']:.0f} MB"),
         (f"dispatch, 1 worker ({messages:,} msgs)", lambda s: f"{s['dispatch_1']:,.0f} msg/s"),
         (f"dispatch, 2 workers ({messages:,} msgs)", lambda s: f"{s['dispatch_2']:,.0f} msg/s"),
@@ -355,7 +369,8 @@ def render(
         ("dispatcher CPU per message, 2 workers", lambda s: f"{s['dispatch_cpu_2']:.2f} ms"),
         ("dispatcher peak RSS", lambda s: f"{s['dispatch_rss_mb']:.0f} MB"),
     ]
-    keys = [None, "plan_s", "plan_rate", "plan2_s", "plan_rss_mb", "dispatch_1", "dispatch_2"]
+    keys = [None, "plan_s", "plan_rate", "plan2_s", None, "plan_rss_mb", "dispatch_1"]
+    keys.append("dispatch_2")
     keys += ["dispatch_cpu_1", "dispatch_cpu_2", "dispatch_rss_mb"]
     header = "| measure | " + " | ".join(f"{s['leads']:,} leads" for s in sizes)
     growth = len(sizes) == 2
