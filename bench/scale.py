@@ -229,6 +229,7 @@ def measure_size(
         "plan_rate": leads / plan_s,
         "plan_rss_mb": max(p["peak_rss_mb"] for p in [plan, *planners]),
         "plan_checkpoints": plan_checkpoints,
+        "plan_marks": plan["marks"],
         "plan2_s": plan2_s,
         "dispatch_1": rates[1],
         "dispatch_2": rates[2],
@@ -383,6 +384,16 @@ def render(
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append(f"| raw HTTP floor (one keep-alive client, same fake) | {floor:,.0f} msg/s |")
     text = "\n".join(lines)
+    largest = sizes[-1]
+    marks = largest.get("plan_marks") or []
+    if len(marks) >= 2:
+        laps = [b[1] - a[1] for a, b in zip([(0, 0.0), *marks], marks, strict=False)]
+        text += (
+            f"\n\nWithin the one-worker tick of {largest['leads']:,} leads, each 100,000 leads "
+            f"took (s): {', '.join(f'{lap:.1f}' for lap in laps)}; the last over the first: "
+            f"x{laps[-1] / laps[0]:.2f} (flat means linear, whatever the machine's speed "
+            "between the two sizes)."
+        )
     fault_text = "Fault run not measured (--no-fault, or it did not finish)."
     if fault is not None:
         check = fault["check"]

@@ -435,18 +435,27 @@ def _register_versions(
     return versions
 
 
-def plan_all(runtime: Runtime, now: datetime, partition: Partition = WHOLE) -> PlanReport:
+def plan_all(
+    runtime: Runtime,
+    now: datetime,
+    partition: Partition = WHOLE,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> PlanReport:
     """Segment every lead, move enrollments along and create the touches now due.
 
     `partition=(k, n)` plans only the leads whose id modulo n is k, so n planners (Prefect
     task runs, on one worker or many) share the work; together they plan every lead once.
-    Planners that overlap anyway write nothing twice (see `_write`)."""
+    Planners that overlap anyway write nothing twice (see `_write`). `progress` is called
+    with the number of leads planned so far after each batch."""
     k, n = check_partition(partition)
     report = PlanReport()
     with Session(runtime.engine, expire_on_commit=False) as session:
         versions = _register_versions(session, runtime, now)
         for batch in _lead_batches(session, (k, n)):
             _plan_batch(session, runtime, batch, versions, now, report)
+            if progress is not None:
+                progress(report.leads)
     log.info(
         "planned %s%s: %d leads, %d newly enrolled, %d exited, %d completed, "
         "%d touches created, %d rows already written by another planner",

@@ -4,9 +4,10 @@ and the many-workers fault test.
 `python -m leadops.testing.workers dispatch --now ISO` is one dispatcher: it reads its
 settings from LEADOPS_* like `leadops run --no-prefect`, calls leadops.nurture.run_dispatch
 and prints one JSON line (sent, held, failed, ambiguous, when it started and ended, its
-peak RSS, CPU seconds). `plan` does the same for leadops.nurture.plan_all with a partition. With
-`--wait` a worker loads everything, prints `ready` and starts only when it reads a line,
-so several workers can be started together and timed without their start-up.
+peak RSS, CPU seconds). `plan` does the same for leadops.nurture.plan_all with a partition,
+noting how long it took to reach every 100,000 leads. With `--wait` a worker loads
+everything, prints `ready` and starts only when it reads a line, so several workers can
+be started together and timed without their start-up.
 
 `copy_leads` bulk-loads email-only leads (COPY on PostgreSQL), and `check_touches`
 compares every touch with a fake provider's log: nothing sent twice, nothing lost.
@@ -35,6 +36,7 @@ from leadops.models import LEADS, TOUCHES, TouchStatus
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SENDGRID_KEY = "SG.fake-key"  # the standalone fake's default key
+MARK_EVERY = 100_000  # a planner notes its time each time this many more leads are planned
 OPEN_STATUSES = (TouchStatus.PENDING, TouchStatus.CLAIMED, TouchStatus.SENDING)
 STAGES = ("subscriber", "lead", "lead", "mql", "sql")
 INDUSTRIES = ("software", "logistics", "retail", "manufacturing", "finance", None)
@@ -289,8 +291,20 @@ def main(argv: list[str] | None = None) -> None:
         }
     else:
         k, n = (int(part) for part in args.partition.split("/"))
-        plan = plan_all(runtime, now, (k, n))
-        result = {"leads": plan.leads, "planned": plan.planned, "conflicts": plan.conflicts}
+        marks: list[tuple[int, float]] = []
+
+        def mark(leads: int) -> None:
+            # seconds since the start each time another MARK_EVERY leads are planned
+            if leads // MARK_EVERY > len(marks):
+                marks.append((leads, time.time() - started))
+
+        plan = plan_all(runtime, now, (k, n), progress=mark)
+        result = {
+            "leads": plan.leads,
+            "planned": plan.planned,
+            "conflicts": plan.conflicts,
+            "marks": marks,
+        }
     result.update(
         started=started,
         ended=time.time(),
