@@ -2,16 +2,16 @@
 
 The SendGrid SDK (python_http_client) builds a `urllib.request.Request` and opens it with
 a fresh opener, so every message pays a new TCP (and TLS) connection. `KeepAliveTransport`
-takes the very request the SDK built and sends it with the same headers urllib would add
-(Host, Content-Length, the default User-Agent if none was given), except
-`Connection: close`, over a connection kept open between messages. Errors keep urllib's
-meaning, which the channel relies on to tell a message that never left from one that may
-have arrived:
+sends a request with the same headers urllib would add (`request_headers`: Host,
+Content-Length, the default User-Agent if none was given), except `Connection: close`,
+over a connection kept open between messages. Errors keep urllib's meaning, which the
+channel relies on to tell a message that never left from one that may have arrived:
 
 - connecting or writing the request fails: `urllib.error.URLError` (nothing was accepted:
   a request not fully written, with its Content-Length, is never processed);
 - reading the answer fails: the raw `OSError` / `http.client.HTTPException` (in doubt);
-- a non-2xx answer: `urllib.error.HTTPError`, as urllib's default opener raises it.
+- a non-2xx answer: returned as it is; the caller decides (SendGrid raises the SDK's
+  HTTPError for it).
 
 A kept connection the server has already closed (it is readable before we write) or that
 sat idle longer than `max_idle` seconds is replaced before the request is written, so an
@@ -24,7 +24,6 @@ transport is not used (`applies_to` is false) and the SDK's own opener sends the
 from __future__ import annotations
 
 import http.client
-import io
 import select
 import ssl
 import time
@@ -145,24 +144,6 @@ class KeepAliveTransport:
         headers = dict(request.unredirected_hdrs)
         headers.update({k: v for k, v in request.headers.items() if k not in headers})
         return {name.title(): value for name, value in headers.items()}
-
-    def open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
-        """Send `request` as urllib's default opener would, on the kept connection; return
-        the response (read fully), or raise as urllib does."""
-        data = request.data
-        if data is not None and not isinstance(data, bytes):
-            raise TypeError("only a bytes request body can be sent on a kept connection")
-        headers = self.request_headers(request)
-        result = self.exchange(request.get_method(), request.full_url, headers, data, timeout)
-        if not 200 <= result.status < 300:
-            raise urllib.error.HTTPError(
-                request.full_url,
-                result.status,
-                result.reason,
-                result.headers,
-                io.BytesIO(result.body),
-            )
-        return result
 
 
 class _Response:
