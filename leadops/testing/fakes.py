@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import lru_cache
@@ -168,9 +167,6 @@ class Headers:
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._items)
 
 
 @dataclass
