@@ -330,8 +330,8 @@ class Dispatcher:
                 for version_id in {touch.campaign_version_id for touch in batch}
             }
         outcomes: list[dict[str, Any]] = []
-        # One connection for the whole batch: its two short transactions per chunk don't
-        # each check a connection out of the pool (and ping the server).
+        # One connection for the whole batch: its transaction per chunk doesn't check a
+        # connection out of the pool (and ping the server) each time.
         with self.engine.connect() as conn:
             for start in range(0, len(batch), flight.chunk):
                 ready: list[tuple[ClaimedTouch, OutgoingMessage]] = []
@@ -370,7 +370,7 @@ class Dispatcher:
                         continue
                     try:
                         message = compose(
-                            touch_id=touch.id or 0,
+                            touch_id=touch.id,
                             lead=lead,
                             channel=touch.channel,
                             campaign=campaigns[touch.campaign_version_id],
@@ -622,19 +622,22 @@ class _Flight:
             attempt = future.result()
         self.finished.append((token, touch, attempt))
 
-    def take_finished(self) -> list[tuple[str, ClaimedTouch, Attempt]]:
-        """The sends finished so far (without waiting), forgotten here."""
+    def _collect(self) -> None:
+        """Move every finished send (done() includes cancelled ones) to `finished`."""
         for future in [f for f in self.inflight if f.done()]:
             self._finish(future)
+
+    def take_finished(self) -> list[tuple[str, ClaimedTouch, Attempt]]:
+        """The sends finished so far (without waiting), forgotten here."""
+        self._collect()
         finished, self.finished = self.finished, []
         return finished
 
     def drain(self, limit: int) -> None:
         """Wait until at most `limit` sends are in flight."""
         while True:
-            # done() includes cancelled futures, which wait() would never return
-            for future in [f for f in self.inflight if f.done()]:
-                self._finish(future)
+            # cancelled futures count as done: wait() would never return them
+            self._collect()
             if len(self.inflight) <= limit:
                 return
             # Wait on the oldest send only: sends finish roughly in order, and waiting on
