@@ -87,6 +87,8 @@ def test_killed_worker_and_cut_connections_lose_and_duplicate_nothing(
             sendgrid_rate_per_second=120,  # per worker: slow enough to be hit mid-run
             sendgrid_concurrency=2,
             dispatch_batch_size=40,
+            # two chunks in doubt per dispatcher at most: 2 x 2 x 16 within the bound below
+            dispatch_chunk_size=16,
             claim_lease_seconds=10,
         )
         killed, survivor = Worker("dispatch", NOW, env), Worker("dispatch", NOW, env)
