@@ -123,6 +123,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(_alembic_config(engine), revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Undo migrations down to `revision` ("base" removes every table)."""
+    command.downgrade(_alembic_config(engine), revision)
+
+
+def head_revisions() -> tuple[str, ...]:
+    """Every head of the migration graph; there must be exactly one."""
+    return tuple(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+
+
 def head_revision() -> str | None:
     return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
