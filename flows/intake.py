@@ -68,8 +68,9 @@ def confirmations_task(settings: Settings, now: datetime) -> list[SourceResult]:
 @flow(name="intake", flow_run_name=lambda: run_name("intake", "now"), log_prints=True)
 def intake_flow(now: datetime | None = None) -> dict[str, object]:
     """Pull the CSV drop folder and HubSpot (when enabled), retry unsent form
-    confirmations; publish read, created, merged and quarantined (by reason) per source.
-    Fails when a source failed, after publishing."""
+    confirmations; publish read, created, merged, quarantined (by reason) and flagged per
+    source. A file quarantined as a file is a warning, not a failure (the other files were
+    read). Fails when a source failed, after publishing."""
     settings = flow_settings()
     ensure_ready(make_engine(settings.resolved_database_url))
     load_intake_config(settings.config_dir)  # a broken config fails the run up front
@@ -88,7 +89,10 @@ def intake_flow(now: datetime | None = None) -> dict[str, object]:
             key="intake-sources", table=run.rows(), description="Intake per source"
         )
     totals = run.totals()
-    get_run_logger().info("intake: %s", totals)
+    logger = get_run_logger()
+    for held in run.quarantined_files:  # the run goes on; an operator fixes and releases
+        logger.warning("%s", held.file_line)
+    logger.info("intake: %s", totals)
     if run.errors:
         raise RuntimeError(
             "intake source(s) failed: " + "; ".join(f"{r.source}: {r.error}" for r in run.errors)

@@ -173,13 +173,15 @@ def leads_import(
     now: NowOption = None,
 ) -> None:
     """Import leads from CSV files (headers mapped by config/intake.yaml); duplicates merge
-    into the existing lead, bad rows go to quarantine with reasons. A file whose content
-    was imported before is skipped.
+    into the existing lead, bad rows go to quarantine with reasons, bad fields of a
+    reachable lead are flagged. A file whose content was imported before is skipped. A
+    file that cannot be read as CSV is quarantined as a file (`leadops quarantine files`)
+    and the other files are still read: exit code 3 (1 if a file failed to import).
 
     Example: leadops leads import config/sample_leads.csv
     """
     from leadops.intake.config import load_intake_config
-    from leadops.intake.run import REPORT_COLUMNS, import_files
+    from leadops.intake.run import TABLE_COLUMNS, IntakeRun, import_files
 
     settings = _settings()
     engine = _engine(settings)
@@ -187,20 +189,33 @@ def leads_import(
         if not path.is_file():
             raise CliError(f"{path}: no such file")
     config = load_intake_config(settings.config_dir)
-    results = import_files(
-        engine, settings, config, files, now=_instant(now), force=force, source=source
-    )
-    emit([r.row() for r in results], REPORT_COLUMNS, Format.TABLE, title="Import")
+    at = _instant(now)
+    results = import_files(engine, settings, config, files, now=at, force=force, source=source)
+    run = IntakeRun(now=at, results=results)
+    emit(run.rows(), TABLE_COLUMNS, Format.TABLE, title="Import")
+    for line in run.reason_lines():
+        console.print(line, soft_wrap=True, highlight=False)
     for result in results:
         if result.note.startswith("skipped"):
             console.print(
                 f"{result.source}: {result.note} (--force to import again)", soft_wrap=True
             )
-    for failed in results:
-        if failed.error:
-            err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)
-    if any(r.error for r in results):
+    _exit_for(run)
+
+
+def _exit_for(run: Any) -> None:
+    """Name every quarantined file and failed source; exit 1 if a source failed, else 3
+    if a file was quarantined as a file."""
+    from leadops.intake.run import EXIT_FILE_QUARANTINED
+
+    for held in run.quarantined_files:
+        err.print(f"[yellow]{held.file_line}[/]", highlight=False, soft_wrap=True)
+    for failed in run.errors:
+        err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)
+    if run.errors:
         raise typer.Exit(1)
+    if run.quarantined_files:
+        raise typer.Exit(EXIT_FILE_QUARANTINED)
 
 
 LEAD_COLUMNS = [
@@ -251,13 +266,21 @@ def leads_show(
 
     Example: leadops leads show 12
     """
-    from leadops.models import Enrollment, Lead, Touch
+    from leadops.models import Enrollment, Lead, LeadFieldIssue, Touch
 
     engine = _engine(_settings())
     with Session(engine) as session:
         lead = session.get(Lead, lead_id)
         if lead is None:
             raise CliError(f"no lead with id {lead_id}")
+        issues = [
+            issue.model_dump()
+            for issue in session.exec(
+                select(LeadFieldIssue)
+                .where(LeadFieldIssue.lead_id == lead_id)
+                .order_by(col(LeadFieldIssue.id))
+            )
+        ]
         enrollments = (
             session.execute(
                 select(Enrollment).where(Enrollment.lead_id == lead_id).order_by(Enrollment.id)  # type: ignore[arg-type]
@@ -273,13 +296,29 @@ def leads_show(
             .all()
         )
     if fmt != Format.TABLE:
-        emit([lead.model_dump()], list(Lead.model_fields), fmt)
+        row: dict[str, Any] = lead.model_dump()
+        if fmt == Format.JSON:
+            row["data_issues"] = [{k: _plain_value(v) for k, v in i.items()} for i in issues]
+        else:
+            row["data_issues"] = "; ".join(
+                f"{i['field']}={i['value']!r} {i['reason']}"
+                + (" (resolved)" if i["resolved_at"] else "")
+                for i in issues
+            )
+        emit([row], [*Lead.model_fields, "data_issues"], fmt)
         return
     emit(
         [{"field": k, "value": v} for k, v in lead.model_dump().items()],
         ["field", "value"],
         fmt,
         title=f"Lead {lead_id}",
+    )
+    open_issues = sum(1 for i in issues if i["resolved_at"] is None)
+    emit(
+        [{**i, "status": "resolved" if i["resolved_at"] else "open"} for i in issues],
+        ["field", "value", "reason", "detail", "source", "source_ref", "created_at", "status"],
+        fmt,
+        title=f"Flagged data ({open_issues} open): values a source gave that failed validation",
     )
     emit(
         [e.model_dump() for e in enrollments],
@@ -314,6 +353,10 @@ def leads_show(
 
 
 # -- run / simulate ----------------------------------------------------------------------
+
+
+def _plain_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _print_summary(engine: Any, title: str) -> None:
@@ -1004,6 +1047,89 @@ def quarantine_drop(
     console.print(f"dropped {len(record_ids)} record(s)")
 
 
+FILE_COLUMNS = ["id", "status", "name", "reason", "detail", "size", "created_at", "resolution"]
+
+
+@quarantine_app.command("files")
+def quarantine_files(
+    status: Annotated[str, typer.Option(help="open, released or dropped.")] = "open",
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """List files quarantined as files (they could not be read as CSV), with the reason
+    and the fix; each is kept under <data dir>/quarantine/files/.
+
+    Example: leadops quarantine files --status open
+    """
+    from leadops.models import QuarantinedFile
+
+    engine = _engine(_settings())
+    query = select(QuarantinedFile).where(col(QuarantinedFile.status) == status)
+    with Session(engine) as session:
+        records = session.exec(query.order_by(col(QuarantinedFile.id))).all()
+    rows = [r.model_dump() for r in records]
+    columns = [*FILE_COLUMNS, "path", "stored_path"] if fmt != Format.TABLE else FILE_COLUMNS
+    emit(rows, columns, fmt, title=f"Quarantined files ({status})")
+
+
+@quarantine_app.command("release-file")
+def quarantine_release_file(
+    file_id: Annotated[int, typer.Argument(help="Quarantined file id.")],
+    path: Annotated[
+        Path | None,
+        typer.Option(
+            "--path",
+            help="Read this fixed file (default: the original path if it still exists, "
+            "else the kept copy).",
+        ),
+    ] = None,
+    now: NowOption = None,
+) -> None:
+    """Read a quarantined file again, fixed (or with a fixed config/intake.yaml), and import
+    it; it stays open, with the reason, if it still cannot be read (exit code 1).
+
+    Example: leadops quarantine release-file 2 --path fixed.csv
+    """
+    from leadops.intake.config import load_intake_config
+    from leadops.intake.quarantine import QuarantineError
+    from leadops.intake.run import TABLE_COLUMNS, release_file
+
+    settings = _settings()
+    engine = _engine(settings)
+    config = load_intake_config(settings.config_dir)
+    try:
+        result = release_file(engine, settings, config, file_id, now=_instant(now), path=path)
+    except QuarantineError as exc:
+        raise CliError(str(exc)) from exc
+    if result.error is not None:
+        raise CliError(f"quarantined file {file_id} stays open: {result.error}")
+    emit([result.row()], TABLE_COLUMNS, Format.TABLE, title=f"Released file {file_id}")
+
+
+@quarantine_app.command("drop-file")
+def quarantine_drop_file(
+    file_ids: Annotated[list[int], typer.Argument(help="Quarantined file ids.")],
+    now: NowOption = None,
+) -> None:
+    """Mark quarantined files dropped: never imported (the drop folder skips their content),
+    and kept.
+
+    Example: leadops quarantine drop-file 2
+    """
+    from leadops.intake.quarantine import QuarantineError, mark_file
+    from leadops.models import QuarantineStatus
+
+    engine = _engine(_settings())
+    at = _instant(now)
+    for file_id in file_ids:
+        try:
+            mark_file(
+                engine, file_id, status=QuarantineStatus.DROPPED, resolution="dropped", now=at
+            )
+        except QuarantineError as exc:
+            raise CliError(str(exc)) from exc
+    console.print(f"dropped {len(file_ids)} file(s)")
+
+
 # -- intake ------------------------------------------------------------------------------
 
 
@@ -1026,12 +1152,12 @@ def intake_run(
 ) -> None:
     """Pull every configured source (config/intake.yaml): the CSV drop folder and FILES,
     HubSpot when enabled, and retry web-form confirmation emails left unsent. Prints
-    read, created, merged and quarantined per source; exits 1 if a source failed (the
-    others still ran).
+    read, created, merged, quarantined and flagged per source; exits 1 if a source failed
+    (the others still ran), 3 if a file was quarantined as a file (the others were read).
 
     Example: leadops intake run --now 2026-12-01T08:00Z
     """
-    from leadops.intake.run import REPORT_COLUMNS, SOURCES, run_intake
+    from leadops.intake.run import REPORT_COLUMNS, SOURCES, TABLE_COLUMNS, run_intake
 
     settings = _settings()
     engine = _engine(settings)
@@ -1049,17 +1175,13 @@ def intake_run(
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    totals = run.totals()
-    emit(run.rows(), REPORT_COLUMNS, fmt, title=f"Intake {run.now:%Y-%m-%d %H:%M} UTC")
+    columns = TABLE_COLUMNS if fmt == Format.TABLE else REPORT_COLUMNS
+    emit(run.rows(), columns, fmt, title=f"Intake {run.now:%Y-%m-%d %H:%M} UTC")
     if fmt == Format.TABLE:
-        console.print(
-            f"read {totals['read']}, created {totals['created']}, merged {totals['merged']}, "
-            f"quarantined {totals['quarantined']}"
-        )
-    for failed in run.errors:
-        err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)
-    if run.errors:
-        raise typer.Exit(1)
+        for line in run.reason_lines():
+            console.print(line, soft_wrap=True, highlight=False)
+        console.print(run.summary())
+    _exit_for(run)
 
 
 @app.command()

@@ -29,7 +29,10 @@ from leadops.models import (
     ESCALATIONS,
     FUNNEL_ORDER,
     INBOX,
+    LEAD_FIELD_ISSUES,
     LEADS,
+    QUARANTINE,
+    QUARANTINED_FILES,
     SENT_TOUCH_STATUSES,
     STAGE_CHANGES,
     TOUCHES,
@@ -227,6 +230,11 @@ class KpiReport:
     steps: list[StepRates] = field(default_factory=list)
     escalations: EscalationStats = field(default_factory=EscalationStats)
     sends_per_day: list[tuple[date, int]] = field(default_factory=list)
+    # Data quality: leads imported with a bad field kept and flagged (open issues)
+    flagged_leads: int = 0
+    flagged_by_reason: dict[str, int] = field(default_factory=dict)
+    quarantined_open: int = 0  # records refused whole, waiting for a decision
+    quarantined_files_open: int = 0
     missing: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -423,6 +431,28 @@ def _never_followed_up(conn: Connection, now: datetime, report: KpiReport) -> No
     report.never_followed_up = sum(report.never_followed_up_by_stage.values())
 
 
+def _data_quality(conn: Connection, report: KpiReport) -> None:
+    issues = LEAD_FIELD_ISSUES.c
+    open_issue = issues.resolved_at.is_(None)
+    report.flagged_leads = int(
+        conn.execute(
+            sa.select(sa.func.count(sa.distinct(issues.lead_id))).where(open_issue)
+        ).scalar_one()
+    )
+    rows = conn.execute(
+        sa.select(issues.reason, sa.func.count(sa.distinct(issues.lead_id)))
+        .where(open_issue)
+        .group_by(issues.reason)
+    ).all()
+    report.flagged_by_reason = {reason: int(n) for reason, n in rows}
+    for table, attr in (
+        (QUARANTINE, "quarantined_open"),
+        (QUARANTINED_FILES, "quarantined_files_open"),
+    ):
+        count = sa.select(sa.func.count()).select_from(table).where(table.c.status == "open")
+        setattr(report, attr, int(conn.execute(count).scalar_one()))
+
+
 def _step_rates(conn: Connection, report: KpiReport) -> None:
     t = TOUCHES.c
 
@@ -600,6 +630,7 @@ def compute(engine: Engine, now: datetime, *, config_dir: Path) -> KpiReport:
         _scores(conn, report)
         _costs(conn, spend, report)
         _never_followed_up(conn, now, report)
+        _data_quality(conn, report)
         _step_rates(conn, report)
         _escalations(conn, dialect, now, report)
         _sends_per_day(conn, dialect, now, report)
@@ -656,6 +687,15 @@ def headline_rows(report: KpiReport) -> list[dict[str, str]]:
             ),
         },
         {"kpi": "unsubscribed leads", "value": str(report.unsubscribed), "note": ""},
+        {
+            "kpi": "data quality: leads with flagged fields",
+            "value": str(report.flagged_leads),
+            "note": "imported for the channels they can be reached on, bad value kept "
+            "(`leadops leads show ID`)"
+            + "".join(f"; {r} {n}" for r, n in sorted(report.flagged_by_reason.items()))
+            + f"; quarantine open: {report.quarantined_open} record(s), "
+            f"{report.quarantined_files_open} file(s)",
+        },
     ]
 
 

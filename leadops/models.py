@@ -255,6 +255,46 @@ class ImportedFile(SQLModel, table=True):
     imported_at: datetime = _ts(nullable=False)
 
 
+class QuarantinedFile(SQLModel, table=True):
+    """A file intake could not read as CSV, kept with why: a copy of its bytes under the
+    data folder (`stored_path`), releasable once the file or the configuration is fixed."""
+
+    __tablename__ = "quarantined_files"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=100)
+    name: str = Field(max_length=500)
+    path: str = Field(max_length=1000)  # where it was read from
+    stored_path: str = Field(max_length=1000)  # the kept copy
+    checksum: str = Field(max_length=64, index=True)
+    size: int = 0
+    reason: str = Field(max_length=50)
+    detail: str
+    status: str = Field(default=QuarantineStatus.OPEN, max_length=20, index=True)
+    resolution: str | None = None
+    created_at: datetime = _ts(nullable=False)
+    resolved_at: datetime | None = _ts()
+
+
+class LeadFieldIssue(SQLModel, table=True):
+    """A value a source gave for a lead that failed validation. The lead was imported for
+    the channels it can be reached on; the value is kept here as given, flagged, until a
+    later record fills that field (`resolved_at`)."""
+
+    __tablename__ = "lead_field_issues"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="leads.id", index=True)
+    field: str = Field(max_length=64)
+    value: str | None = None
+    reason: str = Field(max_length=50)
+    detail: str | None = None
+    source: str = Field(max_length=100)
+    source_ref: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts(nullable=False)
+    resolved_at: datetime | None = _ts(index=True)
+
+
 # -- Engagement: webhook inbox, score ledger, stage changes ------------------------------
 
 
@@ -361,6 +401,8 @@ ENROLLMENTS = cast(sa.Table, Enrollment.__table__)  # type: ignore[attr-defined]
 TOUCHES = cast(sa.Table, Touch.__table__)  # type: ignore[attr-defined]
 QUARANTINE = cast(sa.Table, QuarantinedRecord.__table__)  # type: ignore[attr-defined]
 IMPORTED_FILES = cast(sa.Table, ImportedFile.__table__)  # type: ignore[attr-defined]
+QUARANTINED_FILES = cast(sa.Table, QuarantinedFile.__table__)  # type: ignore[attr-defined]
+LEAD_FIELD_ISSUES = cast(sa.Table, LeadFieldIssue.__table__)  # type: ignore[attr-defined]
 INBOX = cast(sa.Table, InboxEvent.__table__)  # type: ignore[attr-defined]
 WEBHOOK_REJECTIONS = cast(sa.Table, WebhookRejection.__table__)  # type: ignore[attr-defined]
 SCORE_LEDGER = cast(sa.Table, ScoreEntry.__table__)  # type: ignore[attr-defined]

@@ -12,10 +12,14 @@ Merge rules (dedupe by normalised email, then phone, then CRM id):
 - the lifecycle stage only moves forward in the funnel, except that `unsubscribed` always
   wins (an opt-out is honoured, never undone by intake);
 - consent is never withdrawn by a merge: granted stays granted.
+
+A record with a bad field but a usable channel is imported without that field; the value
+is kept, flagged, in `lead_field_issues` (open until a later record fills the field).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,14 +30,19 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select, text, update
 from sqlmodel import Session
 
-from leadops.intake.validate import LeadRecord, normalise_record, seniority_of
+from leadops.intake.validate import FieldIssue, LeadRecord, Outcome, normalise_record, seniority_of
 from leadops.models import (
     FUNNEL_ORDER,
+    LEAD_FIELD_ISSUES,
     LEAD_SOURCE_RECORDS,
     LEADS,
     LifecycleStage,
     QuarantinedRecord,
 )
+
+log = logging.getLogger("leadops.intake")
+
+INVALID_RECORD = "invalid_record"  # validation itself failed on this record
 
 # Fields a newer record may fill when the existing lead has none.
 FILLABLE = (
@@ -68,6 +77,8 @@ class ImportReport:
     merged: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     quarantined_records: int = 0
+    flagged: Counter[str] = field(default_factory=Counter)  # imported with bad fields, by reason
+    flagged_records: int = 0
     lead_ids: list[int] = field(default_factory=list)  # lead of each accepted record, in order
 
     @property
@@ -80,6 +91,8 @@ class ImportReport:
         self.merged += other.merged
         self.quarantined.update(other.quarantined)
         self.quarantined_records += other.quarantined_records
+        self.flagged.update(other.flagged)
+        self.flagged_records += other.flagged_records
         self.lead_ids.extend(other.lead_ids)
 
 
@@ -123,6 +136,80 @@ def quarantine(
     )
     session.add(record)
     return record
+
+
+def _normalise(
+    raw: RawRecord, *, default_region: str, default_timezone: str, now: datetime
+) -> Outcome:
+    """normalise_record, but an unexpected failure refuses this record only."""
+    try:
+        return normalise_record(
+            raw.data, default_region=default_region, default_timezone=default_timezone, now=now
+        )
+    except Exception as exc:  # one record never stops the rest; it is kept with its error
+        log.exception("validating %s failed", raw.source_ref)
+        outcome = Outcome(record=None)
+        outcome.reject(INVALID_RECORD, f"validation failed: {type(exc).__name__}: {exc}"[:500])
+        return outcome
+
+
+def _issue_text(value: str | None) -> str | None:
+    return None if value is None else value.replace("\x00", "\\x00")
+
+
+def _store_issues(
+    session: Session,
+    flagged: list[tuple[int, dict[str, Any], list[FieldIssue], set[str]]],
+    now: datetime,
+) -> None:
+    """Record flagged fields per lead: (lead id, history entry, issues, fields the lead
+    already had). An issue identical to an open one is not recorded twice; one whose field
+    the lead already holds a value for is recorded as resolved."""
+    lead_ids = sorted({lead_id for lead_id, *_ in flagged})
+    open_now = {
+        (lead_id, name, value)
+        for lead_id, name, value in session.execute(
+            select(
+                LEAD_FIELD_ISSUES.c.lead_id, LEAD_FIELD_ISSUES.c.field, LEAD_FIELD_ISSUES.c.value
+            )
+            .where(LEAD_FIELD_ISSUES.c.lead_id.in_(lead_ids))
+            .where(LEAD_FIELD_ISSUES.c.resolved_at.is_(None))
+        )
+    }
+    rows = []
+    for lead_id, entry, issues, filled in flagged:
+        for issue in issues:
+            value = _issue_text(issue.value)
+            if (lead_id, issue.field, value) in open_now:
+                continue
+            open_now.add((lead_id, issue.field, value))
+            rows.append(
+                {
+                    "lead_id": lead_id,
+                    "field": issue.field[:64],
+                    "value": value,
+                    "reason": issue.reason,
+                    "detail": _issue_text(issue.detail),
+                    "source": entry["source"],
+                    "source_ref": entry["source_ref"],
+                    "created_at": now,
+                    "resolved_at": now if issue.field in filled else None,
+                }
+            )
+    if rows:
+        session.execute(insert(LEAD_FIELD_ISSUES), rows)
+
+
+def _resolve_issues(session: Session, filled: dict[str, set[int]], now: datetime) -> None:
+    """A merge filled these fields on these leads: their open issues are resolved."""
+    for name, lead_ids in filled.items():
+        session.execute(
+            update(LEAD_FIELD_ISSUES)
+            .where(LEAD_FIELD_ISSUES.c.field == name)
+            .where(LEAD_FIELD_ISSUES.c.lead_id.in_(sorted(lead_ids)))
+            .where(LEAD_FIELD_ISSUES.c.resolved_at.is_(None))
+            .values(resolved_at=now)
+        )
 
 
 def _lead_row(record: LeadRecord, now: datetime) -> dict[str, Any]:
@@ -277,14 +364,18 @@ def import_records(
     for chunk in _chunks(records, chunk_size):
         report.read += len(chunk)
         outcomes = [
-            normalise_record(
-                raw.data, default_region=default_region, default_timezone=default_timezone, now=now
+            _normalise(
+                raw, default_region=default_region, default_timezone=default_timezone, now=now
             )
             for raw in chunk
         ]
         for raw, outcome in zip(chunk, outcomes, strict=True):
-            for reason, detail in raw.problems:
-                outcome.reject(reason, detail)
+            if raw.problems:  # the row as read is unreliable: refused whole
+                for issue in outcome.issues:
+                    outcome.reject(issue.reason, issue.detail)
+                outcome.issues = []
+                for reason, detail in raw.problems:
+                    outcome.reject(reason, detail)
                 outcome.record = None
             if outcome.record is not None and consent_override:
                 for name, value in consent_override.items():
@@ -317,6 +408,8 @@ def import_records(
         pending_by_row: dict[int, _Pending] = {}
         changed: dict[int, dict[str, Any]] = {}  # existing lead id -> changed columns
         history: list[tuple[_Pending | int, dict[str, Any]]] = []
+        flagged: list[tuple[_Pending | int, dict[str, Any], list[FieldIssue], set[str]]] = []
+        filled: dict[str, set[int]] = {}  # field -> existing leads a merge filled it on
         for raw, outcome in zip(chunk, outcomes, strict=True):
             record = outcome.record
             if record is None:
@@ -331,10 +424,15 @@ def import_records(
                     now=now,
                 )
                 continue
+            data = _record_data(record)
+            if outcome.issues:
+                data["_flagged"] = {i.field: _issue_text(i.value) for i in outcome.issues}
+                report.flagged.update({i.reason for i in outcome.issues})
+                report.flagged_records += 1
             entry = {
                 "source": source,
                 "source_ref": raw.source_ref[:500],
-                "data": _record_data(record),
+                "data": data,
                 "received_at": now,
             }
             match = index.find(record)
@@ -344,9 +442,14 @@ def import_records(
                 pending_by_row[id(new.row)] = new
                 index.add(new.row)
                 history.append((new, {**entry, "action": "created", "matched_on": None}))
+                if outcome.issues:
+                    flagged.append((new, entry, outcome.issues, set()))
                 report.created += 1
                 continue
             row, matched_on = match
+            had = {i.field for i in outcome.issues if row.get(i.field) not in (None, "")}
+            if outcome.issues:
+                had -= {"timezone", "created_at"}  # always set: a derived value, still flagged
             before_email, before_phone, before_crm = (
                 row.get("email"),
                 row.get("phone"),
@@ -368,6 +471,11 @@ def import_records(
                     )
             else:
                 target = pending_by_row[id(row)]
+            if isinstance(target, int):
+                for name in changes:
+                    filled.setdefault(name, set()).add(target)
+            if outcome.issues:
+                flagged.append((target, entry, outcome.issues, had))
             history.append(
                 (
                     target,
@@ -394,5 +502,16 @@ def import_records(
                 rows_out.append({"changes": None, **values, "lead_id": lead_id})
                 report.lead_ids.append(lead_id)
             session.execute(insert(LEAD_SOURCE_RECORDS), rows_out)
+        if filled:
+            _resolve_issues(session, filled, now)
+        if flagged:
+            _store_issues(
+                session,
+                [
+                    (t if isinstance(t, int) else t.id or 0, entry, issues, had)
+                    for t, entry, issues, had in flagged
+                ],
+                now,
+            )
         session.flush()
     return report

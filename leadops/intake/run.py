@@ -2,7 +2,9 @@
 report, per source, what was read, created, merged and quarantined (by reason).
 
 Used by `leadops intake run` and by the 15-minute Prefect flow (flows/intake.py). A
-failing source does not stop the others; its error is part of the report.
+failing source does not stop the others; its error is part of the report. A file that
+cannot be read as CSV is quarantined as a file (kept, with its reason) and the run goes
+on; in the drop folder it is skipped by its checksum on later runs until it is fixed.
 """
 
 from __future__ import annotations
@@ -17,18 +19,48 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from leadops.db import session_scope
 from leadops.intake.config import IntakeConfig, load_intake_config
-from leadops.intake.csv_source import import_csv_file, unmapped_columns
+from leadops.intake.csv_source import (
+    FileRejected,
+    file_checksum,
+    import_csv_file,
+    unmapped_columns,
+)
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, pull_contacts
 from leadops.intake.importer import ImportReport
+from leadops.intake.quarantine import (
+    file_store,
+    open_file,
+    quarantine_file,
+    quarantined_file,
+    release_source,
+    resolve_replaced,
+)
+from leadops.models import QuarantinedFile, QuarantineStatus
 from leadops.settings import Settings
 
 log = logging.getLogger("leadops.intake")
 
 SOURCES = ("csv", "hubspot", "forms")
-REPORT_COLUMNS = ["source", "read", "created", "merged", "quarantined", "reasons", "note"]
+REPORT_COLUMNS = [
+    "source",
+    "read",
+    "created",
+    "merged",
+    "quarantined",
+    "reasons",
+    "flagged",
+    "flagged_reasons",
+    "note",
+]
+# The terminal table leaves the reasons to lines below it (`reason_lines`).
+TABLE_COLUMNS = [c for c in REPORT_COLUMNS if c not in ("reasons", "flagged_reasons")]
+# `leads import` and `intake run` exit with this code when a file was quarantined as a
+# file (and no source failed, which exits 1).
+EXIT_FILE_QUARANTINED = 3
 
 
 @dataclass
@@ -39,10 +71,30 @@ class SourceResult:
     report: ImportReport | None = None
     note: str = ""
     error: str | None = None
+    quarantined_file: QuarantinedFile | None = None  # the file is in file quarantine
+    skipped: bool = False  # not read: imported or quarantined before
+
+    @property
+    def file_line(self) -> str | None:
+        """One line naming the quarantined file, its reason and what to do."""
+        held = self.quarantined_file
+        if held is None:
+            return None
+        return (
+            f"file quarantined: {held.name} (quarantined file {held.id}): {held.reason}: "
+            f"{held.detail}".replace("release-file ID", f"release-file {held.id}")
+        )
 
     def row(self) -> dict[str, Any]:
         report = self.report or ImportReport(source=self.source)
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(report.quarantined.items()))
+        flagged = ", ".join(f"{r} {n}" for r, n in sorted(report.flagged.items()))
+        note = self.note
+        if self.error:
+            note = f"error: {self.error}"
+        elif self.quarantined_file is not None and not self.skipped:
+            held = self.quarantined_file
+            note = f"quarantined as file {held.id}: {held.reason}"
         return {
             "source": self.source,
             "read": report.read,
@@ -50,7 +102,9 @@ class SourceResult:
             "merged": report.merged,
             "quarantined": report.quarantined_total,
             "reasons": reasons or "-",
-            "note": f"error: {self.error}" if self.error else self.note,
+            "flagged": report.flagged_records,
+            "flagged_reasons": flagged or "-",
+            "note": note,
         }
 
 
@@ -63,29 +117,63 @@ class IntakeRun:
     def errors(self) -> list[SourceResult]:
         return [result for result in self.results if result.error]
 
+    @property
+    def quarantined_files(self) -> list[SourceResult]:
+        return [result for result in self.results if result.quarantined_file is not None]
+
     def rows(self) -> list[dict[str, Any]]:
         return [result.row() for result in self.results]
 
     def totals(self) -> dict[str, Any]:
         reasons: Counter[str] = Counter()
-        totals = {"read": 0, "created": 0, "merged": 0, "quarantined": 0}
+        totals = {"read": 0, "created": 0, "merged": 0, "quarantined": 0, "flagged": 0}
         for result in self.results:
             if result.report is not None:
                 totals["read"] += result.report.read
                 totals["created"] += result.report.created
                 totals["merged"] += result.report.merged
                 totals["quarantined"] += result.report.quarantined_total
+                totals["flagged"] += result.report.flagged_records
                 reasons.update(result.report.quarantined)
-        return {**totals, "reasons": dict(reasons), "errors": len(self.errors)}
+        return {
+            **totals,
+            "reasons": dict(reasons),
+            "files_quarantined": len(self.quarantined_files),
+            "errors": len(self.errors),
+        }
+
+    def reason_lines(self) -> list[str]:
+        """Per source, the quarantine and flag reasons (for under the terminal table)."""
+        lines = []
+        for row in self.rows():
+            if row["quarantined"]:
+                lines.append(
+                    f"{row['source']}: quarantined {row['quarantined']} ({row['reasons']}); "
+                    "see `leadops quarantine list`"
+                )
+            if row["flagged"]:
+                lines.append(
+                    f"{row['source']}: flagged {row['flagged']}, imported with the bad value "
+                    f"kept ({row['flagged_reasons']}); see `leadops leads show ID`"
+                )
+        return lines
+
+    def summary(self) -> str:
+        totals = self.totals()
+        return (
+            f"read {totals['read']}, created {totals['created']}, merged {totals['merged']}, "
+            f"quarantined {totals['quarantined']}, flagged {totals['flagged']}, "
+            f"files quarantined {totals['files_quarantined']}"
+        )
 
     def markdown(self) -> str:
         """The run as a markdown report (the Prefect artifact)."""
-        totals = self.totals()
         lines = [
             f"# Intake run {self.now:%Y-%m-%d %H:%M} UTC",
             "",
-            f"read {totals['read']}, created {totals['created']}, merged {totals['merged']}, "
-            f"quarantined {totals['quarantined']}, errors {totals['errors']}",
+            f"{self.summary()}, errors {len(self.errors)}",
+            "",
+            *(f"- **{r.file_line}**" for r in self.quarantined_files),
             "",
             "| " + " | ".join(REPORT_COLUMNS) + " |",
             "|" + "---|" * len(REPORT_COLUMNS),
@@ -108,6 +196,88 @@ def dropped_files(settings: Settings, config: IntakeConfig) -> list[Path]:
     return sorted(p for p in folder.glob(config.csv.pattern) if p.is_file())
 
 
+def import_file(
+    engine: Engine,
+    settings: Settings,
+    config: IntakeConfig,
+    path: Path,
+    *,
+    now: datetime,
+    force: bool = False,
+    source: str | None = None,
+    releasing: QuarantinedFile | None = None,
+) -> SourceResult:
+    """Import one CSV file in its own transaction. Content imported before is skipped
+    (unless `force`), and so is content in file quarantine (unless `force`, or it is the
+    file being released). A file that cannot be read as CSV is quarantined as a file;
+    one that imports resolves the open quarantine of earlier content at the same path."""
+    name = source or f"csv:{path.name}"
+    result = SourceResult(source=name)
+    checksum = file_checksum(path)
+    with Session(engine) as session:
+        held = quarantined_file(session, checksum)
+    if held is not None and not force and (releasing is None or held.id != releasing.id):
+        result.quarantined_file, result.skipped = held, True
+        result.note = f"skipped: in file quarantine as file {held.id} ({held.status})"
+        return result
+    try:
+        with session_scope(engine) as session:
+            report, earlier = import_csv_file(
+                session,
+                path,
+                source=name,
+                now=now,
+                default_region=settings.default_region,
+                default_timezone=settings.default_timezone,
+                force=force,
+                mapping=config.csv.column_mapping,
+                encoding=config.csv.encoding,
+            )
+            done = (
+                f"{path.name}, {now:%Y-%m-%d %H:%M} UTC"
+                if report is not None
+                else f"same content imported {earlier.imported_at:%Y-%m-%d %H:%M} UTC"
+                if earlier is not None
+                else path.name
+            )
+            resolve_replaced(session, path, imported=done, now=now)
+            for record in {r.id: r for r in (held, releasing) if r is not None}.values():
+                if record.status == QuarantineStatus.OPEN:
+                    stored = session.get(QuarantinedFile, record.id)
+                    if stored is not None and stored.status == QuarantineStatus.OPEN:
+                        stored.status = QuarantineStatus.RELEASED
+                        stored.resolution = f"imported from {path}: {done}"[:1000]
+                        stored.resolved_at = now
+                        session.add(stored)
+    except FileRejected as rejected:
+        if releasing is not None:
+            result.error = f"{path}: still refused: {rejected.reason}: {rejected.detail}"
+            return result
+        with session_scope(engine) as session:
+            result.quarantined_file = quarantine_file(
+                session,
+                path,
+                source=name,
+                checksum=checksum,
+                rejected=rejected,
+                store=file_store(settings.data_dir),
+                now=now,
+            )
+        log.info("%s", result.file_line)
+        return result
+    result.report = report
+    if earlier is not None:
+        result.skipped = True
+        result.note = f"skipped: same content imported {earlier.imported_at:%Y-%m-%d %H:%M} UTC"
+    else:
+        ignored = unmapped_columns(
+            path, mapping=config.csv.column_mapping, encoding=config.csv.encoding
+        )
+        if ignored:
+            result.note = "unmapped columns: " + ", ".join(ignored)[:300]
+    return result
+
+
 def import_files(
     engine: Engine,
     settings: Settings,
@@ -118,43 +288,52 @@ def import_files(
     force: bool = False,
     source: str | None = None,
 ) -> list[SourceResult]:
-    """Import CSV files, each in its own transaction; already-imported content is skipped."""
+    """Import CSV files, each in its own transaction; one file never stops the others."""
     results = []
     for path in files:
         name = source or f"csv:{path.name}"
-        result = SourceResult(source=name)
         try:
-            with session_scope(engine) as session:
-                report, earlier = import_csv_file(
-                    session,
-                    path,
-                    source=name,
-                    now=now,
-                    default_region=settings.default_region,
-                    default_timezone=settings.default_timezone,
-                    force=force,
-                    mapping=config.csv.column_mapping,
-                    encoding=config.csv.encoding,
-                )
-            result.report = report
-            if earlier is not None:
-                result.note = (
-                    f"skipped: same content imported {earlier.imported_at:%Y-%m-%d %H:%M} UTC"
-                )
-            else:
-                ignored = unmapped_columns(
-                    path, mapping=config.csv.column_mapping, encoding=config.csv.encoding
-                )
-                if ignored:
-                    result.note = "unmapped columns: " + ", ".join(ignored)[:300]
+            result = import_file(
+                engine, settings, config, path, now=now, force=force, source=source
+            )
         except OSError as exc:
-            result.error = f"{path}: {exc.strerror or exc}"
+            result = SourceResult(source=name, error=f"{path}: {exc.strerror or exc}")
             log.error("intake of %s failed: %s", path, result.error)
         except (SQLAlchemyError, RuntimeError) as exc:  # rolled back: the file can be retried
-            result.error = f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            result = SourceResult(
+                source=name,
+                error=f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+            )
             log.error("intake of %s failed: %s", path, result.error)
         results.append(result)
     return results
+
+
+def release_file(
+    engine: Engine,
+    settings: Settings,
+    config: IntakeConfig,
+    file_id: int,
+    *,
+    now: datetime,
+    path: Path | None = None,
+) -> SourceResult:
+    """Read a quarantined file again (the replacement `path`, else its original path,
+    else the kept copy) with the current config. It is released when it imports; when it
+    is still refused it stays open and the result's error says why. Raises
+    QuarantineError for an unknown or closed id."""
+    with Session(engine) as session:
+        record = open_file(session, file_id)
+    target = release_source(record, path)
+    result = import_file(
+        engine, settings, config, target, now=now, source=record.source, releasing=record
+    )
+    if result.error is not None:
+        with session_scope(engine) as session:
+            stored = open_file(session, file_id)
+            stored.resolution = f"{now:%Y-%m-%d %H:%M} UTC release failed: {result.error}"[:1000]
+            session.add(stored)
+    return result
 
 
 def import_drop_folder(
@@ -171,7 +350,7 @@ def import_drop_folder(
         return []
     dropped = [p for p in dropped_files(settings, config) if p not in skip]
     results = import_files(engine, settings, config, dropped, now=now)
-    return [r for r in results if r.report is not None or r.error]
+    return [r for r in results if not r.skipped]
 
 
 def hubspot_client(settings: Settings, config: IntakeConfig) -> HubSpotClient:

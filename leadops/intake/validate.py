@@ -34,6 +34,8 @@ FIELD_TOO_LONG = "field_too_long"
 DUPLICATE = "duplicate"
 INVALID_CHARACTERS = "invalid_characters"
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+MAX_ISSUE_CHARS = 10_000
+MAX_COMPANY_SIZE = 10_000_000
 
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "opted-in", "opt-in", "on"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0", "", "opted-out", "opt-out", "off"})
@@ -79,16 +81,34 @@ class LeadRecord:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class FieldIssue:
+    """A field whose value failed validation; the record was imported without it."""
+
+    field: str
+    value: str | None  # as the source gave it
+    reason: str
+    detail: str
+
+
 @dataclass
 class Outcome:
+    """A LeadRecord (`record`), perhaps with flagged fields (`issues`), or None with the
+    reasons that send the whole record to quarantine."""
+
     record: LeadRecord | None
     reasons: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
+    issues: list[FieldIssue] = field(default_factory=list)
 
     def reject(self, reason: str, detail: str) -> None:
         if reason not in self.reasons:
             self.reasons.append(reason)
         self.details.append(detail)
+
+    def flag(self, name: str, value: object, reason: str, detail: str) -> None:
+        text = None if value is None else str(value)[:MAX_ISSUE_CHARS]
+        self.issues.append(FieldIssue(name, text, reason, detail))
 
 
 @lru_cache(maxsize=1)
@@ -207,9 +227,12 @@ def parse_company_size(value: object) -> int | None:
     text = (_clean(value) or "").replace(",", "").replace(" ", "")
     if not text:
         return None
-    match = re.fullmatch(r"(\d+)(?:\+|-\d+)?", text)
-    if not match:
-        raise ValueError(f"company_size {value!r} is not a number or a range like 51-200")
+    match = re.fullmatch(r"(\d{1,9})(?:\+|-\d{1,9})?", text)
+    if not match or int(match.group(1)) > MAX_COMPANY_SIZE:
+        raise ValueError(
+            f"company_size {str(value)[:100]!r} is not a number up to {MAX_COMPANY_SIZE:,} "
+            "or a range like 51-200"
+        )
     return int(match.group(1))
 
 
@@ -287,32 +310,52 @@ def _zone_for(country: str | None, zones: tuple[str, ...]) -> str | None:
 def normalise_record(
     raw: dict[str, object], *, default_region: str, default_timezone: str, now: datetime
 ) -> Outcome:
-    """Validate one raw record (canonical column names) into a LeadRecord or reasons."""
+    """Validate one raw record (canonical column names) into a LeadRecord or reasons.
+
+    A bad optional field (country, time zone, company size, an over-long text, a bad
+    creation time) or a bad email or phone next to a usable one is flagged on the outcome
+    and left out of the record: the lead is imported for the channels it can be reached
+    on. The whole record is refused when no channel is usable, or when the stage or a
+    consent value cannot be read (guessing either could message someone who opted out).
+    """
     outcome = Outcome(record=None)
     record = LeadRecord()
-    if CONTROL_CHARACTERS.search("".join(v for v in raw.values() if isinstance(v, str))):
-        for name, value in raw.items():
-            if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
-                outcome.reject(INVALID_CHARACTERS, f"{name} contains control characters")
+    garbled = {
+        name
+        for name, value in raw.items()
+        if isinstance(value, str) and CONTROL_CHARACTERS.search(value)
+    }
+
+    def given(name: str) -> str | None:
+        """The field's cleaned text; None (and flagged) when it has control characters."""
+        if name in garbled:
+            outcome.flag(
+                name, raw.get(name), INVALID_CHARACTERS, f"{name} contains control characters"
+            )
+            return None
+        return _clean(raw.get(name))
 
     country = None
-    if _clean(raw.get("country")) is not None:
-        country = country_code(raw.get("country"))
+    country_text = given("country")
+    if country_text is not None:
+        country = country_code(country_text)
         if country is None:
-            outcome.reject(
+            outcome.flag(
+                "country",
+                raw.get("country"),
                 INVALID_COUNTRY,
-                f"country {raw.get('country')!r} is not an ISO 3166 alpha-2 code or country name",
+                f"country {country_text[:100]!r} is not an ISO 3166 alpha-2 code or country name",
             )
     record.country = country
 
-    email = _clean(raw.get("email"))
+    email = given("email")
     if email:
         try:
             record.email = normalise_email(email)
         except ValueError as exc:
-            outcome.reject(INVALID_EMAIL, f"email {raw.get('email')!r}: {exc}")
+            outcome.flag("email", raw.get("email"), INVALID_EMAIL, f"email {email[:100]!r}: {exc}")
 
-    phone = _clean(raw.get("phone"))
+    phone = given("phone")
     zones: tuple[str, ...] = ()
     if phone:
         try:
@@ -320,52 +363,74 @@ def normalise_record(
             if record.country is None:
                 record.country = number_region
         except ValueError as exc:
-            outcome.reject(INVALID_PHONE, f"phone {raw.get('phone')!r}: {exc}")
-
-    if not email and not phone:
-        outcome.reject(MISSING_CONTACT, "neither email nor phone is given")
+            outcome.flag("phone", raw.get("phone"), INVALID_PHONE, f"phone {phone[:100]!r}: {exc}")
 
     for name, limit in FIELD_LIMITS.items():
-        value = tidy_name(raw.get(name)) if name.endswith("_name") else _clean(raw.get(name))
+        value = tidy_name(given(name)) if name.endswith("_name") else given(name)
         if value is not None and len(value) > limit:
-            outcome.reject(FIELD_TOO_LONG, f"{name} is {len(value)} characters (max {limit})")
+            outcome.flag(
+                name,
+                raw.get(name),
+                FIELD_TOO_LONG,
+                f"{name} is {len(value)} characters (max {limit})",
+            )
             value = None
         setattr(record, name, value)
     record.seniority = seniority_of(record.job_title)
 
     try:
-        record.company_size = parse_company_size(raw.get("company_size"))
+        record.company_size = parse_company_size(given("company_size"))
     except ValueError as exc:
-        outcome.reject(INVALID_COMPANY_SIZE, str(exc))
+        outcome.flag("company_size", raw.get("company_size"), INVALID_COMPANY_SIZE, str(exc))
 
-    stage = (_clean(raw.get("lifecycle_stage")) or LifecycleStage.LEAD).lower()
-    if stage not in STAGES:
-        outcome.reject(INVALID_STAGE, f"lifecycle_stage {stage!r} is not one of {STAGE_LIST}")
+    stage_text = _clean(raw.get("lifecycle_stage"))
+    stage = (stage_text or LifecycleStage.LEAD).lower()
+    if stage not in STAGES or "lifecycle_stage" in garbled:
+        outcome.reject(INVALID_STAGE, f"lifecycle_stage {stage[:100]!r} is not one of {STAGE_LIST}")
     record.lifecycle_stage = stage
 
-    zone = _clean(raw.get("timezone"))
+    zone = given("timezone")
     if zone is not None and not is_known_timezone(zone):
-        outcome.reject(UNKNOWN_TIMEZONE, f"timezone {zone!r} is not an IANA time zone")
+        outcome.flag(
+            "timezone",
+            raw.get("timezone"),
+            UNKNOWN_TIMEZONE,
+            f"timezone {zone[:100]!r} is not an IANA time zone",
+        )
+        zone = None
     record.timezone = zone or _zone_for(record.country, zones) or default_timezone
 
     for channel in ("email_consent", "whatsapp_consent"):
         consent = parse_bool(raw.get(channel))
-        if consent is None:
-            outcome.reject(INVALID_CONSENT, f"{channel} {raw.get(channel)!r} is not true/false")
+        if consent is None or channel in garbled:
+            outcome.reject(
+                INVALID_CONSENT, f"{channel} {str(raw.get(channel))[:100]!r} is not true/false"
+            )
             consent = False
         setattr(record, channel, consent)
-    if record.whatsapp_consent and record.phone is None and INVALID_PHONE not in outcome.reasons:
-        record.whatsapp_consent = False
+    if record.whatsapp_consent and record.phone is None:
+        record.whatsapp_consent = False  # no number to message; a later valid one brings it
 
-    created = _clean(raw.get("created_at"))
-    if created is None:
-        record.created_at = now
-    else:
+    created = given("created_at")
+    record.created_at = now
+    if created is not None:
         try:
             record.created_at = parse_instant(created)
-        except ValueError:
-            outcome.reject(INVALID_CREATED_AT, f"created_at {created!r} is not an ISO 8601 time")
+        except (ValueError, OverflowError):
+            outcome.flag(
+                "created_at",
+                raw.get("created_at"),
+                INVALID_CREATED_AT,
+                f"created_at {created[:100]!r} is not an ISO 8601 time; imported as now",
+            )
 
-    if not outcome.reasons:
-        outcome.record = record
+    no_channel = record.email is None and record.phone is None
+    if no_channel and not any(i.field in ("email", "phone") for i in outcome.issues):
+        outcome.reject(MISSING_CONTACT, "neither email nor phone is given")
+    if outcome.reasons or no_channel:
+        for issue in outcome.issues:  # refused whole: every problem is a reason
+            outcome.reject(issue.reason, issue.detail)
+        outcome.issues = []
+        return outcome
+    outcome.record = record
     return outcome

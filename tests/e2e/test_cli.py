@@ -37,9 +37,11 @@ def invoke(*args: str) -> str:
 def test_import_run_and_list_as_json(workdir: Path) -> None:
     assert "database ready" in invoke("init")
     out = invoke("leads", "import", "config/sample_leads.csv", "--now", "2026-12-01T08:00Z")
-    row = next(line for line in out.splitlines() if "csv:sample" in line)
+    row = next(line for line in out.splitlines() if "│ csv:sample" in line)
     cells = [c.strip() for c in row.split("│")]
-    assert cells[2:6] == ["228", "220", "1", "7"]  # read, created, merged, quarantined
+    assert cells[2:6] == ["228", "222", "1", "5"]  # read, created, merged, quarantined
+    assert cells[6] == "2"  # flagged: imported, the bad value kept
+    assert "flagged 2, imported with the bad value kept (invalid_created_at 1, unknown_t" in out
     again = invoke("leads", "import", "config/sample_leads.csv", "--now", "2026-12-01T09:00Z")
     assert "import again" in again  # and the quarantine count below is still 7
     invoke("run", "--now", "2026-12-02T15:00Z", "--no-prefect")
@@ -56,7 +58,7 @@ def test_import_run_and_list_as_json(workdir: Path) -> None:
     lead_id = str(touches[0]["lead_id"])
     assert "Enrollments" in invoke("leads", "show", lead_id)
     csv_out = invoke("quarantine", "list", "--format", "csv")
-    assert csv_out.count("\n") == 8  # header + 7 quarantined rows
+    assert csv_out.count("\n") == 6  # header + 5 quarantined rows
 
 
 def test_templates_check_passes_and_reports_broken_template_with_line(workdir: Path) -> None:

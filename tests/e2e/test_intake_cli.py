@@ -61,9 +61,11 @@ def test_intake_run_reads_the_drop_folder_once_and_reports_per_source(workdir: P
         "merged": 1,
         "quarantined": 2,
         "reasons": "invalid_email 2",
+        "flagged": 0,
+        "flagged_reasons": "-",
         "note": "unmapped columns: Lieblingsfarbe",
     }
-    assert by_source["csv:extra.csv"]["created"] == 220
+    assert by_source["csv:extra.csv"]["created"] == 222
     again = json.loads(invoke("intake", "run", "--now", "2026-12-01T08:15Z", "--format", "json"))
     assert again == []  # nothing new in the folder
 

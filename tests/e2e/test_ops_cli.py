@@ -40,7 +40,7 @@ def test_report_prints_kpis_writes_html_and_fails_on_stuck_work(
     invoke("init")
     invoke("leads", "import", "config/sample_leads.csv", "--now", "2026-12-01T08:00Z")
     invoke("run", "--now", "2026-12-02T15:00Z", "--no-prefect")
-    # The 8 quarantined sample rows are stuck work above the default threshold of 0.
+    # The quarantined sample rows are stuck work above the default threshold of 0.
     out = invoke("report", "--now", "2026-12-02T16:00Z", "--html", "out/r.html", code=2)
     for kpi in (
         "lead response time",
@@ -59,13 +59,14 @@ def test_report_prints_kpis_writes_html_and_fails_on_stuck_work(
         assert kpi in out
     assert "not available: email engagement rates (no sendgrid events received yet" in out
     html = (workdir / "out" / "r.html").read_text()
-    assert "<svg" in html and "220 leads" in html
+    assert "<svg" in html and "222 leads" in html
 
     monkeypatch.setenv("LEADOPS_STUCK_THRESHOLD", "8")
     get_settings.cache_clear()
     assert "KPIs" in invoke("report", "--now", "2026-12-02T16:00Z")
     rows = invoke("report", "--format", "csv", "--now", "2026-12-02T16:00Z")
-    assert rows.startswith("kpi,value,note\n") and "leads,220," in rows
+    assert rows.startswith("kpi,value,note\n") and "leads,222," in rows
+    assert "data quality: leads with flagged fields,2," in rows
 
 
 def test_doctor_passes_on_a_fresh_install_and_explains_failures(

@@ -7,14 +7,15 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from leadops.db import session_scope
-from leadops.intake.csv_source import import_csv_file, read_csv
+from leadops.intake.csv_source import FileRejected, import_csv_file, read_csv
 from leadops.intake.importer import ImportReport
 from leadops.intake.quarantine import release
-from leadops.models import Lead, QuarantinedRecord
+from leadops.models import ImportedFile, Lead, QuarantinedRecord
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 HEADER = "email,first_name,last_name,company,country\n"
@@ -59,25 +60,23 @@ def test_wrongly_encoded_lines_are_kept_readable_and_can_be_released(
         assert session.exec(select(Lead.last_name).where(Lead.email == "b@x.io")).one() == "Müller"
 
 
-def test_a_header_without_contact_columns_quarantines_every_row(
+def test_a_header_without_contact_columns_refuses_the_file_before_any_write(
     engine: Engine, tmp_path: Path
 ) -> None:
     path = tmp_path / "foreign.csv"
     path.write_text("Mail;Name\nc@x.io;Cy\nd@x.io;Di\n", encoding="utf-8-sig")
-    report = _import(engine, path)
-    assert report.quarantined["missing_columns"] == 2 and report.quarantined_total == 2
-    first = _quarantined(engine)[0]
-    assert first.raw == {"mail": "c@x.io", "name": "Cy"}
-    # After mapping the header, a release brings the row in.
-    result = release(
-        engine,
-        first.id or 0,
-        now=NOW,
-        default_region="US",
-        default_timezone="UTC",
-        mapping={"Mail": "email", "Name": "first_name"},
-    )
-    assert result.released
+    with pytest.raises(FileRejected) as caught, session_scope(engine) as session:
+        import_csv_file(
+            session, path, source="csv", now=NOW, default_region="US", default_timezone="UTC"
+        )
+    assert caught.value.reason == "missing_columns"
+    assert "found: Mail, Name" in caught.value.detail
+    with Session(engine) as session:
+        assert session.exec(select(ImportedFile)).all() == []
+        assert session.exec(select(QuarantinedRecord)).all() == []
+    # Mapped, the same file imports (file quarantine and its release: test_file_quarantine).
+    report = _import(engine, path, mapping={"Mail": "email", "Name": "first_name"})
+    assert report.created == 2
 
 
 def test_mapped_semicolon_file_with_bom_imports(engine: Engine, tmp_path: Path) -> None:

@@ -31,29 +31,78 @@ def test_email_lower_cased_and_trimmed() -> None:
     [
         ({"email": "not-an-email"}, v.INVALID_EMAIL),
         ({"email": "a@b@c.com"}, v.INVALID_EMAIL),
-        ({"email": "a@b.co", "phone": "12"}, v.INVALID_PHONE),
-        ({"email": "a@b.co", "phone": "call me"}, v.INVALID_PHONE),
+        ({"phone": "12"}, v.INVALID_PHONE),
+        ({"email": "not-an-email", "phone": "call me"}, v.INVALID_PHONE),
         ({}, v.MISSING_CONTACT),
-        ({"email": "a@b.co", "timezone": "Mars/Olympus"}, v.UNKNOWN_TIMEZONE),
-        ({"email": "a@b.co", "timezone": "EST5EDT-nope"}, v.UNKNOWN_TIMEZONE),
+        ({"email": "", "phone": " "}, v.MISSING_CONTACT),
         ({"email": "a@b.co", "lifecycle_stage": "prospect"}, v.INVALID_STAGE),
-        ({"email": "a@b.co", "created_at": "yesterday"}, v.INVALID_CREATED_AT),
-        ({"email": "a@b.co", "country": "XX"}, v.INVALID_COUNTRY),
         ({"email": "a@b.co", "email_consent": "maybe"}, v.INVALID_CONSENT),
-        ({"email": "a@b.co", "company_size": "lots"}, v.INVALID_COMPANY_SIZE),
-        ({"email": "a@b.co", "first_name": "x" * 101}, v.FIELD_TOO_LONG),
+        ({"email": "a@b.co", "whatsapp_consent": "withdrawn"}, v.INVALID_CONSENT),
+        ({"email": "a\x01@b.co"}, v.INVALID_CHARACTERS),
     ],
 )
-def test_reason_codes(raw: dict[str, object], reason: str) -> None:
+def test_records_refused_whole(raw: dict[str, object], reason: str) -> None:
+    """No usable channel, or a stage or consent that cannot be read: quarantined whole."""
     outcome = norm(**raw)
     assert reason in outcome.reasons
     assert outcome.record is None
     assert outcome.details
+    assert outcome.issues == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "name", "reason"),
+    [
+        ({"email": "a@b.co", "phone": "12"}, "phone", v.INVALID_PHONE),
+        ({"email": "a@b.co", "phone": "call me"}, "phone", v.INVALID_PHONE),
+        ({"email": "not-an-email", "phone": "+44 7400 123456"}, "email", v.INVALID_EMAIL),
+        ({"email": "a@b.co", "timezone": "Mars/Olympus"}, "timezone", v.UNKNOWN_TIMEZONE),
+        ({"email": "a@b.co", "timezone": "EST5EDT-nope"}, "timezone", v.UNKNOWN_TIMEZONE),
+        ({"email": "a@b.co", "created_at": "yesterday"}, "created_at", v.INVALID_CREATED_AT),
+        (
+            {"email": "a@b.co", "created_at": "0001-01-01T00:00+01:00"},
+            "created_at",
+            v.INVALID_CREATED_AT,
+        ),
+        ({"email": "a@b.co", "country": "XX"}, "country", v.INVALID_COUNTRY),
+        ({"email": "a@b.co", "company_size": "lots"}, "company_size", v.INVALID_COMPANY_SIZE),
+        (
+            {"email": "a@b.co", "company_size": "99999999999"},
+            "company_size",
+            v.INVALID_COMPANY_SIZE,
+        ),
+        ({"email": "a@b.co", "first_name": "x" * 101}, "first_name", v.FIELD_TOO_LONG),
+        ({"email": "a@b.co", "company": "Acme\x07"}, "company", v.INVALID_CHARACTERS),
+    ],
+)
+def test_a_bad_field_is_flagged_and_the_lead_kept(
+    raw: dict[str, object], name: str, reason: str
+) -> None:
+    """The record is imported for the channel it can be reached on; the bad value is
+    kept on the outcome as given, and left out of the record."""
+    outcome = norm(**raw)
+    assert outcome.reasons == [] and outcome.record is not None
+    [issue] = outcome.issues
+    assert (issue.field, issue.reason, issue.value) == (name, reason, str(raw[name]))
+    assert issue.detail
+    if name in ("timezone",):
+        assert outcome.record.timezone == "UTC"  # derived, not the bad value
+    elif name == "created_at":
+        assert outcome.record.created_at == NOW
+    else:
+        assert getattr(outcome.record, name) is None
+
+
+def test_a_flagged_phone_brings_no_whatsapp_consent() -> None:
+    outcome = norm(email="a@b.co", phone="12", whatsapp_consent="yes")
+    assert outcome.record is not None and outcome.record.whatsapp_consent is False
+    assert [i.field for i in outcome.issues] == ["phone"]
 
 
 def test_reasons_accumulate() -> None:
     outcome = norm(email="bad", lifecycle_stage="nope", created_at="x")
-    assert outcome.reasons == [v.INVALID_EMAIL, v.INVALID_STAGE, v.INVALID_CREATED_AT]
+    assert set(outcome.reasons) == {v.INVALID_EMAIL, v.INVALID_STAGE, v.INVALID_CREATED_AT}
+    assert outcome.record is None
 
 
 @pytest.mark.parametrize(
