@@ -316,9 +316,9 @@ def leads_show(
     open_issues = sum(1 for i in issues if i["resolved_at"] is None)
     emit(
         [{**i, "status": "resolved" if i["resolved_at"] else "open"} for i in issues],
-        ["field", "value", "reason", "detail", "source", "source_ref", "created_at", "status"],
+        ["field", "value", "reason", "source_ref", "status"],
         fmt,
-        title=f"Flagged data ({open_issues} open): values a source gave that failed validation",
+        title=f"Flagged data ({open_issues} open; imported without these values)",
     )
     emit(
         [e.model_dump() for e in enrollments],

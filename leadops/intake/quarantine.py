@@ -111,14 +111,14 @@ def file_store(data_dir: Path) -> Path:
     return data_dir / "quarantine" / "files"
 
 
-def quarantined_file(session: Session, checksum: str) -> QuarantinedFile | None:
-    """The open or dropped quarantine record of a file with this content, if any."""
-    return session.exec(
-        select(QuarantinedFile)
-        .where(QuarantinedFile.checksum == checksum)
-        .where(col(QuarantinedFile.status) != QuarantineStatus.RELEASED)
-        .order_by(col(QuarantinedFile.id).desc())
-    ).first()
+def quarantined_file(
+    session: Session, checksum: str, *, status: QuarantineStatus | None = None
+) -> QuarantinedFile | None:
+    """The latest file-quarantine record of this content (with this status), if any."""
+    query = select(QuarantinedFile).where(QuarantinedFile.checksum == checksum)
+    if status is not None:
+        query = query.where(QuarantinedFile.status == status)
+    return session.exec(query.order_by(col(QuarantinedFile.id).desc())).first()
 
 
 def quarantine_file(
@@ -133,7 +133,7 @@ def quarantine_file(
 ) -> QuarantinedFile:
     """Keep a copy of the file's bytes in `store` and record why it was refused. A file
     with the same content already open in quarantine gets the new reason instead."""
-    record = quarantined_file(session, checksum)
+    record = quarantined_file(session, checksum, status=QuarantineStatus.OPEN)
     if record is None:
         store.mkdir(parents=True, exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", path.name)[-120:] or "file"

@@ -208,17 +208,20 @@ def import_file(
     releasing: QuarantinedFile | None = None,
 ) -> SourceResult:
     """Import one CSV file in its own transaction. Content imported before is skipped
-    (unless `force`), and so is content in file quarantine (unless `force`, or it is the
-    file being released). A file that cannot be read as CSV is quarantined as a file;
-    one that imports resolves the open quarantine of earlier content at the same path."""
+    (unless `force`), and so is content seen in file quarantine before (unless `force`, or
+    it is the file being released): open or dropped, it is reported as quarantined. A
+    file that cannot be read as CSV is quarantined as a file; one that imports resolves
+    the open quarantine of earlier content at the same path."""
     name = source or f"csv:{path.name}"
     result = SourceResult(source=name)
     checksum = file_checksum(path)
     with Session(engine) as session:
         held = quarantined_file(session, checksum)
     if held is not None and not force and (releasing is None or held.id != releasing.id):
-        result.quarantined_file, result.skipped = held, True
-        result.note = f"skipped: in file quarantine as file {held.id} ({held.status})"
+        result.skipped = True
+        result.note = f"skipped: quarantined file {held.id}, {held.status}"
+        if held.status != QuarantineStatus.RELEASED:
+            result.quarantined_file = held
         return result
     try:
         with session_scope(engine) as session:

@@ -93,3 +93,45 @@ def test_intake_run_reports_a_failing_hubspot_and_exits_1(workdir: Path) -> None
     assert "LEADOPS_HUBSPOT_TOKEN" in out
     bad = invoke("intake", "run", "--source", "ftp", code=1)
     assert "unknown intake source" in bad
+
+
+def test_leads_import_quarantines_an_unreadable_file_and_reads_the_others(
+    workdir: Path,
+) -> None:
+    invoke("init")
+    (workdir / "cr.csv").write_bytes(b"email,first\rname\nann@example.com,Ann\n")
+    (workdir / "good.csv").write_text(
+        "email,phone,timezone\nbo@example.com,12,Mars/Base\ncy@example.com,,\n"
+    )
+    out = invoke("leads", "import", "cr.csv", "good.csv", "--now", "2026-12-01T08:00Z", code=3)
+    assert "file quarantined: cr.csv (quarantined file 1): malformed_header:" in out
+    assert "release-file 1`" in out
+    assert "csv:good.csv: flagged 1, imported with the bad value kept (invalid_phone 1, " in out
+    files = json.loads(invoke("quarantine", "files", "--format", "json"))
+    assert [(f["id"], f["name"], f["reason"]) for f in files] == [(1, "cr.csv", "malformed_header")]
+    assert Path(files[0]["stored_path"]).read_bytes() == (workdir / "cr.csv").read_bytes()
+
+    # The lead with a bad phone is in, reachable by email; `leads show` tells what was bad.
+    leads = json.loads(invoke("leads", "list", "--format", "json"))
+    bo = next(lead for lead in leads if lead["email"] == "bo@example.com")
+    shown = invoke("leads", "show", str(bo["id"]))
+    assert "Flagged data (2 open;" in shown and "invalid_phone" in shown and "Mars/Base" in shown
+    [as_json] = json.loads(invoke("leads", "show", str(bo["id"]), "--format", "json"))
+    assert {(i["field"], i["value"]) for i in as_json["data_issues"]} == {
+        ("phone", "12"),
+        ("timezone", "Mars/Base"),
+    }
+    report = invoke("report", "--now", "2026-12-01T09:00Z", "--format", "csv")
+    assert "data quality: leads with flagged fields,1," in report
+    assert "quarantine open: 0 record(s), 1 file(s)" in report
+
+    still = invoke("quarantine", "release-file", "1", code=1)
+    assert "stays open" in still and "carriage return" in still
+    (workdir / "fixed.csv").write_text("email,first_name\nann@example.com,Ann\n")
+    released = invoke("quarantine", "release-file", "1", "--path", "fixed.csv")
+    assert "Released file 1" in released
+    assert invoke("quarantine", "files", "--format", "json") == "[]\n"
+    assert "already released" in invoke("quarantine", "drop-file", "1", code=1)
+    # Given again, the bad bytes are skipped: their fix was imported.
+    again = invoke("leads", "import", "cr.csv", "--now", "2026-12-01T10:00Z")
+    assert "skipped: quarantined file 1, released" in again
