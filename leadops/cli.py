@@ -203,6 +203,14 @@ def leads_import(
     _exit_for(run)
 
 
+def _open_quarantined_files() -> int:
+    from leadops.models import QuarantinedFile, QuarantineStatus
+
+    with Session(_engine(_settings())) as session:
+        query = select(func.count()).where(col(QuarantinedFile.status) == QuarantineStatus.OPEN)
+        return int(session.exec(query.select_from(QuarantinedFile)).one())
+
+
 def _exit_for(run: Any) -> None:
     """Name every quarantined file and failed source; exit 1 if a source failed, else 3
     if a file was quarantined as a file."""
@@ -210,6 +218,9 @@ def _exit_for(run: Any) -> None:
 
     for held in run.quarantined_files:
         err.print(f"[yellow]{held.file_line}[/]", highlight=False, soft_wrap=True)
+    waiting = _open_quarantined_files()
+    if waiting:
+        err.print(f"{waiting} file(s) in file quarantine: `leadops quarantine files`")
     for failed in run.errors:
         err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)
     if run.errors:
@@ -1048,6 +1059,7 @@ def quarantine_drop(
 
 
 FILE_COLUMNS = ["id", "status", "name", "reason", "detail", "size", "created_at", "resolution"]
+FILE_TABLE_COLUMNS = ["id", "status", "name", "reason", "size", "created_at", "resolution"]
 
 
 @quarantine_app.command("files")
@@ -1067,8 +1079,13 @@ def quarantine_files(
     with Session(engine) as session:
         records = session.exec(query.order_by(col(QuarantinedFile.id))).all()
     rows = [r.model_dump() for r in records]
-    columns = [*FILE_COLUMNS, "path", "stored_path"] if fmt != Format.TABLE else FILE_COLUMNS
-    emit(rows, columns, fmt, title=f"Quarantined files ({status})")
+    if fmt != Format.TABLE:
+        emit(rows, [*FILE_COLUMNS, "path", "stored_path"], fmt)
+        return
+    emit(rows, FILE_TABLE_COLUMNS, fmt, title=f"Quarantined files ({status})")
+    for r in records:
+        detail = r.detail.replace("release-file ID", f"release-file {r.id}")
+        console.print(f"file {r.id} ({r.name}): {detail}", soft_wrap=True, highlight=False)
 
 
 @quarantine_app.command("release-file")

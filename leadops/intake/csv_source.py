@@ -30,6 +30,7 @@ from leadops.models import ImportedFile
 MAX_FIELD_CHARS = 10_000
 MAX_RECORD_LINES = 20  # a quoted field spanning more lines is an unclosed quote
 SNIFF_BYTES = 64 * 1024  # binary content is looked for in the file's first bytes
+BINARY_SHARE = 0.1  # of those, at most this share may be control or undecodable bytes
 MALFORMED_ROW = "malformed_row"
 INVALID_ENCODING = "invalid_encoding"
 MISSING_COLUMNS = "missing_columns"
@@ -159,9 +160,18 @@ def _records(
         yield cells, taken, None
 
 
-def _sniff(path: Path) -> None:
-    """Refuse UTF-16/32 files by their byte-order mark, and files with no line break in
-    their first SNIFF_BYTES (a CSV header is never that long)."""
+def _looks_binary(head: bytes, encoding: str) -> bool:
+    """More than BINARY_SHARE of the first bytes are control bytes, or (for UTF-8) bytes
+    that do not decode: an image, archive or spreadsheet, not a text file."""
+    utf8 = encoding.replace("_", "-").lower() in ("utf-8", "utf8", "utf-8-sig")
+    text = head.decode("utf-8" if utf8 else "latin-1", errors="replace")
+    odd = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\n\r\f"))
+    return len(text) > 0 and odd / len(text) > BINARY_SHARE
+
+
+def _sniff(path: Path, encoding: str) -> None:
+    """Refuse UTF-16/32 files by their byte-order mark, binary files by their first bytes,
+    and files with no line break in their first SNIFF_BYTES (no CSV header is that long)."""
     with path.open("rb") as handle:
         head = handle.read(SNIFF_BYTES + 1)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -169,6 +179,13 @@ def _sniff(path: Path) -> None:
             INVALID_ENCODING,
             "the file is UTF-16 or UTF-32 (it starts with a byte-order mark FF FE or FE FF); "
             f'save it as "CSV UTF-8", {RELEASE_HINT}',
+        )
+    if _looks_binary(head, encoding):
+        raise FileRejected(
+            BINARY_FILE,
+            "this is not a text file (its first bytes are mostly control bytes or not "
+            f"{encoding}: an image, archive or spreadsheet?); export it as CSV UTF-8, "
+            f"{RELEASE_HINT}",
         )
     if len(head) > SNIFF_BYTES and b"\n" not in head:
         raise FileRejected(
@@ -261,7 +278,7 @@ def read_header(
     path: Path, *, mapping: dict[str, str] | None = None, encoding: str = "utf-8"
 ) -> Header | None:
     """The file's checked header (None for an empty file). Raises FileRejected."""
-    _sniff(path)
+    _sniff(path, encoding)
     lines = _Lines(path, encoding)
     try:
         return _header(lines, mapping=mapping, encoding=encoding)
@@ -275,7 +292,7 @@ def read_csv(
     """Yield one RawRecord per data row; `mapping` renames foreign headers to canonical ones
     (matched case-insensitively, surrounding spaces ignored). Raises FileRejected, before
     the first row, when the file cannot be read as CSV."""
-    _sniff(path)
+    _sniff(path, encoding)
     lines = _Lines(path, encoding)
     try:
         header = _header(lines, mapping=mapping, encoding=encoding)
