@@ -42,6 +42,7 @@ def test_intake_flow_imports_the_drop_folder_and_publishes_the_report(
     inbox = tmp_path / "data" / "inbox"
     inbox.mkdir(parents=True)
     shutil.copy(ROOT / "config" / "sample_leads.csv", inbox / "sample.csv")
+    (inbox / "broken.csv").write_bytes(b"email,first\rname\nbo@example.com,Bo\n")
 
     totals = intake_flow(now=datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
     assert (totals["read"], totals["created"], totals["merged"], totals["quarantined"]) == (
@@ -50,6 +51,7 @@ def test_intake_flow_imports_the_drop_folder_and_publishes_the_report(
         1,
         5,
     )
+    assert totals["files_quarantined"] == 1  # a warning in the run, not a failure
     again = intake_flow(now=datetime(2026, 12, 1, 8, 15, tzinfo=UTC))
     assert again["read"] == 0
 
@@ -60,5 +62,9 @@ def test_intake_flow_imports_the_drop_folder_and_publishes_the_report(
     published = asyncio.run(artifacts())
     runs = [data for key, data in published if key == "intake-run"]
     assert len(runs) == 2 and any("invalid_email 2" in data for data in runs)
+    assert any(
+        "file quarantined: broken.csv (quarantined file 1): malformed_header" in data
+        for data in runs
+    )
     assert any(key == "intake-sources" and "csv:sample.csv" in data for key, data in published)
     get_settings.cache_clear()
