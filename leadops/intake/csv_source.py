@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from leadops.db import session_scope
 from leadops.intake.config import LEAD_COLUMNS
-from leadops.intake.importer import ImportReport, RawRecord, import_records
+from leadops.intake.importer import ImportReport, RawRecord, import_each, import_records
 from leadops.intake.validate import CONTROL_CHARACTERS
 from leadops.models import ImportedFile
 
@@ -386,7 +388,16 @@ def import_csv_file(
         default_region=default_region,
         default_timezone=default_timezone,
     )
-    record = earlier or ImportedFile(
+    _record_file(session, path, checksum=checksum, source=source, now=now, report=report)
+    return report, None
+
+
+def _record_file(
+    session: Session, path: Path, *, checksum: str, source: str, now: datetime, report: ImportReport
+) -> None:
+    """Record (or add to) the imported file's row, so the same content is skipped later."""
+    record = session.exec(select(ImportedFile).where(ImportedFile.checksum == checksum)).first()
+    record = record or ImportedFile(
         checksum=checksum, name=path.name[:500], source=source, imported_at=now
     )
     record.rows_read += report.read
@@ -396,4 +407,32 @@ def import_csv_file(
     record.imported_at = now
     session.add(record)
     session.flush()
-    return report, None
+
+
+def import_csv_file_each(
+    engine: Engine,
+    path: Path,
+    *,
+    source: str,
+    now: datetime,
+    default_region: str,
+    default_timezone: str,
+    mapping: dict[str, str] | None = None,
+    encoding: str = "utf-8",
+) -> ImportReport:
+    """Import a file record by record, each in its own transaction: the fallback when the
+    file's single transaction failed in the database, so one record the database refuses
+    never stops the file (it is quarantined as `store_failed`). The file is recorded last;
+    a crash part-way leaves it unrecorded, and its rows merge when it is read again."""
+    checksum = file_checksum(path)
+    report = import_each(
+        engine,
+        read_csv(path, mapping=mapping, encoding=encoding),
+        source=source,
+        now=now,
+        default_region=default_region,
+        default_timezone=default_timezone,
+    )
+    with session_scope(engine) as session:
+        _record_file(session, path, checksum=checksum, source=source, now=now, report=report)
+    return report

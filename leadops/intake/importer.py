@@ -28,8 +28,11 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
+from leadops.db import session_scope
 from leadops.intake.validate import FieldIssue, LeadRecord, Outcome, normalise_record, seniority_of
 from leadops.models import (
     FUNNEL_ORDER,
@@ -43,6 +46,7 @@ from leadops.models import (
 log = logging.getLogger("leadops.intake")
 
 INVALID_RECORD = "invalid_record"  # validation itself failed on this record
+STORE_FAILED = "store_failed"  # the database refused the record (see import_each)
 
 # Fields a newer record may fill when the existing lead has none.
 FILLABLE = (
@@ -514,4 +518,47 @@ def import_records(
                 now,
             )
         session.flush()
+    return report
+
+
+def import_each(
+    engine: Engine,
+    records: Iterable[RawRecord],
+    *,
+    source: str,
+    now: datetime,
+    default_region: str,
+    default_timezone: str,
+) -> ImportReport:
+    """Import records one transaction each: the fallback when a batch fails in the
+    database. A record the database refuses (a constraint or a value it cannot store) is
+    quarantined (`store_failed`, with the database's message); the others go in. Other
+    database errors (locked, unreachable) propagate: nothing is quarantined for them."""
+    report = ImportReport(source=source)
+    for raw in records:
+        try:
+            with session_scope(engine) as session:
+                part = import_records(
+                    session,
+                    [raw],
+                    source=source,
+                    now=now,
+                    default_region=default_region,
+                    default_timezone=default_timezone,
+                )
+        except (IntegrityError, DataError) as exc:  # this record's data, not the database
+            problem = str(exc).splitlines()[0][:300]
+            log.warning("the database refused %s: %s", raw.source_ref, problem)
+            with session_scope(engine) as session:
+                quarantine(
+                    session,
+                    source=source,
+                    raw=raw,
+                    reasons=[STORE_FAILED],
+                    details=[f"the database refused it: {type(exc).__name__}: {problem}"],
+                    now=now,
+                )
+            part = ImportReport(source=source, read=1, quarantined_records=1)
+            part.quarantined[STORE_FAILED] += 1
+        report.add(part)
     return report

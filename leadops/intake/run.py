@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from leadops.db import session_scope
@@ -27,6 +27,7 @@ from leadops.intake.csv_source import (
     FileRejected,
     file_checksum,
     import_csv_file,
+    import_csv_file_each,
     unmapped_columns,
 )
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, pull_contacts
@@ -39,7 +40,7 @@ from leadops.intake.quarantine import (
     release_source,
     resolve_replaced,
 )
-from leadops.models import QuarantinedFile, QuarantineStatus
+from leadops.models import ImportedFile, QuarantinedFile, QuarantineStatus
 from leadops.settings import Settings
 
 log = logging.getLogger("leadops.intake")
@@ -223,35 +224,29 @@ def import_file(
         if held.status != QuarantineStatus.RELEASED:
             result.quarantined_file = held
         return result
+    options: dict[str, Any] = {
+        "source": name,
+        "now": now,
+        "default_region": settings.default_region,
+        "default_timezone": settings.default_timezone,
+        "mapping": config.csv.column_mapping,
+        "encoding": config.csv.encoding,
+    }
     try:
-        with session_scope(engine) as session:
-            report, earlier = import_csv_file(
-                session,
+        try:
+            with session_scope(engine) as session:
+                report, earlier = import_csv_file(session, path, force=force, **options)
+                _resolve(session, path, report, earlier, (held, releasing), now=now)
+        except (IntegrityError, DataError) as exc:  # rolled back; a refused record must
+            # not stop the file: read it again one record per transaction
+            log.warning(
+                "importing %s in one transaction failed (%s); importing it record by record",
                 path,
-                source=name,
-                now=now,
-                default_region=settings.default_region,
-                default_timezone=settings.default_timezone,
-                force=force,
-                mapping=config.csv.column_mapping,
-                encoding=config.csv.encoding,
+                str(exc).splitlines()[0][:300],
             )
-            done = (
-                f"{path.name}, {now:%Y-%m-%d %H:%M} UTC"
-                if report is not None
-                else f"same content imported {earlier.imported_at:%Y-%m-%d %H:%M} UTC"
-                if earlier is not None
-                else path.name
-            )
-            resolve_replaced(session, path, imported=done, now=now)
-            for record in {r.id: r for r in (held, releasing) if r is not None}.values():
-                if record.status == QuarantineStatus.OPEN:
-                    stored = session.get(QuarantinedFile, record.id)
-                    if stored is not None and stored.status == QuarantineStatus.OPEN:
-                        stored.status = QuarantineStatus.RELEASED
-                        stored.resolution = f"imported from {path}: {done}"[:1000]
-                        stored.resolved_at = now
-                        session.add(stored)
+            report, earlier = import_csv_file_each(engine, path, **options), None
+            with session_scope(engine) as session:
+                _resolve(session, path, report, earlier, (held, releasing), now=now)
     except FileRejected as rejected:
         if releasing is not None:
             result.error = f"{path}: still refused: {rejected.reason}: {rejected.detail}"
@@ -279,6 +274,34 @@ def import_file(
         if ignored:
             result.note = "unmapped columns: " + ", ".join(ignored)[:300]
     return result
+
+
+def _resolve(
+    session: Session,
+    path: Path,
+    report: ImportReport | None,
+    earlier: ImportedFile | None,
+    records: tuple[QuarantinedFile | None, ...],
+    *,
+    now: datetime,
+) -> None:
+    """The file at `path` imported (or was imported before): resolve the open file
+    quarantine of earlier content at that path, and of `records`."""
+    done = (
+        f"{path.name}, {now:%Y-%m-%d %H:%M} UTC"
+        if report is not None
+        else f"same content imported {earlier.imported_at:%Y-%m-%d %H:%M} UTC"
+        if earlier is not None
+        else path.name
+    )
+    resolve_replaced(session, path, imported=done, now=now)
+    for record in {r.id: r for r in records if r is not None}.values():
+        stored = session.get(QuarantinedFile, record.id)
+        if stored is not None and stored.status == QuarantineStatus.OPEN:
+            stored.status = QuarantineStatus.RELEASED
+            stored.resolution = f"imported from {path}: {done}"[:1000]
+            stored.resolved_at = now
+            session.add(stored)
 
 
 def import_files(

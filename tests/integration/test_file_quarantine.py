@@ -13,7 +13,7 @@ from sqlmodel import Session, col, func, select
 from leadops.intake.config import IntakeConfig, load_intake_config
 from leadops.intake.quarantine import QuarantineError, mark_file
 from leadops.intake.run import release_file, run_intake
-from leadops.models import ImportedFile, Lead, QuarantinedFile, QuarantineStatus
+from leadops.models import ImportedFile, Lead, QuarantinedFile, QuarantinedRecord, QuarantineStatus
 from leadops.settings import Settings
 from tests.conftest import ROOT
 
@@ -164,3 +164,37 @@ def test_release_with_a_replacement_path_and_drop(
     assert run_intake(engine, settings, now=NOW, sources=["csv"], config=_config()).results == []
     with pytest.raises(QuarantineError, match="already dropped"):
         release_file(engine, settings, _config(), held.id or 0, now=NOW)
+
+
+def test_a_record_the_database_refuses_never_stops_its_file(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    # A rule the database enforces that validation knows nothing of (an operator's
+    # constraint or trigger): the one row it refuses is quarantined, the others go in.
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "ALTER TABLE leads ADD CONSTRAINT no_refused "
+                "CHECK (first_name IS NULL OR first_name <> 'Refused')"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER no_refused BEFORE INSERT ON leads "
+                "WHEN NEW.first_name = 'Refused' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    path = tmp_path / "mixed.csv"
+    path.write_text("email,first_name\na@x.io,Ann\nr@x.io,Refused\nb@x.io,Ben\n")
+    [result] = run_intake(
+        engine, settings, now=NOW, files=[path], sources=["csv"], config=_config()
+    ).results
+    assert result.error is None and result.report is not None
+    report = result.report
+    assert (report.read, report.created, report.quarantined_total) == (3, 2, 1)
+    assert report.quarantined == {"store_failed": 1}
+    with Session(engine) as session:
+        [refused] = session.exec(select(QuarantinedRecord)).all()
+        [imported] = session.exec(select(ImportedFile)).all()
+    assert refused.raw == {"email": "r@x.io", "first_name": "Refused"}
+    assert refused.reasons == ["store_failed"] and "refused it" in (refused.detail or "")
+    assert (imported.rows_read, imported.leads_created, imported.rows_quarantined) == (3, 2, 1)
+    assert _leads(engine) == 2
