@@ -17,11 +17,12 @@ from pathlib import Path
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, col, select
 
 from leadops.db import session_scope
 from leadops.intake.csv_source import FileRejected
-from leadops.intake.importer import RawRecord, import_records
+from leadops.intake.importer import STORE_FAILED, RawRecord, import_records
 from leadops.intake.validate import normalise_record
 from leadops.models import QUARANTINED_FILES, QuarantinedFile, QuarantinedRecord, QuarantineStatus
 
@@ -78,14 +79,24 @@ def release(
             return ReleaseResult(
                 record_id, False, reasons=tuple(outcome.reasons), detail="; ".join(outcome.details)
             )
-        report = import_records(
-            session,
-            [RawRecord(data=data, source_ref=f"quarantine:{record_id}")],
-            source=record.source,
-            now=now,
-            default_region=default_region,
-            default_timezone=default_timezone,
-        )
+        try:
+            report = import_records(
+                session,
+                [RawRecord(data=data, source_ref=f"quarantine:{record_id}")],
+                source=record.source,
+                now=now,
+                default_region=default_region,
+                default_timezone=default_timezone,
+            )
+        except (IntegrityError, DataError) as exc:  # still refused by the database
+            session.rollback()
+            problem = str(exc).splitlines()[0][:300]
+            return ReleaseResult(
+                record_id,
+                False,
+                reasons=(STORE_FAILED,),
+                detail=f"the database refused it: {type(exc).__name__}: {problem}",
+            )
         record.status = QuarantineStatus.RELEASED
         record.resolved_at = now
         session.add(record)

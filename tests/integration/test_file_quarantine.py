@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from leadops.intake.config import IntakeConfig, load_intake_config
-from leadops.intake.quarantine import QuarantineError, mark_file
+from leadops.intake.quarantine import QuarantineError, mark_file, release
 from leadops.intake.run import release_file, run_intake
 from leadops.models import ImportedFile, Lead, QuarantinedFile, QuarantinedRecord, QuarantineStatus
 from leadops.settings import Settings
@@ -198,3 +198,15 @@ def test_a_record_the_database_refuses_never_stops_its_file(
     assert refused.reasons == ["store_failed"] and "refused it" in (refused.detail or "")
     assert (imported.rows_read, imported.leads_created, imported.rows_quarantined) == (3, 2, 1)
     assert _leads(engine) == 2
+    # Released while the database still refuses it, it stays open with the reason.
+    again = release(engine, refused.id or 0, now=NOW, default_region="US", default_timezone="UTC")
+    assert not again.released and again.reasons == ("store_failed",)
+    fixed = release(
+        engine,
+        refused.id or 0,
+        now=NOW,
+        default_region="US",
+        default_timezone="UTC",
+        corrections={"first_name": "Rita"},
+    )
+    assert fixed.released and _leads(engine) == 3
