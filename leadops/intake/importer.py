@@ -308,6 +308,12 @@ class _Index:
         return None
 
 
+def _lead_id(target: _Pending | int) -> int:
+    lead_id = target if isinstance(target, int) else target.id
+    assert lead_id is not None, "a new lead is used before its insert gave it an id"
+    return lead_id
+
+
 def _insert_leads(session: Session, pending: list[_Pending]) -> list[int]:
     """Insert new leads with one bulk statement; return their ids in order.
 
@@ -451,9 +457,10 @@ def import_records(
                 report.created += 1
                 continue
             row, matched_on = match
+            # Fields the lead already holds a value for (a time zone or creation time is
+            # always set, derived: those flags stay open).
             had = {i.field for i in outcome.issues if row.get(i.field) not in (None, "")}
-            if outcome.issues:
-                had -= {"timezone", "created_at"}  # always set: a derived value, still flagged
+            had -= {"timezone", "created_at"}
             before_email, before_phone, before_crm = (
                 row.get("email"),
                 row.get("phone"),
@@ -501,8 +508,7 @@ def import_records(
         if history:
             rows_out = []
             for target, values in history:
-                lead_id = target if isinstance(target, int) else target.id
-                assert lead_id is not None
+                lead_id = _lead_id(target)
                 rows_out.append({"changes": None, **values, "lead_id": lead_id})
                 report.lead_ids.append(lead_id)
             session.execute(insert(LEAD_SOURCE_RECORDS), rows_out)
@@ -511,10 +517,7 @@ def import_records(
         if flagged:
             _store_issues(
                 session,
-                [
-                    (t if isinstance(t, int) else t.id or 0, entry, issues, had)
-                    for t, entry, issues, had in flagged
-                ],
+                [(_lead_id(t), entry, issues, had) for t, entry, issues, had in flagged],
                 now,
             )
         session.flush()
