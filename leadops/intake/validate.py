@@ -409,7 +409,7 @@ def normalise_record(
             consent = False
         setattr(record, channel, consent)
     if record.whatsapp_consent and record.phone is None:
-        record.whatsapp_consent = False  # no number to message; a later valid one brings it
+        record.whatsapp_consent = False  # WhatsApp consent needs a number to message
 
     created = given("created_at")
     record.created_at = now
