@@ -42,7 +42,9 @@ outbox_app = typer.Typer(
     help="Messages planned and sent (the touches table).", no_args_is_help=True
 )
 templates_app = typer.Typer(help="Check and preview message templates.", no_args_is_help=True)
-quarantine_app = typer.Typer(help="Records intake refused, with reasons.", no_args_is_help=True)
+quarantine_app = typer.Typer(
+    help="Records and files intake refused, with reasons.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 intake_app = typer.Typer(
     help="Pull leads from every configured source (config/intake.yaml).", no_args_is_help=True
