@@ -367,6 +367,7 @@ def run(
             "skipped": sum(dispatch.skipped.values()),
             "failed": dispatch.failed,
             "ambiguous": dispatch.ambiguous,
+            "dead_letters": dispatch.dead_letters,
         }
     else:
         from flows.nurture import nurture_flow

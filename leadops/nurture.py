@@ -505,7 +505,7 @@ def run_dispatch(
     report = dispatcher.run(progress=progress)
     log.info(
         "dispatched %s: %d sent, %d held (%s), %d skipped, %d failed, %d ambiguous, "
-        "%d recovered from a stopped run",
+        "%d set aside as dead letters, %d recovered from a stopped run",
         clock.now().isoformat(),
         report.sent_total,
         sum(report.held.values()),
@@ -513,6 +513,7 @@ def run_dispatch(
         sum(report.skipped.values()),
         report.failed,
         report.ambiguous,
+        report.dead_letters,
         report.recovered,
     )
     return report

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops import deadletters, inbox
-from leadops.models import DEAD_LETTERS, INBOX
+from leadops.models import DEAD_LETTERS, INBOX, LEADS, TOUCHES
 from leadops.rescore import run_inbox
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
 
@@ -135,3 +135,55 @@ def test_the_every_minute_inbox_pass_sets_a_bad_event_aside(h: Harness) -> None:
             connection.execute(sa.select(sa.func.count()).select_from(DEAD_LETTERS)).scalar_one()
             == 1
         )
+
+
+def _touches(h: Harness, lead_id: int) -> list[tuple[str, str, str | None]]:
+    t = TOUCHES.c
+    with h.engine.connect() as connection:
+        return [
+            (channel, status, error)
+            for channel, status, error in connection.execute(
+                sa.select(t.channel, t.status, t.error).where(t.lead_id == lead_id).order_by(t.id)
+            ).all()
+        ]
+
+
+def _outbox_files(h: Harness) -> list[Path]:
+    return sorted(h.settings.resolved_outbox_dir.rglob("*.*"))
+
+
+def test_a_touch_whose_lead_data_breaks_the_decision_is_set_aside_and_sent_once_after_retry(
+    h: Harness,
+) -> None:
+    good = h.add_lead("grace@example.com")
+    bad = h.add_lead("ada@example.com")
+    with h.engine.begin() as connection:  # stored by hand or an older importer
+        connection.execute(sa.update(LEADS).where(LEADS.c.id == bad).values(timezone="Mars/Base"))
+
+    h.tick()
+
+    assert [status for _, status, _ in _touches(h, good)] == ["sent"]
+    ((channel, status, error),) = _touches(h, bad)
+    assert (channel, status) == ("email", "dead_letter")
+    assert error is not None and "Mars/Base" in error
+    (letter,) = deadletters.list_rows(h.engine)
+    assert (letter["item"], letter["stage"], letter["item_status"]) == (
+        "touch",
+        "dispatch",
+        "dead_letter",
+    )
+    sent_before = len(_outbox_files(h))
+
+    h.tick()  # never picked up again, never sent
+    assert [status for _, status, _ in _touches(h, bad)] == ["dead_letter"]
+    assert len(_outbox_files(h)) == sent_before
+
+    with h.engine.begin() as connection:
+        connection.execute(sa.update(LEADS).where(LEADS.c.id == bad).values(timezone="UTC"))
+    (result,) = deadletters.retry(h.engine, None, h.clock.now())
+    assert result.outcome == "requeued"
+    h.tick()
+    h.tick()
+    assert [status for _, status, _ in _touches(h, bad)] == ["sent"]
+    assert len(_outbox_files(h)) == sent_before + 1
+    assert deadletters.list_rows(h.engine) == []
