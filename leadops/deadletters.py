@@ -73,7 +73,7 @@ def record(
     key: str | None = None,
 ) -> None:
     """Record (or reopen, counting one more failure) the dead letter of one item."""
-    key = key or f"{item}:{item_id}"
+    key = (key or f"{item}:{item_id}")[:250]
     d = DEAD_LETTERS.c
     log.error("%s set aside by %s: %s", key, stage, error)
     updated = connection.execute(
@@ -90,7 +90,7 @@ def record(
     if not updated:
         connection.execute(
             sa.insert(DEAD_LETTERS).values(
-                key=key[:250],
+                key=key,
                 item=item,
                 item_id=item_id,
                 stage=stage,

@@ -9,6 +9,8 @@
   after `max_reroutes`, hands it to the fallback queue.
 - `acknowledge()` and `close()` are what the signed link, the CLI and reps call.
 - `find_sales_ready()` escalates SQL leads that have no active escalation.
+- `escalate_or_set_aside()` is how batches escalate: a lead that cannot be routed or
+  recorded becomes a dead letter (leadops.deadletters) and the batch goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from leadops import deadletters
 from leadops.channels.base import ChannelSender
 from leadops.clock import ensure_utc
 from leadops.escalation_notify import NotifyReport, deliver_notifications
@@ -37,6 +40,7 @@ from leadops.models import (
     ESCALATIONS,
     LEADS,
     TOUCHES,
+    DeadLetterItem,
     EnrollmentStatus,
     Escalation,
     EscalationAssignment,
@@ -414,6 +418,54 @@ def escalate(
     return result
 
 
+def escalate_or_set_aside(
+    runtime: EscalationRuntime,
+    lead_id: int,
+    trigger: str,
+    trigger_key: str,
+    score: int,
+    reasons: Sequence[ReasonLike],
+    now: datetime,
+) -> EscalationResult | None:
+    """`escalate()` without sending, for a batch: when it fails for this lead (nothing of
+    it is kept), the lead is recorded as a dead letter with what a retry needs, and None
+    is returned so the batch goes on."""
+    try:
+        return escalate(
+            runtime.engine,
+            lead_id,
+            trigger,
+            trigger_key,
+            score,
+            reasons,
+            now,
+            runtime=runtime,
+            deliver=False,
+        )
+    except Exception as exc:
+        if deadletters.must_raise(exc):
+            raise
+        payload = {
+            "lead_id": lead_id,
+            "trigger": trigger,
+            "trigger_key": trigger_key,
+            "score": int(score),
+            "reasons": [r if isinstance(r, str) else dict(r) for r in reasons],
+        }
+        with runtime.engine.begin() as connection:
+            deadletters.record(
+                connection,
+                item=DeadLetterItem.ESCALATION,
+                item_id=lead_id,
+                stage="escalation",
+                error=deadletters.describe(exc),
+                payload=payload,
+                now=now,
+                key=f"escalation:{lead_id}:{trigger}:{trigger_key}",
+            )
+        return None
+
+
 # -- SLA loop -----------------------------------------------------------------------------
 
 
@@ -678,11 +730,12 @@ def find_sales_ready(
     now = ensure_utc(now)
     e = ESCALATIONS.c
     active = exists().where(e.lead_id == LEADS.c.id, e.status.in_(ACTIVE_ESCALATION_STATUSES))
+    set_aside = LEADS.c.id.in_(deadletters.open_escalation_leads())
     with Session(runtime.engine, expire_on_commit=False) as session:
         leads = list(
             session.execute(
                 select(Lead)
-                .where(LEADS.c.lifecycle_stage == LifecycleStage.SQL, ~active)
+                .where(LEADS.c.lifecycle_stage == LifecycleStage.SQL, ~active, ~set_aside)
                 .order_by(LEADS.c.id)
                 .limit(limit or runtime.settings.escalation_scan_limit)
             ).scalars()
@@ -691,22 +744,19 @@ def find_sales_ready(
         for lead in leads:
             assert lead.id is not None
             before = session.execute(select(func.count()).where(e.lead_id == lead.id)).scalar_one()
-            reasons = (reasons_for or default_reasons)(session, lead)
-            plans.append((lead.id, f"stage-sql-{before + 1}", lead.score, reasons))
-    results = [
-        escalate(
-            runtime.engine,
-            lead_id,
-            "sql_threshold",
-            key,
-            score,
-            reasons,
-            now,
-            runtime=runtime,
-            deliver=False,
-        )
-        for lead_id, key, score, reasons in plans
-    ]
+            key = f"stage-sql-{before + 1}"
+            try:
+                reasons = (reasons_for or default_reasons)(session, lead)
+            except Exception as exc:  # recorded below, through escalate's own checks
+                if deadletters.must_raise(exc):
+                    raise
+                reasons = [{"reason": f"reasons unavailable: {deadletters.describe(exc)}"}]
+            plans.append((lead.id, key, lead.score, reasons))
+    results = []
+    for lead_id, key, score, reasons in plans:
+        result = escalate_or_set_aside(runtime, lead_id, "sql_threshold", key, score, reasons, now)
+        if result is not None:
+            results.append(result)
     if deliver and any(result.created for result in results):
         deliver_notifications(runtime, now)
     return results

@@ -4,6 +4,7 @@ a retry after the fix applies it exactly once."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops import deadletters, inbox
-from leadops.models import DEAD_LETTERS, INBOX, LEADS, TOUCHES
-from leadops.rescore import run_inbox
+from leadops.escalation import find_sales_ready
+from leadops.handoff import escalate_sales_ready
+from leadops.models import DEAD_LETTERS, ESCALATIONS, INBOX, LEADS, SCORE_LEDGER, TOUCHES
+from leadops.rescore import SalesReady, run_inbox
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
+from tests.integration.test_escalation import NOW as ESC_NOW
+from tests.integration.test_escalation import add_lead, runtime_for
 
 SID = "SM" + "a" * 32
 
@@ -187,3 +192,99 @@ def test_a_touch_whose_lead_data_breaks_the_decision_is_set_aside_and_sent_once_
     assert [status for _, status, _ in _touches(h, bad)] == ["sent"]
     assert len(_outbox_files(h)) == sent_before + 1
     assert deadletters.list_rows(h.engine) == []
+
+
+def _escalations(engine: Engine) -> list[tuple[int, str, str]]:
+    e = ESCALATIONS.c
+    with engine.connect() as connection:
+        return [
+            (lead_id, trigger, key)
+            for lead_id, trigger, key in connection.execute(
+                sa.select(e.lead_id, e.trigger, e.trigger_key).order_by(e.id)
+            ).all()
+        ]
+
+
+def test_a_lead_that_cannot_be_escalated_is_set_aside_and_the_scan_goes_on(
+    tmp_path: Path, engine: Engine
+) -> None:
+    runtime = runtime_for(tmp_path, engine)
+    broken = add_lead(engine, "ana@one.example")
+    fine = add_lead(engine, "ben@two.example")
+    with engine.begin() as connection:  # a ledger row no reason can be made of
+        connection.execute(
+            SCORE_LEDGER.insert().values(
+                lead_id=broken,
+                kind="engagement",
+                rule="   ",
+                points=40,
+                reason="imported by hand",
+                event_at=ESC_NOW,
+                created_at=ESC_NOW,
+            )
+        )
+
+    results = find_sales_ready(runtime, ESC_NOW)
+
+    assert [(r.created, r.rule != "") for r in results] == [(True, True)]
+    assert [lead for lead, _, _ in _escalations(engine)] == [fine]
+    (letter,) = deadletters.list_rows(engine)
+    assert (letter["item"], letter["item_id"], letter["stage"]) == (
+        "escalation",
+        broken,
+        "escalation",
+    )
+    assert "reason 0 is empty" in letter["error"]
+    # the scan leaves it alone until it is retried: one failure, not one a minute
+    assert find_sales_ready(runtime, ESC_NOW + timedelta(minutes=1)) == []
+    assert deadletters.list_rows(engine)[0]["failures"] == 1
+
+    with engine.begin() as connection:  # the fix: the bad row corrected
+        connection.execute(
+            sa.update(SCORE_LEDGER).where(SCORE_LEDGER.c.rule == "   ").values(rule="demo")
+        )
+        # the retry escalates with what was recorded; correct the stored reasons too
+        connection.execute(
+            sa.update(DEAD_LETTERS).values(
+                payload={
+                    **letter_payload(connection),
+                    "reasons": [{"reason": "demo", "points": 40}],
+                }
+            )
+        )
+    (result,) = deadletters.retry(engine, None, ESC_NOW, escalation_runtime=lambda: runtime)
+    assert result.outcome == "escalated"
+    assert _escalations(engine) == [
+        (fine, "sql_threshold", "stage-sql-1"),
+        (broken, "sql_threshold", "stage-sql-1"),
+    ]
+    (again,) = deadletters.retry(
+        engine, [letter["id"]], ESC_NOW, escalation_runtime=lambda: runtime
+    )
+    assert again.outcome == "not_retried"
+    assert find_sales_ready(runtime, ESC_NOW + timedelta(minutes=2)) == []
+    assert len(_escalations(engine)) == 2
+
+
+def letter_payload(connection: sa.Connection) -> dict[str, Any]:
+    return dict(connection.execute(sa.select(DEAD_LETTERS.c.payload)).scalar_one())
+
+
+def test_a_rescore_hand_raise_for_a_lead_that_is_gone_does_not_stop_the_others(
+    tmp_path: Path, engine: Engine
+) -> None:
+    runtime = runtime_for(tmp_path, engine)
+    fine = add_lead(engine, "ben@two.example", lifecycle_stage="mql")
+    ready = [
+        SalesReady(
+            lead_id=10_000, trigger="demo_requested", score=30, reasons=("demo +30",), at=ESC_NOW
+        ),
+        SalesReady(
+            lead_id=fine, trigger="demo_requested", score=30, reasons=("demo +30",), at=ESC_NOW
+        ),
+    ]
+    report = escalate_sales_ready(runtime, ready, ESC_NOW)
+    assert (report.escalated, report.dead_letters) == (1, 1)
+    assert [lead for lead, _, _ in _escalations(engine)] == [fine]
+    (letter,) = deadletters.list_rows(engine)
+    assert letter["item_id"] == 10_000 and "no lead with id 10000" in letter["error"]
