@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from leadops import deadletters
 from leadops.clock import clock_for
 from leadops.configfile import ConfigError
 from leadops.db import DatabaseNotReady
@@ -1138,7 +1139,9 @@ def rescore(
         result = report.counts()
         escalation = escalation_runtime_or_none(settings, runtime.engine)
         if escalation is not None and report.sales_ready:
-            result["escalated"] = escalate_sales_ready(escalation, report.sales_ready, at).escalated
+            handed = escalate_sales_ready(escalation, report.sales_ready, at)
+            result["escalated"] = handed.escalated
+            result["escalation_dead_letters"] = handed.dead_letters
         ready = [
             {
                 "lead_id": r.lead_id,
@@ -1175,6 +1178,96 @@ def webhooks_stats(fmt: FormatOption = Format.TABLE) -> None:
         fmt,
         title="Refused requests",
     )
+    emit(
+        deadletters.counts(engine),
+        ["item", "status", "count", "last_failed_at"],
+        fmt,
+        title="Dead letters (leadops deadletters list)",
+    )
+
+
+# -- dead letters ------------------------------------------------------------------------
+
+deadletters_app = typer.Typer(
+    help="Inbox events, touches and escalations a pipeline set aside, with their errors.",
+    no_args_is_help=True,
+)
+app.add_typer(deadletters_app, name="deadletters")
+DEAD_LETTER_COLUMNS = [
+    "id",
+    "item",
+    "item_id",
+    "stage",
+    "status",
+    "item_status",
+    "failures",
+    "retries",
+    "last_failed_at",
+    "error",
+]
+
+
+@deadletters_app.command("list")
+def deadletters_list(
+    status: Annotated[
+        str, typer.Option(help="open (waiting for a retry), retried, or all.")
+    ] = "open",
+    item: Annotated[str | None, typer.Option(help="Only inbox, touch or escalation.")] = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """What the rescore, dispatch and escalation runs set aside, with the error and when.
+
+    Example: leadops deadletters list --status all --format json
+    """
+    from leadops.models import DeadLetterItem, DeadLetterStatus
+
+    statuses = {s.value for s in DeadLetterStatus}
+    if status != "all" and status not in statuses:
+        raise CliError(f"--status must be all or one of {', '.join(sorted(statuses))}")
+    items = {i.value for i in DeadLetterItem}
+    if item is not None and item not in items:
+        raise CliError(f"--item must be one of {', '.join(sorted(items))}")
+    rows = deadletters.list_rows(
+        _engine(_settings()), status=None if status == "all" else status, item=item
+    )
+    emit(rows, DEAD_LETTER_COLUMNS, fmt, title=f"Dead letters ({status})")
+
+
+@deadletters_app.command("retry")
+def deadletters_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids.")] = None,
+    retry_all: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+    now: NowOption = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Retry dead letters after fixing their cause: an inbox event or touch goes back to
+    pending (the next rescore or run applies it, once); an escalation runs again now.
+    Exit code 1 when one fails again.
+
+    Example: leadops deadletters retry 3 4, or leadops deadletters retry --all
+    """
+    from leadops.escalation import load_escalation_runtime
+
+    if bool(ids) == retry_all:
+        raise CliError("give dead letter ids or --all (see `leadops deadletters list`)")
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        results = deadletters.retry(
+            engine,
+            None if retry_all else ids,
+            _instant(now),
+            escalation_runtime=lambda: load_escalation_runtime(settings, engine=engine),
+        )
+    except deadletters.DeadLetterError as exc:
+        raise CliError(str(exc)) from exc
+    rows = [
+        {"id": r.id, "item": r.item, "item_id": r.item_id, "outcome": r.outcome, "detail": r.detail}
+        for r in results
+    ]
+    emit(rows, ["id", "item", "item_id", "outcome", "detail"], fmt, title="Retried")
+    if any(r.outcome == "failed" for r in results):
+        raise typer.Exit(1)
 
 
 # -- operations: report, doctor, deploy --------------------------------------------------
