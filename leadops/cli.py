@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from leadops import deadletters
 from leadops.clock import clock_for
 from leadops.configfile import ConfigError
-from leadops.db import DatabaseNotReady
+from leadops.db import DatabaseNotReady, one_line
 from leadops.intake.csv_source import CsvFormatError
 from leadops.output import Format, emit
 from leadops.render import RenderError
@@ -74,7 +74,9 @@ def _settings() -> Settings:
         return get_settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
         )
         raise CliError(f"invalid settings: {problems}") from exc
 
@@ -199,7 +201,9 @@ def leads_import(
             )
     for failed in results:
         if failed.error:
-            err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)
+            err.print(
+                f"[red]error:[/] {failed.source}: {failed.error}", highlight=False, soft_wrap=True
+            )
     if any(r.error for r in results):
         raise typer.Exit(1)
 
@@ -1399,8 +1403,23 @@ def main() -> None:
     try:
         app()
     except (CliError, ConfigError, DatabaseNotReady, CsvFormatError, RenderError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
+        _fail(str(exc))
+    except Exception as exc:
+        from leadops.db import is_locked, locked_message
+
+        if not is_locked(exc):
+            raise
+        try:
+            url = get_settings().resolved_database_url
+        except Exception:  # the settings loaded before; this is only for the file name
+            url = "leadops.db"
+        _fail(locked_message(url))
+
+
+def _fail(message: str) -> None:
+    """The one-line error of a mistake the user can fix; exit code 1."""
+    err.print(f"[red]error:[/] {one_line(message)}", highlight=False, soft_wrap=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from leadops.db import session_scope
+from leadops.db import is_locked, locked_message, session_scope
 from leadops.intake.config import IntakeConfig, load_intake_config
 from leadops.intake.csv_source import import_csv_file, unmapped_columns
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, pull_contacts
@@ -151,7 +151,11 @@ def import_files(
             result.error = f"{path}: {exc.strerror or exc}"
             log.error("intake of %s failed: %s", path, result.error)
         except (SQLAlchemyError, RuntimeError) as exc:  # rolled back: the file can be retried
-            result.error = f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            result.error = (
+                f"{path}: {locked_message(str(engine.url))}"
+                if is_locked(exc)
+                else f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            )
             log.error("intake of %s failed: %s", path, result.error)
         results.append(result)
     return results
