@@ -8,6 +8,8 @@ the batch goes on, and put back by `leadops deadletters retry` once the cause is
   before anything is sent for it; it is never sent until it is retried.
 - Escalation: a sales-ready lead that cannot be routed or recorded is recorded here with
   what `escalate()` needs, and the every-minute scan leaves it alone until it is retried.
+  An escalation past its SLA that cannot be re-routed is recorded too; the SLA check
+  tries it again each minute and resolves the dead letter when it succeeds.
 
 A retry puts an inbox event or a touch back to `pending` (the next rescore or dispatch run
 applies it; the failed attempt left nothing behind, so it applies once) and runs an
@@ -102,6 +104,17 @@ def record(
                 last_failed_at=now,
                 retries=0,
             )
+        )
+
+
+def resolve(engine: Engine, key: str, now: datetime) -> None:
+    """An item a pass tries again by itself succeeded: close its open dead letter."""
+    d = DEAD_LETTERS.c
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(DEAD_LETTERS)
+            .where(d.key == key, d.status == DeadLetterStatus.OPEN)
+            .values(status=DeadLetterStatus.RESOLVED, retried_at=now)
         )
 
 
@@ -293,6 +306,12 @@ def _retry_escalation(runtime: EscalationRuntime, row: Any, now: datetime) -> Re
     from leadops.escalation import escalate
 
     p = row.payload
+    if "reroute" in p:  # the SLA check tries every minute by itself
+        with runtime.engine.begin() as connection:
+            _mark_retried(connection, row.id, now)
+        return RetryResult(
+            row.id, row.item, row.item_id, "requeued", "the every-minute SLA check re-routes it"
+        )
     try:
         result = escalate(
             runtime.engine,

@@ -473,6 +473,7 @@ def escalate_or_set_aside(
 class SlaReport:
     rerouted: int = 0
     to_queue: int = 0
+    failed: int = 0  # could not be re-routed: set aside as dead letters, tried again
 
 
 def check_slas(runtime: EscalationRuntime, now: datetime, *, deliver: bool = True) -> SlaReport:
@@ -491,41 +492,27 @@ def check_slas(runtime: EscalationRuntime, now: datetime, *, deliver: bool = Tru
             ).scalars()
         )
     for escalation_id in due:
-        with Session(runtime.engine, expire_on_commit=False) as session:
-            escalation = session.get(Escalation, escalation_id)
-            assert escalation is not None
-            previous_id = escalation.assignment_id
-            if escalation.status not in AWAITING_ACK_STATUSES or escalation.sla_due_at is None:
-                continue
-            decision = _reroute_decision(session, runtime, escalation, now)
-            moved = session.execute(
-                update(ESCALATIONS)
-                .where(
-                    e.id == escalation_id,
-                    e.assignment_id == previous_id,
-                    e.status.in_(AWAITING_ACK_STATUSES),
+        try:
+            decision = _reroute(runtime, escalation_id, now)
+        except Exception as exc:  # this one is set aside; the SLA check tries it again
+            if deadletters.must_raise(exc):
+                raise
+            report.failed += 1
+            with runtime.engine.begin() as connection:
+                deadletters.record(
+                    connection,
+                    item=DeadLetterItem.ESCALATION,
+                    item_id=None,
+                    stage="escalation",
+                    error=f"re-route of escalation {escalation_id}: {deadletters.describe(exc)}",
+                    payload={"reroute": escalation_id},
+                    now=now,
+                    key=f"escalation:reroute:{escalation_id}",
                 )
-                .values(status=EscalationStatus.REROUTED, reroutes=e.reroutes + 1)
-            )
-            if moved.rowcount != 1:  # type: ignore[attr-defined]  # acknowledged meanwhile
-                session.rollback()
-                continue
-            session.execute(
-                update(ESCALATION_ASSIGNMENTS)
-                .where(ESCALATION_ASSIGNMENTS.c.id == previous_id)
-                .values(ended_at=now, end_reason="sla_missed")
-            )
-            session.refresh(escalation)
-            seq = (
-                1
-                + session.execute(
-                    select(func.max(ESCALATION_ASSIGNMENTS.c.seq)).where(
-                        ESCALATION_ASSIGNMENTS.c.escalation_id == escalation_id
-                    )
-                ).scalar_one()
-            )
-            _assign(session, runtime, escalation, decision, seq=seq, now=now)
-            session.commit()
+            continue
+        if decision is None:
+            continue
+        deadletters.resolve(runtime.engine, f"escalation:reroute:{escalation_id}", now)
         if decision.rep is None:
             report.to_queue += 1
         else:
@@ -539,6 +526,48 @@ def check_slas(runtime: EscalationRuntime, now: datetime, *, deliver: bool = Tru
     if deliver and (report.rerouted or report.to_queue):
         deliver_notifications(runtime, now)
     return report
+
+
+def _reroute(runtime: EscalationRuntime, escalation_id: int, now: datetime) -> RouteDecision | None:
+    """Re-route one escalation past its SLA (one transaction); None when it no longer
+    needs it (acknowledged or closed meanwhile)."""
+    e = ESCALATIONS.c
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        escalation = session.get(Escalation, escalation_id)
+        assert escalation is not None
+        previous_id = escalation.assignment_id
+        if escalation.status not in AWAITING_ACK_STATUSES or escalation.sla_due_at is None:
+            return None
+        decision = _reroute_decision(session, runtime, escalation, now)
+        moved = session.execute(
+            update(ESCALATIONS)
+            .where(
+                e.id == escalation_id,
+                e.assignment_id == previous_id,
+                e.status.in_(AWAITING_ACK_STATUSES),
+            )
+            .values(status=EscalationStatus.REROUTED, reroutes=e.reroutes + 1)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]  # acknowledged meanwhile
+            session.rollback()
+            return None
+        session.execute(
+            update(ESCALATION_ASSIGNMENTS)
+            .where(ESCALATION_ASSIGNMENTS.c.id == previous_id)
+            .values(ended_at=now, end_reason="sla_missed")
+        )
+        session.refresh(escalation)
+        seq = (
+            1
+            + session.execute(
+                select(func.max(ESCALATION_ASSIGNMENTS.c.seq)).where(
+                    ESCALATION_ASSIGNMENTS.c.escalation_id == escalation_id
+                )
+            ).scalar_one()
+        )
+        _assign(session, runtime, escalation, decision, seq=seq, now=now)
+        session.commit()
+    return decision
 
 
 def _reroute_decision(

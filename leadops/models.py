@@ -605,6 +605,7 @@ class DeadLetterItem(StrEnum):
 class DeadLetterStatus(StrEnum):
     OPEN = "open"  # set aside, waiting for a fix and a retry
     RETRIED = "retried"  # put back by `leadops deadletters retry`; fails again: open again
+    RESOLVED = "resolved"  # applied by a later pass on its own (an SLA re-route)
 
 
 class DeadLetter(SQLModel, table=True):

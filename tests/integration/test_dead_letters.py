@@ -13,9 +13,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops import deadletters, inbox
-from leadops.escalation import find_sales_ready
+from leadops.escalation import check_slas, escalate, find_sales_ready
 from leadops.handoff import escalate_sales_ready
-from leadops.models import DEAD_LETTERS, ESCALATIONS, INBOX, LEADS, SCORE_LEDGER, TOUCHES
+from leadops.models import (
+    DEAD_LETTERS,
+    ESCALATION_ASSIGNMENTS,
+    ESCALATION_NOTIFICATIONS,
+    ESCALATIONS,
+    INBOX,
+    LEADS,
+    SCORE_LEDGER,
+    TOUCHES,
+)
 from leadops.rescore import SalesReady, run_inbox
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
 from tests.integration.test_escalation import NOW as ESC_NOW
@@ -288,3 +297,57 @@ def test_a_rescore_hand_raise_for_a_lead_that_is_gone_does_not_stop_the_others(
     assert [lead for lead, _, _ in _escalations(engine)] == [fine]
     (letter,) = deadletters.list_rows(engine)
     assert letter["item_id"] == 10_000 and "no lead with id 10000" in letter["error"]
+
+
+def test_an_escalation_that_cannot_be_rerouted_does_not_stop_the_sla_check(
+    tmp_path: Path, engine: Engine
+) -> None:
+    runtime = runtime_for(tmp_path, engine)
+    broken = escalate(
+        engine,
+        add_lead(engine, "a@one.example"),
+        "demo",
+        "d-1",
+        30,
+        ["demo"],
+        ESC_NOW,
+        runtime=runtime,
+    )
+    fine = escalate(
+        engine,
+        add_lead(engine, "b@two.example"),
+        "demo",
+        "d-1",
+        30,
+        ["demo"],
+        ESC_NOW,
+        runtime=runtime,
+    )
+    with engine.begin() as connection:  # its assignment trail removed by hand
+        connection.execute(
+            sa.delete(ESCALATION_NOTIFICATIONS).where(
+                ESCALATION_NOTIFICATIONS.c.escalation_id == broken.escalation_id
+            )
+        )
+        connection.execute(
+            sa.update(ESCALATIONS)
+            .where(ESCALATIONS.c.id == broken.escalation_id)
+            .values(assignment_id=None)
+        )
+        connection.execute(
+            sa.delete(ESCALATION_ASSIGNMENTS).where(
+                ESCALATION_ASSIGNMENTS.c.escalation_id == broken.escalation_id
+            )
+        )
+    later = ESC_NOW + timedelta(hours=2)
+
+    report = check_slas(runtime, later, deliver=False)
+
+    assert (report.rerouted + report.to_queue, report.failed) == (1, 1)
+    with engine.connect() as connection:
+        statuses = dict(connection.execute(sa.select(ESCALATIONS.c.id, ESCALATIONS.c.status)).all())
+    assert statuses == {broken.escalation_id: "open", fine.escalation_id: "rerouted"}
+    (letter,) = deadletters.list_rows(engine)
+    assert f"re-route of escalation {broken.escalation_id}" in letter["error"]
+    check_slas(runtime, later + timedelta(minutes=1), deliver=False)  # tried again
+    assert deadletters.list_rows(engine)[0]["failures"] == 2
