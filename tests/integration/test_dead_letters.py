@@ -26,6 +26,7 @@ from leadops.models import (
     TOUCHES,
 )
 from leadops.rescore import SalesReady, run_inbox
+from leadops.summary import touch_summary
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
 from tests.integration.test_escalation import NOW as ESC_NOW
 from tests.integration.test_escalation import add_lead, runtime_for
@@ -188,6 +189,8 @@ def test_a_touch_whose_lead_data_breaks_the_decision_is_set_aside_and_sent_once_
     )
     sent_before = len(_outbox_files(h))
 
+    (summary,) = [s for s in touch_summary(h.engine) if s.held]
+    assert summary.held == {"dead_letter": 1} and summary.waiting == 0
     h.tick()  # never picked up again, never sent
     assert [status for _, status, _ in _touches(h, bad)] == ["dead_letter"]
     assert len(_outbox_files(h)) == sent_before
