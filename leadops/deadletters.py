@@ -12,8 +12,9 @@ the batch goes on, and put back by `leadops deadletters retry` once the cause is
   tries it again each minute and resolves the dead letter when it succeeds.
 
 A retry puts an inbox event or a touch back to `pending` (the next rescore or dispatch run
-applies it; the failed attempt left nothing behind, so it applies once) and runs an
-escalation again at once (once per lead, trigger and key). Failing again opens the dead
+applies it; the failed attempt left nothing behind, so it applies once; a touch whose
+lead has left that sequence meanwhile is skipped instead) and runs an escalation again at
+once (once per lead, trigger and key). Failing again opens the dead
 letter again, with one more failure counted.
 """
 
@@ -30,10 +31,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadops.models import (
     DEAD_LETTERS,
+    ENROLLMENTS,
     INBOX,
     TOUCHES,
     DeadLetterItem,
     DeadLetterStatus,
+    EnrollmentStatus,
     InboxStatus,
     TouchStatus,
 )
@@ -201,7 +204,7 @@ class RetryResult:
     id: int
     item: str
     item_id: int | None
-    outcome: str  # requeued, escalated, failed, not_retried
+    outcome: str  # requeued, skipped, escalated, failed, not_retried
     detail: str
 
 
@@ -271,9 +274,32 @@ def _requeue(engine: Engine, row: Any, now: datetime) -> RetryResult:
         after = "the next rescore (or inbox pass) applies it"
     else:
         table = TOUCHES
+        t, e = TOUCHES.c, ENROLLMENTS.c
+        active = (
+            sa.select(e.id)
+            .where(e.id == t.enrollment_id, e.status == EnrollmentStatus.ACTIVE)
+            .exists()
+        )
+        with engine.begin() as connection:
+            # The lead left the sequence meanwhile (another campaign, escalated, stopped):
+            # the touch is skipped for good, never sent.
+            ended = connection.execute(
+                sa.update(TOUCHES)
+                .where(t.id == row.item_id, t.status == TouchStatus.DEAD_LETTER, ~active)
+                .values(status=TouchStatus.SKIPPED, hold_reason="enrollment_ended", updated_at=now)
+            ).rowcount
+            if ended:
+                _mark_retried(connection, row.id, now)
+                return RetryResult(
+                    row.id,
+                    row.item,
+                    row.item_id,
+                    "skipped",
+                    "its enrollment has ended: skipped, never sent",
+                )
         statement = (
             sa.update(TOUCHES)
-            .where(TOUCHES.c.id == row.item_id, TOUCHES.c.status == TouchStatus.DEAD_LETTER)
+            .where(t.id == row.item_id, t.status == TouchStatus.DEAD_LETTER)
             .values(
                 status=TouchStatus.PENDING,
                 hold_reason=None,

@@ -27,6 +27,7 @@ from leadops.models import (
 )
 from leadops.rescore import SalesReady, run_inbox
 from leadops.summary import touch_summary
+from leadops.suppression import end_enrollment
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
 from tests.integration.test_escalation import NOW as ESC_NOW
 from tests.integration.test_escalation import add_lead, runtime_for
@@ -354,3 +355,17 @@ def test_an_escalation_that_cannot_be_rerouted_does_not_stop_the_sla_check(
     assert f"re-route of escalation {broken.escalation_id}" in letter["error"]
     check_slas(runtime, later + timedelta(minutes=1), deliver=False)  # tried again
     assert deadletters.list_rows(engine)[0]["failures"] == 2
+
+
+def test_a_dead_lettered_touch_of_a_sequence_that_ended_is_skipped_on_retry(h: Harness) -> None:
+    lead_id = h.add_lead("ada@example.com", timezone="Mars/Base")
+    h.tick()
+    assert [status for _, status, _ in _touches(h, lead_id)] == ["dead_letter"]
+    with h.engine.begin() as connection:  # the lead replied meanwhile: sequence stopped
+        assert end_enrollment(connection, lead_id, "replied", h.clock.now())
+        connection.execute(sa.update(LEADS).where(LEADS.c.id == lead_id).values(timezone="UTC"))
+    (result,) = deadletters.retry(h.engine, None, h.clock.now())
+    assert result.outcome == "skipped"
+    h.tick()
+    assert [status for _, status, _ in _touches(h, lead_id)] == ["skipped"]
+    assert _outbox_files(h) == []
