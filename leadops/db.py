@@ -71,9 +71,13 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return sa.create_engine(url, pool_pre_ping=True)
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except sa.exc.NoSuchModuleError as exc:
+        raise DatabaseNotReady(
+            f"LEADOPS_DATABASE_URL: {parsed.drivername!r} is not a database leadops can use; "
+            "use sqlite:///path/to/leadops.db or postgresql+psycopg://user:pass@host/db"
+        ) from exc
 
 
 def is_locked(exc: BaseException) -> bool:
