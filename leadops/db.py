@@ -73,7 +73,7 @@ def make_engine(url: str) -> Engine:
         return engine
     try:
         return sa.create_engine(url, pool_pre_ping=True)
-    except sa.exc.NoSuchModuleError as exc:
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:  # a dialect or driver not shipped
         raise DatabaseNotReady(
             f"LEADOPS_DATABASE_URL: {parsed.drivername!r} is not a database leadops can use; "
             "use sqlite:///path/to/leadops.db or postgresql+psycopg://user:pass@host/db"
