@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from leadops.db import make_engine
+from leadops.db import DatabaseNotReady, make_engine
 from leadops.settings import Settings, normalise_database_url
 from tests.conftest import ROOT
 
@@ -115,3 +115,9 @@ def test_a_missing_templates_folder_is_named(project: Path) -> None:
     shutil.rmtree(project / "templates")
     line = error_line(leadops(project, "run", "--no-prefect"))
     assert "templates: templates folder not found" in line and "LEADOPS_TEMPLATES_DIR" in line
+
+
+@pytest.mark.parametrize("url", ["mysql://u:p@db/leads", "not a url", "oracle://u@db/x"])
+def test_make_engine_refuses_a_url_it_cannot_use_by_naming_the_setting(url: str) -> None:
+    with pytest.raises(DatabaseNotReady, match="LEADOPS_DATABASE_URL"):
+        make_engine(url)
