@@ -41,7 +41,9 @@ class HandoffReport:
     escalated: int = 0
     already: int = 0  # escalated before for the same trigger, or an escalation is active
     events: int = 0  # inbox events applied (by the every-minute fast path)
-    dead_letters: int = 0  # leads that could not be escalated, set aside (see deadletters)
+    # set aside (see leadops.deadletters): leads that could not be escalated, and on the
+    # every-minute path also the inbox events that failed to apply
+    dead_letters: int = 0
     notify: NotifyReport | None = None
 
 
@@ -106,4 +108,5 @@ def apply_inbox_and_escalate(
     report = run_inbox(runtime, now)
     handed = escalate_sales_ready(escalation, report.sales_ready, now)
     handed.events = report.events_total
+    handed.dead_letters += report.dead_letters
     return handed

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from leadops import deadletters, inbox
 from leadops.escalation import check_slas, escalate, find_sales_ready
-from leadops.handoff import escalate_sales_ready
+from leadops.handoff import apply_inbox_and_escalate, escalate_sales_ready
 from leadops.models import (
     DEAD_LETTERS,
     ESCALATION_ASSIGNMENTS,
@@ -25,7 +25,7 @@ from leadops.models import (
     SCORE_LEDGER,
     TOUCHES,
 )
-from leadops.rescore import SalesReady, run_inbox
+from leadops.rescore import SalesReady
 from leadops.summary import touch_summary
 from leadops.suppression import end_enrollment
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
@@ -120,7 +120,7 @@ def test_an_out_of_range_status_callback_is_set_aside_and_the_rescore_goes_on(h:
     assert (letter["item_id"], letter["failures"], letter["retries"]) == (too_large, 2, 1)
 
 
-def test_the_every_minute_inbox_pass_sets_a_bad_event_aside(h: Harness) -> None:
+def test_the_every_minute_inbox_pass_sets_a_bad_event_aside(h: Harness, tmp_path: Path) -> None:
     lead_id = h.add_lead("ada@example.com")
     h.tick()
     touch = h.touch(lead_id, "email")
@@ -141,10 +141,9 @@ def test_the_every_minute_inbox_pass_sets_a_bad_event_aside(h: Harness) -> None:
             }
         ]
     )
-    report = run_inbox(h.runtime, h.clock.now())
-    assert report.dead_letters == 1
-    assert report.events == {"site/demo_requested": 1}
-    assert [r.lead_id for r in report.sales_ready] == [lead_id]
+    handed = apply_inbox_and_escalate(h.runtime, runtime_for(tmp_path, h.engine), h.clock.now())
+    assert (handed.events, handed.dead_letters, handed.escalated) == (1, 1, 1)
+    assert [lead for lead, _, _ in _escalations(h.engine)] == [lead_id]
     assert _inbox(h, bad)["status"] == "dead_letter"
     with h.engine.connect() as connection:
         assert (
