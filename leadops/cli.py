@@ -1234,7 +1234,10 @@ def deadletters_list(
     rows = deadletters.list_rows(
         _engine(_settings()), status=None if status == "all" else status, item=item
     )
-    emit(rows, DEAD_LETTER_COLUMNS, fmt, title=f"Dead letters ({status})")
+    columns = DEAD_LETTER_COLUMNS
+    if fmt == Format.TABLE:  # the rest is in --format json|csv
+        columns = [c for c in columns if c not in ("item_status", "retries")]
+    emit(rows, columns, fmt, title=f"Dead letters ({status})")
 
 
 @deadletters_app.command("retry")
