@@ -71,7 +71,8 @@ def escalate_flow(now: datetime | None = None) -> dict[str, int]:
     escalated = fast.escalated + scan_task(runtime, at)
     sla = sla_task(runtime, at)
     sent = notify_task(runtime, at)
-    if escalated or sla.rerouted or sla.to_queue or sent.failed or sent.ambiguous:
+    dead_letters = fast.dead_letters + sla.failed
+    if escalated or sla.rerouted or sla.to_queue or sent.failed or sent.ambiguous or dead_letters:
         create_markdown_artifact(
             key="escalate-run",
             markdown=(
@@ -80,6 +81,7 @@ def escalate_flow(now: datetime | None = None) -> dict[str, int]:
                 f"- escalated: {escalated}\n- re-routed: {sla.rerouted}\n"
                 f"- to the fallback queue: {sla.to_queue}\n- notifications sent: {sent.sent}\n"
                 f"- failed: {sent.failed}\n- ambiguous: {sent.ambiguous}\n"
+                f"- set aside as dead letters: {dead_letters} (leadops deadletters list)\n"
             ),
             description="What this escalation run did",
         )
@@ -91,4 +93,5 @@ def escalate_flow(now: datetime | None = None) -> dict[str, int]:
         "sent": sent.sent,
         "failed": sent.failed,
         "ambiguous": sent.ambiguous,
+        "dead_letters": dead_letters,
     }

@@ -133,6 +133,7 @@ def nurture_flow(
             f"- leads planned: {plan.leads}\n- newly enrolled: {sum(plan.enrolled.values())}\n"
             f"- touches created: {plan.planned}\n- sent: {dispatch.sent_total}\n"
             f"- held: {held}\n- failed: {dispatch.failed}\n- ambiguous: {dispatch.ambiguous}\n"
+            f"- set aside as dead letters: {dispatch.dead_letters}\n"
             f"- recovered from a stopped run: {dispatch.recovered}\n"
         ),
         description="What this tick did",
@@ -152,6 +153,7 @@ def nurture_flow(
         "skipped": sum(dispatch.skipped.values()),
         "failed": dispatch.failed,
         "ambiguous": dispatch.ambiguous,
+        "dead_letters": dispatch.dead_letters,
         "recovered": dispatch.recovered,
     }
 

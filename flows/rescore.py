@@ -69,6 +69,7 @@ def rescore_flow(now: datetime | None = None) -> dict[str, int]:
         )
     counts = report.counts()
     counts["escalated"] = handed.escalated if handed else 0
+    counts["escalation_dead_letters"] = handed.dead_letters if handed else 0
     return counts
 
 
@@ -91,4 +92,6 @@ def summary_markdown(
         f"- enrolled: {counts(report.plan.enrolled)}\n"
         f"- sales-ready: {len(report.sales_ready)}\n"
         f"- escalated to a rep: {handed.escalated if handed else 0}\n"
+        f"- set aside as dead letters: {report.dead_letters} inbox events, "
+        f"{handed.dead_letters if handed else 0} escalations (leadops deadletters list)\n"
     )

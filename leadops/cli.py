@@ -20,9 +20,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from leadops import deadletters
 from leadops.clock import clock_for
 from leadops.configfile import ConfigError
-from leadops.db import DatabaseNotReady
+from leadops.db import DatabaseNotReady, one_line
 from leadops.intake.csv_source import CsvFormatError
 from leadops.output import Format, emit
 from leadops.render import RenderError
@@ -75,7 +76,9 @@ def _settings() -> Settings:
         return get_settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
         )
         raise CliError(f"invalid settings: {problems}") from exc
 
@@ -224,7 +227,9 @@ def _exit_for(run: Any) -> None:
     if waiting:
         err.print(f"{waiting} file(s) in file quarantine: `leadops quarantine files`")
     for failed in run.errors:
-        err.print(f"[red]error:[/] {failed.source}: {failed.error}", highlight=False)
+        err.print(
+            f"[red]error:[/] {failed.source}: {failed.error}", highlight=False, soft_wrap=True
+        )
     if run.errors:
         raise typer.Exit(1)
     if run.quarantined_files:
@@ -423,6 +428,7 @@ def run(
             "skipped": sum(dispatch.skipped.values()),
             "failed": dispatch.failed,
             "ambiguous": dispatch.ambiguous,
+            "dead_letters": dispatch.dead_letters,
         }
     else:
         from flows.nurture import nurture_flow
@@ -1278,7 +1284,9 @@ def rescore(
         result = report.counts()
         escalation = escalation_runtime_or_none(settings, runtime.engine)
         if escalation is not None and report.sales_ready:
-            result["escalated"] = escalate_sales_ready(escalation, report.sales_ready, at).escalated
+            handed = escalate_sales_ready(escalation, report.sales_ready, at)
+            result["escalated"] = handed.escalated
+            result["escalation_dead_letters"] = handed.dead_letters
         ready = [
             {
                 "lead_id": r.lead_id,
@@ -1315,6 +1323,99 @@ def webhooks_stats(fmt: FormatOption = Format.TABLE) -> None:
         fmt,
         title="Refused requests",
     )
+    emit(
+        deadletters.counts(engine),
+        ["item", "status", "count", "last_failed_at"],
+        fmt,
+        title="Dead letters (leadops deadletters list)",
+    )
+
+
+# -- dead letters ------------------------------------------------------------------------
+
+deadletters_app = typer.Typer(
+    help="Inbox events, touches and escalations a pipeline set aside, with their errors.",
+    no_args_is_help=True,
+)
+app.add_typer(deadletters_app, name="deadletters")
+DEAD_LETTER_COLUMNS = [
+    "id",
+    "item",
+    "item_id",
+    "stage",
+    "status",
+    "item_status",
+    "failures",
+    "retries",
+    "last_failed_at",
+    "error",
+]
+
+
+@deadletters_app.command("list")
+def deadletters_list(
+    status: Annotated[
+        str, typer.Option(help="open (waiting for a retry), retried, or all.")
+    ] = "open",
+    item: Annotated[str | None, typer.Option(help="Only inbox, touch or escalation.")] = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """What the rescore, dispatch and escalation runs set aside, with the error and when.
+
+    Example: leadops deadletters list --status all --format json
+    """
+    from leadops.models import DeadLetterItem, DeadLetterStatus
+
+    statuses = {s.value for s in DeadLetterStatus}
+    if status != "all" and status not in statuses:
+        raise CliError(f"--status must be all or one of {', '.join(sorted(statuses))}")
+    items = {i.value for i in DeadLetterItem}
+    if item is not None and item not in items:
+        raise CliError(f"--item must be one of {', '.join(sorted(items))}")
+    rows = deadletters.list_rows(
+        _engine(_settings()), status=None if status == "all" else status, item=item
+    )
+    columns = DEAD_LETTER_COLUMNS
+    if fmt == Format.TABLE:  # the rest is in --format json|csv
+        columns = [c for c in columns if c not in ("item_status", "retries")]
+    emit(rows, columns, fmt, title=f"Dead letters ({status})")
+
+
+@deadletters_app.command("retry")
+def deadletters_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids.")] = None,
+    retry_all: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+    now: NowOption = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Retry dead letters after fixing their cause: an inbox event or touch goes back to
+    pending (the next rescore or run applies it, once); an escalation runs again now.
+    Exit code 1 when one fails again.
+
+    Example: leadops deadletters retry 3 4, or leadops deadletters retry --all
+    """
+    from leadops.escalation import load_escalation_runtime
+
+    if bool(ids) == retry_all:
+        raise CliError("give dead letter ids or --all (see `leadops deadletters list`)")
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        results = deadletters.retry(
+            engine,
+            None if retry_all else ids,
+            _instant(now),
+            escalation_runtime=lambda: load_escalation_runtime(settings, engine=engine),
+        )
+    except deadletters.DeadLetterError as exc:
+        raise CliError(str(exc)) from exc
+    rows = [
+        {"id": r.id, "item": r.item, "item_id": r.item_id, "outcome": r.outcome, "detail": r.detail}
+        for r in results
+    ]
+    emit(rows, ["id", "item", "item_id", "outcome", "detail"], fmt, title="Retried")
+    if any(r.outcome == "failed" for r in results):
+        raise typer.Exit(1)
 
 
 # -- operations: report, doctor, deploy --------------------------------------------------
@@ -1446,8 +1547,23 @@ def main() -> None:
     try:
         app()
     except (CliError, ConfigError, DatabaseNotReady, CsvFormatError, RenderError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
+        _fail(str(exc))
+    except Exception as exc:
+        from leadops.db import is_locked, locked_message
+
+        if not is_locked(exc):
+            raise
+        try:
+            url = get_settings().resolved_database_url
+        except Exception:  # the settings loaded before; this is only for the file name
+            url = "leadops.db"
+        _fail(locked_message(url))
+
+
+def _fail(message: str) -> None:
+    """The one-line error of a mistake the user can fix; exit code 1."""
+    err.print(f"[red]error:[/] {one_line(message)}", highlight=False, soft_wrap=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

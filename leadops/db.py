@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import Enum
@@ -18,6 +20,22 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# How long a SQLite connection waits for another process's write lock before it fails.
+DEFAULT_LOCK_WAIT_SECONDS = 30.0
+
+
+def lock_wait_seconds() -> float:
+    """LEADOPS_SQLITE_LOCK_WAIT_SECONDS, read where engines are made (db has no settings)."""
+    raw = os.environ.get("LEADOPS_SQLITE_LOCK_WAIT_SECONDS", "")
+    try:
+        value = float(raw) if raw.strip() else DEFAULT_LOCK_WAIT_SECONDS
+    except ValueError as exc:
+        raise DatabaseNotReady(
+            f"LEADOPS_SQLITE_LOCK_WAIT_SECONDS={raw!r} is not a number of seconds"
+        ) from exc
+    if not 0 <= value <= 3600:
+        raise DatabaseNotReady("LEADOPS_SQLITE_LOCK_WAIT_SECONDS must be 0 to 3600")
+    return value
 
 
 class DatabaseNotReady(RuntimeError):
@@ -25,12 +43,23 @@ class DatabaseNotReady(RuntimeError):
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
-    parsed = make_url(url)
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout. A `postgres://`
+    URL is read as `postgresql+psycopg://`; a URL that is not one is DatabaseNotReady."""
+    from leadops.settings import normalise_database_url
+
+    url = normalise_database_url(url)
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise DatabaseNotReady(
+            "LEADOPS_DATABASE_URL is not a database URL: use sqlite:///path/to/leadops.db "
+            "or postgresql+psycopg://user:pass@host/db"
+        ) from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        wait = lock_wait_seconds()
+        engine = sa.create_engine(url, connect_args={"timeout": wait})
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -38,13 +67,46 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
             cursor.close()
 
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return sa.create_engine(url, pool_pre_ping=True)
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:  # a dialect or driver not shipped
+        raise DatabaseNotReady(
+            f"LEADOPS_DATABASE_URL: {parsed.drivername!r} is not a database leadops can use; "
+            "use sqlite:///path/to/leadops.db or postgresql+psycopg://user:pass@host/db"
+        ) from exc
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether `exc` (or an error it was raised from) is SQLite's "database is locked"."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, sqlite3.OperationalError | sa.exc.OperationalError) and (
+            "database is locked" in str(seen) or "database table is locked" in str(seen)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def locked_message(url: str) -> str:
+    """One line for a SQLite database another process kept locked."""
+    database = make_url(url).database or url
+    return (
+        f"the SQLite database {database} is locked: another process (a leadops command, "
+        f"`leadops serve` or a worker) is writing to it and kept it for over "
+        f"{lock_wait_seconds():g} s; try again when it has finished"
+    )
+
+
+def one_line(text: object) -> str:
+    """A driver message on one line."""
+    return " ".join(str(text).split())
 
 
 @contextmanager
@@ -147,9 +209,11 @@ def ensure_ready(engine: Engine) -> None:
     try:
         current = current_revision(engine)
     except sa.exc.OperationalError as exc:
+        if is_locked(exc):
+            raise DatabaseNotReady(locked_message(str(engine.url))) from exc
         raise DatabaseNotReady(
             f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
-            f"{exc.orig}"
+            f"{one_line(exc.orig)}"
         ) from exc
     head = head_revision()
     if current != head:

@@ -7,6 +7,9 @@ Exactly-once rules:
   recovery cannot know whether the message arrived: unless the channel can prove it
   (the file outbox can), the row becomes `ambiguous` and is never re-sent automatically.
 - Only failures that provably did not deliver go back to `pending` for a retry.
+- A touch whose contact decision or composition raises (bad lead data, a bug) is marked
+  `dead_letter` with its error before anything is sent for it, and the rest of the batch
+  goes on; only `leadops deadletters retry` puts it back to `pending`.
 
 Throughput: a claimed batch is decided and rendered at once, holds and skips are written
 in one statement, and sends go out in chunks (`dispatch_chunk_size`, at least one per
@@ -42,7 +45,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
 
-from leadops.campaigns import StoredCampaigns
+from leadops import deadletters
+from leadops.campaigns import Campaign, StoredCampaigns
 from leadops.channels.base import (
     AmbiguousSendError,
     ChannelSender,
@@ -60,10 +64,11 @@ from leadops.models import (
     SENT_TOUCH_STATUSES,
     TOUCHES,
     Channel,
+    DeadLetterItem,
     Lead,
     TouchStatus,
 )
-from leadops.policy import Action, Caps, ContactFacts, Reason, SendWindow, decide
+from leadops.policy import Action, Caps, ContactFacts, Decision, Reason, SendWindow, decide
 from leadops.render import Renderer, RenderError
 from leadops.settings import Settings
 
@@ -96,6 +101,7 @@ class DispatchReport:
     skipped: Counter[str] = field(default_factory=Counter)
     failed: int = 0
     ambiguous: int = 0
+    dead_letters: int = 0  # touches set aside: their decision or composition raised
     recovered: int = 0
     errors: list[str] = field(default_factory=list)
     # (campaign, step, channel, outcome): outcome is sent, failed, ambiguous,
@@ -117,6 +123,7 @@ class DispatchReport:
         self.skipped.update(other.skipped)
         self.failed += other.failed
         self.ambiguous += other.ambiguous
+        self.dead_letters += other.dead_letters
         self.recovered += other.recovered
         self.errors.extend(other.errors)
         self.outcomes.update(other.outcomes)
@@ -325,55 +332,45 @@ class Dispatcher:
                 )
             }
             done, recent = self._history(session, batch)
-            campaigns = {
-                version_id: self._campaigns.get(session, version_id)
-                for version_id in {touch.campaign_version_id for touch in batch}
-            }
+            campaigns: dict[int, Campaign | Exception] = {}
+            for version_id in {touch.campaign_version_id for touch in batch}:
+                try:
+                    campaigns[version_id] = self._campaigns.get(session, version_id)
+                except Exception as exc:  # its touches are set aside below, one by one
+                    if deadletters.must_raise(exc):
+                        raise
+                    campaigns[version_id] = exc
         outcomes: list[dict[str, Any]] = []
+        dead: list[tuple[ClaimedTouch, str]] = []
         # One connection for the whole batch: its transaction per chunk doesn't check a
         # connection out of the pool (and ping the server) each time.
         with self.engine.connect() as conn:
             for start in range(0, len(batch), flight.chunk):
                 ready: list[tuple[ClaimedTouch, OutgoingMessage]] = []
                 for touch in batch[start : start + flight.chunk]:
-                    lead = leads[touch.lead_id]
                     key = (touch.lead_id, touch.campaign, touch.step, touch.channel)
-                    decision = decide(
-                        channel=touch.channel,
-                        lead=contact_facts(lead),
-                        now=now,
-                        window=self.window,
-                        caps=self.caps,
-                        recent_sends=recent[touch.lead_id],
-                        already_sent=key in done,
-                    )
-                    if decision.action == Action.SKIP:
-                        assert decision.reason is not None
-                        report.skipped[decision.reason] += 1
-                        report.count(touch, f"skipped:{decision.reason}")
-                        outcomes.append(
-                            _row(touch, status=TouchStatus.SKIPPED, hold_reason=decision.reason)
-                        )
-                        continue
-                    if decision.action == Action.HOLD:
-                        assert decision.reason is not None and decision.retry_at is not None
-                        report.held[decision.reason] += 1
-                        report.count(touch, f"held:{decision.reason}")
-                        outcomes.append(
-                            _row(
-                                touch,
-                                status=TouchStatus.PENDING,
-                                hold_reason=decision.reason,
-                                not_before=decision.retry_at,
-                            )
-                        )
-                        continue
                     try:
+                        lead = leads[touch.lead_id]
+                        decision = decide(
+                            channel=touch.channel,
+                            lead=contact_facts(lead),
+                            now=now,
+                            window=self.window,
+                            caps=self.caps,
+                            recent_sends=recent[touch.lead_id],
+                            already_sent=key in done,
+                        )
+                        if decision.action != Action.SEND:
+                            outcomes.append(self._not_now(touch, decision, report))
+                            continue
+                        campaign = campaigns[touch.campaign_version_id]
+                        if isinstance(campaign, Exception):
+                            raise campaign
                         message = compose(
                             touch_id=touch.id,
                             lead=lead,
                             channel=touch.channel,
-                            campaign=campaigns[touch.campaign_version_id],
+                            campaign=campaign,
                             step_key=touch.step,
                             renderer=self.renderer,
                             settings=self.settings,
@@ -391,6 +388,25 @@ class Dispatcher:
                                 hold_reason=Reason.RENDER_ERROR,
                                 not_before=now + RENDER_RETRY,
                                 error=str(exc),
+                            )
+                        )
+                        continue
+                    except Exception as exc:
+                        if deadletters.must_raise(exc):
+                            raise
+                        error = deadletters.describe(exc)
+                        log.error("touch %s set aside: %s", touch.id, error)
+                        report.dead_letters += 1
+                        report.count(touch, "dead_letter")
+                        report.errors.append(f"touch {touch.id}: {error}")
+                        dead.append((touch, error))
+                        outcomes.append(
+                            _row(
+                                touch,
+                                status=TouchStatus.DEAD_LETTER,
+                                hold_reason=None,
+                                not_before=now,
+                                error=error,
                             )
                         )
                         continue
@@ -414,6 +430,34 @@ class Dispatcher:
             with conn.begin():
                 self._record_attempts(flight.take_finished(), report, conn)
                 self._record(token, outcomes, conn)
+                for touch, error in dead:
+                    deadletters.record(
+                        conn,
+                        item=DeadLetterItem.TOUCH,
+                        item_id=touch.id,
+                        stage="dispatch",
+                        error=error,
+                        payload={"campaign": touch.campaign, "step": touch.step},
+                        now=now,
+                    )
+
+    @staticmethod
+    def _not_now(touch: ClaimedTouch, decision: Decision, report: DispatchReport) -> dict[str, Any]:
+        """The outcome row of a touch the policy skips or holds."""
+        assert decision.reason is not None
+        if decision.action == Action.SKIP:
+            report.skipped[decision.reason] += 1
+            report.count(touch, f"skipped:{decision.reason}")
+            return _row(touch, status=TouchStatus.SKIPPED, hold_reason=decision.reason)
+        assert decision.retry_at is not None
+        report.held[decision.reason] += 1
+        report.count(touch, f"held:{decision.reason}")
+        return _row(
+            touch,
+            status=TouchStatus.PENDING,
+            hold_reason=decision.reason,
+            not_before=decision.retry_at,
+        )
 
     def _mark_sending(
         self, token: str, chunk: list[tuple[ClaimedTouch, OutgoingMessage]], conn: Connection
@@ -464,8 +508,9 @@ class Dispatcher:
                         touch,
                         subject=subject,
                         status=TouchStatus.SENT,
-                        provider_id=attempt.result.provider_id,
-                        provider_message_id=attempt.result.provider_message_id or None,
+                        # cut to the columns: an overlong provider id must not fail the chunk
+                        provider_id=attempt.result.provider_id[:200],
+                        provider_message_id=attempt.result.provider_message_id[:100] or None,
                         sent_at=now,
                         hold_reason=None,
                         error=None,

@@ -9,6 +9,8 @@
   after `max_reroutes`, hands it to the fallback queue.
 - `acknowledge()` and `close()` are what the signed link, the CLI and reps call.
 - `find_sales_ready()` escalates SQL leads that have no active escalation.
+- `escalate_or_set_aside()` is how batches escalate: a lead that cannot be routed or
+  recorded becomes a dead letter (leadops.deadletters) and the batch goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from leadops import deadletters
 from leadops.channels.base import ChannelSender
 from leadops.clock import ensure_utc
 from leadops.escalation_notify import NotifyReport, deliver_notifications
@@ -37,6 +40,7 @@ from leadops.models import (
     ESCALATIONS,
     LEADS,
     TOUCHES,
+    DeadLetterItem,
     EnrollmentStatus,
     Escalation,
     EscalationAssignment,
@@ -414,6 +418,54 @@ def escalate(
     return result
 
 
+def escalate_or_set_aside(
+    runtime: EscalationRuntime,
+    lead_id: int,
+    trigger: str,
+    trigger_key: str,
+    score: int,
+    reasons: Sequence[ReasonLike],
+    now: datetime,
+) -> EscalationResult | None:
+    """`escalate()` without sending, for a batch: when it fails for this lead (nothing of
+    it is kept), the lead is recorded as a dead letter with what a retry needs, and None
+    is returned so the batch goes on."""
+    try:
+        return escalate(
+            runtime.engine,
+            lead_id,
+            trigger,
+            trigger_key,
+            score,
+            reasons,
+            now,
+            runtime=runtime,
+            deliver=False,
+        )
+    except Exception as exc:
+        if deadletters.must_raise(exc):
+            raise
+        payload = {
+            "lead_id": lead_id,
+            "trigger": trigger,
+            "trigger_key": trigger_key,
+            "score": int(score),
+            "reasons": [r if isinstance(r, str) else dict(r) for r in reasons],
+        }
+        with runtime.engine.begin() as connection:
+            deadletters.record(
+                connection,
+                item=DeadLetterItem.ESCALATION,
+                item_id=lead_id,
+                stage="escalation",
+                error=deadletters.describe(exc),
+                payload=payload,
+                now=now,
+                key=f"escalation:{lead_id}:{trigger}:{trigger_key}",
+            )
+        return None
+
+
 # -- SLA loop -----------------------------------------------------------------------------
 
 
@@ -421,6 +473,7 @@ def escalate(
 class SlaReport:
     rerouted: int = 0
     to_queue: int = 0
+    failed: int = 0  # could not be re-routed: set aside as dead letters, tried again
 
 
 def check_slas(runtime: EscalationRuntime, now: datetime, *, deliver: bool = True) -> SlaReport:
@@ -439,41 +492,27 @@ def check_slas(runtime: EscalationRuntime, now: datetime, *, deliver: bool = Tru
             ).scalars()
         )
     for escalation_id in due:
-        with Session(runtime.engine, expire_on_commit=False) as session:
-            escalation = session.get(Escalation, escalation_id)
-            assert escalation is not None
-            previous_id = escalation.assignment_id
-            if escalation.status not in AWAITING_ACK_STATUSES or escalation.sla_due_at is None:
-                continue
-            decision = _reroute_decision(session, runtime, escalation, now)
-            moved = session.execute(
-                update(ESCALATIONS)
-                .where(
-                    e.id == escalation_id,
-                    e.assignment_id == previous_id,
-                    e.status.in_(AWAITING_ACK_STATUSES),
+        try:
+            decision = _reroute(runtime, escalation_id, now)
+        except Exception as exc:  # this one is set aside; the SLA check tries it again
+            if deadletters.must_raise(exc):
+                raise
+            report.failed += 1
+            with runtime.engine.begin() as connection:
+                deadletters.record(
+                    connection,
+                    item=DeadLetterItem.ESCALATION,
+                    item_id=None,
+                    stage="escalation",
+                    error=f"re-route of escalation {escalation_id}: {deadletters.describe(exc)}",
+                    payload={"reroute": escalation_id},
+                    now=now,
+                    key=f"escalation:reroute:{escalation_id}",
                 )
-                .values(status=EscalationStatus.REROUTED, reroutes=e.reroutes + 1)
-            )
-            if moved.rowcount != 1:  # type: ignore[attr-defined]  # acknowledged meanwhile
-                session.rollback()
-                continue
-            session.execute(
-                update(ESCALATION_ASSIGNMENTS)
-                .where(ESCALATION_ASSIGNMENTS.c.id == previous_id)
-                .values(ended_at=now, end_reason="sla_missed")
-            )
-            session.refresh(escalation)
-            seq = (
-                1
-                + session.execute(
-                    select(func.max(ESCALATION_ASSIGNMENTS.c.seq)).where(
-                        ESCALATION_ASSIGNMENTS.c.escalation_id == escalation_id
-                    )
-                ).scalar_one()
-            )
-            _assign(session, runtime, escalation, decision, seq=seq, now=now)
-            session.commit()
+            continue
+        if decision is None:
+            continue
+        deadletters.resolve(runtime.engine, f"escalation:reroute:{escalation_id}", now)
         if decision.rep is None:
             report.to_queue += 1
         else:
@@ -487,6 +526,48 @@ def check_slas(runtime: EscalationRuntime, now: datetime, *, deliver: bool = Tru
     if deliver and (report.rerouted or report.to_queue):
         deliver_notifications(runtime, now)
     return report
+
+
+def _reroute(runtime: EscalationRuntime, escalation_id: int, now: datetime) -> RouteDecision | None:
+    """Re-route one escalation past its SLA (one transaction); None when it no longer
+    needs it (acknowledged or closed meanwhile)."""
+    e = ESCALATIONS.c
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        escalation = session.get(Escalation, escalation_id)
+        assert escalation is not None
+        previous_id = escalation.assignment_id
+        if escalation.status not in AWAITING_ACK_STATUSES or escalation.sla_due_at is None:
+            return None
+        decision = _reroute_decision(session, runtime, escalation, now)
+        moved = session.execute(
+            update(ESCALATIONS)
+            .where(
+                e.id == escalation_id,
+                e.assignment_id == previous_id,
+                e.status.in_(AWAITING_ACK_STATUSES),
+            )
+            .values(status=EscalationStatus.REROUTED, reroutes=e.reroutes + 1)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]  # acknowledged meanwhile
+            session.rollback()
+            return None
+        session.execute(
+            update(ESCALATION_ASSIGNMENTS)
+            .where(ESCALATION_ASSIGNMENTS.c.id == previous_id)
+            .values(ended_at=now, end_reason="sla_missed")
+        )
+        session.refresh(escalation)
+        seq = (
+            1
+            + session.execute(
+                select(func.max(ESCALATION_ASSIGNMENTS.c.seq)).where(
+                    ESCALATION_ASSIGNMENTS.c.escalation_id == escalation_id
+                )
+            ).scalar_one()
+        )
+        _assign(session, runtime, escalation, decision, seq=seq, now=now)
+        session.commit()
+    return decision
 
 
 def _reroute_decision(
@@ -678,11 +759,12 @@ def find_sales_ready(
     now = ensure_utc(now)
     e = ESCALATIONS.c
     active = exists().where(e.lead_id == LEADS.c.id, e.status.in_(ACTIVE_ESCALATION_STATUSES))
+    set_aside = LEADS.c.id.in_(deadletters.open_escalation_leads())
     with Session(runtime.engine, expire_on_commit=False) as session:
         leads = list(
             session.execute(
                 select(Lead)
-                .where(LEADS.c.lifecycle_stage == LifecycleStage.SQL, ~active)
+                .where(LEADS.c.lifecycle_stage == LifecycleStage.SQL, ~active, ~set_aside)
                 .order_by(LEADS.c.id)
                 .limit(limit or runtime.settings.escalation_scan_limit)
             ).scalars()
@@ -691,22 +773,19 @@ def find_sales_ready(
         for lead in leads:
             assert lead.id is not None
             before = session.execute(select(func.count()).where(e.lead_id == lead.id)).scalar_one()
-            reasons = (reasons_for or default_reasons)(session, lead)
-            plans.append((lead.id, f"stage-sql-{before + 1}", lead.score, reasons))
-    results = [
-        escalate(
-            runtime.engine,
-            lead_id,
-            "sql_threshold",
-            key,
-            score,
-            reasons,
-            now,
-            runtime=runtime,
-            deliver=False,
-        )
-        for lead_id, key, score, reasons in plans
-    ]
+            key = f"stage-sql-{before + 1}"
+            try:
+                reasons = (reasons_for or default_reasons)(session, lead)
+            except Exception as exc:  # recorded below, through escalate's own checks
+                if deadletters.must_raise(exc):
+                    raise
+                reasons = [{"reason": f"reasons unavailable: {deadletters.describe(exc)}"}]
+            plans.append((lead.id, key, lead.score, reasons))
+    results = []
+    for lead_id, key, score, reasons in plans:
+        result = escalate_or_set_aside(runtime, lead_id, "sql_threshold", key, score, reasons, now)
+        if result is not None:
+            results.append(result)
     if deliver and any(result.created for result in results):
         deliver_notifications(runtime, now)
     return results

@@ -25,6 +25,7 @@ from leadops.channels.base import (
     PermanentSendError,
     TransientSendError,
 )
+from leadops.deadletters import describe, must_raise
 from leadops.messages import lead_context
 from leadops.models import (
     AWAITING_ACK_STATUSES,
@@ -340,7 +341,14 @@ def _send_one(
     try:
         if channel is None:
             raise PermanentSendError(f"no {row.channel} channel is configured")
-        message = compose_notification(session, runtime, row, now)
+        try:
+            message = compose_notification(session, runtime, row, now)
+        except (RenderError, PermanentSendError):
+            raise
+        except Exception as exc:  # nothing has left: a recorded failure, not a doubt
+            if must_raise(exc):
+                raise
+            raise PermanentSendError(f"could not compose: {describe(exc)}") from exc
         result = channel.send(message)
     except RenderError as exc:
         log.error("escalation notification %s not sent: %s", row.id, exc)

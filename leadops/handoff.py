@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from leadops.escalation import (
     EscalationRuntime,
-    escalate,
+    escalate_or_set_aside,
     load_escalation_runtime,
     routing_path,
 )
@@ -41,6 +41,9 @@ class HandoffReport:
     escalated: int = 0
     already: int = 0  # escalated before for the same trigger, or an escalation is active
     events: int = 0  # inbox events applied (by the every-minute fast path)
+    # set aside (see leadops.deadletters): leads that could not be escalated, and on the
+    # every-minute path also the inbox events that failed to apply
+    dead_letters: int = 0
     notify: NotifyReport | None = None
 
 
@@ -83,18 +86,12 @@ def escalate_sales_ready(
         trigger = TRIGGERS.get(item.trigger, item.trigger)
         with Session(runtime.engine) as session:
             key = _trigger_key(session, item)
-        result = escalate(
-            runtime.engine,
-            item.lead_id,
-            trigger,
-            key,
-            item.score,
-            reason_items(item.reasons),
-            now,
-            runtime=runtime,
-            deliver=False,
+        result = escalate_or_set_aside(
+            runtime, item.lead_id, trigger, key, item.score, reason_items(item.reasons), now
         )
-        if result.created:
+        if result is None:
+            report.dead_letters += 1
+        elif result.created:
             report.escalated += 1
         else:
             report.already += 1
@@ -111,4 +108,5 @@ def apply_inbox_and_escalate(
     report = run_inbox(runtime, now)
     handed = escalate_sales_ready(escalation, report.sales_ready, now)
     handed.events = report.events_total
+    handed.dead_letters += report.dead_letters
     return handed

@@ -75,6 +75,9 @@ class TouchStatus(StrEnum):
     FAILED = "failed"  # permanent failure, with the reason in `error`
     AMBIGUOUS = "ambiguous"  # may or may not have arrived; never re-sent automatically
     SKIPPED = "skipped"  # will never be sent (no consent, unsubscribed...), reason in hold_reason
+    # Could not be decided or composed (our code or its data failed for this touch only):
+    # never sent, set aside with the error until `leadops deadletters retry`.
+    DEAD_LETTER = "dead_letter"
 
 
 FINAL_TOUCH_STATUSES = frozenset(
@@ -302,6 +305,9 @@ class InboxStatus(StrEnum):
     PENDING = "pending"  # stored, not yet processed by the rescore run
     PROCESSED = "processed"  # applied (scores, suppression, touches); see `result`
     IGNORED = "ignored"  # nothing to apply (unknown lead, unknown type...); see `result`
+    # Failed to apply (rolled back, nothing of it kept); the error is in `result` and in
+    # dead_letters, until `leadops deadletters retry` puts it back to pending.
+    DEAD_LETTER = "dead_letter"
 
 
 class InboxEvent(SQLModel, table=True):
@@ -627,6 +633,48 @@ class PassMark(SQLModel, table=True):
 
 
 PASS_MARKS = cast(sa.Table, PassMark.__table__)  # type: ignore[attr-defined]
+
+
+# -- Dead letters: inputs a pipeline set aside so the rest of its batch could go on ---------
+
+
+class DeadLetterItem(StrEnum):
+    INBOX = "inbox"  # an inbox event the rescore run could not apply (item_id: inbox id)
+    TOUCH = "touch"  # a touch the dispatcher could not decide or compose (item_id: touch id)
+    ESCALATION = "escalation"  # a sales-ready lead that could not be escalated (item_id: lead)
+
+
+class DeadLetterStatus(StrEnum):
+    OPEN = "open"  # set aside, waiting for a fix and a retry
+    RETRIED = "retried"  # put back by `leadops deadletters retry`; fails again: open again
+    RESOLVED = "resolved"  # applied by a later pass on its own (an SLA re-route)
+
+
+class DeadLetter(SQLModel, table=True):
+    """An input that failed to apply, with its error and time; one row per item (`key`).
+
+    The item itself is left untouched by the failed attempt (rolled back) and is not picked
+    up again until a retry: an inbox event or touch is marked `dead_letter`, an escalation
+    keeps what `escalate()` needs in `payload`."""
+
+    __tablename__ = "dead_letters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=250, unique=True)  # "inbox:12", "touch:7", "escalation:..."
+    item: str = Field(max_length=20)
+    item_id: int | None = Field(default=None, index=True)
+    stage: str = Field(max_length=20)  # rescore, dispatch, escalation
+    status: str = Field(default=DeadLetterStatus.OPEN, max_length=20, index=True)
+    error: str
+    payload: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    failures: int = 1
+    first_failed_at: datetime = _ts(nullable=False)
+    last_failed_at: datetime = _ts(nullable=False)
+    retried_at: datetime | None = _ts()
+    retries: int = 0
+
+
+DEAD_LETTERS = cast(sa.Table, DeadLetter.__table__)  # type: ignore[attr-defined]
 
 # Range scans of the incremental no-opens pass: emails sent, and opens, in a time window.
 sa.Index("ix_touches_sent_at", TOUCHES.c.sent_at)

@@ -23,6 +23,7 @@ from sqlmodel import Session
 from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
 from leadops.channels.base import ChannelSender
 from leadops.clock import Clock, SimulatedClock
+from leadops.configfile import ConfigError
 from leadops.db import ensure_ready, make_engine, plain
 from leadops.delivery import build_channels, check_channel_config
 from leadops.dispatch import Dispatcher, DispatchReport
@@ -69,7 +70,11 @@ def load_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtime
     engine = engine or make_engine(settings.resolved_database_url)
     ensure_ready(engine)
     if not settings.templates_dir.is_dir():
-        raise FileNotFoundError(f"templates folder {settings.templates_dir} does not exist")
+        raise ConfigError(
+            settings.templates_dir,
+            None,
+            "templates folder not found: run from the project folder or set LEADOPS_TEMPLATES_DIR",
+        )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -505,7 +510,7 @@ def run_dispatch(
     report = dispatcher.run(progress=progress)
     log.info(
         "dispatched %s: %d sent, %d held (%s), %d skipped, %d failed, %d ambiguous, "
-        "%d recovered from a stopped run",
+        "%d set aside as dead letters, %d recovered from a stopped run",
         clock.now().isoformat(),
         report.sent_total,
         sum(report.held.values()),
@@ -513,6 +518,7 @@ def run_dispatch(
         sum(report.skipped.values()),
         report.failed,
         report.ambiguous,
+        report.dead_letters,
         report.recovered,
     )
     return report

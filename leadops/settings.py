@@ -7,7 +7,9 @@ defaults. Secrets are SecretStr so they never appear in logs or reprs.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import tomllib
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
@@ -21,11 +23,47 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from leadops.configfile import ConfigError
+
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _toml_file() -> Path:
     return Path(os.environ.get("LEADOPS_CONFIG_FILE", "config/leadops.toml"))
+
+
+def _toml_source(settings_cls: type[BaseSettings]) -> TomlConfigSettingsSource:
+    """config/leadops.toml (or LEADOPS_CONFIG_FILE, which must exist when it is set);
+    a syntax error is a ConfigError naming the file, line and column."""
+    path = _toml_file()
+    if "LEADOPS_CONFIG_FILE" in os.environ and not path.is_file():
+        raise ConfigError(
+            path,
+            None,
+            "LEADOPS_CONFIG_FILE names a file that does not exist: point it at your "
+            "leadops.toml or unset it (the default is config/leadops.toml)",
+        )
+    try:
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"^(.*) \(at line (\d+), column (\d+)\)$", str(exc))
+        if found is None:
+            raise ConfigError(path, None, f"invalid TOML: {exc}") from exc
+        reason, line, column = found.group(1), int(found.group(2)), found.group(3)
+        raise ConfigError(
+            path, line, f"invalid TOML at column {column}: {reason} (fix the syntax there)"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text ({exc.reason})") from exc
+
+
+def normalise_database_url(url: str) -> str:
+    """`postgres://` and `postgresql://` (as hosting providers write them) become
+    `postgresql+psycopg://`, the driver leadops ships; other URLs are kept as they are."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
 
 
 class Settings(BaseSettings):
@@ -139,7 +177,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_file())
+        toml = _toml_source(settings_cls)
         return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
 
     @field_validator("send_weekdays", mode="before")
@@ -152,6 +190,20 @@ class Settings(BaseSettings):
             if bad:
                 raise ValueError(f"unknown weekday(s) {bad}; use {', '.join(WEEKDAY_NAMES)}")
             return [str(day).lower()[:3] for day in value]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        value = normalise_database_url(value.strip())
+        if value and not value.startswith(
+            ("sqlite://", "sqlite+pysqlite://", "postgresql+psycopg://")
+        ):
+            scheme = value.split("://", 1)[0] if "://" in value else value[:20]
+            raise ValueError(
+                f"LEADOPS_DATABASE_URL: {scheme!r} is not a database leadops can use; "
+                "use sqlite:///path/to/leadops.db or postgresql+psycopg://user:pass@host/db"
+            )
         return value
 
     @field_validator("default_timezone")

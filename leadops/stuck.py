@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadops.models import (
     AWAITING_ACK_STATUSES,
+    DEAD_LETTERS,
     ESCALATION_NOTIFICATIONS,
     ESCALATIONS,
     INBOX,
@@ -25,6 +26,7 @@ from leadops.models import (
     QUARANTINE,
     TOUCHES,
     WEBHOOK_REJECTIONS,
+    DeadLetterStatus,
     InboxStatus,
     NotificationStatus,
     QuarantineStatus,
@@ -273,6 +275,24 @@ def _rejection_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any
     )
 
 
+def _dead_letter_where(ctx: StuckContext) -> Any:
+    return DEAD_LETTERS.c.status == DeadLetterStatus.OPEN
+
+
+def _dead_letter_count(conn: Connection, ctx: StuckContext) -> int:
+    return _count(conn, DEAD_LETTERS, _dead_letter_where(ctx))
+
+
+def _dead_letter_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
+    d = DEAD_LETTERS.c
+    return _rows(
+        conn,
+        sa.select(d.id, d.item, d.item_id, d.stage, d.failures, d.error, d.last_failed_at)
+        .where(_dead_letter_where(ctx))
+        .order_by(d.id),
+    )
+
+
 CHECKS: list[StuckCheck] = [
     StuckCheck(
         key="overdue_touches",
@@ -338,6 +358,15 @@ CHECKS: list[StuckCheck] = [
         tables=("inbox",),
         count=_pending_inbox_count,
         sample=_pending_inbox_sample,
+    ),
+    StuckCheck(
+        key="dead_letters",
+        title="inbox events, touches and escalations set aside because they failed to apply",
+        action="`leadops deadletters list` shows each error; fix the cause (data, template, "
+        "routing.yaml or code), then `leadops deadletters retry ID` (or --all)",
+        tables=("dead_letters",),
+        count=_dead_letter_count,
+        sample=_dead_letter_sample,
     ),
     StuckCheck(
         key="webhook_rejections",

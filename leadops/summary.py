@@ -56,6 +56,8 @@ def touch_summary(engine: Engine, *, since: datetime | None = None) -> list[Step
                 row.ambiguous += count
             elif status == TouchStatus.SKIPPED:
                 row.skipped[reason or "unknown"] += count
+            elif status == TouchStatus.DEAD_LETTER:  # set aside until retried
+                row.held[TouchStatus.DEAD_LETTER.value] += count
             elif reason:
                 row.held[reason] += count
             else:

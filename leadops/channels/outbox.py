@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
 from leadops.channels.base import OutgoingMessage, SendResult
 from leadops.models import Channel
+
+# Headers are folded only past RFC 5322's 998-character line limit. With the email
+# package's default of 78, a long ASCII value without spaces (the List-Unsubscribe URL)
+# is rewritten as RFC 2047 encoded words, which unsubscribe parsers do not read.
+EML_POLICY = policy.default.clone(max_line_length=998)
 
 
 class OutboxChannel:
@@ -54,7 +60,7 @@ class OutboxChannel:
         return SendResult(provider_id=self._provider_id(path))
 
     def _eml(self, message: OutgoingMessage) -> bytes:
-        mail = EmailMessage()
+        mail = EmailMessage(policy=EML_POLICY)
         mail["From"] = formataddr((self.sender_name, self.sender_email))
         mail["To"] = formataddr((message.to_name, message.to))
         mail["Subject"] = message.subject

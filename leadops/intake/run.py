@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
-from leadops.db import session_scope
+from leadops.db import is_locked, locked_message, session_scope
 from leadops.intake.config import IntakeConfig, load_intake_config
 from leadops.intake.csv_source import (
     FileRejected,
@@ -328,7 +328,11 @@ def import_files(
         except (SQLAlchemyError, RuntimeError) as exc:  # rolled back: the file can be retried
             result = SourceResult(
                 source=name,
-                error=f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                error=(
+                    f"{path}: {locked_message(str(engine.url))}"
+                    if is_locked(exc)
+                    else f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                ),
             )
             log.error("intake of %s failed: %s", path, result.error)
         results.append(result)

@@ -261,6 +261,7 @@ def test_stuck_work_detector(world: World) -> None:
         "escalations_past_sla": 0,
         "escalation_notifications": 0,
         "inbox_pending": 0,
+        "dead_letters": 0,
         "webhook_rejections": 0,
     }
     overdue = next(f for f in report.findings if f.check.key == "overdue_touches")
