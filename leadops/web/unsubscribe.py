@@ -20,10 +20,12 @@ from leadops.messages import UNSUBSCRIBE
 from leadops.models import LEADS
 from leadops.suppression import end_enrollment, suppress
 from leadops.tokens import InvalidToken, verify
-from leadops.web.app import state_of
+from leadops.web.app import count_refusal, state_of
+from leadops.web.guard import MAX_ID, Refused, read_body
 
 router = APIRouter()
 
+BODY_BYTES = 4096  # RFC 8058 one-click posts "List-Unsubscribe=One-Click"
 CHANNELS = {"all": ("email", "whatsapp"), "email": ("email",), "whatsapp": ("whatsapp",)}
 
 
@@ -46,7 +48,9 @@ def _read_token(request: Request, token: str) -> tuple[int, str] | None:
     except InvalidToken:
         return None
     lead_id, channel = data.get("lead"), data.get("channel", "all")
-    if not isinstance(lead_id, int) or channel not in CHANNELS:
+    if not isinstance(lead_id, int) or isinstance(lead_id, bool) or channel not in CHANNELS:
+        return None
+    if not 0 < lead_id <= MAX_ID:
         return None
     return lead_id, channel
 
@@ -100,9 +104,13 @@ async def unsubscribe_now(request: Request, token: str) -> HTMLResponse:
     if parsed is None:
         return _invalid()
     lead_id, channel = parsed
-    form = (await request.body())[:200]
-    method = "one-click" if b"List-Unsubscribe=One-Click" in form else "post"
     state = state_of(request)
+    try:
+        form = await read_body(request, BODY_BYTES)
+    except Refused as refused:
+        await count_refusal(state, inbox.UNSUBSCRIBE, refused.reason)
+        return _page("Not unsubscribed", f"<p>{escape(refused.message)}</p>", refused.status)
+    method = "one-click" if b"List-Unsubscribe=One-Click" in form else "post"
     await run_in_threadpool(
         apply_unsubscribe, state.engine, lead_id, channel, token, method, request
     )
