@@ -66,8 +66,12 @@ async def refuse(request: Request, source: str, refused: Refused) -> JSONRespons
     """Count the refusal and answer it with its status and message."""
     await count_refusal(state_of(request), source, refused.reason)
     log.warning("%s request refused (%s): %s", source, refused.reason, refused.message)
-    headers = {"Connection": "close"} if refused.status in (408, 413) else None
-    return JSONResponse({"error": refused.message}, status_code=refused.status, headers=headers)
+    # Closing drops whatever of the refused body is still arriving.
+    return JSONResponse(
+        {"error": refused.message},
+        status_code=refused.status,
+        headers={"Connection": "close"},
+    )
 
 
 def create_app(
