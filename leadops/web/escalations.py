@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
+from leadops import inbox
 from leadops.escalation import acknowledge
 from leadops.escalation_notify import ACK, TRIGGER_LABELS
 from leadops.models import Escalation, EscalationAssignment, Lead
@@ -23,6 +24,7 @@ from leadops.web.app import count_refusal, state_of
 from leadops.web.guard import MAX_ID, Refused, read_body
 
 router = APIRouter(prefix="/escalations", tags=["escalations"])
+SOURCE = "escalation_ack"  # in webhook_rejections
 ACK_BODY_BYTES = 4096
 HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
 
@@ -41,7 +43,17 @@ def _page(request: Request, status: int, **context: Any) -> HTMLResponse:
 
 
 def _verified(request: Request, token: str) -> tuple[int, int, str | None]:
-    """The escalation, assignment and recipient a signed link names."""
+    """The escalation, assignment and recipient a signed link names (a refused link is
+    counted in webhook_rejections)."""
+    state = state_of(request)
+    try:
+        return _read(request, token)
+    except InvalidToken:
+        inbox.count_rejection(state.engine, SOURCE, "bad_token", state.clock.now())
+        raise
+
+
+def _read(request: Request, token: str) -> tuple[int, int, str | None]:
     state = state_of(request)
     data = verify(ACK, token, state.settings.signing_key(), now=state.clock.now())
     escalation_id, assignment_id = data.get("e"), data.get("a")
@@ -102,12 +114,12 @@ async def acknowledge_link(request: Request, token: str) -> HTMLResponse:
     """Acknowledge the escalation this signed link was sent for, as the person it was sent
     to (the link says who; nothing typed into the page is trusted)."""
     try:
-        escalation_id, assignment_id, recipient = _verified(request, token)
+        escalation_id, assignment_id, recipient = await run_in_threadpool(_verified, request, token)
         await read_body(request, ACK_BODY_BYTES)  # the button's form carries nothing we use
     except InvalidToken as exc:
         return _page(request, 400, title="This link does not work", message=str(exc))
     except Refused as refused:
-        await count_refusal(state_of(request), "escalation_ack", refused.reason)
+        await count_refusal(state_of(request), SOURCE, refused.reason)
         return _page(request, refused.status, title="Not acknowledged", message=refused.message)
     details = await run_in_threadpool(_details, request, escalation_id, assignment_id)
     if not details:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from leadops import inbox
 from leadops.intake import forms
 from leadops.intake.config import load_intake_config
 from leadops.models import Channel, FormSubmissionStatus
@@ -24,7 +25,8 @@ from leadops.web.app import count_refusal, refuse, state_of
 from leadops.web.guard import Refused, malformed, read_body
 
 router = APIRouter(prefix="/forms", tags=["forms"])
-SOURCE = "form"
+SOURCE = "form"  # in webhook_rejections
+CONFIRM_SOURCE = "form_confirm"
 CONFIRM_BODY_BYTES = 4096
 
 
@@ -96,7 +98,7 @@ def confirm_page(request: Request, token: str = Query(..., max_length=2000)) -> 
     try:
         forms.check_token(state.settings, token, now=state.clock.now())
     except InvalidToken as exc:
-        return _invalid(exc)
+        return _invalid(request, exc)
     return _page(
         "Confirm your subscription",
         "<p>Press the button to confirm that you want to receive our emails.</p>"
@@ -114,10 +116,13 @@ async def confirm(request: Request) -> HTMLResponse:
         body = await read_body(request, CONFIRM_BODY_BYTES)
         token = _form_token(body)
     except Refused as refused:
-        await count_refusal(state, "form_confirm", refused.reason)
+        await count_refusal(state, CONFIRM_SOURCE, refused.reason)
         return _page("Link not valid", f"<p>{html.escape(refused.message)}</p>", refused.status)
     try:
         submission_id = forms.check_token(state.settings, token, now=state.clock.now())
+    except InvalidToken as exc:
+        return await run_in_threadpool(_invalid, request, exc)
+    try:
         done = await run_in_threadpool(
             forms.confirm,
             state.engine,
@@ -125,8 +130,6 @@ async def confirm(request: Request) -> HTMLResponse:
             now=state.clock.now(),
             origin=request.client.host if request.client else "unknown",
         )
-    except InvalidToken as exc:
-        return _invalid(exc)
     except ValueError:
         return _page("Link not valid", "<p>This confirmation link is not valid.</p>", 404)
     text = "was already confirmed" if done.already else "is confirmed"
@@ -145,7 +148,10 @@ def _form_token(body: bytes) -> str:
     return tokens[0]
 
 
-def _invalid(exc: InvalidToken) -> HTMLResponse:
+def _invalid(request: Request, exc: InvalidToken) -> HTMLResponse:
+    state = state_of(request)
+    reason = "expired_token" if "expired" in str(exc) else "bad_token"
+    inbox.count_rejection(state.engine, CONFIRM_SOURCE, reason, state.clock.now())
     if "expired" in str(exc):
         return _page(
             "Link expired",

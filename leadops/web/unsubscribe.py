@@ -55,7 +55,9 @@ def _read_token(request: Request, token: str) -> tuple[int, str] | None:
     return lead_id, channel
 
 
-def _invalid() -> HTMLResponse:
+def _invalid(request: Request) -> HTMLResponse:
+    state = state_of(request)
+    inbox.count_rejection(state.engine, inbox.UNSUBSCRIBE, "bad_token", state.clock.now())
     return _page(
         "This link is not valid",
         "<p>The unsubscribe link is incomplete or was changed. Please use the link from "
@@ -86,7 +88,7 @@ def apply_unsubscribe(
 def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     """The confirmation page: one button that unsubscribes."""
     if _read_token(request, token) is None:
-        return _invalid()
+        return _invalid(request)
     company = escape(state_of(request).settings.company_name)
     return _page(
         "Unsubscribe",
@@ -102,7 +104,7 @@ async def unsubscribe_now(request: Request, token: str) -> HTMLResponse:
     """RFC 8058 one-click unsubscribe (and the confirmation page's button)."""
     parsed = _read_token(request, token)
     if parsed is None:
-        return _invalid()
+        return await run_in_threadpool(_invalid, request)
     lead_id, channel = parsed
     state = state_of(request)
     try:
