@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import string
 from collections.abc import Callable, Iterator
 from datetime import UTC, timedelta
@@ -64,9 +65,10 @@ from tests.engagement import (
 )
 from tests.integration.test_escalation import runtime_for
 
+# A fixed budget in the suite (about 40 s); LEADOPS_FUZZ_EXAMPLES=500 for a longer run.
 settings.register_profile(
     "web-fuzz",
-    max_examples=30,
+    max_examples=int(os.environ.get("LEADOPS_FUZZ_EXAMPLES", "30")),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
