@@ -639,3 +639,59 @@ def test_insecure_dev_mode_never_answers_5xx_and_never_stores_what_rescore_canno
     )
     for send in requests:
         w.check(send, trusted=True)
+
+
+# -- known-hostile values, always tried --------------------------------------------------
+
+HOSTILE_NUMBERS = ["9" * 30, "\u00b2", "-1", "1e999", "\uff11", "99999999999999999999"]
+
+
+@FUZZ
+@given(
+    field=st.sampled_from(["touch_id", "ErrorCode", "Price", "SmsStatus", "MessageStatus"]),
+    value=st.sampled_from(HOSTILE_NUMBERS),
+    status=st.sampled_from(["failed", "undelivered", "delivered", "read"]),
+)
+def test_signed_status_callbacks_with_hostile_numbers_never_block_the_inbox(
+    world: World, field: str, value: str, status: str
+) -> None:
+    params = {"MessageSid": "SM" + "c" * 32, "MessageStatus": status, "ErrorCode": "63003"}
+    path = "/webhooks/twilio/status?touch_id=1"
+    if field == "touch_id":
+        path = "/webhooks/twilio/status?touch_id=" + quote(value, safe="")
+    else:
+        params[field] = value
+    world.check(twilio_post(world, path, params), trusted=True)
+
+
+@FUZZ
+@given(
+    field=st.sampled_from(["touch_id", "lead_id"]),
+    value=st.sampled_from(HOSTILE_NUMBERS) | st.integers(min_value=2**63),
+    kind=st.sampled_from(["open", "click", "bounce", "delivered"]),
+)
+def test_signed_sendgrid_events_with_hostile_ids_never_block_the_inbox(
+    world: World, field: str, value: object, kind: str
+) -> None:
+    event = {"event": kind, "timestamp": int(T0.timestamp()), "email": LEAD_EMAIL, field: value}
+    body = _dumps([event])
+    stamp = str(int(T0.timestamp()))
+    world.check(sendgrid_post(world, body, sendgrid_headers(world.key, stamp, body)), trusted=True)
+
+
+@FUZZ
+@given(
+    field=st.sampled_from([*FORBIDDEN, "whatsapp_consent", "unsubscribed_at", "score"]),
+    value=st.sampled_from(["sql", "customer", "unsubscribed", "true", "2001-01-01T00:00Z"]),
+)
+def test_a_signed_form_never_changes_an_existing_lead(world: World, field: str, value: str) -> None:
+    with world.engine.connect() as connection:
+        before = connection.execute(sa.select(LEADS).where(LEADS.c.id == world.lead_id)).one()
+    body = _dumps({"email": LEAD_EMAIL, field: value, "lifecycle_stage": value})
+    signature = hmac.new(FORM_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Leadops-Signature": "sha256=" + signature}
+    response = world.client.post("/forms/lead?form=webinar", content=body, headers=headers)
+    assert response.status_code in (200, 202), response.text
+    with world.engine.connect() as connection:
+        after = connection.execute(sa.select(LEADS).where(LEADS.c.id == world.lead_id)).one()
+    assert after == before
