@@ -47,6 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("serve")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADOPS_")}
     env.update(
+        PYTHONPATH=str(ROOT),  # the server runs the code under test
         LEADOPS_CONFIG_FILE=str(ROOT / "config" / "leadops.toml"),
         LEADOPS_DATA_DIR=str(home / "data"),
         LEADOPS_CONFIG_DIR=str(ROOT / "config"),
