@@ -44,6 +44,13 @@ def _payloads(records: Sequence[inbox.InboxRecord]) -> None:
         check_text(record.payload, f"event {index}")
 
 
+def _configured(request: Request, value: object, setting: str) -> None:
+    """Refuse (503) before reading the body when the endpoint's secret is not set."""
+    secret = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+    if not secret and not state_of(request).settings.webhooks_insecure_dev:
+        raise _unconfigured(setting)
+
+
 def _unconfigured(setting: str) -> Refused:
     return Refused(
         503,
@@ -83,7 +90,11 @@ def _check_sendgrid(request: Request, body: bytes) -> None:
 @router.post("/webhooks/sendgrid")
 async def sendgrid_events(request: Request) -> Response:
     """SendGrid Event Webhook: a JSON array of events."""
+    settings = state_of(request).settings
     try:
+        _configured(
+            request, settings.sendgrid_webhook_public_key, "LEADOPS_SENDGRID_WEBHOOK_PUBLIC_KEY"
+        )
         body = await _body(request)
         _check_sendgrid(request, body)
         records = inbox.sendgrid_records(body)
@@ -132,7 +143,9 @@ def _twilio_params(request: Request, body: bytes) -> dict[str, str]:
 async def twilio_status(request: Request) -> Response:
     """Twilio message status callback; the StatusCallback URL carries ?touch_id=<id>."""
     raw_touch = request.query_params.get("touch_id")
+    token = state_of(request).settings.twilio_auth_token
     try:
+        _configured(request, token, "LEADOPS_TWILIO_AUTH_TOKEN")
         body = await _body(request)
         params = _twilio_params(request, body)
         touch_id = ascii_int(raw_touch, "touch_id") if raw_touch else None
@@ -148,7 +161,9 @@ async def twilio_status(request: Request) -> Response:
 @router.post("/webhooks/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
     """An inbound WhatsApp message: a reply, or an opt-out/opt-in keyword."""
+    token = state_of(request).settings.twilio_auth_token
     try:
+        _configured(request, token, "LEADOPS_TWILIO_AUTH_TOKEN")
         body = await _body(request)
         record = inbox.twilio_inbound_record(_twilio_params(request, body))
     except Refused as refused:
@@ -167,6 +182,7 @@ async def site_events(request: Request) -> Response:
     """Signed events from the website or product (a JSON object or array of objects)."""
     state = state_of(request)
     try:
+        _configured(request, state.settings.site_events_secret, "LEADOPS_SITE_EVENTS_SECRET")
         body = await _body(request)
         secret = state.settings.site_events_secret
         if secret is None or not secret.get_secret_value():

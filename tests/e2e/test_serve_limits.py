@@ -57,6 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpV"
             "KS3GRqe62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g=="
         ),
+        LEADOPS_SITE_EVENTS_SECRET="serve-limits-site-secret",
         LEADOPS_FORM_CONTACT_US_SECRET=FORM_SECRET,
         LEADOPS_FORM_WEBINAR_SECRET=FORM_SECRET,
     )
