@@ -130,7 +130,8 @@ async def confirm(request: Request) -> HTMLResponse:
             now=state.clock.now(),
             origin=request.client.host if request.client else "unknown",
         )
-    except ValueError:
+    except ValueError:  # a signed link for a submission that no longer exists
+        await count_refusal(state, CONFIRM_SOURCE, "unknown_submission")
         return _page("Link not valid", "<p>This confirmation link is not valid.</p>", 404)
     text = "was already confirmed" if done.already else "is confirmed"
     return _page("Thank you", f"<p>Your subscription {text}. You can unsubscribe at any time.</p>")
