@@ -75,7 +75,7 @@ TWILIO_STATUSES = frozenset(
         "read",
     }
 )
-MAX_ID = 2**63 - 1  # the largest id a database column holds
+MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds (PostgreSQL)
 _SID = re.compile(r"[A-Za-z0-9]{2,64}")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _ERROR_CODE = re.compile(r"[0-9]{1,6}")

@@ -18,9 +18,10 @@ from typing import Any
 
 from starlette.requests import Request
 
+from leadops.inbox import MAX_ID
+
 BODY_DEADLINE_SECONDS = 10.0  # the whole body must arrive within this
 MAX_JSON_DEPTH = 16  # objects and arrays nested deeper are refused
-MAX_ID = 2**63 - 1  # the largest id a database column holds
 _ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 

@@ -66,7 +66,7 @@ def test_a_sendgrid_timestamp_that_is_not_ascii_digits_is_a_400(h: Harness, stam
     assert ("sendgrid", "malformed") in _reasons(h)
 
 
-@pytest.mark.parametrize("touch_id", [SUPERSCRIPT_TWO, "9" * 30])
+@pytest.mark.parametrize("touch_id", [SUPERSCRIPT_TWO, "9" * 30, "2147483648"])
 def test_a_touch_id_out_of_range_in_a_signed_status_callback_is_a_400(
     h: Harness, touch_id: str
 ) -> None:
@@ -104,6 +104,7 @@ def test_a_signed_status_callback_with_out_of_range_fields_is_refused_not_stored
         {"touch_id": "99999999999999999999999"},
         {"lead_id": SUPERSCRIPT_TWO},
         {"lead_id": 2**64},
+        {"touch_id": 2**31},  # past PostgreSQL's INTEGER
         {"email": ["not", "text"]},
         {"url": "\ud800"},
     ],
