@@ -1242,8 +1242,11 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Serve the webhooks app (uvicorn). Example: leadops serve --port 8000"""
+    """Serve the webhooks app (uvicorn), with the connection limits and timeouts of
+    leadops.web.server. Example: leadops serve --port 8000"""
     import uvicorn
+
+    from leadops.web.server import uvicorn_options
 
     _engine(_settings())  # fail now, with a clear message, if the database is not ready
     uvicorn.run(
@@ -1254,6 +1257,7 @@ def serve(
         workers=workers,
         log_level="info",
         proxy_headers=True,
+        **uvicorn_options(),
     )
 
 

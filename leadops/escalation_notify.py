@@ -73,11 +73,21 @@ class NotifyReport:
     errors: list[str] = field(default_factory=list)
 
 
-def ack_url(settings: Settings, escalation_id: int, assignment_id: int, now: datetime) -> str:
-    """A signed acknowledge link for one assignment (served by leadops.web.escalations)."""
+def ack_url(
+    settings: Settings,
+    escalation_id: int,
+    assignment_id: int,
+    now: datetime,
+    recipient: str | None = None,
+) -> str:
+    """A signed acknowledge link for one assignment (served by leadops.web.escalations);
+    `recipient` is who it is sent to, recorded as the one who acknowledged."""
+    data: dict[str, Any] = {"e": escalation_id, "a": assignment_id}
+    if recipient:
+        data["r"] = recipient[:200]
     token = sign(
         ACK,
-        {"e": escalation_id, "a": assignment_id},
+        data,
         settings.signing_key(),
         expires_at=now + timedelta(hours=settings.ack_link_valid_hours),
     )
@@ -192,7 +202,13 @@ def notification_context(
             "last_inbound_at": lead.last_inbound_at,
         },
         "sender": {"company_name": runtime.settings.company_name},
-        "ack_url": ack_url(runtime.settings, escalation.id, assignment.id, now),
+        "ack_url": ack_url(
+            runtime.settings,
+            escalation.id,
+            assignment.id,
+            now,
+            assignment.rep_key if role == "rep" else f"{role}: {recipient}",
+        ),
     }
 
 

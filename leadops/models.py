@@ -584,6 +584,7 @@ class FormSubmissionStatus(StrEnum):
     NOT_NEEDED = "not_needed"  # the lead already had email consent, or asked for none
     QUARANTINED = "quarantined"  # the record failed validation; see the quarantine
     FAILED = "failed"  # the confirmation could not be sent (error says why)
+    SKIPPED = "skipped"  # the contact policy refused it (suppressed, unsubscribed; see error)
 
 
 class FormSubmission(SQLModel, table=True):

@@ -2,6 +2,13 @@
 
 One pure function, `decide`, answers send, hold (try again at `retry_at`) or skip (never),
 and every answer other than send carries a reason code.
+
+Two classes of message (`MessageClass`):
+- marketing: nurture sequences. They need the channel's consent, stop at an opt-out or
+  suppression, and keep to the send window and the frequency caps.
+- transactional: what the person asked for (the double opt-in confirmation, the answer
+  to a request). No marketing consent is needed and the caps do not count them, but
+  unsubscribe, suppression and the send window still apply.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ class Reason(StrEnum):
     ALREADY_SENT = "already_sent"
     RENDER_ERROR = "render_error"
     PROVIDER_RETRY = "provider_retry"
+
+
+class MessageClass(StrEnum):
+    MARKETING = "marketing"
+    TRANSACTIONAL = "transactional"
 
 
 class Action(StrEnum):
@@ -110,8 +122,10 @@ def decide(
     caps: Caps,
     recent_sends: Sequence[datetime],
     already_sent: bool = False,
+    message_class: MessageClass = MessageClass.MARKETING,
 ) -> Decision:
     """Decide whether a message may go out now; see Reason for every "no"."""
+    marketing = message_class == MessageClass.MARKETING
     if already_sent:
         return Decision(Action.SKIP, Reason.ALREADY_SENT)
     if lead.unsubscribed or lead.lifecycle_stage == LifecycleStage.UNSUBSCRIBED:
@@ -124,7 +138,7 @@ def decide(
         raise ValueError(f"unknown channel {channel!r}")
     if suppressed:
         return Decision(Action.SKIP, Reason.SUPPRESSED)
-    if not consent:
+    if marketing and not consent:
         return Decision(Action.SKIP, Reason.NO_CONSENT)
     if not address:
         return Decision(Action.SKIP, Reason.NO_ADDRESS)
@@ -132,6 +146,8 @@ def decide(
     zone = ZoneInfo(lead.timezone)
     if not window.is_open(now, zone):
         return Decision(Action.HOLD, Reason.OUTSIDE_SEND_WINDOW, window.next_open(now, zone))
+    if not marketing:
+        return SEND
     releases = [
         _cap_release(recent_sends, now, caps.per_day, timedelta(days=1)),
         _cap_release(recent_sends, now, caps.per_week, timedelta(days=7)),

@@ -159,7 +159,7 @@ def _lookup(connection: Connection, rows: Sequence[Any]) -> _Lookup:
             sids.add(p.get("MessageSid", ""))
         elif row.source == inbox.TWILIO_INBOUND:
             phones.add(_phone(p.get("From", "")))
-        elif row.source == inbox.UNSUBSCRIBE:
+        elif row.source in (inbox.UNSUBSCRIBE, inbox.FORM):
             lead_ids.add(int(p["lead_id"]))
         elif row.source == inbox.SITE and isinstance(p.get("email"), str):
             emails.add(p["email"].lower())
@@ -401,6 +401,15 @@ def _site(batch: _Batch, row: Any, lead_id: int) -> str | None:
     return batch.score(lead_id, rule, at, row.id, kind.replace("_", " "))
 
 
+def _form(batch: _Batch, row: Any, lead_id: int) -> str:
+    """A hand-raise web form: scored and escalated like the site event of the same kind;
+    it never sets the stage itself."""
+    at = parse_instant(row.payload["occurred_at"])
+    batch.engage(lead_id, at)
+    reason = f"{row.kind.replace('_', ' ')} (form {row.payload.get('form', '')})"
+    return batch.score(lead_id, row.kind, at, row.id, reason[:200])
+
+
 def _resolve(row: Any, found: _Lookup) -> tuple[int | None, dict[str, Any] | None]:
     p = row.payload
     touch = None
@@ -420,7 +429,7 @@ def _resolve(row: Any, found: _Lookup) -> tuple[int | None, dict[str, Any] | Non
         lead_id = touch["lead_id"] if touch else None
     elif row.source == inbox.TWILIO_INBOUND:
         lead_id = found.phones.get(_phone(p.get("From", "")))
-    elif row.source == inbox.UNSUBSCRIBE:
+    elif row.source in (inbox.UNSUBSCRIBE, inbox.FORM):
         lead_id = int(p["lead_id"])
     elif row.source == inbox.SITE:
         lead_id = found.emails.get(str(p.get("email", "")).lower())
@@ -433,7 +442,7 @@ def _event_time(row: Any) -> datetime:
     p = row.payload
     if row.source == inbox.SENDGRID:
         return datetime.fromtimestamp(float(p["timestamp"]), UTC)
-    if row.source == inbox.SITE:
+    if row.source in (inbox.SITE, inbox.FORM):
         return parse_instant(p["occurred_at"])
     return row.received_at
 
@@ -461,6 +470,8 @@ def _apply_row(batch: _Batch, row: Any, found: _Lookup) -> tuple[str, int | None
             )
             + " (suppressed when the link was used)"
         )
+    elif row.source == inbox.FORM:
+        result = _form(batch, row, lead_id)
     else:
         result = _site(batch, row, lead_id)
         if result is None:

@@ -30,6 +30,7 @@ ENGAGEMENT_RULES = frozenset(
         "pricing_page",
         "reply",
         "demo_requested",
+        "contact_request",
         "trial_started",
         "appointment_booked",
         "appointment_cancelled",
@@ -114,7 +115,7 @@ class ScoringConfig(BaseModel):
     no_opens_days: int = Field(default=30, ge=1)
     decay: Decay = Field(default_factory=Decay)
     thresholds: Thresholds
-    hand_raise: tuple[str, ...] = ("demo_requested", "reply")
+    hand_raise: tuple[str, ...] = ("demo_requested", "contact_request", "reply")
     pricing_url_patterns: tuple[str, ...] = ()
     opt_out_keywords: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     opt_in_keywords: dict[str, tuple[str, ...]] = Field(default_factory=dict)

@@ -55,4 +55,6 @@ def site_signature(secret: str, body: bytes) -> str:
 
 
 def verify_site(secret: str, body: bytes, header: str) -> bool:
-    return hmac.compare_digest(site_signature(secret, body), header.strip())
+    """True when the X-Leadops-Signature header signs `body` (any header text is safe)."""
+    given = header.strip().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(site_signature(secret, body).encode(), given)

@@ -1,7 +1,9 @@
 """Signed, optionally expiring tokens for links (unsubscribe, confirmation, acknowledge).
 
-A token is `base64url(json payload).base64url(HMAC-SHA256)`; the payload names its purpose
-so a token made for one kind of link is refused by another.
+A token is `base64url(json payload).base64url(HMAC-SHA256)`, unpadded; the payload names
+its purpose so a token made for one kind of link is refused by another. Only that one
+spelling is accepted: padding, other base64 alphabets, stray characters or a different
+encoding of the same bits are refused, so each signature has exactly one token.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +25,17 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+_CANONICAL = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode unpadded base64url, refusing any spelling `_b64` would not produce."""
+    if not _CANONICAL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not canonical base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def sign(

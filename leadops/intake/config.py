@@ -115,18 +115,46 @@ class HubSpotSource(_Strict):
         return value
 
 
+# The lead fields a web form may fill (only when empty on an existing lead). Stage,
+# consent, suppression, unsubscribe, source, CRM id and creation time never come from a
+# form: anyone who can post the form could otherwise set them.
+FORM_COLUMNS = frozenset(
+    {
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "company",
+        "job_title",
+        "company_size",
+        "industry",
+        "country",
+        "timezone",
+    }
+)
+
+
 class FormSource(_Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     auth: Literal["secret", "signature"] = "secret"
     secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
     source: str | None = None  # default web-form:<key>
-    fields: dict[str, str] = Field(default_factory=dict)  # form field -> lead column
+    # form field -> lead column, for the columns in FORM_COLUMNS; other fields are kept
+    # with the submission (and a hand-raise's event) but never set on the lead
+    fields: dict[str, str] = Field(default_factory=dict)
     double_opt_in: bool = True
+    hand_raise: Literal["demo_requested", "contact_request"] | None = None
 
     @field_validator("fields")
     @classmethod
-    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_targets(value)
+    def _form_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted({v for v in value.values() if v not in FORM_COLUMNS})
+        if bad:
+            raise ValueError(
+                f"a form may not set {', '.join(bad)}; "
+                f"it may fill: {', '.join(sorted(FORM_COLUMNS))}"
+            )
+        return {k.lower(): v for k, v in value.items()}
 
     @property
     def source_name(self) -> str:

@@ -18,6 +18,7 @@ import hmac
 import html
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from leadops import inbox
 from leadops.channels.base import (
     ChannelSender,
     OutgoingMessage,
@@ -35,6 +37,7 @@ from leadops.channels.base import (
     TransientSendError,
 )
 from leadops.db import session_scope
+from leadops.dispatch import contact_facts
 from leadops.intake.config import FormSource
 from leadops.intake.importer import RawRecord, import_records
 from leadops.models import (
@@ -44,6 +47,7 @@ from leadops.models import (
     Lead,
     LeadSourceRecord,
 )
+from leadops.policy import Action, Caps, Decision, MessageClass, SendWindow, decide
 from leadops.settings import Settings
 from leadops.tokens import sign, verify
 
@@ -55,37 +59,49 @@ SECRET_HEADER = "x-leadops-form-secret"  # noqa: S105  (a header name)
 SIGNATURE_HEADER = "x-leadops-signature"
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 100
+MAX_KEY_CHARS = 100
+MAX_VALUE_CHARS = 10_000
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_KEY = re.compile(r"[\x21-\x7e]{1,128}")  # an idempotency key: printable ASCII
 
 
 class FormError(Exception):
-    """A submission refused before anything was stored; `status` is the HTTP status."""
+    """A submission refused before anything was stored; `status` is the HTTP status and
+    `reason` the code it is counted under in webhook_rejections."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, reason: str = "malformed") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.reason = reason
 
 
-def authenticate(form: FormSource, headers: dict[str, str], body: bytes) -> None:
-    """Check the form's secret header or body signature; raise FormError if it fails."""
+def authenticate(form: FormSource, headers: dict[str, str], body: bytes | None) -> None:
+    """Check the form's secret header, or (given the body) its signature; raise FormError.
+
+    A secret form is checked before its body is read (pass body=None)."""
     secret = form.secret()
     if secret is None:
-        raise FormError(503, f"form {form.key!r} is not set up: {form.secret_env} is not set")
+        raise FormError(
+            503, f"form {form.key!r} is not set up: {form.secret_env} is not set", "not_configured"
+        )
     if form.auth == "secret":
         given = headers.get(SECRET_HEADER, "")
         ok = hmac.compare_digest(given.encode(), secret.encode())
     else:
+        if body is None:
+            raise ValueError("a signed form is checked with its body")
         given = headers.get(SIGNATURE_HEADER, "").removeprefix("sha256=")
         expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         ok = hmac.compare_digest(given.lower().encode(), expected.encode())
     if not ok:
-        raise FormError(401, f"form {form.key!r}: missing or wrong {form.auth}")
+        raise FormError(401, f"form {form.key!r}: missing or wrong {form.auth}", "bad_signature")
 
 
 def parse_fields(content_type: str, body: bytes) -> dict[str, str]:
     """The submitted fields from a JSON object or a form-encoded body, as strings."""
     if len(body) > MAX_BODY_BYTES:
-        raise FormError(413, f"submission is larger than {MAX_BODY_BYTES} bytes")
+        raise FormError(413, f"submission is larger than {MAX_BODY_BYTES} bytes", "too_large")
     kind = content_type.split(";")[0].strip().lower()
     try:
         text = body.decode("utf-8")
@@ -94,17 +110,24 @@ def parse_fields(content_type: str, body: bytes) -> dict[str, str]:
     if kind == "application/json":
         try:
             data = json.loads(text or "null")
+        except RecursionError as exc:
+            raise FormError(400, "invalid JSON: nested too deeply") from exc
         except ValueError as exc:
             raise FormError(400, f"invalid JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise FormError(400, "JSON submission must be an object of fields")
         items = [(str(k), v) for k, v in data.items()]
     elif kind == "application/x-www-form-urlencoded":
-        items = list(parse_qsl(text, keep_blank_values=True))
+        try:
+            items = list(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+        except ValueError as exc:
+            raise FormError(413, f"more than {MAX_FIELDS} fields", "too_large") from exc
     else:
-        raise FormError(415, "send application/json or application/x-www-form-urlencoded")
+        raise FormError(
+            415, "send application/json or application/x-www-form-urlencoded", "unsupported_type"
+        )
     if len(items) > MAX_FIELDS:
-        raise FormError(413, f"more than {MAX_FIELDS} fields")
+        raise FormError(413, f"more than {MAX_FIELDS} fields", "too_large")
     fields: dict[str, str] = {}
     for key, value in items:
         if isinstance(value, dict | list):
@@ -114,6 +137,12 @@ def parse_fields(content_type: str, body: bytes) -> dict[str, str]:
         )
         if "\x00" in key or "\x00" in text:
             raise FormError(400, f"field {key[:40]!r} contains a NUL character")
+        if _SURROGATES.search(key) or _SURROGATES.search(text):
+            raise FormError(400, f"field {key[:40]!r} contains an unpaired surrogate")
+        if len(key) > MAX_KEY_CHARS or len(text) > MAX_VALUE_CHARS:
+            raise FormError(
+                413, f"field {key[:40]!r} is longer than {MAX_VALUE_CHARS} characters", "too_large"
+            )
         fields[key] = text
     return fields
 
@@ -127,12 +156,14 @@ class FormResult:
     reasons: tuple[str, ...] = ()
 
 
-def _submission_key(fields: dict[str, str], idempotency_key: str | None, now: datetime) -> str:
+def submission_key_for(fields: dict[str, str], idempotency_key: str | None, now: datetime) -> str:
     """The caller's key, else the fields' hash and the UTC day: a retry the same day is
     the same submission, the same form filled in again another day is a new one."""
-    given = idempotency_key or fields.get("submission_id")
+    given = (idempotency_key or fields.get("submission_id") or "").strip()
     if given:
-        return given.strip()[:128]
+        if not _KEY.fullmatch(given):
+            raise FormError(400, "Idempotency-Key and submission_id: 1-128 printable ASCII")
+        return given
     canonical = json.dumps(sorted(fields.items()), ensure_ascii=False)
     return f"sha256:{hashlib.sha256(canonical.encode()).hexdigest()}:{now:%Y-%m-%d}"
 
@@ -151,13 +182,13 @@ def submit(
     channel: ChannelSender,
     ttl: timedelta,
     idempotency_key: str | None = None,
+    submission_key: str | None = None,
 ) -> FormResult:
-    """Store and import one authenticated submission; send its confirmation email."""
-    key = _submission_key(fields, idempotency_key, now)
-    mapping = {k.lower(): v for k, v in form.fields.items()}
-    data: dict[str, object] = {mapping.get(k.lower(), k.lower()): v for k, v in fields.items()}
-    data.pop("submission_id", None)
-    data["source"] = data.get("source") or form.source_name
+    """Store and import one authenticated submission; send its confirmation email.
+
+    `submission_key` (from `submission_key_for`) defaults to the one the fields give."""
+    key = submission_key or submission_key_for(fields, idempotency_key, now)
+    data = lead_data(form, fields)
     with Session(engine) as session:
         earlier = _find(session, form.key, key)
     if earlier is not None:
@@ -172,6 +203,7 @@ def submit(
                 default_region=settings.default_region,
                 default_timezone=settings.default_timezone,
                 consent_override={"email_consent": False, "whatsapp_consent": False},
+                fill_only=frozenset(form.fields.values()),
             )
             lead = session.get(Lead, report.lead_ids[0]) if report.lead_ids else None
             if lead is None:
@@ -191,6 +223,11 @@ def submit(
             )
             session.add(row)
             session.flush()
+            if form.hand_raise and lead is not None and lead.id is not None:
+                record = inbox.form_record(
+                    lead.id, form.key, row.id or 0, key, form.hand_raise, fields, now
+                )
+                inbox.store_in(session.connection(), [record], now)
     except IntegrityError:  # the same submission arrived concurrently and won
         with Session(engine) as session:
             existing = _find(session, form.key, key)
@@ -201,6 +238,18 @@ def submit(
     if row.status == FormSubmissionStatus.PENDING:
         row = send_confirmation(engine, settings, row.id or 0, now=now, channel=channel, ttl=ttl)
     return _result(row, repeated=False, reasons=reasons)
+
+
+def lead_data(form: FormSource, fields: dict[str, str]) -> dict[str, object]:
+    """The lead fields a submission may give: only the form's declared `fields`, mapped to
+    their lead columns, and the form's own source. Nothing else reaches the lead."""
+    data: dict[str, object] = {}
+    for name, value in fields.items():
+        column = form.fields.get(name.lower())
+        if column is not None and (value.strip() or column not in data):
+            data[column] = value
+    data["source"] = form.source_name
+    return data
 
 
 def _find(session: Session, form: str, key: str) -> FormSubmission | None:
@@ -252,6 +301,23 @@ def confirmation_message(
     )
 
 
+def confirmation_policy(settings: Settings, lead: Lead, now: datetime) -> Decision:
+    """The contact policy's answer for a confirmation email: a transactional message (no
+    marketing consent needed; unsubscribe, suppression and the send window apply)."""
+    window = SendWindow(
+        settings.send_window_start, settings.send_window_end, settings.weekday_numbers
+    )
+    return decide(
+        channel=Channel.EMAIL,
+        lead=contact_facts(lead),
+        now=now,
+        window=window,
+        caps=Caps(settings.cap_per_day, settings.cap_per_week),
+        recent_sends=(),
+        message_class=MessageClass.TRANSACTIONAL,
+    )
+
+
 def send_confirmation(
     engine: Engine,
     settings: Settings,
@@ -268,6 +334,16 @@ def send_confirmation(
             raise ValueError(f"form submission {submission_id} is not pending")
         lead = session.get(Lead, row.lead_id)
         assert lead is not None
+        decision = confirmation_policy(settings, lead, now)
+        if decision.action != Action.SEND:
+            held = decision.action == Action.HOLD
+            row.status = FormSubmissionStatus.PENDING if held else FormSubmissionStatus.SKIPPED
+            row.error = f"{decision.action}: {decision.reason}" + (
+                f" until {decision.retry_at:%Y-%m-%dT%H:%MZ}" if decision.retry_at else ""
+            )
+            session.add(row)
+            log.info("confirmation for form submission %d: %s", submission_id, row.error)
+            return row
         row.status = FormSubmissionStatus.SENDING
         session.add(row)
     expires_at = now + ttl

@@ -245,8 +245,17 @@ def stage_after_merge(current: str, incoming: str) -> str:
     return current
 
 
-def merge_into(lead: dict[str, Any], record: LeadRecord, now: datetime) -> dict[str, list[Any]]:
-    """Apply `record` to the lead row `lead` in place; return {field: [old, new]} changed."""
+def merge_into(
+    lead: dict[str, Any],
+    record: LeadRecord,
+    now: datetime,
+    *,
+    fill_only: frozenset[str] | None = None,
+) -> dict[str, list[Any]]:
+    """Apply `record` to the lead row `lead` in place; return {field: [old, new]} changed.
+
+    With `fill_only` (an untrusted source such as a web form) only those empty fields are
+    filled: stage, consent and unsubscribe are left as they are."""
     changes: dict[str, list[Any]] = {}
 
     def change(name: str, value: Any) -> None:
@@ -256,10 +265,15 @@ def merge_into(lead: dict[str, Any], record: LeadRecord, now: datetime) -> dict[
 
     for name in FILLABLE:
         value = getattr(record, name)
-        if lead.get(name) in (None, "") and value not in (None, ""):
+        allowed = fill_only is None or name in fill_only
+        if allowed and lead.get(name) in (None, "") and value not in (None, ""):
             change(name, value)
     if "job_title" in changes and not lead.get("seniority"):
         change("seniority", seniority_of(lead["job_title"]))
+    if fill_only is not None:
+        if changes:
+            lead["updated_at"] = now
+        return changes
     stage = stage_after_merge(lead["lifecycle_stage"], record.lifecycle_stage)
     change("lifecycle_stage", stage)
     if stage == LifecycleStage.UNSUBSCRIBED and lead.get("unsubscribed_at") is None:
@@ -363,12 +377,14 @@ def import_records(
     default_timezone: str,
     chunk_size: int = 1000,
     consent_override: dict[str, bool] | None = None,
+    fill_only: frozenset[str] | None = None,
 ) -> ImportReport:
     """Validate, de-duplicate, merge and store `records`; every record ends up in a lead
     (created or merged, with a history row) or in quarantine. Nothing is dropped.
 
     `consent_override` forces consent fields (a web form grants email consent only once
-    it is confirmed, so it imports with {"email_consent": False}).
+    it is confirmed, so it imports with {"email_consent": False}); `fill_only` limits
+    what a record may change on an existing lead (see `merge_into`).
     """
     report = ImportReport(source=source)
     for chunk in _chunks(records, chunk_size):
@@ -466,7 +482,7 @@ def import_records(
                 row.get("phone"),
                 row["crm_id"],
             )
-            changes = merge_into(row, record, now)
+            changes = merge_into(row, record, now, fill_only=fill_only)
             if (
                 row.get("email") != before_email
                 or row.get("phone") != before_phone

@@ -7,37 +7,64 @@ from before a re-route cannot acknowledge for the rep who now holds the lead.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
+from leadops import inbox
 from leadops.escalation import acknowledge
 from leadops.escalation_notify import ACK, TRIGGER_LABELS
 from leadops.models import Escalation, EscalationAssignment, Lead
 from leadops.render import Renderer
 from leadops.tokens import InvalidToken, verify
-from leadops.web.app import state_of
+from leadops.web.app import count_refusal, state_of
+from leadops.web.guard import MAX_ID, Refused, read_body
 
 router = APIRouter(prefix="/escalations", tags=["escalations"])
+SOURCE = "escalation_ack"  # in webhook_rejections
+ACK_BODY_BYTES = 4096
 HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
 
 
 def _page(request: Request, status: int, **context: Any) -> HTMLResponse:
-    values: dict[str, Any] = {"lead": None, "confirm": False, "assignee": "", **context}
+    values: dict[str, Any] = {
+        "lead": None,
+        "confirm": False,
+        "assignee": "",
+        "acknowledger": "",
+        **context,
+    }
     renderer = Renderer(state_of(request).settings.templates_dir)
     html = renderer.render("escalation/ack_page.html.j2", values)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
-def _verified(request: Request, token: str) -> tuple[int, int]:
+def _verified(request: Request, token: str) -> tuple[int, int, str | None]:
+    """The escalation, assignment and recipient a signed link names (a refused link is
+    counted in webhook_rejections)."""
+    state = state_of(request)
+    try:
+        return _read(request, token)
+    except InvalidToken:
+        inbox.count_rejection(state.engine, SOURCE, "bad_token", state.clock.now())
+        raise
+
+
+def _read(request: Request, token: str) -> tuple[int, int, str | None]:
     state = state_of(request)
     data = verify(ACK, token, state.settings.signing_key(), now=state.clock.now())
     escalation_id, assignment_id = data.get("e"), data.get("a")
+    recipient = data.get("r")
     if not isinstance(escalation_id, int) or not isinstance(assignment_id, int):
         raise InvalidToken("malformed token")
-    return escalation_id, assignment_id
+    if not 0 < escalation_id <= MAX_ID or not 0 < assignment_id <= MAX_ID:
+        raise InvalidToken("malformed token")
+    if recipient is not None and not isinstance(recipient, str):
+        raise InvalidToken("malformed token")
+    return escalation_id, assignment_id, recipient
 
 
 def _details(request: Request, escalation_id: int, assignment_id: int) -> dict[str, Any]:
@@ -65,12 +92,13 @@ def _details(request: Request, escalation_id: int, assignment_id: int) -> dict[s
 def confirm_page(request: Request, token: str) -> HTMLResponse:
     """Show the lead and an Acknowledge button; nothing changes on GET."""
     try:
-        escalation_id, assignment_id = _verified(request, token)
+        escalation_id, assignment_id, recipient = _verified(request, token)
     except InvalidToken as exc:
         return _page(request, 400, title="This link does not work", message=str(exc))
     details = _details(request, escalation_id, assignment_id)
     if not details:
         return _page(request, 404, title="Not found", message="This escalation no longer exists.")
+    details["acknowledger"] = recipient or details["assignee"]
     return _page(
         request,
         200,
@@ -82,20 +110,24 @@ def confirm_page(request: Request, token: str) -> HTMLResponse:
 
 
 @router.post("/ack/{token}", response_class=HTMLResponse)
-def acknowledge_link(
-    request: Request, token: str, by: Annotated[str, Form(max_length=200)] = ""
-) -> HTMLResponse:
-    """Acknowledge the escalation this signed link was sent for."""
+async def acknowledge_link(request: Request, token: str) -> HTMLResponse:
+    """Acknowledge the escalation this signed link was sent for, as the person it was sent
+    to (the link says who; nothing typed into the page is trusted)."""
     try:
-        escalation_id, assignment_id = _verified(request, token)
+        escalation_id, assignment_id, recipient = await run_in_threadpool(_verified, request, token)
+        await read_body(request, ACK_BODY_BYTES)  # the button's form carries nothing we use
     except InvalidToken as exc:
         return _page(request, 400, title="This link does not work", message=str(exc))
-    details = _details(request, escalation_id, assignment_id)
+    except Refused as refused:
+        await count_refusal(state_of(request), SOURCE, refused.reason)
+        return _page(request, refused.status, title="Not acknowledged", message=refused.message)
+    details = await run_in_threadpool(_details, request, escalation_id, assignment_id)
     if not details:
         return _page(request, 404, title="Not found", message="This escalation no longer exists.")
     state = state_of(request)
-    who = by.strip() or details["assignee"] or "acknowledge link"
-    result = acknowledge(
+    who = recipient or details["assignee"] or "acknowledge link"
+    result = await run_in_threadpool(
+        acknowledge,
         state.engine,
         escalation_id,
         now=state.clock.now(),

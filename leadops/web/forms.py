@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import html
 from datetime import timedelta
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from leadops import inbox
 from leadops.intake import forms
 from leadops.intake.config import load_intake_config
 from leadops.models import Channel, FormSubmissionStatus
 from leadops.tokens import InvalidToken
-from leadops.web.app import state_of
+from leadops.web.app import count_refusal, refuse, state_of
+from leadops.web.guard import Refused, malformed, read_body
 
 router = APIRouter(prefix="/forms", tags=["forms"])
+SOURCE = "form"  # in webhook_rejections
+CONFIRM_SOURCE = "form_confirm"
+CONFIRM_BODY_BYTES = 4096
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -36,22 +43,32 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 @router.post("/lead")
 async def capture_lead(request: Request, form: str = Query(..., max_length=64)) -> JSONResponse:
-    """Capture one form submission; the lead gets a confirmation email (double opt-in)."""
+    """Capture one form submission; the lead gets a confirmation email (double opt-in).
+
+    A form's secret is checked before its body is read; a signed form's body is read
+    (capped) and its signature checked before anything is parsed."""
     from leadops.delivery import build_channels
 
     state = state_of(request)
     config = load_intake_config(state.settings.config_dir)
     form_config = config.form(form)
     if form_config is None:
-        return JSONResponse({"error": f"unknown form {form!r}"}, status_code=404)
-    body = await request.body()
+        return await refuse(request, SOURCE, Refused(404, "unknown_form", f"unknown form {form!r}"))
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        forms.authenticate(form_config, headers, body)
+        if form_config.auth == "secret":
+            forms.authenticate(form_config, headers, None)
+        body = await read_body(request, forms.MAX_BODY_BYTES)
+        if form_config.auth == "signature":
+            forms.authenticate(form_config, headers, body)
         fields = forms.parse_fields(headers.get("content-type", ""), body)
+        key = forms.submission_key_for(fields, headers.get("idempotency-key"), state.clock.now())
+    except Refused as refused:
+        return await refuse(request, SOURCE, refused)
     except forms.FormError as exc:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
-    result = forms.submit(
+        return await refuse(request, SOURCE, Refused(exc.status, exc.reason, exc.message))
+    result = await run_in_threadpool(
+        forms.submit,
         state.engine,
         state.settings,
         form_config,
@@ -59,7 +76,7 @@ async def capture_lead(request: Request, form: str = Query(..., max_length=64)) 
         now=state.clock.now(),
         channel=build_channels(state.settings)[Channel.EMAIL],
         ttl=timedelta(hours=config.confirmation_ttl_hours),
-        idempotency_key=headers.get("idempotency-key"),
+        submission_key=key,
     )
     document = {
         "submission": result.submission_id,
@@ -81,7 +98,7 @@ def confirm_page(request: Request, token: str = Query(..., max_length=2000)) -> 
     try:
         forms.check_token(state.settings, token, now=state.clock.now())
     except InvalidToken as exc:
-        return _invalid(exc)
+        return _invalid(request, exc)
     return _page(
         "Confirm your subscription",
         "<p>Press the button to confirm that you want to receive our emails.</p>"
@@ -92,26 +109,50 @@ def confirm_page(request: Request, token: str = Query(..., max_length=2000)) -> 
 
 
 @router.post("/confirm", response_class=HTMLResponse)
-def confirm(request: Request, token: str = Form(..., max_length=2000)) -> HTMLResponse:
+async def confirm(request: Request) -> HTMLResponse:
     """Record the confirmation: the lead now has email consent (once, however many clicks)."""
     state = state_of(request)
     try:
+        body = await read_body(request, CONFIRM_BODY_BYTES)
+        token = _form_token(body)
+    except Refused as refused:
+        await count_refusal(state, CONFIRM_SOURCE, refused.reason)
+        return _page("Link not valid", f"<p>{html.escape(refused.message)}</p>", refused.status)
+    try:
         submission_id = forms.check_token(state.settings, token, now=state.clock.now())
-        done = forms.confirm(
+    except InvalidToken as exc:
+        return await run_in_threadpool(_invalid, request, exc)
+    try:
+        done = await run_in_threadpool(
+            forms.confirm,
             state.engine,
             submission_id,
             now=state.clock.now(),
             origin=request.client.host if request.client else "unknown",
         )
-    except InvalidToken as exc:
-        return _invalid(exc)
-    except ValueError:
+    except ValueError:  # a signed link for a submission that no longer exists
+        await count_refusal(state, CONFIRM_SOURCE, "unknown_submission")
         return _page("Link not valid", "<p>This confirmation link is not valid.</p>", 404)
     text = "was already confirmed" if done.already else "is confirmed"
     return _page("Thank you", f"<p>Your subscription {text}. You can unsubscribe at any time.</p>")
 
 
-def _invalid(exc: InvalidToken) -> HTMLResponse:
+def _form_token(body: bytes) -> str:
+    """The `token` field of the confirm button's form-encoded body."""
+    try:
+        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, max_num_fields=10)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise malformed("the form is not form-encoded ASCII") from exc
+    tokens = [value for name, value in pairs if name == "token"]
+    if len(tokens) != 1 or not tokens[0]:
+        raise malformed("the form needs exactly one token")
+    return tokens[0]
+
+
+def _invalid(request: Request, exc: InvalidToken) -> HTMLResponse:
+    state = state_of(request)
+    reason = "expired_token" if "expired" in str(exc) else "bad_token"
+    inbox.count_rejection(state.engine, CONFIRM_SOURCE, reason, state.clock.now())
     if "expired" in str(exc):
         return _page(
             "Link expired",

@@ -20,10 +20,12 @@ from leadops.messages import UNSUBSCRIBE
 from leadops.models import LEADS
 from leadops.suppression import end_enrollment, suppress
 from leadops.tokens import InvalidToken, verify
-from leadops.web.app import state_of
+from leadops.web.app import count_refusal, state_of
+from leadops.web.guard import MAX_ID, Refused, read_body
 
 router = APIRouter()
 
+BODY_BYTES = 4096  # RFC 8058 one-click posts "List-Unsubscribe=One-Click"
 CHANNELS = {"all": ("email", "whatsapp"), "email": ("email",), "whatsapp": ("whatsapp",)}
 
 
@@ -46,12 +48,16 @@ def _read_token(request: Request, token: str) -> tuple[int, str] | None:
     except InvalidToken:
         return None
     lead_id, channel = data.get("lead"), data.get("channel", "all")
-    if not isinstance(lead_id, int) or channel not in CHANNELS:
+    if not isinstance(lead_id, int) or isinstance(lead_id, bool) or channel not in CHANNELS:
+        return None
+    if not 0 < lead_id <= MAX_ID:
         return None
     return lead_id, channel
 
 
-def _invalid() -> HTMLResponse:
+def _invalid(request: Request) -> HTMLResponse:
+    state = state_of(request)
+    inbox.count_rejection(state.engine, inbox.UNSUBSCRIBE, "bad_token", state.clock.now())
     return _page(
         "This link is not valid",
         "<p>The unsubscribe link is incomplete or was changed. Please use the link from "
@@ -82,7 +88,7 @@ def apply_unsubscribe(
 def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     """The confirmation page: one button that unsubscribes."""
     if _read_token(request, token) is None:
-        return _invalid()
+        return _invalid(request)
     company = escape(state_of(request).settings.company_name)
     return _page(
         "Unsubscribe",
@@ -98,11 +104,15 @@ async def unsubscribe_now(request: Request, token: str) -> HTMLResponse:
     """RFC 8058 one-click unsubscribe (and the confirmation page's button)."""
     parsed = _read_token(request, token)
     if parsed is None:
-        return _invalid()
+        return await run_in_threadpool(_invalid, request)
     lead_id, channel = parsed
-    form = (await request.body())[:200]
-    method = "one-click" if b"List-Unsubscribe=One-Click" in form else "post"
     state = state_of(request)
+    try:
+        form = await read_body(request, BODY_BYTES)
+    except Refused as refused:
+        await count_refusal(state, inbox.UNSUBSCRIBE, refused.reason)
+        return _page("Not unsubscribed", f"<p>{escape(refused.message)}</p>", refused.status)
+    method = "one-click" if b"List-Unsubscribe=One-Click" in form else "post"
     await run_in_threadpool(
         apply_unsubscribe, state.engine, lead_id, channel, token, method, request
     )

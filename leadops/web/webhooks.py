@@ -8,7 +8,6 @@ provider retries later) unless LEADOPS_WEBHOOKS_INSECURE_DEV is set.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from urllib.parse import parse_qsl
 
@@ -18,9 +17,8 @@ from fastapi.responses import JSONResponse, Response
 
 from leadops import inbox
 from leadops.signatures import verify_sendgrid, verify_site, verify_twilio
-from leadops.web.app import state_of
-
-log = logging.getLogger("leadops.webhooks")
+from leadops.web.app import refuse, state_of
+from leadops.web.guard import Refused, ascii_int, check_text, malformed, read_body
 
 router = APIRouter()
 
@@ -28,40 +26,29 @@ SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 TWILIO_SIGNATURE = "X-Twilio-Signature"
 SITE_SIGNATURE = "X-Leadops-Signature"
+MAX_FORM_FIELDS = 200
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
-class Refused(Exception):
-    """The request is refused: `status` and a message safe to show the caller."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
-
-
-async def _refuse(request: Request, source: str, refused: Refused) -> JSONResponse:
-    state = state_of(request)
-    await run_in_threadpool(
-        inbox.count_rejection, state.engine, source, refused.reason, state.clock.now()
-    )
-    log.warning("%s webhook refused (%s): %s", source, refused.reason, refused.message)
-    return JSONResponse({"error": refused.message}, status_code=refused.status)
+def _limit(request: Request) -> int:
+    return state_of(request).settings.webhook_max_body_bytes
 
 
 async def _body(request: Request) -> bytes:
-    """The raw body, refusing anything above LEADOPS_WEBHOOK_MAX_BODY_BYTES."""
-    limit = state_of(request).settings.webhook_max_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise Refused(413, "too_large", f"body larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, "too_large", f"body larger than {limit} bytes")
-    return bytes(body)
+    """The raw body: Content-Length checked first, read with a cap and a deadline."""
+    return await read_body(request, _limit(request))
+
+
+def _payloads(records: Sequence[inbox.InboxRecord]) -> None:
+    for index, record in enumerate(records):
+        check_text(record.payload, f"event {index}")
+
+
+def _configured(request: Request, value: object, setting: str) -> None:
+    """Refuse (503) before reading the body when the endpoint's secret is not set."""
+    secret = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+    if not secret and not state_of(request).settings.webhooks_insecure_dev:
+        raise _unconfigured(setting)
 
 
 def _unconfigured(setting: str) -> Refused:
@@ -92,9 +79,8 @@ def _check_sendgrid(request: Request, body: bytes) -> None:
     timestamp = request.headers.get(SENDGRID_TIMESTAMP)
     if not signature or not timestamp:
         raise Refused(401, "unsigned", f"missing {SENDGRID_SIGNATURE} or {SENDGRID_TIMESTAMP}")
-    if not timestamp.isdigit():
-        raise Refused(400, "malformed", f"{SENDGRID_TIMESTAMP} must be Unix seconds")
-    age = state.clock.now().timestamp() - int(timestamp)
+    stamp = ascii_int(timestamp, SENDGRID_TIMESTAMP, maximum=10**11)
+    age = state.clock.now().timestamp() - stamp
     if abs(age) > state.settings.webhook_max_age_seconds:
         raise Refused(403, "stale", f"signed timestamp is {int(age)} s away from now")
     if not verify_sendgrid(key, signature, timestamp, body):
@@ -104,14 +90,19 @@ def _check_sendgrid(request: Request, body: bytes) -> None:
 @router.post("/webhooks/sendgrid")
 async def sendgrid_events(request: Request) -> Response:
     """SendGrid Event Webhook: a JSON array of events."""
+    settings = state_of(request).settings
     try:
+        _configured(
+            request, settings.sendgrid_webhook_public_key, "LEADOPS_SENDGRID_WEBHOOK_PUBLIC_KEY"
+        )
         body = await _body(request)
         _check_sendgrid(request, body)
         records = inbox.sendgrid_records(body)
+        _payloads(records)
     except Refused as refused:
-        return await _refuse(request, inbox.SENDGRID, refused)
+        return await refuse(request, inbox.SENDGRID, refused)
     except inbox.BadPayload as exc:
-        return await _refuse(request, inbox.SENDGRID, Refused(400, "malformed", str(exc)))
+        return await refuse(request, inbox.SENDGRID, malformed(str(exc)))
     stored = await _store(request, records)
     return JSONResponse({"received": len(records), "stored": stored})
 
@@ -122,10 +113,16 @@ async def sendgrid_events(request: Request) -> Response:
 def _twilio_params(request: Request, body: bytes) -> dict[str, str]:
     state = state_of(request)
     try:
-        pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+        pairs = parse_qsl(
+            body.decode(),
+            keep_blank_values=True,
+            strict_parsing=bool(body),
+            max_num_fields=MAX_FORM_FIELDS,
+        )
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Refused(400, "malformed", f"body is not form-encoded: {exc}") from exc
+        raise malformed(f"body is not form-encoded: {exc}") from exc
     params = dict(pairs)
+    check_text(params, "form fields")
     token = state.settings.twilio_auth_token
     if token is None or not token.get_secret_value():
         if state.settings.webhooks_insecure_dev:
@@ -146,16 +143,17 @@ def _twilio_params(request: Request, body: bytes) -> dict[str, str]:
 async def twilio_status(request: Request) -> Response:
     """Twilio message status callback; the StatusCallback URL carries ?touch_id=<id>."""
     raw_touch = request.query_params.get("touch_id")
+    token = state_of(request).settings.twilio_auth_token
     try:
+        _configured(request, token, "LEADOPS_TWILIO_AUTH_TOKEN")
         body = await _body(request)
         params = _twilio_params(request, body)
-        if raw_touch is not None and not raw_touch.isdigit():
-            raise Refused(400, "malformed", "touch_id must be a number")
-        record = inbox.twilio_status_record(params, int(raw_touch) if raw_touch else None)
+        touch_id = ascii_int(raw_touch, "touch_id") if raw_touch else None
+        record = inbox.twilio_status_record(params, touch_id)
     except Refused as refused:
-        return await _refuse(request, inbox.TWILIO_STATUS, refused)
+        return await refuse(request, inbox.TWILIO_STATUS, refused)
     except inbox.BadPayload as exc:
-        return await _refuse(request, inbox.TWILIO_STATUS, Refused(400, "malformed", str(exc)))
+        return await refuse(request, inbox.TWILIO_STATUS, malformed(str(exc)))
     await _store(request, [record])
     return Response(status_code=204)
 
@@ -163,13 +161,15 @@ async def twilio_status(request: Request) -> Response:
 @router.post("/webhooks/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
     """An inbound WhatsApp message: a reply, or an opt-out/opt-in keyword."""
+    token = state_of(request).settings.twilio_auth_token
     try:
+        _configured(request, token, "LEADOPS_TWILIO_AUTH_TOKEN")
         body = await _body(request)
         record = inbox.twilio_inbound_record(_twilio_params(request, body))
     except Refused as refused:
-        return await _refuse(request, inbox.TWILIO_INBOUND, refused)
+        return await refuse(request, inbox.TWILIO_INBOUND, refused)
     except inbox.BadPayload as exc:
-        return await _refuse(request, inbox.TWILIO_INBOUND, Refused(400, "malformed", str(exc)))
+        return await refuse(request, inbox.TWILIO_INBOUND, malformed(str(exc)))
     await _store(request, [record])
     return Response(EMPTY_TWIML, media_type="application/xml")
 
@@ -182,6 +182,7 @@ async def site_events(request: Request) -> Response:
     """Signed events from the website or product (a JSON object or array of objects)."""
     state = state_of(request)
     try:
+        _configured(request, state.settings.site_events_secret, "LEADOPS_SITE_EVENTS_SECRET")
         body = await _body(request)
         secret = state.settings.site_events_secret
         if secret is None or not secret.get_secret_value():
@@ -194,10 +195,11 @@ async def site_events(request: Request) -> Response:
             if not verify_site(secret.get_secret_value(), body, header):
                 raise Refused(403, "bad_signature", "signature does not verify")
         records = inbox.site_records(body)
+        _payloads(records)
     except Refused as refused:
-        return await _refuse(request, inbox.SITE, refused)
+        return await refuse(request, inbox.SITE, refused)
     except inbox.BadPayload as exc:
-        return await _refuse(request, inbox.SITE, Refused(400, "malformed", str(exc)))
+        return await refuse(request, inbox.SITE, malformed(str(exc)))
     stored = await _store(request, records)
     unknown = sorted({r.kind for r in records if r.kind not in inbox.SITE_EVENTS})
     return JSONResponse(

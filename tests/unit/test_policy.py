@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadops.policy import Action, Caps, ContactFacts, Reason, SendWindow, decide
+from leadops.policy import Action, Caps, ContactFacts, MessageClass, Reason, SendWindow, decide
 
 WEEKDAYS = frozenset(range(5))
 WINDOW = SendWindow(start=time(9, 0), end=time(18, 0), weekdays=WEEKDAYS)
@@ -298,3 +298,52 @@ def test_cap_retry_at_is_inside_window() -> None:
     decision = run(recent_sends=sends)
     assert decision.reason == Reason.FREQUENCY_CAP
     assert WINDOW.is_open(decision.retry_at, ZoneInfo("UTC"))
+
+
+# -- message classes ----------------------------------------------------------------------
+
+
+def transactional(**kwargs: object):
+    return run(message_class=MessageClass.TRANSACTIONAL, **kwargs)
+
+
+def test_marketing_is_the_default_class_and_needs_consent() -> None:
+    assert run(lead=facts(email_consent=False)).reason == Reason.NO_CONSENT
+    marketing = run(lead=facts(email_consent=False), message_class=MessageClass.MARKETING)
+    assert marketing.reason == Reason.NO_CONSENT
+
+
+def test_transactional_needs_no_marketing_consent() -> None:
+    assert transactional(lead=facts(email_consent=False)).action == Action.SEND
+    assert transactional(channel="whatsapp", lead=facts(whatsapp_consent=False)).action == (
+        Action.SEND
+    )
+
+
+@pytest.mark.parametrize(
+    ("lead", "reason"),
+    [
+        (facts(email_consent=False, email_suppressed=True), Reason.SUPPRESSED),
+        (facts(email_consent=False, unsubscribed=True), Reason.UNSUBSCRIBED),
+        (facts(email_consent=False, lifecycle_stage="unsubscribed"), Reason.UNSUBSCRIBED),
+        (facts(email_consent=False, email=None), Reason.NO_ADDRESS),
+    ],
+)
+def test_transactional_still_stops_at_suppression_unsubscribe_and_no_address(
+    lead: ContactFacts, reason: Reason
+) -> None:
+    decision = transactional(lead=lead)
+    assert (decision.action, decision.reason) == (Action.SKIP, reason)
+
+
+def test_transactional_keeps_to_the_send_window() -> None:
+    saturday = utc(2026, 3, 14, 12, 0)
+    decision = transactional(lead=facts(email_consent=False), now=saturday)
+    assert decision.action == Action.HOLD and decision.reason == Reason.OUTSIDE_SEND_WINDOW
+    assert decision.retry_at == utc(2026, 3, 16, 9, 0)
+
+
+def test_transactional_messages_are_not_held_by_the_frequency_caps() -> None:
+    recent = [OPEN_NOW - timedelta(hours=h) for h in (1, 2, 3, 4, 5)]
+    assert run(recent_sends=recent).reason == Reason.FREQUENCY_CAP
+    assert transactional(recent_sends=recent).action == Action.SEND

@@ -39,6 +39,7 @@ def test_the_default_engagement_points_are_the_documented_ones() -> None:
         "pricing_page": 10,
         "reply": 15,
         "demo_requested": 25,
+        "contact_request": 25,
         "appointment_booked": 25,
         "trial_started": 25,
         "appointment_cancelled": -5,

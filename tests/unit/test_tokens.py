@@ -68,3 +68,30 @@ def test_expiry() -> None:
 def test_no_expiry_never_expires() -> None:
     token = sign("ack", {"a": 1}, KEY)
     assert verify("ack", token, KEY, now=NOW + timedelta(days=3650)) == {"a": 1}
+
+
+def test_only_the_canonical_spelling_of_a_token_is_accepted() -> None:
+    token = sign("unsubscribe", {"lead": 5, "channel": "all"}, KEY)
+    body, mac = token.split(".")
+    assert verify("unsubscribe", token, KEY, now=NOW)
+    standard = mac.replace("-", "+").replace("_", "/")
+    variants = {
+        f"{body}.{mac}=",  # padding
+        f"{body}.{mac}==",
+        f"{body}=.{mac}",
+        f"{body}.{mac} ",  # stray characters base64 decoding would skip
+        f"{body}.{mac[:10]}!{mac[10:]}",
+        f"{body}.{mac}\n",
+    }
+    if standard != mac:
+        variants.add(f"{body}.{standard}")  # the standard alphabet
+    # The same bits spelled differently: the unused low bits of the last character set.
+    last = mac[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    unused_bits = {2: 0b1111, 3: 0b11}.get(len(mac) % 4, 0)
+    if unused_bits:
+        twin = alphabet[alphabet.index(last) ^ 1]
+        variants.add(f"{body}.{mac[:-1]}{twin}")
+    for variant in variants:
+        with pytest.raises(InvalidToken):
+            verify("unsubscribe", variant, KEY, now=NOW)

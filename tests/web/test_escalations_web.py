@@ -38,13 +38,17 @@ def test_ack_link_confirms_on_get_and_acknowledges_on_post(tmp_path: Path, engin
     assert page.headers["cache-control"] == "no-store"
     assert get(engine, result.escalation_id).status == "open"  # GET changes nothing
 
-    done = client.post(path, data={"by": "Ana Ames"})
+    assert "You acknowledge as <strong>ana</strong>" in page.text
+    assert 'name="by"' not in page.text  # nobody types who they are
+
+    # A typed name is ignored: the acknowledgement is the rep the link was sent to.
+    done = client.post(path, data={"by": "Mallory"})
     assert done.status_code == 200 and "Acknowledged" in done.text
     escalation = get(engine, result.escalation_id)
-    assert escalation.status == "acknowledged" and escalation.acknowledged_by == "Ana Ames"
+    assert escalation.status == "acknowledged" and escalation.acknowledged_by == "ana"
     assert escalation.acknowledged_at == NOW + timedelta(minutes=4)
     again = client.post(path)
-    assert again.status_code == 200 and "Already acknowledged by Ana Ames" in again.text
+    assert again.status_code == 200 and "Already acknowledged by ana" in again.text
     assert check_slas(runtime, NOW + timedelta(hours=1)).rerouted == 0
 
 
@@ -69,4 +73,6 @@ def test_forged_expired_and_outdated_links_are_refused(tmp_path: Path, engine: E
     assert response.status_code == 409 and "re-routed to ben" in response.text
     assert get(engine, result.escalation_id).status == "rerouted"
     assert client.post(ack_path(runtime.settings.resolved_outbox_dir, "manager")).status_code == 200
-    assert get(engine, result.escalation_id).status == "acknowledged"
+    acknowledged = get(engine, result.escalation_id)
+    assert acknowledged.status == "acknowledged"
+    assert acknowledged.acknowledged_by.startswith("manager: ")  # the manager's own link

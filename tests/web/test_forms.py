@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from leadops.clock import SimulatedClock
-from leadops.models import FormSubmission, Lead, LeadSourceRecord, QuarantinedRecord
+from leadops.models import LEADS, FormSubmission, Lead, LeadSourceRecord, QuarantinedRecord
 from leadops.settings import Settings
 from leadops.web.app import create_app
 
@@ -222,3 +222,63 @@ def test_an_intake_run_settles_unsent_confirmations_once(
         statuses = [r.status for r in session.exec(select(FormSubmission))]
     assert statuses == ["sent", "sent"]
     assert run_intake(engine, settings, now=clock.now(), sources=["forms"]).results == []
+
+
+def _add_lead(engine: Engine, address: str, **fields: object) -> None:
+    values: dict[str, object] = {
+        "email": address,
+        "timezone": "Europe/Berlin",
+        "lifecycle_stage": "lead",
+        "created_at": NOW - timedelta(days=3),
+        "updated_at": NOW - timedelta(days=3),
+    }
+    values.update(fields)
+    with engine.begin() as connection:
+        connection.execute(LEADS.insert().values(values))
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"email_suppressed_at": NOW - timedelta(days=1)}, "suppressed"),
+        ({"unsubscribed_at": NOW - timedelta(days=1)}, "unsubscribed"),
+    ],
+)
+def test_the_confirmation_is_transactional_and_never_goes_to_a_suppressed_address(
+    client: TestClient, settings: Settings, engine: Engine, fields: dict[str, object], reason: str
+) -> None:
+    _add_lead(engine, "gone@example.com", **fields)
+    headers = {"X-Leadops-Form-Secret": SECRET}
+    response = client.post(
+        "/forms/lead?form=contact-us", json={"email": "gone@example.com"}, headers=headers
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "skipped"
+    assert _emails(settings) == []
+    with Session(engine) as session:
+        row = session.exec(select(FormSubmission)).one()
+    assert row.status == "skipped" and row.error == f"skip: {reason}"
+
+
+def test_a_confirmation_outside_the_send_window_is_held_then_sent_by_the_next_intake_run(
+    client: TestClient, settings: Settings, engine: Engine, clock: SimulatedClock
+) -> None:
+    from leadops.delivery import build_channels
+    from leadops.intake.forms import retry_confirmations
+    from leadops.models import Channel
+
+    clock.set(datetime(2026, 12, 5, 10, 0, tzinfo=UTC))  # a Saturday
+    headers = {"X-Leadops-Form-Secret": SECRET}
+    body = {"email": "weekend@example.com", "country": "DE"}
+    response = client.post("/forms/lead?form=contact-us", json=body, headers=headers)
+    assert response.status_code == 202 and response.json()["status"] == "pending"
+    assert _emails(settings) == []
+    with Session(engine) as session:
+        row = session.exec(select(FormSubmission)).one()
+    assert row.error == "hold: outside_send_window until 2026-12-07T08:00Z"
+    channel = build_channels(settings)[Channel.EMAIL]
+    monday = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    assert retry_confirmations(
+        engine, settings, now=monday, channel=channel, ttl=timedelta(hours=72)
+    ) == (1, 0)
+    assert len(_emails(settings)) == 1
