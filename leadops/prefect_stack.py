@@ -24,6 +24,16 @@ import requests
 
 WORK_POOL = "leadops"
 
+# Defaults for the CLI's own flow runs, set before Prefect is first imported; the
+# environment wins. The first ephemeral server on a new PREFECT_HOME runs migrations,
+# which can take longer than Prefect's default 20 s on a busy 2-core machine.
+CLI_PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "leadops",
+}
+
 
 class PrefectCommandError(RuntimeError):
     """A Prefect CLI command failed; the message carries its output."""
@@ -64,6 +74,43 @@ def deploy_all(*, env: Mapping[str, str], cwd: Path) -> str:
         ["work-pool", "create", "--type", "process", WORK_POOL, "--overwrite"], env=env, cwd=cwd
     )
     return out + run_prefect(["--no-prompt", "deploy", "--all"], env=env, cwd=cwd, timeout=180)
+
+
+def cli_prefect_environment(environ: Mapping[str, str], data_dir: Path) -> dict[str, str]:
+    """The Prefect variables the CLI adds to `environ` before Prefect is imported.
+
+    Flow runs started by the CLI without a server keep their state in
+    `<data_dir>/prefect`, not in `~/.prefect` shared with every other project, unless
+    PREFECT_API_URL or PREFECT_HOME is set. Telemetry is off unless set otherwise.
+    """
+    added = {k: v for k, v in CLI_PREFECT_DEFAULTS.items() if k not in environ}
+    if not environ.get("PREFECT_API_URL") and not environ.get("PREFECT_HOME"):
+        added["PREFECT_HOME"] = str((data_dir / "prefect").resolve())
+    return added
+
+
+def start_ephemeral_server() -> None:
+    """Start Prefect's temporary local server now, shielded from Ctrl-C, when no API is set.
+
+    A flow run without PREFECT_API_URL starts this server as a child process in the
+    terminal's process group, so Ctrl-C killed it together with leadops: the engine then
+    retried for minutes to report the interrupted run (and the log worker to drain its
+    queue) to a server that was gone, and the run stayed Running. Started here with
+    SIGINT blocked, the child inherits the blocked signal: Ctrl-C reaches leadops only,
+    the run is recorded Crashed and its logs are sent, and Prefect stops the server at
+    exit (SIGTERM). The flow run then uses this server (Prefect keeps one per process).
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        SubprocessASGIServer().start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def free_port() -> int:
