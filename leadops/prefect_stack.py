@@ -66,14 +66,17 @@ def run_prefect(
     return done.stdout
 
 
-def deploy_all(*, env: Mapping[str, str], cwd: Path) -> str:
-    """Create (or update) the process work pool, then deploy every prefect.yaml entry."""
-    if not (cwd / "prefect.yaml").is_file():
-        raise PrefectCommandError(f"no prefect.yaml in {cwd}")
+def deploy_all(*, env: Mapping[str, str], cwd: Path, prefect_file: str = "prefect.yaml") -> str:
+    """Create (or update) the process work pool, then deploy every entry of `prefect_file`."""
+    if not (cwd / prefect_file).is_file():
+        raise PrefectCommandError(f"no {prefect_file} in {cwd}")
     out = run_prefect(
         ["work-pool", "create", "--type", "process", WORK_POOL, "--overwrite"], env=env, cwd=cwd
     )
-    return out + run_prefect(["--no-prompt", "deploy", "--all"], env=env, cwd=cwd, timeout=180)
+    args = ["--no-prompt", "deploy", "--all"]
+    if prefect_file != "prefect.yaml":
+        args += ["--prefect-file", prefect_file]
+    return out + run_prefect(args, env=env, cwd=cwd, timeout=180)
 
 
 def cli_prefect_environment(environ: Mapping[str, str], data_dir: Path) -> dict[str, str]:
@@ -111,6 +114,11 @@ def start_ephemeral_server() -> None:
         SubprocessASGIServer().start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+# A Prefect server on SQLite answers 503 when its database is busy (one writer at a time).
+API_ATTEMPTS = 5
+BUSY_SERVER = ("database is locked", "503", "Service Unavailable")
 
 
 def free_port() -> int:
@@ -161,7 +169,7 @@ class LocalStack:
         )
 
     def _spawn(self, name: str, args: Sequence[str]) -> None:
-        log = (self.home / f"{name}.log").open("wb")
+        log = (self.home / f"{name}.log").open("ab")
         self._logs.append(log)
         self.processes[name] = subprocess.Popen(  # noqa: S603  # our own executable
             [prefect_executable(), *args],
@@ -200,14 +208,39 @@ class LocalStack:
             f"prefect server did not answer within {timeout:.0f} s:\n{self.log_tail('server')}"
         )
 
-    def deploy(self) -> str:
-        return deploy_all(env=self.env, cwd=self.project)
+    def deploy(self, prefect_file: str = "prefect.yaml") -> str:
+        """Deploy `prefect_file`; again (it is idempotent) when the server was too busy."""
+        for attempt in range(3):
+            try:
+                return deploy_all(env=self.env, cwd=self.project, prefect_file=prefect_file)
+            except PrefectCommandError as exc:
+                if attempt == 2 or not any(busy in str(exc) for busy in BUSY_SERVER):
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     def start_worker(self) -> None:
         self._spawn("worker", ["worker", "start", "--pool", WORK_POOL])
 
+    def stop_process(self, name: str, timeout: float = 15) -> None:
+        """SIGTERM one process group started here (e.g. the worker) and wait for it."""
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = requests.request(method, f"{self.api_url}{path}", timeout=15, **kwargs)
+        """Call the server's REST API; a 503 (its SQLite database busy) is tried again."""
+        for attempt in range(API_ATTEMPTS):
+            response = requests.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)
+            if response.status_code != 503 or attempt == API_ATTEMPTS - 1:
+                break
+            time.sleep(1 + attempt)
         response.raise_for_status()
         return response.json() if response.content else None
 
