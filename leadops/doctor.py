@@ -515,19 +515,28 @@ def _deployment_checks(
                 f"deployment {full}",
                 Status.FAIL,
                 f"`{full}` is paused: its schedule creates no runs",
-                f"resume it in the UI (Deployments, {full}, the toggle) or "
-                f"`prefect deployment schedule resume '{full}' --all`",
+                f"resume it in the UI (Deployments, {full}, the toggle beside its name)",
             )
         ]
-    if not active:
-        what = "every schedule of it is paused" if schedules else "it has no schedule"
+    if not schedules:
         return [
             Check(
                 f"deployment {full}",
                 Status.FAIL,
-                f"`{full}`: {what}, so no run is created",
-                f"`prefect deployment schedule resume '{full}' --all` (or the toggle in the "
-                f"UI); a schedule missing from the server: {DEPLOY_FIX}",
+                f"`{full}` has no schedule on the server, so no run is created",
+                DEPLOY_FIX,
+            )
+        ]
+    if not active:
+        resume = "; ".join(
+            f"`prefect deployment schedule resume '{full}' {s['id']}`" for s in schedules
+        )
+        return [
+            Check(
+                f"deployment {full}",
+                Status.FAIL,
+                f"`{full}`: its schedule is paused, so no run is created",
+                f"{resume} (or the schedule's toggle in the UI, Deployments, {full})",
             )
         ]
     described = ", ".join(_describe(s["schedule"]) for s in active)

@@ -223,10 +223,17 @@ class LocalStack:
         self._spawn("worker", ["worker", "start", "--pool", WORK_POOL])
 
     def stop_process(self, name: str, timeout: float = 15) -> None:
-        """SIGTERM one process group started here (e.g. the worker) and wait for it."""
+        """SIGTERM one process group started here (e.g. the worker) and wait for it.
+
+        A worker turns the first SIGTERM into a SIGINT, which a background worker does
+        not act on; it ends at the second.
+        """
         process = self.processes.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+        for _ in range(2):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=2)
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -64,7 +64,7 @@ def test_doctor_checks_what_scheduled_runs_need(prefect_stack: LocalStack) -> No
         assert rc == 1
         paused = checks["deployment nurture/hourly"]
         assert paused["status"] == "fail" and "paused" in paused["detail"]
-        assert "prefect deployment schedule resume 'nurture/hourly'" in paused["fix"]
+        assert f"prefect deployment schedule resume 'nurture/hourly' {schedule_id}" in paused["fix"]
         assert checks["deployment report/daily"]["status"] == "ok"
     finally:
         stack.api("PATCH", path, json={"active": True})
