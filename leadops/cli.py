@@ -318,6 +318,9 @@ def leads_show(
 # -- run / simulate ----------------------------------------------------------------------
 
 
+EXIT_GRACE_SECONDS = 3  # after Ctrl-C, for Prefect to send its last logs and stop its server
+
+
 @contextmanager
 def _interruptible(what: str) -> Iterator[None]:
     """Run a flow so that Ctrl-C ends it at once with a clear message, exit code 130.
@@ -326,12 +329,13 @@ def _interruptible(what: str) -> Iterator[None]:
     interrupted flow run is recorded as Crashed (never left Running) and its logs are
     sent before the process exits.
     """
-    from leadops.prefect_stack import start_ephemeral_server
+    from leadops.prefect_stack import exit_after_interrupt, start_ephemeral_server
 
     try:
         start_ephemeral_server()
         yield
     except KeyboardInterrupt:
+        exit_after_interrupt(130, grace=EXIT_GRACE_SECONDS)
         err.print(
             f"[red]interrupted:[/] {what} stopped; its flow run is marked Crashed. Messages "
             "already sent are recorded and are never sent again: run the same command to "

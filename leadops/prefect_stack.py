@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,6 +120,34 @@ def start_ephemeral_server() -> None:
 # A Prefect server on SQLite answers 503 when its database is busy (one writer at a time).
 API_ATTEMPTS = 5
 BUSY_SERVER = ("database is locked", "503", "Service Unavailable")
+
+
+def exit_after_interrupt(code: int, grace: float) -> None:
+    """After Ctrl-C has ended a flow run: exit with `code` within `grace` seconds.
+
+    Prefect's exit work (sending queued logs and events, stopping the temporary server)
+    runs first; on a machine too busy for it to finish in time, or at a second Ctrl-C,
+    the temporary server is asked to stop and the process exits at once.
+    """
+
+    def force(*_: object) -> None:
+        stop_ephemeral_server()
+        os._exit(code)
+
+    signal.signal(signal.SIGINT, force)
+    timer = threading.Timer(grace, force)
+    timer.daemon = True
+    timer.start()
+
+
+def stop_ephemeral_server() -> None:
+    """SIGTERM Prefect's temporary server of this process, if one runs (it stops itself)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    for server in list(SubprocessASGIServer._instances.values()):
+        process = getattr(server, "server_process", None)
+        if process is not None and process.poll() is None:
+            process.terminate()
 
 
 def free_port() -> int:
