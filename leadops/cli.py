@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -377,6 +379,33 @@ def _plain_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+EXIT_GRACE_SECONDS = 3  # after Ctrl-C, for Prefect to send its last logs and stop its server
+
+
+@contextmanager
+def _interruptible(what: str) -> Iterator[None]:
+    """Run a flow so that Ctrl-C ends it at once with a clear message, exit code 130.
+
+    Prefect's temporary server is started first, out of reach of Ctrl-C, so the
+    interrupted flow run is recorded as Crashed (never left Running) and its logs are
+    sent before the process exits.
+    """
+    from leadops.prefect_stack import exit_after_interrupt, start_ephemeral_server
+
+    try:
+        start_ephemeral_server()
+        yield
+    except KeyboardInterrupt:
+        exit_after_interrupt(130, grace=EXIT_GRACE_SECONDS)
+        err.print(
+            f"[red]interrupted:[/] {what} stopped; its flow run is marked Crashed. Messages "
+            "already sent are recorded and are never sent again: run the same command to "
+            "finish the work.",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+
+
 def _print_summary(engine: Any, title: str) -> None:
     from leadops.summary import SUMMARY_COLUMNS, summary_rows, touch_summary
 
@@ -433,7 +462,8 @@ def run(
     else:
         from flows.nurture import nurture_flow
 
-        result = nurture_flow(now=at, workers=workers)
+        with _interruptible("the tick"):
+            result = nurture_flow(now=at, workers=workers)
     console.print("tick done: " + ", ".join(f"{key} {value}" for key, value in result.items()))
     _print_summary(runtime.engine, "All touches so far")
 
@@ -481,7 +511,8 @@ def simulate(
             else:
                 from flows.nurture import simulate_flow
 
-                simulate_flow(start=begin, days=days)
+                with _interruptible("the simulation"):
+                    simulate_flow(start=begin, days=days)
     end = begin + timedelta(days=days)
     _print_summary(runtime.engine, f"Simulated {begin:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
 
@@ -1528,20 +1559,19 @@ def deploy(
     )
 
 
-# Prefect defaults for a command-line run, set before Prefect is first imported; the
-# environment wins. The first ephemeral server on a new PREFECT_HOME runs migrations,
-# which can take longer than Prefect's default 20 s on a busy 2-core machine.
-PREFECT_DEFAULTS = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
-    "PREFECT_LOGGING_EXTRA_LOGGERS": "leadops",
-}
+def _prefect_environment() -> None:
+    """Prefect's home and defaults for this process, before Prefect is first imported."""
+    from leadops.prefect_stack import cli_prefect_environment
+
+    try:
+        data_dir = get_settings().data_dir
+    except (ValidationError, ValueError, OSError):
+        data_dir = Path("data")  # the command reports the broken settings itself
+    os.environ.update(cli_prefect_environment(os.environ, data_dir))
 
 
 def main() -> None:
-    for key, value in PREFECT_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    _prefect_environment()
     # The terminal shows warnings and errors (LEADOPS_LOG_LEVEL=INFO for more); flows still
     # send leadops' INFO lines to the Prefect run logs through Prefect's own handler.
     handler = logging.StreamHandler()

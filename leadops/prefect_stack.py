@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,16 @@ from typing import IO, Any
 import requests
 
 WORK_POOL = "leadops"
+
+# Defaults for the CLI's own flow runs, set before Prefect is first imported; the
+# environment wins. The first ephemeral server on a new PREFECT_HOME runs migrations,
+# which can take longer than Prefect's default 20 s on a busy 2-core machine.
+CLI_PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "leadops",
+}
 
 
 class PrefectCommandError(RuntimeError):
@@ -56,14 +67,87 @@ def run_prefect(
     return done.stdout
 
 
-def deploy_all(*, env: Mapping[str, str], cwd: Path) -> str:
-    """Create (or update) the process work pool, then deploy every prefect.yaml entry."""
-    if not (cwd / "prefect.yaml").is_file():
-        raise PrefectCommandError(f"no prefect.yaml in {cwd}")
+def deploy_all(*, env: Mapping[str, str], cwd: Path, prefect_file: str = "prefect.yaml") -> str:
+    """Create (or update) the process work pool, then deploy every entry of `prefect_file`."""
+    if not (cwd / prefect_file).is_file():
+        raise PrefectCommandError(f"no {prefect_file} in {cwd}")
     out = run_prefect(
         ["work-pool", "create", "--type", "process", WORK_POOL, "--overwrite"], env=env, cwd=cwd
     )
-    return out + run_prefect(["--no-prompt", "deploy", "--all"], env=env, cwd=cwd, timeout=180)
+    args = ["--no-prompt", "deploy", "--all"]
+    if prefect_file != "prefect.yaml":
+        args += ["--prefect-file", prefect_file]
+    return out + run_prefect(args, env=env, cwd=cwd, timeout=180)
+
+
+def cli_prefect_environment(environ: Mapping[str, str], data_dir: Path) -> dict[str, str]:
+    """The Prefect variables the CLI adds to `environ` before Prefect is imported.
+
+    Flow runs started by the CLI without a server keep their state in
+    `<data_dir>/prefect`, not in `~/.prefect` shared with every other project, unless
+    PREFECT_API_URL or PREFECT_HOME is set. Telemetry is off unless set otherwise.
+    """
+    added = {k: v for k, v in CLI_PREFECT_DEFAULTS.items() if k not in environ}
+    if not environ.get("PREFECT_API_URL") and not environ.get("PREFECT_HOME"):
+        added["PREFECT_HOME"] = str((data_dir / "prefect").resolve())
+    return added
+
+
+def start_ephemeral_server() -> None:
+    """Start Prefect's temporary local server now, shielded from Ctrl-C, when no API is set.
+
+    A flow run without PREFECT_API_URL starts this server as a child process in the
+    terminal's process group, so Ctrl-C killed it together with leadops: the engine then
+    retried for minutes to report the interrupted run (and the log worker to drain its
+    queue) to a server that was gone, and the run stayed Running. Started here with
+    SIGINT blocked, the child inherits the blocked signal: Ctrl-C reaches leadops only,
+    the run is recorded Crashed and its logs are sent, and Prefect stops the server at
+    exit (SIGTERM). The flow run then uses this server (Prefect keeps one per process).
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        SubprocessASGIServer().start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+# A Prefect server on SQLite answers 503 when its database is busy (one writer at a time).
+API_ATTEMPTS = 5
+BUSY_SERVER = ("database is locked", "503", "Service Unavailable")
+
+
+def exit_after_interrupt(code: int, grace: float) -> None:
+    """After Ctrl-C has ended a flow run: exit with `code` within `grace` seconds.
+
+    Prefect's exit work (sending queued logs and events, stopping the temporary server)
+    runs first; on a machine too busy for it to finish in time, or at a second Ctrl-C,
+    the temporary server is asked to stop and the process exits at once.
+    """
+
+    def force(*_: object) -> None:
+        stop_ephemeral_server()
+        os._exit(code)
+
+    signal.signal(signal.SIGINT, force)
+    timer = threading.Timer(grace, force)
+    timer.daemon = True
+    timer.start()
+
+
+def stop_ephemeral_server() -> None:
+    """SIGTERM Prefect's temporary server of this process, if one runs (it stops itself)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    for server in list(SubprocessASGIServer._instances.values()):
+        process = getattr(server, "server_process", None)
+        if process is not None and process.poll() is None:
+            process.terminate()
 
 
 def free_port() -> int:
@@ -114,7 +198,7 @@ class LocalStack:
         )
 
     def _spawn(self, name: str, args: Sequence[str]) -> None:
-        log = (self.home / f"{name}.log").open("wb")
+        log = (self.home / f"{name}.log").open("ab")
         self._logs.append(log)
         self.processes[name] = subprocess.Popen(  # noqa: S603  # our own executable
             [prefect_executable(), *args],
@@ -153,14 +237,46 @@ class LocalStack:
             f"prefect server did not answer within {timeout:.0f} s:\n{self.log_tail('server')}"
         )
 
-    def deploy(self) -> str:
-        return deploy_all(env=self.env, cwd=self.project)
+    def deploy(self, prefect_file: str = "prefect.yaml") -> str:
+        """Deploy `prefect_file`; again (it is idempotent) when the server was too busy."""
+        for attempt in range(3):
+            try:
+                return deploy_all(env=self.env, cwd=self.project, prefect_file=prefect_file)
+            except PrefectCommandError as exc:
+                if attempt == 2 or not any(busy in str(exc) for busy in BUSY_SERVER):
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     def start_worker(self) -> None:
         self._spawn("worker", ["worker", "start", "--pool", WORK_POOL])
 
+    def stop_process(self, name: str, timeout: float = 15) -> None:
+        """SIGTERM one process group started here (e.g. the worker) and wait for it.
+
+        A worker turns the first SIGTERM into a SIGINT, which a background worker does
+        not act on; it ends at the second.
+        """
+        process = self.processes.pop(name)
+        for _ in range(2):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=2)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = requests.request(method, f"{self.api_url}{path}", timeout=15, **kwargs)
+        """Call the server's REST API; a 503 (its SQLite database busy) is tried again."""
+        for attempt in range(API_ATTEMPTS):
+            response = requests.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)
+            if response.status_code != 503 or attempt == API_ATTEMPTS - 1:
+                break
+            time.sleep(1 + attempt)
         response.raise_for_status()
         return response.json() if response.content else None
 

@@ -483,9 +483,9 @@ def _update_activity(connection: Connection, column: str, values: dict[int, date
     if not values:
         return
     current = dict(
-        connection.execute(
-            sa.select(LEADS.c.id, LEADS.c[column]).where(LEADS.c.id.in_(values))
-        ).all()
+        connection.execute(sa.select(LEADS.c.id, LEADS.c[column]).where(LEADS.c.id.in_(values)))
+        .tuples()
+        .all()
     )
     params = [
         {"lid": lead_id, "value": at}
@@ -1000,7 +1000,9 @@ def apply_scores_and_stages(
                     sa.select(LEADS.c.id, LEADS.c.score).where(
                         LEADS.c.id.in_([r[0] for r in ready])
                     )
-                ).all()
+                )
+                .tuples()
+                .all()
             )
             explained = breakdowns(connection, scores)
         report.sales_ready = [

@@ -148,26 +148,25 @@ def _ambiguous_where(ctx: StuckContext) -> Any:
     return TOUCHES.c.status == TouchStatus.AMBIGUOUS
 
 
-def _quarantine_count(conn: Connection, ctx: StuckContext) -> int:
+def _quarantine_where(ctx: StuckContext) -> Any:
+    # A record fresh from an import is waiting for a decision, not stuck: it becomes stuck
+    # work once it has waited longer than the stuck-after setting, like an overdue touch.
     q = QUARANTINE.c
-    return int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(QUARANTINE)
-            .where(q.status == QuarantineStatus.OPEN)
-        ).scalar_one()
-    )
+    return sa.and_(q.status == QuarantineStatus.OPEN, q.created_at < ctx.now - ctx.stuck_after)
+
+
+def _quarantine_count(conn: Connection, ctx: StuckContext) -> int:
+    return _count(conn, QUARANTINE, _quarantine_where(ctx))
 
 
 def _quarantine_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
     q = QUARANTINE.c
-    rows = conn.execute(
+    return _rows(
+        conn,
         sa.select(q.id, q.source, q.source_ref, q.reasons, q.created_at)
-        .where(q.status == QuarantineStatus.OPEN)
-        .order_by(q.id)
-        .limit(SAMPLE_SIZE)
-    ).mappings()
-    return [dict(row) for row in rows]
+        .where(_quarantine_where(ctx))
+        .order_by(q.id),
+    )
 
 
 def _rows(conn: Connection, query: Any) -> list[dict[str, Any]]:
@@ -323,9 +322,9 @@ CHECKS: list[StuckCheck] = [
     ),
     StuckCheck(
         key="open_quarantine",
-        title="quarantined intake records waiting for a decision",
-        action="`leadops quarantine list` shows each record's reasons; fix the source data "
-        "and import again",
+        title="quarantined intake records open for over a day (LEADOPS_STUCK_AFTER_HOURS)",
+        action="`leadops quarantine list` shows each record's reasons; correct and release "
+        "them (`leadops quarantine release ID --set field=value`) or drop them",
         tables=("quarantine",),
         count=_quarantine_count,
         sample=_quarantine_sample,

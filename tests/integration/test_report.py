@@ -156,13 +156,24 @@ def world(engine: Engine) -> World:
     w.touch(b, "day-20", "failed", due=NOW - 4 * day, updated=NOW - 4 * day)
     with engine.begin() as conn:
         conn.execute(
-            QUARANTINE.insert().values(
-                source="csv",
-                raw={"email": "bad"},
-                reasons=["bad_email"],
-                status="open",
-                created_at=NOW,
-            )
+            QUARANTINE.insert(),
+            [
+                # open for two days: stuck; open for an hour: waiting for a decision
+                {
+                    "source": "csv",
+                    "raw": {"email": "bad"},
+                    "reasons": ["bad_email"],
+                    "status": "open",
+                    "created_at": NOW - 2 * day,
+                },
+                {
+                    "source": "csv",
+                    "raw": {"email": "new-bad"},
+                    "reasons": ["bad_email"],
+                    "status": "open",
+                    "created_at": NOW - H,
+                },
+            ],
         )
     return w
 
@@ -270,6 +281,42 @@ def test_stuck_work_detector(world: World) -> None:
     assert "above the threshold of 3" in str(stuck.StuckWorkError(report))
     rows = stuck.finding_rows(report)
     assert [r["count"] for r in rows if r["check"] == "escalations_past_sla"] == [0]
+
+
+def test_an_open_quarantine_record_is_stuck_once_older_than_stuck_after(
+    engine: Engine,
+) -> None:
+    after = timedelta(hours=24)
+    minute = timedelta(minutes=1)
+    rows = [
+        ("open", NOW - after - minute),  # stuck
+        ("open", NOW - after + minute),  # still inside the stuck-after window
+        ("released", NOW - 3 * after),  # decided: never stuck
+        ("dropped", NOW - 3 * after),
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            QUARANTINE.insert(),
+            [
+                {
+                    "source": "csv",
+                    "source_ref": f"leads.csv:{n}",
+                    "raw": {"email": f"bad-{n}"},
+                    "reasons": ["bad_email"],
+                    "status": status,
+                    "created_at": created,
+                }
+                for n, (status, created) in enumerate(rows)
+            ],
+        )
+    report = stuck.detect(engine, NOW, threshold=0, stuck_after=after, lookback=after)
+    finding = next(f for f in report.findings if f.check.key == "open_quarantine")
+    assert finding.count == 1
+    assert [row["source_ref"] for row in finding.sample] == ["leads.csv:0"]
+    assert report.total == 1 and report.over_threshold
+    # a day later the second record has waited too long as well
+    later = stuck.detect(engine, NOW + after, threshold=0, stuck_after=after, lookback=after)
+    assert next(f for f in later.findings if f.check.key == "open_quarantine").count == 2
 
 
 def test_a_check_needing_a_missing_table_is_unavailable(world: World) -> None:

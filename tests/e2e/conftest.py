@@ -1,0 +1,128 @@
+"""One real Prefect stack per test session for the real-stack tests (marker prefect_server).
+
+`prefect_stack` starts `prefect server start` with a fast scheduler, deploys the project's
+prefect.yaml onto the process work pool `leadops` as an operator does, and starts a
+process worker. Tests that use it carry `REAL_STACK` (the marker and one xdist group), so
+under `pytest -n 2 --dist loadgroup` one worker process runs them all on one server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from leadops.db import make_engine, session_scope, upgrade
+from leadops.intake.csv_source import read_csv
+from leadops.intake.importer import import_records
+from leadops.prefect_stack import LocalStack, PrefectCommandError, prefect_executable
+from tests.conftest import DEFAULT_PG, ROOT
+
+REAL_STACK = [
+    pytest.mark.prefect,
+    pytest.mark.prefect_server,
+    pytest.mark.xdist_group("prefect_server"),
+]
+SAMPLE_ROWS = 30  # leads from config/sample_leads.csv (bad rows included)
+
+# The scheduler looks for work every 2 s (default 60 s) and keeps at most 3 runs ahead
+# per deployment (default: up to 100, an hour ahead at least, which for a 10-second
+# interval means hundreds of writes to the server's SQLite database); a worker polls
+# every 2 s and beats every 5 s. Runs appear and start, and a stopped worker shows,
+# within seconds.
+FAST_STACK_ENV = {
+    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "1",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "3",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME": "PT1M",
+    "PREFECT_WORKER_QUERY_SECONDS": "2",
+    "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
+}
+
+
+def make_project(folder: Path, now: datetime) -> Path:
+    """A leadops home like an operator's: prefect.yaml, flows, config, templates, data."""
+    project = folder / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "prefect.yaml", project / "prefect.yaml")
+    for name in ("flows", "config", "templates"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    engine = make_engine(f"sqlite:///{project / 'data' / 'leadops.db'}")
+    upgrade(engine)
+    lines = (ROOT / "config" / "sample_leads.csv").read_text().splitlines()[: SAMPLE_ROWS + 1]
+    (folder / "leads.csv").write_text("\n".join(lines) + "\n")
+    with session_scope(engine) as session:
+        import_records(
+            session,
+            read_csv(folder / "leads.csv"),
+            source="csv",
+            now=now,
+            default_region="US",
+            default_timezone="UTC",
+        )
+    engine.dispose()
+    return project
+
+
+@contextmanager
+def prefect_database() -> Iterator[dict[str, str]]:
+    """A new PostgreSQL database for the Prefect server where the test server is reachable
+    (the setting teams use: many writers at once), else the server's own SQLite file."""
+    base = os.environ.get("LEADOPS_TEST_DATABASE_URL", DEFAULT_PG)
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    name = f"prefect_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.SQLAlchemyError:
+        admin.dispose()
+        yield {}
+        return
+    url = sa.engine.make_url(base).set(drivername="postgresql+asyncpg", database=name)
+    try:
+        yield {"PREFECT_SERVER_DATABASE_CONNECTION_URL": url.render_as_string(False)}
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A Prefect server, prefect.yaml deployed, and a live process worker."""
+    if shutil.which(prefect_executable()) is None and not Path(prefect_executable()).exists():
+        pytest.skip("the prefect command is not installed")
+    folder = tmp_path_factory.mktemp("prefect-stack")
+    project = make_project(folder, datetime.now(UTC))
+    with prefect_database() as database, _stack(folder, project, database) as stack:
+        yield stack
+
+
+@contextmanager
+def _stack(folder: Path, project: Path, database: dict[str, str]) -> Iterator[LocalStack]:
+    stack = LocalStack(
+        home=folder / "prefect-home",
+        project=project,
+        extra_env=FAST_STACK_ENV
+        | database
+        | {
+            "LEADOPS_CONFIG_FILE": str(project / "config" / "leadops.toml"),
+            "LEADOPS_DATA_DIR": str(project / "data"),
+            "LEADOPS_SECRET_KEY": "test-secret-key-0123456789",
+        },
+    )
+    with stack:
+        try:
+            stack.start_server(timeout=90)
+        except PrefectCommandError as exc:
+            pytest.skip(f"prefect server could not start here: {exc}")
+        stack.deploy()
+        stack.start_worker()
+        yield stack
