@@ -24,6 +24,7 @@ from leadops.models import (
     INBOX,
     LEADS,
     QUARANTINE,
+    QUARANTINED_FILES,
     TOUCHES,
     WEBHOOK_REJECTIONS,
     DeadLetterStatus,
@@ -166,6 +167,26 @@ def _quarantine_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, An
         sa.select(q.id, q.source, q.source_ref, q.reasons, q.created_at)
         .where(_quarantine_where(ctx))
         .order_by(q.id),
+    )
+
+
+def _quarantined_files_where(ctx: StuckContext) -> Any:
+    # The same rule as records: a file becomes stuck once it has waited past stuck-after.
+    f = QUARANTINED_FILES.c
+    return sa.and_(f.status == QuarantineStatus.OPEN, f.created_at < ctx.now - ctx.stuck_after)
+
+
+def _quarantined_files_count(conn: Connection, ctx: StuckContext) -> int:
+    return _count(conn, QUARANTINED_FILES, _quarantined_files_where(ctx))
+
+
+def _quarantined_files_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
+    f = QUARANTINED_FILES.c
+    return _rows(
+        conn,
+        sa.select(f.id, f.name, f.reason, f.created_at)
+        .where(_quarantined_files_where(ctx))
+        .order_by(f.id),
     )
 
 
@@ -328,6 +349,16 @@ CHECKS: list[StuckCheck] = [
         tables=("quarantine",),
         count=_quarantine_count,
         sample=_quarantine_sample,
+    ),
+    StuckCheck(
+        key="open_quarantined_files",
+        title="intake files that could not be read, open for over a day "
+        "(LEADOPS_STUCK_AFTER_HOURS)",
+        action="`leadops quarantine files` names each file's problem and fix; fix the file "
+        "and `leadops quarantine release-file ID [--path FIXED]`, or `drop-file ID`",
+        tables=("quarantined_files",),
+        count=_quarantined_files_count,
+        sample=_quarantined_files_sample,
     ),
     StuckCheck(
         key="escalations_past_sla",

@@ -23,6 +23,7 @@ from leadops.models import (
     INBOX,
     LEADS,
     QUARANTINE,
+    QUARANTINED_FILES,
     STAGE_CHANGES,
     TOUCHES,
 )
@@ -269,6 +270,7 @@ def test_stuck_work_detector(world: World) -> None:
         "failed_touches": 1,
         "ambiguous_touches": 1,
         "open_quarantine": 1,
+        "open_quarantined_files": 0,
         "escalations_past_sla": 0,
         "escalation_notifications": 0,
         "inbox_pending": 0,
@@ -317,6 +319,41 @@ def test_an_open_quarantine_record_is_stuck_once_older_than_stuck_after(
     # a day later the second record has waited too long as well
     later = stuck.detect(engine, NOW + after, threshold=0, stuck_after=after, lookback=after)
     assert next(f for f in later.findings if f.check.key == "open_quarantine").count == 2
+
+
+def test_an_open_quarantined_file_is_stuck_once_older_than_stuck_after(engine: Engine) -> None:
+    after = timedelta(hours=24)
+    minute = timedelta(minutes=1)
+    rows = [
+        ("open", NOW - after - minute),  # stuck
+        ("open", NOW - after + minute),  # still waiting for a decision
+        ("released", NOW - 3 * after),
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            QUARANTINED_FILES.insert(),
+            [
+                {
+                    "source": "csv",
+                    "name": f"drop-{n}.csv",
+                    "path": f"/inbox/drop-{n}.csv",
+                    "stored_path": f"/data/quarantine/files/{n}.csv",
+                    "checksum": f"{n:064x}",
+                    "size": 10,
+                    "reason": "binary_file",
+                    "detail": "not a text file",
+                    "status": status,
+                    "created_at": created,
+                }
+                for n, (status, created) in enumerate(rows)
+            ],
+        )
+    report = stuck.detect(engine, NOW, threshold=0, stuck_after=after, lookback=after)
+    finding = next(f for f in report.findings if f.check.key == "open_quarantined_files")
+    assert finding.count == 1
+    assert [row["name"] for row in finding.sample] == ["drop-0.csv"]
+    later = stuck.detect(engine, NOW + after, threshold=0, stuck_after=after, lookback=after)
+    assert next(f for f in later.findings if f.check.key == "open_quarantined_files").count == 2
 
 
 def test_a_check_needing_a_missing_table_is_unavailable(world: World) -> None:
