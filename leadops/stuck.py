@@ -51,14 +51,18 @@ class StuckContext:
     lookback: timedelta  # failures newer than this are reported
 
 
+CountFn = Callable[[Connection, StuckContext], int]
+SampleFn = Callable[[Connection, StuckContext], list[dict[str, Any]]]
+
+
 @dataclass(frozen=True)
 class StuckCheck:
     key: str
     title: str
     action: str  # what an operator should do about it
     tables: tuple[str, ...]
-    count: Callable[[Connection, StuckContext], int]
-    sample: Callable[[Connection, StuckContext], list[dict[str, Any]]]
+    count: CountFn
+    sample: SampleFn
     counts: bool = True  # False: informational, never part of the stuck total
 
 
@@ -103,7 +107,7 @@ def _overdue_where(ctx: StuckContext) -> Any:
     )
 
 
-def _touch_sample(where: Any) -> Callable[[Connection, StuckContext], list[dict[str, Any]]]:
+def _touch_sample(where: Any) -> SampleFn:
     def sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
         t = TOUCHES.c
         rows = conn.execute(
@@ -129,7 +133,7 @@ def _touch_sample(where: Any) -> Callable[[Connection, StuckContext], list[dict[
     return sample
 
 
-def _touch_count(where: Any) -> Callable[[Connection, StuckContext], int]:
+def _touch_count(where: Any) -> CountFn:
     def count(conn: Connection, ctx: StuckContext) -> int:
         return int(
             conn.execute(
@@ -149,45 +153,32 @@ def _ambiguous_where(ctx: StuckContext) -> Any:
     return TOUCHES.c.status == TouchStatus.AMBIGUOUS
 
 
-def _quarantine_where(ctx: StuckContext) -> Any:
-    # A record fresh from an import is waiting for a decision, not stuck: it becomes stuck
-    # work once it has waited longer than the stuck-after setting, like an overdue touch.
-    q = QUARANTINE.c
-    return sa.and_(q.status == QuarantineStatus.OPEN, q.created_at < ctx.now - ctx.stuck_after)
+def _open_too_long(table: sa.Table, *columns: str) -> tuple[CountFn, SampleFn]:
+    """Count and sample of a quarantine table's open items older than stuck-after.
+
+    An item fresh from an import is waiting for a decision, not stuck: it becomes stuck
+    work once it has waited longer than the stuck-after setting, like an overdue touch."""
+
+    def where(ctx: StuckContext) -> Any:
+        c = table.c
+        return sa.and_(c.status == QuarantineStatus.OPEN, c.created_at < ctx.now - ctx.stuck_after)
+
+    def count(conn: Connection, ctx: StuckContext) -> int:
+        return _count(conn, table, where(ctx))
+
+    def sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
+        query = sa.select(*(table.c[name] for name in columns)).where(where(ctx))
+        return _rows(conn, query.order_by(table.c.id))
+
+    return count, sample
 
 
-def _quarantine_count(conn: Connection, ctx: StuckContext) -> int:
-    return _count(conn, QUARANTINE, _quarantine_where(ctx))
-
-
-def _quarantine_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
-    q = QUARANTINE.c
-    return _rows(
-        conn,
-        sa.select(q.id, q.source, q.source_ref, q.reasons, q.created_at)
-        .where(_quarantine_where(ctx))
-        .order_by(q.id),
-    )
-
-
-def _quarantined_files_where(ctx: StuckContext) -> Any:
-    # The same rule as records: a file becomes stuck once it has waited past stuck-after.
-    f = QUARANTINED_FILES.c
-    return sa.and_(f.status == QuarantineStatus.OPEN, f.created_at < ctx.now - ctx.stuck_after)
-
-
-def _quarantined_files_count(conn: Connection, ctx: StuckContext) -> int:
-    return _count(conn, QUARANTINED_FILES, _quarantined_files_where(ctx))
-
-
-def _quarantined_files_sample(conn: Connection, ctx: StuckContext) -> list[dict[str, Any]]:
-    f = QUARANTINED_FILES.c
-    return _rows(
-        conn,
-        sa.select(f.id, f.name, f.reason, f.created_at)
-        .where(_quarantined_files_where(ctx))
-        .order_by(f.id),
-    )
+_quarantine_count, _quarantine_sample = _open_too_long(
+    QUARANTINE, "id", "source", "source_ref", "reasons", "created_at"
+)
+_quarantined_files_count, _quarantined_files_sample = _open_too_long(
+    QUARANTINED_FILES, "id", "name", "reason", "created_at"
+)
 
 
 def _rows(conn: Connection, query: Any) -> list[dict[str, Any]]:

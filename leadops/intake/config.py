@@ -115,23 +115,13 @@ class HubSpotSource(_Strict):
         return value
 
 
-# The lead fields a web form may fill (only when empty on an existing lead). Stage,
-# consent, suppression, unsubscribe, source, CRM id and creation time never come from a
-# form: anyone who can post the form could otherwise set them.
-FORM_COLUMNS = frozenset(
-    {
-        "email",
-        "first_name",
-        "last_name",
-        "phone",
-        "company",
-        "job_title",
-        "company_size",
-        "industry",
-        "country",
-        "timezone",
-    }
+# The lead fields a web form may never set: anyone who can post the form could otherwise
+# move a lead's stage, consent or unsubscribe, or rewrite where and when it came from.
+TRUSTED_ONLY_COLUMNS = frozenset(
+    {"lifecycle_stage", "source", "email_consent", "whatsapp_consent", "created_at", "crm_id"}
 )
+# The lead fields a web form may fill (only when empty on an existing lead).
+FORM_COLUMNS = LEAD_COLUMNS - TRUSTED_ONLY_COLUMNS
 
 
 class FormSource(_Strict):
