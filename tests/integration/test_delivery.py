@@ -52,13 +52,15 @@ def provider_settings(
         "email_channel": "sendgrid",
         "sendgrid_api_key": SENDGRID_KEY,
         "sendgrid_base_url": sendgrid.url,
-        "sendgrid_timeout_seconds": 2,
+        # Long enough that a busy CI machine's slow answer is not taken for a hang (the
+        # timeout test sets its own, shorter one).
+        "sendgrid_timeout_seconds": 10,
         "whatsapp_channel": "twilio",
         "twilio_account_sid": TWILIO_SID,
         "twilio_auth_token": TWILIO_TOKEN,
         "twilio_whatsapp_from": "+14155550100",
         "twilio_base_url": twilio.url,
-        "twilio_timeout_seconds": 2,
+        "twilio_timeout_seconds": 10,
         "public_url": "https://hooks.example.com",
     }
     values.update(extra)
