@@ -109,6 +109,17 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def open_transaction(session: Session) -> None:
+    """Make sure the session's transaction has begun in the database, so a savepoint
+    nests in it. SQLite's driver begins a transaction only at the first write, and a
+    SAVEPOINT issued before one starts a transaction of its own that commits on release."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        driver = connection.connection.dbapi_connection
+        if driver is not None and not driver.in_transaction:
+            connection.exec_driver_sql("BEGIN")
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""

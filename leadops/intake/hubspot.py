@@ -6,7 +6,11 @@ API refuses to page past 10,000 results; before that, the read re-anchors: it ad
 filter `hs_object_id GT <last id read>` and starts paging again from the top.
 
 The cursor (table `intake_cursors`) is written in the same transaction as each page's
-leads, so a crash re-reads the page that was in flight and never skips one. A traversal
+leads, so a crash re-reads the page that was in flight and never skips one. A contact the
+database refuses (a constraint, a value it cannot store) does not hold the page back: the
+page is applied again one savepoint per contact, the refused one is quarantined
+(`store_failed`, with its raw data) and the cursor moves past the page. A locked or lost
+database fails the run instead, with the cursor where it was. A traversal
 reads every contact modified after `since`; the next traversal starts from the time this
 one began (minus `lag_seconds`, for the search index's delay), so contacts modified while
 it ran are read again next time rather than missed. Re-read contacts merge by CRM id.
@@ -29,7 +33,7 @@ from sqlmodel import Session
 
 from leadops.db import session_scope
 from leadops.intake.config import HubSpotSource
-from leadops.intake.importer import ImportReport, RawRecord, import_records
+from leadops.intake.importer import ImportReport, RawRecord, import_in_savepoints
 from leadops.models import IntakeCursor
 
 log = logging.getLogger("leadops.intake.hubspot")
@@ -175,8 +179,9 @@ def pull_contacts(
     """Read every contact modified since the stored cursor into leads, page by page.
 
     Each page and the cursor after it commit together, and are added to `report` as they
-    commit. Raises HubSpotError when HubSpot keeps failing; what was committed stays, and
-    the next run resumes after it.
+    commit. Raises HubSpotError when HubSpot keeps failing, and the database's error when
+    it is locked or unreachable; what was committed stays, and the next run resumes after
+    it.
     """
     source = config.source
     with Session(engine) as session:
@@ -207,9 +212,11 @@ def pull_contacts(
         done = not results or next_after is None
         if done:
             state = {"since": state["next_since"]}
+        part = ImportReport(source=source)
         with session_scope(engine) as session:
+            _save_cursor(session, source, dict(state), now)
             if results:
-                part = import_records(
+                part = import_in_savepoints(
                     session,
                     [contact_record(contact, config) for contact in results],
                     source=source,
@@ -217,8 +224,7 @@ def pull_contacts(
                     default_region=default_region,
                     default_timezone=default_timezone,
                 )
-                report.add(part)
-            _save_cursor(session, source, dict(state), now)
+        report.add(part)  # committed
         if done:
             log.info("HubSpot traversal done: %d read, cursor %s", report.read, state)
             return report

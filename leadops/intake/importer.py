@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -32,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
-from leadops.db import session_scope
+from leadops.db import open_transaction, session_scope
 from leadops.intake.validate import FieldIssue, LeadRecord, Outcome, normalise_record, seniority_of
 from leadops.models import (
     FUNNEL_ORDER,
@@ -47,6 +48,9 @@ log = logging.getLogger("leadops.intake")
 
 INVALID_RECORD = "invalid_record"  # validation itself failed on this record
 STORE_FAILED = "store_failed"  # the database refused the record (see import_each)
+# The database refused the data itself (a constraint, a value it cannot store). Anything
+# else (locked, connection lost) is the database's state, not the record's: it propagates.
+REFUSED = (IntegrityError, DataError)
 
 # Fields a newer record may fill when the existing lead has none.
 FILLABLE = (
@@ -553,10 +557,82 @@ def import_each(
     database. A record the database refuses (a constraint or a value it cannot store) is
     quarantined (`store_failed`, with the database's message); the others go in. Other
     database errors (locked, unreachable) propagate: nothing is quarantined for them."""
+    return _import_one_by_one(
+        records,
+        attempt=lambda: session_scope(engine),
+        keep=lambda: session_scope(engine),
+        source=source,
+        now=now,
+        default_region=default_region,
+        default_timezone=default_timezone,
+    )
+
+
+def import_in_savepoints(
+    session: Session,
+    records: Iterable[RawRecord],
+    *,
+    source: str,
+    now: datetime,
+    default_region: str,
+    default_timezone: str,
+) -> ImportReport:
+    """Import `records` inside the session's transaction, which the caller commits: as one
+    batch in a savepoint and, when the database refuses it, one savepoint per record, as
+    `import_each` does with transactions (refused records are quarantined `store_failed`;
+    other database errors propagate and leave the transaction to be rolled back)."""
+    records = list(records)
+    open_transaction(session)
+    try:
+        with session.begin_nested():
+            return import_records(
+                session,
+                records,
+                source=source,
+                now=now,
+                default_region=default_region,
+                default_timezone=default_timezone,
+            )
+    except REFUSED as exc:
+        log.warning(
+            "the database refused a batch of %d %s records (%s); importing them one by one",
+            len(records),
+            source,
+            str(exc).splitlines()[0][:300],
+        )
+
+    @contextmanager
+    def savepoint() -> Iterator[Session]:
+        with session.begin_nested():
+            yield session
+
+    return _import_one_by_one(
+        records,
+        attempt=savepoint,
+        keep=lambda: nullcontext(session),
+        source=source,
+        now=now,
+        default_region=default_region,
+        default_timezone=default_timezone,
+    )
+
+
+def _import_one_by_one(
+    records: Iterable[RawRecord],
+    *,
+    attempt: Callable[[], AbstractContextManager[Session]],
+    keep: Callable[[], AbstractContextManager[Session]],
+    source: str,
+    now: datetime,
+    default_region: str,
+    default_timezone: str,
+) -> ImportReport:
+    """Import each record in its own `attempt` scope (a transaction or a savepoint, rolled
+    back when it raises); a record the database refuses is quarantined in a `keep` scope."""
     report = ImportReport(source=source)
     for raw in records:
         try:
-            with session_scope(engine) as session:
+            with attempt() as session:
                 part = import_records(
                     session,
                     [raw],
@@ -565,10 +641,10 @@ def import_each(
                     default_region=default_region,
                     default_timezone=default_timezone,
                 )
-        except (IntegrityError, DataError) as exc:  # this record's data, not the database
+        except REFUSED as exc:  # this record's data, not the database
             problem = str(exc).splitlines()[0][:300]
             log.warning("the database refused %s: %s", raw.source_ref, problem)
-            with session_scope(engine) as session:
+            with keep() as session:
                 quarantine(
                     session,
                     source=source,
@@ -577,6 +653,7 @@ def import_each(
                     details=[f"the database refused it: {type(exc).__name__}: {problem}"],
                     now=now,
                 )
+                session.flush()
             part = ImportReport(source=source, read=1, quarantined_records=1)
             part.quarantined[STORE_FAILED] += 1
         report.add(part)

@@ -425,7 +425,11 @@ def pull_hubspot(
         result.error = str(exc)
         log.error("HubSpot intake failed: %s", exc)
     except (SQLAlchemyError, RuntimeError, ValueError) as exc:  # the cursor stays put
-        result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        result.error = (
+            locked_message(str(engine.url))
+            if is_locked(exc)
+            else f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        )
         log.error("HubSpot intake failed: %s", result.error)
     return [result]
 

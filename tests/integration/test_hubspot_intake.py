@@ -1,8 +1,10 @@
-"""HubSpot intake against a local fake search API: paging, the 10,000 cap, 429, 500s."""
+"""HubSpot intake against a local fake search API: paging, the 10,000 cap, 429, 500s,
+records the database refuses and a locked database."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,9 +15,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 from werkzeug import Request, Response
 
-from leadops.intake.config import HubSpotSource
+from leadops.db import make_engine, session_scope, upgrade
+from leadops.intake.config import HubSpotSource, IntakeConfig
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, load_cursor, pull_contacts
-from leadops.models import Lead, LeadSourceRecord
+from leadops.intake.importer import RawRecord, import_in_savepoints, import_records
+from leadops.intake.run import IntakeRun, run_intake
+from leadops.models import Lead, LeadSourceRecord, QuarantinedRecord
 from leadops.settings import Settings
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -250,9 +255,6 @@ def test_contacts_deleted_mid_traversal_do_not_make_the_read_skip_others(
 def test_an_intake_run_reports_pages_committed_before_hubspot_failed(
     sqlite_engine: Engine, httpserver: HTTPServer, settings: Settings
 ) -> None:
-    from leadops.intake.config import IntakeConfig
-    from leadops.intake.run import run_intake
-
     fake = FakeHubSpot(1_000)
     fake.fail_from = 3
     _serve(httpserver, fake)
@@ -269,3 +271,147 @@ def test_an_intake_run_reports_pages_committed_before_hubspot_failed(
     [row] = run.rows()
     assert row["read"] == 400 and row["created"] == 400
     assert "failed 2 times" in row["note"] and run.errors
+
+
+def _run_hubspot(
+    engine: Engine, settings: Settings, httpserver: HTTPServer, now: datetime = NOW
+) -> IntakeRun:
+    config = IntakeConfig(hubspot=HubSpotSource(enabled=True, lag_seconds=60))
+    config.csv.enabled = False
+    return run_intake(
+        engine,
+        settings,
+        now=now,
+        sources=["hubspot"],
+        config=config,
+        hubspot=_client(httpserver, [], max_attempts=2),
+    )
+
+
+def _one_lead_per_crm_id(engine: Engine) -> None:
+    """A rule of the operator's that validation knows nothing of: one lead per CRM id.
+    Contact 250 was imported before (from a CRM export) under the address it had then;
+    it has a new one in HubSpot now, so the two do not merge and its insert clashes."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE UNIQUE INDEX uq_leads_crm_id_ops ON leads (crm_id)")
+    with session_scope(engine) as session:
+        import_records(
+            session,
+            [RawRecord({"email": "old250@example.com", "crm_id": "250"}, "crm-export.csv:2")],
+            source="csv:crm-export.csv",
+            now=NOW - timedelta(days=30),
+            default_region="US",
+            default_timezone="UTC",
+        )
+
+
+def _count(engine: Engine, model: type[Any]) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+
+def test_a_contact_the_database_refuses_is_quarantined_and_the_rest_go_in(
+    engine: Engine, httpserver: HTTPServer, settings: Settings
+) -> None:
+    _one_lead_per_crm_id(engine)
+    fake = FakeHubSpot(450)  # pages of 200, 200 and 50; contact 250 is on the second
+    _serve(httpserver, fake)
+
+    run = _run_hubspot(engine, settings, httpserver)
+
+    assert run.errors == []
+    [row] = run.rows()
+    assert (row["read"], row["created"], row["merged"], row["quarantined"]) == (450, 449, 0, 1)
+    assert row["reasons"] == "store_failed 1"
+    ids = _crm_ids(engine)
+    assert len(ids) == 450 and set(ids) == {str(i) for i in range(1, 451)}
+    with Session(engine) as session:
+        [refused] = session.exec(select(QuarantinedRecord)).all()
+        kept = session.exec(select(Lead).where(Lead.crm_id == "250")).one()
+        cursor = load_cursor(session, "hubspot")
+    assert kept.email == "old250@example.com"
+    assert refused.source == "hubspot" and refused.source_ref == "hubspot:contact/250"
+    assert refused.reasons == ["store_failed"] and "refused it" in (refused.detail or "")
+    assert refused.raw["email"] == "contact250@example.com" and refused.raw["crm_id"] == "250"
+    assert refused.raw["first_name"] == "first250" and refused.raw["company"] == "Company 0"
+    assert cursor == {"since": int((NOW - timedelta(seconds=60)).timestamp() * 1000)}
+    assert [b.get("after") for b in fake.requests] == [None, "200", "400"]  # each page once
+
+    history = _count(engine, LeadSourceRecord)
+    again = _run_hubspot(engine, settings, httpserver, NOW + timedelta(minutes=15))
+    assert again.errors == [] and again.rows()[0]["read"] == 0
+    since = {"propertyName": "lastmodifieddate", "operator": "GT", "value": str(cursor["since"])}
+    assert since in fake.requests[-1]["filterGroups"][0]["filters"]
+    assert len(_crm_ids(engine)) == 450
+    assert _count(engine, QuarantinedRecord) == 1
+    assert _count(engine, LeadSourceRecord) == history
+
+
+def test_a_locked_database_fails_the_run_without_quarantining_or_moving_the_cursor(
+    settings: Settings, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEADOPS_SQLITE_LOCK_WAIT_SECONDS", "0.2")
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    _one_lead_per_crm_id(engine)
+    holder = sqlite3.connect(
+        str(engine.url.database), isolation_level=None, check_same_thread=False
+    )
+    fake = FakeHubSpot(450)
+    serve_page = fake.handle
+
+    def lock_before_page_2(request: Request) -> Response:
+        if len(fake.requests) == 1:
+            holder.execute("BEGIN IMMEDIATE")  # another process writing, from now on
+        return serve_page(request)
+
+    httpserver.expect_request(
+        "/crm/v3/objects/contacts/search", method="POST"
+    ).respond_with_handler(lock_before_page_2)
+    try:
+        run = _run_hubspot(engine, settings, httpserver)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    [failed] = run.errors
+    assert "is locked" in (failed.error or "") and "try again" in (failed.error or "")
+    assert failed.report is not None and failed.report.created == 200  # page 1 committed
+    with Session(engine) as session:
+        assert load_cursor(session, "hubspot")["after_id"] == "200"
+    assert _count(engine, QuarantinedRecord) == 0  # a lock is not the record's fault
+
+    resumed = _run_hubspot(engine, settings, httpserver, NOW + timedelta(minutes=15))
+    assert resumed.errors == []
+    [row] = resumed.rows()
+    assert (row["read"], row["created"], row["quarantined"]) == (250, 249, 1)
+    assert {"propertyName": "hs_object_id", "operator": "GT", "value": "200"} in (
+        fake.requests[2]["filterGroups"][0]["filters"]
+    )
+    assert len(set(_crm_ids(engine))) == 450 and len(_crm_ids(engine)) == 450
+    engine.dispose()
+
+
+@pytest.mark.parametrize("ids", [(249, 251), (249, 250, 251)], ids=["batch", "one-by-one"])
+def test_a_page_applied_in_savepoints_is_one_transaction_with_its_cursor(
+    engine: Engine, ids: tuple[int, ...]
+) -> None:
+    # SQLite starts a transaction at the first write; a savepoint opened before one would
+    # commit on release, and a page could then stay without its cursor.
+    _one_lead_per_crm_id(engine)
+    records = [
+        RawRecord({"email": f"p{i}@example.com", "crm_id": str(i)}, f"hubspot:contact/{i}")
+        for i in ids
+    ]
+    with pytest.raises(RuntimeError, match="crash"), session_scope(engine) as session:
+        part = import_in_savepoints(
+            session,
+            records,
+            source="hubspot",
+            now=NOW,
+            default_region="US",
+            default_timezone="UTC",
+        )
+        assert (part.created, part.quarantined_total) == (2, len(ids) - 2)
+        raise RuntimeError("crash before the cursor commits")
+    assert _crm_ids(engine) == ["250"] and _count(engine, QuarantinedRecord) == 0
