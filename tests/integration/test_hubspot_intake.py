@@ -19,6 +19,7 @@ from leadops.db import make_engine, session_scope, upgrade
 from leadops.intake.config import HubSpotSource, IntakeConfig
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, load_cursor, pull_contacts
 from leadops.intake.importer import RawRecord, import_in_savepoints, import_records
+from leadops.intake.quarantine import release
 from leadops.intake.run import IntakeRun, run_intake
 from leadops.models import Lead, LeadSourceRecord, QuarantinedRecord
 from leadops.settings import Settings
@@ -345,6 +346,18 @@ def test_a_contact_the_database_refuses_is_quarantined_and_the_rest_go_in(
     assert len(_crm_ids(engine)) == 450
     assert _count(engine, QuarantinedRecord) == 1
     assert _count(engine, LeadSourceRecord) == history
+
+    # Told which address is current, the operator releases it into the lead it clashed with.
+    fixed = release(
+        engine,
+        refused.id or 0,
+        now=NOW,
+        default_region="US",
+        default_timezone="UTC",
+        corrections={"email": "old250@example.com"},
+    )
+    assert fixed.released and fixed.action == "merged" and fixed.lead_id == kept.id
+    assert len(_crm_ids(engine)) == 450
 
 
 def test_a_locked_database_fails_the_run_without_quarantining_or_moving_the_cursor(
