@@ -775,20 +775,21 @@ def _worker_main(conn: PipeEnd, settings: Settings, at: datetime | None) -> None
     # started with both blocked (run_workers): a signal that came meanwhile arrives now
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     threading.Thread(target=_watch_parent, name="watch-parent", daemon=True).start()
+    outcome: tuple[str, Any]
     try:
-        report = dispatch_worker(settings, at)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: nothing left to stop
-        conn.send(("report", report))
-    except WorkerStopped:
-        conn.send(("stopped", None))
-    except Exception as exc:
-        text = traceback.format_exc()
         try:
-            conn.send(("error", (exc, text)))
-        except Exception:  # an error that does not pickle is sent as text
-            conn.send(("error", (WorkerFailed(f"{type(exc).__name__}: {exc}"), text)))
-    finally:
-        conn.close()
+            outcome = ("report", dispatch_worker(settings, at))
+        except Exception as exc:
+            outcome = ("error", (exc, traceback.format_exc()))
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: nothing left to stop
+    except WorkerStopped:  # (its handler has set SIGTERM to be ignored from now on)
+        outcome = ("stopped", None)
+    with conn:
+        try:
+            conn.send(outcome)
+        except Exception:  # an outcome that does not pickle is sent as text
+            detail = WorkerFailed(f"{outcome[0]}: {outcome[1]!r}"[:4000])
+            conn.send(("error", (detail, traceback.format_exc())))
 
 
 def stop_processes(processes: list[BaseProcess], grace: float = STOP_GRACE_SECONDS) -> None:
@@ -881,6 +882,8 @@ def run_workers(
                     )
                 log.error("a dispatcher worker failed: %s", error)  # raised once all ended
                 failures.append(error)
+        for process in processes:  # each has reported and is exiting
+            process.join()
     finally:
         stop_processes(processes)
         for reader in waiting:
