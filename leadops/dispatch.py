@@ -23,7 +23,11 @@ Several dispatcher processes may share one database (`run_workers`, `leadops run
 claim skips rows another worker has locked (SKIP LOCKED); on SQLite the claiming UPDATE
 takes the write lock and only turns rows that are still `pending` into claimed ones, and
 each worker then reads back only the rows carrying its token, so no row is ever claimed
-by two workers.
+by two workers. Interrupted (Ctrl-C, SIGTERM, or its parent gone), `run_workers` stops
+each process with SIGTERM: sends not started are cancelled (back to `pending`), those on
+the wire finish and every outcome is recorded; a process still running after
+STOP_GRACE_SECONDS is killed, and the rows it left `claimed` or `sending` are resolved by
+the lease rules above, never re-sent while in doubt.
 """
 
 from __future__ import annotations
