@@ -383,27 +383,34 @@ EXIT_GRACE_SECONDS = 3  # after Ctrl-C, for Prefect to send its last logs and st
 
 
 @contextmanager
-def _interruptible(what: str) -> Iterator[None]:
-    """Run a flow so that Ctrl-C ends it at once with a clear message, exit code 130.
+def _interruptible(what: str, *, flow_run: bool = True) -> Iterator[None]:
+    """Run a flow (or, without `flow_run`, the stages directly) so that Ctrl-C or SIGTERM
+    ends it at once with a clear message, exit code 130 (143 for SIGTERM).
 
     Prefect's temporary server is started first, out of reach of Ctrl-C, so the
     interrupted flow run is recorded as Crashed (never left Running) and its logs are
-    sent before the process exits.
+    sent before the process exits. Dispatcher processes are stopped on the way out
+    (leadops.dispatch.run_workers).
     """
+    from leadops.interrupts import Terminated, sigterm_raises
     from leadops.prefect_stack import exit_after_interrupt, start_ephemeral_server
 
     try:
-        start_ephemeral_server()
-        yield
-    except KeyboardInterrupt:
-        exit_after_interrupt(130, grace=EXIT_GRACE_SECONDS)
+        with sigterm_raises():
+            if flow_run:
+                start_ephemeral_server()
+            yield
+    except (KeyboardInterrupt, Terminated) as exc:
+        code, how = (143, "terminated") if isinstance(exc, Terminated) else (130, "interrupted")
+        if flow_run:
+            exit_after_interrupt(code, grace=EXIT_GRACE_SECONDS)
+        marked = "; its flow run is marked Crashed" if flow_run else ""
         err.print(
-            f"[red]interrupted:[/] {what} stopped; its flow run is marked Crashed. Messages "
-            "already sent are recorded and are never sent again: run the same command to "
-            "finish the work.",
+            f"[red]{how}:[/] {what} stopped{marked}. Messages already sent are recorded and "
+            "are never sent again: run the same command to finish the work.",
             highlight=False,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(code) from None
 
 
 def _print_summary(engine: Any, title: str) -> None:
@@ -442,7 +449,7 @@ def run(
 
         processes = workers or settings.dispatch_workers
         try:
-            with run_lock(runtime.engine, "nurture"):
+            with _interruptible("the tick", flow_run=False), run_lock(runtime.engine, "nurture"):
                 if processes == 1:
                     dispatch = run_tick(runtime, clock_for(at)).dispatch
                 else:
@@ -504,10 +511,11 @@ def simulate(
 
         with progress.listening(show):
             if no_prefect:
-                for day in range(days):
-                    day_start = begin + timedelta(days=day)
-                    run_simulation(runtime, day_start, day_start + timedelta(days=1))
-                    progress.notify((day + 1) / days, f"day {day + 1} of {days}")
+                with _interruptible("the simulation", flow_run=False):
+                    for day in range(days):
+                        day_start = begin + timedelta(days=day)
+                        run_simulation(runtime, day_start, day_start + timedelta(days=1))
+                        progress.notify((day + 1) / days, f"day {day + 1} of {days}")
             else:
                 from flows.nurture import simulate_flow
 

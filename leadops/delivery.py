@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -104,12 +103,14 @@ class ChannelPool:
         *,
         attempts: int = 3,
         max_wait: float = 5.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.channel = channel
         self.attempts = attempts
         self.max_wait = max_wait
-        self._sleep = sleep
+        # Set by close(cancel=True): waits for a token or a retry end, nothing new starts.
+        self._closing = threading.Event()
+        self._sleep = sleep if sleep is not None else self._closing.wait
         rate = channel.rate_per_second
         self.bucket = TokenBucket(rate) if rate else None
         self.executor = ThreadPoolExecutor(
@@ -127,8 +128,10 @@ class ChannelPool:
             if self.stopped is not None:
                 attempt.error = self.stopped
                 return attempt
-            if self.bucket is not None:
-                self.bucket.acquire()
+            if self.bucket is not None and not self.bucket.acquire(self._closing):
+                if attempt.tries == 0:
+                    attempt.error = NotAttempted("dispatcher stopped before sending")
+                return attempt
             attempt.tries += 1
             try:
                 attempt.result = self.channel.send(message)
@@ -151,6 +154,8 @@ class ChannelPool:
                 if attempt.tries >= self.attempts or wait > self.max_wait:
                     return attempt
                 self._sleep(wait)
+                if self._closing.is_set():
+                    return attempt
             except SendError as exc:
                 attempt.error = exc
                 return attempt
@@ -162,7 +167,10 @@ class ChannelPool:
                 return attempt
 
     def close(self, *, cancel: bool = False) -> None:
-        """Wait for the sends on the wire; with `cancel`, drop those not started yet."""
+        """Wait for the sends on the wire; with `cancel`, drop those not started yet
+        (including those waiting for the rate limit or a retry)."""
+        if cancel:
+            self._closing.set()
         self.executor.shutdown(wait=True, cancel_futures=cancel)
 
 

@@ -127,7 +127,8 @@ def exit_after_interrupt(code: int, grace: float) -> None:
 
     Prefect's exit work (sending queued logs and events, stopping the temporary server)
     runs first; on a machine too busy for it to finish in time, or at a second Ctrl-C,
-    the temporary server is asked to stop and the process exits at once.
+    the temporary server is asked to stop and the process exits at once (a SIGTERM
+    then does the same).
     """
 
     def force(*_: object) -> None:
@@ -135,6 +136,7 @@ def exit_after_interrupt(code: int, grace: float) -> None:
         os._exit(code)
 
     signal.signal(signal.SIGINT, force)
+    signal.signal(signal.SIGTERM, force)
     timer = threading.Timer(grace, force)
     timer.daemon = True
     timer.start()

@@ -44,13 +44,18 @@ class TokenBucket:
                 return 0.0
             return max(1e-4, (1 - self._tokens) / self.rate)
 
-    def acquire(self) -> None:
-        """Block until a send may start."""
+    def acquire(self, stop: threading.Event | None = None) -> bool:
+        """Block until a send may start; False (no token taken) once `stop` is set."""
         while True:
+            if stop is not None and stop.is_set():
+                return False
             wait = self._reserve()
             if wait <= 0:
-                return
-            self._sleep(wait)
+                return True
+            if stop is None:
+                self._sleep(wait)
+            else:
+                stop.wait(wait)
 
     def pause(self, seconds: float) -> None:
         """Let no one start for `seconds` (the provider asked us to back off)."""

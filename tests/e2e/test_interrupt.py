@@ -1,7 +1,9 @@
-"""Ctrl-C in `leadops simulate`: a real SIGINT to the command's process group, as a
-terminal sends it. The command exits within 5 s with a clear message, leaves no process
-behind, its flow run ends Crashed (read through the Prefect API of the command's own
-Prefect home), and running it again finishes the work with nothing sent twice."""
+"""Ctrl-C in `leadops simulate` and `leadops run --workers 2`: a real SIGINT to the
+command's process group, as a terminal sends it, or to the command alone (and SIGTERM,
+as a Prefect worker cancelling a run sends it). The command exits within 5 s with a clear
+message and no traceback, leaves no process behind (the dispatcher processes included),
+its flow run ends Crashed (read through the Prefect API of the command's own Prefect
+home), and running it again finishes the work with nothing sent twice."""
 
 from __future__ import annotations
 
@@ -13,12 +15,24 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from leadops.db import make_engine
+from leadops.db import make_engine, upgrade
+from leadops.testing.fakes import FakeSendGrid, FakeTwilio
+from leadops.testing.scenario import (
+    SENDGRID_KEY,
+    TEMPLATE_SID,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    provider_config,
+    provider_env,
+    seed_leads,
+)
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.prefect
@@ -33,7 +47,7 @@ from prefect.client.orchestration import get_client
 async def main():
     async with get_client() as client:
         runs = await client.read_flow_runs()
-    print(json.dumps([[r.name, r.state_type.value] for r in runs]))
+    print(json.dumps(sorted([r.name, r.state_type.value] for r in runs)))
 
 asyncio.run(main())
 """
@@ -50,6 +64,13 @@ def group_members(pgid: int) -> list[str]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             alive.append(stat.parent.name)
     return alive
+
+
+def command_line(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return f"{pid} (ended)"
 
 
 def sent_messages(outbox: Path) -> Counter[tuple[str, str, str, str]]:
@@ -142,3 +163,172 @@ def test_ctrl_c_in_simulate_stops_at_once_and_a_rerun_sends_nothing_twice(tmp_pa
     # everything finished: nothing left claimed, sending or unknown, every send on file
     assert statuses.get("sent") == sum(sent.values()) and len(sent) > len(partial)
     assert set(statuses) <= {"sent", "skipped"}, statuses
+
+
+# `leadops run --workers 2` through fake providers slowed to 10 messages a second per
+# channel (shared by the two dispatcher processes), so the run is still sending when the
+# signal comes: 40 leads, 80 touches in batches of 10.
+WORKER_LEADS = 40
+TICK = datetime.fromisoformat("2026-12-01T10:00:00+00:00")  # a Tuesday, inside the window
+RUN = ["run", "--workers", "2", "--now", TICK.isoformat()]
+# Past the claim lease of the interrupted run's unsent claims (and their 30 s retry wait);
+# the dispatch code is the same with or without a flow run.
+RERUN = [
+    "run",
+    "--workers",
+    "2",
+    "--no-prefect",
+    "--now",
+    (TICK + timedelta(minutes=10)).isoformat(),
+]
+FAST = {"LEADOPS_SENDGRID_RATE_PER_SECOND": "1000", "LEADOPS_TWILIO_RATE_PER_SECOND": "1000"}
+
+
+def rerun(env: dict[str, str]) -> None:
+    again = subprocess.run(
+        [LEADOPS, *RERUN], env=env | FAST, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeSendGrid, FakeTwilio]]:
+    sendgrid = FakeSendGrid(api_key=SENDGRID_KEY, validate_every=0)
+    twilio = FakeTwilio(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN, validate_every=0)
+    twilio.templates = {TEMPLATE_SID}
+    sendgrid.start()
+    twilio.start()
+    yield sendgrid, twilio
+    sendgrid.stop()
+    twilio.stop()
+
+
+def worker_project(tmp_path: Path, sendgrid: FakeSendGrid, twilio: FakeTwilio) -> dict[str, str]:
+    """A migrated database with consenting leads, and the environment pointing at it."""
+    provider_config(tmp_path / "config")
+    engine = make_engine(f"sqlite:///{(tmp_path / 'data' / 'leadops.db').as_posix()}")
+    upgrade(engine)
+    seed_leads(engine, WORKER_LEADS, TICK)
+    engine.dispose()
+    env = provider_env(
+        tmp_path,
+        sendgrid,
+        twilio,
+        sendgrid_rate_per_second=10,
+        twilio_rate_per_second=10,
+        dispatch_batch_size=10,
+    )
+    return {k: v for k, v in env.items() if not k.startswith("PREFECT_")}
+
+
+def interrupt(
+    args: list[str],
+    env: dict[str, str],
+    fakes: tuple[FakeSendGrid, FakeTwilio],
+    signum: int,
+    *,
+    group: bool,
+) -> tuple[int, float, str]:
+    """Start `leadops ARGS` in a process group of its own, send `signum` (to the group, or
+    to the command alone) once a few messages went out; its exit code, seconds to stop
+    and stderr."""
+    process = subprocess.Popen(
+        [LEADOPS, *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while sum(len(fake.log) for fake in fakes) < 6:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the run sent nothing within 180 s"
+            time.sleep(0.05)
+        (os.killpg if group else os.kill)(process.pid, signum)
+        sent_at = time.monotonic()
+        _out, err = process.communicate(timeout=30)
+        took = time.monotonic() - sent_at
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    # multiprocessing's resource tracker (started with the spawned dispatchers) ends by
+    # itself once the command has exited: allow it a moment
+    deadline = time.monotonic() + 2
+    while group_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = group_members(process.pid)
+    assert left == [], f"processes left behind: {[command_line(pid) for pid in left]}"
+    return process.returncode, took, err
+
+
+def assert_finished_once(tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio]) -> None:
+    """Every touch was sent exactly once: as the database says, and as the providers saw."""
+    for fake in fakes:
+        assert fake.duplicates() == {}
+    accepted = {entry.touch_id for fake in fakes for entry in fake.log}
+    engine = make_engine(f"sqlite:///{(tmp_path / 'data' / 'leadops.db').as_posix()}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, status FROM touches")).all()
+    engine.dispose()
+    assert len(rows) == 2 * WORKER_LEADS
+    sent = {str(touch_id) for touch_id, status in rows if status == "sent"}
+    # nothing left claimed or pending; only a send cut off on the wire may stay in doubt
+    assert {status for _, status in rows} <= {"sent", "ambiguous"}
+    assert sent <= accepted and len(sent) >= 2 * WORKER_LEADS - 4
+
+
+def test_ctrl_c_in_run_with_workers_stops_them_and_marks_the_flow_run_crashed(
+    tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio]
+) -> None:
+    env = worker_project(tmp_path, *fakes)
+
+    code, took, err = interrupt(RUN, env, fakes, signal.SIGINT, group=True)
+
+    assert code == 130, err
+    assert took < 5, f"run --workers 2 took {took:.1f} s to stop after Ctrl-C"
+    assert "Traceback" not in err, err
+    assert "interrupted: the tick stopped; its flow run is marked Crashed" in " ".join(err.split())
+    partial = sum(len(fake.log) for fake in fakes)
+    assert partial < 2 * WORKER_LEADS
+
+    rerun(env)
+    assert_finished_once(tmp_path, fakes)
+    runs = subprocess.run(
+        [sys.executable, "-c", READ_RUNS],
+        env=env
+        | {
+            "PREFECT_HOME": str(tmp_path / "data" / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    assert json.loads(runs.stdout) == [["nurture-2026-12-01T10:00Z", "CRASHED"]]
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_signal_to_the_run_alone_stops_its_dispatcher_processes(
+    tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio], signum: int, code: int, word: str
+) -> None:
+    """Only the command gets the signal (`kill -INT PID`, a Prefect worker's SIGTERM): it
+    still stops its dispatcher processes at once instead of waiting for them."""
+    env = worker_project(tmp_path, *fakes)
+
+    returncode, took, err = interrupt([*RUN, "--no-prefect"], env, fakes, signum, group=False)
+
+    assert returncode == code, err
+    assert took < 5, f"run --workers 2 took {took:.1f} s to stop after {signum!r}"
+    assert "Traceback" not in err, err
+    assert f"{word}: the tick stopped. Messages already sent are recorded" in " ".join(err.split())
+    assert sum(len(fake.log) for fake in fakes) < 2 * WORKER_LEADS
+
+    rerun(env)
+    assert_finished_once(tmp_path, fakes)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -79,3 +81,17 @@ def test_workers_share_the_provider_limits(tmp_path: Path) -> None:
     assert (share.sendgrid_rate_per_second, share.twilio_rate_per_second) == (50, 15)
     assert (share.sendgrid_concurrency, share.twilio_concurrency) == (8, 2)
     assert worker_settings(settings, 1) is settings
+
+
+def test_a_failing_worker_is_raised_with_its_own_traceback(tmp_path: Path) -> None:
+    from leadops.db import DatabaseNotReady
+    from tests.conftest import make_settings
+
+    empty = tmp_path / "empty.db"  # never migrated
+    settings = make_settings(tmp_path, database_url=f"sqlite:///{empty}")
+
+    with pytest.raises(DatabaseNotReady, match="leadops init") as raised:
+        run_workers(settings, NOW, 2)
+
+    assert "Traceback" in str(raised.value.__cause__)  # as it happened in the worker
+    assert multiprocessing.active_children() == []

@@ -1,12 +1,17 @@
-"""The token bucket that keeps each provider under its messages-per-second limit."""
+"""The token bucket that keeps each provider under its messages-per-second limit, and a
+stopping dispatcher's waits for it."""
 
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from leadops.delivery import backoff
+from leadops.channels.base import OutgoingMessage
+from leadops.channels.outbox import OutboxChannel
+from leadops.delivery import ChannelPool, NotAttempted, backoff
 from leadops.ratelimit import TokenBucket
 
 
@@ -69,3 +74,50 @@ def test_backoff_prefers_retry_after_and_doubles_otherwise() -> None:
     assert backoff(20, None) == 30.0
     with pytest.raises(ValueError):
         TokenBucket(0)
+
+
+def test_a_wait_for_a_token_ends_once_stop_is_set() -> None:
+    bucket = TokenBucket(1000, burst=1)
+    bucket.pause(60)  # a provider's Retry-After: nobody may start for a minute
+    stop = threading.Event()
+    results: list[bool] = []
+    waiter = threading.Thread(target=lambda: results.append(bucket.acquire(stop)))
+    waiter.start()
+    stop.set()
+    waiter.join(timeout=10)
+    assert results == [False]
+    assert not bucket.acquire(stop)  # stopped: no token is handed out
+
+
+def test_closing_a_pool_cancels_the_sends_still_waiting_for_the_rate_limit(
+    tmp_path: Path,
+) -> None:
+    channel = OutboxChannel(tmp_path, "email", sender_email="hello@northwind.example")
+    channel.rate_per_second = 1000.0
+    channel.concurrency = 3
+    pool = ChannelPool(channel)
+    assert pool.bucket is not None
+    pool.bucket.pause(60)
+    futures = [pool.submit(_message(touch_id)) for touch_id in range(1, 7)]
+    pool.close(cancel=True)
+    # three were waiting for a token, three never started: none was sent
+    attempts = [future.result() for future in futures if not future.cancelled()]
+    assert len(attempts) == 3
+    assert all(isinstance(a.error, NotAttempted) and a.tries == 0 for a in attempts)
+    assert not list(tmp_path.rglob("*.eml"))
+
+
+def _message(touch_id: int) -> OutgoingMessage:
+    return OutgoingMessage(
+        touch_id=touch_id,
+        lead_id=touch_id,
+        channel="email",
+        to=f"lead{touch_id}@example.com",
+        campaign="educate",
+        step="day-1",
+        created_at=datetime(2026, 12, 1, 9, tzinfo=UTC),
+        subject="Metrics that matter",
+        html="<p>Hello</p>",
+        text="Hello",
+        unsubscribe_url="https://hooks.example.com/u/x",
+    )
