@@ -17,12 +17,11 @@ from pathlib import Path
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, col, select
 
 from leadops.db import session_scope
 from leadops.intake.csv_source import FileRejected
-from leadops.intake.importer import STORE_FAILED, RawRecord, import_records
+from leadops.intake.importer import REFUSED, STORE_FAILED, RawRecord, import_records
 from leadops.intake.validate import normalise_record
 from leadops.models import QUARANTINED_FILES, QuarantinedFile, QuarantinedRecord, QuarantineStatus
 
@@ -88,7 +87,7 @@ def release(
                 default_region=default_region,
                 default_timezone=default_timezone,
             )
-        except (IntegrityError, DataError) as exc:  # still refused by the database
+        except REFUSED as exc:  # still refused by the database
             session.rollback()
             problem = str(exc).splitlines()[0][:300]
             return ReleaseResult(

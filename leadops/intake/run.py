@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from leadops.db import is_locked, locked_message, session_scope
@@ -31,7 +31,7 @@ from leadops.intake.csv_source import (
     unmapped_columns,
 )
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, pull_contacts
-from leadops.intake.importer import ImportReport
+from leadops.intake.importer import REFUSED, ImportReport
 from leadops.intake.quarantine import (
     file_store,
     open_file,
@@ -237,7 +237,7 @@ def import_file(
             with session_scope(engine) as session:
                 report, earlier = import_csv_file(session, path, force=force, **options)
                 _resolve(session, path, report, earlier, (held, releasing), now=now)
-        except (IntegrityError, DataError) as exc:  # rolled back; a refused record must
+        except REFUSED as exc:  # rolled back; a refused record must
             # not stop the file: read it again one record per transaction
             log.warning(
                 "importing %s in one transaction failed (%s); importing it record by record",
