@@ -34,11 +34,11 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from bench.report import machine_line, write_section
-from leadops.clock import SimulatedClock
-from leadops.db import make_engine, upgrade
+from leadops.core.clock import SimulatedClock
+from leadops.core.db import make_engine, upgrade
+from leadops.core.settings import Settings
 from leadops.dispatch import run_workers
 from leadops.nurture import load_runtime, plan_all, run_dispatch
-from leadops.settings import Settings
 from leadops.testing.fakes import Faults
 from leadops.testing.scenario import (
     ROOT,

@@ -18,11 +18,11 @@ import yaml
 from sqlalchemy import insert
 
 from bench.report import machine_line, write_section
-from leadops.db import make_engine, upgrade
+from leadops.core.db import make_engine, upgrade
+from leadops.core.settings import Settings
 from leadops.escalation import check_slas, escalate, load_escalation_runtime, preview_route
 from leadops.models import LEADS
 from leadops.routing import LeadProfile, Loads, load_routing, route
-from leadops.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ESCALATIONS = 1000

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bench.report import machine_line, write_section
-from leadops.db import make_engine, session_scope, upgrade
+from leadops.core.db import make_engine, session_scope, upgrade
 from leadops.intake.csv_source import import_csv_file
 from leadops.intake.importer import ImportReport
 from leadops.models import LEADS, QUARANTINE

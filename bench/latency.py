@@ -32,7 +32,7 @@ import yaml
 
 from bench.app import free_port, running_app
 from bench.report import machine_line, write_section
-from leadops.db import make_engine, upgrade
+from leadops.core.db import make_engine, upgrade
 from leadops.models import ESCALATION_NOTIFICATIONS, ESCALATIONS, LEADS
 from leadops.signatures import site_signature
 

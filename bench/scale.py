@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from bench.report import machine_line, write_section
-from leadops.db import make_engine, upgrade
+from leadops.core.db import make_engine, upgrade
 from leadops.models import TOUCHES
 from leadops.testing.workers import (
     SENDGRID_KEY,

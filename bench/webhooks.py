@@ -134,7 +134,7 @@ async def _post_all(
 
 
 def _seed(database_url: str) -> None:
-    from leadops.db import make_engine, upgrade
+    from leadops.core.db import make_engine, upgrade
     from leadops.models import LEADS as LEAD_TABLE
 
     engine = make_engine(database_url)
@@ -160,12 +160,12 @@ def _seed(database_url: str) -> None:
 
 
 def main() -> None:
-    from leadops.clock import SystemClock
-    from leadops.db import make_engine
+    from leadops.core.clock import SystemClock
+    from leadops.core.db import make_engine
+    from leadops.core.settings import Settings
     from leadops.models import INBOX
     from leadops.nurture import load_runtime
     from leadops.rescore import run_rescore
-    from leadops.settings import Settings
 
     key = ec.generate_private_key(ec.SECP256R1())
     public = base64.b64encode(

@@ -8,10 +8,10 @@ from typing import Any
 
 from prefect.runtime import flow_run
 
-from leadops.clock import SystemClock
-from leadops.credentials import with_secret_blocks
+from leadops.core.clock import SystemClock
+from leadops.core.credentials import with_secret_blocks
+from leadops.core.settings import Settings, get_settings
 from leadops.observe import enable_library_logs, is_transient
-from leadops.settings import Settings, get_settings
 
 # Task retries: three more tries, backing off, and only for transient errors.
 RETRIES = 3

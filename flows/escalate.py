@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops import escalation, escalation_notify, handoff, nurture
-from leadops.clock import SystemClock, ensure_utc
+from leadops.core.clock import SystemClock, ensure_utc
 
 
 @task(

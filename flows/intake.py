@@ -13,8 +13,9 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
-from leadops.clock import SystemClock, ensure_utc
-from leadops.db import ensure_ready, make_engine
+from leadops.core.clock import SystemClock, ensure_utc
+from leadops.core.db import ensure_ready, make_engine
+from leadops.core.settings import Settings
 from leadops.intake.config import IntakeConfig, load_intake_config
 from leadops.intake.run import (
     IntakeRun,
@@ -23,7 +24,6 @@ from leadops.intake.run import (
     pull_hubspot,
     retry_form_confirmations,
 )
-from leadops.settings import Settings
 
 
 def _context(settings: Settings) -> tuple[Engine, Settings, IntakeConfig]:

@@ -1,6 +1,6 @@
 """The nurture flow: plan who is due, then dispatch, and publish what happened.
 
-Scheduled hourly (prefect.yaml, concurrency limit 1). A database lock (leadops.locks)
+Scheduled hourly (prefect.yaml, concurrency limit 1). A database lock (leadops.core.locks)
 also keeps two runs from overlapping, however they were started. `simulate` runs many
 ticks inside one flow run, so a 30-day cycle takes seconds. All logic lives in leadops.
 """
@@ -19,10 +19,11 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
-from leadops import nurture, observe, progress
-from leadops.clock import SimulatedClock, SystemClock, ensure_utc
+from leadops import nurture, observe
+from leadops.core import progress
+from leadops.core.clock import SimulatedClock, SystemClock, ensure_utc
+from leadops.core.locks import LockHeld, run_lock
 from leadops.dispatch import DispatchReport, run_workers
-from leadops.locks import LockHeld, run_lock
 from leadops.summary import summary_rows, touch_summary
 
 

@@ -14,10 +14,10 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops import kpis, stuck
-from leadops.clock import SystemClock, ensure_utc
-from leadops.db import ensure_ready, make_engine
+from leadops.core.clock import SystemClock, ensure_utc
+from leadops.core.db import ensure_ready, make_engine
+from leadops.core.settings import Settings
 from leadops.report import Report, build_report, default_html_path, markdown, write_html
-from leadops.settings import Settings
 
 
 @task(

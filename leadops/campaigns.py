@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from leadops.configfile import ConfigError, load_model
+from leadops.core.configfile import ConfigError, load_model
 from leadops.models import CampaignVersion, Channel
 
 CAMPAIGN_KEY_PATTERN = r"^[a-z0-9][a-z0-9-]*$"

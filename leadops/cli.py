@@ -23,13 +23,13 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from leadops import deadletters
-from leadops.clock import clock_for
-from leadops.configfile import ConfigError
-from leadops.db import DatabaseNotReady, one_line
+from leadops.core.clock import clock_for
+from leadops.core.configfile import ConfigError
+from leadops.core.db import DatabaseNotReady, one_line
+from leadops.core.settings import Settings, get_settings
 from leadops.intake.csv_source import CsvFormatError
 from leadops.output import Format, emit
 from leadops.render import RenderError
-from leadops.settings import Settings, get_settings
 
 console = Console()
 err = Console(stderr=True)
@@ -93,7 +93,7 @@ def _instant(now: str | None) -> datetime:
 
 
 def _engine(settings: Settings) -> Any:
-    from leadops.db import ensure_ready, make_engine
+    from leadops.core.db import ensure_ready, make_engine
 
     engine = make_engine(settings.resolved_database_url)
     ensure_ready(engine)
@@ -116,7 +116,7 @@ def init() -> None:
     Example: leadops init
     """
     from leadops.campaigns import load_campaigns
-    from leadops.db import make_engine, upgrade
+    from leadops.core.db import make_engine, upgrade
     from leadops.segments import load_segments
 
     settings = _settings()
@@ -149,7 +149,7 @@ def init() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations. Example: leadops db upgrade"""
-    from leadops.db import current_revision, make_engine, upgrade
+    from leadops.core.db import current_revision, make_engine, upgrade
 
     engine = make_engine(_settings().resolved_database_url)
     upgrade(engine)
@@ -159,7 +159,7 @@ def db_upgrade() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """Show the schema revision. Example: leadops db status"""
-    from leadops.db import current_revision, head_revision, make_engine
+    from leadops.core.db import current_revision, head_revision, make_engine
 
     engine = make_engine(_settings().resolved_database_url)
     current, head = current_revision(engine), head_revision()
@@ -392,7 +392,7 @@ def _interruptible(what: str, *, flow_run: bool = True) -> Iterator[None]:
     sent before the process exits. Dispatcher processes are stopped on the way out
     (leadops.dispatch.run_workers).
     """
-    from leadops.interrupts import Terminated, sigterm_raises
+    from leadops.core.interrupts import Terminated, sigterm_raises
     from leadops.prefect_stack import exit_after_interrupt, start_ephemeral_server
 
     try:
@@ -443,8 +443,8 @@ def run(
     runtime = _runtime(settings)
     at = _instant(now) if now else None
     if no_prefect:
+        from leadops.core.locks import LockHeld, run_lock
         from leadops.dispatch import run_workers
-        from leadops.locks import LockHeld, run_lock
         from leadops.nurture import plan_all, run_tick
 
         processes = workers or settings.dispatch_workers
@@ -489,7 +489,7 @@ def simulate(
 
     Example: leadops simulate --days 30 --start 2026-12-01T00:00Z
     """
-    from leadops import progress
+    from leadops.core import progress
     from leadops.nurture import simulate as run_simulation
 
     settings = _settings()
@@ -1591,7 +1591,7 @@ def main() -> None:
     except (CliError, ConfigError, DatabaseNotReady, CsvFormatError, RenderError) as exc:
         _fail(str(exc))
     except Exception as exc:
-        from leadops.db import is_locked, locked_message
+        from leadops.core.db import is_locked, locked_message
 
         if not is_locked(exc):
             raise

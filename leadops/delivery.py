@@ -23,10 +23,10 @@ from leadops.channels.base import (
     TransientSendError,
 )
 from leadops.channels.outbox import OutboxChannel
-from leadops.configfile import ConfigError
+from leadops.core.configfile import ConfigError
+from leadops.core.ratelimit import TokenBucket
+from leadops.core.settings import Settings
 from leadops.models import Channel
-from leadops.ratelimit import TokenBucket
-from leadops.settings import Settings
 
 log = logging.getLogger("leadops.delivery")
 

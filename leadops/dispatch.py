@@ -68,10 +68,11 @@ from leadops.channels.base import (
     PermanentSendError,
     TransientSendError,
 )
-from leadops.clock import Clock, clock_for
-from leadops.db import bulk_update
+from leadops.core.clock import Clock, clock_for
+from leadops.core.db import bulk_update
+from leadops.core.interrupts import signals_held
+from leadops.core.settings import Settings
 from leadops.delivery import Attempt, ChannelPool, NotAttempted
-from leadops.interrupts import signals_held
 from leadops.messages import compose
 from leadops.models import (
     LEADS,
@@ -84,7 +85,6 @@ from leadops.models import (
 )
 from leadops.policy import Action, Caps, ContactFacts, Decision, Reason, SendWindow, decide
 from leadops.render import Renderer, RenderError
-from leadops.settings import Settings
 
 log = logging.getLogger("leadops.dispatch")
 

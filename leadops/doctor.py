@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from leadops.clock import clock_for
-from leadops.settings import Settings
+from leadops.core.clock import clock_for
+from leadops.core.settings import Settings
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}  # noqa: S104  # names, not binds
 
@@ -63,7 +63,7 @@ def check_database(settings: Settings) -> list[Check]:
     """Reachable, and migrated to the latest revision."""
     import sqlalchemy as sa
 
-    from leadops.db import current_revision, head_revision, make_engine
+    from leadops.core.db import current_revision, head_revision, make_engine
 
     engine = make_engine(settings.resolved_database_url)
     where = engine.url.render_as_string(hide_password=True)
@@ -100,7 +100,7 @@ def check_database(settings: Settings) -> list[Check]:
 
 def check_config(settings: Settings) -> tuple[list[Check], dict[str, Any] | None]:
     from leadops.campaigns import load_campaigns
-    from leadops.configfile import ConfigError
+    from leadops.core.configfile import ConfigError
     from leadops.kpis import load_spend
     from leadops.segments import load_segments
 
@@ -205,7 +205,7 @@ def check_channels(settings: Settings, secret: Callable[[str], bool]) -> list[Ch
     `secret(field)` tells whether a secret setting is available (environment or a Prefect
     Secret block).
     """
-    from leadops.credentials import secret_fields
+    from leadops.core.credentials import secret_fields
 
     checks = []
     for channel in ("email", "whatsapp"):
@@ -584,7 +584,7 @@ def _secret_available(settings: Settings, field: str) -> bool:
         return True
     if not os.environ.get("PREFECT_API_URL"):
         return False
-    from leadops.credentials import block_name, prefect_secret
+    from leadops.core.credentials import block_name, prefect_secret
 
     try:
         return bool(prefect_secret(block_name(settings, field)))

@@ -29,7 +29,8 @@ from sqlmodel import Session
 
 from leadops import deadletters
 from leadops.channels.base import ChannelSender
-from leadops.clock import ensure_utc
+from leadops.core.clock import ensure_utc
+from leadops.core.settings import Settings
 from leadops.escalation_notify import NotifyReport, deliver_notifications
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
@@ -61,7 +62,6 @@ from leadops.routing import (
     load_routing,
     route,
 )
-from leadops.settings import Settings
 
 log = logging.getLogger("leadops.escalation")
 
@@ -103,7 +103,7 @@ def load_escalation_runtime(
 ) -> EscalationRuntime:
     """Load routing.yaml and the channels; fail early with clear errors."""
     from leadops.channels.slack import SlackWebhookChannel
-    from leadops.db import ensure_ready, make_engine
+    from leadops.core.db import ensure_ready, make_engine
     from leadops.delivery import build_channels
 
     routing = load_routing(routing_path(settings))

@@ -25,6 +25,8 @@ from leadops.channels.base import (
     PermanentSendError,
     TransientSendError,
 )
+from leadops.core.settings import Settings
+from leadops.core.tokens import sign
 from leadops.deadletters import describe, must_raise
 from leadops.messages import lead_context
 from leadops.models import (
@@ -41,8 +43,6 @@ from leadops.models import (
 )
 from leadops.render import RenderError
 from leadops.routing import Rep, RoutingConfig
-from leadops.settings import Settings
-from leadops.tokens import sign
 
 if TYPE_CHECKING:
     from leadops.escalation import EscalationRuntime

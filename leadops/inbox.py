@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from leadops.clock import parse_instant
+from leadops.core.clock import parse_instant
 from leadops.models import INBOX, WEBHOOK_REJECTIONS, InboxStatus
 
 SENDGRID = "sendgrid"

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadops import inbox
 from leadops.attribution import EventRule, StepKey, count_unique_touches, payload_is_true
-from leadops.configfile import ConfigError
+from leadops.core.configfile import ConfigError
 from leadops.models import (
     AWAITING_ACK_STATUSES,
     ESCALATION_ASSIGNMENTS,

@@ -7,10 +7,10 @@ from typing import Any
 
 from leadops.campaigns import Campaign
 from leadops.channels.base import OutgoingMessage
+from leadops.core.settings import Settings
+from leadops.core.tokens import sign
 from leadops.models import Channel, Lead
 from leadops.render import Renderer
-from leadops.settings import Settings
-from leadops.tokens import sign
 
 UNSUBSCRIBE = "unsubscribe"
 

@@ -22,9 +22,10 @@ from sqlmodel import Session
 
 from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
 from leadops.channels.base import ChannelSender
-from leadops.clock import Clock, SimulatedClock
-from leadops.configfile import ConfigError
-from leadops.db import ensure_ready, make_engine, plain
+from leadops.core.clock import Clock, SimulatedClock
+from leadops.core.configfile import ConfigError
+from leadops.core.db import ensure_ready, make_engine, plain
+from leadops.core.settings import Settings
 from leadops.delivery import build_channels, check_channel_config
 from leadops.dispatch import Dispatcher, DispatchReport
 from leadops.models import (
@@ -42,7 +43,6 @@ from leadops.models import (
 from leadops.planner import ActiveEnrollment, LeadState, Plan, next_step_due, plan_lead
 from leadops.render import Renderer
 from leadops.segments import LeadFacts, SegmentConfig, load_segments
-from leadops.settings import Settings
 
 log = logging.getLogger("leadops.nurture")
 

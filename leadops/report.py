@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from leadops import kpis, report_html, stuck
-from leadops.settings import Settings
+from leadops.core.settings import Settings
 
 
 @dataclass

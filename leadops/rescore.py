@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from leadops import deadletters, inbox
-from leadops.clock import parse_instant
+from leadops.core.clock import parse_instant
 from leadops.models import (
     ENROLLMENTS,
     INBOX,

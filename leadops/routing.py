@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from leadops.configfile import load_model
-from leadops.settings import WEEKDAY_NAMES
+from leadops.core.configfile import load_model
+from leadops.core.settings import WEEKDAY_NAMES
 
 RULES = ("account_owner", "territory", "industry", "language", "round_robin")
 MATCH_RULES = ("territory", "industry", "language")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from leadops.configfile import load_model
+from leadops.core.configfile import load_model
 from leadops.models import FUNNEL_ORDER, LifecycleStage
 
 ENGAGEMENT_RULES = frozenset(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from leadops.configfile import ConfigError, line_of, load_model, read_yaml
+from leadops.core.configfile import ConfigError, line_of, load_model, read_yaml
 from leadops.models import LifecycleStage
 
 

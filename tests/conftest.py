@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.db import make_engine, upgrade
-from leadops.settings import Settings
+from leadops.core.db import make_engine, upgrade
+from leadops.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

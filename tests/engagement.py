@@ -18,11 +18,11 @@ from httpx import Response
 from sqlalchemy.engine import Engine
 from twilio.request_validator import RequestValidator
 
-from leadops.clock import SimulatedClock
+from leadops.core.clock import SimulatedClock
+from leadops.core.settings import Settings
 from leadops.models import LEADS, SCORE_LEDGER, TOUCHES
 from leadops.nurture import Runtime, load_runtime, run_tick
 from leadops.rescore import RescoreReport, run_rescore
-from leadops.settings import Settings
 from leadops.signatures import site_signature
 from leadops.web.app import create_app
 from tests.conftest import make_settings

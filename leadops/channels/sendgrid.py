@@ -35,7 +35,7 @@ from leadops.channels.base import (
     TransientSendError,
 )
 from leadops.channels.keepalive import KeepAliveTransport
-from leadops.settings import Settings
+from leadops.core.settings import Settings
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 

@@ -42,7 +42,7 @@ from leadops.channels.base import (
     TransientSendError,
 )
 from leadops.channels.keepalive import KeepAliveTransport, NotConnected
-from leadops.settings import Settings
+from leadops.core.settings import Settings
 
 RATE_LIMIT_CODES = frozenset({20429, 63017, 63018})
 AUTH_CODES = frozenset({20003, 20005})

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from leadops.configfile import load_model
+from leadops.core.configfile import load_model
 
 # The lead fields a CSV file may carry, in the order the sample file uses.
 CANONICAL_COLUMNS = (

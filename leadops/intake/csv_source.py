@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from leadops.db import session_scope
+from leadops.core.db import session_scope
 from leadops.intake.config import LEAD_COLUMNS
 from leadops.intake.importer import ImportReport, RawRecord, import_each, import_records
 from leadops.intake.validate import CONTROL_CHARACTERS

@@ -36,7 +36,9 @@ from leadops.channels.base import (
     SendError,
     TransientSendError,
 )
-from leadops.db import session_scope
+from leadops.core.db import session_scope
+from leadops.core.settings import Settings
+from leadops.core.tokens import sign, verify
 from leadops.dispatch import contact_facts
 from leadops.intake.config import FormSource
 from leadops.intake.importer import RawRecord, import_records
@@ -48,8 +50,6 @@ from leadops.models import (
     LeadSourceRecord,
 )
 from leadops.policy import Action, Caps, Decision, MessageClass, SendWindow, decide
-from leadops.settings import Settings
-from leadops.tokens import sign, verify
 
 log = logging.getLogger("leadops.intake.forms")
 

@@ -31,7 +31,7 @@ import requests
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from leadops.db import session_scope
+from leadops.core.db import session_scope
 from leadops.intake.config import HubSpotSource
 from leadops.intake.importer import ImportReport, RawRecord, import_in_savepoints
 from leadops.models import IntakeCursor

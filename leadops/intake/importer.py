@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
-from leadops.db import open_transaction, session_scope
+from leadops.core.db import open_transaction, session_scope
 from leadops.intake.validate import FieldIssue, LeadRecord, Outcome, normalise_record, seniority_of
 from leadops.models import (
     FUNNEL_ORDER,

@@ -19,7 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from leadops.db import session_scope
+from leadops.core.db import session_scope
 from leadops.intake.csv_source import FileRejected
 from leadops.intake.importer import REFUSED, STORE_FAILED, RawRecord, import_records
 from leadops.intake.validate import normalise_record

@@ -21,7 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from leadops.db import is_locked, locked_message, session_scope
+from leadops.core.db import is_locked, locked_message, session_scope
+from leadops.core.settings import Settings
 from leadops.intake.config import IntakeConfig, load_intake_config
 from leadops.intake.csv_source import (
     FileRejected,
@@ -41,7 +42,6 @@ from leadops.intake.quarantine import (
     resolve_replaced,
 )
 from leadops.models import ImportedFile, QuarantinedFile, QuarantineStatus
-from leadops.settings import Settings
 
 log = logging.getLogger("leadops.intake")
 

@@ -17,7 +17,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import timezone as phone_timezone
 
-from leadops.clock import parse_instant
+from leadops.core.clock import parse_instant
 from leadops.models import LifecycleStage
 
 # Reason codes; stable strings that reports and `leadops quarantine` group by.

@@ -1,4 +1,4 @@
-"""Alembic environment: runs against the engine leadops.db hands over."""
+"""Alembic environment: runs against the engine leadops.core.db hands over."""
 
 from alembic import context
 from sqlmodel import SQLModel

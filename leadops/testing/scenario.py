@@ -26,7 +26,7 @@ import yaml
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
-from leadops.db import make_engine, upgrade
+from leadops.core.db import make_engine, upgrade
 from leadops.models import LEADS, TOUCHES, Channel, TouchStatus
 from leadops.testing.fakes import FakeProvider, FakeSendGrid, FakeTwilio, Faults
 

@@ -266,9 +266,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--partition", default="0/1", help="k/n: plan leads with id %% n == k")
     args = parser.parse_args(argv)
 
-    from leadops.clock import SimulatedClock, ensure_utc
+    from leadops.core.clock import SimulatedClock, ensure_utc
+    from leadops.core.settings import Settings
     from leadops.nurture import load_runtime, plan_all, run_dispatch
-    from leadops.settings import Settings
 
     now = ensure_utc(datetime.fromisoformat(args.now))
     runtime = load_runtime(Settings())

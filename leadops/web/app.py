@@ -16,8 +16,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from leadops.clock import Clock, SystemClock
-from leadops.settings import Settings, get_settings
+from leadops.core.clock import Clock, SystemClock
+from leadops.core.settings import Settings, get_settings
 from leadops.web.guard import ContentLengthGuard, Refused
 
 log = logging.getLogger("leadops.webhooks")
@@ -78,7 +78,7 @@ def create_app(
     settings: Settings | None = None, engine: Any = None, clock: Clock | None = None
 ) -> FastAPI:
     """Build the app. Without arguments it uses the process settings and the system clock."""
-    from leadops.db import ensure_ready, make_engine
+    from leadops.core.db import ensure_ready, make_engine
 
     settings = settings or get_settings()
     if engine is None:

@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from leadops import inbox
+from leadops.core.tokens import InvalidToken, verify
 from leadops.escalation import acknowledge
 from leadops.escalation_notify import ACK, TRIGGER_LABELS
 from leadops.models import Escalation, EscalationAssignment, Lead
 from leadops.render import Renderer
-from leadops.tokens import InvalidToken, verify
 from leadops.web.app import count_refusal, state_of
 from leadops.web.guard import MAX_ID, Refused, read_body
 

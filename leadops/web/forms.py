@@ -17,10 +17,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from leadops import inbox
+from leadops.core.tokens import InvalidToken
 from leadops.intake import forms
 from leadops.intake.config import load_intake_config
 from leadops.models import Channel, FormSubmissionStatus
-from leadops.tokens import InvalidToken
 from leadops.web.app import count_refusal, refuse, state_of
 from leadops.web.guard import Refused, malformed, read_body
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from leadops.db import make_engine, session_scope, upgrade
+from leadops.core.db import make_engine, session_scope, upgrade
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
 from leadops.prefect_stack import LocalStack, PrefectCommandError, prefect_executable

@@ -11,7 +11,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from leadops.cli import app
-from leadops.settings import Settings, get_settings
+from leadops.core.settings import Settings, get_settings
 from tests.conftest import ROOT
 
 runner = CliRunner()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from leadops.db import DatabaseNotReady, make_engine, upgrade
-from leadops.settings import Settings, normalise_database_url
+from leadops.core.db import DatabaseNotReady, make_engine, upgrade
+from leadops.core.settings import Settings, normalise_database_url
 from tests.conftest import ROOT
 
 UNREACHABLE_PG = "postgres://leadops:secret@127.0.0.1:1/leadops"

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from leadops import inbox
 from leadops.cli import CliError, app
-from leadops.clock import parse_instant
-from leadops.db import make_engine
+from leadops.core.clock import parse_instant
+from leadops.core.db import make_engine
+from leadops.core.settings import get_settings
 from leadops.models import INBOX
-from leadops.settings import get_settings
 from tests.conftest import ROOT
 
 runner = CliRunner()

@@ -13,9 +13,9 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from leadops.cli import app
-from leadops.db import make_engine
+from leadops.core.db import make_engine
+from leadops.core.settings import get_settings
 from leadops.models import TOUCHES, TouchStatus
-from leadops.settings import get_settings
 from tests.conftest import ROOT
 
 runner = CliRunner()

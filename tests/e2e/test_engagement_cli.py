@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from leadops.cli import app
-from leadops.settings import get_settings
+from leadops.core.settings import get_settings
 from leadops.signatures import site_signature
 from leadops.web.app import create_app
 from tests.conftest import ROOT

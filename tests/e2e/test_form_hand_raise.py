@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from leadops.clock import SimulatedClock
-from leadops.db import make_engine
+from leadops.core.clock import SimulatedClock
+from leadops.core.db import make_engine
+from leadops.core.settings import get_settings
 from leadops.models import ESCALATIONS, INBOX, LEADS
-from leadops.settings import get_settings
 from leadops.web.app import create_app
 from tests.e2e.test_cli import invoke, workdir
 

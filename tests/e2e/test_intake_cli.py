@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leadops.cli import app
-from leadops.settings import get_settings
+from leadops.core.settings import get_settings
 from tests.conftest import ROOT
 
 runner = CliRunner()

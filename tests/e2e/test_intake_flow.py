@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from leadops.settings import get_settings
+from leadops.core.settings import get_settings
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.prefect
@@ -33,7 +33,7 @@ def test_intake_flow_imports_the_drop_folder_and_publishes_the_report(
     from prefect import get_client
 
     from flows.intake import intake_flow
-    from leadops.db import make_engine, upgrade
+    from leadops.core.db import make_engine, upgrade
 
     monkeypatch.chdir(tmp_path)
     shutil.copytree(ROOT / "config", tmp_path / "config")

@@ -29,10 +29,10 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from leadops.cli import app
-from leadops.db import make_engine
+from leadops.core.db import make_engine
+from leadops.core.settings import get_settings
 from leadops.intake.config import load_intake_config
 from leadops.intake.run import run_intake
-from leadops.settings import get_settings
 from tests.conftest import ROOT
 
 runner = CliRunner()

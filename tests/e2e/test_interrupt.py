@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from leadops.db import make_engine, upgrade
+from leadops.core.db import make_engine, upgrade
 from leadops.testing.fakes import FakeSendGrid, FakeTwilio
 from leadops.testing.scenario import (
     SENDGRID_KEY,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from leadops.core.settings import get_settings
 from leadops.models import LEADS
-from leadops.settings import get_settings
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.prefect
@@ -49,7 +49,7 @@ def test_flows_plan_send_and_publish_artifacts(
     from prefect import get_client
 
     from flows.nurture import nurture_flow, simulate_flow
-    from leadops.db import make_engine, session_scope, upgrade
+    from leadops.core.db import make_engine, session_scope, upgrade
     from leadops.intake.csv_source import read_csv
     from leadops.intake.importer import import_records
 
@@ -106,10 +106,10 @@ def test_overlapping_nurture_run_is_skipped_and_report_flow_fails_on_stuck_work(
 
     from flows.nurture import nurture_flow
     from flows.report import report_flow
-    from leadops.db import make_engine, session_scope, upgrade
+    from leadops.core.db import make_engine, session_scope, upgrade
+    from leadops.core.locks import run_lock
     from leadops.intake.csv_source import read_csv
     from leadops.intake.importer import import_records
-    from leadops.locks import run_lock
     from leadops.stuck import StuckWorkError
 
     engine = make_engine(get_settings().resolved_database_url)
@@ -168,7 +168,7 @@ def test_rescore_flow_applies_the_inbox_and_publishes_sales_ready_leads(
 
     from flows.rescore import rescore_flow
     from leadops import inbox
-    from leadops.db import make_engine, upgrade
+    from leadops.core.db import make_engine, upgrade
     from leadops.models import LEADS
 
     engine = make_engine(get_settings().resolved_database_url)
@@ -201,7 +201,7 @@ def test_escalate_flow_escalates_sql_leads_once_and_notifies(
     prefect_harness: None, home: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.escalate import escalate_flow
-    from leadops.db import make_engine, session_scope, upgrade
+    from leadops.core.db import make_engine, session_scope, upgrade
     from leadops.models import Lead
 
     engine = make_engine(get_settings().resolved_database_url)

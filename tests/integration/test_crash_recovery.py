@@ -10,14 +10,14 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.clock import SimulatedClock
-from leadops.db import session_scope
+from leadops.core.clock import SimulatedClock
+from leadops.core.db import session_scope
+from leadops.core.locks import run_lock
+from leadops.core.settings import Settings
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
-from leadops.locks import run_lock
 from leadops.models import TOUCHES, TouchStatus
 from leadops.nurture import load_runtime, run_tick
-from leadops.settings import Settings
 from tests.conftest import ROOT
 
 AT = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
@@ -41,11 +41,11 @@ def test_killed_dispatcher_releases_lock_and_its_claims_are_sent_next_run(
     code = textwrap.dedent(f"""
         import os
         from datetime import datetime
-        from leadops.clock import SimulatedClock
+        from leadops.core.clock import SimulatedClock
         from leadops.dispatch import Dispatcher
-        from leadops.locks import run_lock
+        from leadops.core.locks import run_lock
         from leadops.nurture import load_runtime, plan_all
-        from leadops.settings import Settings
+        from leadops.core.settings import Settings
         settings = Settings(data_dir={str(settings.data_dir)!r},
                             config_dir={str(ROOT / "config")!r},
                             templates_dir={str(ROOT / "templates")!r},

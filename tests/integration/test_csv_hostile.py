@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from leadops.db import session_scope
+from leadops.core.db import session_scope
 from leadops.intake.csv_source import FileRejected, import_csv_file, read_csv
 from leadops.intake.importer import ImportReport
 from leadops.intake.quarantine import release

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from leadops.clock import SimulatedClock
-from leadops.configfile import ConfigError
+from leadops.core.clock import SimulatedClock
+from leadops.core.configfile import ConfigError
+from leadops.core.settings import Settings
 from leadops.models import LEADS, TOUCH_AUDIT, TOUCHES, TouchStatus
 from leadops.nurture import load_runtime, run_tick
 from leadops.resolution import ResolutionError, resolve_touch
-from leadops.settings import Settings
 from leadops.testing.fakes import HANG, RATE_LIMITED, SERVER_ERROR, FakeSendGrid, FakeTwilio
 from leadops.testing.scenario import (
     SENDGRID_KEY,

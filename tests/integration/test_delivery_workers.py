@@ -84,7 +84,7 @@ def test_workers_share_the_provider_limits(tmp_path: Path) -> None:
 
 
 def test_a_failing_worker_is_raised_with_its_own_traceback(tmp_path: Path) -> None:
-    from leadops.db import DatabaseNotReady
+    from leadops.core.db import DatabaseNotReady
     from tests.conftest import make_settings
 
     empty = tmp_path / "empty.db"  # never migrated

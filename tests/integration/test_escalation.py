@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from leadops.core.settings import Settings
 from leadops.escalation import (
     EscalationError,
     EscalationRuntime,
@@ -34,7 +35,6 @@ from leadops.models import (
     Touch,
 )
 from leadops.nurture import load_runtime, plan_all
-from leadops.settings import Settings
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # a Tuesday, inside the reps' hours

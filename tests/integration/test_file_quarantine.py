@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
+from leadops.core.settings import Settings
 from leadops.intake.config import IntakeConfig, load_intake_config
 from leadops.intake.quarantine import QuarantineError, mark_file, release
 from leadops.intake.run import release_file, run_intake
 from leadops.models import ImportedFile, Lead, QuarantinedFile, QuarantinedRecord, QuarantineStatus
-from leadops.settings import Settings
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

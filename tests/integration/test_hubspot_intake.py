@@ -15,14 +15,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 from werkzeug import Request, Response
 
-from leadops.db import make_engine, session_scope, upgrade
+from leadops.core.db import make_engine, session_scope, upgrade
+from leadops.core.settings import Settings
 from leadops.intake.config import HubSpotSource, IntakeConfig
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, load_cursor, pull_contacts
 from leadops.intake.importer import RawRecord, import_in_savepoints, import_records
 from leadops.intake.quarantine import release
 from leadops.intake.run import IntakeRun, run_intake
 from leadops.models import Lead, LeadSourceRecord, QuarantinedRecord
-from leadops.settings import Settings
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 BASE_MS = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from leadops.db import session_scope
+from leadops.core.db import session_scope
 from leadops.intake.importer import ImportReport, RawRecord, import_records
 from leadops.models import Lead, LeadSourceRecord, QuarantinedRecord
 

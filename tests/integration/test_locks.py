@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from sqlalchemy.engine import Engine
 
-from leadops.locks import LockHeld, run_lock
+from leadops.core.locks import LockHeld, run_lock
 
 
 def test_second_holder_is_refused_until_release(engine: Engine) -> None:
@@ -26,8 +26,8 @@ def test_a_killed_holder_leaves_no_lock(sqlite_engine: Engine) -> None:
     url = sqlite_engine.url.render_as_string(hide_password=False)
     code = textwrap.dedent(f"""
         import os
-        from leadops.db import make_engine
-        from leadops.locks import run_lock
+        from leadops.core.db import make_engine
+        from leadops.core.locks import run_lock
         with run_lock(make_engine({url!r}), "nurture"):
             print("held", flush=True)
             os._exit(9)  # dies without releasing anything

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from leadops.db import make_engine, upgrade
+from leadops.core.db import make_engine, upgrade
 from leadops.models import TouchStatus
 from leadops.nurture import load_runtime, plan_all
 from leadops.testing.fakes import FakeSendGrid

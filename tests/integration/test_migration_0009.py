@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.db import downgrade, upgrade
+from leadops.core.db import downgrade, upgrade
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.db import downgrade, upgrade
+from leadops.core.db import downgrade, upgrade
 from leadops.models import (
     CAMPAIGN_VERSIONS,
     DEAD_LETTERS,

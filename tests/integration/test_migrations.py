@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.db import current_revision, downgrade, head_revision, head_revisions, upgrade
+from leadops.core.db import current_revision, downgrade, head_revision, head_revisions, upgrade
 
 
 def test_one_head() -> None:

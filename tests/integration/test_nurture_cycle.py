@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from leadops.clock import SimulatedClock
-from leadops.db import make_engine, session_scope, upgrade
+from leadops.core.clock import SimulatedClock
+from leadops.core.db import make_engine, session_scope, upgrade
+from leadops.core.settings import Settings
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
 from leadops.models import (
@@ -27,7 +28,6 @@ from leadops.models import (
     TouchStatus,
 )
 from leadops.nurture import load_runtime, run_tick, simulate
-from leadops.settings import Settings
 from tests.conftest import ROOT, make_settings
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from leadops import kpis
-from leadops.db import session_scope
+from leadops.core.db import session_scope
 from leadops.intake.config import HubSpotSource
 from leadops.intake.csv_source import import_csv_file
 from leadops.intake.hubspot import contact_record

@@ -21,7 +21,7 @@ from leadops.channels.base import (
 )
 from leadops.channels.sendgrid import SendGridChannel
 from leadops.channels.whatsapp import TwilioWhatsAppChannel
-from leadops.settings import Settings
+from leadops.core.settings import Settings
 from leadops.testing.fakes import (
     BAD_REQUEST,
     DROP,

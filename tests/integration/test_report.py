@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops import attribution, inbox, kpis, stuck
-from leadops.configfile import ConfigError
+from leadops.core.configfile import ConfigError
+from leadops.core.settings import Settings
 from leadops.escalation import acknowledge, close, escalate, load_escalation_runtime
 from leadops.inbox import InboxRecord
 from leadops.models import (
@@ -30,7 +31,6 @@ from leadops.models import (
 from leadops.report import build_report, markdown, write_html
 from leadops.rescore import RescoreReport, process_inbox
 from leadops.scoring import load_scoring
-from leadops.settings import Settings
 from tests.conftest import ROOT, make_settings
 from tests.engagement import inbound_params, sg_event, status_params
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.db import make_engine, upgrade
+from leadops.core.db import make_engine, upgrade
 from leadops.models import ENROLLMENTS, LEADS, SCORE_LEDGER, STAGE_CHANGES, TOUCHES
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event
 

@@ -1,4 +1,4 @@
-"""Unit tests for campaign/segment file loading (leadops.campaigns, leadops.configfile)."""
+"""Unit tests for campaign/segment file loading (leadops.campaigns, leadops.core.configfile)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from leadops.campaigns import load_campaign, load_campaigns
-from leadops.configfile import ConfigError
+from leadops.core.configfile import ConfigError
 from leadops.segments import load_segments
 
 GOOD = """\

@@ -1,4 +1,4 @@
-"""Unit tests for leadops.clock."""
+"""Unit tests for leadops.core.clock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from leadops.clock import SimulatedClock, SystemClock, clock_for, ensure_utc, parse_instant
+from leadops.core.clock import SimulatedClock, SystemClock, clock_for, ensure_utc, parse_instant
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from leadops.credentials import block_name, secret_fields, with_secret_blocks
+from leadops.core.credentials import block_name, secret_fields, with_secret_blocks
 from tests.conftest import make_settings
 
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from leadops.interrupts import Terminated, signals_held, sigterm_raises
+from leadops.core.interrupts import Terminated, signals_held, sigterm_raises
 
 pytestmark = pytest.mark.skipif(
     threading.current_thread() is not threading.main_thread(),

@@ -11,8 +11,8 @@ import pytest
 
 from leadops.channels.base import OutgoingMessage
 from leadops.channels.outbox import OutboxChannel
+from leadops.core.ratelimit import TokenBucket
 from leadops.delivery import ChannelPool, NotAttempted, backoff
-from leadops.ratelimit import TokenBucket
 
 
 class FakeTime:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from leadops.campaigns import load_campaigns
+from leadops.core.settings import Settings
 from leadops.messages import template_context
 from leadops.render import Renderer, RenderError
-from leadops.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

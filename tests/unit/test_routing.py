@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from leadops.configfile import ConfigError
+from leadops.core.configfile import ConfigError
 from leadops.routing import (
     LeadProfile,
     Loads,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from leadops.configfile import ConfigError
+from leadops.core.configfile import ConfigError
 from leadops.scoring import (
     Cap,
     Decay,

@@ -1,4 +1,4 @@
-"""Unit tests for leadops.tokens."""
+"""Unit tests for leadops.core.tokens."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from leadops.tokens import InvalidToken, sign, verify
+from leadops.core.tokens import InvalidToken, sign, verify
 
 KEY = b"k" * 32
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)

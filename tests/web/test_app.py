@@ -1,7 +1,7 @@
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from leadops.settings import Settings
+from leadops.core.settings import Settings
 from leadops.web.app import create_app
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from leadops.clock import SimulatedClock
+from leadops.core.clock import SimulatedClock
+from leadops.core.tokens import sign
 from leadops.escalation import check_slas, escalate
-from leadops.tokens import sign
 from leadops.web.app import create_app
 from tests.integration.test_escalation import NOW, add_lead, get, runtime_for
 

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from leadops.clock import SimulatedClock
+from leadops.core.clock import SimulatedClock
+from leadops.core.settings import Settings
 from leadops.intake.config import FormSource
 from leadops.models import INBOX, LEAD_SOURCE_RECORDS, LEADS
-from leadops.settings import Settings
 from leadops.web.app import create_app
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)

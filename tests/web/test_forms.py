@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from leadops.clock import SimulatedClock
+from leadops.core.clock import SimulatedClock
+from leadops.core.settings import Settings
 from leadops.models import LEADS, FormSubmission, Lead, LeadSourceRecord, QuarantinedRecord
-from leadops.settings import Settings
 from leadops.web.app import create_app
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -172,7 +172,7 @@ def test_refusals_are_clear_and_invalid_leads_are_quarantined(
 def test_a_lead_who_already_consented_gets_no_confirmation(
     client: TestClient, settings: Settings, engine: Engine
 ) -> None:
-    from leadops.db import session_scope
+    from leadops.core.db import session_scope
     from leadops.intake.importer import RawRecord, import_records
 
     with session_scope(engine) as session:
@@ -198,7 +198,7 @@ def test_a_lead_who_already_consented_gets_no_confirmation(
 def test_an_intake_run_settles_unsent_confirmations_once(
     client: TestClient, settings: Settings, engine: Engine, clock: SimulatedClock
 ) -> None:
-    from leadops.db import session_scope
+    from leadops.core.db import session_scope
     from leadops.intake.run import run_intake
 
     headers = {"X-Leadops-Form-Secret": SECRET}

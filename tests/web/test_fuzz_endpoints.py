@@ -36,7 +36,8 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from twilio.request_validator import RequestValidator
 
-from leadops.clock import SimulatedClock
+from leadops.core.clock import SimulatedClock
+from leadops.core.tokens import sign
 from leadops.escalation import escalate
 from leadops.escalation_notify import ack_url
 from leadops.inbox import SENDGRID_EVENTS, SITE_EVENTS
@@ -52,7 +53,6 @@ from leadops.models import (
 from leadops.nurture import load_runtime
 from leadops.rescore import run_inbox
 from leadops.signatures import site_signature
-from leadops.tokens import sign
 from leadops.web.app import create_app
 from tests.engagement import (
     PUBLIC_URL,

@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from leadops.core.tokens import sign
 from leadops.inbox import rejection_counts
 from leadops.messages import UNSUBSCRIBE
 from leadops.models import INBOX
 from leadops.signatures import site_signature
-from leadops.tokens import sign
 from tests.engagement import (
     SITE_SECRET,
     Harness,

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.clock import SimulatedClock
+from leadops.core.clock import SimulatedClock
 from leadops.inbox import rejection_counts
 from leadops.models import INBOX, LEADS, SCORE_LEDGER, TOUCHES
 from leadops.signatures import verify_sendgrid

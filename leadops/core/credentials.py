@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from pydantic import SecretStr
 
-from leadops.settings import Settings
+from leadops.core.settings import Settings
 
 log = logging.getLogger("leadops.credentials")
 

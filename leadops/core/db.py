@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 # How long a SQLite connection waits for another process's write lock before it fails.
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
 
@@ -45,7 +45,7 @@ class DatabaseNotReady(RuntimeError):
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout. A `postgres://`
     URL is read as `postgresql+psycopg://`; a URL that is not one is DatabaseNotReady."""
-    from leadops.settings import normalise_database_url
+    from leadops.core.settings import normalise_database_url
 
     url = normalise_database_url(url)
     try:
