@@ -200,8 +200,8 @@ def sdk_floor(settings: Settings, count: int) -> float:
     rendering): what sending costs before leadops does anything else."""
     from concurrent.futures import wait
 
-    from leadops.channels.base import OutgoingMessage
     from leadops.delivery import ChannelPool, build_channels
+    from leadops.providers.base import OutgoingMessage
 
     channels = build_channels(settings)
     pools = [ChannelPool(channel) for channel in channels.values()]
@@ -374,7 +374,7 @@ Fakes run in their own processes (asyncio HTTP/1.1 servers) and validate every
 request). Rate limits set to 10,000/s so the figure is capacity; {CONCURRENCY} threads per
 provider in all (split between dispatcher processes). SQLite database. Both providers'
 requests go out on kept-alive connections, byte for byte what the official SDKs send
-(leadops.channels.keepalive; SendGrid's headers worked out by its SDK client once, Twilio's
+(leadops.providers.keepalive; SendGrid's headers worked out by its SDK client once, Twilio's
 request prepared by its SDK each time). CPU is milliseconds of CPU
 time per message: the dispatcher side (this process and its worker processes) + the fakes;
 on 2 cores, 2,000 ms of CPU per second is the ceiling for both together.

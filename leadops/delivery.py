@@ -14,7 +14,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from leadops.campaigns import Campaign
-from leadops.channels.base import (
+from leadops.core.configfile import ConfigError
+from leadops.core.ratelimit import TokenBucket
+from leadops.core.settings import Settings
+from leadops.models import Channel
+from leadops.providers.base import (
     ChannelSender,
     ChannelUnavailableError,
     OutgoingMessage,
@@ -22,11 +26,7 @@ from leadops.channels.base import (
     SendResult,
     TransientSendError,
 )
-from leadops.channels.outbox import OutboxChannel
-from leadops.core.configfile import ConfigError
-from leadops.core.ratelimit import TokenBucket
-from leadops.core.settings import Settings
-from leadops.models import Channel
+from leadops.providers.outbox import OutboxChannel
 
 log = logging.getLogger("leadops.delivery")
 
@@ -36,7 +36,7 @@ def build_channels(settings: Settings) -> dict[str, ChannelSender]:
     root = settings.resolved_outbox_dir
     channels: dict[str, ChannelSender] = {}
     if settings.email_channel == "sendgrid":
-        from leadops.channels.sendgrid import SendGridChannel
+        from leadops.providers.sendgrid.send import SendGridChannel
 
         channels[Channel.EMAIL] = SendGridChannel(settings)
     else:
@@ -47,7 +47,7 @@ def build_channels(settings: Settings) -> dict[str, ChannelSender]:
             sender_email=settings.sender_email,
         )
     if settings.whatsapp_channel == "twilio":
-        from leadops.channels.whatsapp import TwilioWhatsAppChannel
+        from leadops.providers.twilio.send import TwilioWhatsAppChannel
 
         channels[Channel.WHATSAPP] = TwilioWhatsAppChannel(settings)
     else:

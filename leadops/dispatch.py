@@ -60,14 +60,6 @@ from sqlmodel import select as sqlmodel_select
 
 from leadops import deadletters
 from leadops.campaigns import Campaign, StoredCampaigns
-from leadops.channels.base import (
-    AmbiguousSendError,
-    ChannelSender,
-    ChannelUnavailableError,
-    OutgoingMessage,
-    PermanentSendError,
-    TransientSendError,
-)
 from leadops.core.clock import Clock, clock_for
 from leadops.core.db import bulk_update
 from leadops.core.interrupts import signals_held
@@ -84,6 +76,14 @@ from leadops.models import (
     TouchStatus,
 )
 from leadops.policy import Action, Caps, ContactFacts, Decision, Reason, SendWindow, decide
+from leadops.providers.base import (
+    AmbiguousSendError,
+    ChannelSender,
+    ChannelUnavailableError,
+    OutgoingMessage,
+    PermanentSendError,
+    TransientSendError,
+)
 from leadops.render import Renderer, RenderError
 
 log = logging.getLogger("leadops.dispatch")

@@ -28,7 +28,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from leadops import deadletters
-from leadops.channels.base import ChannelSender
 from leadops.core.clock import ensure_utc
 from leadops.core.settings import Settings
 from leadops.escalation_notify import NotifyReport, deliver_notifications
@@ -51,6 +50,7 @@ from leadops.models import (
     LifecycleStage,
     TouchStatus,
 )
+from leadops.providers.base import ChannelSender
 from leadops.render import Renderer
 from leadops.routing import (
     Contact,
@@ -102,9 +102,9 @@ def load_escalation_runtime(
     channels: Mapping[str, ChannelSender] | None = None,
 ) -> EscalationRuntime:
     """Load routing.yaml and the channels; fail early with clear errors."""
-    from leadops.channels.slack import SlackWebhookChannel
     from leadops.core.db import ensure_ready, make_engine
     from leadops.delivery import build_channels
+    from leadops.providers.slack import SlackWebhookChannel
 
     routing = load_routing(routing_path(settings))
     if engine is None:

@@ -19,12 +19,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from leadops.channels.base import (
-    AmbiguousSendError,
-    OutgoingMessage,
-    PermanentSendError,
-    TransientSendError,
-)
 from leadops.core.settings import Settings
 from leadops.core.tokens import sign
 from leadops.deadletters import describe, must_raise
@@ -40,6 +34,12 @@ from leadops.models import (
     EscalationNotification,
     Lead,
     NotificationStatus,
+)
+from leadops.providers.base import (
+    AmbiguousSendError,
+    OutgoingMessage,
+    PermanentSendError,
+    TransientSendError,
 )
 from leadops.render import RenderError
 from leadops.routing import Rep, RoutingConfig

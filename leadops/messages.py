@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadops.campaigns import Campaign
-from leadops.channels.base import OutgoingMessage
 from leadops.core.settings import Settings
 from leadops.core.tokens import sign
 from leadops.models import Channel, Lead
+from leadops.providers.base import OutgoingMessage
 from leadops.render import Renderer
 
 UNSUBSCRIBE = "unsubscribe"

@@ -21,7 +21,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
-from leadops.channels.base import ChannelSender
 from leadops.core.clock import Clock, SimulatedClock
 from leadops.core.configfile import ConfigError
 from leadops.core.db import ensure_ready, make_engine, plain
@@ -41,6 +40,7 @@ from leadops.models import (
     TouchStatus,
 )
 from leadops.planner import ActiveEnrollment, LeadState, Plan, next_step_due, plan_lead
+from leadops.providers.base import ChannelSender
 from leadops.render import Renderer
 from leadops.segments import LeadFacts, SegmentConfig, load_segments
 

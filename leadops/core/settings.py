@@ -222,7 +222,7 @@ class Settings(BaseSettings):
     def _loadable_public_key(cls, value: str) -> str:
         value = value.strip()
         if value:
-            from leadops.signatures import sendgrid_public_key
+            from leadops.providers.signatures import sendgrid_public_key
 
             sendgrid_public_key(value)
         return value

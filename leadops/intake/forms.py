@@ -29,13 +29,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from leadops import inbox
-from leadops.channels.base import (
-    ChannelSender,
-    OutgoingMessage,
-    PermanentSendError,
-    SendError,
-    TransientSendError,
-)
 from leadops.core.db import session_scope
 from leadops.core.settings import Settings
 from leadops.core.tokens import sign, verify
@@ -50,6 +43,13 @@ from leadops.models import (
     LeadSourceRecord,
 )
 from leadops.policy import Action, Caps, Decision, MessageClass, SendWindow, decide
+from leadops.providers.base import (
+    ChannelSender,
+    OutgoingMessage,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+)
 
 log = logging.getLogger("leadops.intake.forms")
 

@@ -14,9 +14,9 @@ from sendgrid import SendGridAPIClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from leadops.channels.keepalive import KeepAliveTransport, NotConnected
-from leadops.channels.sendgrid import SendGridChannel
-from leadops.channels.whatsapp import TwilioWhatsAppChannel
+from leadops.providers.keepalive import KeepAliveTransport, NotConnected
+from leadops.providers.sendgrid.send import SendGridChannel
+from leadops.providers.twilio.send import TwilioWhatsAppChannel
 from leadops.testing.fakes import FakeSendGrid, FakeTwilio, RawRequest
 from tests.integration.test_provider_contracts import (
     SID,

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from leadops.channels.base import (
+from leadops.core.settings import Settings
+from leadops.providers.base import (
     AmbiguousSendError,
     ChannelUnavailableError,
     OutgoingMessage,
     PermanentSendError,
     TransientSendError,
 )
-from leadops.channels.sendgrid import SendGridChannel
-from leadops.channels.whatsapp import TwilioWhatsAppChannel
-from leadops.core.settings import Settings
+from leadops.providers.sendgrid.send import SendGridChannel
+from leadops.providers.twilio.send import TwilioWhatsAppChannel
 from leadops.testing.fakes import (
     BAD_REQUEST,
     DROP,

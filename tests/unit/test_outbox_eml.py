@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from leadops.channels.base import OutgoingMessage
-from leadops.channels.outbox import OutboxChannel
+from leadops.providers.base import OutgoingMessage
+from leadops.providers.outbox import OutboxChannel
 
 URL = (
     "https://hooks.northwind.example/unsubscribe/42?token="

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from leadops.channels.base import OutgoingMessage
-from leadops.channels.outbox import OutboxChannel
 from leadops.core.ratelimit import TokenBucket
 from leadops.delivery import ChannelPool, NotAttempted, backoff
+from leadops.providers.base import OutgoingMessage
+from leadops.providers.outbox import OutboxChannel
 
 
 class FakeTime:

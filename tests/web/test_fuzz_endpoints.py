@@ -51,8 +51,8 @@ from leadops.models import (
     WEBHOOK_REJECTIONS,
 )
 from leadops.nurture import load_runtime
+from leadops.providers.signatures import site_signature
 from leadops.rescore import run_inbox
-from leadops.signatures import site_signature
 from leadops.web.app import create_app
 from tests.engagement import (
     PUBLIC_URL,

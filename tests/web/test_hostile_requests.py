@@ -14,7 +14,7 @@ from leadops.core.tokens import sign
 from leadops.inbox import rejection_counts
 from leadops.messages import UNSUBSCRIBE
 from leadops.models import INBOX
-from leadops.signatures import site_signature
+from leadops.providers.signatures import site_signature
 from tests.engagement import (
     SITE_SECRET,
     Harness,

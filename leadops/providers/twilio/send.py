@@ -33,7 +33,8 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
-from leadops.channels.base import (
+from leadops.core.settings import Settings
+from leadops.providers.base import (
     AmbiguousSendError,
     ChannelUnavailableError,
     OutgoingMessage,
@@ -41,8 +42,7 @@ from leadops.channels.base import (
     SendResult,
     TransientSendError,
 )
-from leadops.channels.keepalive import KeepAliveTransport, NotConnected
-from leadops.core.settings import Settings
+from leadops.providers.keepalive import KeepAliveTransport, NotConnected
 
 RATE_LIMIT_CODES = frozenset({20429, 63017, 63018})
 AUTH_CODES = frozenset({20003, 20005})
@@ -57,7 +57,7 @@ class _RecordingHttpClient(TwilioHttpClient):
 
     The request is prepared exactly as TwilioHttpClient prepares it (the same requests
     Session builds the method, URL, headers and form body); only the exchange itself goes
-    through leadops.channels.keepalive instead of requests' adapter and urllib3, which cost
+    through leadops.providers.keepalive instead of requests' adapter and urllib3, which cost
     more CPU than the rest of a send. Where that could change what is sent or how it is
     checked (an environment proxy for the host, response hooks, content encodings other
     than gzip/deflate), every request takes the SDK's own path instead."""

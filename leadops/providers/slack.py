@@ -10,7 +10,7 @@ from __future__ import annotations
 import requests
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from leadops.channels.base import (
+from leadops.providers.base import (
     AmbiguousSendError,
     OutgoingMessage,
     PermanentSendError,

@@ -26,7 +26,8 @@ from python_http_client.client import Response
 from python_http_client.exceptions import HTTPError, handle_error
 from sendgrid import SendGridAPIClient
 
-from leadops.channels.base import (
+from leadops.core.settings import Settings
+from leadops.providers.base import (
     AmbiguousSendError,
     ChannelUnavailableError,
     OutgoingMessage,
@@ -34,8 +35,7 @@ from leadops.channels.base import (
     SendResult,
     TransientSendError,
 )
-from leadops.channels.keepalive import KeepAliveTransport
-from leadops.core.settings import Settings
+from leadops.providers.keepalive import KeepAliveTransport
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 

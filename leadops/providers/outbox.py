@@ -14,8 +14,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
-from leadops.channels.base import OutgoingMessage, SendResult
 from leadops.models import Channel
+from leadops.providers.base import OutgoingMessage, SendResult
 
 # Headers are folded only past RFC 5322's 998-character line limit. With the email
 # package's default of 78, a long ASCII value without spaces (the List-Unsubscribe URL)
