@@ -1,1 +1,0 @@
-"""Delivery channels: the file outbox (default), SendGrid email and Twilio WhatsApp."""
