@@ -37,7 +37,7 @@ from bench.report import machine_line, write_section
 from leadops.core.clock import SimulatedClock
 from leadops.core.db import make_engine, upgrade
 from leadops.core.settings import Settings
-from leadops.dispatch import run_workers
+from leadops.delivery.dispatch import run_workers
 from leadops.nurture import load_runtime, plan_all, run_dispatch
 from leadops.testing.fakes import Faults
 from leadops.testing.scenario import (
@@ -200,7 +200,7 @@ def sdk_floor(settings: Settings, count: int) -> float:
     rendering): what sending costs before leadops does anything else."""
     from concurrent.futures import wait
 
-    from leadops.delivery import ChannelPool, build_channels
+    from leadops.delivery.pool import ChannelPool, build_channels
     from leadops.providers.base import OutgoingMessage
 
     channels = build_channels(settings)

@@ -23,7 +23,7 @@ from leadops import nurture, observe
 from leadops.core import progress
 from leadops.core.clock import SimulatedClock, SystemClock, ensure_utc
 from leadops.core.locks import LockHeld, run_lock
-from leadops.dispatch import DispatchReport, run_workers
+from leadops.delivery.dispatch import DispatchReport, run_workers
 from leadops.summary import summary_rows, touch_summary
 
 
@@ -65,7 +65,7 @@ def dispatch_task(
 ) -> DispatchReport:
     """Send what is due, updating a progress artifact after every batch (with several
     worker processes: after each worker). Safe to retry: every touch is sent at most once
-    (leadops.dispatch)."""
+    (leadops.delivery.dispatch)."""
     clock = SimulatedClock(now) if now is not None else SystemClock()
     due = observe.count_due(runtime.engine, clock.now())
     artifact = create_progress_artifact(

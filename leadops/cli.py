@@ -27,9 +27,9 @@ from leadops.core.clock import clock_for
 from leadops.core.configfile import ConfigError
 from leadops.core.db import DatabaseNotReady, one_line
 from leadops.core.settings import Settings, get_settings
+from leadops.delivery.render import RenderError
 from leadops.intake.csv_source import CsvFormatError
 from leadops.output import Format, emit
-from leadops.render import RenderError
 
 console = Console()
 err = Console(stderr=True)
@@ -115,8 +115,8 @@ def init() -> None:
 
     Example: leadops init
     """
-    from leadops.campaigns import load_campaigns
     from leadops.core.db import make_engine, upgrade
+    from leadops.delivery.campaigns import load_campaigns
     from leadops.segments import load_segments
 
     settings = _settings()
@@ -390,7 +390,7 @@ def _interruptible(what: str, *, flow_run: bool = True) -> Iterator[None]:
     Prefect's temporary server is started first, out of reach of Ctrl-C, so the
     interrupted flow run is recorded as Crashed (never left Running) and its logs are
     sent before the process exits. Dispatcher processes are stopped on the way out
-    (leadops.dispatch.run_workers).
+    (leadops.delivery.dispatch.run_workers).
     """
     from leadops.core.interrupts import Terminated, sigterm_raises
     from leadops.prefect_stack import exit_after_interrupt, start_ephemeral_server
@@ -444,7 +444,7 @@ def run(
     at = _instant(now) if now else None
     if no_prefect:
         from leadops.core.locks import LockHeld, run_lock
-        from leadops.dispatch import run_workers
+        from leadops.delivery.dispatch import run_workers
         from leadops.nurture import plan_all, run_tick
 
         processes = workers or settings.dispatch_workers
@@ -611,7 +611,7 @@ def outbox_resolve(
 
     Example: leadops outbox resolve 42 --not-sent --reason "absent from SendGrid activity"
     """
-    from leadops.resolution import ResolutionError, resolve_touch
+    from leadops.delivery.resolution import ResolutionError, resolve_touch
 
     if sent is None:
         raise CliError("say what happened: --sent or --not-sent")
@@ -665,9 +665,9 @@ def templates_check() -> None:
 
     Example: leadops templates check
     """
-    from leadops.campaigns import load_campaigns
-    from leadops.messages import template_context
-    from leadops.render import Renderer
+    from leadops.delivery.campaigns import load_campaigns
+    from leadops.delivery.compose import template_context
+    from leadops.delivery.render import Renderer
 
     settings = _settings()
     campaigns = load_campaigns(settings.config_dir)
@@ -717,10 +717,10 @@ def templates_preview(
     part: Annotated[str, typer.Option(help="For email: txt, html or all.")] = "txt",
 ) -> None:
     """Print a rendered message. Example: leadops templates preview offer day-10 --lead 3"""
-    from leadops.campaigns import load_campaigns
-    from leadops.messages import lead_context, template_context, unsubscribe_url
+    from leadops.delivery.campaigns import load_campaigns
+    from leadops.delivery.compose import lead_context, template_context, unsubscribe_url
+    from leadops.delivery.render import Renderer
     from leadops.models import Lead
-    from leadops.render import Renderer
 
     settings = _settings()
     campaigns = load_campaigns(settings.config_dir)

@@ -99,8 +99,8 @@ def check_database(settings: Settings) -> list[Check]:
 
 
 def check_config(settings: Settings) -> tuple[list[Check], dict[str, Any] | None]:
-    from leadops.campaigns import load_campaigns
     from leadops.core.configfile import ConfigError
+    from leadops.delivery.campaigns import load_campaigns
     from leadops.kpis import load_spend
     from leadops.segments import load_segments
 
@@ -151,8 +151,8 @@ SAMPLE_LEAD = {
 
 def check_templates(settings: Settings, campaigns: dict[str, Any] | None) -> Check:
     """Every campaign step renders on each of its channels against a sample lead."""
-    from leadops.messages import template_context
-    from leadops.render import Renderer, RenderError
+    from leadops.delivery.compose import template_context
+    from leadops.delivery.render import Renderer, RenderError
 
     if campaigns is None:
         return Check("templates", Status.SKIPPED, "campaign config did not load")

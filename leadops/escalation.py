@@ -30,6 +30,7 @@ from sqlmodel import Session
 from leadops import deadletters
 from leadops.core.clock import ensure_utc
 from leadops.core.settings import Settings
+from leadops.delivery.render import Renderer
 from leadops.escalation_notify import NotifyReport, deliver_notifications
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
@@ -51,7 +52,6 @@ from leadops.models import (
     TouchStatus,
 )
 from leadops.providers.base import ChannelSender
-from leadops.render import Renderer
 from leadops.routing import (
     Contact,
     LeadProfile,
@@ -103,7 +103,7 @@ def load_escalation_runtime(
 ) -> EscalationRuntime:
     """Load routing.yaml and the channels; fail early with clear errors."""
     from leadops.core.db import ensure_ready, make_engine
-    from leadops.delivery import build_channels
+    from leadops.delivery.pool import build_channels
     from leadops.providers.slack import SlackWebhookChannel
 
     routing = load_routing(routing_path(settings))

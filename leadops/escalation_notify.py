@@ -22,7 +22,8 @@ from sqlmodel import Session
 from leadops.core.settings import Settings
 from leadops.core.tokens import sign
 from leadops.deadletters import describe, must_raise
-from leadops.messages import lead_context
+from leadops.delivery.compose import lead_context
+from leadops.delivery.render import RenderError
 from leadops.models import (
     AWAITING_ACK_STATUSES,
     ESCALATION_ASSIGNMENTS,
@@ -41,7 +42,6 @@ from leadops.providers.base import (
     PermanentSendError,
     TransientSendError,
 )
-from leadops.render import RenderError
 from leadops.routing import Rep, RoutingConfig
 
 if TYPE_CHECKING:

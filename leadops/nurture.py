@@ -20,13 +20,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from leadops.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
 from leadops.core.clock import Clock, SimulatedClock
 from leadops.core.configfile import ConfigError
 from leadops.core.db import ensure_ready, make_engine, plain
 from leadops.core.settings import Settings
-from leadops.delivery import build_channels, check_channel_config
-from leadops.dispatch import Dispatcher, DispatchReport
+from leadops.delivery.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
+from leadops.delivery.dispatch import Dispatcher, DispatchReport
+from leadops.delivery.pool import build_channels, check_channel_config
+from leadops.delivery.render import Renderer
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
     ENROLLMENTS,
@@ -41,7 +42,6 @@ from leadops.models import (
 )
 from leadops.planner import ActiveEnrollment, LeadState, Plan, next_step_due, plan_lead
 from leadops.providers.base import ChannelSender
-from leadops.render import Renderer
 from leadops.segments import LeadFacts, SegmentConfig, load_segments
 
 log = logging.getLogger("leadops.nurture")

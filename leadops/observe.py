@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.dispatch import DispatchReport
+from leadops.delivery.dispatch import DispatchReport
 from leadops.models import TOUCHES, TouchStatus
 
 RUN_COLUMNS = (

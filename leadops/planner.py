@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from leadops.campaigns import Campaign
+from leadops.delivery.campaigns import Campaign
 from leadops.models import Channel
 from leadops.segments import LeadFacts, SegmentConfig, choose_rule
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadops import deadletters, inbox
 from leadops.core.clock import parse_instant
+from leadops.delivery.suppression import end_enrollment, opt_in, suppress
 from leadops.models import (
     ENROLLMENTS,
     INBOX,
@@ -50,7 +51,6 @@ from leadops.scoring import (
     next_stage,
     top_reasons,
 )
-from leadops.suppression import end_enrollment, opt_in, suppress
 
 log = logging.getLogger("leadops.rescore")
 

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from leadops.delivery.policy import Reason
 from leadops.models import (
     AWAITING_ACK_STATUSES,
     DEAD_LETTERS,
@@ -33,7 +34,6 @@ from leadops.models import (
     QuarantineStatus,
     TouchStatus,
 )
-from leadops.policy import Reason
 
 SAMPLE_SIZE = 5
 # Inbox events the rescore run (every 5 minutes, or every minute through the escalate

@@ -32,7 +32,8 @@ from leadops import inbox
 from leadops.core.db import session_scope
 from leadops.core.settings import Settings
 from leadops.core.tokens import sign, verify
-from leadops.dispatch import contact_facts
+from leadops.delivery.dispatch import contact_facts
+from leadops.delivery.policy import Action, Caps, Decision, MessageClass, SendWindow, decide
 from leadops.intake.config import FormSource
 from leadops.intake.importer import RawRecord, import_records
 from leadops.models import (
@@ -42,7 +43,6 @@ from leadops.models import (
     Lead,
     LeadSourceRecord,
 )
-from leadops.policy import Action, Caps, Decision, MessageClass, SendWindow, decide
 from leadops.providers.base import (
     ChannelSender,
     OutgoingMessage,

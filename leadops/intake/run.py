@@ -469,7 +469,7 @@ def retry_form_confirmations(
     temporary failure (or a crash) left unsent. Reported only when there were any."""
     from datetime import timedelta
 
-    from leadops.delivery import build_channels
+    from leadops.delivery.pool import build_channels
     from leadops.intake.forms import retry_confirmations
     from leadops.models import Channel
 

@@ -16,10 +16,10 @@ from sqlmodel import Session
 
 from leadops import inbox
 from leadops.core.tokens import InvalidToken, verify
+from leadops.delivery.render import Renderer
 from leadops.escalation import acknowledge
 from leadops.escalation_notify import ACK, TRIGGER_LABELS
 from leadops.models import Escalation, EscalationAssignment, Lead
-from leadops.render import Renderer
 from leadops.web.app import count_refusal, state_of
 from leadops.web.guard import MAX_ID, Refused, read_body
 

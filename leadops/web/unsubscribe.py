@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 
 from leadops import inbox
 from leadops.core.tokens import InvalidToken, verify
-from leadops.messages import UNSUBSCRIBE
+from leadops.delivery.compose import UNSUBSCRIBE
+from leadops.delivery.suppression import end_enrollment, suppress
 from leadops.models import LEADS
-from leadops.suppression import end_enrollment, suppress
 from leadops.web.app import count_refusal, state_of
 from leadops.web.guard import MAX_ID, Refused, read_body
 

@@ -42,7 +42,7 @@ def test_killed_dispatcher_releases_lock_and_its_claims_are_sent_next_run(
         import os
         from datetime import datetime
         from leadops.core.clock import SimulatedClock
-        from leadops.dispatch import Dispatcher
+        from leadops.delivery.dispatch import Dispatcher
         from leadops.core.locks import run_lock
         from leadops.nurture import load_runtime, plan_all
         from leadops.core.settings import Settings

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops import deadletters, inbox
+from leadops.delivery.suppression import end_enrollment
 from leadops.escalation import check_slas, escalate, find_sales_ready
 from leadops.handoff import apply_inbox_and_escalate, escalate_sales_ready
 from leadops.models import (
@@ -27,7 +28,6 @@ from leadops.models import (
 )
 from leadops.rescore import SalesReady
 from leadops.summary import touch_summary
-from leadops.suppression import end_enrollment
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
 from tests.integration.test_escalation import NOW as ESC_NOW
 from tests.integration.test_escalation import add_lead, runtime_for

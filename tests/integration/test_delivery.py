@@ -13,9 +13,9 @@ from sqlalchemy.engine import Engine
 from leadops.core.clock import SimulatedClock
 from leadops.core.configfile import ConfigError
 from leadops.core.settings import Settings
+from leadops.delivery.resolution import ResolutionError, resolve_touch
 from leadops.models import LEADS, TOUCH_AUDIT, TOUCHES, TouchStatus
 from leadops.nurture import load_runtime, run_tick
-from leadops.resolution import ResolutionError, resolve_touch
 from leadops.testing.fakes import HANG, RATE_LIMITED, SERVER_ERROR, FakeSendGrid, FakeTwilio
 from leadops.testing.scenario import (
     SENDGRID_KEY,

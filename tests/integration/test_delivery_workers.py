@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.dispatch import run_workers, worker_settings
+from leadops.delivery.dispatch import run_workers, worker_settings
 from leadops.models import TOUCHES, TouchStatus
 from leadops.nurture import load_runtime, plan_all
 from leadops.testing.fakes import FakeSendGrid, FakeTwilio

@@ -1,4 +1,4 @@
-"""Unit tests for campaign/segment file loading (leadops.campaigns, leadops.core.configfile)."""
+"""Unit tests for campaign and segment file loading (delivery.campaigns, core.configfile)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from leadops.campaigns import load_campaign, load_campaigns
 from leadops.core.configfile import ConfigError
+from leadops.delivery.campaigns import load_campaign, load_campaigns
 from leadops.segments import load_segments
 
 GOOD = """\

@@ -7,7 +7,7 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from leadops.dispatch import DispatchReport
+from leadops.delivery.dispatch import DispatchReport
 from leadops.observe import is_transient, run_rows
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from leadops.campaigns import Campaign, load_campaigns
+from leadops.delivery.campaigns import Campaign, load_campaigns
 from leadops.planner import (
     ActiveEnrollment,
     LeadState,

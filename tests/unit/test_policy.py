@@ -1,4 +1,4 @@
-"""Unit tests for leadops.policy: decide() and SendWindow."""
+"""Unit tests for leadops.delivery.policy: decide() and SendWindow."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadops.policy import Action, Caps, ContactFacts, MessageClass, Reason, SendWindow, decide
+from leadops.delivery.policy import (
+    Action,
+    Caps,
+    ContactFacts,
+    MessageClass,
+    Reason,
+    SendWindow,
+    decide,
+)
 
 WEEKDAYS = frozenset(range(5))
 WINDOW = SendWindow(start=time(9, 0), end=time(18, 0), weekdays=WEEKDAYS)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from leadops.core.ratelimit import TokenBucket
-from leadops.delivery import ChannelPool, NotAttempted, backoff
+from leadops.delivery.pool import ChannelPool, NotAttempted, backoff
 from leadops.providers.base import OutgoingMessage
 from leadops.providers.outbox import OutboxChannel
 

@@ -1,4 +1,4 @@
-"""Unit tests for leadops.render, plus a smoke render of every real template."""
+"""Unit tests for leadops.delivery.render, plus a smoke render of every real template."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from leadops.campaigns import load_campaigns
 from leadops.core.settings import Settings
-from leadops.messages import template_context
-from leadops.render import Renderer, RenderError
+from leadops.delivery.campaigns import load_campaigns
+from leadops.delivery.compose import template_context
+from leadops.delivery.render import Renderer, RenderError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -38,10 +38,10 @@ from twilio.request_validator import RequestValidator
 
 from leadops.core.clock import SimulatedClock
 from leadops.core.tokens import sign
+from leadops.delivery.compose import UNSUBSCRIBE
 from leadops.escalation import escalate
 from leadops.escalation_notify import ack_url
 from leadops.inbox import SENDGRID_EVENTS, SITE_EVENTS
-from leadops.messages import UNSUBSCRIBE
 from leadops.models import (
     ESCALATIONS,
     FORM_SUBMISSIONS,

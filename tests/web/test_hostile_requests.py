@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops.core.tokens import sign
+from leadops.delivery.compose import UNSUBSCRIBE
 from leadops.inbox import rejection_counts
-from leadops.messages import UNSUBSCRIBE
 from leadops.models import INBOX
 from leadops.providers.signatures import site_signature
 from tests.engagement import (

@@ -381,7 +381,7 @@ def test_a_reply_opens_the_window_stops_the_sequence_and_is_a_hand_raise(h: Harn
 
 
 def test_one_click_unsubscribe_is_honoured_at_once_and_scored_once(h: Harness) -> None:
-    from leadops.messages import unsubscribe_url
+    from leadops.delivery.compose import unsubscribe_url
 
     lead_id = h.add_lead("ada@example.com", "+447700900123")
     h.tick()

@@ -59,13 +59,15 @@ from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
 
 from leadops import deadletters
-from leadops.campaigns import Campaign, StoredCampaigns
 from leadops.core.clock import Clock, clock_for
 from leadops.core.db import bulk_update
 from leadops.core.interrupts import signals_held
 from leadops.core.settings import Settings
-from leadops.delivery import Attempt, ChannelPool, NotAttempted
-from leadops.messages import compose
+from leadops.delivery.campaigns import Campaign, StoredCampaigns
+from leadops.delivery.compose import compose
+from leadops.delivery.policy import Action, Caps, ContactFacts, Decision, Reason, SendWindow, decide
+from leadops.delivery.pool import Attempt, ChannelPool, NotAttempted
+from leadops.delivery.render import Renderer, RenderError
 from leadops.models import (
     LEADS,
     SENT_TOUCH_STATUSES,
@@ -75,7 +77,6 @@ from leadops.models import (
     Lead,
     TouchStatus,
 )
-from leadops.policy import Action, Caps, ContactFacts, Decision, Reason, SendWindow, decide
 from leadops.providers.base import (
     AmbiguousSendError,
     ChannelSender,
@@ -84,7 +85,6 @@ from leadops.providers.base import (
     PermanentSendError,
     TransientSendError,
 )
-from leadops.render import Renderer, RenderError
 
 log = logging.getLogger("leadops.dispatch")
 

@@ -1,6 +1,6 @@
 """Suppression: stop contacting a lead on a channel (or all), at once, until they opt in.
 
-The contact policy (leadops.policy) refuses every send on a suppressed channel; these
+The contact policy (leadops.delivery.policy) refuses every send on a suppressed channel; these
 functions set and clear the lead's suppression columns and cancel what is already queued.
 """
 

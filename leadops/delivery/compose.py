@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from leadops.campaigns import Campaign
 from leadops.core.settings import Settings
 from leadops.core.tokens import sign
+from leadops.delivery.campaigns import Campaign
+from leadops.delivery.render import Renderer
 from leadops.models import Channel, Lead
 from leadops.providers.base import OutgoingMessage
-from leadops.render import Renderer
 
 UNSUBSCRIBE = "unsubscribe"
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from leadops.campaigns import Campaign
 from leadops.core.configfile import ConfigError
 from leadops.core.ratelimit import TokenBucket
 from leadops.core.settings import Settings
+from leadops.delivery.campaigns import Campaign
 from leadops.models import Channel
 from leadops.providers.base import (
     ChannelSender,
