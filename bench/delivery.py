@@ -38,7 +38,7 @@ from leadops.core.clock import SimulatedClock
 from leadops.core.db import make_engine, upgrade
 from leadops.core.settings import Settings
 from leadops.delivery.dispatch import run_workers
-from leadops.nurture import load_runtime, plan_all, run_dispatch
+from leadops.nurture.tick import load_runtime, plan_all, run_dispatch
 from leadops.testing.fakes import Faults
 from leadops.testing.scenario import (
     ROOT,

@@ -164,7 +164,7 @@ def main() -> None:
     from leadops.core.db import make_engine
     from leadops.core.settings import Settings
     from leadops.models import INBOX
-    from leadops.nurture import load_runtime
+    from leadops.nurture.tick import load_runtime
     from leadops.rescore import run_rescore
 
     key = ec.generate_private_key(ec.SECP256R1())

@@ -12,8 +12,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
-from leadops import escalation, escalation_notify, handoff, nurture
+from leadops import escalation, escalation_notify, handoff
 from leadops.core.clock import SystemClock, ensure_utc
+from leadops.nurture import tick as nurture
 
 
 @task(

@@ -101,7 +101,7 @@ def _engine(settings: Settings) -> Any:
 
 
 def _runtime(settings: Settings) -> Any:
-    from leadops.nurture import load_runtime
+    from leadops.nurture.tick import load_runtime
 
     return load_runtime(settings)
 
@@ -117,7 +117,7 @@ def init() -> None:
     """
     from leadops.core.db import make_engine, upgrade
     from leadops.delivery.campaigns import load_campaigns
-    from leadops.segments import load_segments
+    from leadops.nurture.segments import load_segments
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -445,7 +445,7 @@ def run(
     if no_prefect:
         from leadops.core.locks import LockHeld, run_lock
         from leadops.delivery.dispatch import run_workers
-        from leadops.nurture import plan_all, run_tick
+        from leadops.nurture.tick import plan_all, run_tick
 
         processes = workers or settings.dispatch_workers
         try:
@@ -490,7 +490,7 @@ def simulate(
     Example: leadops simulate --days 30 --start 2026-12-01T00:00Z
     """
     from leadops.core import progress
-    from leadops.nurture import simulate as run_simulation
+    from leadops.nurture.tick import simulate as run_simulation
 
     settings = _settings()
     runtime = _runtime(settings)

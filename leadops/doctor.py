@@ -102,7 +102,7 @@ def check_config(settings: Settings) -> tuple[list[Check], dict[str, Any] | None
     from leadops.core.configfile import ConfigError
     from leadops.delivery.campaigns import load_campaigns
     from leadops.kpis import load_spend
-    from leadops.segments import load_segments
+    from leadops.nurture.segments import load_segments
 
     checks = []
     campaigns: dict[str, Any] | None = None

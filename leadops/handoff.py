@@ -26,7 +26,7 @@ from leadops.escalation import (
 )
 from leadops.escalation_notify import NotifyReport, deliver_notifications
 from leadops.models import ESCALATIONS
-from leadops.nurture import Runtime
+from leadops.nurture.tick import Runtime
 from leadops.rescore import SalesReady, run_inbox
 
 log = logging.getLogger("leadops.handoff")

@@ -36,7 +36,7 @@ from leadops.models import (
     ScoreKind,
     TouchStatus,
 )
-from leadops.nurture import PlanReport, Runtime, plan_leads
+from leadops.nurture.tick import PlanReport, Runtime, plan_leads
 from leadops.scoring import (
     FitFacts,
     ScoringConfig,

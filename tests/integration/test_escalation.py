@@ -34,7 +34,7 @@ from leadops.models import (
     Lead,
     Touch,
 )
-from leadops.nurture import load_runtime, plan_all
+from leadops.nurture.tick import load_runtime, plan_all
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # a Tuesday, inside the reps' hours

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from leadops.core.db import make_engine, upgrade
 from leadops.models import TouchStatus
-from leadops.nurture import load_runtime, plan_all
+from leadops.nurture.tick import load_runtime, plan_all
 from leadops.testing.fakes import FakeSendGrid
 from leadops.testing.workers import (
     SENDGRID_KEY,

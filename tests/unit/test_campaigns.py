@@ -8,7 +8,7 @@ import pytest
 
 from leadops.core.configfile import ConfigError
 from leadops.delivery.campaigns import load_campaign, load_campaigns
-from leadops.segments import load_segments
+from leadops.nurture.segments import load_segments
 
 GOOD = """\
 # comment

@@ -1,4 +1,4 @@
-"""Unit tests for leadops.planner."""
+"""Unit tests for leadops.nurture.planner."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from leadops.delivery.campaigns import Campaign, load_campaigns
-from leadops.planner import (
+from leadops.nurture.planner import (
     ActiveEnrollment,
     LeadState,
     due_touches,
@@ -17,7 +17,7 @@ from leadops.planner import (
     plan_lead,
     step_due_at,
 )
-from leadops.segments import LeadFacts, SegmentConfig, load_segments
+from leadops.nurture.segments import LeadFacts, SegmentConfig, load_segments
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

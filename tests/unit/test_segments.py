@@ -1,4 +1,4 @@
-"""Unit tests for leadops.segments.choose_rule."""
+"""Unit tests for leadops.nurture.segments.choose_rule."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from leadops.segments import LeadFacts, SegmentConfig, choose_rule
+from leadops.nurture.segments import LeadFacts, SegmentConfig, choose_rule
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 

@@ -50,7 +50,7 @@ from leadops.models import (
     STAGE_CHANGES,
     WEBHOOK_REJECTIONS,
 )
-from leadops.nurture import load_runtime
+from leadops.nurture.tick import load_runtime
 from leadops.providers.signatures import site_signature
 from leadops.rescore import run_inbox
 from leadops.web.app import create_app

@@ -1,6 +1,6 @@
 """The planner: given a lead's state, the campaigns and the time, what should happen now.
 
-Pure functions only; `leadops.nurture` loads state from the database and applies the plan.
+Pure functions only; `leadops.nurture.tick` loads state from the database and applies the plan.
 A lead is enrolled in a campaign at most once, stays on the campaign version it enrolled
 in, and gets each step on each channel at most once (the touches table enforces it too).
 """
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from leadops.delivery.campaigns import Campaign
 from leadops.models import Channel
-from leadops.segments import LeadFacts, SegmentConfig, choose_rule
+from leadops.nurture.segments import LeadFacts, SegmentConfig, choose_rule
 
 
 @dataclass(frozen=True)

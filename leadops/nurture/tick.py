@@ -40,9 +40,9 @@ from leadops.models import (
     EnrollmentStatus,
     TouchStatus,
 )
-from leadops.planner import ActiveEnrollment, LeadState, Plan, next_step_due, plan_lead
+from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, next_step_due, plan_lead
+from leadops.nurture.segments import LeadFacts, SegmentConfig, load_segments
 from leadops.providers.base import ChannelSender
-from leadops.segments import LeadFacts, SegmentConfig, load_segments
 
 log = logging.getLogger("leadops.nurture")
 
