@@ -163,9 +163,9 @@ def main() -> None:
     from leadops.core.clock import SystemClock
     from leadops.core.db import make_engine
     from leadops.core.settings import Settings
+    from leadops.engagement.rescore import run_rescore
     from leadops.models import INBOX
     from leadops.nurture.tick import load_runtime
-    from leadops.rescore import run_rescore
 
     key = ec.generate_private_key(ec.SECP256R1())
     public = base64.b64encode(

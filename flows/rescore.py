@@ -1,6 +1,6 @@
 """The rescore flow: apply the webhook inbox, score, decay, move stages, re-segment.
 
-Scheduled every 5 minutes (prefect.yaml). All logic lives in leadops.rescore; leads that
+Scheduled every 5 minutes (prefect.yaml). All logic lives in leadops.engagement.rescore; leads that
 became sales-ready are returned and published as a table for escalation.
 """
 
@@ -13,8 +13,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
-from leadops import handoff, rescore
+from leadops import handoff
 from leadops.core.clock import SystemClock, ensure_utc
+from leadops.engagement import rescore
 from leadops.nurture import tick as nurture
 
 

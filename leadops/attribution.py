@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadops import inbox
+from leadops.engagement import inbox
 from leadops.models import INBOX, TOUCHES, InboxStatus
 
 StepKey = tuple[str, str, str]  # campaign, step, channel

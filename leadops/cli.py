@@ -352,7 +352,7 @@ def leads_show(
         fmt,
         title="Touches",
     )
-    from leadops.rescore import explain
+    from leadops.engagement.rescore import explain
 
     breakdown, timeline = explain(engine, lead_id)
     emit(
@@ -1318,8 +1318,8 @@ def rescore(
     """
     settings = _settings()
     if no_prefect:
+        from leadops.engagement.rescore import run_rescore
         from leadops.handoff import escalate_sales_ready, escalation_runtime_or_none
-        from leadops.rescore import run_rescore
 
         runtime = _runtime(settings)
         at = _instant(now)
@@ -1356,7 +1356,7 @@ def webhooks_stats(fmt: FormatOption = Format.TABLE) -> None:
 
     Example: leadops webhooks stats
     """
-    from leadops.inbox import inbox_counts, rejection_counts
+    from leadops.engagement.inbox import inbox_counts, rejection_counts
 
     engine = _engine(_settings())
     emit(inbox_counts(engine), ["source", "kind", "status", "events"], fmt, title="Inbox")

@@ -726,8 +726,8 @@ def close(
 
 def default_reasons(session: Session, lead: Lead) -> list[dict[str, Any]]:
     """Why a lead is sales-ready: the top rules of its score ledger, then stage and score."""
-    from leadops.rescore import breakdowns
-    from leadops.scoring import top_reason_items
+    from leadops.engagement.rescore import breakdowns
+    from leadops.engagement.scoring import top_reason_items
 
     assert lead.id is not None
     explained = breakdowns(session.connection(), [lead.id]).get(lead.id, [])

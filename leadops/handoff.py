@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from leadops.core.settings import Settings
+from leadops.engagement.rescore import SalesReady, run_inbox
 from leadops.escalation import (
     EscalationRuntime,
     escalate_or_set_aside,
@@ -27,7 +28,6 @@ from leadops.escalation import (
 from leadops.escalation_notify import NotifyReport, deliver_notifications
 from leadops.models import ESCALATIONS
 from leadops.nurture.tick import Runtime
-from leadops.rescore import SalesReady, run_inbox
 
 log = logging.getLogger("leadops.handoff")
 

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection, Engine
 
-from leadops import inbox
 from leadops.attribution import EventRule, StepKey, count_unique_touches, payload_is_true
 from leadops.core.configfile import ConfigError
+from leadops.engagement import inbox
 from leadops.models import (
     AWAITING_ACK_STATUSES,
     ESCALATION_ASSIGNMENTS,

@@ -28,12 +28,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from leadops import inbox
 from leadops.core.db import session_scope
 from leadops.core.settings import Settings
 from leadops.core.tokens import sign, verify
 from leadops.delivery.dispatch import contact_facts
 from leadops.delivery.policy import Action, Caps, Decision, MessageClass, SendWindow, decide
+from leadops.engagement import inbox
 from leadops.intake.config import FormSource
 from leadops.intake.importer import RawRecord, import_records
 from leadops.models import (

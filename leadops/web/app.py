@@ -57,7 +57,7 @@ def source_of(path: str) -> str:
 
 async def count_refusal(state: AppState, source: str, reason: str) -> None:
     """Count one refused request in webhook_rejections."""
-    from leadops import inbox
+    from leadops.engagement import inbox
 
     await run_in_threadpool(inbox.count_rejection, state.engine, source, reason, state.clock.now())
 

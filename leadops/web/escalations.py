@@ -14,9 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from leadops import inbox
 from leadops.core.tokens import InvalidToken, verify
 from leadops.delivery.render import Renderer
+from leadops.engagement import inbox
 from leadops.escalation import acknowledge
 from leadops.escalation_notify import ACK, TRIGGER_LABELS
 from leadops.models import Escalation, EscalationAssignment, Lead

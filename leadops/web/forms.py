@@ -16,8 +16,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from leadops import inbox
 from leadops.core.tokens import InvalidToken
+from leadops.engagement import inbox
 from leadops.intake import forms
 from leadops.intake.config import load_intake_config
 from leadops.models import Channel, FormSubmissionStatus

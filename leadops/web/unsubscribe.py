@@ -15,10 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 
-from leadops import inbox
 from leadops.core.tokens import InvalidToken, verify
 from leadops.delivery.compose import UNSUBSCRIBE
 from leadops.delivery.suppression import end_enrollment, suppress
+from leadops.engagement import inbox
 from leadops.models import LEADS
 from leadops.web.app import count_refusal, state_of
 from leadops.web.guard import MAX_ID, Refused, read_body

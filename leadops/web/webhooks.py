@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from leadops import inbox
+from leadops.engagement import inbox
 from leadops.providers.signatures import verify_sendgrid, verify_site, verify_twilio
 from leadops.web.app import refuse, state_of
 from leadops.web.guard import Refused, ascii_int, check_text, malformed, read_body

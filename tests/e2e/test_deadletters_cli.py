@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from leadops import inbox
 from leadops.cli import CliError, app
 from leadops.core.clock import parse_instant
 from leadops.core.db import make_engine
 from leadops.core.settings import get_settings
+from leadops.engagement import inbox
 from leadops.models import INBOX
 from tests.conftest import ROOT
 

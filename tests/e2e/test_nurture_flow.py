@@ -167,8 +167,8 @@ def test_rescore_flow_applies_the_inbox_and_publishes_sales_ready_leads(
     from prefect import get_client
 
     from flows.rescore import rescore_flow
-    from leadops import inbox
     from leadops.core.db import make_engine, upgrade
+    from leadops.engagement import inbox
     from leadops.models import LEADS
 
     engine = make_engine(get_settings().resolved_database_url)

@@ -13,11 +13,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops import attribution, inbox, kpis, stuck
+from leadops import attribution, kpis, stuck
 from leadops.core.configfile import ConfigError
 from leadops.core.settings import Settings
+from leadops.engagement import inbox
+from leadops.engagement.inbox import InboxRecord
+from leadops.engagement.rescore import RescoreReport, process_inbox
+from leadops.engagement.scoring import load_scoring
 from leadops.escalation import acknowledge, close, escalate, load_escalation_runtime
-from leadops.inbox import InboxRecord
 from leadops.models import (
     CAMPAIGN_VERSIONS,
     ENROLLMENTS,
@@ -29,8 +32,6 @@ from leadops.models import (
     TOUCHES,
 )
 from leadops.report import build_report, markdown, write_html
-from leadops.rescore import RescoreReport, process_inbox
-from leadops.scoring import load_scoring
 from tests.conftest import ROOT, make_settings
 from tests.engagement import inbound_params, sg_event, status_params
 

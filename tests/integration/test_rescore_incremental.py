@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops import rescore
+from leadops.engagement import rescore
 from leadops.models import PASS_MARKS
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event
 

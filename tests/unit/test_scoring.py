@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from leadops.core.configfile import ConfigError
-from leadops.scoring import (
+from leadops.engagement.scoring import (
     Cap,
     Decay,
     EngagementRule,

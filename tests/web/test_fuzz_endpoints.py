@@ -39,9 +39,10 @@ from twilio.request_validator import RequestValidator
 from leadops.core.clock import SimulatedClock
 from leadops.core.tokens import sign
 from leadops.delivery.compose import UNSUBSCRIBE
+from leadops.engagement.inbox import SENDGRID_EVENTS, SITE_EVENTS
+from leadops.engagement.rescore import run_inbox
 from leadops.escalation import escalate
 from leadops.escalation_notify import ack_url
-from leadops.inbox import SENDGRID_EVENTS, SITE_EVENTS
 from leadops.models import (
     ESCALATIONS,
     FORM_SUBMISSIONS,
@@ -52,7 +53,6 @@ from leadops.models import (
 )
 from leadops.nurture.tick import load_runtime
 from leadops.providers.signatures import site_signature
-from leadops.rescore import run_inbox
 from leadops.web.app import create_app
 from tests.engagement import (
     PUBLIC_URL,

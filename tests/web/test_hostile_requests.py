@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from leadops.core.tokens import sign
 from leadops.delivery.compose import UNSUBSCRIBE
-from leadops.inbox import rejection_counts
+from leadops.engagement.inbox import rejection_counts
 from leadops.models import INBOX
 from leadops.providers.signatures import site_signature
 from tests.engagement import (

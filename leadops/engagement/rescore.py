@@ -18,9 +18,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from leadops import deadletters, inbox
+from leadops import deadletters
 from leadops.core.clock import parse_instant
 from leadops.delivery.suppression import end_enrollment, opt_in, suppress
+from leadops.engagement import inbox
+from leadops.engagement.scoring import (
+    FitFacts,
+    ScoringConfig,
+    capped,
+    channels_of,
+    classify_inbound,
+    decay_delta,
+    fit_adjustments,
+    fit_points,
+    is_pricing_url,
+    load_scoring,
+    next_stage,
+    top_reasons,
+)
 from leadops.models import (
     ENROLLMENTS,
     INBOX,
@@ -37,20 +52,6 @@ from leadops.models import (
     TouchStatus,
 )
 from leadops.nurture.tick import PlanReport, Runtime, plan_leads
-from leadops.scoring import (
-    FitFacts,
-    ScoringConfig,
-    capped,
-    channels_of,
-    classify_inbound,
-    decay_delta,
-    fit_adjustments,
-    fit_points,
-    is_pricing_url,
-    load_scoring,
-    next_stage,
-    top_reasons,
-)
 
 log = logging.getLogger("leadops.rescore")
 

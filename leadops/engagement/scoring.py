@@ -1,6 +1,6 @@
 """Scoring rules (config/scoring.yaml): fit, engagement with caps, decay and thresholds.
 
-Pure functions only; `leadops.rescore` applies them to the database and writes the
+Pure functions only; `leadops.engagement.rescore` applies them to the database and writes the
 score ledger (one row per change, decay included, the score is the sum).
 """
 
