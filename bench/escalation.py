@@ -20,9 +20,9 @@ from sqlalchemy import insert
 from bench.report import machine_line, write_section
 from leadops.core.db import make_engine, upgrade
 from leadops.core.settings import Settings
-from leadops.escalation import check_slas, escalate, load_escalation_runtime, preview_route
 from leadops.models import LEADS
-from leadops.routing import LeadProfile, Loads, load_routing, route
+from leadops.sales.escalation import check_slas, escalate, load_escalation_runtime, preview_route
+from leadops.sales.routing import LeadProfile, Loads, load_routing, route
 
 ROOT = Path(__file__).resolve().parent.parent
 ESCALATIONS = 1000
@@ -147,7 +147,7 @@ def main() -> None:
             f"SLA loop: {moved:,} overdue escalations re-routed, manager told",
             f"{moved / sla_seconds:,.0f} re-routes/s ({sla_seconds:.1f} s)",
         ),
-        ("routing decisions, pure (`leadops.routing.route`)", f"{decision_rate:,.0f}/s"),
+        ("routing decisions, pure (`leadops.sales.routing.route`)", f"{decision_rate:,.0f}/s"),
         ("routing decisions with database loads (`escalations route`)", f"{db_route_rate:,.0f}/s"),
     ]
     table = "\n".join(f"| {what} | {result} |" for what, result in rows)

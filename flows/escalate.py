@@ -1,6 +1,6 @@
 """The escalate flow: every minute, hand sales-ready leads to reps and chase the SLA.
 
-Scheduled every minute (prefect.yaml). All logic lives in leadops.escalation.
+Scheduled every minute (prefect.yaml). All logic lives in leadops.sales.escalation.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
-from leadops import escalation, escalation_notify, handoff
 from leadops.core.clock import SystemClock, ensure_utc
 from leadops.nurture import tick as nurture
+from leadops.sales import escalation, handoff
+from leadops.sales import notify as escalation_notify
 
 
 @task(

@@ -13,10 +13,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
-from leadops import handoff
 from leadops.core.clock import SystemClock, ensure_utc
 from leadops.engagement import rescore
 from leadops.nurture import tick as nurture
+from leadops.sales import handoff
 
 
 @task(

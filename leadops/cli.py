@@ -126,8 +126,8 @@ def init() -> None:
     campaigns = load_campaigns(settings.config_dir)
     segments = load_segments(settings.config_dir, set(campaigns))
     settings.signing_key()
-    from leadops.escalation import routing_path
-    from leadops.routing import load_routing
+    from leadops.sales.escalation import routing_path
+    from leadops.sales.routing import load_routing
 
     routing_file = routing_path(settings)
     routing = load_routing(routing_file) if routing_file.exists() else None
@@ -362,7 +362,7 @@ def leads_show(
         title=f"Score {lead.score} (the sum of these ledger rows)",
     )
     emit(timeline, ["at", "what", "detail", "event"], fmt, title="Timeline")
-    from leadops.escalation import lead_escalations
+    from leadops.sales.escalation import lead_escalations
 
     emit(
         lead_escalations(engine, lead_id),
@@ -821,7 +821,7 @@ ASSIGNMENT_COLUMNS = [
 
 
 def _escalation_runtime(settings: Settings) -> Any:
-    from leadops.escalation import load_escalation_runtime
+    from leadops.sales.escalation import load_escalation_runtime
 
     return load_escalation_runtime(settings)
 
@@ -840,7 +840,7 @@ def escalations_list(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """List escalations, newest first. Example: leadops escalations list --status all"""
-    from leadops.escalation import escalation_rows
+    from leadops.sales.escalation import escalation_rows
 
     engine = _engine(_settings())
     rows = escalation_rows(engine, status=status, rep=rep, limit=limit)
@@ -856,7 +856,7 @@ def escalations_show(
 
     Example: leadops escalations show 3
     """
-    from leadops.escalation import EscalationError, escalation_detail
+    from leadops.sales.escalation import EscalationError, escalation_detail
 
     engine = _engine(_settings())
     try:
@@ -906,7 +906,7 @@ def escalations_ack(
 
     Example: leadops escalations ack 3 --by james
     """
-    from leadops.escalation import EscalationError, acknowledge
+    from leadops.sales.escalation import EscalationError, acknowledge
 
     engine = _engine(_settings())
     try:
@@ -930,7 +930,7 @@ def escalations_close(
     now: NowOption = None,
 ) -> None:
     """Close an escalation. Example: leadops escalations close 3 --outcome not-ready"""
-    from leadops.escalation import EscalationError, close
+    from leadops.sales.escalation import EscalationError, close
 
     engine = _engine(_settings())
     try:
@@ -952,8 +952,8 @@ def escalations_run(now: NowOption = None) -> None:
     """One pass of the every-minute loop without Prefect: escalate SQL leads, re-route
     missed SLAs, send due notifications; new webhook events are applied first, so a
     hand-raise is escalated at once. Example: leadops escalations run"""
-    from leadops.escalation import run_escalations
-    from leadops.handoff import apply_inbox_and_escalate
+    from leadops.sales.escalation import run_escalations
+    from leadops.sales.handoff import apply_inbox_and_escalate
 
     settings = _settings()
     runtime = _escalation_runtime(settings)
@@ -977,7 +977,7 @@ def escalations_route(
 
     Example: leadops escalations route 42 --now 2026-12-01T10:00Z
     """
-    from leadops.escalation import EscalationError, preview_route
+    from leadops.sales.escalation import EscalationError, preview_route
 
     runtime = _escalation_runtime(_settings())
     try:
@@ -1319,7 +1319,7 @@ def rescore(
     settings = _settings()
     if no_prefect:
         from leadops.engagement.rescore import run_rescore
-        from leadops.handoff import escalate_sales_ready, escalation_runtime_or_none
+        from leadops.sales.handoff import escalate_sales_ready, escalation_runtime_or_none
 
         runtime = _runtime(settings)
         at = _instant(now)
@@ -1437,7 +1437,7 @@ def deadletters_retry(
 
     Example: leadops deadletters retry 3 4, or leadops deadletters retry --all
     """
-    from leadops.escalation import load_escalation_runtime
+    from leadops.sales.escalation import load_escalation_runtime
 
     if bool(ids) == retry_all:
         raise CliError("give dead letter ids or --all (see `leadops deadletters list`)")

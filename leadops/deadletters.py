@@ -42,7 +42,7 @@ from leadops.models import (
 )
 
 if TYPE_CHECKING:
-    from leadops.escalation import EscalationRuntime
+    from leadops.sales.escalation import EscalationRuntime
 
 log = logging.getLogger("leadops.deadletters")
 
@@ -329,7 +329,7 @@ def _requeue(engine: Engine, row: Any, now: datetime) -> RetryResult:
 
 
 def _retry_escalation(runtime: EscalationRuntime, row: Any, now: datetime) -> RetryResult:
-    from leadops.escalation import escalate
+    from leadops.sales.escalation import escalate
 
     p = row.payload
     if "reroute" in p:  # the SLA check tries every minute by itself

@@ -31,14 +31,14 @@ from leadops.core.db import make_engine, session_scope, upgrade  # noqa: E402
 from leadops.core.settings import Settings  # noqa: E402
 from leadops.engagement import inbox  # noqa: E402
 from leadops.engagement.rescore import run_rescore  # noqa: E402
-from leadops.escalation import acknowledge, load_escalation_runtime, run_escalations  # noqa: E402
-from leadops.handoff import escalate_sales_ready  # noqa: E402
 from leadops.intake.csv_source import read_csv  # noqa: E402
 from leadops.intake.importer import import_records  # noqa: E402
 from leadops.models import ESCALATIONS, LEADS, TOUCHES  # noqa: E402
 from leadops.nurture.tick import load_runtime, simulate  # noqa: E402
 from leadops.prefect_stack import LocalStack  # noqa: E402
 from leadops.report import build_report, write_html  # noqa: E402
+from leadops.sales.escalation import acknowledge, load_escalation_runtime, run_escalations  # noqa: E402
+from leadops.sales.handoff import escalate_sales_ready  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.escalation import load_escalation_runtime
-from leadops.handoff import apply_inbox_and_escalate
 from leadops.models import ESCALATIONS
+from leadops.sales.escalation import load_escalation_runtime
+from leadops.sales.handoff import apply_inbox_and_escalate
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event
 
 

@@ -16,8 +16,6 @@ from leadops import deadletters
 from leadops.delivery.suppression import end_enrollment
 from leadops.engagement import inbox
 from leadops.engagement.rescore import SalesReady
-from leadops.escalation import check_slas, escalate, find_sales_ready
-from leadops.handoff import apply_inbox_and_escalate, escalate_sales_ready
 from leadops.models import (
     DEAD_LETTERS,
     ESCALATION_ASSIGNMENTS,
@@ -28,6 +26,8 @@ from leadops.models import (
     SCORE_LEDGER,
     TOUCHES,
 )
+from leadops.sales.escalation import check_slas, escalate, find_sales_ready
+from leadops.sales.handoff import apply_inbox_and_escalate, escalate_sales_ready
 from leadops.summary import touch_summary
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
 from tests.integration.test_escalation import NOW as ESC_NOW

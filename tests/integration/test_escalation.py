@@ -14,17 +14,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from leadops.core.settings import Settings
-from leadops.escalation import (
-    EscalationError,
-    EscalationRuntime,
-    acknowledge,
-    check_slas,
-    close,
-    deliver_notifications,
-    escalate,
-    find_sales_ready,
-    load_escalation_runtime,
-)
 from leadops.models import (
     ESCALATION_NOTIFICATIONS,
     Enrollment,
@@ -35,6 +24,17 @@ from leadops.models import (
     Touch,
 )
 from leadops.nurture.tick import load_runtime, plan_all
+from leadops.sales.escalation import (
+    EscalationError,
+    EscalationRuntime,
+    acknowledge,
+    check_slas,
+    close,
+    deliver_notifications,
+    escalate,
+    find_sales_ready,
+    load_escalation_runtime,
+)
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # a Tuesday, inside the reps' hours
@@ -387,7 +387,7 @@ def test_a_sender_stopped_mid_send_never_sends_twice(
     rows = notifications(engine, 1)
     email, whatsapp = rows
     # The email went out before the crash (its file exists); the WhatsApp one is unknown.
-    from leadops.escalation_notify import compose_notification
+    from leadops.sales.notify import compose_notification
 
     with Session(engine) as session:
         message = compose_notification(session, runtime, email, NOW)

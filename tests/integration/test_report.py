@@ -20,7 +20,6 @@ from leadops.engagement import inbox
 from leadops.engagement.inbox import InboxRecord
 from leadops.engagement.rescore import RescoreReport, process_inbox
 from leadops.engagement.scoring import load_scoring
-from leadops.escalation import acknowledge, close, escalate, load_escalation_runtime
 from leadops.models import (
     CAMPAIGN_VERSIONS,
     ENROLLMENTS,
@@ -32,6 +31,7 @@ from leadops.models import (
     TOUCHES,
 )
 from leadops.report import build_report, markdown, write_html
+from leadops.sales.escalation import acknowledge, close, escalate, load_escalation_runtime
 from tests.conftest import ROOT, make_settings
 from tests.engagement import inbound_params, sg_event, status_params
 

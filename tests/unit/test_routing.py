@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from leadops.core.configfile import ConfigError
-from leadops.routing import (
+from leadops.sales.routing import (
     LeadProfile,
     Loads,
     RoutingConfig,

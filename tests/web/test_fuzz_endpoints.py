@@ -41,8 +41,6 @@ from leadops.core.tokens import sign
 from leadops.delivery.compose import UNSUBSCRIBE
 from leadops.engagement.inbox import SENDGRID_EVENTS, SITE_EVENTS
 from leadops.engagement.rescore import run_inbox
-from leadops.escalation import escalate
-from leadops.escalation_notify import ack_url
 from leadops.models import (
     ESCALATIONS,
     FORM_SUBMISSIONS,
@@ -53,6 +51,8 @@ from leadops.models import (
 )
 from leadops.nurture.tick import load_runtime
 from leadops.providers.signatures import site_signature
+from leadops.sales.escalation import escalate
+from leadops.sales.notify import ack_url
 from leadops.web.app import create_app
 from tests.engagement import (
     PUBLIC_URL,

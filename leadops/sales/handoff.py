@@ -19,15 +19,15 @@ from sqlmodel import Session
 
 from leadops.core.settings import Settings
 from leadops.engagement.rescore import SalesReady, run_inbox
-from leadops.escalation import (
+from leadops.models import ESCALATIONS
+from leadops.nurture.tick import Runtime
+from leadops.sales.escalation import (
     EscalationRuntime,
     escalate_or_set_aside,
     load_escalation_runtime,
     routing_path,
 )
-from leadops.escalation_notify import NotifyReport, deliver_notifications
-from leadops.models import ESCALATIONS
-from leadops.nurture.tick import Runtime
+from leadops.sales.notify import NotifyReport, deliver_notifications
 
 log = logging.getLogger("leadops.handoff")
 

@@ -1,9 +1,9 @@
 """Escalation: hand a sales-ready lead to the right rep, notify them, chase until acknowledged.
 
 - `escalate()` records an escalation once per (lead, trigger, trigger key) and at most one
-  active per lead, routes it (leadops.routing), writes the assignment to the audit table,
+  active per lead, routes it (leadops.sales.routing), writes the assignment to the audit table,
   takes the lead out of nurture and records its notifications before any is sent.
-- `deliver_notifications()` (leadops.escalation_notify) sends recorded notifications
+- `deliver_notifications()` (leadops.sales.notify) sends recorded notifications
   exactly once.
 - `check_slas()` re-routes what was not acknowledged within the SLA, tells the manager and,
   after `max_reroutes`, hands it to the fallback queue.
@@ -31,7 +31,6 @@ from leadops import deadletters
 from leadops.core.clock import ensure_utc
 from leadops.core.settings import Settings
 from leadops.delivery.render import Renderer
-from leadops.escalation_notify import NotifyReport, deliver_notifications
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
     AWAITING_ACK_STATUSES,
@@ -52,7 +51,8 @@ from leadops.models import (
     TouchStatus,
 )
 from leadops.providers.base import ChannelSender
-from leadops.routing import (
+from leadops.sales.notify import NotifyReport, deliver_notifications
+from leadops.sales.routing import (
     Contact,
     LeadProfile,
     Loads,

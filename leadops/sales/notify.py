@@ -1,7 +1,7 @@
 """Escalation notifications: render who the lead is and why, send each exactly once.
 
 Rows in escalation_notifications are recorded with the assignment they are about (see
-leadops.escalation). Sending follows the dispatcher's rules: a row is committed as
+leadops.sales.escalation). Sending follows the dispatcher's rules: a row is committed as
 `sending` before the request leaves; a stopped sender's rows become `sent` when the channel
 can prove it (the file outbox can), otherwise `ambiguous`, never re-sent; only failures
 that provably did not deliver are retried.
@@ -42,10 +42,10 @@ from leadops.providers.base import (
     PermanentSendError,
     TransientSendError,
 )
-from leadops.routing import Rep, RoutingConfig
+from leadops.sales.routing import Rep, RoutingConfig
 
 if TYPE_CHECKING:
-    from leadops.escalation import EscalationRuntime
+    from leadops.sales.escalation import EscalationRuntime
 
 log = logging.getLogger("leadops.escalation")
 
