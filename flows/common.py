@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 from leadops.core.clock import SystemClock
 from leadops.core.credentials import with_secret_blocks
 from leadops.core.settings import Settings, get_settings
-from leadops.observe import enable_library_logs, is_transient
+from leadops.reporting.run_table import enable_library_logs, is_transient
 
 # Task retries: three more tries, backing off, and only for transient errors.
 RETRIES = 3

@@ -19,13 +19,13 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
-from leadops import observe
 from leadops.core import progress
 from leadops.core.clock import SimulatedClock, SystemClock, ensure_utc
 from leadops.core.locks import LockHeld, run_lock
 from leadops.delivery.dispatch import DispatchReport, run_workers
 from leadops.nurture import tick as nurture
-from leadops.summary import summary_rows, touch_summary
+from leadops.reporting import run_table as observe
+from leadops.reporting.summary import summary_rows, touch_summary
 
 
 @task(

@@ -13,11 +13,11 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
-from leadops import kpis, stuck
 from leadops.core.clock import SystemClock, ensure_utc
 from leadops.core.db import ensure_ready, make_engine
 from leadops.core.settings import Settings
-from leadops.report import Report, build_report, default_html_path, markdown, write_html
+from leadops.reporting import kpis, stuck
+from leadops.reporting.report import Report, build_report, default_html_path, markdown, write_html
 
 
 @task(

@@ -414,7 +414,7 @@ def _interruptible(what: str, *, flow_run: bool = True) -> Iterator[None]:
 
 
 def _print_summary(engine: Any, title: str) -> None:
-    from leadops.summary import SUMMARY_COLUMNS, summary_rows, touch_summary
+    from leadops.reporting.summary import SUMMARY_COLUMNS, summary_rows, touch_summary
 
     emit(summary_rows(touch_summary(engine)), SUMMARY_COLUMNS, Format.TABLE, title=title)
 
@@ -1478,8 +1478,8 @@ def report(
 
     Example: leadops report --html report.html
     """
-    from leadops import kpis, stuck
-    from leadops.report import build_report, write_html
+    from leadops.reporting import kpis, stuck
+    from leadops.reporting.report import build_report, write_html
 
     settings = _settings()
     result = build_report(_engine(settings), settings, _instant(now))

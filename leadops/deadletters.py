@@ -61,7 +61,9 @@ def describe(exc: BaseException) -> str:
 def must_raise(exc: BaseException) -> bool:
     """Errors that are not the input's fault (the database is locked or unreachable, a
     timeout) are raised, never set aside: the whole run is retried instead."""
-    from leadops.observe import is_transient  # leadops.observe imports the dispatcher
+    from leadops.reporting.run_table import (
+        is_transient,  # leadops.reporting.run_table imports the dispatcher
+    )
 
     return is_transient(exc) or not isinstance(exc, Exception)
 

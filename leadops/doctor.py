@@ -101,8 +101,8 @@ def check_database(settings: Settings) -> list[Check]:
 def check_config(settings: Settings) -> tuple[list[Check], dict[str, Any] | None]:
     from leadops.core.configfile import ConfigError
     from leadops.delivery.campaigns import load_campaigns
-    from leadops.kpis import load_spend
     from leadops.nurture.segments import load_segments
+    from leadops.reporting.kpis import load_spend
 
     checks = []
     campaigns: dict[str, Any] | None = None

@@ -110,7 +110,7 @@ def test_overlapping_nurture_run_is_skipped_and_report_flow_fails_on_stuck_work(
     from leadops.core.locks import run_lock
     from leadops.intake.csv_source import read_csv
     from leadops.intake.importer import import_records
-    from leadops.stuck import StuckWorkError
+    from leadops.reporting.stuck import StuckWorkError
 
     engine = make_engine(get_settings().resolved_database_url)
     upgrade(engine)

@@ -26,9 +26,9 @@ from leadops.models import (
     SCORE_LEDGER,
     TOUCHES,
 )
+from leadops.reporting.summary import touch_summary
 from leadops.sales.escalation import check_slas, escalate, find_sales_ready
 from leadops.sales.handoff import apply_inbox_and_escalate, escalate_sales_ready
-from leadops.summary import touch_summary
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
 from tests.integration.test_escalation import NOW as ESC_NOW
 from tests.integration.test_escalation import add_lead, runtime_for

@@ -9,13 +9,13 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from leadops import kpis
 from leadops.core.db import session_scope
 from leadops.intake.config import HubSpotSource
 from leadops.intake.csv_source import import_csv_file
 from leadops.intake.hubspot import contact_record
 from leadops.intake.importer import ImportReport, RawRecord, import_records
 from leadops.models import Lead, LeadFieldIssue, LeadSourceRecord, QuarantinedRecord
+from leadops.reporting import kpis
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops import attribution, kpis, stuck
 from leadops.core.configfile import ConfigError
 from leadops.core.settings import Settings
 from leadops.engagement import inbox
@@ -30,7 +29,8 @@ from leadops.models import (
     STAGE_CHANGES,
     TOUCHES,
 )
-from leadops.report import build_report, markdown, write_html
+from leadops.reporting import attribution, kpis, stuck
+from leadops.reporting.report import build_report, markdown, write_html
 from leadops.sales.escalation import acknowledge, close, escalate, load_escalation_runtime
 from tests.conftest import ROOT, make_settings
 from tests.engagement import inbound_params, sg_event, status_params

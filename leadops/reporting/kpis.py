@@ -3,7 +3,7 @@
 Every figure here is one or a few aggregate queries (no per-lead Python loops), so the
 report costs the same on 200 leads as on 200,000. Engagement rates per campaign step
 (`ENGAGEMENT_METRICS`) count unique touches from the processed webhook inbox (see
-leadops.attribution); sales response times come from the escalation records. A figure
+leadops.reporting.attribution); sales response times come from the escalation records. A figure
 the database cannot support is listed in `KpiReport.missing`, never estimated.
 """
 
@@ -20,7 +20,6 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection, Engine
 
-from leadops.attribution import EventRule, StepKey, count_unique_touches, payload_is_true
 from leadops.core.configfile import ConfigError
 from leadops.engagement import inbox
 from leadops.models import (
@@ -39,6 +38,7 @@ from leadops.models import (
     LifecycleStage,
     TouchStatus,
 )
+from leadops.reporting.attribution import EventRule, StepKey, count_unique_touches, payload_is_true
 
 FUNNEL_STAGES = (
     LifecycleStage.SUBSCRIBER,

@@ -9,7 +9,7 @@ from datetime import date
 from html import escape
 from typing import Any
 
-from leadops.kpis import (
+from leadops.reporting.kpis import (
     KpiReport,
     cost_rows,
     engagement_rows,
@@ -18,7 +18,7 @@ from leadops.kpis import (
     headline_rows,
     step_rows,
 )
-from leadops.stuck import StuckReport, finding_rows
+from leadops.reporting.stuck import StuckReport, finding_rows
 
 BAR = "#3b6fd8"
 # Series colours of the engagement chart.

@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from leadops import kpis, report_html, stuck
 from leadops.core.settings import Settings
+from leadops.reporting import html as report_html
+from leadops.reporting import kpis, stuck
 
 
 @dataclass
