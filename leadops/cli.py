@@ -22,13 +22,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from leadops import deadletters
 from leadops.core.clock import clock_for
 from leadops.core.configfile import ConfigError
 from leadops.core.db import DatabaseNotReady, one_line
 from leadops.core.settings import Settings, get_settings
 from leadops.delivery.render import RenderError
 from leadops.intake.csv_source import CsvFormatError
+from leadops.ops import deadletters
 from leadops.output import Format, emit
 
 console = Console()
@@ -393,7 +393,7 @@ def _interruptible(what: str, *, flow_run: bool = True) -> Iterator[None]:
     (leadops.delivery.dispatch.run_workers).
     """
     from leadops.core.interrupts import Terminated, sigterm_raises
-    from leadops.prefect_stack import exit_after_interrupt, start_ephemeral_server
+    from leadops.ops.prefect_stack import exit_after_interrupt, start_ephemeral_server
 
     try:
         with sigterm_raises():
@@ -1528,7 +1528,7 @@ def doctor(fmt: FormatOption = Format.TABLE) -> None:
 
     Example: leadops doctor
     """
-    from leadops import doctor as checks
+    from leadops.ops import doctor as checks
 
     results = checks.run_checks(get_settings)
     emit(checks.rows(results), ["check", "status", "detail", "fix"], fmt, title="leadops doctor")
@@ -1547,7 +1547,7 @@ def deploy(
 
     Example: PREFECT_API_URL=http://127.0.0.1:4200/api leadops deploy
     """
-    from leadops.prefect_stack import PrefectCommandError, deploy_all
+    from leadops.ops.prefect_stack import PrefectCommandError, deploy_all
 
     if not os.environ.get("PREFECT_API_URL"):
         raise CliError(
@@ -1569,7 +1569,7 @@ def deploy(
 
 def _prefect_environment() -> None:
     """Prefect's home and defaults for this process, before Prefect is first imported."""
-    from leadops.prefect_stack import cli_prefect_environment
+    from leadops.ops.prefect_stack import cli_prefect_environment
 
     try:
         data_dir = get_settings().data_dir

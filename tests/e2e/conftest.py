@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from leadops.core.db import make_engine, session_scope, upgrade
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
-from leadops.prefect_stack import LocalStack, PrefectCommandError, prefect_executable
+from leadops.ops.prefect_stack import LocalStack, PrefectCommandError, prefect_executable
 from tests.conftest import DEFAULT_PG, ROOT
 
 REAL_STACK = [

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from leadops.prefect_stack import LocalStack
+from leadops.ops.prefect_stack import LocalStack
 from tests.e2e.conftest import REAL_STACK
 
 pytestmark = REAL_STACK

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from leadops.prefect_stack import LocalStack
+from leadops.ops.prefect_stack import LocalStack
 from tests.e2e.conftest import REAL_STACK
 
 pytestmark = REAL_STACK

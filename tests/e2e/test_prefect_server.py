@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from leadops.prefect_stack import LocalStack
+from leadops.ops.prefect_stack import LocalStack
 from tests.e2e.conftest import REAL_STACK
 
 pytestmark = REAL_STACK

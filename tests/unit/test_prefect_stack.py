@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leadops.prefect_stack import cli_prefect_environment
+from leadops.ops.prefect_stack import cli_prefect_environment
 
 
 def test_cli_flow_runs_keep_prefect_state_in_the_data_folder(tmp_path: Path) -> None:
