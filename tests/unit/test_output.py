@@ -1,4 +1,4 @@
-"""Unit tests for leadops.output.safe_cell (CSV injection)."""
+"""Unit tests for leadops.cli.output.safe_cell (CSV injection)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from leadops.output import safe_cell
+from leadops.cli.output import safe_cell
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from leadops.cli.output import Format, emit
 from leadops.core.clock import clock_for
 from leadops.core.configfile import ConfigError
 from leadops.core.db import DatabaseNotReady, one_line
@@ -29,7 +30,6 @@ from leadops.core.settings import Settings, get_settings
 from leadops.delivery.render import RenderError
 from leadops.intake.csv_source import CsvFormatError
 from leadops.ops import deadletters
-from leadops.output import Format, emit
 
 console = Console()
 err = Console(stderr=True)
@@ -1606,7 +1606,3 @@ def _fail(message: str) -> None:
     """The one-line error of a mistake the user can fix; exit code 1."""
     err.print(f"[red]error:[/] {one_line(message)}", highlight=False, soft_wrap=True)
     sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""`python -m leadops.cli`: the leadops command."""
+
+from leadops.cli import main
+
+main()
