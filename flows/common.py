@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,8 +11,8 @@ from prefect.runtime import flow_run
 
 from leadops.core.clock import SystemClock
 from leadops.core.credentials import with_secret_blocks
+from leadops.core.db import is_transient
 from leadops.core.settings import Settings, get_settings
-from leadops.reporting.run_table import enable_library_logs, is_transient
 
 # Task retries: three more tries, backing off, and only for transient errors.
 RETRIES = 3
@@ -43,3 +44,9 @@ def flow_settings() -> Settings:
     """The process settings, secrets filled from Prefect Secret blocks, library logs on."""
     enable_library_logs()
     return with_secret_blocks(get_settings())
+
+
+def enable_library_logs(level: int = logging.INFO) -> None:
+    """Let leadops' own INFO lines through (Prefect forwards the `leadops` logger to the
+    run's logs when PREFECT_LOGGING_EXTRA_LOGGERS=leadops)."""
+    logging.getLogger("leadops").setLevel(level)

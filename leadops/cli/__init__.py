@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from leadops import deadletters
 from leadops.cli.output import Format, emit
 from leadops.core.clock import clock_for
 from leadops.core.configfile import ConfigError
@@ -29,7 +30,6 @@ from leadops.core.db import DatabaseNotReady, one_line
 from leadops.core.settings import Settings, get_settings
 from leadops.delivery.render import RenderError
 from leadops.intake.csv_source import CsvFormatError
-from leadops.ops import deadletters
 
 console = Console()
 err = Console(stderr=True)

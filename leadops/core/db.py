@@ -232,3 +232,18 @@ def ensure_ready(engine: Engine) -> None:
             f"database schema is at {current or 'nothing'}, expected {head}: "
             "run `leadops init` (or `leadops db upgrade`)"
         )
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sqlite3.OperationalError,
+)
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Worth retrying: the database or network was briefly unavailable (locked SQLite
+    database, dropped PostgreSQL connection, timeout). Bugs and bad config are not."""
+    return isinstance(exc, TRANSIENT_ERRORS)

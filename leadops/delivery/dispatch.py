@@ -58,6 +58,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
 
+from leadops import deadletters
 from leadops.core.clock import Clock, clock_for
 from leadops.core.db import bulk_update
 from leadops.core.interrupts import signals_held
@@ -76,7 +77,6 @@ from leadops.models import (
     Lead,
     TouchStatus,
 )
-from leadops.ops import deadletters
 from leadops.providers.base import (
     AmbiguousSendError,
     ChannelSender,

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from leadops import deadletters
 from leadops.core.clock import parse_instant
 from leadops.delivery.suppression import end_enrollment, opt_in, suppress
 from leadops.engagement import inbox
@@ -51,7 +52,6 @@ from leadops.models import (
     TouchStatus,
 )
 from leadops.nurture.tick import PlanReport, Runtime, plan_leads
-from leadops.ops import deadletters
 
 log = logging.getLogger("leadops.rescore")
 

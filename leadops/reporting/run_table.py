@@ -1,10 +1,8 @@
-"""What flows publish about a run: the per-run table, the work due, log set-up, and which
-errors are worth a task retry. No Prefect here; flows/ turn these into artifacts."""
+"""What flows publish about a run: the per-run table and the work due. No Prefect here;
+flows/ turn these into artifacts."""
 
 from __future__ import annotations
 
-import logging
-import sqlite3
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -80,24 +78,3 @@ def count_due(engine: Engine, now: datetime) -> int:
                 .where(t.status == TouchStatus.PENDING, t.not_before <= now)
             ).scalar_one()
         )
-
-
-def enable_library_logs(level: int = logging.INFO) -> None:
-    """Let leadops' own INFO lines through (Prefect forwards the `leadops` logger to the
-    run's logs when PREFECT_LOGGING_EXTRA_LOGGERS=leadops)."""
-    logging.getLogger("leadops").setLevel(level)
-
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    TimeoutError,
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-    sqlite3.OperationalError,
-)
-
-
-def is_transient(exc: BaseException | None) -> bool:
-    """Worth retrying: the database or network was briefly unavailable (locked SQLite
-    database, dropped PostgreSQL connection, timeout). Bugs and bad config are not."""
-    return isinstance(exc, TRANSIENT_ERRORS)

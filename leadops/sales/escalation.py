@@ -10,7 +10,7 @@
 - `acknowledge()` and `close()` are what the signed link, the CLI and reps call.
 - `find_sales_ready()` escalates SQL leads that have no active escalation.
 - `escalate_or_set_aside()` is how batches escalate: a lead that cannot be routed or
-  recorded becomes a dead letter (leadops.ops.deadletters) and the batch goes on.
+  recorded becomes a dead letter (leadops.deadletters) and the batch goes on.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from leadops import deadletters
 from leadops.core.clock import ensure_utc
 from leadops.core.settings import Settings
 from leadops.delivery.render import Renderer
@@ -49,7 +50,6 @@ from leadops.models import (
     LifecycleStage,
     TouchStatus,
 )
-from leadops.ops import deadletters
 from leadops.providers.base import ChannelSender
 from leadops.sales.notify import NotifyReport, deliver_notifications
 from leadops.sales.routing import (

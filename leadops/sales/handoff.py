@@ -41,7 +41,7 @@ class HandoffReport:
     escalated: int = 0
     already: int = 0  # escalated before for the same trigger, or an escalation is active
     events: int = 0  # inbox events applied (by the every-minute fast path)
-    # set aside (see leadops.ops.deadletters): leads that could not be escalated, and on the
+    # set aside (see leadops.deadletters): leads that could not be escalated, and on the
     # every-minute path also the inbox events that failed to apply
     dead_letters: int = 0
     notify: NotifyReport | None = None

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from leadops.core.settings import Settings
 from leadops.core.tokens import sign
+from leadops.deadletters import describe, must_raise
 from leadops.delivery.compose import lead_context
 from leadops.delivery.render import RenderError
 from leadops.models import (
@@ -35,7 +36,6 @@ from leadops.models import (
     Lead,
     NotificationStatus,
 )
-from leadops.ops.deadletters import describe, must_raise
 from leadops.providers.base import (
     AmbiguousSendError,
     OutgoingMessage,

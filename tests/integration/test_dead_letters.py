@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from leadops import deadletters
 from leadops.delivery.suppression import end_enrollment
 from leadops.engagement import inbox
 from leadops.engagement.rescore import SalesReady
@@ -25,7 +26,6 @@ from leadops.models import (
     SCORE_LEDGER,
     TOUCHES,
 )
-from leadops.ops import deadletters
 from leadops.reporting.summary import touch_summary
 from leadops.sales.escalation import check_slas, escalate, find_sales_ready
 from leadops.sales.handoff import apply_inbox_and_escalate, escalate_sales_ready

@@ -7,8 +7,9 @@ from collections import Counter
 
 import sqlalchemy as sa
 
+from leadops.core.db import is_transient
 from leadops.delivery.dispatch import DispatchReport
-from leadops.reporting.run_table import is_transient, run_rows
+from leadops.reporting.run_table import run_rows
 
 
 def test_run_rows_per_campaign_step_and_channel() -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from leadops.core.db import is_transient
 from leadops.models import (
     DEAD_LETTERS,
     ENROLLMENTS,
@@ -61,10 +62,6 @@ def describe(exc: BaseException) -> str:
 def must_raise(exc: BaseException) -> bool:
     """Errors that are not the input's fault (the database is locked or unreachable, a
     timeout) are raised, never set aside: the whole run is retried instead."""
-    from leadops.reporting.run_table import (
-        is_transient,  # leadops.reporting.run_table imports the dispatcher
-    )
-
     return is_transient(exc) or not isinstance(exc, Exception)
 
 
