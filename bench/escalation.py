@@ -21,8 +21,9 @@ from bench.report import machine_line, write_section
 from leadops.core.db import make_engine, upgrade
 from leadops.core.settings import Settings
 from leadops.models import LEADS
-from leadops.sales.escalation import check_slas, escalate, load_escalation_runtime, preview_route
+from leadops.sales.escalation import check_slas, escalate, preview_route
 from leadops.sales.routing import LeadProfile, Loads, load_routing, route
+from leadops.sales.runtime import load_escalation_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 ESCALATIONS = 1000

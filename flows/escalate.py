@@ -16,6 +16,7 @@ from leadops.core.clock import SystemClock, ensure_utc
 from leadops.nurture import tick as nurture
 from leadops.sales import escalation, handoff
 from leadops.sales import notify as escalation_notify
+from leadops.sales.runtime import EscalationRuntime, load_escalation_runtime
 
 
 @task(
@@ -25,7 +26,7 @@ from leadops.sales import notify as escalation_notify
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def inbox_task(runtime: escalation.EscalationRuntime, now: datetime) -> handoff.HandoffReport:
+def inbox_task(runtime: EscalationRuntime, now: datetime) -> handoff.HandoffReport:
     nurture_runtime = nurture.load_runtime(runtime.settings, engine=runtime.engine)
     return handoff.apply_inbox_and_escalate(nurture_runtime, runtime, now)
 
@@ -37,7 +38,7 @@ def inbox_task(runtime: escalation.EscalationRuntime, now: datetime) -> handoff.
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def scan_task(runtime: escalation.EscalationRuntime, now: datetime) -> int:
+def scan_task(runtime: EscalationRuntime, now: datetime) -> int:
     results = escalation.find_sales_ready(runtime, now, deliver=False)
     return sum(result.created for result in results)
 
@@ -49,14 +50,12 @@ def scan_task(runtime: escalation.EscalationRuntime, now: datetime) -> int:
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def sla_task(runtime: escalation.EscalationRuntime, now: datetime) -> escalation.SlaReport:
+def sla_task(runtime: EscalationRuntime, now: datetime) -> escalation.SlaReport:
     return escalation.check_slas(runtime, now, deliver=False)
 
 
 @task(name="notify", cache_policy=NO_CACHE)
-def notify_task(
-    runtime: escalation.EscalationRuntime, now: datetime
-) -> escalation_notify.NotifyReport:
+def notify_task(runtime: EscalationRuntime, now: datetime) -> escalation_notify.NotifyReport:
     return escalation_notify.deliver_notifications(runtime, now)
 
 
@@ -67,7 +66,7 @@ def notify_task(
 )
 def escalate_flow(now: datetime | None = None) -> dict[str, int]:
     """Escalate SQL leads without an active escalation, re-route missed SLAs, notify."""
-    runtime = escalation.load_escalation_runtime(flow_settings())
+    runtime = load_escalation_runtime(flow_settings())
     at = ensure_utc(now) if now is not None else SystemClock().now()
     fast = inbox_task(runtime, at)  # new webhook events: a hand-raise reaches a rep now
     escalated = fast.escalated + scan_task(runtime, at)

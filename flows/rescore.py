@@ -17,6 +17,7 @@ from leadops.core.clock import SystemClock, ensure_utc
 from leadops.engagement import rescore
 from leadops.nurture import tick as nurture
 from leadops.sales import handoff
+from leadops.sales.runtime import escalation_runtime_or_none
 
 
 @task(
@@ -40,7 +41,7 @@ def rescore_task(runtime: nurture.Runtime, now: datetime) -> rescore.RescoreRepo
 def escalate_task(
     runtime: nurture.Runtime, ready: list[rescore.SalesReady], now: datetime
 ) -> handoff.HandoffReport | None:
-    escalation = handoff.escalation_runtime_or_none(runtime.settings, runtime.engine)
+    escalation = escalation_runtime_or_none(runtime.settings, runtime.engine)
     if escalation is None:
         return None
     return handoff.escalate_sales_ready(escalation, ready, now)

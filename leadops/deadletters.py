@@ -43,7 +43,7 @@ from leadops.models import (
 )
 
 if TYPE_CHECKING:
-    from leadops.sales.escalation import EscalationRuntime
+    from leadops.sales.runtime import EscalationRuntime
 
 log = logging.getLogger("leadops.deadletters")
 

@@ -126,8 +126,8 @@ def init() -> None:
     campaigns = load_campaigns(settings.config_dir)
     segments = load_segments(settings.config_dir, set(campaigns))
     settings.signing_key()
-    from leadops.sales.escalation import routing_path
     from leadops.sales.routing import load_routing
+    from leadops.sales.runtime import routing_path
 
     routing_file = routing_path(settings)
     routing = load_routing(routing_file) if routing_file.exists() else None
@@ -821,7 +821,7 @@ ASSIGNMENT_COLUMNS = [
 
 
 def _escalation_runtime(settings: Settings) -> Any:
-    from leadops.sales.escalation import load_escalation_runtime
+    from leadops.sales.runtime import load_escalation_runtime
 
     return load_escalation_runtime(settings)
 
@@ -1319,7 +1319,8 @@ def rescore(
     settings = _settings()
     if no_prefect:
         from leadops.engagement.rescore import run_rescore
-        from leadops.sales.handoff import escalate_sales_ready, escalation_runtime_or_none
+        from leadops.sales.handoff import escalate_sales_ready
+        from leadops.sales.runtime import escalation_runtime_or_none
 
         runtime = _runtime(settings)
         at = _instant(now)
@@ -1437,7 +1438,7 @@ def deadletters_retry(
 
     Example: leadops deadletters retry 3 4, or leadops deadletters retry --all
     """
-    from leadops.sales.escalation import load_escalation_runtime
+    from leadops.sales.runtime import load_escalation_runtime
 
     if bool(ids) == retry_all:
         raise CliError("give dead letter ids or --all (see `leadops deadletters list`)")

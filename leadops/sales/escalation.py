@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import exists, func, select, update
@@ -29,8 +28,6 @@ from sqlmodel import Session
 
 from leadops import deadletters
 from leadops.core.clock import ensure_utc
-from leadops.core.settings import Settings
-from leadops.delivery.render import Renderer
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
     AWAITING_ACK_STATUSES,
@@ -50,7 +47,6 @@ from leadops.models import (
     LifecycleStage,
     TouchStatus,
 )
-from leadops.providers.base import ChannelSender
 from leadops.sales.notify import NotifyReport, deliver_notifications
 from leadops.sales.routing import (
     Contact,
@@ -59,9 +55,9 @@ from leadops.sales.routing import (
     RouteDecision,
     RoutingConfig,
     add_working_minutes,
-    load_routing,
     route,
 )
+from leadops.sales.runtime import EscalationRuntime
 
 log = logging.getLogger("leadops.escalation")
 
@@ -74,54 +70,6 @@ ReasonsFor = Callable[[Session, Lead], Sequence[ReasonLike]]
 
 class EscalationError(ValueError):
     """A request the escalation records cannot satisfy (unknown id, wrong state...)."""
-
-
-@dataclass
-class EscalationRuntime:
-    """What escalation needs, loaded once: settings, database, routing, templates, channels.
-
-    `channels` maps email, whatsapp and slack to ChannelSenders: the same senders nurture
-    uses (file outbox by default, the providers when configured) plus the Slack webhook.
-    """
-
-    settings: Settings
-    engine: Engine
-    routing: RoutingConfig
-    renderer: Renderer
-    channels: Mapping[str, ChannelSender]
-
-
-def routing_path(settings: Settings) -> Path:
-    return settings.routing_file or settings.config_dir / "routing.yaml"
-
-
-def load_escalation_runtime(
-    settings: Settings,
-    *,
-    engine: Engine | None = None,
-    channels: Mapping[str, ChannelSender] | None = None,
-) -> EscalationRuntime:
-    """Load routing.yaml and the channels; fail early with clear errors."""
-    from leadops.core.db import ensure_ready, make_engine
-    from leadops.delivery.pool import build_channels
-    from leadops.providers.slack import SlackWebhookChannel
-
-    routing = load_routing(routing_path(settings))
-    if engine is None:
-        engine = make_engine(settings.resolved_database_url)
-    ensure_ready(engine)
-    if channels is None:
-        channels = {
-            **build_channels(settings),
-            "slack": SlackWebhookChannel(timeout=settings.slack_timeout_seconds),
-        }
-    return EscalationRuntime(
-        settings=settings,
-        engine=engine,
-        routing=routing,
-        renderer=Renderer(settings.templates_dir),
-        channels=channels,
-    )
 
 
 # -- records ------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from a webhook to the rep's notification is one rescore tick.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,19 +16,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from leadops.core.settings import Settings
 from leadops.engagement.rescore import SalesReady, run_inbox
 from leadops.models import ESCALATIONS
 from leadops.nurture.tick import Runtime
-from leadops.sales.escalation import (
-    EscalationRuntime,
-    escalate_or_set_aside,
-    load_escalation_runtime,
-    routing_path,
-)
+from leadops.sales.escalation import escalate_or_set_aside
 from leadops.sales.notify import NotifyReport, deliver_notifications
-
-log = logging.getLogger("leadops.handoff")
+from leadops.sales.runtime import EscalationRuntime
 
 # A rescore trigger and the escalation trigger it becomes.
 TRIGGERS = {"sql": "sql_threshold", "reply": "reply_intent"}
@@ -45,14 +37,6 @@ class HandoffReport:
     # every-minute path also the inbox events that failed to apply
     dead_letters: int = 0
     notify: NotifyReport | None = None
-
-
-def escalation_runtime_or_none(settings: Settings, engine: Any = None) -> EscalationRuntime | None:
-    """The escalation runtime, or None (logged) when there is no routing.yaml."""
-    if not routing_path(settings).exists():
-        log.warning("escalation is off: %s does not exist", routing_path(settings))
-        return None
-    return load_escalation_runtime(settings, engine=engine)
 
 
 def reason_items(reasons: Sequence[str]) -> list[dict[str, Any]]:

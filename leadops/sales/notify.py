@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -43,9 +43,7 @@ from leadops.providers.base import (
     TransientSendError,
 )
 from leadops.sales.routing import Rep, RoutingConfig
-
-if TYPE_CHECKING:
-    from leadops.sales.escalation import EscalationRuntime
+from leadops.sales.runtime import EscalationRuntime
 
 log = logging.getLogger("leadops.escalation")
 

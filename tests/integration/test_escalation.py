@@ -26,15 +26,14 @@ from leadops.models import (
 from leadops.nurture.tick import load_runtime, plan_all
 from leadops.sales.escalation import (
     EscalationError,
-    EscalationRuntime,
     acknowledge,
     check_slas,
     close,
-    deliver_notifications,
     escalate,
     find_sales_ready,
-    load_escalation_runtime,
 )
+from leadops.sales.notify import deliver_notifications
+from leadops.sales.runtime import EscalationRuntime, load_escalation_runtime
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # a Tuesday, inside the reps' hours
