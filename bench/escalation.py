@@ -21,9 +21,11 @@ from bench.report import machine_line, write_section
 from leadops.core.db import make_engine, upgrade
 from leadops.core.settings import Settings
 from leadops.models import LEADS
-from leadops.sales.escalation import check_slas, escalate, preview_route
+from leadops.sales.escalation import escalate
 from leadops.sales.routing import LeadProfile, Loads, load_routing, route
 from leadops.sales.runtime import load_escalation_runtime
+from leadops.sales.sla import check_slas
+from leadops.views.escalations import preview_route
 
 ROOT = Path(__file__).resolve().parent.parent
 ESCALATIONS = 1000

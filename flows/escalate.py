@@ -1,6 +1,6 @@
 """The escalate flow: every minute, hand sales-ready leads to reps and chase the SLA.
 
-Scheduled every minute (prefect.yaml). All logic lives in leadops.sales.escalation.
+Scheduled every minute (prefect.yaml). All logic lives in leadops.sales.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops.core.clock import SystemClock, ensure_utc
 from leadops.nurture import tick as nurture
-from leadops.sales import escalation, handoff
+from leadops.sales import handoff, scan, sla
 from leadops.sales import notify as escalation_notify
 from leadops.sales.runtime import EscalationRuntime, load_escalation_runtime
 
@@ -39,7 +39,7 @@ def inbox_task(runtime: EscalationRuntime, now: datetime) -> handoff.HandoffRepo
     cache_policy=NO_CACHE,
 )
 def scan_task(runtime: EscalationRuntime, now: datetime) -> int:
-    results = escalation.find_sales_ready(runtime, now, deliver=False)
+    results = scan.find_sales_ready(runtime, now, deliver=False)
     return sum(result.created for result in results)
 
 
@@ -50,8 +50,8 @@ def scan_task(runtime: EscalationRuntime, now: datetime) -> int:
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def sla_task(runtime: EscalationRuntime, now: datetime) -> escalation.SlaReport:
-    return escalation.check_slas(runtime, now, deliver=False)
+def sla_task(runtime: EscalationRuntime, now: datetime) -> sla.SlaReport:
+    return sla.check_slas(runtime, now, deliver=False)
 
 
 @task(name="notify", cache_policy=NO_CACHE)

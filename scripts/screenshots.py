@@ -37,9 +37,10 @@ from leadops.models import ESCALATIONS, LEADS, TOUCHES  # noqa: E402
 from leadops.nurture.tick import load_runtime, simulate  # noqa: E402
 from leadops.ops.prefect_stack import LocalStack  # noqa: E402
 from leadops.reporting.report import build_report, write_html  # noqa: E402
-from leadops.sales.escalation import acknowledge, run_escalations  # noqa: E402
+from leadops.sales.acks import acknowledge  # noqa: E402
 from leadops.sales.handoff import escalate_sales_ready  # noqa: E402
 from leadops.sales.runtime import load_escalation_runtime  # noqa: E402
+from leadops.sales.scan import run_escalations  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

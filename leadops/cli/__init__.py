@@ -362,7 +362,7 @@ def leads_show(
         title=f"Score {lead.score} (the sum of these ledger rows)",
     )
     emit(timeline, ["at", "what", "detail", "event"], fmt, title="Timeline")
-    from leadops.sales.escalation import lead_escalations
+    from leadops.views.escalations import lead_escalations
 
     emit(
         lead_escalations(engine, lead_id),
@@ -840,7 +840,7 @@ def escalations_list(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """List escalations, newest first. Example: leadops escalations list --status all"""
-    from leadops.sales.escalation import escalation_rows
+    from leadops.views.escalations import escalation_rows
 
     engine = _engine(_settings())
     rows = escalation_rows(engine, status=status, rep=rep, limit=limit)
@@ -856,7 +856,8 @@ def escalations_show(
 
     Example: leadops escalations show 3
     """
-    from leadops.sales.escalation import EscalationError, escalation_detail
+    from leadops.sales.escalation import EscalationError
+    from leadops.views.escalations import escalation_detail
 
     engine = _engine(_settings())
     try:
@@ -906,7 +907,8 @@ def escalations_ack(
 
     Example: leadops escalations ack 3 --by james
     """
-    from leadops.sales.escalation import EscalationError, acknowledge
+    from leadops.sales.acks import acknowledge
+    from leadops.sales.escalation import EscalationError
 
     engine = _engine(_settings())
     try:
@@ -930,7 +932,8 @@ def escalations_close(
     now: NowOption = None,
 ) -> None:
     """Close an escalation. Example: leadops escalations close 3 --outcome not-ready"""
-    from leadops.sales.escalation import EscalationError, close
+    from leadops.sales.acks import close
+    from leadops.sales.escalation import EscalationError
 
     engine = _engine(_settings())
     try:
@@ -952,8 +955,8 @@ def escalations_run(now: NowOption = None) -> None:
     """One pass of the every-minute loop without Prefect: escalate SQL leads, re-route
     missed SLAs, send due notifications; new webhook events are applied first, so a
     hand-raise is escalated at once. Example: leadops escalations run"""
-    from leadops.sales.escalation import run_escalations
     from leadops.sales.handoff import apply_inbox_and_escalate
+    from leadops.sales.scan import run_escalations
 
     settings = _settings()
     runtime = _escalation_runtime(settings)
@@ -977,7 +980,8 @@ def escalations_route(
 
     Example: leadops escalations route 42 --now 2026-12-01T10:00Z
     """
-    from leadops.sales.escalation import EscalationError, preview_route
+    from leadops.sales.escalation import EscalationError
+    from leadops.views.escalations import preview_route
 
     runtime = _escalation_runtime(_settings())
     try:

@@ -27,8 +27,10 @@ from leadops.models import (
     TOUCHES,
 )
 from leadops.reporting.summary import touch_summary
-from leadops.sales.escalation import check_slas, escalate, find_sales_ready
+from leadops.sales.escalation import escalate
 from leadops.sales.handoff import apply_inbox_and_escalate, escalate_sales_ready
+from leadops.sales.scan import find_sales_ready
+from leadops.sales.sla import check_slas
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
 from tests.integration.test_escalation import NOW as ESC_NOW
 from tests.integration.test_escalation import add_lead, runtime_for

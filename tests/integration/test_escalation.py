@@ -24,16 +24,12 @@ from leadops.models import (
     Touch,
 )
 from leadops.nurture.tick import load_runtime, plan_all
-from leadops.sales.escalation import (
-    EscalationError,
-    acknowledge,
-    check_slas,
-    close,
-    escalate,
-    find_sales_ready,
-)
+from leadops.sales.acks import acknowledge, close
+from leadops.sales.escalation import EscalationError, escalate
 from leadops.sales.notify import deliver_notifications
 from leadops.sales.runtime import EscalationRuntime, load_escalation_runtime
+from leadops.sales.scan import find_sales_ready
+from leadops.sales.sla import check_slas
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # a Tuesday, inside the reps' hours

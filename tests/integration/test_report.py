@@ -31,7 +31,8 @@ from leadops.models import (
 )
 from leadops.reporting import attribution, kpis, stuck
 from leadops.reporting.report import build_report, markdown, write_html
-from leadops.sales.escalation import acknowledge, close, escalate
+from leadops.sales.acks import acknowledge, close
+from leadops.sales.escalation import escalate
 from leadops.sales.runtime import load_escalation_runtime
 from tests.conftest import ROOT, make_settings
 from tests.engagement import inbound_params, sg_event, status_params

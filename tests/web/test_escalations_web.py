@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 
 from leadops.core.clock import SimulatedClock
 from leadops.core.tokens import sign
-from leadops.sales.escalation import check_slas, escalate
+from leadops.sales.escalation import escalate
+from leadops.sales.sla import check_slas
 from leadops.web.app import create_app
 from tests.integration.test_escalation import NOW, add_lead, get, runtime_for
 

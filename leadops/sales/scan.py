@@ -1,0 +1,107 @@
+"""The scan: escalate SQL leads that have no active escalation, with their ledger's reasons,
+and the every-minute pass (scan, SLA check, send what is due).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlmodel import Session
+
+from leadops import deadletters
+from leadops.core.clock import ensure_utc
+from leadops.engagement.rescore import breakdowns
+from leadops.engagement.scoring import top_reason_items
+from leadops.models import ACTIVE_ESCALATION_STATUSES, ESCALATIONS, LEADS, Lead, LifecycleStage
+from leadops.sales.escalation import EscalationResult, ReasonLike, escalate_or_set_aside
+from leadops.sales.notify import NotifyReport, deliver_notifications
+from leadops.sales.runtime import EscalationRuntime
+from leadops.sales.sla import check_slas
+
+ReasonsFor = Callable[[Session, Lead], Sequence[ReasonLike]]
+
+
+def default_reasons(session: Session, lead: Lead) -> list[dict[str, Any]]:
+    """Why a lead is sales-ready: the top rules of its score ledger, then stage and score."""
+    assert lead.id is not None
+    explained = breakdowns(session.connection(), [lead.id]).get(lead.id, [])
+    reasons: list[dict[str, Any]] = top_reason_items(explained)
+    reasons += [
+        {"reason": "lifecycle stage is SQL"},
+        {"reason": f"lead score {lead.score}"},
+    ]
+    if lead.last_inbound_at is not None:
+        reasons.append({"reason": f"last replied {lead.last_inbound_at:%Y-%m-%d %H:%M} UTC"})
+    if lead.last_engaged_at is not None:
+        reasons.append({"reason": f"last engaged {lead.last_engaged_at:%Y-%m-%d %H:%M} UTC"})
+    return reasons
+
+
+def find_sales_ready(
+    runtime: EscalationRuntime,
+    now: datetime,
+    *,
+    limit: int | None = None,
+    reasons_for: ReasonsFor | None = None,
+    deliver: bool = True,
+) -> list[EscalationResult]:
+    """Escalate every lead at lifecycle stage `sql` that has no active escalation.
+
+    The trigger is `sql_threshold`, keyed by how many escalations the lead had before, so a
+    lead that comes back to SQL after being recycled is escalated again, once.
+    """
+    now = ensure_utc(now)
+    e = ESCALATIONS.c
+    active = exists().where(e.lead_id == LEADS.c.id, e.status.in_(ACTIVE_ESCALATION_STATUSES))
+    set_aside = LEADS.c.id.in_(deadletters.open_escalation_leads())
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        leads = list(
+            session.execute(
+                select(Lead)
+                .where(LEADS.c.lifecycle_stage == LifecycleStage.SQL, ~active, ~set_aside)
+                .order_by(LEADS.c.id)
+                .limit(limit or runtime.settings.escalation_scan_limit)
+            ).scalars()
+        )
+        plans = []
+        for lead in leads:
+            assert lead.id is not None
+            before = session.execute(select(func.count()).where(e.lead_id == lead.id)).scalar_one()
+            key = f"stage-sql-{before + 1}"
+            try:
+                reasons = (reasons_for or default_reasons)(session, lead)
+            except Exception as exc:  # recorded below, through escalate's own checks
+                if deadletters.must_raise(exc):
+                    raise
+                reasons = [{"reason": f"reasons unavailable: {deadletters.describe(exc)}"}]
+            plans.append((lead.id, key, lead.score, reasons))
+    results = []
+    for lead_id, key, score, reasons in plans:
+        result = escalate_or_set_aside(runtime, lead_id, "sql_threshold", key, score, reasons, now)
+        if result is not None:
+            results.append(result)
+    if deliver and any(result.created for result in results):
+        deliver_notifications(runtime, now)
+    return results
+
+
+@dataclass
+class RunReport:
+    escalated: int = 0
+    rerouted: int = 0
+    to_queue: int = 0
+    notify: NotifyReport = field(default_factory=NotifyReport)
+
+
+def run_escalations(runtime: EscalationRuntime, now: datetime) -> RunReport:
+    """One pass of the every-minute loop: scan for SQL leads, apply SLAs, send what is due."""
+    report = RunReport()
+    report.escalated = sum(r.created for r in find_sales_ready(runtime, now, deliver=False))
+    sla = check_slas(runtime, now, deliver=False)
+    report.rerouted, report.to_queue = sla.rerouted, sla.to_queue
+    report.notify = deliver_notifications(runtime, now)
+    return report
