@@ -110,6 +110,89 @@ def _rep_name(routing: RoutingConfig, key: str) -> str:
     return rep.name if rep is not None else key
 
 
+def _previous_assignee(
+    session: Session,
+    routing: RoutingConfig,
+    escalation: Escalation,
+    assignment: EscalationAssignment,
+) -> str | None:
+    """Who held the escalation before this assignment: a rep's name, the queue's, or None."""
+    previous = session.execute(
+        select(EscalationAssignment).where(
+            ESCALATION_ASSIGNMENTS.c.escalation_id == escalation.id,
+            ESCALATION_ASSIGNMENTS.c.seq == assignment.seq - 1,
+        )
+    ).scalar_one_or_none()
+    if previous is None:
+        return None
+    return _rep_name(routing, previous.rep_key) if previous.rep_key else routing.fallback_queue.name
+
+
+def _recent_touches(session: Session, lead_id: int | None) -> list[dict[str, Any]]:
+    """The lead's last five sent touches, newest first."""
+    t = TOUCHES.c
+    touches = session.execute(
+        select(t.campaign, t.step, t.channel, t.sent_at, t.subject)
+        .where(t.lead_id == lead_id, t.status.in_(SENT_TOUCH_STATUSES))
+        .order_by(t.sent_at.desc())
+        .limit(5)
+    ).all()
+    return [
+        {"campaign": c, "step": s, "channel": ch, "sent_at": at, "subject": subject}
+        for c, s, ch, at, subject in touches
+    ]
+
+
+def _assignee(rep: Rep | None, assignment: EscalationAssignment) -> dict[str, Any] | None:
+    """The assigned rep, None when the escalation is in the fallback queue."""
+    if rep is not None:
+        return {"key": rep.key, "name": rep.name, "email": rep.email}
+    if assignment.rep_key:  # a rep since removed from routing.yaml
+        return {"key": assignment.rep_key, "name": assignment.rep_key, "email": None}
+    return None
+
+
+def _event(assignee: dict[str, Any] | None, assignment: EscalationAssignment) -> str:
+    if assignee is None:
+        return "fallback"
+    if assignment.seq > 1:
+        return "rerouted"
+    return "assigned"
+
+
+def _lead_part(lead: Lead, now: datetime) -> dict[str, Any]:
+    return {
+        **lead_context(lead),
+        "id": lead.id,
+        "score": lead.score,
+        "timezone": lead.timezone,
+        "local_time": _local(now, lead.timezone),
+        "source": lead.source,
+    }
+
+
+def _escalation_part(
+    routing: RoutingConfig, escalation: Escalation, assignment: EscalationAssignment, zone: str
+) -> dict[str, Any]:
+    """The escalation and its current assignment; times due shown in `zone`."""
+    return {
+        "id": escalation.id,
+        "trigger": escalation.trigger,
+        "trigger_label": TRIGGER_LABELS.get(
+            escalation.trigger, escalation.trigger.replace("_", " ")
+        ),
+        "score": escalation.score,
+        "reasons": escalation.reasons,
+        "reroutes": escalation.reroutes,
+        "created_at": escalation.created_at,
+        "sla_minutes": routing.sla_minutes,
+        "sla_due_at": assignment.sla_due_at,
+        "sla_due_local": _local(assignment.sla_due_at, zone),
+        "rule": assignment.rule,
+        "rule_detail": assignment.detail,
+    }
+
+
 def notification_context(
     session: Session,
     runtime: EscalationRuntime,
@@ -124,77 +207,20 @@ def notification_context(
     assert lead is not None and escalation.id is not None and assignment.id is not None
     routing = runtime.routing
     rep = _configured_rep(routing, assignment.rep_key)
-    previous = session.execute(
-        select(EscalationAssignment).where(
-            ESCALATION_ASSIGNMENTS.c.escalation_id == escalation.id,
-            ESCALATION_ASSIGNMENTS.c.seq == assignment.seq - 1,
-        )
-    ).scalar_one_or_none()
-    previous_name = None
-    if previous is not None:
-        previous_name = (
-            _rep_name(routing, previous.rep_key)
-            if previous.rep_key
-            else routing.fallback_queue.name
-        )
-    t = TOUCHES.c
-    touches = session.execute(
-        select(t.campaign, t.step, t.channel, t.sent_at, t.subject)
-        .where(t.lead_id == lead.id, t.status.in_(SENT_TOUCH_STATUSES))
-        .order_by(t.sent_at.desc())
-        .limit(5)
-    ).all()
+    previous_name = _previous_assignee(session, routing, escalation, assignment)
+    touches = _recent_touches(session, lead.id)
     zone = (rep or (routing.manager if role == "manager" else routing.fallback_queue)).timezone
-    assignee = (
-        {"key": rep.key, "name": rep.name, "email": rep.email}
-        if rep is not None
-        else (
-            {"key": assignment.rep_key, "name": assignment.rep_key, "email": None}
-            if assignment.rep_key  # a rep since removed from routing.yaml
-            else None
-        )
-    )
-    if assignee is None:
-        event = "fallback"
-    elif assignment.seq > 1:
-        event = "rerouted"
-    else:
-        event = "assigned"
+    assignee = _assignee(rep, assignment)
     return {
         "role": role,
         "recipient": {"name": recipient},
-        "event": event,
-        "lead": {
-            **lead_context(lead),
-            "id": lead.id,
-            "score": lead.score,
-            "timezone": lead.timezone,
-            "local_time": _local(now, lead.timezone),
-            "source": lead.source,
-        },
-        "escalation": {
-            "id": escalation.id,
-            "trigger": escalation.trigger,
-            "trigger_label": TRIGGER_LABELS.get(
-                escalation.trigger, escalation.trigger.replace("_", " ")
-            ),
-            "score": escalation.score,
-            "reasons": escalation.reasons,
-            "reroutes": escalation.reroutes,
-            "created_at": escalation.created_at,
-            "sla_minutes": routing.sla_minutes,
-            "sla_due_at": assignment.sla_due_at,
-            "sla_due_local": _local(assignment.sla_due_at, zone),
-            "rule": assignment.rule,
-            "rule_detail": assignment.detail,
-        },
+        "event": _event(assignee, assignment),
+        "lead": _lead_part(lead, now),
+        "escalation": _escalation_part(routing, escalation, assignment, zone),
         "rep": assignee,
         "previous_assignee": previous_name,
         "queue": {"name": routing.fallback_queue.name},
-        "touches": [
-            {"campaign": c, "step": s, "channel": ch, "sent_at": at, "subject": subject}
-            for c, s, ch, at, subject in touches
-        ],
+        "touches": touches,
         "engagement": {
             "last_engaged_at": lead.last_engaged_at,
             "last_inbound_at": lead.last_inbound_at,
@@ -330,6 +356,50 @@ def _finish(session: Session, row_id: int, **values: Any) -> None:
     session.commit()
 
 
+def _compose(
+    session: Session, runtime: EscalationRuntime, row: EscalationNotification, now: datetime
+) -> OutgoingMessage:
+    """`compose_notification`, where any other error becomes a PermanentSendError: nothing
+    has left, so it is a recorded failure, not a doubt."""
+    try:
+        return compose_notification(session, runtime, row, now)
+    except (RenderError, PermanentSendError):
+        raise
+    except Exception as exc:
+        if must_raise(exc):
+            raise
+        raise PermanentSendError(f"could not compose: {describe(exc)}") from exc
+
+
+def _retry_later(
+    session: Session,
+    row: EscalationNotification,
+    now: datetime,
+    report: NotifyReport,
+    exc: TransientSendError,
+) -> None:
+    """A transient failure: pending again after a back-off, failed after MAX_SEND_ATTEMPTS."""
+    assert row.id is not None
+    if row.attempts >= MAX_SEND_ATTEMPTS:
+        report.failed += 1
+        _finish(
+            session,
+            row.id,
+            status=NotificationStatus.FAILED,
+            error=f"gave up after {row.attempts} attempts: {exc}",
+        )
+        return
+    report.retrying += 1
+    delay = exc.retry_after if exc.retry_after is not None else 15 * 2 ** (row.attempts - 1)
+    _finish(
+        session,
+        row.id,
+        status=NotificationStatus.PENDING,
+        not_before=now + timedelta(seconds=max(1.0, delay)),
+        error=str(exc),
+    )
+
+
 def _send_one(
     session: Session,
     runtime: EscalationRuntime,
@@ -355,14 +425,7 @@ def _send_one(
     try:
         if channel is None:
             raise PermanentSendError(f"no {row.channel} channel is configured")
-        try:
-            message = compose_notification(session, runtime, row, now)
-        except (RenderError, PermanentSendError):
-            raise
-        except Exception as exc:  # nothing has left: a recorded failure, not a doubt
-            if must_raise(exc):
-                raise
-            raise PermanentSendError(f"could not compose: {describe(exc)}") from exc
+        message = _compose(session, runtime, row, now)
         result = channel.send(message)
     except RenderError as exc:
         log.error("escalation notification %s not sent: %s", row.id, exc)
@@ -370,24 +433,7 @@ def _send_one(
         report.errors.append(f"notification {row.id}: {exc}")
         _finish(session, row.id, status=NotificationStatus.FAILED, error=str(exc))
     except TransientSendError as exc:
-        if row.attempts >= MAX_SEND_ATTEMPTS:
-            report.failed += 1
-            _finish(
-                session,
-                row.id,
-                status=NotificationStatus.FAILED,
-                error=f"gave up after {row.attempts} attempts: {exc}",
-            )
-            return
-        report.retrying += 1
-        delay = exc.retry_after if exc.retry_after is not None else 15 * 2 ** (row.attempts - 1)
-        _finish(
-            session,
-            row.id,
-            status=NotificationStatus.PENDING,
-            not_before=now + timedelta(seconds=max(1.0, delay)),
-            error=str(exc),
-        )
+        _retry_later(session, row, now, report, exc)
     except PermanentSendError as exc:
         log.error("escalation notification %s failed: %s", row.id, exc)
         report.failed += 1
