@@ -1442,6 +1442,7 @@ def deadletters_retry(
 
     Example: leadops deadletters retry 3 4, or leadops deadletters retry --all
     """
+    from leadops.ops.retry import DeadLetterError, retry
     from leadops.sales.runtime import load_escalation_runtime
 
     if bool(ids) == retry_all:
@@ -1449,13 +1450,13 @@ def deadletters_retry(
     settings = _settings()
     engine = _engine(settings)
     try:
-        results = deadletters.retry(
+        results = retry(
             engine,
             None if retry_all else ids,
             _instant(now),
             escalation_runtime=lambda: load_escalation_runtime(settings, engine=engine),
         )
-    except deadletters.DeadLetterError as exc:
+    except DeadLetterError as exc:
         raise CliError(str(exc)) from exc
     rows = [
         {"id": r.id, "item": r.item, "item_id": r.item_id, "outcome": r.outcome, "detail": r.detail}

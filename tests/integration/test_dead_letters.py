@@ -26,6 +26,7 @@ from leadops.models import (
     SCORE_LEDGER,
     TOUCHES,
 )
+from leadops.ops.retry import retry
 from leadops.reporting.summary import touch_summary
 from leadops.sales.escalation import escalate
 from leadops.sales.handoff import apply_inbox_and_escalate, escalate_sales_ready
@@ -106,18 +107,18 @@ def test_an_out_of_range_status_callback_is_set_aside_and_the_rescore_goes_on(h:
         connection.execute(
             sa.update(INBOX).where(INBOX.c.id == not_a_number).values(payload=payload)
         )
-    results = deadletters.retry(h.engine, [letters[1]["id"]], h.clock.now())
+    results = retry(h.engine, [letters[1]["id"]], h.clock.now())
     assert [(r.outcome, r.item_id) for r in results] == [("requeued", not_a_number)]
     assert h.rescore().events == {"twilio_status/failed": 1}
     assert _inbox(h, not_a_number)["status"] == "processed"
     assert h.touch(lead_id, "whatsapp")["status"] == "failed"
-    again = deadletters.retry(h.engine, [letters[1]["id"]], h.clock.now())
+    again = retry(h.engine, [letters[1]["id"]], h.clock.now())
     assert [r.outcome for r in again] == ["not_retried"]
     assert h.rescore().counts()["events"] == 0
     assert [d["item_id"] for d in deadletters.list_rows(h.engine)] == [too_large]
 
     # retrying without a fix fails again: open again, two failures counted
-    deadletters.retry(h.engine, None, h.clock.now())
+    retry(h.engine, None, h.clock.now())
     assert h.rescore().dead_letters == 1
     (letter,) = deadletters.list_rows(h.engine)
     assert (letter["item_id"], letter["failures"], letter["retries"]) == (too_large, 2, 1)
@@ -200,7 +201,7 @@ def test_a_touch_whose_lead_data_breaks_the_decision_is_set_aside_and_sent_once_
 
     with h.engine.begin() as connection:
         connection.execute(sa.update(LEADS).where(LEADS.c.id == bad).values(timezone="UTC"))
-    (result,) = deadletters.retry(h.engine, None, h.clock.now())
+    (result,) = retry(h.engine, None, h.clock.now())
     assert result.outcome == "requeued"
     h.tick()
     h.tick()
@@ -267,15 +268,13 @@ def test_a_lead_that_cannot_be_escalated_is_set_aside_and_the_scan_goes_on(
                 }
             )
         )
-    (result,) = deadletters.retry(engine, None, ESC_NOW, escalation_runtime=lambda: runtime)
+    (result,) = retry(engine, None, ESC_NOW, escalation_runtime=lambda: runtime)
     assert result.outcome == "escalated"
     assert _escalations(engine) == [
         (fine, "sql_threshold", "stage-sql-1"),
         (broken, "sql_threshold", "stage-sql-1"),
     ]
-    (again,) = deadletters.retry(
-        engine, [letter["id"]], ESC_NOW, escalation_runtime=lambda: runtime
-    )
+    (again,) = retry(engine, [letter["id"]], ESC_NOW, escalation_runtime=lambda: runtime)
     assert again.outcome == "not_retried"
     assert find_sales_ready(runtime, ESC_NOW + timedelta(minutes=2)) == []
     assert len(_escalations(engine)) == 2
@@ -366,7 +365,7 @@ def test_a_dead_lettered_touch_of_a_sequence_that_ended_is_skipped_on_retry(h: H
     with h.engine.begin() as connection:  # the lead replied meanwhile: sequence stopped
         assert end_enrollment(connection, lead_id, "replied", h.clock.now())
         connection.execute(sa.update(LEADS).where(LEADS.c.id == lead_id).values(timezone="UTC"))
-    (result,) = deadletters.retry(h.engine, None, h.clock.now())
+    (result,) = retry(h.engine, None, h.clock.now())
     assert result.outcome == "skipped"
     h.tick()
     assert [status for _, status, _ in _touches(h, lead_id)] == ["skipped"]
