@@ -33,8 +33,8 @@ import yaml
 from bench.app import free_port, running_app
 from bench.report import machine_line, write_section
 from leadops.core.db import make_engine, upgrade
+from leadops.engagement.site import site_signature
 from leadops.models import ESCALATION_NOTIFICATIONS, ESCALATIONS, LEADS
-from leadops.providers.signatures import site_signature
 
 ROOT = Path(__file__).resolve().parent.parent
 MINUTES = int(os.environ.get("LEADOPS_BENCH_LATENCY_MINUTES", "4"))

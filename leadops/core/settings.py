@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from leadops.core.configfile import ConfigError
+from leadops.core.keys import ec_public_key
 
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -222,9 +223,7 @@ class Settings(BaseSettings):
     def _loadable_public_key(cls, value: str) -> str:
         value = value.strip()
         if value:
-            from leadops.providers.signatures import sendgrid_public_key
-
-            sendgrid_public_key(value)
+            ec_public_key(value)
         return value
 
     @model_validator(mode="after")

@@ -16,7 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from leadops.engagement import inbox
-from leadops.providers.signatures import verify_sendgrid, verify_site, verify_twilio
+from leadops.engagement.site import verify_site
+from leadops.providers.sendgrid.signature import verify_sendgrid
+from leadops.providers.twilio.signature import verify_twilio
 from leadops.web.app import refuse, state_of
 from leadops.web.guard import Refused, ascii_int, check_text, malformed, read_body
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from leadops.cli import app
 from leadops.core.settings import get_settings
-from leadops.providers.signatures import site_signature
+from leadops.engagement.site import site_signature
 from leadops.web.app import create_app
 from tests.conftest import ROOT
 
