@@ -31,11 +31,14 @@ from leadops.core.db import make_engine, session_scope, upgrade  # noqa: E402
 from leadops.core.settings import Settings  # noqa: E402
 from leadops.engagement import inbox  # noqa: E402
 from leadops.engagement.rescore import run_rescore  # noqa: E402
+from leadops.engagement.site import site_records  # noqa: E402
 from leadops.intake.csv_source import read_csv  # noqa: E402
 from leadops.intake.importer import import_records  # noqa: E402
 from leadops.models import ESCALATIONS, LEADS, TOUCHES  # noqa: E402
 from leadops.nurture.tick import load_runtime, simulate  # noqa: E402
 from leadops.ops.prefect_stack import LocalStack  # noqa: E402
+from leadops.providers.sendgrid.events import sendgrid_records  # noqa: E402
+from leadops.providers.twilio.events import twilio_status_record  # noqa: E402
 from leadops.reporting.report import build_report, write_html  # noqa: E402
 from leadops.sales.acks import acknowledge  # noqa: E402
 from leadops.sales.handoff import escalate_sales_ready  # noqa: E402
@@ -152,7 +155,7 @@ def add_engagement(settings: Settings, engine: Any) -> None:
         else:
             for status in ("delivered", "read") if rng.random() < 0.6 else ("delivered",):
                 records.append(
-                    inbox.twilio_status_record(
+                    twilio_status_record(
                         {"MessageSid": f"SM{touch_id:032d}", "MessageStatus": status}, touch_id
                     )
                 )
@@ -166,8 +169,8 @@ def add_engagement(settings: Settings, engine: Any) -> None:
         for _, _, channel, _, email, _ in sent[:: max(1, len(sent) // 12)]
         if channel == "email"
     ]
-    records += inbox.sendgrid_records(json.dumps(events).encode())
-    records += inbox.site_records(json.dumps(demo).encode())
+    records += sendgrid_records(json.dumps(events).encode())
+    records += site_records(json.dumps(demo).encode())
     inbox.store(engine, records, NOW - timedelta(hours=2))
     runtime = load_runtime(settings, engine=engine)
     report = run_rescore(runtime, NOW - timedelta(hours=1))

@@ -21,7 +21,6 @@ from sqlalchemy.engine import Connection, Engine
 from leadops import deadletters
 from leadops.core.clock import parse_instant
 from leadops.delivery.suppression import end_enrollment, opt_in, suppress
-from leadops.engagement import inbox
 from leadops.engagement.scoring import (
     FitFacts,
     ScoringConfig,
@@ -36,6 +35,7 @@ from leadops.engagement.scoring import (
     next_stage,
     top_reasons,
 )
+from leadops.engagement.site import SITE_EVENTS
 from leadops.models import (
     ENROLLMENTS,
     INBOX,
@@ -52,6 +52,7 @@ from leadops.models import (
     TouchStatus,
 )
 from leadops.nurture.tick import PlanReport, Runtime, plan_leads
+from leadops.providers import inbound
 
 log = logging.getLogger("leadops.rescore")
 
@@ -147,22 +148,22 @@ def _lookup(connection: Connection, rows: Sequence[Any]) -> _Lookup:
     lead_ids: set[int] = set()
     for row in rows:
         p = row.payload
-        if row.source == inbox.SENDGRID:
+        if row.source == inbound.SENDGRID:
             for key, target in (("touch_id", touch_ids), ("lead_id", lead_ids)):
                 value = _int(p.get(key))
                 if value is not None:
                     target.add(value)
             if isinstance(p.get("email"), str):
                 emails.add(p["email"].lower())
-        elif row.source == inbox.TWILIO_STATUS:
+        elif row.source == inbound.TWILIO_STATUS:
             if p.get("touch_id") is not None:
                 touch_ids.add(int(p["touch_id"]))
             sids.add(p.get("MessageSid", ""))
-        elif row.source == inbox.TWILIO_INBOUND:
+        elif row.source == inbound.TWILIO_INBOUND:
             phones.add(_phone(p.get("From", "")))
-        elif row.source in (inbox.UNSUBSCRIBE, inbox.FORM):
+        elif row.source in (inbound.UNSUBSCRIBE, inbound.FORM):
             lead_ids.add(int(p["lead_id"]))
-        elif row.source == inbox.SITE and isinstance(p.get("email"), str):
+        elif row.source == inbound.SITE and isinstance(p.get("email"), str):
             emails.add(p["email"].lower())
     t = TOUCHES.c
     columns = (t.id, t.lead_id, t.channel, t.status, t.provider_message_id, t.sent_at)
@@ -389,7 +390,7 @@ def _twilio_inbound(batch: _Batch, row: Any, lead_id: int) -> str:
 def _site(batch: _Batch, row: Any, lead_id: int) -> str | None:
     p, kind = row.payload, row.kind
     at = parse_instant(p["occurred_at"])
-    if kind not in inbox.SITE_EVENTS:
+    if kind not in SITE_EVENTS:
         batch.report.unknown_site_types[kind] += 1
         return None
     batch.engage(lead_id, at)
@@ -415,7 +416,7 @@ def _resolve(row: Any, found: _Lookup) -> tuple[int | None, dict[str, Any] | Non
     p = row.payload
     touch = None
     lead_id: int | None = None
-    if row.source == inbox.SENDGRID:
+    if row.source == inbound.SENDGRID:
         if p.get("kind", "touch") != "touch":
             return None, None  # a rep notification or a form confirmation, not a lead's touch
         touch_id = _int(p.get("touch_id"))
@@ -423,16 +424,16 @@ def _resolve(row: Any, found: _Lookup) -> tuple[int | None, dict[str, Any] | Non
         lead_id = _int(p.get("lead_id")) or (touch["lead_id"] if touch else None)
         if lead_id is None and isinstance(p.get("email"), str):
             lead_id = found.emails.get(p["email"].lower())
-    elif row.source == inbox.TWILIO_STATUS:
+    elif row.source == inbound.TWILIO_STATUS:
         touch_id = p.get("touch_id")
         touch = found.touches.get(touch_id) if touch_id is not None else None
         touch = touch or found.by_sid.get(p.get("MessageSid", ""))
         lead_id = touch["lead_id"] if touch else None
-    elif row.source == inbox.TWILIO_INBOUND:
+    elif row.source == inbound.TWILIO_INBOUND:
         lead_id = found.phones.get(_phone(p.get("From", "")))
-    elif row.source in (inbox.UNSUBSCRIBE, inbox.FORM):
+    elif row.source in (inbound.UNSUBSCRIBE, inbound.FORM):
         lead_id = int(p["lead_id"])
-    elif row.source == inbox.SITE:
+    elif row.source == inbound.SITE:
         lead_id = found.emails.get(str(p.get("email", "")).lower())
     if lead_id is not None and lead_id not in found.leads:
         lead_id = None
@@ -441,9 +442,9 @@ def _resolve(row: Any, found: _Lookup) -> tuple[int | None, dict[str, Any] | Non
 
 def _event_time(row: Any) -> datetime:
     p = row.payload
-    if row.source == inbox.SENDGRID:
+    if row.source == inbound.SENDGRID:
         return datetime.fromtimestamp(float(p["timestamp"]), UTC)
-    if row.source in (inbox.SITE, inbox.FORM):
+    if row.source in (inbound.SITE, inbound.FORM):
         return parse_instant(p["occurred_at"])
     return row.received_at
 
@@ -451,16 +452,16 @@ def _event_time(row: Any) -> datetime:
 def _apply_row(batch: _Batch, row: Any, found: _Lookup) -> tuple[str, int | None, str]:
     lead_id, touch = _resolve(row, found)
     if lead_id is None:
-        if row.source == inbox.TWILIO_STATUS and touch is None:
+        if row.source == inbound.TWILIO_STATUS and touch is None:
             return InboxStatus.IGNORED, None, "no touch with this touch_id or MessageSid"
         return InboxStatus.IGNORED, None, "no matching lead"
-    if row.source == inbox.SENDGRID:
+    if row.source == inbound.SENDGRID:
         result: str | None = _sendgrid(batch, row, lead_id, touch)
-    elif row.source == inbox.TWILIO_STATUS:
+    elif row.source == inbound.TWILIO_STATUS:
         result = _twilio_status(batch, row, lead_id, touch)
-    elif row.source == inbox.TWILIO_INBOUND:
+    elif row.source == inbound.TWILIO_INBOUND:
         result = _twilio_inbound(batch, row, lead_id)
-    elif row.source == inbox.UNSUBSCRIBE:
+    elif row.source == inbound.UNSUBSCRIBE:
         result = (
             batch.score(
                 lead_id,
@@ -471,7 +472,7 @@ def _apply_row(batch: _Batch, row: Any, found: _Lookup) -> tuple[str, int | None
             )
             + " (suppressed when the link was used)"
         )
-    elif row.source == inbox.FORM:
+    elif row.source == inbound.FORM:
         result = _form(batch, row, lead_id)
     else:
         result = _site(batch, row, lead_id)

@@ -26,8 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadops.engagement import inbox
 from leadops.models import INBOX, TOUCHES, InboxStatus
+from leadops.providers import inbound
 
 StepKey = tuple[str, str, str]  # campaign, step, channel
 
@@ -77,7 +77,7 @@ def named_touch(where: Any, dialect: str) -> sa.Select[Any]:
         by_sid,
         sa.and_(
             by_id.c.id.is_(None),
-            i.source == inbox.TWILIO_STATUS,
+            i.source == inbound.TWILIO_STATUS,
             by_sid.c.provider_message_id == payload_text("MessageSid"),
             by_sid.c.lead_id == i.lead_id,
         ),

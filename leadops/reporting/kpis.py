@@ -21,7 +21,6 @@ import yaml
 from sqlalchemy.engine import Connection, Engine
 
 from leadops.core.configfile import ConfigError
-from leadops.engagement import inbox
 from leadops.models import (
     AWAITING_ACK_STATUSES,
     ESCALATION_ASSIGNMENTS,
@@ -38,6 +37,7 @@ from leadops.models import (
     LifecycleStage,
     TouchStatus,
 )
+from leadops.providers import inbound
 from leadops.reporting.attribution import EventRule, StepKey, count_unique_touches, payload_is_true
 
 FUNNEL_STAGES = (
@@ -69,7 +69,7 @@ def _human_open(dialect: str) -> Any:
     # Opens by mail privacy proxies (sg_machine_open) are not the person opening the mail;
     # the rescore run scores them 0 and they are not opens here either.
     return sa.and_(
-        _I.source == inbox.SENDGRID,
+        _I.source == inbound.SENDGRID,
         _I.kind == "open",
         sa.not_(payload_is_true("sg_machine_open", dialect)),
     )
@@ -80,7 +80,7 @@ def _inbound(result_pattern: str) -> Callable[[str], Any]:
     # and records what it applied in `inbox.result`: "reply +15, sequence stopped",
     # "unsubscribe -25, suppressed all (whatsapp_opt_out)", "whatsapp opt-in, ...".
     return lambda dialect: sa.and_(
-        _I.source == inbox.TWILIO_INBOUND, _I.result.like(result_pattern)
+        _I.source == inbound.TWILIO_INBOUND, _I.result.like(result_pattern)
     )
 
 
@@ -103,27 +103,27 @@ EMAIL_AND_WHATSAPP = frozenset({"email", "whatsapp"})
 # sources has sent an event yet (the file outbox, or a webhook not set up) has its rates
 # shown as "-" and listed as missing: no events is not 0% delivered.
 CHANNEL_SOURCES = {
-    "email": (inbox.SENDGRID,),
-    "whatsapp": (inbox.TWILIO_STATUS, inbox.TWILIO_INBOUND),
+    "email": (inbound.SENDGRID,),
+    "whatsapp": (inbound.TWILIO_STATUS, inbound.TWILIO_INBOUND),
 }
 
 # The engagement rates per campaign step, each of the messages sent at that step.
 ENGAGEMENT_METRICS: dict[str, EngagementMetric] = {
     "delivered": EngagementMetric(
         _counter(
-            EventRule(_events(inbox.SENDGRID, "delivered")),
-            EventRule(_events(inbox.TWILIO_STATUS, "delivered", "read")),
+            EventRule(_events(inbound.SENDGRID, "delivered")),
+            EventRule(_events(inbound.TWILIO_STATUS, "delivered", "read")),
         ),
         EMAIL_AND_WHATSAPP,
         "SendGrid delivered; Twilio delivered or read",
     ),
     "opened": EngagementMetric(
-        _counter(EventRule(_human_open), EventRule(_events(inbox.TWILIO_STATUS, "read"))),
+        _counter(EventRule(_human_open), EventRule(_events(inbound.TWILIO_STATUS, "read"))),
         EMAIL_AND_WHATSAPP,
         "SendGrid open (privacy-proxy opens excluded); WhatsApp read",
     ),
     "clicked": EngagementMetric(
-        _counter(EventRule(_events(inbox.SENDGRID, "click"))),
+        _counter(EventRule(_events(inbound.SENDGRID, "click"))),
         frozenset({"email"}),
         "SendGrid click",
     ),
@@ -134,8 +134,8 @@ ENGAGEMENT_METRICS: dict[str, EngagementMetric] = {
     ),
     "unsubscribed": EngagementMetric(
         _counter(
-            EventRule(_events(inbox.SENDGRID, "unsubscribe", "group_unsubscribe", "spamreport")),
-            EventRule(_events(inbox.UNSUBSCRIBE, "unsubscribe"), via="last_sent"),
+            EventRule(_events(inbound.SENDGRID, "unsubscribe", "group_unsubscribe", "spamreport")),
+            EventRule(_events(inbound.UNSUBSCRIBE, "unsubscribe"), via="last_sent"),
             EventRule(_inbound("%whatsapp_opt_out%"), via="last_sent", channel="whatsapp"),
         ),
         EMAIL_AND_WHATSAPP,
@@ -144,8 +144,8 @@ ENGAGEMENT_METRICS: dict[str, EngagementMetric] = {
     ),
     "bounced": EngagementMetric(
         _counter(
-            EventRule(_events(inbox.SENDGRID, "bounce", "dropped")),
-            EventRule(_events(inbox.TWILIO_STATUS, "failed", "undelivered")),
+            EventRule(_events(inbound.SENDGRID, "bounce", "dropped")),
+            EventRule(_events(inbound.TWILIO_STATUS, "failed", "undelivered")),
         ),
         EMAIL_AND_WHATSAPP,
         "SendGrid bounce (hard or blocked) or dropped; Twilio failed or undelivered",

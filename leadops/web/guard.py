@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from leadops.engagement.inbox import MAX_ID
+from leadops.providers.inbound import MAX_ID
 
 BODY_DEADLINE_SECONDS = 10.0  # the whole body must arrive within this
 MAX_JSON_DEPTH = 16  # objects and arrays nested deeper are refused

@@ -20,6 +20,7 @@ from leadops.delivery.compose import UNSUBSCRIBE
 from leadops.delivery.suppression import end_enrollment, suppress
 from leadops.engagement import inbox
 from leadops.models import LEADS
+from leadops.providers import inbound
 from leadops.web.app import count_refusal, state_of
 from leadops.web.guard import MAX_ID, Refused, read_body
 
@@ -57,7 +58,7 @@ def _read_token(request: Request, token: str) -> tuple[int, str] | None:
 
 def _invalid(request: Request) -> HTMLResponse:
     state = state_of(request)
-    inbox.count_rejection(state.engine, inbox.UNSUBSCRIBE, "bad_token", state.clock.now())
+    inbox.count_rejection(state.engine, inbound.UNSUBSCRIBE, "bad_token", state.clock.now())
     return _page(
         "This link is not valid",
         "<p>The unsubscribe link is incomplete or was changed. Please use the link from "
@@ -110,7 +111,7 @@ async def unsubscribe_now(request: Request, token: str) -> HTMLResponse:
     try:
         form = await read_body(request, BODY_BYTES)
     except Refused as refused:
-        await count_refusal(state, inbox.UNSUBSCRIBE, refused.reason)
+        await count_refusal(state, inbound.UNSUBSCRIBE, refused.reason)
         return _page("Not unsubscribed", f"<p>{escape(refused.message)}</p>", refused.status)
     method = "one-click" if b"List-Unsubscribe=One-Click" in form else "post"
     await run_in_threadpool(

@@ -16,8 +16,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from leadops.engagement import inbox
-from leadops.engagement.site import verify_site
+from leadops.engagement.site import SITE_EVENTS, site_records, verify_site
+from leadops.providers import inbound
+from leadops.providers.sendgrid.events import sendgrid_records
 from leadops.providers.sendgrid.signature import verify_sendgrid
+from leadops.providers.twilio.events import twilio_inbound_record, twilio_status_record
 from leadops.providers.twilio.signature import verify_twilio
 from leadops.web.app import refuse, state_of
 from leadops.web.guard import Refused, ascii_int, check_text, malformed, read_body
@@ -41,7 +44,7 @@ async def _body(request: Request) -> bytes:
     return await read_body(request, _limit(request))
 
 
-def _payloads(records: Sequence[inbox.InboxRecord]) -> None:
+def _payloads(records: Sequence[inbound.InboxRecord]) -> None:
     for index, record in enumerate(records):
         check_text(record.payload, f"event {index}")
 
@@ -62,7 +65,7 @@ def _unconfigured(setting: str) -> Refused:
     )
 
 
-async def _store(request: Request, records: Sequence[inbox.InboxRecord]) -> int:
+async def _store(request: Request, records: Sequence[inbound.InboxRecord]) -> int:
     state = state_of(request)
     return await run_in_threadpool(inbox.store, state.engine, records, state.clock.now())
 
@@ -99,12 +102,12 @@ async def sendgrid_events(request: Request) -> Response:
         )
         body = await _body(request)
         _check_sendgrid(request, body)
-        records = inbox.sendgrid_records(body)
+        records = sendgrid_records(body)
         _payloads(records)
     except Refused as refused:
-        return await refuse(request, inbox.SENDGRID, refused)
-    except inbox.BadPayload as exc:
-        return await refuse(request, inbox.SENDGRID, malformed(str(exc)))
+        return await refuse(request, inbound.SENDGRID, refused)
+    except inbound.BadPayload as exc:
+        return await refuse(request, inbound.SENDGRID, malformed(str(exc)))
     stored = await _store(request, records)
     return JSONResponse({"received": len(records), "stored": stored})
 
@@ -151,11 +154,11 @@ async def twilio_status(request: Request) -> Response:
         body = await _body(request)
         params = _twilio_params(request, body)
         touch_id = ascii_int(raw_touch, "touch_id") if raw_touch else None
-        record = inbox.twilio_status_record(params, touch_id)
+        record = twilio_status_record(params, touch_id)
     except Refused as refused:
-        return await refuse(request, inbox.TWILIO_STATUS, refused)
-    except inbox.BadPayload as exc:
-        return await refuse(request, inbox.TWILIO_STATUS, malformed(str(exc)))
+        return await refuse(request, inbound.TWILIO_STATUS, refused)
+    except inbound.BadPayload as exc:
+        return await refuse(request, inbound.TWILIO_STATUS, malformed(str(exc)))
     await _store(request, [record])
     return Response(status_code=204)
 
@@ -167,11 +170,11 @@ async def twilio_inbound(request: Request) -> Response:
     try:
         _configured(request, token, "LEADOPS_TWILIO_AUTH_TOKEN")
         body = await _body(request)
-        record = inbox.twilio_inbound_record(_twilio_params(request, body))
+        record = twilio_inbound_record(_twilio_params(request, body))
     except Refused as refused:
-        return await refuse(request, inbox.TWILIO_INBOUND, refused)
-    except inbox.BadPayload as exc:
-        return await refuse(request, inbox.TWILIO_INBOUND, malformed(str(exc)))
+        return await refuse(request, inbound.TWILIO_INBOUND, refused)
+    except inbound.BadPayload as exc:
+        return await refuse(request, inbound.TWILIO_INBOUND, malformed(str(exc)))
     await _store(request, [record])
     return Response(EMPTY_TWIML, media_type="application/xml")
 
@@ -196,14 +199,14 @@ async def site_events(request: Request) -> Response:
                 raise Refused(401, "unsigned", f"missing {SITE_SIGNATURE}: sha256=<hex HMAC>")
             if not verify_site(secret.get_secret_value(), body, header):
                 raise Refused(403, "bad_signature", "signature does not verify")
-        records = inbox.site_records(body)
+        records = site_records(body)
         _payloads(records)
     except Refused as refused:
-        return await refuse(request, inbox.SITE, refused)
-    except inbox.BadPayload as exc:
-        return await refuse(request, inbox.SITE, malformed(str(exc)))
+        return await refuse(request, inbound.SITE, refused)
+    except inbound.BadPayload as exc:
+        return await refuse(request, inbound.SITE, malformed(str(exc)))
     stored = await _store(request, records)
-    unknown = sorted({r.kind for r in records if r.kind not in inbox.SITE_EVENTS})
+    unknown = sorted({r.kind for r in records if r.kind not in SITE_EVENTS})
     return JSONResponse(
         {"received": len(records), "stored": stored, "unknown_types": unknown}, status_code=202
     )

@@ -20,6 +20,7 @@ from leadops.core.db import make_engine
 from leadops.core.settings import get_settings
 from leadops.engagement import inbox
 from leadops.models import INBOX
+from leadops.providers import inbound
 from tests.conftest import ROOT
 
 runner = CliRunner()
@@ -52,7 +53,7 @@ def test_a_dead_letter_is_listed_reported_and_retried_once(workdir: Path) -> Non
     # accepted by an older version of the endpoint
     inbox.store(
         engine,
-        [inbox.InboxRecord(inbox.SITE, "demo_requested", "site:d1", event)],
+        [inbound.InboxRecord(inbound.SITE, "demo_requested", "site:d1", event)],
         parse_instant(AT),
     )
 

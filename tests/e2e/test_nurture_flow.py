@@ -169,6 +169,7 @@ def test_rescore_flow_applies_the_inbox_and_publishes_sales_ready_leads(
     from flows.rescore import rescore_flow
     from leadops.core.db import make_engine, upgrade
     from leadops.engagement import inbox
+    from leadops.engagement.site import site_records
     from leadops.models import LEADS
 
     engine = make_engine(get_settings().resolved_database_url)
@@ -182,7 +183,7 @@ def test_rescore_flow_applies_the_inbox_and_publishes_sales_ready_leads(
         b'{"id": "d1", "type": "demo_requested", "email": "ada@example.com",'
         b' "occurred_at": "2026-12-01T10:00:00Z"}'
     )
-    inbox.store(engine, inbox.site_records(body), at)
+    inbox.store(engine, site_records(body), at)
 
     result = rescore_flow(now=at)
     assert result["events"] == 1 and result["sales_ready"] == 1

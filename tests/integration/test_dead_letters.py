@@ -27,6 +27,7 @@ from leadops.models import (
     TOUCHES,
 )
 from leadops.ops.retry import retry
+from leadops.providers import inbound
 from leadops.reporting.summary import touch_summary
 from leadops.sales.escalation import escalate
 from leadops.sales.handoff import apply_inbox_and_escalate, escalate_sales_ready
@@ -47,7 +48,7 @@ def h(tmp_path: Path, engine: Engine) -> Harness:
 
 def _store_raw(h: Harness, source: str, kind: str, key: str, payload: dict[str, Any]) -> int:
     """Store an event as an older version of the endpoints would have accepted it."""
-    inbox.store(h.engine, [inbox.InboxRecord(source, kind, key, payload)], h.clock.now())
+    inbox.store(h.engine, [inbound.InboxRecord(source, kind, key, payload)], h.clock.now())
     with h.engine.connect() as connection:
         return int(
             connection.execute(sa.select(INBOX.c.id).where(INBOX.c.dedupe_key == key)).scalar_one()
@@ -64,7 +65,7 @@ def _status_event(h: Harness, touch_id: object, n: int) -> int:
         **status_params(SID, "failed", ErrorCode="63016"),
         "touch_id": touch_id,
     }
-    return _store_raw(h, inbox.TWILIO_STATUS, "failed", f"tw:bad{n}", payload)
+    return _store_raw(h, inbound.TWILIO_STATUS, "failed", f"tw:bad{n}", payload)
 
 
 def test_an_out_of_range_status_callback_is_set_aside_and_the_rescore_goes_on(h: Harness) -> None:
@@ -130,7 +131,7 @@ def test_the_every_minute_inbox_pass_sets_a_bad_event_aside(h: Harness, tmp_path
     touch = h.touch(lead_id, "email")
     bad = _store_raw(
         h,
-        inbox.SENDGRID,
+        inbound.SENDGRID,
         "open",
         "sg:bad",
         {**sg_event("open", lead_id, touch["id"], h.clock.now()), "timestamp": "soon"},

@@ -16,7 +16,6 @@ from sqlalchemy.engine import Engine
 from leadops.core.configfile import ConfigError
 from leadops.core.settings import Settings
 from leadops.engagement import inbox
-from leadops.engagement.inbox import InboxRecord
 from leadops.engagement.rescore import RescoreReport, process_inbox
 from leadops.engagement.scoring import load_scoring
 from leadops.models import (
@@ -29,6 +28,9 @@ from leadops.models import (
     STAGE_CHANGES,
     TOUCHES,
 )
+from leadops.providers.inbound import InboxRecord
+from leadops.providers.sendgrid.events import sendgrid_records
+from leadops.providers.twilio.events import twilio_inbound_record, twilio_status_record
 from leadops.reporting import attribution, kpis, stuck
 from leadops.reporting.report import build_report, markdown, write_html
 from leadops.sales.acks import acknowledge, close
@@ -426,7 +428,7 @@ C_PHONE, D_PHONE = "+447700900201", "+447700900202"
 
 
 def _sendgrid(*events: dict[str, Any]) -> list[InboxRecord]:
-    return inbox.sendgrid_records(json.dumps(list(events)).encode())
+    return sendgrid_records(json.dumps(list(events)).encode())
 
 
 @dataclass
@@ -471,11 +473,11 @@ def engaged(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> En
         sg_event("open", 999_999, t["d-email"], at, n=7),  # no such lead: ignored
     )
     records += [
-        inbox.twilio_status_record(status_params("SMc1", "delivered"), t["c-wa"]),
-        inbox.twilio_status_record(status_params("SMc1", "read"), t["c-wa"]),
-        inbox.twilio_status_record(status_params("SMd1", "delivered"), None),  # by its SID
-        inbox.twilio_inbound_record(inbound_params("SMin1", C_PHONE, "Yes, tell me more")),
-        inbox.twilio_inbound_record(inbound_params("SMin2", D_PHONE, "STOP")),
+        twilio_status_record(status_params("SMc1", "delivered"), t["c-wa"]),
+        twilio_status_record(status_params("SMc1", "read"), t["c-wa"]),
+        twilio_status_record(status_params("SMd1", "delivered"), None),  # by its SID
+        twilio_inbound_record(inbound_params("SMin1", C_PHONE, "Yes, tell me more")),
+        twilio_inbound_record(inbound_params("SMin2", D_PHONE, "STOP")),
         inbox.unsubscribe_record(d, "all", "token-d", "one-click"),
     ]
     assert inbox.store(engine, records, NOW - 2 * H) == len(records)

@@ -39,9 +39,8 @@ from twilio.request_validator import RequestValidator
 from leadops.core.clock import SimulatedClock
 from leadops.core.tokens import sign
 from leadops.delivery.compose import UNSUBSCRIBE
-from leadops.engagement.inbox import SENDGRID_EVENTS, SITE_EVENTS
 from leadops.engagement.rescore import run_inbox
-from leadops.engagement.site import site_signature
+from leadops.engagement.site import SITE_EVENTS, site_signature
 from leadops.models import (
     ESCALATIONS,
     FORM_SUBMISSIONS,
@@ -51,6 +50,7 @@ from leadops.models import (
     WEBHOOK_REJECTIONS,
 )
 from leadops.nurture.tick import load_runtime
+from leadops.providers.sendgrid.events import SENDGRID_EVENTS
 from leadops.sales.escalation import escalate
 from leadops.sales.notify import ack_url
 from leadops.web.app import create_app

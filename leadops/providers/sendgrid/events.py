@@ -1,0 +1,60 @@
+"""SendGrid Event Webhook bodies parsed into inbox records (what each event means for a
+lead is applied later, by the rescore run)."""
+
+from __future__ import annotations
+
+from leadops.providers.inbound import (
+    SENDGRID,
+    BadPayload,
+    InboxRecord,
+    digest,
+    id_field,
+    parse_json,
+    text_field,
+)
+
+SENDGRID_EVENTS = frozenset(
+    {
+        "processed",
+        "delivered",
+        "deferred",
+        "bounce",
+        "dropped",
+        "open",
+        "click",
+        "spamreport",
+        "unsubscribe",
+        "group_unsubscribe",
+        "group_resubscribe",
+    }
+)
+
+
+def sendgrid_records(body: bytes) -> list[InboxRecord]:
+    """Parse a SendGrid Event Webhook body (a JSON array of event objects)."""
+    events = parse_json(body)
+    if not isinstance(events, list):
+        raise BadPayload("body must be a JSON array of events")
+    records = []
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise BadPayload(f"event {index} is not a JSON object")
+        kind = event.get("event")
+        if not isinstance(kind, str) or not kind or len(kind) > 64:
+            raise BadPayload(f"event {index} has no 'event' type")
+        stamp = event.get("timestamp")
+        if not isinstance(stamp, int | float) or isinstance(stamp, bool) or not 0 < stamp < 1e11:
+            raise BadPayload(f"event {index} ({kind}) has no valid Unix 'timestamp'")
+        for name in ("touch_id", "lead_id"):
+            id_field(event.get(name), f"event {index} ({kind}): {name}")
+        for name in ("email", "url", "reason", "type", "kind", "sg_message_id"):
+            text_field(event.get(name), f"event {index} ({kind}): {name}")
+        sg_event_id = event.get("sg_event_id")
+        if isinstance(sg_event_id, str) and 0 < len(sg_event_id) <= 190:
+            key = f"sg:{sg_event_id}"
+        else:
+            key = "sg:h:" + digest(
+                event.get("sg_message_id"), kind, event.get("timestamp"), event.get("url")
+            )
+        records.append(InboxRecord(SENDGRID, kind, key, event))
+    return records

@@ -1,0 +1,73 @@
+"""Twilio message status callbacks and inbound WhatsApp messages (form fields) parsed
+into inbox records (what each means for a lead is applied later, by the rescore run)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from leadops.providers.inbound import (
+    MAX_ID,
+    TWILIO_INBOUND,
+    TWILIO_STATUS,
+    BadPayload,
+    InboxRecord,
+)
+
+# Twilio message statuses a status callback may carry.
+TWILIO_STATUSES = frozenset(
+    {
+        "accepted",
+        "scheduled",
+        "canceled",
+        "queued",
+        "sending",
+        "sent",
+        "failed",
+        "delivered",
+        "undelivered",
+        "receiving",
+        "received",
+        "read",
+    }
+)
+_SID = re.compile(r"[A-Za-z0-9]{2,64}")
+_ERROR_CODE = re.compile(r"[0-9]{1,6}")
+_PRICE = re.compile(r"-?[0-9]{1,9}(\.[0-9]{1,12})?")
+
+
+def twilio_status_record(params: Mapping[str, str], touch_id: int | None) -> InboxRecord:
+    """A Twilio message status callback (form fields), for touch `touch_id` if known."""
+    sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "")
+    if not sid or not status:
+        raise BadPayload("status callback needs MessageSid and MessageStatus")
+    if not _SID.fullmatch(sid):
+        raise BadPayload("MessageSid must be 2-64 letters and digits")
+    for name in ("MessageStatus", "SmsStatus"):
+        value = params.get(name)
+        if value is not None and value.lower() not in TWILIO_STATUSES:
+            raise BadPayload(f"{name} {value[:40]!r} is not a Twilio message status")
+    code = params.get("ErrorCode", "")
+    if code and not _ERROR_CODE.fullmatch(code):
+        raise BadPayload("ErrorCode must be a Twilio error code (up to 6 digits)")
+    price = params.get("Price", "")
+    if price and not _PRICE.fullmatch(price):
+        raise BadPayload("Price must be a decimal number")
+    if touch_id is not None and not 0 <= touch_id <= MAX_ID:
+        raise BadPayload(f"touch_id must be a whole number from 0 to {MAX_ID}")
+    payload: dict[str, Any] = dict(params)
+    payload["touch_id"] = touch_id
+    return InboxRecord(TWILIO_STATUS, status.lower(), f"tw:{sid}:{status.lower()}"[:200], payload)
+
+
+def twilio_inbound_record(params: Mapping[str, str]) -> InboxRecord:
+    """An inbound WhatsApp message (form fields)."""
+    sid, sender = params.get("MessageSid", ""), params.get("From", "")
+    if not sid or not sender:
+        raise BadPayload("inbound message needs MessageSid and From")
+    if not _SID.fullmatch(sid):
+        raise BadPayload("MessageSid must be 2-64 letters and digits")
+    if len(sender) > 64:
+        raise BadPayload("From must be a WhatsApp address (at most 64 characters)")
+    return InboxRecord(TWILIO_INBOUND, "inbound", f"tw-in:{sid}"[:200], dict(params))
