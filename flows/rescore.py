@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops.core.clock import SystemClock, ensure_utc
 from leadops.engagement import rescore
+from leadops.engagement.report import RescoreReport, SalesReady
 from leadops.nurture import tick as nurture
 from leadops.sales import handoff
 from leadops.sales.runtime import escalation_runtime_or_none
@@ -27,7 +28,7 @@ from leadops.sales.runtime import escalation_runtime_or_none
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def rescore_task(runtime: nurture.Runtime, now: datetime) -> rescore.RescoreReport:
+def rescore_task(runtime: nurture.Runtime, now: datetime) -> RescoreReport:
     return rescore.run_rescore(runtime, now)
 
 
@@ -39,7 +40,7 @@ def rescore_task(runtime: nurture.Runtime, now: datetime) -> rescore.RescoreRepo
     cache_policy=NO_CACHE,
 )
 def escalate_task(
-    runtime: nurture.Runtime, ready: list[rescore.SalesReady], now: datetime
+    runtime: nurture.Runtime, ready: list[SalesReady], now: datetime
 ) -> handoff.HandoffReport | None:
     escalation = escalation_runtime_or_none(runtime.settings, runtime.engine)
     if escalation is None:
@@ -76,9 +77,7 @@ def rescore_flow(now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def summary_markdown(
-    report: rescore.RescoreReport, handed: handoff.HandoffReport | None = None
-) -> str:
+def summary_markdown(report: RescoreReport, handed: handoff.HandoffReport | None = None) -> str:
     def counts(counter: dict[str, int]) -> str:
         return ", ".join(f"{key}: {n}" for key, n in sorted(counter.items())) or "none"
 

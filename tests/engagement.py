@@ -20,7 +20,8 @@ from twilio.request_validator import RequestValidator
 
 from leadops.core.clock import SimulatedClock
 from leadops.core.settings import Settings
-from leadops.engagement.rescore import RescoreReport, run_rescore
+from leadops.engagement.report import RescoreReport
+from leadops.engagement.rescore import run_rescore
 from leadops.engagement.site import site_signature
 from leadops.models import LEADS, SCORE_LEDGER, TOUCHES
 from leadops.nurture.tick import Runtime, load_runtime, run_tick

@@ -352,7 +352,7 @@ def leads_show(
         fmt,
         title="Touches",
     )
-    from leadops.engagement.rescore import explain
+    from leadops.views.scores import explain
 
     breakdown, timeline = explain(engine, lead_id)
     emit(

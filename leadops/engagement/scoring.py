@@ -1,7 +1,8 @@
 """Scoring rules (config/scoring.yaml): fit, engagement with caps, decay and thresholds.
 
-Pure functions only; `leadops.engagement.rescore` applies them to the database and writes the
-score ledger (one row per change, decay included, the score is the sum).
+Pure functions only; `leadops.engagement.apply` and `leadops.engagement.ledger` apply them
+to the database and write the score ledger (one row per change, decay included, the score
+is the sum).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from leadops.engagement.rescore import SalesReady, run_inbox
+from leadops.engagement.report import SalesReady
+from leadops.engagement.rescore import run_inbox
 from leadops.models import ESCALATIONS
 from leadops.nurture.tick import Runtime
 from leadops.sales.escalation import escalate_or_set_aside

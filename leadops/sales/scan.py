@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from leadops import deadletters
 from leadops.core.clock import ensure_utc
-from leadops.engagement.rescore import breakdowns
+from leadops.engagement.ledger import breakdowns
 from leadops.engagement.scoring import top_reason_items
 from leadops.models import ACTIVE_ESCALATION_STATUSES, ESCALATIONS, LEADS, Lead, LifecycleStage
 from leadops.sales.escalation import EscalationResult, ReasonLike, escalate_or_set_aside

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from leadops import deadletters
 from leadops.delivery.suppression import end_enrollment
 from leadops.engagement import inbox
-from leadops.engagement.rescore import SalesReady
+from leadops.engagement.report import SalesReady
 from leadops.models import (
     DEAD_LETTERS,
     ESCALATION_ASSIGNMENTS,

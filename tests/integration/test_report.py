@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 from leadops.core.configfile import ConfigError
 from leadops.core.settings import Settings
 from leadops.engagement import inbox
-from leadops.engagement.rescore import RescoreReport, process_inbox
+from leadops.engagement.apply import process_inbox
+from leadops.engagement.report import RescoreReport
 from leadops.engagement.scoring import load_scoring
 from leadops.models import (
     CAMPAIGN_VERSIONS,

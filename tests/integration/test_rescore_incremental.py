@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.engagement import rescore
+from leadops.engagement import ledger, rescore
 from leadops.models import PASS_MARKS
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event
 
@@ -33,7 +33,7 @@ def test_no_opens_looks_at_new_windows_and_late_opens(h: Harness) -> None:
     h.tick()  # bob's, three days later
     h.rescore()  # the first run: a full pass, then the mark
     with h.engine.connect() as conn:
-        assert conn.execute(sa.select(PASS_MARKS.c.name)).scalars().all() == [rescore.NO_OPENS_MARK]
+        assert conn.execute(sa.select(PASS_MARKS.c.name)).scalars().all() == [ledger.NO_OPENS_MARK]
 
     h.clock.advance(timedelta(days=28))  # ada 31 days after her email, bob 28
     h.rescore()
@@ -64,7 +64,7 @@ def test_no_opens_looks_at_new_windows_and_late_opens(h: Harness) -> None:
 
 
 def test_decay_runs_over_every_batch_of_leads(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rescore, "LEAD_BATCH", 2)  # five leads: three batches
+    monkeypatch.setattr(ledger, "LEAD_BATCH", 2)  # five leads: three batches
     leads = [h.add_lead(f"lead{n}@example.com") for n in range(5)]
     h.tick()
     for lead_id in leads:

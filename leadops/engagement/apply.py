@@ -1,0 +1,176 @@
+"""Applying the webhook inbox to leads: pending events, oldest first, a batch per
+transaction; an event that fails to apply is rolled back alone and set aside as a dead
+letter, and the others apply."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from leadops import deadletters
+from leadops.engagement.effects import Batch, apply_row
+from leadops.engagement.report import RescoreReport
+from leadops.engagement.resolve import event_time, lookup
+from leadops.engagement.scoring import ScoringConfig
+from leadops.models import INBOX, LEADS, SCORE_LEDGER, DeadLetterItem, InboxStatus
+
+INBOX_BATCH = 2000
+
+
+def _update_activity(connection: Connection, column: str, values: dict[int, datetime]) -> None:
+    if not values:
+        return
+    current = dict(
+        connection.execute(sa.select(LEADS.c.id, LEADS.c[column]).where(LEADS.c.id.in_(values)))
+        .tuples()
+        .all()
+    )
+    params = [
+        {"lid": lead_id, "value": at}
+        for lead_id, at in values.items()
+        if current.get(lead_id) is None or current[lead_id] < at
+    ]
+    if params:
+        connection.execute(
+            sa.update(LEADS)
+            .where(LEADS.c.id == sa.bindparam("lid"))
+            .values({column: sa.bindparam("value")}),
+            params,
+        )
+
+
+def process_inbox(
+    engine: Engine, config: ScoringConfig, now: datetime, report: RescoreReport
+) -> tuple[set[int], dict[tuple[int, str], datetime]]:
+    """Apply every pending inbox event, oldest first, one transaction per batch.
+
+    A batch is applied in a savepoint; only when it fails is it split (halves, then
+    halves of those) so that each event that raises is rolled back alone and set aside as
+    a dead letter, and the others apply. Returns the leads whose score may have changed
+    and the hand-raises seen."""
+    touched: set[int] = set()
+    hand_raised: dict[tuple[int, str], datetime] = {}
+    i = INBOX.c
+    while True:
+        with engine.begin() as connection:
+            query = (
+                sa.select(i.id, i.source, i.kind, i.payload, i.received_at)
+                .where(i.status == InboxStatus.PENDING)
+                .order_by(i.id)
+                .limit(INBOX_BATCH)
+            )
+            if connection.dialect.name == "postgresql":
+                # Concurrent runs (the every-minute inbox pass and the 5-minute rescore, or
+                # several workers) take disjoint batches.
+                query = query.with_for_update(skip_locked=True)
+            rows = connection.execute(query).all()
+            if not rows:
+                break
+            for part in _apply_isolated(connection, config, now, rows):
+                _merge(report, part.report)
+                touched |= part.touched
+                for key_, at in part.hand_raised.items():
+                    hand_raised.setdefault(key_, at)
+    return touched, hand_raised
+
+
+@dataclass
+class _Applied:
+    """What applying some inbox rows did, kept only once their savepoint is released."""
+
+    report: RescoreReport
+    touched: set[int]
+    hand_raised: dict[tuple[int, str], datetime]
+
+
+def _merge(report: RescoreReport, part: RescoreReport) -> None:
+    report.events.update(part.events)
+    report.ignored.update(part.ignored)
+    report.unknown_site_types.update(part.unknown_site_types)
+    report.ledger_rows += part.ledger_rows
+    report.suppressed.update(part.suppressed)
+    report.sequences_stopped.update(part.sequences_stopped)
+    report.dead_letters += part.dead_letters
+
+
+def _apply_isolated(
+    connection: Connection, config: ScoringConfig, now: datetime, rows: Sequence[Any]
+) -> list[_Applied]:
+    """Apply `rows` in a savepoint; when that fails, each half on its own, down to the
+    single events that fail, which become dead letters."""
+    try:
+        with connection.begin_nested():
+            return [_apply_rows(connection, config, now, rows)]
+    except Exception as exc:
+        if deadletters.must_raise(exc):
+            raise
+        if len(rows) > 1:
+            middle = len(rows) // 2
+            return [
+                *_apply_isolated(connection, config, now, rows[:middle]),
+                *_apply_isolated(connection, config, now, rows[middle:]),
+            ]
+        return [_dead_letter(connection, rows[0], exc, now)]
+
+
+def _dead_letter(connection: Connection, row: Any, exc: Exception, now: datetime) -> _Applied:
+    error = deadletters.describe(exc)
+    with connection.begin_nested():
+        connection.execute(
+            sa.update(INBOX)
+            .where(INBOX.c.id == row.id)
+            .values(status=InboxStatus.DEAD_LETTER, result=error[:300], processed_at=now)
+        )
+        deadletters.record(
+            connection,
+            item=DeadLetterItem.INBOX,
+            item_id=row.id,
+            stage="rescore",
+            error=error,
+            payload={"source": row.source, "kind": row.kind},
+            now=now,
+        )
+    part = RescoreReport(now=now)
+    part.dead_letters = 1
+    return _Applied(part, set(), {})
+
+
+def _apply_rows(
+    connection: Connection, config: ScoringConfig, now: datetime, rows: Sequence[Any]
+) -> _Applied:
+    """Apply these inbox rows and mark them processed or ignored (all or nothing)."""
+    i = INBOX.c
+    report = RescoreReport(now=now)
+    found = lookup(connection, rows)
+    batch = Batch(connection, config, now, report)
+    batch.load_history(found.leads, min(event_time(row) for row in rows))
+    updates = []
+    for row in rows:
+        status, lead_id, result = apply_row(batch, row, found)
+        key = f"{row.source}/{row.kind}" if status == InboxStatus.PROCESSED else result
+        (report.events if status == InboxStatus.PROCESSED else report.ignored)[key[:80]] += 1
+        updates.append(
+            {"iid": row.id, "st": status, "lid": lead_id, "res": result[:300], "at": now}
+        )
+    if batch.ledger:
+        connection.execute(SCORE_LEDGER.insert(), batch.ledger)
+        report.ledger_rows += len(batch.ledger)
+    _update_activity(connection, "last_engaged_at", batch.engaged)
+    _update_activity(connection, "last_inbound_at", batch.inbound)
+    connection.execute(
+        sa.update(INBOX)
+        .where(i.id == sa.bindparam("iid"))
+        .values(
+            status=sa.bindparam("st"),
+            lead_id=sa.bindparam("lid"),
+            result=sa.bindparam("res"),
+            processed_at=sa.bindparam("at"),
+        ),
+        updates,
+    )
+    return _Applied(report, batch.touched, batch.hand_raised)
