@@ -1,0 +1,1 @@
+"""SendGrid: sending email, the Event Webhook's signature and its events."""

@@ -1,0 +1,1 @@
+"""Twilio: sending WhatsApp messages, the X-Twilio-Signature, status and inbound callbacks."""
