@@ -1,0 +1,151 @@
+"""The vocabulary of the tables: lifecycle stages and the funnel order, channels, and the
+statuses of touches, enrollments, quarantine, inbox events, scores, escalations, their
+notifications, form submissions and dead letters. Plain enums and sets, no ORM: the pure
+decision modules (policy, planner, segments, scoring, render) import them from here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LifecycleStage(StrEnum):
+    SUBSCRIBER = "subscriber"
+    LEAD = "lead"
+    MQL = "mql"
+    SQL = "sql"
+    OPPORTUNITY = "opportunity"
+    CUSTOMER = "customer"
+    RECYCLED = "recycled"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+# Funnel order, used so that a merge or import never moves a lead backwards.
+FUNNEL_ORDER: dict[str, int] = {
+    LifecycleStage.SUBSCRIBER: 0,
+    LifecycleStage.RECYCLED: 1,
+    LifecycleStage.LEAD: 1,
+    LifecycleStage.MQL: 2,
+    LifecycleStage.SQL: 3,
+    LifecycleStage.OPPORTUNITY: 4,
+    LifecycleStage.CUSTOMER: 5,
+}
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    WHATSAPP = "whatsapp"
+
+
+class TouchStatus(StrEnum):
+    PENDING = "pending"  # due (or held with a hold_reason until not_before)
+    CLAIMED = "claimed"  # taken by a dispatcher; its request has not left
+    SENDING = "sending"  # the request is leaving; outcome unknown until recorded
+    SENT = "sent"  # accepted by the channel; provider_id recorded
+    DELIVERED = "delivered"
+    FAILED = "failed"  # permanent failure, with the reason in `error`
+    AMBIGUOUS = "ambiguous"  # may or may not have arrived; never re-sent automatically
+    SKIPPED = "skipped"  # will never be sent (no consent, unsubscribed...), reason in hold_reason
+    # Could not be decided or composed (our code or its data failed for this touch only):
+    # never sent, set aside with the error until `leadops deadletters retry`.
+    DEAD_LETTER = "dead_letter"
+
+
+FINAL_TOUCH_STATUSES = frozenset(
+    {
+        TouchStatus.SENT,
+        TouchStatus.DELIVERED,
+        TouchStatus.FAILED,
+        TouchStatus.AMBIGUOUS,
+        TouchStatus.SKIPPED,
+    }
+)
+SENT_TOUCH_STATUSES = frozenset({TouchStatus.SENT, TouchStatus.DELIVERED})
+
+
+class EnrollmentStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    EXITED = "exited"
+
+
+class QuarantineStatus(StrEnum):
+    OPEN = "open"
+    RELEASED = "released"
+    DROPPED = "dropped"
+
+
+# -- Engagement ----------------------------------------------------------------------------
+
+
+class InboxStatus(StrEnum):
+    PENDING = "pending"  # stored, not yet processed by the rescore run
+    PROCESSED = "processed"  # applied (scores, suppression, touches); see `result`
+    IGNORED = "ignored"  # nothing to apply (unknown lead, unknown type...); see `result`
+    # Failed to apply (rolled back, nothing of it kept); the error is in `result` and in
+    # dead_letters, until `leadops deadletters retry` puts it back to pending.
+    DEAD_LETTER = "dead_letter"
+
+
+class ScoreKind(StrEnum):
+    FIT = "fit"
+    ENGAGEMENT = "engagement"
+    DECAY = "decay"
+
+
+# -- Escalation ----------------------------------------------------------------------------
+
+
+class EscalationStatus(StrEnum):
+    OPEN = "open"  # assigned, waiting for the rep to acknowledge
+    ACKNOWLEDGED = "acknowledged"
+    REROUTED = "rerouted"  # not acknowledged in time; assigned to the next rep or the queue
+    CLOSED_WON = "closed_won"
+    CLOSED_LOST = "closed_lost"
+    RECYCLED = "recycled"  # not ready: back into nurture
+
+
+ACTIVE_ESCALATION_STATUSES = (
+    EscalationStatus.OPEN,
+    EscalationStatus.ACKNOWLEDGED,
+    EscalationStatus.REROUTED,
+)
+AWAITING_ACK_STATUSES = (EscalationStatus.OPEN, EscalationStatus.REROUTED)
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    AMBIGUOUS = "ambiguous"
+    SKIPPED = "skipped"  # no longer relevant when its turn came (acknowledged, re-routed...)
+
+
+# -- Intake --------------------------------------------------------------------------------
+
+
+class FormSubmissionStatus(StrEnum):
+    PENDING = "pending"  # confirmation email to be sent
+    SENDING = "sending"  # the confirmation email is leaving
+    SENT = "sent"  # confirmation sent; waiting for the click
+    CONFIRMED = "confirmed"  # email consent given through the signed link
+    NOT_NEEDED = "not_needed"  # the lead already had email consent, or asked for none
+    QUARANTINED = "quarantined"  # the record failed validation; see the quarantine
+    FAILED = "failed"  # the confirmation could not be sent (error says why)
+    SKIPPED = "skipped"  # the contact policy refused it (suppressed, unsubscribed; see error)
+
+
+# -- Dead letters --------------------------------------------------------------------------
+
+
+class DeadLetterItem(StrEnum):
+    INBOX = "inbox"  # an inbox event the rescore run could not apply (item_id: inbox id)
+    TOUCH = "touch"  # a touch the dispatcher could not decide or compose (item_id: touch id)
+    ESCALATION = "escalation"  # a sales-ready lead that could not be escalated (item_id: lead)
+
+
+class DeadLetterStatus(StrEnum):
+    OPEN = "open"  # set aside, waiting for a fix and a retry
+    RETRIED = "retried"  # put back by `leadops deadletters retry`; fails again: open again
+    RESOLVED = "resolved"  # applied by a later pass on its own (an SLA re-route)
