@@ -19,7 +19,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from leadops.models import Channel, LifecycleStage
+from leadops.models.vocab import Channel, LifecycleStage
 
 
 class Reason(StrEnum):

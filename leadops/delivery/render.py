@@ -22,7 +22,7 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
-from leadops.models import Channel
+from leadops.models.vocab import Channel
 
 
 class RenderError(Exception):

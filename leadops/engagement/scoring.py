@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from leadops.core.configfile import load_model
-from leadops.models import FUNNEL_ORDER, LifecycleStage
+from leadops.models.vocab import FUNNEL_ORDER, LifecycleStage
 
 ENGAGEMENT_RULES = frozenset(
     {

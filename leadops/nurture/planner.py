@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from leadops.delivery.campaigns import Campaign
-from leadops.models import Channel
+from leadops.models.vocab import Channel
 from leadops.nurture.segments import LeadFacts, SegmentConfig, choose_rule
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from leadops.core.configfile import ConfigError, line_of, load_model, read_yaml
-from leadops.models import LifecycleStage
+from leadops.models.vocab import LifecycleStage
 
 
 class Conditions(BaseModel):
