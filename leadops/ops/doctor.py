@@ -102,7 +102,7 @@ def check_config(settings: Settings) -> tuple[list[Check], dict[str, Any] | None
     from leadops.core.configfile import ConfigError
     from leadops.delivery.campaigns import load_campaigns
     from leadops.nurture.segments import load_segments
-    from leadops.reporting.kpis import load_spend
+    from leadops.reporting.spend import load_spend
 
     checks = []
     campaigns: dict[str, Any] | None = None

@@ -9,8 +9,8 @@ from datetime import date
 from html import escape
 from typing import Any
 
+from leadops.reporting.kpi_figures import KpiReport
 from leadops.reporting.kpis import (
-    KpiReport,
     cost_rows,
     engagement_rows,
     escalation_rows,

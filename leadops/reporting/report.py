@@ -16,11 +16,12 @@ from sqlalchemy.engine import Engine
 from leadops.core.settings import Settings
 from leadops.reporting import html as report_html
 from leadops.reporting import kpis, stuck
+from leadops.reporting.kpi_figures import KpiReport
 
 
 @dataclass
 class Report:
-    kpis: kpis.KpiReport
+    kpis: KpiReport
     stuck: stuck.StuckReport
 
     @property

@@ -32,8 +32,10 @@ from leadops.models import (
 from leadops.providers.inbound import InboxRecord
 from leadops.providers.sendgrid.events import sendgrid_records
 from leadops.providers.twilio.events import twilio_inbound_record, twilio_status_record
-from leadops.reporting import attribution, kpis, stuck
+from leadops.reporting import attribution, kpis, spend, stuck
+from leadops.reporting.kpi_figures import KpiReport, StepRates
 from leadops.reporting.report import build_report, markdown, write_html
+from leadops.reporting.step_kpis import ENGAGEMENT_METRICS
 from leadops.sales.acks import acknowledge, close
 from leadops.sales.escalation import escalate
 from leadops.sales.runtime import load_escalation_runtime
@@ -233,7 +235,7 @@ def test_kpis_from_known_rows(world: World, tmp_path: Path) -> None:
         "step": "day-1",
         "channel": "email",
         "sent": 2,
-        **{name: "-" for name in kpis.ENGAGEMENT_METRICS},
+        **{name: "-" for name in ENGAGEMENT_METRICS},
     }
     assert [name for name, _ in report.missing] == [
         "email engagement rates",
@@ -402,8 +404,8 @@ def test_html_report_is_self_contained(world: World, tmp_path: Path) -> None:
 def test_spend_file_errors_name_the_file_and_source(tmp_path: Path) -> None:
     (tmp_path / "spend.yaml").write_text("sources:\n  google-ads: lots\n")
     with pytest.raises(ConfigError, match=r"spend.yaml.*google-ads.*lots"):
-        kpis.load_spend(tmp_path)
-    assert kpis.load_spend(tmp_path / "nowhere") == ("USD", {})
+        spend.load_spend(tmp_path)
+    assert spend.load_spend(tmp_path / "nowhere") == ("USD", {})
 
 
 def test_sends_per_day_is_a_date(world: World, tmp_path: Path) -> None:
@@ -542,7 +544,7 @@ def world_sql_lead(world: World) -> int:
         )
 
 
-def _step(report: kpis.KpiReport, step: str, channel: str) -> kpis.StepRates:
+def _step(report: KpiReport, step: str, channel: str) -> StepRates:
     return next(s for s in report.steps if (s.step, s.channel) == (step, channel))
 
 
