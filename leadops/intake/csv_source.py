@@ -25,7 +25,8 @@ from sqlmodel import Session, select
 
 from leadops.core.db import session_scope
 from leadops.intake.config import LEAD_COLUMNS
-from leadops.intake.importer import ImportReport, RawRecord, import_each, import_records
+from leadops.intake.importer import ImportReport, import_each, import_records
+from leadops.intake.records import RawRecord
 from leadops.intake.validate import CONTROL_CHARACTERS
 from leadops.models import ImportedFile
 

@@ -35,7 +35,8 @@ from leadops.delivery.dispatch import contact_facts
 from leadops.delivery.policy import Action, Caps, Decision, MessageClass, SendWindow, decide
 from leadops.engagement import inbox
 from leadops.intake.config import FormSource
-from leadops.intake.importer import RawRecord, import_records
+from leadops.intake.importer import import_records
+from leadops.intake.records import RawRecord
 from leadops.models import (
     Channel,
     FormSubmission,

@@ -33,7 +33,8 @@ from sqlmodel import Session
 
 from leadops.core.db import session_scope
 from leadops.intake.config import HubSpotSource
-from leadops.intake.importer import ImportReport, RawRecord, import_in_savepoints
+from leadops.intake.importer import ImportReport, import_in_savepoints
+from leadops.intake.records import RawRecord
 from leadops.models import IntakeCursor
 
 log = logging.getLogger("leadops.intake.hubspot")

@@ -21,7 +21,8 @@ from sqlmodel import Session, col, select
 
 from leadops.core.db import session_scope
 from leadops.intake.csv_source import FileRejected
-from leadops.intake.importer import REFUSED, STORE_FAILED, RawRecord, import_records
+from leadops.intake.importer import REFUSED, STORE_FAILED, import_records
+from leadops.intake.records import RawRecord
 from leadops.intake.validate import normalise_record
 from leadops.models import QUARANTINED_FILES, QuarantinedFile, QuarantinedRecord, QuarantineStatus
 

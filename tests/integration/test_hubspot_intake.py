@@ -19,8 +19,9 @@ from leadops.core.db import make_engine, session_scope, upgrade
 from leadops.core.settings import Settings
 from leadops.intake.config import HubSpotSource, IntakeConfig
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, load_cursor, pull_contacts
-from leadops.intake.importer import RawRecord, import_in_savepoints, import_records
+from leadops.intake.importer import import_in_savepoints, import_records
 from leadops.intake.quarantine import release
+from leadops.intake.records import RawRecord
 from leadops.intake.run import IntakeRun, run_intake
 from leadops.models import Lead, LeadSourceRecord, QuarantinedRecord
 

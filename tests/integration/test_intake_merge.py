@@ -8,7 +8,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from leadops.core.db import session_scope
-from leadops.intake.importer import ImportReport, RawRecord, import_records
+from leadops.intake.importer import ImportReport, import_records
+from leadops.intake.records import RawRecord
 from leadops.models import Lead, LeadSourceRecord, QuarantinedRecord
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

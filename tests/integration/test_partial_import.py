@@ -13,7 +13,8 @@ from leadops.core.db import session_scope
 from leadops.intake.config import HubSpotSource
 from leadops.intake.csv_source import import_csv_file
 from leadops.intake.hubspot import contact_record
-from leadops.intake.importer import ImportReport, RawRecord, import_records
+from leadops.intake.importer import ImportReport, import_records
+from leadops.intake.records import RawRecord
 from leadops.models import Lead, LeadFieldIssue, LeadSourceRecord, QuarantinedRecord
 from leadops.reporting import kpis
 from tests.conftest import ROOT

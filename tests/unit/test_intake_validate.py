@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from leadops.intake.importer import stage_after_merge
+from leadops.intake.merge import stage_after_merge
 from leadops.intake.validate import country_code, normalise_email
 
 EMAILS = [

@@ -173,7 +173,8 @@ def test_a_lead_who_already_consented_gets_no_confirmation(
     client: TestClient, settings: Settings, engine: Engine
 ) -> None:
     from leadops.core.db import session_scope
-    from leadops.intake.importer import RawRecord, import_records
+    from leadops.intake.importer import import_records
+    from leadops.intake.records import RawRecord
 
     with session_scope(engine) as session:
         import_records(
