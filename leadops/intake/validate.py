@@ -307,6 +307,151 @@ def _zone_for(country: str | None, zones: tuple[str, ...]) -> str | None:
     return None
 
 
+@dataclass
+class _Fields:
+    """A raw record's fields as validation reads them; problems go on `outcome`."""
+
+    raw: dict[str, object]
+    outcome: Outcome
+    garbled: set[str]  # fields with control characters
+
+    @classmethod
+    def of(cls, raw: dict[str, object], outcome: Outcome) -> _Fields:
+        garbled = {
+            name
+            for name, value in raw.items()
+            if isinstance(value, str) and CONTROL_CHARACTERS.search(value)
+        }
+        return cls(raw, outcome, garbled)
+
+    def given(self, name: str) -> str | None:
+        """The field's cleaned text; None (and flagged) when it has control characters."""
+        if name in self.garbled:
+            self.outcome.flag(
+                name, self.raw.get(name), INVALID_CHARACTERS, f"{name} contains control characters"
+            )
+            return None
+        return _clean(self.raw.get(name))
+
+
+def _contact(fields: _Fields, record: LeadRecord, default_region: str) -> tuple[str, ...]:
+    """Country, email and phone (the phone read in the lead's country, else the default
+    region; a country left unknown is the number's). Returns the number's time zones."""
+    outcome, raw = fields.outcome, fields.raw
+    country = None
+    country_text = fields.given("country")
+    if country_text is not None:
+        country = country_code(country_text)
+        if country is None:
+            outcome.flag(
+                "country",
+                raw.get("country"),
+                INVALID_COUNTRY,
+                f"country {country_text[:100]!r} is not an ISO 3166 alpha-2 code or country name",
+            )
+    record.country = country
+
+    email = fields.given("email")
+    if email:
+        try:
+            record.email = normalise_email(email)
+        except ValueError as exc:
+            outcome.flag("email", raw.get("email"), INVALID_EMAIL, f"email {email[:100]!r}: {exc}")
+
+    phone = fields.given("phone")
+    zones: tuple[str, ...] = ()
+    if phone:
+        try:
+            record.phone, number_region, zones = _phone_facts(phone, country or default_region)
+            if record.country is None:
+                record.country = number_region
+        except ValueError as exc:
+            outcome.flag("phone", raw.get("phone"), INVALID_PHONE, f"phone {phone[:100]!r}: {exc}")
+    return zones
+
+
+def _identity_and_firmographics(fields: _Fields, record: LeadRecord) -> None:
+    """The length-limited text fields (names, company, job title, industry, source, CRM
+    id), then seniority (from the job title) and company size."""
+    for name, limit in FIELD_LIMITS.items():
+        value = tidy_name(fields.given(name)) if name.endswith("_name") else fields.given(name)
+        if value is not None and len(value) > limit:
+            fields.outcome.flag(
+                name,
+                fields.raw.get(name),
+                FIELD_TOO_LONG,
+                f"{name} is {len(value)} characters (max {limit})",
+            )
+            value = None
+        setattr(record, name, value)
+    record.seniority = seniority_of(record.job_title)
+
+    try:
+        record.company_size = parse_company_size(fields.given("company_size"))
+    except ValueError as exc:
+        fields.outcome.flag(
+            "company_size", fields.raw.get("company_size"), INVALID_COMPANY_SIZE, str(exc)
+        )
+
+
+def _stage(fields: _Fields, record: LeadRecord) -> None:
+    """The lifecycle stage (blank: lead); one that cannot be read refuses the record."""
+    stage_text = _clean(fields.raw.get("lifecycle_stage"))
+    stage = (stage_text or LifecycleStage.LEAD).lower()
+    if stage not in STAGES or "lifecycle_stage" in fields.garbled:
+        fields.outcome.reject(
+            INVALID_STAGE, f"lifecycle_stage {stage[:100]!r} is not one of {STAGE_LIST}"
+        )
+    record.lifecycle_stage = stage
+
+
+def _time_zone(
+    fields: _Fields, record: LeadRecord, zones: tuple[str, ...], default_timezone: str
+) -> None:
+    """The time zone given, else the phone number's or the country's, else the default."""
+    zone = fields.given("timezone")
+    if zone is not None and not is_known_timezone(zone):
+        fields.outcome.flag(
+            "timezone",
+            fields.raw.get("timezone"),
+            UNKNOWN_TIMEZONE,
+            f"timezone {zone[:100]!r} is not an IANA time zone",
+        )
+        zone = None
+    record.timezone = zone or _zone_for(record.country, zones) or default_timezone
+
+
+def _consent(fields: _Fields, record: LeadRecord) -> None:
+    """Email and WhatsApp consent; a value that cannot be read refuses the record."""
+    raw = fields.raw
+    for channel in ("email_consent", "whatsapp_consent"):
+        consent = parse_bool(raw.get(channel))
+        if consent is None or channel in fields.garbled:
+            fields.outcome.reject(
+                INVALID_CONSENT, f"{channel} {str(raw.get(channel))[:100]!r} is not true/false"
+            )
+            consent = False
+        setattr(record, channel, consent)
+    if record.whatsapp_consent and record.phone is None:
+        record.whatsapp_consent = False  # WhatsApp consent needs a number to message
+
+
+def _created_at(fields: _Fields, record: LeadRecord, now: datetime) -> None:
+    """The creation time given (ISO 8601), else `now`."""
+    created = fields.given("created_at")
+    record.created_at = now
+    if created is not None:
+        try:
+            record.created_at = parse_instant(created)
+        except (ValueError, OverflowError):
+            fields.outcome.flag(
+                "created_at",
+                fields.raw.get("created_at"),
+                INVALID_CREATED_AT,
+                f"created_at {created[:100]!r} is not an ISO 8601 time; imported as now",
+            )
+
+
 def normalise_record(
     raw: dict[str, object], *, default_region: str, default_timezone: str, now: datetime
 ) -> Outcome:
@@ -320,109 +465,13 @@ def normalise_record(
     """
     outcome = Outcome(record=None)
     record = LeadRecord()
-    garbled = {
-        name
-        for name, value in raw.items()
-        if isinstance(value, str) and CONTROL_CHARACTERS.search(value)
-    }
-
-    def given(name: str) -> str | None:
-        """The field's cleaned text; None (and flagged) when it has control characters."""
-        if name in garbled:
-            outcome.flag(
-                name, raw.get(name), INVALID_CHARACTERS, f"{name} contains control characters"
-            )
-            return None
-        return _clean(raw.get(name))
-
-    country = None
-    country_text = given("country")
-    if country_text is not None:
-        country = country_code(country_text)
-        if country is None:
-            outcome.flag(
-                "country",
-                raw.get("country"),
-                INVALID_COUNTRY,
-                f"country {country_text[:100]!r} is not an ISO 3166 alpha-2 code or country name",
-            )
-    record.country = country
-
-    email = given("email")
-    if email:
-        try:
-            record.email = normalise_email(email)
-        except ValueError as exc:
-            outcome.flag("email", raw.get("email"), INVALID_EMAIL, f"email {email[:100]!r}: {exc}")
-
-    phone = given("phone")
-    zones: tuple[str, ...] = ()
-    if phone:
-        try:
-            record.phone, number_region, zones = _phone_facts(phone, country or default_region)
-            if record.country is None:
-                record.country = number_region
-        except ValueError as exc:
-            outcome.flag("phone", raw.get("phone"), INVALID_PHONE, f"phone {phone[:100]!r}: {exc}")
-
-    for name, limit in FIELD_LIMITS.items():
-        value = tidy_name(given(name)) if name.endswith("_name") else given(name)
-        if value is not None and len(value) > limit:
-            outcome.flag(
-                name,
-                raw.get(name),
-                FIELD_TOO_LONG,
-                f"{name} is {len(value)} characters (max {limit})",
-            )
-            value = None
-        setattr(record, name, value)
-    record.seniority = seniority_of(record.job_title)
-
-    try:
-        record.company_size = parse_company_size(given("company_size"))
-    except ValueError as exc:
-        outcome.flag("company_size", raw.get("company_size"), INVALID_COMPANY_SIZE, str(exc))
-
-    stage_text = _clean(raw.get("lifecycle_stage"))
-    stage = (stage_text or LifecycleStage.LEAD).lower()
-    if stage not in STAGES or "lifecycle_stage" in garbled:
-        outcome.reject(INVALID_STAGE, f"lifecycle_stage {stage[:100]!r} is not one of {STAGE_LIST}")
-    record.lifecycle_stage = stage
-
-    zone = given("timezone")
-    if zone is not None and not is_known_timezone(zone):
-        outcome.flag(
-            "timezone",
-            raw.get("timezone"),
-            UNKNOWN_TIMEZONE,
-            f"timezone {zone[:100]!r} is not an IANA time zone",
-        )
-        zone = None
-    record.timezone = zone or _zone_for(record.country, zones) or default_timezone
-
-    for channel in ("email_consent", "whatsapp_consent"):
-        consent = parse_bool(raw.get(channel))
-        if consent is None or channel in garbled:
-            outcome.reject(
-                INVALID_CONSENT, f"{channel} {str(raw.get(channel))[:100]!r} is not true/false"
-            )
-            consent = False
-        setattr(record, channel, consent)
-    if record.whatsapp_consent and record.phone is None:
-        record.whatsapp_consent = False  # WhatsApp consent needs a number to message
-
-    created = given("created_at")
-    record.created_at = now
-    if created is not None:
-        try:
-            record.created_at = parse_instant(created)
-        except (ValueError, OverflowError):
-            outcome.flag(
-                "created_at",
-                raw.get("created_at"),
-                INVALID_CREATED_AT,
-                f"created_at {created[:100]!r} is not an ISO 8601 time; imported as now",
-            )
+    fields = _Fields.of(raw, outcome)
+    zones = _contact(fields, record, default_region)
+    _identity_and_firmographics(fields, record)
+    _stage(fields, record)
+    _time_zone(fields, record, zones, default_timezone)
+    _consent(fields, record)
+    _created_at(fields, record, now)
 
     no_channel = record.email is None and record.phone is None
     if no_channel and not any(i.field in ("email", "phone") for i in outcome.issues):
