@@ -1,1 +1,2 @@
-"""Operations: the doctor's checks, the local Prefect stack and retrying dead letters."""
+"""Operations: `leadops doctor` (its checks in `doctor`, `doctor_prefect` and `check`), the
+local Prefect stack (`prefect_stack`) and retrying dead letters (`retry`)."""

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from leadops.ops.doctor import Status, check_channels, check_public_url
+from leadops.ops.check import Status
+from leadops.ops.doctor import check_channels, check_public_url
 from tests.conftest import make_settings
 
 
