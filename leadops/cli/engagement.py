@@ -72,7 +72,7 @@ def webhooks_stats(fmt: FormatOption = Format.TABLE) -> None:
 
     Example: leadops webhooks stats
     """
-    from leadops.engagement.inbox import inbox_counts, rejection_counts
+    from leadops.views.webhooks import inbox_counts, rejection_counts
 
     engine = _engine(_settings())
     emit(inbox_counts(engine), ["source", "kind", "status", "events"], fmt, title="Inbox")

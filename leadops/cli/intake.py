@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import func
-from sqlmodel import Session, col, select
 
 from leadops.cli.common import (
     CliError,
@@ -26,22 +24,15 @@ intake_app = typer.Typer(
 )
 
 
-def _open_quarantined_files() -> int:
-    from leadops.models import QuarantinedFile, QuarantineStatus
-
-    with Session(_engine(_settings())) as session:
-        query = select(func.count()).where(col(QuarantinedFile.status) == QuarantineStatus.OPEN)
-        return int(session.exec(query.select_from(QuarantinedFile)).one())
-
-
 def _exit_for(run: Any) -> None:
     """Name every quarantined file and failed source; exit 1 if a source failed, else 3
     if a file was quarantined as a file."""
     from leadops.intake.run import EXIT_FILE_QUARANTINED
+    from leadops.views.quarantine import open_file_count
 
     for held in run.quarantined_files:
         err.print(f"[yellow]{held.file_line}[/]", highlight=False, soft_wrap=True)
-    waiting = _open_quarantined_files()
+    waiting = open_file_count(_engine(_settings()))
     if waiting:
         err.print(f"{waiting} file(s) in file quarantine: `leadops quarantine files`")
     for failed in run.errors:

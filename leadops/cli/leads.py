@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlmodel import Session, col, select
 
 from leadops.cli.common import (
     CliError,
@@ -89,17 +88,9 @@ def leads_list(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """List leads. Example: leadops leads list --stage mql --format csv"""
-    from leadops.models import Lead
+    from leadops.views.leads import lead_rows
 
-    engine = _engine(_settings())
-    query = select(Lead).order_by(Lead.id).limit(limit)  # type: ignore[arg-type]
-    if stage:
-        query = query.where(col(Lead.lifecycle_stage) == stage)
-    if segment:
-        query = query.where(col(Lead.segment) == segment)
-    with Session(engine) as session:
-        leads = session.execute(query).scalars().all()
-    rows = [lead.model_dump() for lead in leads]
+    rows = lead_rows(_engine(_settings()), stage=stage, segment=segment, limit=limit)
     emit(rows, LEAD_COLUMNS, fmt, title=f"Leads ({len(rows)})")
 
 
@@ -112,37 +103,15 @@ def leads_show(
 
     Example: leadops leads show 12
     """
-    from leadops.models import Enrollment, Lead, LeadFieldIssue, Touch
+    from leadops.views.leads import lead_detail
 
     engine = _engine(_settings())
-    with Session(engine) as session:
-        lead = session.get(Lead, lead_id)
-        if lead is None:
-            raise CliError(f"no lead with id {lead_id}")
-        issues = [
-            issue.model_dump()
-            for issue in session.exec(
-                select(LeadFieldIssue)
-                .where(LeadFieldIssue.lead_id == lead_id)
-                .order_by(col(LeadFieldIssue.id))
-            )
-        ]
-        enrollments = (
-            session.execute(
-                select(Enrollment).where(Enrollment.lead_id == lead_id).order_by(Enrollment.id)  # type: ignore[arg-type]
-            )
-            .scalars()
-            .all()
-        )
-        touches = (
-            session.execute(
-                select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.due_at, Touch.id)  # type: ignore[arg-type]
-            )
-            .scalars()
-            .all()
-        )
+    detail = lead_detail(engine, lead_id)
+    if detail is None:
+        raise CliError(f"no lead with id {lead_id}")
+    lead, issues = detail["lead"], detail["issues"]
     if fmt != Format.TABLE:
-        row: dict[str, Any] = lead.model_dump()
+        row: dict[str, Any] = dict(lead)
         if fmt == Format.JSON:
             row["data_issues"] = [{k: _plain_value(v) for k, v in i.items()} for i in issues]
         else:
@@ -151,10 +120,10 @@ def leads_show(
                 + (" (resolved)" if i["resolved_at"] else "")
                 for i in issues
             )
-        emit([row], [*Lead.model_fields, "data_issues"], fmt)
+        emit([row], [*lead, "data_issues"], fmt)
         return
     emit(
-        [{"field": k, "value": v} for k, v in lead.model_dump().items()],
+        [{"field": k, "value": v} for k, v in lead.items()],
         ["field", "value"],
         fmt,
         title=f"Lead {lead_id}",
@@ -167,13 +136,13 @@ def leads_show(
         title=f"Flagged data ({open_issues} open; imported without these values)",
     )
     emit(
-        [e.model_dump() for e in enrollments],
+        detail["enrollments"],
         ["campaign", "segment", "status", "started_at", "ended_at", "end_reason"],
         fmt,
         title="Enrollments",
     )
     emit(
-        [t.model_dump() for t in touches],
+        detail["touches"],
         ["campaign", "step", "channel", "status", "due_at", "sent_at", "hold_reason", "error"],
         fmt,
         title="Touches",
@@ -185,7 +154,7 @@ def leads_show(
         breakdown,
         ["rule", "kind", "points", "rows"],
         fmt,
-        title=f"Score {lead.score} (the sum of these ledger rows)",
+        title=f"Score {lead['score']} (the sum of these ledger rows)",
     )
     emit(timeline, ["at", "what", "detail", "event"], fmt, title="Timeline")
     from leadops.sales.escalation import lead_escalations

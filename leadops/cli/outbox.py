@@ -6,7 +6,6 @@ import os
 from typing import Annotated
 
 import typer
-from sqlmodel import Session, col, select
 
 from leadops.cli.common import (
     CliError,
@@ -57,29 +56,12 @@ def outbox_list(
 
     Example: leadops outbox list --status ambiguous --format json
     """
-    from leadops.models import Lead, Touch
+    from leadops.views.outbox import touch_rows
 
     engine = _engine(_settings())
-    query = (
-        select(Touch, col(Lead.email), col(Lead.phone))
-        .join(Lead, Lead.id == Touch.lead_id)  # type: ignore[arg-type]
-        .order_by(Touch.id)  # type: ignore[arg-type]
+    rows = touch_rows(
+        engine, status=status, channel=channel, campaign=campaign, lead=lead, limit=limit
     )
-    for column, value in (
-        (Touch.status, status),
-        (Touch.channel, channel),
-        (Touch.campaign, campaign),
-        (Touch.lead_id, lead),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if limit:
-        query = query.limit(limit)
-    with Session(engine) as session:
-        rows = [
-            {**touch.model_dump(), "email": email, "phone": phone}
-            for touch, email, phone in session.execute(query).all()
-        ]
     emit(rows, OUTBOX_COLUMNS, fmt, title=f"Touches ({len(rows)})")
 
 

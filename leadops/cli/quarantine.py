@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlmodel import Session, col, select
 
 from leadops.cli.common import (
     CliError,
@@ -34,18 +33,9 @@ def quarantine_list(
 
     Example: leadops quarantine list --format csv
     """
-    from leadops.models import QuarantinedRecord
+    from leadops.views.quarantine import record_rows
 
-    engine = _engine(_settings())
-    query = select(QuarantinedRecord).where(col(QuarantinedRecord.status) == status)
-    if source:
-        query = query.where(col(QuarantinedRecord.source) == source)
-    with Session(engine) as session:
-        records = session.execute(query.order_by(QuarantinedRecord.id)).scalars().all()  # type: ignore[arg-type]
-    rows = [
-        {**r.model_dump(), "reasons": ", ".join(r.reasons), "email": r.raw.get("email")}
-        for r in records
-    ]
+    rows = record_rows(_engine(_settings()), status=status, source=source)
     emit(
         rows, ["id", "source", "source_ref", "reasons", "email", "detail"], fmt, title="Quarantine"
     )
@@ -60,16 +50,15 @@ def quarantine_show(
 
     Example: leadops quarantine show 3
     """
-    from leadops.models import QuarantinedRecord
+    from leadops.views.quarantine import record
 
-    with Session(_engine(_settings())) as session:
-        record = session.get(QuarantinedRecord, record_id)
-    if record is None:
+    found = record(_engine(_settings()), record_id)
+    if found is None:
         raise CliError(f"no quarantined record with id {record_id}")
     if fmt != Format.TABLE:
-        emit([record.model_dump()], list(QuarantinedRecord.model_fields), fmt)
+        emit([found], list(found), fmt)
         return
-    info = record.model_dump(exclude={"raw"}) | {"reasons": ", ".join(record.reasons)}
+    info = {k: v for k, v in found.items() if k != "raw"} | {"reasons": ", ".join(found["reasons"])}
     emit(
         [{"field": k, "value": v} for k, v in info.items()],
         ["field", "value"],
@@ -77,7 +66,7 @@ def quarantine_show(
         title=f"Quarantined record {record_id}",
     )
     emit(
-        [{"field": k, "value": v} for k, v in record.raw.items()],
+        [{"field": k, "value": v} for k, v in found["raw"].items()],
         ["field", "value"],
         fmt,
         title="Raw data",
@@ -182,20 +171,16 @@ def quarantine_files(
 
     Example: leadops quarantine files --status open
     """
-    from leadops.models import QuarantinedFile
+    from leadops.views.quarantine import file_rows
 
-    engine = _engine(_settings())
-    query = select(QuarantinedFile).where(col(QuarantinedFile.status) == status)
-    with Session(engine) as session:
-        records = session.exec(query.order_by(col(QuarantinedFile.id))).all()
-    rows = [r.model_dump() for r in records]
+    rows = file_rows(_engine(_settings()), status=status)
     if fmt != Format.TABLE:
         emit(rows, [*FILE_COLUMNS, "path", "stored_path"], fmt)
         return
     emit(rows, FILE_TABLE_COLUMNS, fmt, title=f"Quarantined files ({status})")
-    for r in records:
-        detail = r.detail.replace("release-file ID", f"release-file {r.id}")
-        console.print(f"file {r.id} ({r.name}): {detail}", soft_wrap=True, highlight=False)
+    for r in rows:
+        detail = r["detail"].replace("release-file ID", f"release-file {r['id']}")
+        console.print(f"file {r['id']} ({r['name']}): {detail}", soft_wrap=True, highlight=False)
 
 
 @quarantine_app.command("release-file")
