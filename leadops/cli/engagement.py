@@ -10,6 +10,7 @@ from leadops import deadletters
 from leadops.cli.common import (
     FormatOption,
     NowOption,
+    _check_config,
     _engine,
     _instant,
     _runtime,
@@ -58,7 +59,7 @@ def rescore(
     else:
         from flows.rescore import rescore_flow
 
-        _runtime(settings)
+        _check_config(settings)
         result = rescore_flow(now=_instant(now) if now else None)
         ready = []
     console.print("rescore done: " + ", ".join(f"{k} {v}" for k, v in result.items()))

@@ -105,16 +105,7 @@ def escalations_show(
     emit(detail["reasons"], ["reason", "points"], fmt, title="Why sales-ready")
     emit(
         detail["assignments"],
-        [
-            "seq",
-            "assignee",
-            "rule",
-            "detail",
-            "assigned_at",
-            "sla_due_at",
-            "ended_at",
-            "end_reason",
-        ],
+        ASSIGNMENT_COLUMNS,
         fmt,
         title="Assignments",
     )

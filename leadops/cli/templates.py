@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from sqlmodel import Session
 
 from leadops.cli.common import (
     CliError,
@@ -15,31 +14,8 @@ from leadops.cli.common import (
     err,
 )
 from leadops.cli.output import Format, emit
-from leadops.delivery.render import RenderError
 
 templates_app = typer.Typer(help="Check and preview message templates.", no_args_is_help=True)
-
-
-def _sample_leads() -> list[dict[str, Any]]:
-    full = {
-        "first_name": "Amara",
-        "last_name": "Nwosu",
-        "full_name": "Amara Nwosu",
-        "email": "amara.nwosu@harbor-logistics.example",
-        "phone": "+447700900123",
-        "company": "Harbor Logistics",
-        "job_title": "Head of Operations",
-        "industry": "logistics",
-        "country": "GB",
-        "lifecycle_stage": "mql",
-        "company_size": 240,
-    }
-    sparse = {key: None for key in full} | {
-        "email": "someone@example.com",
-        "lifecycle_stage": "lead",
-    }
-    hostile = full | {"first_name": "<script>alert(1)</script>", "company": 'Smith & Sons "Ltd"'}
-    return [full, sparse, hostile]
 
 
 @templates_app.command("check")
@@ -49,34 +25,11 @@ def templates_check() -> None:
     Example: leadops templates check
     """
     from leadops.delivery.campaigns import load_campaigns
-    from leadops.delivery.compose import template_context
-    from leadops.delivery.render import Renderer
+    from leadops.delivery.compose import check_all_templates
 
     settings = _settings()
-    campaigns = load_campaigns(settings.config_dir)
-    renderer = Renderer(settings.templates_dir)
-    errors: list[RenderError] = []
-    checked = 0
-    for campaign in campaigns.values():
-        for step in campaign.steps:
-            for channel in step.channels:
-                for sample in _sample_leads():
-                    context = template_context(
-                        lead=sample,
-                        campaign=campaign,
-                        step_key=step.key,
-                        settings=settings,
-                        unsubscribe="https://example.invalid/u/sample-token",
-                    )
-                    checked += 1
-                    try:
-                        if channel == "email":
-                            renderer.email(campaign.key, step.key, context)
-                        else:
-                            renderer.whatsapp(campaign.key, step.key, context)
-                    except RenderError as exc:
-                        if all(str(exc) != str(seen) for seen in errors):
-                            errors.append(exc)
+    result = check_all_templates(settings, load_campaigns(settings.config_dir))
+    errors, checked = result.distinct_errors, result.tried
     if errors:
         emit(
             [{"template": e.template, "line": e.line, "error": e.message} for e in errors],
@@ -101,22 +54,25 @@ def templates_preview(
 ) -> None:
     """Print a rendered message. Example: leadops templates preview offer day-10 --lead 3"""
     from leadops.delivery.campaigns import load_campaigns
-    from leadops.delivery.compose import lead_context, template_context, unsubscribe_url
+    from leadops.delivery.compose import (
+        SAMPLE_LEAD,
+        SAMPLE_UNSUBSCRIBE,
+        template_context,
+        unsubscribe_url,
+    )
     from leadops.delivery.render import Renderer
-    from leadops.models import Lead
+    from leadops.views.leads import lead_template_context
 
     settings = _settings()
     campaigns = load_campaigns(settings.config_dir)
     if campaign not in campaigns:
         raise CliError(f"unknown campaign {campaign!r} (known: {', '.join(sorted(campaigns))})")
-    sample = _sample_leads()[0]
-    unsubscribe = "https://example.invalid/u/sample-token"
+    sample, unsubscribe = SAMPLE_LEAD, SAMPLE_UNSUBSCRIBE
     if lead is not None:
-        with Session(_engine(settings)) as session:
-            row = session.get(Lead, lead)
-            if row is None:
-                raise CliError(f"no lead with id {lead}")
-            sample, unsubscribe = lead_context(row), unsubscribe_url(settings, lead)
+        found = lead_template_context(_engine(settings), lead)
+        if found is None:
+            raise CliError(f"no lead with id {lead}")
+        sample, unsubscribe = found, unsubscribe_url(settings, lead)
     try:
         campaigns[campaign].step(step)
     except KeyError as exc:
