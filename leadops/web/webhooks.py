@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from leadops.engagement import inbox
 from leadops.providers.signatures import verify_sendgrid, verify_site, verify_twilio
-from leadops.web.app import refuse, state_of
+from leadops.web.deps import refuse, state_of
 from leadops.web.guard import Refused, ascii_int, check_text, malformed, read_body
 
 router = APIRouter()
