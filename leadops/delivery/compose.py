@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from leadops.core.settings import Settings
 from leadops.core.tokens import sign
 from leadops.delivery.campaigns import Campaign
-from leadops.delivery.render import Renderer
+from leadops.delivery.render import Renderer, RenderError
 from leadops.models import Channel, Lead
 from leadops.providers.base import OutgoingMessage
 
 UNSUBSCRIBE = "unsubscribe"
+
+# Leads to render every template against: a full profile, one with only an email, and one
+# whose fields would break unescaped HTML.
+SAMPLE_LEAD: dict[str, Any] = {
+    "first_name": "Amara",
+    "last_name": "Nwosu",
+    "full_name": "Amara Nwosu",
+    "email": "amara.nwosu@harbor-logistics.example",
+    "phone": "+447700900123",
+    "company": "Harbor Logistics",
+    "job_title": "Head of Operations",
+    "industry": "logistics",
+    "country": "GB",
+    "lifecycle_stage": "mql",
+    "company_size": 240,
+}
+SAMPLE_LEADS: tuple[dict[str, Any], ...] = (
+    SAMPLE_LEAD,
+    {key: None for key in SAMPLE_LEAD}
+    | {"email": "someone@example.com", "lifecycle_stage": "lead"},
+    SAMPLE_LEAD | {"first_name": "<script>alert(1)</script>", "company": 'Smith & Sons "Ltd"'},
+)
+SAMPLE_UNSUBSCRIBE = "https://example.invalid/u/sample-token"
 
 
 def unsubscribe_url(settings: Settings, lead_id: int, channel: str = "all") -> str:
@@ -131,3 +155,54 @@ def whatsapp_session_open(lead: Lead, now: datetime, hours: int = 24) -> bool:
     """Whether the lead wrote to us within the last `hours`, so free text may be sent."""
     last = lead.last_inbound_at
     return last is not None and timedelta(0) <= now - last < timedelta(hours=hours)
+
+
+@dataclass
+class TemplateCheck:
+    """What `check_all_templates` found: renders tried, renders that worked, and every
+    error in the order met (`distinct_errors` drops repeats)."""
+
+    tried: int = 0
+    rendered: int = 0
+    errors: list[RenderError] = field(default_factory=list)
+
+    @property
+    def distinct_errors(self) -> list[RenderError]:
+        distinct: list[RenderError] = []
+        for error in self.errors:
+            if all(str(error) != str(seen) for seen in distinct):
+                distinct.append(error)
+        return distinct
+
+
+def check_all_templates(
+    settings: Settings,
+    campaigns: dict[str, Campaign],
+    *,
+    samples: tuple[dict[str, Any], ...] = SAMPLE_LEADS,
+    unsubscribe: str = SAMPLE_UNSUBSCRIBE,
+) -> TemplateCheck:
+    """Render every campaign step on each of its channels for each sample lead."""
+    renderer = Renderer(settings.templates_dir)
+    result = TemplateCheck()
+    for campaign in campaigns.values():
+        for step in campaign.steps:
+            for channel in step.channels:
+                for sample in samples:
+                    context = template_context(
+                        lead=sample,
+                        campaign=campaign,
+                        step_key=step.key,
+                        settings=settings,
+                        unsubscribe=unsubscribe,
+                    )
+                    result.tried += 1
+                    try:
+                        if channel == "email":
+                            renderer.email(campaign.key, step.key, context)
+                        else:
+                            renderer.whatsapp(campaign.key, step.key, context)
+                        result.rendered += 1
+                    except RenderError as exc:
+                        result.errors.append(exc)
+    return result

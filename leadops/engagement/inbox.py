@@ -109,25 +109,3 @@ def count_rejection(engine: Engine, source: str, reason: str, now: datetime) -> 
                 set_={"count": WEBHOOK_REJECTIONS.c["count"] + 1, "last_at": now},
             )
         )
-
-
-def rejection_counts(engine: Engine) -> list[dict[str, Any]]:
-    r = WEBHOOK_REJECTIONS.c
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(r.source, r.reason, r["count"], r.last_at).order_by(r.source, r.reason)
-        ).all()
-    return [
-        {"source": s, "reason": reason, "count": n, "last_at": last} for s, reason, n, last in rows
-    ]
-
-
-def inbox_counts(engine: Engine) -> list[dict[str, Any]]:
-    i = INBOX.c
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(i.source, i.kind, i.status, sa.func.count())
-            .group_by(i.source, i.kind, i.status)
-            .order_by(i.source, i.kind, i.status)
-        ).all()
-    return [{"source": s, "kind": k, "status": st, "events": n} for s, k, st, n in rows]

@@ -120,25 +120,9 @@ def check_config(settings: Settings) -> tuple[list[Check], dict[str, Any] | None
     return checks, campaigns
 
 
-SAMPLE_LEAD = {
-    "first_name": "Amara",
-    "last_name": "Nwosu",
-    "full_name": "Amara Nwosu",
-    "email": "amara.nwosu@harbor-logistics.example",
-    "phone": "+447700900123",
-    "company": "Harbor Logistics",
-    "job_title": "Head of Operations",
-    "industry": "logistics",
-    "country": "GB",
-    "lifecycle_stage": "mql",
-    "company_size": 240,
-}
-
-
 def check_templates(settings: Settings, campaigns: dict[str, Any] | None) -> Check:
     """Every campaign step renders on each of its channels against a sample lead."""
-    from leadops.delivery.compose import template_context
-    from leadops.delivery.render import Renderer, RenderError
+    from leadops.delivery.compose import SAMPLE_LEAD, check_all_templates
 
     if campaigns is None:
         return Check("templates", Status.SKIPPED, "campaign config did not load")
@@ -149,27 +133,10 @@ def check_templates(settings: Settings, campaigns: dict[str, Any] | None) -> Che
             f"templates folder {settings.templates_dir} does not exist",
             "set LEADOPS_TEMPLATES_DIR",
         )
-    renderer = Renderer(settings.templates_dir)
-    errors: list[str] = []
-    rendered = 0
-    for campaign in campaigns.values():
-        for step in campaign.steps:
-            context = template_context(
-                lead=SAMPLE_LEAD,
-                campaign=campaign,
-                step_key=step.key,
-                settings=settings,
-                unsubscribe="https://example.invalid/u/sample",
-            )
-            for channel in step.channels:
-                try:
-                    if channel == "email":
-                        renderer.email(campaign.key, step.key, context)
-                    else:
-                        renderer.whatsapp(campaign.key, step.key, context)
-                    rendered += 1
-                except RenderError as exc:
-                    errors.append(str(exc))
+    result = check_all_templates(
+        settings, campaigns, samples=(SAMPLE_LEAD,), unsubscribe="https://example.invalid/u/sample"
+    )
+    errors, rendered = [str(exc) for exc in result.errors], result.rendered
     if errors:
         shown = "; ".join(errors[:3]) + (f" (+{len(errors) - 3} more)" if len(errors) > 3 else "")
         return Check("templates", Status.FAIL, shown, "`leadops templates check` lists every error")

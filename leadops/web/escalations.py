@@ -20,7 +20,7 @@ from leadops.engagement import inbox
 from leadops.models import Escalation, EscalationAssignment, Lead
 from leadops.sales.acks import acknowledge
 from leadops.sales.notify import ACK, TRIGGER_LABELS
-from leadops.web.app import count_refusal, state_of
+from leadops.web.deps import count_refusal, state_of
 from leadops.web.guard import MAX_ID, Refused, read_body
 
 router = APIRouter(prefix="/escalations", tags=["escalations"])

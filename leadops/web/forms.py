@@ -21,24 +21,14 @@ from leadops.engagement import inbox
 from leadops.intake import forms
 from leadops.intake.config import load_intake_config
 from leadops.models import Channel, FormSubmissionStatus
-from leadops.web.app import count_refusal, refuse, state_of
+from leadops.web.deps import count_refusal, refuse, state_of
 from leadops.web.guard import Refused, malformed, read_body
+from leadops.web.pages import FORM_LOOK, page
 
 router = APIRouter(prefix="/forms", tags=["forms"])
 SOURCE = "form"  # in webhook_rejections
 CONFIRM_SOURCE = "form_confirm"
 CONFIRM_BODY_BYTES = 4096
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    document = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta name="robots" content="noindex"><title>{html.escape(title)}</title></head>'
-        f'<body style="font-family:sans-serif;max-width:36em;margin:3em auto">'
-        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
-    )
-    return HTMLResponse(document, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/lead")
@@ -99,12 +89,13 @@ def confirm_page(request: Request, token: str = Query(..., max_length=2000)) -> 
         forms.check_token(state.settings, token, now=state.clock.now())
     except InvalidToken as exc:
         return _invalid(request, exc)
-    return _page(
+    return page(
         "Confirm your subscription",
         "<p>Press the button to confirm that you want to receive our emails.</p>"
         '<form method="post" action="confirm">'
         f'<input type="hidden" name="token" value="{html.escape(token)}">'
         '<button type="submit">Confirm my subscription</button></form>',
+        look=FORM_LOOK,
     )
 
 
@@ -117,7 +108,12 @@ async def confirm(request: Request) -> HTMLResponse:
         token = _form_token(body)
     except Refused as refused:
         await count_refusal(state, CONFIRM_SOURCE, refused.reason)
-        return _page("Link not valid", f"<p>{html.escape(refused.message)}</p>", refused.status)
+        return page(
+            "Link not valid",
+            f"<p>{html.escape(refused.message)}</p>",
+            refused.status,
+            look=FORM_LOOK,
+        )
     try:
         submission_id = forms.check_token(state.settings, token, now=state.clock.now())
     except InvalidToken as exc:
@@ -132,9 +128,15 @@ async def confirm(request: Request) -> HTMLResponse:
         )
     except ValueError:  # a signed link for a submission that no longer exists
         await count_refusal(state, CONFIRM_SOURCE, "unknown_submission")
-        return _page("Link not valid", "<p>This confirmation link is not valid.</p>", 404)
+        return page(
+            "Link not valid", "<p>This confirmation link is not valid.</p>", 404, look=FORM_LOOK
+        )
     text = "was already confirmed" if done.already else "is confirmed"
-    return _page("Thank you", f"<p>Your subscription {text}. You can unsubscribe at any time.</p>")
+    return page(
+        "Thank you",
+        f"<p>Your subscription {text}. You can unsubscribe at any time.</p>",
+        look=FORM_LOOK,
+    )
 
 
 def _form_token(body: bytes) -> str:
@@ -154,9 +156,12 @@ def _invalid(request: Request, exc: InvalidToken) -> HTMLResponse:
     reason = "expired_token" if "expired" in str(exc) else "bad_token"
     inbox.count_rejection(state.engine, CONFIRM_SOURCE, reason, state.clock.now())
     if "expired" in str(exc):
-        return _page(
+        return page(
             "Link expired",
             "<p>This confirmation link has expired. Fill in the form again to get a new one.</p>",
             410,
+            look=FORM_LOOK,
         )
-    return _page("Link not valid", "<p>This confirmation link is not valid.</p>", 400)
+    return page(
+        "Link not valid", "<p>This confirmation link is not valid.</p>", 400, look=FORM_LOOK
+    )

@@ -21,25 +21,14 @@ from leadops.delivery.suppression import end_enrollment, suppress
 from leadops.engagement import inbox
 from leadops.models import LEADS
 from leadops.providers import inbound
-from leadops.web.app import count_refusal, state_of
+from leadops.web.deps import count_refusal, state_of
 from leadops.web.guard import MAX_ID, Refused, read_body
+from leadops.web.pages import UNSUBSCRIBE_LOOK, page
 
 router = APIRouter()
 
 BODY_BYTES = 4096  # RFC 8058 one-click posts "List-Unsubscribe=One-Click"
 CHANNELS = {"all": ("email", "whatsapp"), "email": ("email",), "whatsapp": ("whatsapp",)}
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    html = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        "<meta name='robots' content='noindex'>"
-        f"<title>{escape(title)}</title></head>"
-        "<body style='font-family:sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem'>"
-        f"<h1>{escape(title)}</h1>{body}</body></html>"
-    )
-    return HTMLResponse(html, status_code=status)
 
 
 def _read_token(request: Request, token: str) -> tuple[int, str] | None:
@@ -59,11 +48,12 @@ def _read_token(request: Request, token: str) -> tuple[int, str] | None:
 def _invalid(request: Request) -> HTMLResponse:
     state = state_of(request)
     inbox.count_rejection(state.engine, inbound.UNSUBSCRIBE, "bad_token", state.clock.now())
-    return _page(
+    return page(
         "This link is not valid",
         "<p>The unsubscribe link is incomplete or was changed. Please use the link from "
         "the latest message, or reply to it asking us to stop.</p>",
         status=400,
+        look=UNSUBSCRIBE_LOOK,
     )
 
 
@@ -91,12 +81,13 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     if _read_token(request, token) is None:
         return _invalid(request)
     company = escape(state_of(request).settings.company_name)
-    return _page(
+    return page(
         "Unsubscribe",
         f"<p>Stop receiving messages from {company}?</p>"
         f"<form method='post' action='/u/{escape(token)}'>"
         "<input type='hidden' name='List-Unsubscribe' value='One-Click'>"
         "<button type='submit'>Unsubscribe</button></form>",
+        look=UNSUBSCRIBE_LOOK,
     )
 
 
@@ -112,14 +103,20 @@ async def unsubscribe_now(request: Request, token: str) -> HTMLResponse:
         form = await read_body(request, BODY_BYTES)
     except Refused as refused:
         await count_refusal(state, inbound.UNSUBSCRIBE, refused.reason)
-        return _page("Not unsubscribed", f"<p>{escape(refused.message)}</p>", refused.status)
+        return page(
+            "Not unsubscribed",
+            f"<p>{escape(refused.message)}</p>",
+            refused.status,
+            look=UNSUBSCRIBE_LOOK,
+        )
     method = "one-click" if b"List-Unsubscribe=One-Click" in form else "post"
     await run_in_threadpool(
         apply_unsubscribe, state.engine, lead_id, channel, token, method, request
     )
     company = escape(state.settings.company_name)
-    return _page(
+    return page(
         "You are unsubscribed",
         f"<p>{company} will not send you any more messages. "
         "If this was a mistake, reply to any earlier message to tell us.</p>",
+        look=UNSUBSCRIBE_LOOK,
     )

@@ -22,7 +22,7 @@ from leadops.providers.sendgrid.events import sendgrid_records
 from leadops.providers.sendgrid.signature import verify_sendgrid
 from leadops.providers.twilio.events import twilio_inbound_record, twilio_status_record
 from leadops.providers.twilio.signature import verify_twilio
-from leadops.web.app import refuse, state_of
+from leadops.web.deps import refuse, state_of
 from leadops.web.guard import Refused, ascii_int, check_text, malformed, read_body
 
 router = APIRouter()

@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from leadops.cli import CliError, app
+from leadops.cli import app
+from leadops.cli.common import CliError
 from leadops.core.clock import parse_instant
 from leadops.core.db import make_engine
 from leadops.core.settings import get_settings

@@ -12,9 +12,9 @@ from sqlalchemy.engine import Engine
 
 from leadops.core.tokens import sign
 from leadops.delivery.compose import UNSUBSCRIBE
-from leadops.engagement.inbox import rejection_counts
 from leadops.engagement.site import site_signature
 from leadops.models import INBOX
+from leadops.views.webhooks import rejection_counts
 from tests.engagement import (
     SITE_SECRET,
     Harness,

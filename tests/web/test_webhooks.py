@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops.core.clock import SimulatedClock
-from leadops.engagement.inbox import rejection_counts
 from leadops.models import INBOX, LEADS, SCORE_LEDGER, TOUCHES
 from leadops.providers.sendgrid.signature import verify_sendgrid
+from leadops.views.webhooks import rejection_counts
 from leadops.web.app import create_app
 from tests.engagement import (
     PUBLIC_URL,

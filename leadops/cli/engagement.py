@@ -1,0 +1,92 @@
+"""`leadops rescore` and `leadops webhooks`: apply the inbox and rescore; inbox counts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from leadops import deadletters
+from leadops.cli.common import (
+    FormatOption,
+    NowOption,
+    _check_config,
+    _engine,
+    _instant,
+    _runtime,
+    _settings,
+    console,
+)
+from leadops.cli.output import Format, emit
+
+commands = typer.Typer()
+webhooks_app = typer.Typer(help="The webhook inbox and refused requests.", no_args_is_help=True)
+
+
+@commands.command()
+def rescore(
+    now: NowOption = None,
+    no_prefect: Annotated[
+        bool, typer.Option("--no-prefect", help="Run directly, without a flow run.")
+    ] = False,
+) -> None:
+    """Apply the webhook inbox, rescore, decay, move stages and re-segment (the 5-minute
+    Prefect flow). Example: leadops rescore --now 2026-12-02T15:00Z
+    """
+    settings = _settings()
+    if no_prefect:
+        from leadops.engagement.rescore import run_rescore
+        from leadops.sales.handoff import escalate_sales_ready
+        from leadops.sales.runtime import escalation_runtime_or_none
+
+        runtime = _runtime(settings)
+        at = _instant(now)
+        report = run_rescore(runtime, at)
+        result = report.counts()
+        escalation = escalation_runtime_or_none(settings, runtime.engine)
+        if escalation is not None and report.sales_ready:
+            handed = escalate_sales_ready(escalation, report.sales_ready, at)
+            result["escalated"] = handed.escalated
+            result["escalation_dead_letters"] = handed.dead_letters
+        ready = [
+            {
+                "lead_id": r.lead_id,
+                "trigger": r.trigger,
+                "score": r.score,
+                "reasons": ", ".join(r.reasons),
+            }
+            for r in report.sales_ready
+        ]
+    else:
+        from flows.rescore import rescore_flow
+
+        _check_config(settings)
+        result = rescore_flow(now=_instant(now) if now else None)
+        ready = []
+    console.print("rescore done: " + ", ".join(f"{k} {v}" for k, v in result.items()))
+    if ready:
+        emit(ready, ["lead_id", "trigger", "score", "reasons"], Format.TABLE, title="Sales-ready")
+
+
+@webhooks_app.command("stats")
+def webhooks_stats(fmt: FormatOption = Format.TABLE) -> None:
+    """Inbox events by source, kind and status, and refused requests by reason.
+
+    Example: leadops webhooks stats
+    """
+    from leadops.views.webhooks import inbox_counts, rejection_counts
+
+    engine = _engine(_settings())
+    emit(inbox_counts(engine), ["source", "kind", "status", "events"], fmt, title="Inbox")
+    emit(
+        rejection_counts(engine),
+        ["source", "reason", "count", "last_at"],
+        fmt,
+        title="Refused requests",
+    )
+    emit(
+        deadletters.counts(engine),
+        ["item", "status", "count", "last_failed_at"],
+        fmt,
+        title="Dead letters (leadops deadletters list)",
+    )

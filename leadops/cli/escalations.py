@@ -1,0 +1,213 @@
+"""`leadops escalations`: sales-ready leads handed to reps."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from leadops.cli.common import (
+    CliError,
+    FormatOption,
+    NowOption,
+    _engine,
+    _instant,
+    _runtime,
+    _settings,
+    console,
+)
+from leadops.cli.output import Format, emit
+from leadops.core.settings import Settings
+
+escalations_app = typer.Typer(
+    help="Sales-ready leads handed to reps: list, show, acknowledge, close, run the loop.",
+    no_args_is_help=True,
+)
+
+
+ESCALATION_COLUMNS = [
+    "id",
+    "lead_id",
+    "email",
+    "trigger",
+    "status",
+    "assignee",
+    "reroutes",
+    "sla_due_at",
+    "created_at",
+]
+
+
+ASSIGNMENT_COLUMNS = [
+    "seq",
+    "assignee",
+    "rule",
+    "detail",
+    "assigned_at",
+    "sla_due_at",
+    "ended_at",
+    "end_reason",
+]
+
+
+def _escalation_runtime(settings: Settings) -> Any:
+    from leadops.sales.runtime import load_escalation_runtime
+
+    return load_escalation_runtime(settings)
+
+
+@escalations_app.command("list")
+def escalations_list(
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="open, acknowledged, rerouted, closed_won, closed_lost, recycled, "
+            "or active (the first three)."
+        ),
+    ] = "active",
+    rep: Annotated[str | None, typer.Option(help="Only this rep key.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (0 for all).")] = 200,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """List escalations, newest first. Example: leadops escalations list --status all"""
+    from leadops.views.escalations import escalation_rows
+
+    engine = _engine(_settings())
+    rows = escalation_rows(engine, status=status, rep=rep, limit=limit)
+    emit(rows, ESCALATION_COLUMNS, fmt, title=f"Escalations ({len(rows)})")
+
+
+@escalations_app.command("show")
+def escalations_show(
+    escalation_id: Annotated[int, typer.Argument(help="Escalation id.")],
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Show one escalation: reasons, every assignment (audit) and every notification.
+
+    Example: leadops escalations show 3
+    """
+    from leadops.sales.escalation import EscalationError
+    from leadops.views.escalations import escalation_detail
+
+    engine = _engine(_settings())
+    try:
+        detail = escalation_detail(engine, escalation_id)
+    except EscalationError as exc:
+        raise CliError(str(exc)) from exc
+    if fmt != Format.TABLE:
+        emit([detail["escalation"]], list(detail["escalation"]), fmt)
+        return
+    emit(
+        [{"field": k, "value": v} for k, v in detail["escalation"].items()],
+        ["field", "value"],
+        fmt,
+        title=f"Escalation {escalation_id}",
+    )
+    emit(detail["reasons"], ["reason", "points"], fmt, title="Why sales-ready")
+    emit(
+        detail["assignments"],
+        ASSIGNMENT_COLUMNS,
+        fmt,
+        title="Assignments",
+    )
+    emit(
+        detail["notifications"],
+        ["id", "role", "recipient", "channel", "status", "sent_at", "provider_id", "error"],
+        fmt,
+        title="Notifications",
+    )
+
+
+@escalations_app.command("ack")
+def escalations_ack(
+    escalation_id: Annotated[int, typer.Argument(help="Escalation id.")],
+    by: Annotated[str, typer.Option(help="Who acknowledges (name or rep key).")],
+    now: NowOption = None,
+) -> None:
+    """Acknowledge an escalation (stops its SLA clock).
+
+    Example: leadops escalations ack 3 --by james
+    """
+    from leadops.sales.acks import acknowledge
+    from leadops.sales.escalation import EscalationError
+
+    engine = _engine(_settings())
+    try:
+        result = acknowledge(engine, escalation_id, now=_instant(now), by=by)
+    except EscalationError as exc:
+        raise CliError(str(exc)) from exc
+    if not result.ok:
+        raise CliError(f"escalation {escalation_id} not acknowledged: {result.message}")
+    console.print(f"escalation {escalation_id} {result.message}")
+
+
+@escalations_app.command("close")
+def escalations_close(
+    escalation_id: Annotated[int, typer.Argument(help="Escalation id.")],
+    outcome: Annotated[
+        str,
+        typer.Option(help="won (lead becomes a customer), lost, or not-ready (back to nurture)."),
+    ],
+    by: Annotated[str, typer.Option(help="Who closes it.")] = "cli",
+    note: Annotated[str | None, typer.Option(help="A note kept with the escalation.")] = None,
+    now: NowOption = None,
+) -> None:
+    """Close an escalation. Example: leadops escalations close 3 --outcome not-ready"""
+    from leadops.sales.acks import close
+    from leadops.sales.escalation import EscalationError
+
+    engine = _engine(_settings())
+    try:
+        escalation = close(
+            engine,
+            escalation_id,
+            outcome.replace("-", "_"),
+            now=_instant(now),
+            by=by,
+            note=note,
+        )
+    except EscalationError as exc:
+        raise CliError(str(exc)) from exc
+    console.print(f"escalation {escalation_id} is {escalation.status}")
+
+
+@escalations_app.command("run")
+def escalations_run(now: NowOption = None) -> None:
+    """One pass of the every-minute loop without Prefect: escalate SQL leads, re-route
+    missed SLAs, send due notifications; new webhook events are applied first, so a
+    hand-raise is escalated at once. Example: leadops escalations run"""
+    from leadops.sales.handoff import apply_inbox_and_escalate
+    from leadops.sales.scan import run_escalations
+
+    settings = _settings()
+    runtime = _escalation_runtime(settings)
+    at = _instant(now)
+    fast = apply_inbox_and_escalate(_runtime(settings), runtime, at)
+    report = run_escalations(runtime, at)
+    console.print(
+        f"webhook events applied {fast.events}, "
+        f"escalated {fast.escalated + report.escalated}, re-routed {report.rerouted}, "
+        f"to the fallback queue {report.to_queue}, notifications sent {report.notify.sent}, "
+        f"failed {report.notify.failed}, ambiguous {report.notify.ambiguous}"
+    )
+
+
+@escalations_app.command("route")
+def escalations_route(
+    lead_id: Annotated[int, typer.Argument(help="Lead id.")],
+    now: NowOption = None,
+) -> None:
+    """Show who would get a lead now and why, without escalating it.
+
+    Example: leadops escalations route 42 --now 2026-12-01T10:00Z
+    """
+    from leadops.sales.escalation import EscalationError
+    from leadops.views.escalations import preview_route
+
+    runtime = _escalation_runtime(_settings())
+    try:
+        decision = preview_route(runtime, lead_id, _instant(now))
+    except EscalationError as exc:
+        raise CliError(str(exc)) from exc
+    who = decision.rep.key if decision.rep else "the fallback queue"
+    console.print(f"lead {lead_id} -> {who} ({decision.rule}: {decision.detail})", markup=False)

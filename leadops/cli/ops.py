@@ -1,0 +1,128 @@
+"""`leadops report`, `leadops doctor` and `leadops deploy`: KPIs, installation checks and
+the Prefect deployment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leadops.cli.common import (
+    CliError,
+    FormatOption,
+    NowOption,
+    _engine,
+    _instant,
+    _settings,
+    console,
+    err,
+)
+from leadops.cli.output import Format, emit
+from leadops.core.settings import get_settings
+
+commands = typer.Typer()
+
+
+@commands.command()
+def report(
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the HTML report (charts) here.")
+    ] = None,
+    now: NowOption = None,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """KPIs and stuck work: response times, funnel, nurture conversion, scores, cost per
+    lead, leads never followed up, per-step delivery and engagement rates, escalations.
+    Exit code 2 when stuck work is above LEADOPS_STUCK_THRESHOLD.
+
+    Example: leadops report --html report.html
+    """
+    from leadops.reporting import kpis, stuck
+    from leadops.reporting.report import build_report, write_html
+
+    settings = _settings()
+    result = build_report(_engine(settings), settings, _instant(now))
+    k = result.kpis
+    emit(kpis.headline_rows(k), ["kpi", "value", "note"], fmt, title="KPIs")
+    if fmt == Format.TABLE:
+        emit(
+            kpis.funnel_rows(k),
+            ["stage", "leads now", "reached", "to next stage"],
+            fmt,
+            title="Conversion by stage",
+        )
+        cost = kpis.cost_rows(k)
+        emit(cost, list(cost[0]) if cost else ["source"], fmt, title="Cost per lead by source")
+        steps = kpis.step_rows(k)
+        emit(steps, list(steps[0]) if steps else ["campaign"], fmt, title="Campaign steps")
+        engaged = kpis.engagement_rows(k)
+        emit(
+            engaged,
+            list(engaged[0]) if engaged else ["campaign"],
+            fmt,
+            title="Engagement per step: unique messages, of those sent",
+        )
+        emit(kpis.escalation_rows(k), ["figure", "value"], fmt, title="Escalations")
+        emit(
+            stuck.finding_rows(result.stuck),
+            ["check", "count", "what", "action"],
+            fmt,
+            title=f"Stuck work: {result.stuck.total} (threshold {result.stuck.threshold})",
+        )
+        for name, why in k.missing:
+            console.print(f"[dim]not available: {name} ({why})[/]", highlight=False)
+    if html is not None:
+        (console if fmt == Format.TABLE else err).print(
+            f"HTML report written to {write_html(result, html)}"
+        )
+    if result.stuck.over_threshold:
+        err.print(f"[red]stuck work above threshold:[/] {stuck.StuckWorkError(result.stuck)}")
+        raise typer.Exit(2)
+
+
+@commands.command()
+def doctor(fmt: FormatOption = Format.TABLE) -> None:
+    """Check settings, database, migrations, config, templates, channels and the public
+    URL without sending anything; explain each problem. Exit code 1 if any check fails.
+
+    Example: leadops doctor
+    """
+    from leadops.ops import doctor as checks
+
+    results = checks.run_checks(get_settings)
+    emit(checks.rows(results), ["check", "status", "detail", "fix"], fmt, title="leadops doctor")
+    if checks.failed(results):
+        raise typer.Exit(1)
+
+
+@commands.command()
+def deploy(
+    project: Annotated[
+        Path, typer.Option(help="Folder with prefect.yaml, flows/, config/ and templates/.")
+    ] = Path(),
+) -> None:
+    """Create the process work pool `leadops` and deploy every flow in prefect.yaml to the
+    Prefect server at PREFECT_API_URL (both commands are the README's, non-interactive).
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api leadops deploy
+    """
+    from leadops.ops.prefect_stack import PrefectCommandError, deploy_all
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise CliError(
+            "PREFECT_API_URL is not set: start a server (`prefect server start`) and export "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    home = project.resolve()
+    env = dict(os.environ)
+    env.setdefault("LEADOPS_HOME", str(home))
+    try:
+        console.print(deploy_all(env=env, cwd=home), markup=False, highlight=False)
+    except PrefectCommandError as exc:
+        raise CliError(str(exc)) from exc
+    console.print(
+        f"[green]deployed[/] flow runs will start in {env['LEADOPS_HOME']}; start a worker: "
+        "prefect worker start --pool leadops"
+    )

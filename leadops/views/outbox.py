@@ -1,0 +1,42 @@
+"""Touches as `leadops outbox list` shows them, with their lead's address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from leadops.models import Lead, Touch
+
+
+def touch_rows(
+    engine: Engine,
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    campaign: str | None = None,
+    lead: int | None = None,
+    limit: int = 0,
+) -> list[dict[str, Any]]:
+    """Touches by id with the lead's email and phone, filtered; at most `limit` (0: all)."""
+    query = (
+        select(Touch, col(Lead.email), col(Lead.phone))
+        .join(Lead, Lead.id == Touch.lead_id)  # type: ignore[arg-type]
+        .order_by(Touch.id)  # type: ignore[arg-type]
+    )
+    for column, value in (
+        (Touch.status, status),
+        (Touch.channel, channel),
+        (Touch.campaign, campaign),
+        (Touch.lead_id, lead),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if limit:
+        query = query.limit(limit)
+    with Session(engine) as session:
+        return [
+            {**touch.model_dump(), "email": email, "phone": phone}
+            for touch, email, phone in session.execute(query).all()
+        ]
