@@ -59,8 +59,8 @@ from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
 
 from leadops import deadletters
+from leadops.core.bulk import bulk_update
 from leadops.core.clock import Clock, clock_for
-from leadops.core.db import bulk_update
 from leadops.core.interrupts import signals_held
 from leadops.core.settings import Settings
 from leadops.delivery.campaigns import Campaign, StoredCampaigns

@@ -13,16 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Insert, Table, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from leadops.core.bulk import bulk_insert
 from leadops.core.clock import Clock, SimulatedClock
 from leadops.core.configfile import ConfigError
-from leadops.core.db import ensure_ready, make_engine, plain
+from leadops.core.db import ensure_ready, make_engine
 from leadops.core.settings import Settings
 from leadops.delivery.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
 from leadops.delivery.dispatch import Dispatcher, DispatchReport
@@ -326,44 +325,6 @@ def _plan_batch(
     _write(session, writes, report, now)
     report.leads += len(states)
     session.commit()
-
-
-def insert_skipping_conflicts(table: Table, dialect: str) -> Insert:
-    """INSERT ... ON CONFLICT DO NOTHING (PostgreSQL and SQLite): a row that another
-    planner already wrote (a UNIQUE or one-active constraint) is skipped, not an error."""
-    if dialect == "postgresql":
-        return postgresql_insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite_insert(table).on_conflict_do_nothing()
-    return insert(table)
-
-
-def bulk_insert(
-    session: Session, table: Table, rows: list[dict[str, Any]], returning: list[str]
-) -> list[Any]:
-    """Insert `rows` skipping conflicts, returning the `returning` columns of the rows
-    written. On PostgreSQL one INSERT ... SELECT FROM unnest(arrays) statement (a column
-    per array: a thousand rows cost about as much as one); elsewhere an executemany."""
-    dialect = session.get_bind().dialect
-    if not rows:
-        return []
-    if dialect.name != "postgresql":
-        insert_rows = insert_skipping_conflicts(table, dialect.name)
-        return list(
-            session.execute(insert_rows.returning(*(table.c[c] for c in returning)), rows).all()
-        )
-    columns = list(rows[0])
-    arrays = ", ".join(
-        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in columns
-    )
-    # names from the table's own metadata, values bound as parameters
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
-        f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
-    )
-    statement = sa.text(sql)
-    params = {name: [plain(row[name]) for row in rows] for name in columns}
-    return list(session.execute(statement, params).all())
 
 
 def _update_segments(session: Session, segments: list[dict[str, object]], now: datetime) -> None:

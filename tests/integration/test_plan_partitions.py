@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from leadops.core.bulk import insert_skipping_conflicts
 from leadops.core.settings import Settings
 from leadops.models import ENROLLMENTS, TOUCHES
-from leadops.nurture.tick import PlanReport, insert_skipping_conflicts, load_runtime, plan_all
+from leadops.nurture.tick import PlanReport, load_runtime, plan_all
 from leadops.testing.scenario import seed_leads
 from tests.conftest import make_settings
 
