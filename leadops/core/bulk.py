@@ -24,6 +24,23 @@ def plain(value: object) -> object:
     return value.value if isinstance(value, Enum) else value
 
 
+def _unnest(
+    table: sa.Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> sa.TableValuedAlias:
+    """`unnest(CAST(:v_<column> AS <type>[]), ...) AS v(<columns>)`: the rows as one
+    array parameter per column, typed as the table's columns (PostgreSQL)."""
+    arrays = [
+        sa.cast(
+            sa.bindparam(
+                f"v_{name}", [plain(row[name]) for row in rows], type_=ARRAY(table.c[name].type)
+            ),
+            ARRAY(table.c[name].type),
+        )
+        for name in columns
+    ]
+    return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name="v", with_types=False)
+
+
 def bulk_update(
     conn: Connection,
     table: sa.Table,
@@ -40,22 +57,7 @@ def bulk_update(
         return 0
     columns = [name for name in rows[0] if name != "id"]
     if conn.dialect.name == "postgresql":
-        arrays = [
-            sa.cast(
-                sa.bindparam(
-                    f"v_{name}",
-                    [plain(row[name]) for row in rows],
-                    type_=ARRAY(table.c[name].type),
-                ),
-                ARRAY(table.c[name].type),
-            )
-            for name in ["id", *columns]
-        ]
-        values = (
-            sa.func.unnest(*arrays)
-            .table_valued(*["id", *columns])
-            .render_derived(name="v", with_types=False)
-        )
+        values = _unnest(table, ["id", *columns], rows)
         statement = (
             sa.update(table)
             .where(table.c.id == values.c.id, *where)
@@ -96,14 +98,13 @@ def bulk_insert(
             session.execute(insert_rows.returning(*(table.c[c] for c in returning)), rows).all()
         )
     columns = list(rows[0])
-    arrays = ", ".join(
-        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in columns
+    values = _unnest(table, columns, rows)
+    statement = (
+        postgresql_insert(table)
+        .from_select(
+            columns, sa.select(*(values.c[name] for name in columns)), include_defaults=False
+        )
+        .on_conflict_do_nothing()
+        .returning(*(table.c[c] for c in returning))
     )
-    # names from the table's own metadata, values bound as parameters
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
-        f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
-    )
-    statement = sa.text(sql)
-    params = {name: [plain(row[name]) for row in rows] for name in columns}
-    return list(session.execute(statement, params).all())
+    return list(session.execute(statement).all())
