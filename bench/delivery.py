@@ -200,8 +200,9 @@ def sdk_floor(settings: Settings, count: int) -> float:
     rendering): what sending costs before leadops does anything else."""
     from concurrent.futures import wait
 
-    from leadops.delivery.pool import ChannelPool, build_channels
+    from leadops.delivery.pool import ChannelPool
     from leadops.providers.base import OutgoingMessage
+    from leadops.providers.select import build_channels
 
     channels = build_channels(settings)
     pools = [ChannelPool(channel) for channel in channels.values()]

@@ -23,9 +23,14 @@ from leadops.core.clock import Clock, SimulatedClock
 from leadops.core.configfile import ConfigError
 from leadops.core.db import ensure_ready, make_engine
 from leadops.core.settings import Settings
-from leadops.delivery.campaigns import Campaign, StoredCampaigns, load_campaigns, register_versions
+from leadops.delivery.campaigns import (
+    Campaign,
+    StoredCampaigns,
+    load_campaigns,
+    register_versions,
+    whatsapp_steps_without_template,
+)
 from leadops.delivery.dispatch import Dispatcher, DispatchReport
-from leadops.delivery.pool import build_channels, check_channel_config
 from leadops.delivery.render import Renderer
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
@@ -42,6 +47,7 @@ from leadops.models import (
 from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, next_step_due, plan_lead
 from leadops.nurture.segments import LeadFacts, SegmentConfig, load_segments
 from leadops.providers.base import ChannelSender
+from leadops.providers.select import build_channels, check_channel_config
 
 log = logging.getLogger("leadops.nurture")
 
@@ -65,7 +71,7 @@ def load_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtime
     """Load and check config, templates folder and database; fail early with clear errors."""
     campaigns = load_campaigns(settings.config_dir)
     segments = load_segments(settings.config_dir, set(campaigns))
-    check_channel_config(settings, campaigns)
+    check_channel_config(settings, whatsapp_steps_without_template(campaigns))
     engine = engine or make_engine(settings.resolved_database_url)
     ensure_ready(engine)
     if not settings.templates_dir.is_dir():

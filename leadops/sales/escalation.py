@@ -103,7 +103,7 @@ def load_escalation_runtime(
 ) -> EscalationRuntime:
     """Load routing.yaml and the channels; fail early with clear errors."""
     from leadops.core.db import ensure_ready, make_engine
-    from leadops.delivery.pool import build_channels
+    from leadops.providers.select import build_channels
     from leadops.providers.slack import SlackWebhookChannel
 
     routing = load_routing(routing_path(settings))
