@@ -38,7 +38,9 @@ from leadops.core.clock import SimulatedClock
 from leadops.core.db import make_engine, upgrade
 from leadops.core.settings import Settings
 from leadops.delivery.dispatch import run_workers
-from leadops.nurture.tick import load_runtime, plan_all, run_dispatch
+from leadops.nurture.plan import plan_all
+from leadops.nurture.runtime import load_runtime
+from leadops.nurture.tick import run_dispatch
 from leadops.testing.fakes import Faults
 from leadops.testing.scenario import (
     ROOT,

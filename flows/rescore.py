@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops.core.clock import SystemClock, ensure_utc
 from leadops.engagement import rescore
-from leadops.nurture import tick as nurture
+from leadops.nurture.runtime import Runtime, load_runtime
 from leadops.sales import handoff
 
 
@@ -26,7 +26,7 @@ from leadops.sales import handoff
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def rescore_task(runtime: nurture.Runtime, now: datetime) -> rescore.RescoreReport:
+def rescore_task(runtime: Runtime, now: datetime) -> rescore.RescoreReport:
     return rescore.run_rescore(runtime, now)
 
 
@@ -38,7 +38,7 @@ def rescore_task(runtime: nurture.Runtime, now: datetime) -> rescore.RescoreRepo
     cache_policy=NO_CACHE,
 )
 def escalate_task(
-    runtime: nurture.Runtime, ready: list[rescore.SalesReady], now: datetime
+    runtime: Runtime, ready: list[rescore.SalesReady], now: datetime
 ) -> handoff.HandoffReport | None:
     escalation = handoff.escalation_runtime_or_none(runtime.settings, runtime.engine)
     if escalation is None:
@@ -49,7 +49,7 @@ def escalate_task(
 @flow(name="rescore", flow_run_name=lambda: run_name("rescore", "now"), log_prints=True)
 def rescore_flow(now: datetime | None = None) -> dict[str, int]:
     """One rescore run; returns counts (the sales-ready leads are in the table artifact)."""
-    runtime = nurture.load_runtime(flow_settings())
+    runtime = load_runtime(flow_settings())
     at = ensure_utc(now) if now is not None else SystemClock().now()
     report = rescore_task(runtime, at)
     # Escalate in the same run, so a webhook reaches a rep within one rescore tick.

@@ -34,7 +34,8 @@ from leadops.engagement.rescore import run_rescore  # noqa: E402
 from leadops.intake.csv_source import read_csv  # noqa: E402
 from leadops.intake.importer import import_records  # noqa: E402
 from leadops.models import ESCALATIONS, LEADS, TOUCHES  # noqa: E402
-from leadops.nurture.tick import load_runtime, simulate  # noqa: E402
+from leadops.nurture.runtime import load_runtime  # noqa: E402
+from leadops.nurture.tick import simulate  # noqa: E402
 from leadops.ops.prefect_stack import LocalStack  # noqa: E402
 from leadops.reporting.report import build_report, write_html  # noqa: E402
 from leadops.sales.escalation import acknowledge, load_escalation_runtime, run_escalations  # noqa: E402

@@ -22,7 +22,8 @@ from leadops.core.clock import SimulatedClock
 from leadops.core.settings import Settings
 from leadops.engagement.rescore import RescoreReport, run_rescore
 from leadops.models import LEADS, SCORE_LEDGER, TOUCHES
-from leadops.nurture.tick import Runtime, load_runtime, run_tick
+from leadops.nurture.runtime import Runtime, load_runtime
+from leadops.nurture.tick import run_tick
 from leadops.providers.signatures import site_signature
 from leadops.web.app import create_app
 from tests.conftest import make_settings

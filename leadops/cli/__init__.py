@@ -101,7 +101,7 @@ def _engine(settings: Settings) -> Any:
 
 
 def _runtime(settings: Settings) -> Any:
-    from leadops.nurture.tick import load_runtime
+    from leadops.nurture.runtime import load_runtime
 
     return load_runtime(settings)
 
@@ -445,7 +445,8 @@ def run(
     if no_prefect:
         from leadops.core.locks import LockHeld, run_lock
         from leadops.delivery.dispatch import run_workers
-        from leadops.nurture.tick import plan_all, run_tick
+        from leadops.nurture.plan import plan_all
+        from leadops.nurture.tick import run_tick
 
         processes = workers or settings.dispatch_workers
         try:

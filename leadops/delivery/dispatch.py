@@ -725,7 +725,8 @@ def worker_settings(settings: Settings, workers: int) -> Settings:
 
 def dispatch_worker(settings: Settings, at: datetime | None) -> DispatchReport:
     """One dispatcher process: its own engine, channels, Dispatcher and claim tokens."""
-    from leadops.nurture.tick import load_runtime, run_dispatch  # leadops.nurture.tick imports us
+    from leadops.nurture.runtime import load_runtime  # leadops.nurture imports us
+    from leadops.nurture.tick import run_dispatch
 
     runtime = load_runtime(settings)
     try:

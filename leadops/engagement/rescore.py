@@ -51,7 +51,8 @@ from leadops.models import (
     ScoreKind,
     TouchStatus,
 )
-from leadops.nurture.tick import PlanReport, Runtime, plan_leads
+from leadops.nurture.plan import PlanReport, plan_leads
+from leadops.nurture.runtime import Runtime
 
 log = logging.getLogger("leadops.rescore")
 

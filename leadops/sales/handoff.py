@@ -20,7 +20,7 @@ from sqlmodel import Session
 from leadops.core.settings import Settings
 from leadops.engagement.rescore import SalesReady, run_inbox
 from leadops.models import ESCALATIONS
-from leadops.nurture.tick import Runtime
+from leadops.nurture.runtime import Runtime
 from leadops.sales.escalation import (
     EscalationRuntime,
     escalate_or_set_aside,

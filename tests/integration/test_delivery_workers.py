@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 
 from leadops.delivery.dispatch import run_workers, worker_settings
 from leadops.models import TOUCHES, TouchStatus
-from leadops.nurture.tick import load_runtime, plan_all
+from leadops.nurture.plan import plan_all
+from leadops.nurture.runtime import load_runtime
 from leadops.testing.fakes import FakeSendGrid, FakeTwilio
 from leadops.testing.scenario import seed_leads
 from tests.integration.test_delivery import NOW, provider_settings

@@ -49,7 +49,7 @@ from leadops.models import (
     STAGE_CHANGES,
     WEBHOOK_REJECTIONS,
 )
-from leadops.nurture.tick import load_runtime
+from leadops.nurture.runtime import load_runtime
 from leadops.providers.signatures import site_signature
 from leadops.sales.escalation import escalate
 from leadops.sales.notify import ack_url
