@@ -37,7 +37,7 @@ from bench.report import machine_line, write_section
 from leadops.core.clock import SimulatedClock
 from leadops.core.db import make_engine, upgrade
 from leadops.core.settings import Settings
-from leadops.delivery.dispatch import run_workers
+from leadops.delivery.workers import run_workers
 from leadops.nurture.plan import plan_all
 from leadops.nurture.runtime import load_runtime
 from leadops.nurture.tick import run_dispatch

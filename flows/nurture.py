@@ -22,10 +22,10 @@ from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transien
 from leadops.core import progress
 from leadops.core.clock import SimulatedClock, SystemClock, ensure_utc
 from leadops.core.locks import LockHeld, run_lock
-from leadops.delivery.dispatch import DispatchReport, run_workers
+from leadops.delivery.outcomes import DispatchReport
 from leadops.nurture.plan import PlanReport, plan_all
 from leadops.nurture.runtime import Runtime, load_runtime
-from leadops.nurture.tick import run_dispatch, simulate
+from leadops.nurture.tick import dispatch_due, simulate
 from leadops.reporting import run_table as observe
 from leadops.reporting.summary import summary_rows, touch_summary
 
@@ -83,10 +83,7 @@ def dispatch_task(
         )
 
     processes = workers or runtime.settings.dispatch_workers
-    if processes > 1:
-        report = run_workers(runtime.settings, now, processes, progress=advance)
-    else:
-        report = run_dispatch(runtime, clock, progress=advance)
+    report = dispatch_due(runtime, clock, workers=processes, progress=advance)
     update_progress_artifact(artifact_id=artifact, progress=100.0)  # type: ignore[arg-type]
     return report
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from leadops.core.configfile import ConfigError
 from leadops.core.db import ensure_ready, make_engine
 from leadops.core.settings import Settings
 from leadops.delivery.campaigns import (
@@ -15,7 +14,7 @@ from leadops.delivery.campaigns import (
     load_campaigns,
     whatsapp_steps_without_template,
 )
-from leadops.delivery.render import Renderer
+from leadops.delivery.render import Renderer, load_renderer
 from leadops.nurture.segments import SegmentConfig, load_segments
 from leadops.providers.base import ChannelSender
 from leadops.providers.select import build_channels, check_channel_config
@@ -41,17 +40,12 @@ def load_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtime
     check_channel_config(settings, whatsapp_steps_without_template(campaigns))
     engine = engine or make_engine(settings.resolved_database_url)
     ensure_ready(engine)
-    if not settings.templates_dir.is_dir():
-        raise ConfigError(
-            settings.templates_dir,
-            None,
-            "templates folder not found: run from the project folder or set LEADOPS_TEMPLATES_DIR",
-        )
+    renderer = load_renderer(settings)
     return Runtime(
         settings=settings,
         engine=engine,
         campaigns=campaigns,
         segments=segments,
-        renderer=Renderer(settings.templates_dir),
+        renderer=renderer,
         channels=build_channels(settings),
     )

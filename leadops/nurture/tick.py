@@ -1,6 +1,7 @@
 """One nurture tick (plan, then dispatch) and a simulation that runs ticks through time.
 
 This is what the Prefect flow, the CLI and the tests all call; it needs no Prefect.
+`dispatch_due` sends everything due, in this process or in several worker processes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from leadops.core.clock import Clock, SimulatedClock
-from leadops.delivery.dispatch import Dispatcher, DispatchReport
+from leadops.delivery.dispatch import Dispatcher
+from leadops.delivery.outcomes import DispatchReport, log_summary
+from leadops.delivery.workers import run_workers
 from leadops.models import ENROLLMENTS, TOUCHES, EnrollmentStatus, TouchStatus
 from leadops.nurture.plan import PlanReport, plan_all
 from leadops.nurture.planner import next_step_due
@@ -44,20 +47,24 @@ def run_dispatch(
         stored=runtime.stored,
     )
     report = dispatcher.run(progress=progress)
-    log.info(
-        "dispatched %s: %d sent, %d held (%s), %d skipped, %d failed, %d ambiguous, "
-        "%d set aside as dead letters, %d recovered from a stopped run",
-        clock.now().isoformat(),
-        report.sent_total,
-        sum(report.held.values()),
-        ", ".join(f"{reason} {n}" for reason, n in sorted(report.held.items())) or "-",
-        sum(report.skipped.values()),
-        report.failed,
-        report.ambiguous,
-        report.dead_letters,
-        report.recovered,
-    )
+    log_summary(log, clock.now(), report)
     return report
+
+
+def dispatch_due(
+    runtime: Runtime,
+    clock: Clock,
+    *,
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+) -> DispatchReport:
+    """Send everything due at clock.now(): in this process when `workers` is 1, else in
+    `workers` dispatcher processes sharing the database and the provider limits (each
+    loads its own engine and channels from the runtime's settings)."""
+    if workers > 1:
+        at = clock.now() if isinstance(clock, SimulatedClock) else None
+        return run_workers(runtime.settings, at, workers, progress=progress)
+    return run_dispatch(runtime, clock, progress=progress)
 
 
 def run_tick(

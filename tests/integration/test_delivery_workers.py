@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.delivery.dispatch import run_workers, worker_settings
+from leadops.delivery.workers import run_workers, worker_settings
 from leadops.models import TOUCHES, TouchStatus
 from leadops.nurture.plan import plan_all
 from leadops.nurture.runtime import load_runtime
