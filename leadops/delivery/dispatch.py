@@ -35,6 +35,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,11 +52,10 @@ from leadops.delivery.compose import compose
 from leadops.delivery.flight import Flight
 from leadops.delivery.outcomes import (
     CLAIMED_COLUMNS,
-    MAX_TRANSIENT_ATTEMPTS,
     RENDER_RETRY,
     ClaimedTouch,
     DispatchReport,
-    retry_delay,
+    attempt_outcome,
     suppress_channel,
     touch_row,
     transaction,
@@ -65,14 +65,7 @@ from leadops.delivery.policy import Action, Caps, ContactFacts, Decision, Reason
 from leadops.delivery.pool import Attempt, ChannelPool
 from leadops.delivery.render import Renderer, RenderError
 from leadops.models import SENT_TOUCH_STATUSES, TOUCHES, DeadLetterItem, Lead, TouchStatus
-from leadops.providers.base import (
-    AmbiguousSendError,
-    ChannelSender,
-    ChannelUnavailableError,
-    OutgoingMessage,
-    PermanentSendError,
-    TransientSendError,
-)
+from leadops.providers.base import ChannelSender, OutgoingMessage
 
 log = logging.getLogger("leadops.dispatch")
 
@@ -255,17 +248,8 @@ class Dispatcher:
                 recent[lead_id].append(sent_at)
         return done, recent
 
-    def _dispatch_batch(
-        self,
-        token: str,
-        batch: list[ClaimedTouch],
-        pools: Mapping[str, ChannelPool],
-        flight: Flight,
-        report: DispatchReport,
-    ) -> None:
-        """Decide and render the batch chunk by chunk; each chunk is committed as `sending`
-        before any of it is handed to a channel pool. Holds and skips are written at once."""
-        now = self.clock.now()
+    def _load(self, batch: list[ClaimedTouch]) -> _Loaded:
+        """Read what deciding and composing the batch needs, in one short session."""
         with Session(self.engine, expire_on_commit=False) as session:
             leads = {
                 lead.id: lead
@@ -278,85 +262,32 @@ class Dispatcher:
             for version_id in {touch.campaign_version_id for touch in batch}:
                 try:
                     campaigns[version_id] = self._campaigns.get(session, version_id)
-                except Exception as exc:  # its touches are set aside below, one by one
+                except Exception as exc:  # its touches are set aside later, one by one
                     if deadletters.must_raise(exc):
                         raise
                     campaigns[version_id] = exc
+        return _Loaded(leads, done, recent, campaigns)
+
+    def _dispatch_batch(
+        self,
+        token: str,
+        batch: list[ClaimedTouch],
+        pools: Mapping[str, ChannelPool],
+        flight: Flight,
+        report: DispatchReport,
+    ) -> None:
+        """Decide and render the batch chunk by chunk; each chunk is committed as `sending`
+        before any of it is handed to a channel pool. Holds and skips are written at once."""
+        now = self.clock.now()
+        loaded = self._load(batch)
         outcomes: list[dict[str, Any]] = []
         dead: list[tuple[ClaimedTouch, str]] = []
         # One connection for the whole batch: its transaction per chunk doesn't check a
         # connection out of the pool (and ping the server) each time.
         with self.engine.connect() as conn:
             for start in range(0, len(batch), flight.chunk):
-                ready: list[tuple[ClaimedTouch, OutgoingMessage]] = []
-                for touch in batch[start : start + flight.chunk]:
-                    key = (touch.lead_id, touch.campaign, touch.step, touch.channel)
-                    try:
-                        lead = leads[touch.lead_id]
-                        decision = decide(
-                            channel=touch.channel,
-                            lead=contact_facts(lead),
-                            now=now,
-                            window=self.window,
-                            caps=self.caps,
-                            recent_sends=recent[touch.lead_id],
-                            already_sent=key in done,
-                        )
-                        if decision.action != Action.SEND:
-                            outcomes.append(self._not_now(touch, decision, report))
-                            continue
-                        campaign = campaigns[touch.campaign_version_id]
-                        if isinstance(campaign, Exception):
-                            raise campaign
-                        message = compose(
-                            touch_id=touch.id,
-                            lead=lead,
-                            channel=touch.channel,
-                            campaign=campaign,
-                            step_key=touch.step,
-                            renderer=self.renderer,
-                            settings=self.settings,
-                            now=now,
-                        )
-                    except RenderError as exc:
-                        log.error("touch %s held: %s", touch.id, exc)
-                        report.held[Reason.RENDER_ERROR] += 1
-                        report.count(touch, f"held:{Reason.RENDER_ERROR}")
-                        report.errors.append(f"touch {touch.id}: {exc}")
-                        outcomes.append(
-                            touch_row(
-                                touch,
-                                status=TouchStatus.PENDING,
-                                hold_reason=Reason.RENDER_ERROR,
-                                not_before=now + RENDER_RETRY,
-                                error=str(exc),
-                            )
-                        )
-                        continue
-                    except Exception as exc:
-                        if deadletters.must_raise(exc):
-                            raise
-                        error = deadletters.describe(exc)
-                        log.error("touch %s set aside: %s", touch.id, error)
-                        report.dead_letters += 1
-                        report.count(touch, "dead_letter")
-                        report.errors.append(f"touch {touch.id}: {error}")
-                        dead.append((touch, error))
-                        outcomes.append(
-                            touch_row(
-                                touch,
-                                status=TouchStatus.DEAD_LETTER,
-                                hold_reason=None,
-                                not_before=now,
-                                error=error,
-                            )
-                        )
-                        continue
-                    # Counted against the caps now; a message that then fails only makes the
-                    # rest of this batch more careful, never less.
-                    recent[touch.lead_id].append(now)
-                    done.add(key)
-                    ready.append((touch, message))
+                chunk = batch[start : start + flight.chunk]
+                ready = self._decide_chunk(chunk, loaded, now, report, outcomes, dead)
                 if ready:
                     # The outcomes known so far are written with this chunk's `sending`
                     # mark: one transaction per chunk.
@@ -382,6 +313,96 @@ class Dispatcher:
                         payload={"campaign": touch.campaign, "step": touch.step},
                         now=now,
                     )
+
+    def _decide_chunk(
+        self,
+        chunk: list[ClaimedTouch],
+        loaded: _Loaded,
+        now: datetime,
+        report: DispatchReport,
+        outcomes: list[dict[str, Any]],
+        dead: list[tuple[ClaimedTouch, str]],
+    ) -> list[tuple[ClaimedTouch, OutgoingMessage]]:
+        """Apply the contact policy to each touch and compose the messages to send; the
+        rows of touches held, skipped or set aside go to `outcomes` (and `dead`)."""
+        ready: list[tuple[ClaimedTouch, OutgoingMessage]] = []
+        for touch in chunk:
+            key = (touch.lead_id, touch.campaign, touch.step, touch.channel)
+            try:
+                message = self._compose(touch, loaded, key in loaded.done, now)
+                if isinstance(message, Decision):
+                    outcomes.append(self._not_now(touch, message, report))
+                    continue
+            except RenderError as exc:
+                log.error("touch %s held: %s", touch.id, exc)
+                report.held[Reason.RENDER_ERROR] += 1
+                report.count(touch, f"held:{Reason.RENDER_ERROR}")
+                report.errors.append(f"touch {touch.id}: {exc}")
+                outcomes.append(
+                    touch_row(
+                        touch,
+                        status=TouchStatus.PENDING,
+                        hold_reason=Reason.RENDER_ERROR,
+                        not_before=now + RENDER_RETRY,
+                        error=str(exc),
+                    )
+                )
+                continue
+            except Exception as exc:
+                if deadletters.must_raise(exc):
+                    raise
+                error = deadletters.describe(exc)
+                log.error("touch %s set aside: %s", touch.id, error)
+                report.dead_letters += 1
+                report.count(touch, "dead_letter")
+                report.errors.append(f"touch {touch.id}: {error}")
+                dead.append((touch, error))
+                outcomes.append(
+                    touch_row(
+                        touch,
+                        status=TouchStatus.DEAD_LETTER,
+                        hold_reason=None,
+                        not_before=now,
+                        error=error,
+                    )
+                )
+                continue
+            # Counted against the caps now; a message that then fails only makes the
+            # rest of this batch more careful, never less.
+            loaded.recent[touch.lead_id].append(now)
+            loaded.done.add(key)
+            ready.append((touch, message))
+        return ready
+
+    def _compose(
+        self, touch: ClaimedTouch, loaded: _Loaded, already_sent: bool, now: datetime
+    ) -> OutgoingMessage | Decision:
+        """The message to send for the touch, or the policy's decision not to send it now."""
+        lead = loaded.leads[touch.lead_id]
+        decision = decide(
+            channel=touch.channel,
+            lead=contact_facts(lead),
+            now=now,
+            window=self.window,
+            caps=self.caps,
+            recent_sends=loaded.recent[touch.lead_id],
+            already_sent=already_sent,
+        )
+        if decision.action != Action.SEND:
+            return decision
+        campaign = loaded.campaigns[touch.campaign_version_id]
+        if isinstance(campaign, Exception):
+            raise campaign
+        return compose(
+            touch_id=touch.id,
+            lead=lead,
+            channel=touch.channel,
+            campaign=campaign,
+            step_key=touch.step,
+            renderer=self.renderer,
+            settings=self.settings,
+            now=now,
+        )
 
     @staticmethod
     def _not_now(touch: ClaimedTouch, decision: Decision, report: DispatchReport) -> dict[str, Any]:
@@ -433,100 +454,31 @@ class Dispatcher:
         report: DispatchReport,
         conn: Connection | None = None,
     ) -> None:
+        """Count and write the outcomes of finished sends (and suppress what bounced)."""
         if not attempts:
             return
         now = self.clock.now()
         outcomes: dict[str, list[dict[str, Any]]] = defaultdict(list)
         suppress: list[tuple[int, str, str]] = []
         for token, touch, attempt in attempts:
-            tries = touch.attempts + 1
-            subject = attempt.message.subject[:400] or None
-            error = attempt.error
-            if attempt.result is not None:
-                report.sent[(touch.campaign, touch.step, touch.channel)] += 1
-                report.count(touch, "sent")
-                outcomes[token].append(
-                    touch_row(
-                        touch,
-                        subject=subject,
-                        status=TouchStatus.SENT,
-                        # cut to the columns: an overlong provider id must not fail the chunk
-                        provider_id=attempt.result.provider_id[:200],
-                        provider_message_id=attempt.result.provider_message_id[:100] or None,
-                        sent_at=now,
-                        hold_reason=None,
-                        error=None,
-                    )
-                )
-            elif isinstance(error, ChannelUnavailableError):
-                # Nothing left for this channel: the touch waits, however long the outage.
-                report.held[Reason.PROVIDER_RETRY] += 1
-                report.count(touch, f"held:{Reason.PROVIDER_RETRY}")
-                report.errors.append(f"touch {touch.id}: {error}")
-                outcomes[token].append(
-                    touch_row(
-                        touch,
-                        subject=subject,
-                        status=TouchStatus.PENDING,
-                        hold_reason=Reason.PROVIDER_RETRY,
-                        not_before=now + retry_delay(1, None),
-                        attempts=touch.attempts,
-                        error=str(error),
-                    )
-                )
-            elif isinstance(error, TransientSendError):
-                if tries >= MAX_TRANSIENT_ATTEMPTS:
-                    report.failed += 1
-                    report.count(touch, "failed")
-                    outcomes[token].append(
-                        touch_row(
-                            touch,
-                            subject=subject,
-                            status=TouchStatus.FAILED,
-                            error=f"gave up after {tries} attempts: {error}",
-                        )
-                    )
-                else:
-                    report.held[Reason.PROVIDER_RETRY] += 1
-                    report.count(touch, f"held:{Reason.PROVIDER_RETRY}")
-                    outcomes[token].append(
-                        touch_row(
-                            touch,
-                            subject=subject,
-                            status=TouchStatus.PENDING,
-                            hold_reason=Reason.PROVIDER_RETRY,
-                            not_before=now + retry_delay(tries, error.retry_after),
-                            error=str(error),
-                        )
-                    )
-            elif isinstance(error, PermanentSendError):
-                report.failed += 1
-                report.count(touch, "failed")
-                outcomes[token].append(
-                    touch_row(touch, subject=subject, status=TouchStatus.FAILED, error=str(error))
-                )
-                if error.suppress:
-                    suppress.append((touch.lead_id, touch.channel, str(error)))
-            elif isinstance(error, AmbiguousSendError):
-                report.ambiguous += 1
-                report.count(touch, "ambiguous")
-                outcomes[token].append(
-                    touch_row(
-                        touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=str(error)
-                    )
-                )
-            else:  # our own bug after the request may have left: never resend
-                report.ambiguous += 1
-                report.count(touch, "ambiguous")
-                outcomes[token].append(
-                    touch_row(
-                        touch,
-                        subject=subject,
-                        status=TouchStatus.AMBIGUOUS,
-                        error=f"unexpected {type(error).__name__}: {error}",
-                    )
-                )
+            outcome = attempt_outcome(touch, attempt, now)
+            report.add(touch, outcome)
+            outcomes[token].append(outcome.row)
+            if outcome.suppress is not None:
+                suppress.append((touch.lead_id, touch.channel, outcome.suppress))
         for token, rows in outcomes.items():
             write_outcomes(self.engine, self.clock, token, rows, conn)
         for lead_id, channel, reason in suppress:
             suppress_channel(self.engine, self.clock, lead_id, channel, reason, conn)
+
+
+@dataclass
+class _Loaded:
+    """What deciding a claimed batch reads once: its leads, what each lead was already
+    sent (or is in doubt), each lead's sends of the last week, and the campaign versions
+    (or the error loading one raised)."""
+
+    leads: dict[int | None, Lead]
+    done: set[tuple[int, str, str, str]]
+    recent: dict[int, list[datetime]]
+    campaigns: dict[int, Campaign | Exception]

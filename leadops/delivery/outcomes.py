@@ -1,6 +1,9 @@
-"""What a dispatch run reports, and how the outcomes of touches are written.
+"""What a dispatched touch ends as, and how outcomes are counted and written.
 
-Outcomes are written in bulk, only for rows their dispatcher still owns (its claim token).
+- Only failures that provably did not deliver go back to `pending` for a retry: a
+  transient error (up to MAX_TRANSIENT_ATTEMPTS) or a channel found unavailable. An
+  ambiguous error, or our own bug after the request may have left, is never re-sent.
+- Outcomes are written in bulk, only for rows their dispatcher still owns (its claim token).
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadops.core.bulk import bulk_update
 from leadops.core.clock import Clock
-from leadops.models import LEADS, TOUCHES, Channel
+from leadops.delivery.policy import Reason
+from leadops.delivery.pool import Attempt
+from leadops.models import LEADS, TOUCHES, Channel, TouchStatus
+from leadops.providers.base import (
+    AmbiguousSendError,
+    ChannelUnavailableError,
+    PermanentSendError,
+    TransientSendError,
+)
 
 MAX_TRANSIENT_ATTEMPTS = 8
 RENDER_RETRY = timedelta(hours=1)
@@ -39,6 +50,16 @@ class ClaimedTouch(NamedTuple):
 CLAIMED_COLUMNS = ClaimedTouch._fields
 
 
+class Outcome(NamedTuple):
+    """What one send attempt ends as: the row to write and what the report counts."""
+
+    kind: str  # sent, held, failed or ambiguous
+    row: dict[str, Any]
+    reason: Reason | None = None  # why it is held
+    error: str | None = None  # kept in the report's errors
+    suppress: str | None = None  # the lead's channel is suppressed, for this reason
+
+
 @dataclass
 class DispatchReport:
     sent: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -57,6 +78,24 @@ class DispatchReport:
 
     def count(self, touch: ClaimedTouch, outcome: str) -> None:
         self.outcomes[(touch.campaign, touch.step, touch.channel, outcome)] += 1
+
+    def add(self, touch: ClaimedTouch, outcome: Outcome) -> None:
+        """Count the outcome of a send attempt."""
+        if outcome.kind == "sent":
+            self.sent[(touch.campaign, touch.step, touch.channel)] += 1
+            self.count(touch, "sent")
+        elif outcome.kind == "held":
+            assert outcome.reason is not None
+            self.held[outcome.reason] += 1
+            self.count(touch, f"held:{outcome.reason}")
+        elif outcome.kind == "failed":
+            self.failed += 1
+            self.count(touch, "failed")
+        else:
+            self.ambiguous += 1
+            self.count(touch, "ambiguous")
+        if outcome.error is not None:
+            self.errors.append(outcome.error)
 
     @property
     def sent_total(self) -> int:
@@ -101,6 +140,68 @@ def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
 
 def touch_row(touch: ClaimedTouch, **values: Any) -> dict[str, Any]:
     return {"id": touch.id, **values}
+
+
+def attempt_outcome(touch: ClaimedTouch, attempt: Attempt, now: datetime) -> Outcome:
+    """The status a send attempt leaves its touch in (a pure function of the attempt)."""
+    tries = touch.attempts + 1
+    subject = attempt.message.subject[:400] or None
+    error = attempt.error
+    if attempt.result is not None:
+        sent = touch_row(
+            touch,
+            subject=subject,
+            status=TouchStatus.SENT,
+            # cut to the columns: an overlong provider id must not fail the chunk
+            provider_id=attempt.result.provider_id[:200],
+            provider_message_id=attempt.result.provider_message_id[:100] or None,
+            sent_at=now,
+            hold_reason=None,
+            error=None,
+        )
+        return Outcome("sent", sent)
+    if isinstance(error, ChannelUnavailableError):
+        # Nothing left for this channel: the touch waits, however long the outage.
+        waits = touch_row(
+            touch,
+            subject=subject,
+            status=TouchStatus.PENDING,
+            hold_reason=Reason.PROVIDER_RETRY,
+            not_before=now + retry_delay(1, None),
+            attempts=touch.attempts,
+            error=str(error),
+        )
+        return Outcome("held", waits, Reason.PROVIDER_RETRY, error=f"touch {touch.id}: {error}")
+    if isinstance(error, TransientSendError):
+        if tries >= MAX_TRANSIENT_ATTEMPTS:
+            message = f"gave up after {tries} attempts: {error}"
+            return Outcome(
+                "failed",
+                touch_row(touch, subject=subject, status=TouchStatus.FAILED, error=message),
+            )
+        retry = touch_row(
+            touch,
+            subject=subject,
+            status=TouchStatus.PENDING,
+            hold_reason=Reason.PROVIDER_RETRY,
+            not_before=now + retry_delay(tries, error.retry_after),
+            error=str(error),
+        )
+        return Outcome("held", retry, Reason.PROVIDER_RETRY)
+    if isinstance(error, PermanentSendError):
+        failed = touch_row(touch, subject=subject, status=TouchStatus.FAILED, error=str(error))
+        return Outcome("failed", failed, suppress=str(error) if error.suppress else None)
+    if isinstance(error, AmbiguousSendError):
+        return Outcome(
+            "ambiguous",
+            touch_row(touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=str(error)),
+        )
+    # our own bug after the request may have left: never resend
+    unexpected = f"unexpected {type(error).__name__}: {error}"
+    return Outcome(
+        "ambiguous",
+        touch_row(touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=unexpected),
+    )
 
 
 @contextmanager
