@@ -37,8 +37,10 @@ from bench.report import machine_line, write_section
 from leadops.core.clock import SimulatedClock
 from leadops.core.db import make_engine, upgrade
 from leadops.core.settings import Settings
-from leadops.delivery.dispatch import run_workers
-from leadops.nurture.tick import load_runtime, plan_all, run_dispatch
+from leadops.delivery.workers import run_workers
+from leadops.nurture.plan import plan_all
+from leadops.nurture.runtime import load_runtime
+from leadops.nurture.tick import run_dispatch
 from leadops.testing.fakes import Faults
 from leadops.testing.scenario import (
     ROOT,
@@ -200,8 +202,9 @@ def sdk_floor(settings: Settings, count: int) -> float:
     rendering): what sending costs before leadops does anything else."""
     from concurrent.futures import wait
 
-    from leadops.delivery.pool import ChannelPool, build_channels
+    from leadops.delivery.pool import ChannelPool
     from leadops.providers.base import OutgoingMessage
+    from leadops.providers.select import build_channels
 
     channels = build_channels(settings)
     pools = [ChannelPool(channel) for channel in channels.values()]

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops.core.clock import SystemClock, ensure_utc
-from leadops.nurture import tick as nurture
+from leadops.nurture.runtime import load_runtime
 from leadops.sales import handoff, scan, sla
 from leadops.sales import notify as escalation_notify
 from leadops.sales.runtime import EscalationRuntime, load_escalation_runtime
@@ -27,7 +27,7 @@ from leadops.sales.runtime import EscalationRuntime, load_escalation_runtime
     cache_policy=NO_CACHE,
 )
 def inbox_task(runtime: EscalationRuntime, now: datetime) -> handoff.HandoffReport:
-    nurture_runtime = nurture.load_runtime(runtime.settings, engine=runtime.engine)
+    nurture_runtime = load_runtime(runtime.settings, engine=runtime.engine)
     return handoff.apply_inbox_and_escalate(nurture_runtime, runtime, now)
 
 

@@ -22,8 +22,10 @@ from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transien
 from leadops.core import progress
 from leadops.core.clock import SimulatedClock, SystemClock, ensure_utc
 from leadops.core.locks import LockHeld, run_lock
-from leadops.delivery.dispatch import DispatchReport, run_workers
-from leadops.nurture import tick as nurture
+from leadops.delivery.outcomes import DispatchReport
+from leadops.nurture.plan import PlanReport, plan_all
+from leadops.nurture.runtime import Runtime, load_runtime
+from leadops.nurture.tick import dispatch_due, simulate
 from leadops.reporting import run_table as observe
 from leadops.reporting.summary import summary_rows, touch_summary
 
@@ -35,20 +37,18 @@ from leadops.reporting.summary import summary_rows, touch_summary
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def plan_task(
-    runtime: nurture.Runtime, now: datetime, partition: tuple[int, int] = (0, 1)
-) -> nurture.PlanReport:
-    return nurture.plan_all(runtime, now, partition)
+def plan_task(runtime: Runtime, now: datetime, partition: tuple[int, int] = (0, 1)) -> PlanReport:
+    return plan_all(runtime, now, partition)
 
 
-def plan_partitions(runtime: nurture.Runtime, now: datetime, partitions: int) -> nurture.PlanReport:
+def plan_partitions(runtime: Runtime, now: datetime, partitions: int) -> PlanReport:
     """Plan every lead as `partitions` task runs (lead id modulo N), merged into one report."""
     if partitions <= 1:
         return plan_task(runtime, now)
     futures = plan_task.map(
         unmapped(runtime), unmapped(now), [(k, partitions) for k in range(partitions)]
     )
-    report = nurture.PlanReport()
+    report = PlanReport()
     for part in futures.result():
         report.merge(part)
     return report
@@ -62,7 +62,7 @@ def plan_partitions(runtime: nurture.Runtime, now: datetime, partitions: int) ->
     cache_policy=NO_CACHE,
 )
 def dispatch_task(
-    runtime: nurture.Runtime, now: datetime | None, workers: int | None = None
+    runtime: Runtime, now: datetime | None, workers: int | None = None
 ) -> DispatchReport:
     """Send what is due, updating a progress artifact after every batch (with several
     worker processes: after each worker). Safe to retry: every touch is sent at most once
@@ -83,20 +83,17 @@ def dispatch_task(
         )
 
     processes = workers or runtime.settings.dispatch_workers
-    if processes > 1:
-        report = run_workers(runtime.settings, now, processes, progress=advance)
-    else:
-        report = nurture.run_dispatch(runtime, clock, progress=advance)
+    report = dispatch_due(runtime, clock, workers=processes, progress=advance)
     update_progress_artifact(artifact_id=artifact, progress=100.0)  # type: ignore[arg-type]
     return report
 
 
 @task(name="simulate-day", cache_policy=NO_CACHE)
-def simulate_day_task(runtime: nurture.Runtime, start: datetime, end: datetime) -> int:
-    return nurture.simulate(runtime, start, end).ticks
+def simulate_day_task(runtime: Runtime, start: datetime, end: datetime) -> int:
+    return simulate(runtime, start, end).ticks
 
 
-def _publish_summary(runtime: nurture.Runtime, key: str, description: str) -> None:
+def _publish_summary(runtime: Runtime, key: str, description: str) -> None:
     rows = summary_rows(touch_summary(runtime.engine))
     create_table_artifact(key=key, table=rows, description=description)
 
@@ -110,7 +107,7 @@ def nurture_flow(
     LEADOPS_DISPATCH_WORKERS), publish a summary."""
     logger = get_run_logger()
     settings = flow_settings()
-    runtime = nurture.load_runtime(settings)
+    runtime = load_runtime(settings)
     tick_time = ensure_utc(now) if now is not None else SystemClock().now()
     parts = partitions if partitions is not None else settings.resolved_plan_partitions
     if parts < 1:
@@ -164,7 +161,7 @@ def nurture_flow(
 def simulate_flow(start: datetime, days: int = 30) -> dict[str, int]:
     """Run the nurture loop through `days` simulated days from `start`, day by day."""
     logger = get_run_logger()
-    runtime = nurture.load_runtime(flow_settings())
+    runtime = load_runtime(flow_settings())
     start = ensure_utc(start)
     artifact = create_progress_artifact(progress=0.0, description=f"Simulating {days} days")
     ticks = 0

@@ -16,7 +16,7 @@ from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transien
 from leadops.core.clock import SystemClock, ensure_utc
 from leadops.engagement import rescore
 from leadops.engagement.report import RescoreReport, SalesReady
-from leadops.nurture import tick as nurture
+from leadops.nurture.runtime import Runtime, load_runtime
 from leadops.sales import handoff
 from leadops.sales.runtime import escalation_runtime_or_none
 
@@ -28,7 +28,7 @@ from leadops.sales.runtime import escalation_runtime_or_none
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def rescore_task(runtime: nurture.Runtime, now: datetime) -> RescoreReport:
+def rescore_task(runtime: Runtime, now: datetime) -> RescoreReport:
     return rescore.run_rescore(runtime, now)
 
 
@@ -40,7 +40,7 @@ def rescore_task(runtime: nurture.Runtime, now: datetime) -> RescoreReport:
     cache_policy=NO_CACHE,
 )
 def escalate_task(
-    runtime: nurture.Runtime, ready: list[SalesReady], now: datetime
+    runtime: Runtime, ready: list[SalesReady], now: datetime
 ) -> handoff.HandoffReport | None:
     escalation = escalation_runtime_or_none(runtime.settings, runtime.engine)
     if escalation is None:
@@ -51,7 +51,7 @@ def escalate_task(
 @flow(name="rescore", flow_run_name=lambda: run_name("rescore", "now"), log_prints=True)
 def rescore_flow(now: datetime | None = None) -> dict[str, int]:
     """One rescore run; returns counts (the sales-ready leads are in the table artifact)."""
-    runtime = nurture.load_runtime(flow_settings())
+    runtime = load_runtime(flow_settings())
     at = ensure_utc(now) if now is not None else SystemClock().now()
     report = rescore_task(runtime, at)
     # Escalate in the same run, so a webhook reaches a rep within one rescore tick.

@@ -35,7 +35,8 @@ from leadops.engagement.site import site_records  # noqa: E402
 from leadops.intake.csv_source import read_csv  # noqa: E402
 from leadops.intake.importer import import_records  # noqa: E402
 from leadops.models import ESCALATIONS, LEADS, TOUCHES  # noqa: E402
-from leadops.nurture.tick import load_runtime, simulate  # noqa: E402
+from leadops.nurture.runtime import load_runtime  # noqa: E402
+from leadops.nurture.tick import simulate  # noqa: E402
 from leadops.ops.prefect_stack import LocalStack  # noqa: E402
 from leadops.providers.sendgrid.events import sendgrid_records  # noqa: E402
 from leadops.providers.twilio.events import twilio_status_record  # noqa: E402

@@ -24,7 +24,8 @@ from leadops.engagement.report import RescoreReport
 from leadops.engagement.rescore import run_rescore
 from leadops.engagement.site import site_signature
 from leadops.models import LEADS, SCORE_LEDGER, TOUCHES
-from leadops.nurture.tick import Runtime, load_runtime, run_tick
+from leadops.nurture.runtime import Runtime, load_runtime
+from leadops.nurture.tick import run_tick
 from leadops.web.app import create_app
 from tests.conftest import make_settings
 

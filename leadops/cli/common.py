@@ -59,7 +59,7 @@ def _engine(settings: Settings) -> Any:
 
 
 def _runtime(settings: Settings) -> Any:
-    from leadops.nurture.tick import load_runtime
+    from leadops.nurture.runtime import load_runtime
 
     return load_runtime(settings)
 

@@ -91,18 +91,16 @@ def run(
     at = _instant(now) if now else None
     if no_prefect:
         from leadops.core.locks import LockHeld, run_lock
-        from leadops.delivery.dispatch import run_workers
-        from leadops.nurture.tick import plan_all, run_tick
+        from leadops.nurture.plan import plan_all
+        from leadops.nurture.tick import dispatch_due
 
+        # The nurture flow's two steps, without Prefect: plan every lead, then send.
         processes = workers or settings.dispatch_workers
+        clock = clock_for(at)
         try:
             with _interruptible("the tick", flow_run=False), run_lock(runtime.engine, "nurture"):
-                if processes == 1:
-                    dispatch = run_tick(runtime, clock_for(at)).dispatch
-                else:
-                    clock = clock_for(at)
-                    plan_all(runtime, clock.now())
-                    dispatch = run_workers(settings, at, processes)
+                plan_all(runtime, clock.now())
+                dispatch = dispatch_due(runtime, clock, workers=processes)
         except LockHeld as exc:
             raise CliError(f"{exc}; try again when it has finished") from exc
         result = {

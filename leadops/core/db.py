@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
@@ -130,58 +128,6 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
-
-
-def plain(value: object) -> object:
-    """Enum members as their plain values (array parameters are not adapted per type)."""
-    return value.value if isinstance(value, Enum) else value
-
-
-def bulk_update(
-    conn: Connection,
-    table: sa.Table,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    shared: Mapping[str, Any],
-    where: Sequence[sa.ColumnElement[bool]] = (),
-) -> int:
-    """Update each row (by its "id") with its own values plus `shared`, where `where`
-    also holds; all rows carry the same keys. On PostgreSQL one UPDATE ... FROM unnest
-    (a column per array: a thousand rows cost little more than one); elsewhere an
-    executemany. Returns the number of rows updated."""
-    if not rows:
-        return 0
-    columns = [name for name in rows[0] if name != "id"]
-    if conn.dialect.name == "postgresql":
-        arrays = [
-            sa.cast(
-                sa.bindparam(
-                    f"v_{name}",
-                    [plain(row[name]) for row in rows],
-                    type_=ARRAY(table.c[name].type),
-                ),
-                ARRAY(table.c[name].type),
-            )
-            for name in ["id", *columns]
-        ]
-        values = (
-            sa.func.unnest(*arrays)
-            .table_valued(*["id", *columns])
-            .render_derived(name="v", with_types=False)
-        )
-        statement = (
-            sa.update(table)
-            .where(table.c.id == values.c.id, *where)
-            .values(**shared, **{name: values.c[name] for name in columns})
-        )
-        return conn.execute(statement).rowcount
-    statement = (
-        sa.update(table)
-        .where(table.c.id == sa.bindparam("v_id"), *where)
-        .values(**shared, **{name: sa.bindparam(f"v_{name}") for name in columns})
-    )
-    params = [{f"v_{name}": row[name] for name in ["id", *columns]} for row in rows]
-    return conn.execute(statement, params).rowcount
 
 
 def _alembic_config(engine: Engine) -> Config:

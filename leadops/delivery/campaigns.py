@@ -118,6 +118,16 @@ def load_campaigns(config_dir: Path) -> dict[str, Campaign]:
     return {campaign.key: campaign for campaign in map(load_campaign, files)}
 
 
+def whatsapp_steps_without_template(campaigns: dict[str, Campaign]) -> list[str]:
+    """The WhatsApp steps (`campaign/step`) that have no approved template (content_sid)."""
+    return [
+        f"{campaign.key}/{step.key}"
+        for campaign in campaigns.values()
+        for step in campaign.steps
+        if Channel.WHATSAPP in step.channels and not step.whatsapp.get("content_sid")
+    ]
+
+
 def register_versions(
     session: Session, campaigns: dict[str, Campaign], now: datetime
 ) -> dict[str, CampaignVersion]:

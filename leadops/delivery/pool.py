@@ -1,6 +1,5 @@
-"""Choosing the delivery channels, and sending through them concurrently within limits.
+"""Sending through a channel concurrently within its limits.
 
-`build_channels` picks the file outbox or the provider for each channel from settings.
 `ChannelPool` runs one channel's sends on a thread pool behind a token bucket, retrying
 in place only what provably did not arrive (TransientSendError), honouring Retry-After.
 """
@@ -13,11 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from leadops.core.configfile import ConfigError
 from leadops.core.ratelimit import TokenBucket
-from leadops.core.settings import Settings
-from leadops.delivery.campaigns import Campaign
-from leadops.models import Channel
 from leadops.providers.base import (
     ChannelSender,
     ChannelUnavailableError,
@@ -26,53 +21,8 @@ from leadops.providers.base import (
     SendResult,
     TransientSendError,
 )
-from leadops.providers.outbox import OutboxChannel
 
 log = logging.getLogger("leadops.delivery")
-
-
-def build_channels(settings: Settings) -> dict[str, ChannelSender]:
-    """The sender of each channel, as chosen by LEADOPS_EMAIL_CHANNEL / _WHATSAPP_CHANNEL."""
-    root = settings.resolved_outbox_dir
-    channels: dict[str, ChannelSender] = {}
-    if settings.email_channel == "sendgrid":
-        from leadops.providers.sendgrid.send import SendGridChannel
-
-        channels[Channel.EMAIL] = SendGridChannel(settings)
-    else:
-        channels[Channel.EMAIL] = OutboxChannel(
-            root,
-            Channel.EMAIL,
-            sender_name=settings.sender_name,
-            sender_email=settings.sender_email,
-        )
-    if settings.whatsapp_channel == "twilio":
-        from leadops.providers.twilio.send import TwilioWhatsAppChannel
-
-        channels[Channel.WHATSAPP] = TwilioWhatsAppChannel(settings)
-    else:
-        channels[Channel.WHATSAPP] = OutboxChannel(root, Channel.WHATSAPP)
-    return channels
-
-
-def check_channel_config(settings: Settings, campaigns: dict[str, Campaign]) -> None:
-    """Refuse to start Twilio WhatsApp when a WhatsApp step has no approved template:
-    outside a lead's 24-hour window free text is refused, so it could never be sent."""
-    if settings.whatsapp_channel != "twilio":
-        return
-    missing = [
-        f"{campaign.key}/{step.key}"
-        for campaign in campaigns.values()
-        for step in campaign.steps
-        if Channel.WHATSAPP in step.channels and not step.whatsapp.get("content_sid")
-    ]
-    if missing:
-        raise ConfigError(
-            settings.config_dir / "campaigns",
-            None,
-            "LEADOPS_WHATSAPP_CHANNEL=twilio needs an approved template for every WhatsApp "
-            f"step (whatsapp.content_sid); missing for {', '.join(missing)}",
-        )
 
 
 class NotAttempted(ChannelUnavailableError):

@@ -22,6 +22,8 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from leadops.core.configfile import ConfigError
+from leadops.core.settings import Settings
 from leadops.models.vocab import Channel
 
 
@@ -142,3 +144,14 @@ class Renderer:
         if not body:
             raise RenderError(name, None, "message renders empty")
         return body
+
+
+def load_renderer(settings: Settings) -> Renderer:
+    """The renderer of the templates folder; a missing folder is a ConfigError."""
+    if not settings.templates_dir.is_dir():
+        raise ConfigError(
+            settings.templates_dir,
+            None,
+            "templates folder not found: run from the project folder or set LEADOPS_TEMPLATES_DIR",
+        )
+    return Renderer(settings.templates_dir)

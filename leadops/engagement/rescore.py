@@ -24,7 +24,8 @@ from leadops.engagement.ledger import (
 from leadops.engagement.report import RescoreReport
 from leadops.engagement.scoring import ScoringConfig, load_scoring
 from leadops.models import ENROLLMENTS, LEADS, EnrollmentStatus
-from leadops.nurture.tick import Runtime, plan_leads
+from leadops.nurture.plan import plan_leads
+from leadops.nurture.runtime import Runtime
 
 log = logging.getLogger("leadops.rescore")
 

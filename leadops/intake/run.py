@@ -469,9 +469,9 @@ def retry_form_confirmations(
     temporary failure (or a crash) left unsent. Reported only when there were any."""
     from datetime import timedelta
 
-    from leadops.delivery.pool import build_channels
     from leadops.intake.forms import retry_confirmations
     from leadops.models import Channel
+    from leadops.providers.select import build_channels
 
     sent, unsettled = retry_confirmations(
         engine,

@@ -1,6 +1,6 @@
 """The planner: given a lead's state, the campaigns and the time, what should happen now.
 
-Pure functions only; `leadops.nurture.tick` loads state from the database and applies the plan.
+Pure functions only; `leadops.nurture.plan` loads state from the database and applies the plan.
 A lead is enrolled in a campaign at most once, stays on the campaign version it enrolled
 in, and gets each step on each channel at most once (the touches table enforces it too).
 """

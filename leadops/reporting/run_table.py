@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.delivery.dispatch import DispatchReport
+from leadops.delivery.outcomes import DispatchReport
 from leadops.models import TOUCHES, TouchStatus
 
 RUN_COLUMNS = (

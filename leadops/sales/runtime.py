@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 
 from leadops.core.db import ensure_ready, make_engine
 from leadops.core.settings import Settings
-from leadops.delivery.pool import build_channels
 from leadops.delivery.render import Renderer
 from leadops.providers.base import ChannelSender
+from leadops.providers.select import build_channels
 from leadops.providers.slack import SlackWebhookChannel
 from leadops.sales.routing import RoutingConfig, load_routing
 

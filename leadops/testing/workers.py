@@ -4,7 +4,7 @@ and the many-workers fault test.
 `python -m leadops.testing.workers dispatch --now ISO` is one dispatcher: it reads its
 settings from LEADOPS_* like `leadops run --no-prefect`, calls leadops.nurture.tick.run_dispatch
 and prints one JSON line (sent, held, failed, ambiguous, when it started and ended, its
-peak RSS, CPU seconds). `plan` does the same for leadops.nurture.tick.plan_all with a partition,
+peak RSS, CPU seconds). `plan` does the same for leadops.nurture.plan.plan_all with a partition,
 noting how long it took to reach every 100,000 leads. With `--wait` a worker loads
 everything, prints `ready` and starts only when it reads a line, so several workers can
 be started together and timed without their start-up.
@@ -268,7 +268,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from leadops.core.clock import SimulatedClock, ensure_utc
     from leadops.core.settings import Settings
-    from leadops.nurture.tick import load_runtime, plan_all, run_dispatch
+    from leadops.nurture.plan import plan_all
+    from leadops.nurture.runtime import load_runtime
+    from leadops.nurture.tick import run_dispatch
 
     now = ensure_utc(datetime.fromisoformat(args.now))
     runtime = load_runtime(Settings())

@@ -37,7 +37,7 @@ async def capture_lead(request: Request, form: str = Query(..., max_length=64)) 
 
     A form's secret is checked before its body is read; a signed form's body is read
     (capped) and its signature checked before anything is parsed."""
-    from leadops.delivery.pool import build_channels
+    from leadops.providers.select import build_channels
 
     state = state_of(request)
     config = load_intake_config(state.settings.config_dir)

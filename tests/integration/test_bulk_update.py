@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.core.db import bulk_update
+from leadops.core.bulk import bulk_update
 from leadops.models import UTCDateTime
 
 METADATA = sa.MetaData()

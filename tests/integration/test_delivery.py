@@ -15,7 +15,8 @@ from leadops.core.configfile import ConfigError
 from leadops.core.settings import Settings
 from leadops.delivery.resolution import ResolutionError, resolve_touch
 from leadops.models import LEADS, TOUCH_AUDIT, TOUCHES, TouchStatus
-from leadops.nurture.tick import load_runtime, run_tick
+from leadops.nurture.runtime import load_runtime
+from leadops.nurture.tick import run_tick
 from leadops.testing.fakes import HANG, RATE_LIMITED, SERVER_ERROR, FakeSendGrid, FakeTwilio
 from leadops.testing.scenario import (
     SENDGRID_KEY,
@@ -244,7 +245,8 @@ def test_twilio_channel_refuses_to_start_without_templates(
 def test_dispatcher_stopped_by_an_error_records_what_it_knows(
     engine: Engine, tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio]
 ) -> None:
-    from leadops.nurture.tick import plan_all, run_dispatch
+    from leadops.nurture.plan import plan_all
+    from leadops.nurture.tick import run_dispatch
 
     sendgrid, twilio = fakes
     settings = provider_settings(

@@ -9,9 +9,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.delivery.dispatch import run_workers, worker_settings
+from leadops.core.clock import SimulatedClock
+from leadops.delivery.workers import run_workers, worker_settings
 from leadops.models import TOUCHES, TouchStatus
-from leadops.nurture.tick import load_runtime, plan_all
+from leadops.nurture.plan import plan_all
+from leadops.nurture.runtime import load_runtime
+from leadops.nurture.tick import dispatch_due
 from leadops.testing.fakes import FakeSendGrid, FakeTwilio
 from leadops.testing.scenario import seed_leads
 from tests.integration.test_delivery import NOW, provider_settings
@@ -95,3 +98,22 @@ def test_a_failing_worker_is_raised_with_its_own_traceback(tmp_path: Path) -> No
 
     assert "Traceback" in str(raised.value.__cause__)  # as it happened in the worker
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_dispatch_due_sends_in_process_or_with_worker_processes(
+    workers: int, engine: Engine, tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio]
+) -> None:
+    sendgrid, twilio = fakes
+    settings = provider_settings(
+        tmp_path, sendgrid, twilio, database_url=_database_url(engine, tmp_path)
+    )
+    seed_leads(engine, 10, NOW)
+    runtime = load_runtime(settings, engine=engine)
+    plan_all(runtime, NOW)
+
+    report = dispatch_due(runtime, SimulatedClock(NOW), workers=workers)
+
+    assert report.sent_total == 20
+    assert len(report.worker_sent) == (2 if workers == 2 else 0)
+    assert sendgrid.duplicates() == {} and twilio.duplicates() == {}

@@ -23,7 +23,8 @@ from leadops.models import (
     Lead,
     Touch,
 )
-from leadops.nurture.tick import load_runtime, plan_all
+from leadops.nurture.plan import plan_all
+from leadops.nurture.runtime import load_runtime
 from leadops.sales.acks import acknowledge, close
 from leadops.sales.escalation import EscalationError, escalate
 from leadops.sales.notify import deliver_notifications

@@ -11,9 +11,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from leadops.core.bulk import insert_skipping_conflicts
 from leadops.core.settings import Settings
 from leadops.models import ENROLLMENTS, TOUCHES
-from leadops.nurture.tick import PlanReport, insert_skipping_conflicts, load_runtime, plan_all
+from leadops.nurture.plan import PlanReport, plan_all
+from leadops.nurture.runtime import load_runtime
 from leadops.testing.scenario import seed_leads
 from tests.conftest import make_settings
 

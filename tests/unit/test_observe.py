@@ -8,7 +8,7 @@ from collections import Counter
 import sqlalchemy as sa
 
 from leadops.core.db import is_transient
-from leadops.delivery.dispatch import DispatchReport
+from leadops.delivery.outcomes import DispatchReport
 from leadops.reporting.run_table import run_rows
 
 

@@ -264,9 +264,9 @@ def test_the_confirmation_is_transactional_and_never_goes_to_a_suppressed_addres
 def test_a_confirmation_outside_the_send_window_is_held_then_sent_by_the_next_intake_run(
     client: TestClient, settings: Settings, engine: Engine, clock: SimulatedClock
 ) -> None:
-    from leadops.delivery.pool import build_channels
     from leadops.intake.forms import retry_confirmations
     from leadops.models import Channel
+    from leadops.providers.select import build_channels
 
     clock.set(datetime(2026, 12, 5, 10, 0, tzinfo=UTC))  # a Saturday
     headers = {"X-Leadops-Form-Secret": SECRET}

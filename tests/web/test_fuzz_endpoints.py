@@ -49,7 +49,7 @@ from leadops.models import (
     STAGE_CHANGES,
     WEBHOOK_REJECTIONS,
 )
-from leadops.nurture.tick import load_runtime
+from leadops.nurture.runtime import load_runtime
 from leadops.providers.sendgrid.events import SENDGRID_EVENTS
 from leadops.sales.escalation import escalate
 from leadops.sales.notify import ack_url

@@ -1,0 +1,275 @@
+"""What a dispatched touch ends as, and how outcomes are counted and written.
+
+- Only failures that provably did not deliver go back to `pending` for a retry: a
+  transient error (up to MAX_TRANSIENT_ATTEMPTS) or a channel found unavailable. An
+  ambiguous error, or our own bug after the request may have left, is never re-sent.
+- Outcomes are written in bulk, only for rows their dispatcher still owns (its claim token).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import update
+from sqlalchemy.engine import Connection, Engine
+
+from leadops.core.bulk import bulk_update
+from leadops.core.clock import Clock
+from leadops.delivery.policy import Reason
+from leadops.delivery.pool import Attempt
+from leadops.models import LEADS, TOUCHES, Channel, TouchStatus
+from leadops.providers.base import (
+    AmbiguousSendError,
+    ChannelUnavailableError,
+    PermanentSendError,
+    TransientSendError,
+)
+
+MAX_TRANSIENT_ATTEMPTS = 8
+RENDER_RETRY = timedelta(hours=1)
+
+
+class ClaimedTouch(NamedTuple):
+    """The columns of a claimed touch the dispatcher works with."""
+
+    id: int
+    lead_id: int
+    campaign_version_id: int
+    campaign: str
+    step: str
+    channel: str
+    attempts: int
+
+
+CLAIMED_COLUMNS = ClaimedTouch._fields
+
+
+class Outcome(NamedTuple):
+    """What one send attempt ends as: the row to write and what the report counts."""
+
+    kind: str  # sent, held, failed or ambiguous
+    row: dict[str, Any]
+    reason: Reason | None = None  # why it is held
+    error: str | None = None  # kept in the report's errors
+    suppress: str | None = None  # the lead's channel is suppressed, for this reason
+
+
+@dataclass
+class DispatchReport:
+    sent: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    held: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    failed: int = 0
+    ambiguous: int = 0
+    dead_letters: int = 0  # touches set aside: their decision or composition raised
+    recovered: int = 0
+    errors: list[str] = field(default_factory=list)
+    # (campaign, step, channel, outcome): outcome is sent, failed, ambiguous,
+    # held:<reason> or skipped:<reason>; the per-run table of the nurture flow.
+    outcomes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    # Messages sent by each dispatcher process, when several ran (run_workers).
+    worker_sent: list[int] = field(default_factory=list)
+
+    def count(self, touch: ClaimedTouch, outcome: str) -> None:
+        self.outcomes[(touch.campaign, touch.step, touch.channel, outcome)] += 1
+
+    def add(self, touch: ClaimedTouch, outcome: Outcome) -> None:
+        """Count the outcome of a send attempt."""
+        if outcome.kind == "sent":
+            self.sent[(touch.campaign, touch.step, touch.channel)] += 1
+            self.count(touch, "sent")
+        elif outcome.kind == "held":
+            assert outcome.reason is not None
+            self.held[outcome.reason] += 1
+            self.count(touch, f"held:{outcome.reason}")
+        elif outcome.kind == "failed":
+            self.failed += 1
+            self.count(touch, "failed")
+        else:
+            self.ambiguous += 1
+            self.count(touch, "ambiguous")
+        if outcome.error is not None:
+            self.errors.append(outcome.error)
+
+    @property
+    def sent_total(self) -> int:
+        return sum(self.sent.values())
+
+    def merge(self, other: DispatchReport) -> None:
+        self.sent.update(other.sent)
+        self.held.update(other.held)
+        self.skipped.update(other.skipped)
+        self.failed += other.failed
+        self.ambiguous += other.ambiguous
+        self.dead_letters += other.dead_letters
+        self.recovered += other.recovered
+        self.errors.extend(other.errors)
+        self.outcomes.update(other.outcomes)
+        self.worker_sent.extend(other.worker_sent)
+
+
+def log_summary(logger: logging.Logger, now: datetime, report: DispatchReport) -> None:
+    """The one line a dispatch run logs when it is done."""
+    logger.info(
+        "dispatched %s: %d sent, %d held (%s), %d skipped, %d failed, %d ambiguous, "
+        "%d set aside as dead letters, %d recovered from a stopped run",
+        now.isoformat(),
+        report.sent_total,
+        sum(report.held.values()),
+        ", ".join(f"{reason} {n}" for reason, n in sorted(report.held.items())) or "-",
+        sum(report.skipped.values()),
+        report.failed,
+        report.ambiguous,
+        report.dead_letters,
+        report.recovered,
+    )
+
+
+def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
+    """Exponential backoff from 30 s, capped at an hour; a provider's Retry-After wins."""
+    if retry_after is not None:
+        return timedelta(seconds=max(1.0, retry_after))
+    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+def touch_row(touch: ClaimedTouch, **values: Any) -> dict[str, Any]:
+    return {"id": touch.id, **values}
+
+
+def attempt_outcome(touch: ClaimedTouch, attempt: Attempt, now: datetime) -> Outcome:
+    """The status a send attempt leaves its touch in (a pure function of the attempt)."""
+    tries = touch.attempts + 1
+    subject = attempt.message.subject[:400] or None
+    error = attempt.error
+    if attempt.result is not None:
+        sent = touch_row(
+            touch,
+            subject=subject,
+            status=TouchStatus.SENT,
+            # cut to the columns: an overlong provider id must not fail the chunk
+            provider_id=attempt.result.provider_id[:200],
+            provider_message_id=attempt.result.provider_message_id[:100] or None,
+            sent_at=now,
+            hold_reason=None,
+            error=None,
+        )
+        return Outcome("sent", sent)
+    if isinstance(error, ChannelUnavailableError):
+        # Nothing left for this channel: the touch waits, however long the outage.
+        waits = touch_row(
+            touch,
+            subject=subject,
+            status=TouchStatus.PENDING,
+            hold_reason=Reason.PROVIDER_RETRY,
+            not_before=now + retry_delay(1, None),
+            attempts=touch.attempts,
+            error=str(error),
+        )
+        return Outcome("held", waits, Reason.PROVIDER_RETRY, error=f"touch {touch.id}: {error}")
+    if isinstance(error, TransientSendError):
+        if tries >= MAX_TRANSIENT_ATTEMPTS:
+            message = f"gave up after {tries} attempts: {error}"
+            return Outcome(
+                "failed",
+                touch_row(touch, subject=subject, status=TouchStatus.FAILED, error=message),
+            )
+        retry = touch_row(
+            touch,
+            subject=subject,
+            status=TouchStatus.PENDING,
+            hold_reason=Reason.PROVIDER_RETRY,
+            not_before=now + retry_delay(tries, error.retry_after),
+            error=str(error),
+        )
+        return Outcome("held", retry, Reason.PROVIDER_RETRY)
+    if isinstance(error, PermanentSendError):
+        failed = touch_row(touch, subject=subject, status=TouchStatus.FAILED, error=str(error))
+        return Outcome("failed", failed, suppress=str(error) if error.suppress else None)
+    if isinstance(error, AmbiguousSendError):
+        return Outcome(
+            "ambiguous",
+            touch_row(touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=str(error)),
+        )
+    # our own bug after the request may have left: never resend
+    unexpected = f"unexpected {type(error).__name__}: {error}"
+    return Outcome(
+        "ambiguous",
+        touch_row(touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=unexpected),
+    )
+
+
+@contextmanager
+def transaction(engine: Engine, conn: Connection | None) -> Iterator[Connection]:
+    """A transaction on `conn` (the one it is in, if any), or on a connection of its own
+    when None."""
+    if conn is None:
+        with engine.begin() as own:
+            yield own
+    elif conn.in_transaction():
+        yield conn
+    else:
+        with conn.begin():
+            yield conn
+
+
+def write_outcomes(
+    engine: Engine,
+    clock: Clock,
+    token: str,
+    outcomes: list[dict[str, Any]],
+    conn: Connection | None = None,
+) -> None:
+    """Write outcomes in one transaction (on `conn`, else a connection of its own), only
+    for rows the dispatcher holding `token` still owns."""
+    if not outcomes:
+        return
+    now = clock.now()
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for outcome in outcomes:
+        groups[tuple(sorted(outcome))].append(outcome)
+    with transaction(engine, conn) as conn:
+        for columns, rows in groups.items():
+            # Values shared by the whole group are bound once, the rest per row.
+            shared = {
+                name: rows[0][name]
+                for name in columns
+                if name != "id" and all(row[name] == rows[0][name] for row in rows)
+            }
+            bulk_update(
+                conn,
+                TOUCHES,
+                [{k: v for k, v in row.items() if k not in shared} for row in rows],
+                shared={"claim_token": None, "lease_until": None, "updated_at": now, **shared},
+                where=[TOUCHES.c.claim_token == token],
+            )
+
+
+def suppress_channel(
+    engine: Engine,
+    clock: Clock,
+    lead_id: int,
+    channel: str,
+    reason: str,
+    conn: Connection | None = None,
+) -> None:
+    """Suppress the lead's address on this channel (a provider said it cannot receive)."""
+    now = clock.now()
+    column = "email" if channel == Channel.EMAIL else "whatsapp"
+    with transaction(engine, conn) as conn:
+        conn.execute(
+            update(LEADS)
+            .where(LEADS.c.id == lead_id)
+            .values(
+                {
+                    f"{column}_suppressed_at": now,
+                    f"{column}_suppression_reason": reason[:100],
+                    "updated_at": now,
+                }
+            )
+        )

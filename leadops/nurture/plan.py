@@ -1,0 +1,407 @@
+"""Planning: segment every lead, move enrollments along, and write the touches now due.
+
+Leads are read in batches (plain rows), planned by the pure rules of
+`leadops.nurture.planner`, and each batch's inserts are written in bulk in one
+transaction. Planners that overlap (partitions, the rescore run) write nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from leadops.core.bulk import bulk_insert
+from leadops.delivery.campaigns import register_versions
+from leadops.models import (
+    ACTIVE_ESCALATION_STATUSES,
+    ENROLLMENTS,
+    ESCALATIONS,
+    FINAL_TOUCH_STATUSES,
+    LEADS,
+    TOUCHES,
+    CampaignVersion,
+    Enrollment,
+    EnrollmentStatus,
+    TouchStatus,
+)
+from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, plan_lead
+from leadops.nurture.runtime import Runtime
+from leadops.nurture.segments import LeadFacts
+
+log = logging.getLogger("leadops.nurture")
+
+PLAN_BATCH = 1000
+
+
+@dataclass
+class PlanReport:
+    leads: int = 0
+    enrolled: Counter[str] = field(default_factory=Counter)
+    exited: int = 0
+    completed: int = 0
+    planned: int = 0
+    planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    conflicts: int = 0  # rows another planner had already written (skipped)
+
+    def merge(self, other: PlanReport) -> None:
+        self.leads += other.leads
+        self.enrolled.update(other.enrolled)
+        self.exited += other.exited
+        self.completed += other.completed
+        self.planned += other.planned
+        self.planned_steps.update(other.planned_steps)
+        self.conflicts += other.conflicts
+
+
+Partition = tuple[int, int]  # (k, n): the leads whose id modulo n is k
+WHOLE: Partition = (0, 1)
+
+
+def check_partition(partition: Partition) -> Partition:
+    """Refuse a partition that is not (k, n) with 0 <= k < n."""
+    k, n = partition
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"partition must be (k, n) with 0 <= k < n, got ({k}, {n})")
+    return partition
+
+
+# What planning reads of a lead (plain rows: no ORM objects to build for every lead).
+_LEAD_FIELDS = (
+    LEADS.c.id,
+    LEADS.c.email,
+    LEADS.c.phone,
+    LEADS.c.lifecycle_stage,
+    LEADS.c.country,
+    LEADS.c.industry,
+    LEADS.c.seniority,
+    LEADS.c.company_size,
+    LEADS.c.score,
+    LEADS.c.last_engaged_at,
+    LEADS.c.created_at,
+    LEADS.c.whatsapp_consent,
+    LEADS.c.segment,
+)
+LeadRow = Any  # a row of _LEAD_FIELDS
+
+
+def _lead_batches(session: Session, partition: Partition = WHOLE) -> Iterator[list[LeadRow]]:
+    """The partition's leads in id order, PLAN_BATCH at a time (keyset paging: each batch
+    is one indexed query, and only one batch is in memory)."""
+    k, n = partition
+    last_id = 0
+    while True:
+        query = select(*_LEAD_FIELDS).where(LEADS.c.id > last_id)
+        if n > 1:
+            query = query.where(LEADS.c.id % n == k)
+        batch = list(session.execute(query.order_by(LEADS.c.id).limit(PLAN_BATCH)).all())
+        if not batch:
+            return
+        yield batch
+        last_id = batch[-1].id or 0
+
+
+def _states(
+    session: Session, leads: list[LeadRow]
+) -> list[tuple[LeadRow, Enrollment | None, LeadState]]:
+    ids = [lead.id for lead in leads]
+    enrollments = session.execute(
+        select(Enrollment).where(Enrollment.lead_id.in_(ids))  # type: ignore[attr-defined]
+    ).scalars()
+    active: dict[int, Enrollment] = {}
+    past: dict[int, set[str]] = {}
+    for enrollment in enrollments:
+        past.setdefault(enrollment.lead_id, set()).add(enrollment.campaign)
+        if enrollment.status == EnrollmentStatus.ACTIVE:
+            active[enrollment.lead_id] = enrollment
+    escalated = set(
+        session.execute(
+            select(ESCALATIONS.c.lead_id).where(
+                ESCALATIONS.c.lead_id.in_(ids),
+                ESCALATIONS.c.status.in_(ACTIVE_ESCALATION_STATUSES),
+            )
+        ).scalars()
+    )
+    planned: dict[int, set[tuple[str, str]]] = {}
+    open_count: Counter[int] = Counter()
+    if active:
+        t = TOUCHES.c
+        rows = session.execute(
+            select(t.enrollment_id, t.step, t.channel, t.status).where(
+                t.enrollment_id.in_([e.id for e in active.values()])
+            )
+        ).all()
+        for enrollment_id, step, channel, status in rows:
+            planned.setdefault(enrollment_id, set()).add((step, channel))
+            if status not in FINAL_TOUCH_STATUSES:
+                open_count[enrollment_id] += 1
+
+    result = []
+    for lead in leads:
+        assert lead.id is not None
+        enrollment = active.get(lead.id)
+        state = LeadState(
+            lead_id=lead.id,
+            facts=LeadFacts(
+                lifecycle_stage=lead.lifecycle_stage,
+                country=lead.country,
+                industry=lead.industry,
+                seniority=lead.seniority,
+                company_size=lead.company_size,
+                score=lead.score,
+                last_active_at=lead.last_engaged_at or lead.created_at,
+            ),
+            has_email=lead.email is not None,
+            has_phone=lead.phone is not None,
+            whatsapp_consent=lead.whatsapp_consent,
+            segment=lead.segment,
+            active=None
+            if enrollment is None or enrollment.id is None
+            else ActiveEnrollment(
+                id=enrollment.id,
+                campaign=enrollment.campaign,
+                campaign_version_id=enrollment.campaign_version_id,
+                started_at=enrollment.started_at,
+                planned=frozenset(planned.get(enrollment.id, set())),
+                open_touches=open_count[enrollment.id],
+            ),
+            past_campaigns=frozenset(past.get(lead.id, set())),
+            in_sales_hands=lead.id in escalated,
+        )
+        result.append((lead, enrollment, state))
+    return result
+
+
+@dataclass
+class _Writes:
+    """What planning a batch of leads inserts, written in bulk at the end of the batch."""
+
+    enrollments: list[dict[str, Any]] = field(default_factory=list)
+    touches: list[dict[str, Any]] = field(default_factory=list)
+    # touches of enrollments created in this batch, by lead, until their ids are known
+    waiting: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    segments: list[dict[str, object]] = field(default_factory=list)  # lead_id, segment
+
+
+def _apply(
+    plan: Plan,
+    lead: LeadRow,
+    enrollment: Enrollment | None,
+    versions: dict[str, CampaignVersion],
+    now: datetime,
+    report: PlanReport,
+    writes: _Writes,
+) -> None:
+    if plan.segment != lead.segment:
+        writes.segments.append({"lead_id": plan.lead_id, "segment": plan.segment})
+    if enrollment is not None and (plan.exit_reason or plan.complete):
+        enrollment.status = EnrollmentStatus.COMPLETED if plan.complete else EnrollmentStatus.EXITED
+        enrollment.ended_at = now
+        enrollment.end_reason = plan.exit_reason or "cycle finished"
+        report.completed += plan.complete
+        report.exited += bool(plan.exit_reason)
+    campaign: str | None = None
+    version_id: int | None = None
+    touches = writes.touches
+    if plan.enroll_campaign is not None:
+        version = versions[plan.enroll_campaign]
+        campaign, version_id = plan.enroll_campaign, version.id or 0
+        writes.enrollments.append(
+            {
+                "lead_id": plan.lead_id,
+                "campaign": campaign,
+                "campaign_version_id": version_id,
+                "segment": plan.segment,
+                "status": EnrollmentStatus.ACTIVE,
+                "started_at": now,
+            }
+        )
+        touches = writes.waiting.setdefault(plan.lead_id, [])
+    elif enrollment is not None:
+        campaign, version_id = enrollment.campaign, enrollment.campaign_version_id
+    if plan.touches:
+        assert campaign is not None and version_id is not None
+        for due in plan.touches:
+            touches.append(
+                {
+                    "lead_id": plan.lead_id,
+                    "enrollment_id": None if enrollment is None else enrollment.id,
+                    "campaign": campaign,
+                    "campaign_version_id": version_id,
+                    "step": due.step,
+                    "step_day": due.step_day,
+                    "channel": due.channel,
+                    "status": TouchStatus.PENDING,
+                    "due_at": due.due_at,
+                    "not_before": due.due_at,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+
+
+def _plan_batch(
+    session: Session,
+    runtime: Runtime,
+    batch: list[LeadRow],
+    versions: dict[str, CampaignVersion],
+    now: datetime,
+    report: PlanReport,
+) -> None:
+    """Plan one batch of leads and write the result in bulk, in one transaction."""
+    stored = runtime.stored
+    states = _states(session, batch)
+    writes = _Writes()
+    for lead, enrollment, state in states:
+        if state.active:
+            stored.get(session, state.active.campaign_version_id)
+        plan = plan_lead(
+            state,
+            segments=runtime.segments,
+            campaigns=runtime.campaigns,
+            enrolled_campaigns=stored.loaded(),
+            now=now,
+        )
+        if plan.changes_anything or plan.segment != lead.segment:
+            _apply(plan, lead, enrollment, versions, now, report, writes)
+    _write(session, writes, report, now)
+    report.leads += len(states)
+    session.commit()
+
+
+def _update_segments(session: Session, segments: list[dict[str, object]], now: datetime) -> None:
+    """Each lead's new segment, in one statement."""
+    if not segments:
+        return
+    leads = LEADS.c
+    if session.get_bind().dialect.name == "postgresql":
+        ids = [row["lead_id"] for row in segments]
+        # rows locked in id order first, so planners that overlap wait instead of deadlocking
+        session.execute(
+            sa.select(leads.id).where(leads.id.in_(ids)).order_by(leads.id).with_for_update()
+        )
+        session.execute(
+            sa.text(
+                "UPDATE leads SET segment = v.segment, updated_at = :now FROM unnest("
+                "CAST(:ids AS INTEGER[]), CAST(:segments AS VARCHAR[])) AS v(id, segment) "
+                "WHERE leads.id = v.id"
+            ),
+            {
+                "ids": ids,
+                "segments": [row["segment"] for row in segments],
+                "now": now,
+            },
+        )
+        return
+    session.execute(
+        sa.update(LEADS)
+        .where(leads.id == sa.bindparam("lead_id"))
+        .values(segment=sa.bindparam("segment"), updated_at=now),
+        segments,
+    )
+
+
+def _write(session: Session, writes: _Writes, report: PlanReport, now: datetime) -> None:
+    """Flush lead and enrollment changes (exits first, so a lead has one active
+    enrollment), then insert new enrollments and all touches in bulk.
+
+    Planners running at the same time (partitions on several workers, or the rescore run
+    re-planning a lead) may plan the same lead: their conflicting rows are skipped by the
+    constraints, so only what was really written is counted, and a lead whose enrollment
+    another planner created first gets no touches from this one."""
+    session.flush()
+    _update_segments(session, writes.segments, now)
+    if writes.enrollments:
+        created = bulk_insert(
+            session, ENROLLMENTS, writes.enrollments, ["id", "lead_id", "campaign"]
+        )
+        for enrollment_id, lead_id, campaign in created:
+            report.enrolled[campaign] += 1
+            for touch in writes.waiting.get(lead_id, []):
+                touch["enrollment_id"] = enrollment_id
+                writes.touches.append(touch)
+        report.conflicts += len(writes.enrollments) - len(created)
+    if writes.touches:
+        written = bulk_insert(session, TOUCHES, writes.touches, ["campaign", "step", "channel"])
+        report.planned += len(written)
+        report.planned_steps.update((row[0], row[1], row[2]) for row in written)
+        report.conflicts += len(writes.touches) - len(written)
+
+
+def _register_versions(
+    session: Session, runtime: Runtime, now: datetime
+) -> dict[str, CampaignVersion]:
+    """Record the current campaign versions; when a planner running at the same time
+    recorded a new version first (UNIQUE), use that one."""
+    try:
+        versions = register_versions(session, runtime.campaigns, now)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        versions = register_versions(session, runtime.campaigns, now)
+        session.commit()
+    return versions
+
+
+def plan_all(
+    runtime: Runtime,
+    now: datetime,
+    partition: Partition = WHOLE,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> PlanReport:
+    """Segment every lead, move enrollments along and create the touches now due.
+
+    `partition=(k, n)` plans only the leads whose id modulo n is k, so n planners (Prefect
+    task runs, on one worker or many) share the work; together they plan every lead once.
+    Planners that overlap anyway write nothing twice (see `_write`). `progress` is called
+    with the number of leads planned so far after each batch."""
+    k, n = check_partition(partition)
+    report = PlanReport()
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        versions = _register_versions(session, runtime, now)
+        for batch in _lead_batches(session, (k, n)):
+            _plan_batch(session, runtime, batch, versions, now, report)
+            if progress is not None:
+                progress(report.leads)
+    log.info(
+        "planned %s%s: %d leads, %d newly enrolled, %d exited, %d completed, "
+        "%d touches created, %d rows already written by another planner",
+        now.isoformat(),
+        f" (partition {k} of {n})" if n > 1 else "",
+        report.leads,
+        sum(report.enrolled.values()),
+        report.exited,
+        report.completed,
+        report.planned,
+        report.conflicts,
+    )
+    return report
+
+
+def plan_leads(runtime: Runtime, lead_ids: Iterable[int], now: datetime) -> PlanReport:
+    """Segment and plan only these leads (the rescore run re-segments the leads it moved)."""
+    ids = sorted(set(lead_ids))
+    report = PlanReport()
+    if not ids:
+        return report
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        versions = _register_versions(session, runtime, now)
+        for start in range(0, len(ids), PLAN_BATCH):
+            chunk = ids[start : start + PLAN_BATCH]
+            batch = list(
+                session.execute(
+                    select(*_LEAD_FIELDS).where(LEADS.c.id.in_(chunk)).order_by(LEADS.c.id)
+                ).all()
+            )
+            _plan_batch(session, runtime, batch, versions, now, report)
+    return report
