@@ -17,6 +17,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
+from leadops.core.settings import normalise_database_url
+
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 # How long a SQLite connection waits for another process's write lock before it fails.
 DEFAULT_LOCK_WAIT_SECONDS = 30.0
@@ -43,8 +45,6 @@ class DatabaseNotReady(RuntimeError):
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout. A `postgres://`
     URL is read as `postgresql+psycopg://`; a URL that is not one is DatabaseNotReady."""
-    from leadops.core.settings import normalise_database_url
-
     url = normalise_database_url(url)
     try:
         parsed = make_url(url)

@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from leadops.intake.csv_source import (
     import_csv_file_each,
     unmapped_columns,
 )
+from leadops.intake.forms import retry_confirmations
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, pull_contacts
 from leadops.intake.importer import REFUSED, ImportReport
 from leadops.intake.quarantine import (
@@ -41,7 +42,8 @@ from leadops.intake.quarantine import (
     release_source,
     resolve_replaced,
 )
-from leadops.models import ImportedFile, QuarantinedFile, QuarantineStatus
+from leadops.models import Channel, ImportedFile, QuarantinedFile, QuarantineStatus
+from leadops.providers.select import build_channels
 
 log = logging.getLogger("leadops.intake")
 
@@ -467,11 +469,6 @@ def retry_form_confirmations(
 ) -> list[SourceResult]:
     """Web forms push their leads; a run only retries confirmation emails that a
     temporary failure (or a crash) left unsent. Reported only when there were any."""
-    from datetime import timedelta
-
-    from leadops.intake.forms import retry_confirmations
-    from leadops.models import Channel
-    from leadops.providers.select import build_channels
 
     sent, unsettled = retry_confirmations(
         engine,
