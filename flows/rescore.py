@@ -18,7 +18,6 @@ from leadops.engagement import rescore
 from leadops.engagement.report import RescoreReport, SalesReady
 from leadops.nurture.runtime import Runtime, load_runtime
 from leadops.sales import handoff
-from leadops.sales.runtime import escalation_runtime_or_none
 
 
 @task(
@@ -42,10 +41,7 @@ def rescore_task(runtime: Runtime, now: datetime) -> RescoreReport:
 def escalate_task(
     runtime: Runtime, ready: list[SalesReady], now: datetime
 ) -> handoff.HandoffReport | None:
-    escalation = escalation_runtime_or_none(runtime.settings, runtime.engine)
-    if escalation is None:
-        return None
-    return handoff.escalate_sales_ready(escalation, ready, now)
+    return handoff.escalate_if_routed(runtime, ready, now)
 
 
 @flow(name="rescore", flow_run_name=lambda: run_name("rescore", "now"), log_prints=True)

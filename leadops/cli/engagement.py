@@ -36,16 +36,15 @@ def rescore(
     settings = _settings()
     if no_prefect:
         from leadops.engagement.rescore import run_rescore
-        from leadops.sales.handoff import escalate_sales_ready
-        from leadops.sales.runtime import escalation_runtime_or_none
+        from leadops.sales.handoff import escalate_if_routed
 
         runtime = _runtime(settings)
         at = _instant(now)
         report = run_rescore(runtime, at)
         result = report.counts()
-        escalation = escalation_runtime_or_none(settings, runtime.engine)
-        if escalation is not None and report.sales_ready:
-            handed = escalate_sales_ready(escalation, report.sales_ready, at)
+        # The rescore flow's two steps, without Prefect.
+        handed = escalate_if_routed(runtime, report.sales_ready, at)
+        if handed is not None:
             result["escalated"] = handed.escalated
             result["escalation_dead_letters"] = handed.dead_letters
         ready = [

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from leadops.nurture.tick import PlanReport
+from leadops.nurture.plan import PlanReport
 
 
 @dataclass(frozen=True)

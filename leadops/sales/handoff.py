@@ -19,10 +19,10 @@ from sqlmodel import Session
 from leadops.engagement.report import SalesReady
 from leadops.engagement.rescore import run_inbox
 from leadops.models import ESCALATIONS
-from leadops.nurture.tick import Runtime
+from leadops.nurture.runtime import Runtime
 from leadops.sales.escalation import escalate_or_set_aside
 from leadops.sales.notify import NotifyReport, deliver_notifications
-from leadops.sales.runtime import EscalationRuntime
+from leadops.sales.runtime import EscalationRuntime, escalation_runtime_or_none
 
 # A rescore trigger and the escalation trigger it becomes.
 TRIGGERS = {"sql": "sql_threshold", "reply": "reply_intent"}
@@ -60,6 +60,18 @@ def _trigger_key(session: Session, item: SalesReady) -> str:
         ).scalar_one()
         return f"stage-sql-{before + 1}"
     return f"{item.trigger}-{item.at.isoformat()}"
+
+
+def escalate_if_routed(
+    runtime: Runtime, ready: Sequence[SalesReady], now: datetime
+) -> HandoffReport | None:
+    """What the rescore run does with its sales-ready leads (the flow's escalate step and
+    `leadops rescore --no-prefect`): escalate them when escalation is configured; None when
+    there is no routing.yaml (logged) or no lead to escalate."""
+    escalation = escalation_runtime_or_none(runtime.settings, runtime.engine)
+    if escalation is None or not ready:
+        return None
+    return escalate_sales_ready(escalation, ready, now)
 
 
 def escalate_sales_ready(

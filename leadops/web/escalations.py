@@ -18,10 +18,11 @@ from leadops.core.tokens import InvalidToken, verify
 from leadops.delivery.render import Renderer
 from leadops.engagement import inbox
 from leadops.models import Escalation, EscalationAssignment, Lead
+from leadops.providers.inbound import MAX_ID
 from leadops.sales.acks import acknowledge
 from leadops.sales.notify import ACK, TRIGGER_LABELS
 from leadops.web.deps import count_refusal, state_of
-from leadops.web.guard import MAX_ID, Refused, read_body
+from leadops.web.guard import Refused, read_body
 
 router = APIRouter(prefix="/escalations", tags=["escalations"])
 SOURCE = "escalation_ack"  # in webhook_rejections

@@ -21,8 +21,9 @@ from leadops.delivery.suppression import end_enrollment, suppress
 from leadops.engagement import inbox
 from leadops.models import LEADS
 from leadops.providers import inbound
+from leadops.providers.inbound import MAX_ID
 from leadops.web.deps import count_refusal, state_of
-from leadops.web.guard import MAX_ID, Refused, read_body
+from leadops.web.guard import Refused, read_body
 from leadops.web.pages import UNSUBSCRIBE_LOOK, page
 
 router = APIRouter()
