@@ -37,7 +37,7 @@ def _interruptible(what: str, *, flow_run: bool = True) -> Iterator[None]:
     Prefect's temporary server is started first, out of reach of Ctrl-C, so the
     interrupted flow run is recorded as Crashed (never left Running) and its logs are
     sent before the process exits. Dispatcher processes are stopped on the way out
-    (leadops.delivery.dispatch.run_workers).
+    (leadops.delivery.workers.run_workers).
     """
     from leadops.core.interrupts import Terminated, sigterm_raises
     from leadops.ops.prefect_stack import exit_after_interrupt, start_ephemeral_server
