@@ -212,7 +212,7 @@ def run_leadops(args: list[str]) -> tuple[int, str]:
     root.addHandler(handler)
     get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(app, args, env={"COLUMNS": str(WIDTH)})
+        result = CliRunner().invoke(app, args, prog_name="leadops", env={"COLUMNS": str(WIDTH)})
     finally:
         root.removeHandler(handler)
     output = result.output
