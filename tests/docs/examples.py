@@ -172,8 +172,8 @@ def project() -> Iterator[Path]:
             {
                 "LEADOPS_CONFIG_FILE": str(home / "config" / "leadops.toml"),
                 "LEADOPS_SECRET_KEY": SECRET,
+                # rich reads COLUMNS when it sizes a table (TERM=dumb would force 80)
                 "COLUMNS": str(WIDTH),
-                "TERM": "dumb",
                 "NO_COLOR": "1",
             }
         )
@@ -198,6 +198,19 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def _fix_console_width() -> None:
+    """A rich Console made at import keeps the width it saw then (COLUMNS, or the terminal
+    of whatever imported it first, e.g. a pytest worker): give every such console of the
+    CLI the example width, so the output does not depend on what ran before."""
+    from rich.console import Console
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("leadops.") and module is not None:
+            for value in list(vars(module).values()):
+                if isinstance(value, Console):
+                    value.width = WIDTH
+
+
 def run_leadops(args: list[str]) -> tuple[int, str]:
     from typer.testing import CliRunner
 
@@ -210,6 +223,7 @@ def run_leadops(args: list[str]) -> tuple[int, str]:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
+    _fix_console_width()
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(app, args, prog_name="leadops", env={"COLUMNS": str(WIDTH)})
