@@ -26,6 +26,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "reference"
+sys.path.insert(0, str(ROOT))  # document this checkout's code, whatever else is installed
 
 # --- ENTRY POINTS: the only place that names where things live in leadops/ --------------
 CLI_APP = "leadops.cli:app"
