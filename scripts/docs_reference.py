@@ -265,7 +265,9 @@ def _models_in(annotation: Any) -> Iterator[type]:
 
 def _model_tables(model: type, title: str, seen: set[type]) -> list[str]:
     seen.add(model)
-    out = [f"#### `{title}` ({model.__name__})\n"]
+    out = [
+        f"### `{title}` ({model.__name__})\n" if title else f"### Top level ({model.__name__})\n"
+    ]
     doc = (model.__doc__ or "").strip()
     if doc and not doc.startswith(("Usage docs:", "!!! abstract")):
         out.append(prose(" ".join(doc.split())) + "\n")
@@ -276,7 +278,8 @@ def _model_tables(model: type, title: str, seen: set[type]) -> list[str]:
             f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | "
             f"{_constraints(field)} | {prose(field.description or '')} |"
         )
-        nested.extend((sub, f"{title}.{name}") for sub in _models_in(field.annotation))
+        path = f"{title}.{name}" if title else name
+        nested.extend((sub, path) for sub in _models_in(field.annotation))
     out.append("")
     for sub, path in nested:
         if sub not in seen:
@@ -297,7 +300,7 @@ def config_page() -> str:
         model = load(target)
         out.append(f"## `{pattern}`: {purpose}\n")
         out.append(f"Validated by `{target.replace(':', '.')}`.\n")
-        out.extend(_model_tables(model, "(top level)", set()))
+        out.extend(_model_tables(model, "", set()))
         files = sorted(ROOT.glob(pattern))
         if files:
             shipped = files[0]
