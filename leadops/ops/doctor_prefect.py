@@ -22,7 +22,7 @@ def check_prefect() -> Check:
             "prefect api",
             Status.OK,
             "PREFECT_API_URL unset: CLI flows run on a temporary local server; schedules "
-            "fire only on a Prefect server (README, Operating with Prefect)",
+            "fire only on a Prefect server (docs/guides/operators.md, Deploy to Prefect)",
         )
     import requests
 
@@ -34,7 +34,7 @@ def check_prefect() -> Check:
             "prefect api",
             Status.FAIL,
             f"{url} does not answer: {type(exc).__name__}",
-            "start it: `prefect server start` (README, Operating with Prefect)",
+            "start it: `prefect server start` (docs/guides/operators.md, Deploy to Prefect)",
         )
     return Check("prefect api", Status.OK, f"{url} answers")
 
