@@ -52,6 +52,12 @@ async def main():
 asyncio.run(main())
 """
 
+# A stopped command exits within seconds. Alone on an idle machine `run --workers 2` takes
+# 2.5-3 s to stop (stopping its dispatcher processes and marking the flow run Crashed),
+# 3-5 s with the other core busy, and up to 8 s while the suite's other test process runs a
+# Prefect server or a simulation: the bound leaves room for that, not for a hang.
+STOP_WITHIN = 10
+
 
 def group_members(pgid: int) -> list[str]:
     """Processes still alive in a process group (zombies count as gone)."""
@@ -130,7 +136,7 @@ def test_ctrl_c_in_simulate_stops_at_once_and_a_rerun_sends_nothing_twice(tmp_pa
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, err
-    assert took < 5, f"simulate took {took:.1f} s to stop after Ctrl-C"
+    assert took < STOP_WITHIN, f"simulate took {took:.1f} s to stop after Ctrl-C"
     assert "interrupted: the simulation stopped" in err
     assert "run the same command to finish the work" in " ".join(err.split())
     assert group_members(process.pid) == [], "processes left behind after Ctrl-C"
@@ -288,7 +294,7 @@ def test_ctrl_c_in_run_with_workers_stops_them_and_marks_the_flow_run_crashed(
     code, took, err = interrupt(RUN, env, fakes, signal.SIGINT, group=True)
 
     assert code == 130, err
-    assert took < 5, f"run --workers 2 took {took:.1f} s to stop after Ctrl-C"
+    assert took < STOP_WITHIN, f"run --workers 2 took {took:.1f} s to stop after Ctrl-C"
     assert "Traceback" not in err, err
     assert "interrupted: the tick stopped; its flow run is marked Crashed" in " ".join(err.split())
     partial = sum(len(fake.log) for fake in fakes)
@@ -325,7 +331,7 @@ def test_signal_to_the_run_alone_stops_its_dispatcher_processes(
     returncode, took, err = interrupt([*RUN, "--no-prefect"], env, fakes, signum, group=False)
 
     assert returncode == code, err
-    assert took < 5, f"run --workers 2 took {took:.1f} s to stop after {signum!r}"
+    assert took < STOP_WITHIN, f"run --workers 2 took {took:.1f} s to stop after {signum!r}"
     assert "Traceback" not in err, err
     assert f"{word}: the tick stopped. Messages already sent are recorded" in " ".join(err.split())
     assert sum(len(fake.log) for fake in fakes) < 2 * WORKER_LEADS
