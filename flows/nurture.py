@@ -147,12 +147,7 @@ def nurture_flow(
     return {
         "leads": plan.leads,
         "planned": plan.planned,
-        "sent": dispatch.sent_total,
-        "held": sum(dispatch.held.values()),
-        "skipped": sum(dispatch.skipped.values()),
-        "failed": dispatch.failed,
-        "ambiguous": dispatch.ambiguous,
-        "dead_letters": dispatch.dead_letters,
+        **dispatch.counts(),
         "recovered": dispatch.recovered,
     }
 

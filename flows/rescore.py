@@ -56,15 +56,7 @@ def rescore_flow(now: datetime | None = None) -> dict[str, int]:
     if report.sales_ready:
         create_table_artifact(
             key="sales-ready",
-            table=[
-                {
-                    "lead_id": item.lead_id,
-                    "trigger": item.trigger,
-                    "score": item.score,
-                    "reasons": ", ".join(item.reasons),
-                }
-                for item in report.sales_ready
-            ],
+            table=[item.row() for item in report.sales_ready],
             description="Leads that reached SQL or raised a hand in this run",
         )
     counts = report.counts()

@@ -47,15 +47,7 @@ def rescore(
         if handed is not None:
             result["escalated"] = handed.escalated
             result["escalation_dead_letters"] = handed.dead_letters
-        ready = [
-            {
-                "lead_id": r.lead_id,
-                "trigger": r.trigger,
-                "score": r.score,
-                "reasons": ", ".join(r.reasons),
-            }
-            for r in report.sales_ready
-        ]
+        ready = [item.row() for item in report.sales_ready]
     else:
         from flows.rescore import rescore_flow
 

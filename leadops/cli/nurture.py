@@ -103,14 +103,7 @@ def run(
                 dispatch = dispatch_due(runtime, clock, workers=processes)
         except LockHeld as exc:
             raise CliError(f"{exc}; try again when it has finished") from exc
-        result = {
-            "sent": dispatch.sent_total,
-            "held": sum(dispatch.held.values()),
-            "skipped": sum(dispatch.skipped.values()),
-            "failed": dispatch.failed,
-            "ambiguous": dispatch.ambiguous,
-            "dead_letters": dispatch.dead_letters,
-        }
+        result = dispatch.counts()
     else:
         from flows.nurture import nurture_flow
 

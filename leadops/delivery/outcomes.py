@@ -101,6 +101,17 @@ class DispatchReport:
     def sent_total(self) -> int:
         return sum(self.sent.values())
 
+    def counts(self) -> dict[str, int]:
+        """The totals a tick reports (the nurture flow's result, `leadops run`'s line)."""
+        return {
+            "sent": self.sent_total,
+            "held": sum(self.held.values()),
+            "skipped": sum(self.skipped.values()),
+            "failed": self.failed,
+            "ambiguous": self.ambiguous,
+            "dead_letters": self.dead_letters,
+        }
+
     def merge(self, other: DispatchReport) -> None:
         self.sent.update(other.sent)
         self.held.update(other.held)

@@ -19,6 +19,15 @@ class SalesReady:
     reasons: tuple[str, ...]  # the rules contributing most points, e.g. "reply +15"
     at: datetime
 
+    def row(self) -> dict[str, object]:
+        """The lead as a row of the sales-ready table (CLI and the rescore flow's artifact)."""
+        return {
+            "lead_id": self.lead_id,
+            "trigger": self.trigger,
+            "score": self.score,
+            "reasons": ", ".join(self.reasons),
+        }
+
 
 @dataclass
 class RescoreReport:
