@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Clock(Protocol):
@@ -71,3 +72,12 @@ def clock_for(now: str | datetime | None) -> Clock:
     if isinstance(now, str):
         now = parse_instant(now)
     return SimulatedClock(now)
+
+
+def known_timezone(value: str) -> str:
+    """`value` when it names an IANA time zone; ValueError otherwise (for config validators)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA timezone {value!r}") from exc
+    return value

@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from leadops.core.clock import known_timezone
 from leadops.core.configfile import ConfigError
 from leadops.core.keys import ec_public_key
 
@@ -210,13 +211,7 @@ class Settings(BaseSettings):
     @field_validator("default_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA timezone {value!r}") from exc
-        return value
+        return known_timezone(value)
 
     @field_validator("sendgrid_webhook_public_key")
     @classmethod

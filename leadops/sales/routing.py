@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from leadops.core.clock import known_timezone
 from leadops.core.configfile import load_model
 from leadops.core.settings import WEEKDAY_NAMES
 
@@ -67,11 +68,7 @@ class Contact(_Strict):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA timezone {value!r}") from exc
-        return value
+        return known_timezone(value)
 
     @property
     def zone(self) -> ZoneInfo:
