@@ -76,7 +76,7 @@ class SegmentCheck:
 
 
 def _example(lead: Any) -> str:
-    return f"{lead.id} {lead.email}" if lead.email else str(lead.id)
+    return f"{lead.email} ({lead.id})" if lead.email else f"lead {lead.id}"
 
 
 def _add_example(examples: list[str], lead: Any) -> None:
