@@ -35,8 +35,13 @@ class Conditions(BaseModel):
     company_size_below: int | None = Field(default=None, ge=1)
     score_at_least: int | None = None
     inactive_days_at_least: int | None = Field(default=None, ge=1)
-    source: tuple[str, ...] | None = None
-    form: tuple[str, ...] | None = None
+    source: tuple[str, ...] | None = Field(
+        default=None, description="The lead's source, e.g. csv:crm-export or web-form:ebook."
+    )
+    form: tuple[str, ...] | None = Field(
+        default=None,
+        description="The form of the lead's first web-form submission (the lead magnet).",
+    )
 
 
 class Rule(BaseModel):

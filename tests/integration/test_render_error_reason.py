@@ -16,6 +16,7 @@ from leadops.intake.importer import import_records
 from leadops.models import Touch
 from leadops.nurture.runtime import load_runtime
 from leadops.nurture.tick import simulate
+from leadops.nurture.why import explain_lead
 from leadops.reporting.summary import touch_summary
 from tests.conftest import ROOT, make_settings
 
@@ -67,3 +68,17 @@ def test_broken_template_is_summarised_as_render_error_and_logged_once(
     assert report.ticks > 3
     assert len(errors) == 1, [r.getMessage() for r in errors]
     assert report.totals.held["render_error"] > len(broken)  # retried, but logged once
+
+    runtime = load_runtime(settings, engine=engine)
+    with Session(engine) as session:
+        why = explain_lead(
+            session,
+            broken[0].lead_id,
+            segments=runtime.segments,
+            stored=runtime.stored,
+            now=START + timedelta(days=4),
+        )
+    (step,) = [s for s in why.steps if (s.step, s.channel) == ("day-1", "email")]
+    assert (step.state, step.reason) == ("held", "render_error")
+    assert "the template failed to render" in step.explanation
+    assert "email/educate/day-1.subject.j2:1" in step.explanation
