@@ -136,7 +136,11 @@ def _segment_text(
                 if rule.campaign in past
                 else "; enrolled at the next tick"
             )
+        elif active is not None and active.campaign != rule.campaign and not escalated:
+            note = f"; moves from {active.campaign} at the next tick"
         return f"segment rule {rule.segment!r} matches: campaign {rule.campaign}{note}"
+    if active is not None and not escalated:
+        note = f"; leaves {active.campaign} at the next tick"
     reasons = "; ".join(
         f"{r.segment}: {mismatch(r.when, facts, now) or 'inactivity rules wait for the cycle'}"
         for r in segments.rules

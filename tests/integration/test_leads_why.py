@@ -96,3 +96,23 @@ def test_why_names_the_segment_rules_a_lead_matches_none_of(
     assert "top-of-funnel: lifecycle_stage is 'customer', not one of subscriber, lead" in (
         customer.segment
     )
+
+
+def test_why_says_when_the_rules_would_move_or_end_an_enrollment(
+    tmp_path: Path, sqlite_engine: Engine, settings: Settings
+) -> None:
+    ids = _setup(tmp_path, sqlite_engine, settings)
+    anna = ids["anna.richter@zephyr-consulting.example"]  # in educate
+    for stage, expected in (
+        ("mql", "segment rule 'middle-of-funnel' matches: campaign connect; moves from educate"),
+        ("customer", "no segment rule matches ("),
+    ):
+        with Session(sqlite_engine) as session:
+            lead = session.get(Lead, anna)
+            assert lead is not None
+            lead.lifecycle_stage = stage
+            session.add(lead)
+            session.commit()
+        why = _why(sqlite_engine, settings, anna)
+        assert why.segment.startswith(expected), why.segment
+    assert why.segment.endswith("; leaves educate at the next tick")
