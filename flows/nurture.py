@@ -23,11 +23,17 @@ from leadops.core import progress
 from leadops.core.clock import SimulatedClock, SystemClock, ensure_utc
 from leadops.core.locks import LockHeld, run_lock
 from leadops.delivery.outcomes import DispatchReport
+from leadops.delivery.policy import legend
 from leadops.nurture.plan import PlanReport, plan_all
 from leadops.nurture.runtime import Runtime, load_runtime
 from leadops.nurture.tick import dispatch_due, simulate
 from leadops.reporting import run_table as observe
-from leadops.reporting.summary import summary_rows, touch_summary
+from leadops.reporting.summary import (
+    legend_markdown,
+    summary_legend,
+    summary_rows,
+    touch_summary,
+)
 
 
 @task(
@@ -93,9 +99,18 @@ def simulate_day_task(runtime: Runtime, start: datetime, end: datetime) -> int:
     return simulate(runtime, start, end).ticks
 
 
+def _legend_section(codes: list[str]) -> str:
+    """The Markdown legend of the reason codes an artifact shows (empty when none)."""
+    rows = legend(codes)
+    return f"\n## Reason codes\n\n{legend_markdown(rows)}\n" if rows else ""
+
+
 def _publish_summary(runtime: Runtime, key: str, description: str) -> None:
-    rows = summary_rows(touch_summary(runtime.engine))
-    create_table_artifact(key=key, table=rows, description=description)
+    summaries = touch_summary(runtime.engine)
+    codes = summary_legend(summaries)
+    if codes:
+        description += "\n\nReason codes:\n\n" + legend_markdown(codes)
+    create_table_artifact(key=key, table=summary_rows(summaries), description=description)
 
 
 @flow(name="nurture", flow_run_name=lambda: run_name("nurture", "now"), log_prints=True)
@@ -134,6 +149,7 @@ def nurture_flow(
             f"- held: {held}\n- failed: {dispatch.failed}\n- ambiguous: {dispatch.ambiguous}\n"
             f"- set aside as dead letters: {dispatch.dead_letters}\n"
             f"- recovered from a stopped run: {dispatch.recovered}\n"
+            + _legend_section([*dispatch.held, *dispatch.skipped])
         ),
         description="What this tick did",
     )

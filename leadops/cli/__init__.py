@@ -26,9 +26,11 @@ from leadops.cli import (
     ops,
     outbox,
     quarantine,
+    segments,
     serve,
     stats,
     templates,
+    why,
 )
 from leadops.cli.common import CliError, err
 from leadops.core.configfile import ConfigError
@@ -45,12 +47,13 @@ app = typer.Typer(
 )
 # Top-level commands first (init, run, simulate, stats, serve, rescore, report, doctor,
 # deploy), then the sub-apps, in the order `leadops --help` lists them.
-for commands in (db, nurture, stats, serve, engagement, ops):
+for commands in (db, nurture, stats, serve, engagement, ops, why):
     app.add_typer(commands.commands)
 app.add_typer(leads.leads_app, name="leads")
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(templates.templates_app, name="templates")
 app.add_typer(quarantine.quarantine_app, name="quarantine")
+app.add_typer(segments.segments_app, name="segments")
 app.add_typer(db.db_app, name="db")
 app.add_typer(intake.intake_app, name="intake")
 app.add_typer(escalations.escalations_app, name="escalations")

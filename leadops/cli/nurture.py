@@ -61,9 +61,18 @@ def _interruptible(what: str, *, flow_run: bool = True) -> Iterator[None]:
 
 
 def _print_summary(engine: Any, title: str) -> None:
-    from leadops.reporting.summary import SUMMARY_COLUMNS, summary_rows, touch_summary
+    from leadops.reporting.summary import (
+        SUMMARY_COLUMNS,
+        summary_legend,
+        summary_rows,
+        touch_summary,
+    )
 
-    emit(summary_rows(touch_summary(engine)), SUMMARY_COLUMNS, Format.TABLE, title=title)
+    summaries = touch_summary(engine)
+    emit(summary_rows(summaries), SUMMARY_COLUMNS, Format.TABLE, title=title)
+    codes = summary_legend(summaries)
+    if codes:
+        emit(codes, ["code", "meaning"], Format.TABLE, title="Reason codes")
 
 
 @commands.command()

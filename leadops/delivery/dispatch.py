@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
@@ -334,7 +335,7 @@ class Dispatcher:
                     outcomes.append(self._not_now(touch, message, report))
                     continue
             except RenderError as exc:
-                log.error("touch %s held: %s", touch.id, exc)
+                self._log_render_error(touch, exc)
                 report.held[Reason.RENDER_ERROR] += 1
                 report.count(touch, f"held:{Reason.RENDER_ERROR}")
                 report.errors.append(f"touch {touch.id}: {exc}")
@@ -343,7 +344,7 @@ class Dispatcher:
                         touch,
                         status=TouchStatus.PENDING,
                         hold_reason=Reason.RENDER_ERROR,
-                        not_before=now + RENDER_RETRY,
+                        not_before=self._render_retry_at(loaded.leads[touch.lead_id], now),
                         error=str(exc),
                     )
                 )
@@ -373,6 +374,20 @@ class Dispatcher:
             loaded.done.add(key)
             ready.append((touch, message))
         return ready
+
+    def _render_retry_at(self, lead: Lead, now: datetime) -> datetime:
+        """A render error is retried an hour later, when the send window is open: retried
+        outside it, the policy would hold it for the window and hide the render error."""
+        return self.window.next_open(now + RENDER_RETRY, ZoneInfo(lead.timezone))
+
+    def _log_render_error(self, touch: ClaimedTouch, exc: RenderError) -> None:
+        """Log a template's error once per loaded renderer (a command, a flow run, a whole
+        simulation), not once per touch and tick; the touches keep it in their `error`."""
+        if str(exc) in self.renderer.reported:
+            log.debug("touch %s held: %s", touch.id, exc)
+            return
+        self.renderer.reported.add(str(exc))
+        log.error("touch %s held (logged once; other touches wait too): %s", touch.id, exc)
 
     def _compose(
         self, touch: ClaimedTouch, loaded: _Loaded, already_sent: bool, now: datetime

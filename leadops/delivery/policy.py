@@ -13,7 +13,7 @@ Two classes of message (`MessageClass`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -32,6 +32,42 @@ class Reason(StrEnum):
     ALREADY_SENT = "already_sent"
     RENDER_ERROR = "render_error"
     PROVIDER_RETRY = "provider_retry"
+
+
+# The one legend of the codes in touches.hold_reason: the policy's Reason codes, then the
+# codes other stages write when they skip or set a touch aside (suppression events, the
+# end of an enrollment, escalation). Summaries, `leads why` and `leadops reasons` use it.
+REASON_MEANINGS: dict[str, str] = {
+    Reason.NO_CONSENT: "the lead gave no marketing consent on this channel",
+    Reason.UNSUBSCRIBED: "the lead unsubscribed; nothing more is sent",
+    Reason.SUPPRESSED: "this channel's address is suppressed (bounce, complaint, opt-out)",
+    Reason.NO_ADDRESS: "the lead has no address (email or phone) on this channel",
+    Reason.OUTSIDE_SEND_WINDOW: "outside the send window (local hours, weekdays); waits for it",
+    Reason.FREQUENCY_CAP: "the lead reached the messages-per-day or per-week cap; waits for room",
+    Reason.ALREADY_SENT: "this step already went to the lead on this channel",
+    Reason.RENDER_ERROR: "the template failed to render; retried hourly until it is fixed",
+    Reason.PROVIDER_RETRY: "the provider refused for now (rate limit, outage); retried later",
+    "dead_letter": "set aside after an unexpected error; `leadops deadletters retry` puts it back",
+    "enrollment_ended": "the lead's enrollment ended before this step went out",
+    "escalated": "the lead was handed to sales; nurture stops",
+    "unsubscribe": "the lead unsubscribed (unsubscribe link or SendGrid unsubscribe)",
+    "group_unsubscribe": "the lead unsubscribed from this kind of email (SendGrid group)",
+    "bounce": "the email address hard-bounced",
+    "dropped": "the email provider dropped the address (invalid or known bad)",
+    "spamreport": "the lead marked an email as spam",
+    "invalid_number": "the phone number cannot receive WhatsApp messages",
+    "whatsapp_opt_out": "the lead opted out on WhatsApp (STOP)",
+}
+
+
+def reason_meaning(code: str) -> str:
+    """The one-line meaning of a hold or skip reason code."""
+    return REASON_MEANINGS.get(code, "no legend entry for this code")
+
+
+def legend(codes: Iterable[str]) -> list[dict[str, str]]:
+    """The legend rows (code, meaning) of the given codes, sorted, each once."""
+    return [{"code": code, "meaning": reason_meaning(code)} for code in sorted(set(codes))]
 
 
 class MessageClass(StrEnum):

@@ -96,6 +96,7 @@ class Renderer:
             auto_reload=False,
         )
         self._inline: dict[str, Template] = {}
+        self.reported: set[str] = set()  # render errors already logged (each is logged once)
 
     def _relative(self, path: str) -> str:
         try:

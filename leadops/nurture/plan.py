@@ -35,7 +35,7 @@ from leadops.models import (
 )
 from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, plan_lead
 from leadops.nurture.runtime import Runtime
-from leadops.nurture.segments import LeadFacts
+from leadops.nurture.segments import LeadFacts, first_forms
 
 log = logging.getLogger("leadops.nurture")
 
@@ -89,6 +89,7 @@ _LEAD_FIELDS = (
     LEADS.c.created_at,
     LEADS.c.whatsapp_consent,
     LEADS.c.segment,
+    LEADS.c.source,
 )
 LeadRow = Any  # a row of _LEAD_FIELDS
 
@@ -144,6 +145,7 @@ def _states(
             if status not in FINAL_TOUCH_STATUSES:
                 open_count[enrollment_id] += 1
 
+    forms = first_forms(session, ids)
     result = []
     for lead in leads:
         assert lead.id is not None
@@ -158,6 +160,8 @@ def _states(
                 company_size=lead.company_size,
                 score=lead.score,
                 last_active_at=lead.last_engaged_at or lead.created_at,
+                source=lead.source,
+                form=forms.get(lead.id),
             ),
             has_email=lead.email is not None,
             has_phone=lead.phone is not None,

@@ -1,18 +1,24 @@
 """Segments: which campaign a lead belongs in, by funnel stage, fit and activity.
 
 Rules come from config/segments.yaml and are tried top to bottom; the first match wins.
-A lead no rule matches (a customer, an unsubscribed lead) is in no campaign.
+A lead no rule matches (a customer, an unsubscribed lead) is in no campaign. Besides the
+lead's fields, a rule may look at the lead's `source` (e.g. `csv:crm-export`, `web-form:demo`)
+and the `form` that brought the lead in (its first web-form submission: the lead magnet).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from sqlmodel import Session
 
 from leadops.core.configfile import ConfigError, line_of, load_model, read_yaml
+from leadops.models import FORM_SUBMISSIONS
 from leadops.models.vocab import LifecycleStage
 
 
@@ -29,6 +35,13 @@ class Conditions(BaseModel):
     company_size_below: int | None = Field(default=None, ge=1)
     score_at_least: int | None = None
     inactive_days_at_least: int | None = Field(default=None, ge=1)
+    source: tuple[str, ...] | None = Field(
+        default=None, description="The lead's source, e.g. csv:crm-export or web-form:ebook."
+    )
+    form: tuple[str, ...] | None = Field(
+        default=None,
+        description="The form of the lead's first web-form submission (the lead magnet).",
+    )
 
 
 class Rule(BaseModel):
@@ -63,33 +76,49 @@ class LeadFacts:
     company_size: int | None
     score: int
     last_active_at: datetime
+    source: str | None = None
+    form: str | None = None  # the form of the lead's first web-form submission
+
+
+def _outside(field: str, value: str | None, allowed: tuple[str, ...] | None) -> str | None:
+    if allowed is None or (value is not None and value.lower() in {a.lower() for a in allowed}):
+        return None
+    return f"{field} is {value!r}, not one of {', '.join(allowed)}"
+
+
+def mismatch(
+    when: Conditions, lead: LeadFacts, now: datetime, *, check_inactivity: bool = True
+) -> str | None:
+    """The first condition of `when` the lead fails, in words; None when all hold."""
+    for field, value in (
+        ("lifecycle_stage", lead.lifecycle_stage),
+        ("country", lead.country),
+        ("industry", lead.industry),
+        ("seniority", lead.seniority),
+        ("source", lead.source),
+        ("form", lead.form),
+    ):
+        failed = _outside(field, value, getattr(when, field))
+        if failed:
+            return failed
+    size = lead.company_size
+    if when.company_size_at_least is not None and (
+        size is None or size < when.company_size_at_least
+    ):
+        return f"company_size is {size}, below {when.company_size_at_least}"
+    if when.company_size_below is not None and (size is None or size >= when.company_size_below):
+        return f"company_size is {size}, not below {when.company_size_below}"
+    if when.score_at_least is not None and lead.score < when.score_at_least:
+        return f"score is {lead.score}, below {when.score_at_least}"
+    if check_inactivity and when.inactive_days_at_least is not None:
+        idle = now - lead.last_active_at
+        if idle < timedelta(days=when.inactive_days_at_least):
+            return f"inactive {idle.days} days, fewer than {when.inactive_days_at_least}"
+    return None
 
 
 def _matches(when: Conditions, lead: LeadFacts, now: datetime, *, check_inactivity: bool) -> bool:
-    def within(value: str | None, allowed: tuple[str, ...] | None) -> bool:
-        if allowed is None:
-            return True
-        return value is not None and value.lower() in {item.lower() for item in allowed}
-
-    if not within(lead.lifecycle_stage, when.lifecycle_stage):
-        return False
-    if not (within(lead.country, when.country) and within(lead.industry, when.industry)):
-        return False
-    if not within(lead.seniority, when.seniority):
-        return False
-    if when.company_size_at_least is not None and (
-        lead.company_size is None or lead.company_size < when.company_size_at_least
-    ):
-        return False
-    if when.company_size_below is not None and (
-        lead.company_size is None or lead.company_size >= when.company_size_below
-    ):
-        return False
-    if when.score_at_least is not None and lead.score < when.score_at_least:
-        return False
-    if check_inactivity and when.inactive_days_at_least is not None:
-        return now - lead.last_active_at >= timedelta(days=when.inactive_days_at_least)
-    return True
+    return mismatch(when, lead, now, check_inactivity=check_inactivity) is None
 
 
 def choose_rule(
@@ -116,7 +145,11 @@ def choose_rule(
 
 def load_segments(config_dir: Path, campaign_keys: set[str]) -> SegmentConfig:
     """Load config/segments.yaml and check that every rule names a known campaign."""
-    path = config_dir / "segments.yaml"
+    return load_segments_file(config_dir / "segments.yaml", campaign_keys)
+
+
+def load_segments_file(path: Path, campaign_keys: set[str]) -> SegmentConfig:
+    """Load a segments file (config/segments.yaml or a draft of it) and check its campaigns."""
     config = load_model(path, SegmentConfig)
     for index, rule in enumerate(config.rules):
         if rule.campaign not in campaign_keys:
@@ -128,3 +161,14 @@ def load_segments(config_dir: Path, campaign_keys: set[str]) -> SegmentConfig:
                 f"(known: {', '.join(sorted(campaign_keys))})",
             )
     return config
+
+
+def first_forms(session: Session, lead_ids: Iterable[int]) -> dict[int, str]:
+    """The form of each lead's first web-form submission (the lead magnet), by lead id."""
+    f = FORM_SUBMISSIONS.c
+    rows = session.execute(
+        select(f.lead_id, f.form)
+        .where(f.lead_id.in_(list(lead_ids)))
+        .order_by(f.lead_id, f.submitted_at.desc(), f.id.desc())
+    ).all()
+    return {lead_id: form for lead_id, form in rows}  # the earliest one is written last

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from leadops.delivery.policy import legend
 from leadops.models import SENT_TOUCH_STATUSES, TOUCHES, TouchStatus
 
 
@@ -94,3 +95,13 @@ def summary_rows(summaries: list[StepSummary]) -> list[dict[str, object]]:
         }
         for s in summaries
     ]
+
+
+def summary_legend(summaries: list[StepSummary]) -> list[dict[str, str]]:
+    """The legend (code, meaning) of the hold and skip reasons the summary shows."""
+    return legend(code for s in summaries for code in (*s.held, *s.skipped))
+
+
+def legend_markdown(rows: list[dict[str, str]]) -> str:
+    """The legend as Markdown lines (for a Prefect artifact's description)."""
+    return "\n".join(f"- `{row['code']}`: {row['meaning']}" for row in rows)

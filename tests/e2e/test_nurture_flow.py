@@ -94,6 +94,13 @@ def test_flows_plan_send_and_publish_artifacts(
     keys = asyncio.run(artifact_keys())
     assert asyncio.run(plan_task_runs()) == 3 + 1  # three partitions, then one whole run
     assert {"nurture-tick", "nurture-summary", "simulation-summary"} <= keys
+
+    async def descriptions(key: str) -> list[str]:
+        async with get_client() as client:
+            return [a.description or "" for a in await client.read_artifacts() if a.key == key]
+
+    # the summaries carry the legend of the reason codes they show
+    assert all("- `no_consent`: " in d for d in asyncio.run(descriptions("simulation-summary")))
     get_settings.cache_clear()
 
 
