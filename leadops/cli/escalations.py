@@ -17,7 +17,7 @@ from leadops.cli.common import (
     console,
     err,
 )
-from leadops.cli.output import Format, emit, limit_note
+from leadops.cli.output import Format, counted, emit, limit_note
 from leadops.core.settings import Settings
 
 escalations_app = typer.Typer(
@@ -78,7 +78,7 @@ def escalations_list(
 
     engine = _engine(_settings())
     rows, total = escalation_rows(engine, status=status, rep=rep, limit=limit)
-    emit(rows, ESCALATION_COLUMNS, fmt, title=f"Escalations ({len(rows)} of {total})")
+    emit(rows, ESCALATION_COLUMNS, fmt, title=counted("Escalations", len(rows), total))
     limit_note(len(rows), total, limit, err)
 
 

@@ -19,7 +19,7 @@ from leadops.cli.common import (
     err,
 )
 from leadops.cli.intake import _exit_for
-from leadops.cli.output import Format, emit, limit_note
+from leadops.cli.output import Format, counted, emit, limit_note
 
 leads_app = typer.Typer(help="Import, list and inspect leads.", no_args_is_help=True)
 
@@ -95,7 +95,7 @@ def leads_list(
     from leadops.views.leads import lead_rows
 
     rows, total = lead_rows(_engine(_settings()), stage=stage, segment=segment, limit=limit)
-    emit(rows, LEAD_COLUMNS, fmt, title=f"Leads ({len(rows)} of {total})")
+    emit(rows, LEAD_COLUMNS, fmt, title=counted("Leads", len(rows), total))
     limit_note(len(rows), total, limit, err)
 
 

@@ -17,7 +17,7 @@ from leadops.cli.common import (
     console,
     err,
 )
-from leadops.cli.output import Format, emit, limit_note
+from leadops.cli.output import Format, counted, emit, limit_note
 
 outbox_app = typer.Typer(
     help="Messages planned and sent (the touches table).", no_args_is_help=True
@@ -64,7 +64,7 @@ def outbox_list(
     rows, total = touch_rows(
         engine, status=status, channel=channel, campaign=campaign, lead=lead, limit=limit
     )
-    emit(rows, OUTBOX_COLUMNS, fmt, title=f"Touches ({len(rows)} of {total})")
+    emit(rows, OUTBOX_COLUMNS, fmt, title=counted("Touches", len(rows), total))
     limit_note(len(rows), total, limit, err)
 
 

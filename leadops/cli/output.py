@@ -120,6 +120,11 @@ def emit_sections(
         emit(rows, names, fmt, title=(titles or {}).get(name, name), console=console)
 
 
+def counted(title: str, shown: int, total: int) -> str:
+    """A list's title with its count: "Leads (50 of 213)" when cut, else "Leads (213)"."""
+    return f"{title} ({shown} of {total})" if total > shown else f"{title} ({total})"
+
+
 def limit_note(shown: int, total: int, limit: int, console: Console | None = None) -> None:
     """Say on stderr that a list was cut by `--limit` (nothing when it was not)."""
     if limit and total > shown:
