@@ -82,6 +82,10 @@ def test_preview_out_writes_the_rendered_html_byte_for_byte(project: Path) -> No
     assert piped.stdout == expected + "\n"
     subject = run("templates", "preview", "educate", "day-1", "--part", "subject").stdout
     assert subject.count("\n") == 1 and not subject.startswith("Subject:")
+    every = run("templates", "preview", "educate", "day-1", "--part", "all").stdout
+    assert (
+        every.startswith(f"--- subject ---\n{subject}--- txt ---\n") and "--- html ---\n<" in every
+    )
 
 
 @pytest.mark.parametrize(
