@@ -17,7 +17,7 @@ from leadops.cli.common import (
     _settings,
     console,
 )
-from leadops.cli.output import Format, emit
+from leadops.cli.output import Format, emit, emit_sections
 
 commands = typer.Typer()
 webhooks_app = typer.Typer(help="The webhook inbox and refused requests.", no_args_is_help=True)
@@ -29,9 +29,13 @@ def rescore(
     no_prefect: Annotated[
         bool, typer.Option("--no-prefect", help="Run directly, without a flow run.")
     ] = False,
+    fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Apply the webhook inbox, rescore, decay, move stages and re-segment (the 5-minute
-    Prefect flow). Example: leadops rescore --now 2026-12-02T15:00Z
+    Prefect flow). --format json|csv gives the sections `counts` (one row) and
+    `sales_ready` (with --no-prefect).
+
+    Example: leadops rescore --now 2026-12-02T15:00Z
     """
     settings = _settings()
     if no_prefect:
@@ -54,6 +58,9 @@ def rescore(
         _check_config(settings)
         result = rescore_flow(now=_instant(now) if now else None)
         ready = []
+    if fmt != Format.TABLE:
+        emit_sections({"counts": [result], "sales_ready": ready}, fmt)
+        return
     console.print("rescore done: " + ", ".join(f"{k} {v}" for k, v in result.items()))
     if ready:
         emit(ready, ["lead_id", "trigger", "score", "reasons"], Format.TABLE, title="Sales-ready")

@@ -15,8 +15,9 @@ from leadops.cli.common import (
     _runtime,
     _settings,
     console,
+    err,
 )
-from leadops.cli.output import Format, emit
+from leadops.cli.output import Format, counted, emit, limit_note
 from leadops.core.settings import Settings
 
 escalations_app = typer.Typer(
@@ -69,12 +70,16 @@ def escalations_list(
     limit: Annotated[int, typer.Option(help="At most this many (0 for all).")] = 200,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """List escalations, newest first. Example: leadops escalations list --status all"""
+    """List escalations, newest first; a list cut by --limit says so on stderr.
+
+    Example: leadops escalations list --status all
+    """
     from leadops.views.escalations import escalation_rows
 
     engine = _engine(_settings())
-    rows = escalation_rows(engine, status=status, rep=rep, limit=limit)
-    emit(rows, ESCALATION_COLUMNS, fmt, title=f"Escalations ({len(rows)})")
+    rows, total = escalation_rows(engine, status=status, rep=rep, limit=limit)
+    emit(rows, ESCALATION_COLUMNS, fmt, title=counted("Escalations", len(rows), total))
+    limit_note(len(rows), total, limit, err)
 
 
 @escalations_app.command("show")
@@ -172,10 +177,13 @@ def escalations_close(
 
 
 @escalations_app.command("run")
-def escalations_run(now: NowOption = None) -> None:
+def escalations_run(now: NowOption = None, fmt: FormatOption = Format.TABLE) -> None:
     """One pass of the every-minute loop without Prefect: escalate SQL leads, re-route
     missed SLAs, send due notifications; new webhook events are applied first, so a
-    hand-raise is escalated at once. Example: leadops escalations run"""
+    hand-raise is escalated at once; --format json|csv gives the counts as one row.
+
+    Example: leadops escalations run --format json
+    """
     from leadops.sales.handoff import apply_inbox_and_escalate
     from leadops.sales.scan import run_escalations
 
@@ -184,9 +192,21 @@ def escalations_run(now: NowOption = None) -> None:
     at = _instant(now)
     fast = apply_inbox_and_escalate(_runtime(settings), runtime, at)
     report = run_escalations(runtime, at)
+    counts = {
+        "webhook_events_applied": fast.events,
+        "escalated": fast.escalated + report.escalated,
+        "rerouted": report.rerouted,
+        "to_fallback_queue": report.to_queue,
+        "notifications_sent": report.notify.sent,
+        "notifications_failed": report.notify.failed,
+        "notifications_ambiguous": report.notify.ambiguous,
+    }
+    if fmt != Format.TABLE:
+        emit([counts], list(counts), fmt)
+        return
     console.print(
         f"webhook events applied {fast.events}, "
-        f"escalated {fast.escalated + report.escalated}, re-routed {report.rerouted}, "
+        f"escalated {counts['escalated']}, re-routed {report.rerouted}, "
         f"to the fallback queue {report.to_queue}, notifications sent {report.notify.sent}, "
         f"failed {report.notify.failed}, ambiguous {report.notify.ambiguous}"
     )

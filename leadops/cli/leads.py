@@ -16,9 +16,10 @@ from leadops.cli.common import (
     _instant,
     _settings,
     console,
+    err,
 )
 from leadops.cli.intake import _exit_for
-from leadops.cli.output import Format, emit
+from leadops.cli.output import Format, counted, emit, limit_note
 
 leads_app = typer.Typer(help="Import, list and inspect leads.", no_args_is_help=True)
 
@@ -84,14 +85,18 @@ LEAD_COLUMNS = [
 def leads_list(
     stage: Annotated[str | None, typer.Option(help="Only this lifecycle stage.")] = None,
     segment: Annotated[str | None, typer.Option(help="Only this segment.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many leads.")] = 100,
+    limit: Annotated[int, typer.Option(help="At most this many leads (0 for all).")] = 100,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """List leads. Example: leadops leads list --stage mql --format csv"""
+    """List leads; a list cut by --limit says so on stderr.
+
+    Example: leadops leads list --stage mql --format csv
+    """
     from leadops.views.leads import lead_rows
 
-    rows = lead_rows(_engine(_settings()), stage=stage, segment=segment, limit=limit)
-    emit(rows, LEAD_COLUMNS, fmt, title=f"Leads ({len(rows)})")
+    rows, total = lead_rows(_engine(_settings()), stage=stage, segment=segment, limit=limit)
+    emit(rows, LEAD_COLUMNS, fmt, title=counted("Leads", len(rows), total))
+    limit_note(len(rows), total, limit, err)
 
 
 @leads_app.command("show")

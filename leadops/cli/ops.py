@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,8 +19,11 @@ from leadops.cli.common import (
     console,
     err,
 )
-from leadops.cli.output import Format, emit
+from leadops.cli.output import Format, emit, emit_sections
 from leadops.core.settings import get_settings
+
+if TYPE_CHECKING:
+    from leadops.reporting.report import Report
 
 commands = typer.Typer()
 
@@ -35,44 +38,21 @@ def report(
 ) -> None:
     """KPIs and stuck work: response times, funnel, nurture conversion, scores, cost per
     lead, leads never followed up, per-step delivery and engagement rates, escalations.
-    Exit code 2 when stuck work is above LEADOPS_STUCK_THRESHOLD.
+    --format json|csv carries every section with numbers as numbers (see the marketing
+    guide). Exit code 2 when stuck work is above LEADOPS_STUCK_THRESHOLD.
 
     Example: leadops report --html report.html
     """
-    from leadops.reporting import kpis, stuck
+    from leadops.reporting import stuck
     from leadops.reporting.report import build_report, write_html
+    from leadops.reporting.report_data import report_sections
 
     settings = _settings()
     result = build_report(_engine(settings), settings, _instant(now))
-    k = result.kpis
-    emit(kpis.headline_rows(k), ["kpi", "value", "note"], fmt, title="KPIs")
     if fmt == Format.TABLE:
-        emit(
-            kpis.funnel_rows(k),
-            ["stage", "leads now", "reached", "to next stage"],
-            fmt,
-            title="Conversion by stage",
-        )
-        cost = kpis.cost_rows(k)
-        emit(cost, list(cost[0]) if cost else ["source"], fmt, title="Cost per lead by source")
-        steps = kpis.step_rows(k)
-        emit(steps, list(steps[0]) if steps else ["campaign"], fmt, title="Campaign steps")
-        engaged = kpis.engagement_rows(k)
-        emit(
-            engaged,
-            list(engaged[0]) if engaged else ["campaign"],
-            fmt,
-            title="Engagement per step: unique messages, of those sent",
-        )
-        emit(kpis.escalation_rows(k), ["figure", "value"], fmt, title="Escalations")
-        emit(
-            stuck.finding_rows(result.stuck),
-            ["check", "count", "what", "action"],
-            fmt,
-            title=f"Stuck work: {result.stuck.total} (threshold {result.stuck.threshold})",
-        )
-        for name, why in k.missing:
-            console.print(f"[dim]not available: {name} ({why})[/]", highlight=False)
+        _report_tables(result)
+    else:
+        emit_sections(report_sections(result.kpis, result.stuck), fmt)
     if html is not None:
         (console if fmt == Format.TABLE else err).print(
             f"HTML report written to {write_html(result, html)}"
@@ -80,6 +60,35 @@ def report(
     if result.stuck.over_threshold:
         err.print(f"[red]stuck work above threshold:[/] {stuck.StuckWorkError(result.stuck)}")
         raise typer.Exit(2)
+
+
+def _report_tables(result: Report) -> None:
+    from leadops.reporting import kpis, stuck
+
+    k = result.kpis
+    emit(kpis.headline_rows(k), ["kpi", "value", "note"], Format.TABLE, title="KPIs")
+    sections = {
+        "Conversion by stage": kpis.funnel_rows(k),
+        "Cost per lead by source": kpis.cost_rows(k),
+        "Campaign steps": kpis.step_rows(k),
+        "Engagement per step: unique messages, of those sent": kpis.engagement_rows(k),
+        "Escalations": kpis.escalation_rows(k),
+        f"Stuck work: {result.stuck.total} (threshold {result.stuck.threshold})": (
+            stuck.finding_rows(result.stuck)
+        ),
+    }
+    emit_sections(
+        sections,
+        Format.TABLE,
+        columns={
+            "Conversion by stage": ["stage", "leads now", "reached", "to next stage"],
+            "Cost per lead by source": ["source"],
+            "Campaign steps": ["campaign"],
+            "Engagement per step: unique messages, of those sent": ["campaign"],
+        },
+    )
+    for name, why in k.missing:
+        console.print(f"[dim]not available: {name} ({why})[/]", highlight=False)
 
 
 @commands.command()

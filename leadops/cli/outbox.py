@@ -15,8 +15,9 @@ from leadops.cli.common import (
     _instant,
     _settings,
     console,
+    err,
 )
-from leadops.cli.output import Format, emit
+from leadops.cli.output import Format, counted, emit, limit_note
 
 outbox_app = typer.Typer(
     help="Messages planned and sent (the touches table).", no_args_is_help=True
@@ -52,17 +53,19 @@ def outbox_list(
     limit: Annotated[int, typer.Option(help="At most this many rows (0 for all).")] = 200,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """List touches with their lead's address, status and times.
+    """List touches with their lead's address, status and times; a list cut by --limit
+    says so on stderr.
 
     Example: leadops outbox list --status ambiguous --format json
     """
     from leadops.views.outbox import touch_rows
 
     engine = _engine(_settings())
-    rows = touch_rows(
+    rows, total = touch_rows(
         engine, status=status, channel=channel, campaign=campaign, lead=lead, limit=limit
     )
-    emit(rows, OUTBOX_COLUMNS, fmt, title=f"Touches ({len(rows)})")
+    emit(rows, OUTBOX_COLUMNS, fmt, title=counted("Touches", len(rows), total))
+    limit_note(len(rows), total, limit, err)
 
 
 @outbox_app.command("resolve")

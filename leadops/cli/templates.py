@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -42,6 +44,9 @@ def templates_check() -> None:
     console.print(f"[green]all templates render[/] ({checked} renders checked)")
 
 
+PARTS = ("subject", "txt", "html", "all")
+
+
 @templates_app.command("preview")
 def templates_preview(
     campaign: Annotated[str, typer.Argument(help="Campaign key, e.g. educate.")],
@@ -50,9 +55,44 @@ def templates_preview(
     lead: Annotated[
         int | None, typer.Option(help="Render for this lead id (default: a sample).")
     ] = None,
-    part: Annotated[str, typer.Option(help="For email: txt, html or all.")] = "txt",
+    part: Annotated[
+        str, typer.Option(help="For email: subject, txt, html, or all (the three, labelled).")
+    ] = "txt",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the part to this file, byte for byte.")
+    ] = None,
 ) -> None:
-    """Print a rendered message. Example: leadops templates preview offer day-10 --lead 3"""
+    """Print a rendered message: one part exactly as it is sent (or, with --out, write
+    it to a file), or all parts labelled.
+
+    Example: leadops templates preview offer day-10 --lead 3 --part html --out day-10.html
+    """
+    if part not in PARTS:
+        raise CliError(f"--part {part!r} is not one of {', '.join(PARTS)}")
+    if channel not in ("email", "whatsapp"):
+        raise CliError(f"--channel {channel!r} is not one of email, whatsapp")
+    if channel == "whatsapp" and part not in ("txt", "all"):
+        raise CliError(f"a whatsapp message has only a text part, not --part {part}")
+    if out is not None and part == "all":
+        raise CliError("--out writes one part: use --part subject, txt or html")
+    parts = _rendered_parts(campaign, step, channel, lead)
+    if out is not None:
+        data = parts[part].encode("utf-8")
+        out.write_bytes(data)
+        err.print(f"wrote {len(data)} bytes to {out}", highlight=False, markup=False)
+    elif part == "all":
+        for name, text in parts.items():
+            sys.stdout.write(f"--- {name} ---\n{_line_ended(text)}")
+    else:
+        sys.stdout.write(_line_ended(parts[part]))
+
+
+def _line_ended(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _rendered_parts(campaign: str, step: str, channel: str, lead: int | None) -> dict[str, str]:
+    """The message's parts by name: subject, txt and html for email, txt for whatsapp."""
     from leadops.delivery.campaigns import load_campaigns
     from leadops.delivery.compose import (
         SAMPLE_LEAD,
@@ -60,7 +100,7 @@ def templates_preview(
         template_context,
         unsubscribe_url,
     )
-    from leadops.delivery.render import Renderer
+    from leadops.delivery.render import Renderer, RenderError
     from leadops.views.leads import lead_template_context
 
     settings = _settings()
@@ -83,14 +123,13 @@ def templates_preview(
         step_key=step,
         settings=settings,
         unsubscribe=unsubscribe,
+        channel=channel,
     )
     renderer = Renderer(settings.templates_dir)
-    if channel == "whatsapp":
-        console.print(renderer.whatsapp(campaign, step, context), markup=False, highlight=False)
-        return
-    email = renderer.email(campaign, step, context)
-    console.print(f"Subject: {email.subject}\n", markup=False, highlight=False)
-    if part in ("txt", "all"):
-        console.print(email.text, markup=False, highlight=False)
-    if part in ("html", "all"):
-        console.print(email.html, markup=False, highlight=False)
+    try:
+        if channel == "whatsapp":
+            return {"txt": renderer.whatsapp(campaign, step, context)}
+        email = renderer.email(campaign, step, context)
+    except RenderError as exc:
+        raise CliError(str(exc)) from exc
+    return {"subject": email.subject, "txt": email.text, "html": email.html}

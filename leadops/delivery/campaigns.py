@@ -14,6 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from leadops.core.configfile import ConfigError, load_model
+from leadops.delivery.utm import UtmConfig
 from leadops.models import CampaignVersion, Channel
 
 CAMPAIGN_KEY_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
@@ -70,6 +71,8 @@ class Campaign(BaseModel):
     cycle_days: int = Field(default=30, ge=1, le=365)
     links: dict[str, str] = Field(default_factory=dict)
     steps: tuple[Step, ...] = Field(min_length=1)
+    # UTM tags on `links` (leadops.delivery.utm); on by default.
+    utm: UtmConfig = Field(default_factory=UtmConfig)
 
     @model_validator(mode="after")
     def _steps_fit_the_cycle(self) -> Campaign:
@@ -97,7 +100,10 @@ class Campaign(BaseModel):
         raise KeyError(f"campaign {self.key!r} has no step {key!r}")
 
     def checksum(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        content = self.model_dump(mode="json")
+        if self.utm == UtmConfig():  # a campaign without a `utm:` block keeps its checksum
+            del content["utm"]
+        canonical = json.dumps(content, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

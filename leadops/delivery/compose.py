@@ -10,6 +10,7 @@ from leadops.core.settings import Settings
 from leadops.core.tokens import sign
 from leadops.delivery.campaigns import Campaign
 from leadops.delivery.render import Renderer, RenderError
+from leadops.delivery.utm import tagged_links
 from leadops.models import Channel, Lead
 from leadops.providers.base import OutgoingMessage
 
@@ -63,9 +64,16 @@ def lead_context(lead: Lead) -> dict[str, Any]:
 
 
 def template_context(
-    *, lead: dict[str, Any], campaign: Campaign, step_key: str, settings: Settings, unsubscribe: str
+    *,
+    lead: dict[str, Any],
+    campaign: Campaign,
+    step_key: str,
+    settings: Settings,
+    unsubscribe: str,
+    channel: str = Channel.EMAIL,
 ) -> dict[str, Any]:
-    """Everything a template may use; see templates/README.md."""
+    """Everything a template may use (see templates/README.md); the campaign's links carry
+    the UTM tags of this step on `channel` (leadops.delivery.utm)."""
     step = campaign.step(step_key)
     return {
         "lead": lead,
@@ -84,7 +92,14 @@ def template_context(
         },
         "campaign": {"key": campaign.key, "name": campaign.name},
         "step": {"key": step.key, "day": step.day, "name": step.name},
-        "links": dict(campaign.links),
+        "links": tagged_links(
+            campaign.links,
+            campaign.utm,
+            campaign=campaign.key,
+            step=step.key,
+            channel=channel,
+            own_url=settings.public_url,
+        ),
         "unsubscribe_url": unsubscribe,
     }
 
@@ -109,6 +124,7 @@ def compose(
         step_key=step_key,
         settings=settings,
         unsubscribe=unsubscribe,
+        channel=channel,
     )
     if channel == Channel.EMAIL:
         assert lead.email is not None
@@ -195,11 +211,15 @@ def check_all_templates(
                         step_key=step.key,
                         settings=settings,
                         unsubscribe=unsubscribe,
+                        channel=channel,
                     )
                     result.tried += 1
                     try:
                         if channel == "email":
-                            renderer.email(campaign.key, step.key, context)
+                            errors = renderer.email_errors(campaign.key, step.key, context)
+                            if errors:
+                                result.errors.extend(errors)
+                                continue
                         else:
                             renderer.whatsapp(campaign.key, step.key, context)
                         result.rendered += 1

@@ -128,16 +128,31 @@ class Renderer:
         except Exception as exc:
             raise RenderError(where, None, f"{type(exc).__name__}: {exc}") from exc
 
+    def _subject(self, name: str, context: dict[str, Any]) -> str:
+        subject = " ".join(self.render(name, context).split())
+        if not subject:
+            raise RenderError(name, None, "subject renders empty")
+        return subject
+
     def email(self, campaign: str, step: str, context: dict[str, Any]) -> RenderedEmail:
         names = template_names(Channel.EMAIL, campaign, step)
-        subject = " ".join(self.render(names["subject"], context).split())
-        if not subject:
-            raise RenderError(names["subject"], None, "subject renders empty")
+        subject = self._subject(names["subject"], context)
         return RenderedEmail(
             subject=subject,
             html=self.render(names["html"], context),
             text=self.render(names["txt"], context),
         )
+
+    def email_errors(self, campaign: str, step: str, context: dict[str, Any]) -> list[RenderError]:
+        """Every part of an email (subject, html, txt) that fails to render; `email`
+        stops at the first."""
+        errors = []
+        for part, name in template_names(Channel.EMAIL, campaign, step).items():
+            try:
+                self._subject(name, context) if part == "subject" else self.render(name, context)
+            except RenderError as exc:
+                errors.append(exc)
+        return errors
 
     def whatsapp(self, campaign: str, step: str, context: dict[str, Any]) -> str:
         name = template_names(Channel.WHATSAPP, campaign, step)["body"]

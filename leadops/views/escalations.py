@@ -27,6 +27,7 @@ from leadops.models import (
 from leadops.sales.escalation import EscalationError, account_owner, current_loads, profile_of
 from leadops.sales.routing import RouteDecision, route
 from leadops.sales.runtime import EscalationRuntime
+from leadops.views.paging import count_of
 
 
 def preview_route(runtime: EscalationRuntime, lead_id: int, now: datetime) -> RouteDecision:
@@ -47,9 +48,10 @@ def preview_route(runtime: EscalationRuntime, lead_id: int, now: datetime) -> Ro
 
 def escalation_rows(
     engine: Engine, *, status: str | None = "active", rep: str | None = None, limit: int = 200
-) -> list[dict[str, Any]]:
-    """Escalations with their lead's email and company, newest first. `status` "active"
-    means open, acknowledged or re-routed; None or "all" means every status."""
+) -> tuple[list[dict[str, Any]], int]:
+    """Escalations with their lead's email and company, newest first, at most `limit` (0:
+    all), with how many match in all. `status` "active" means open, acknowledged or
+    re-routed; None or "all" means every status."""
     e = ESCALATIONS.c
     query = (
         select(ESCALATIONS, LEADS.c.email, LEADS.c.company)
@@ -65,13 +67,14 @@ def escalation_rows(
         query = query.where(e.status == status)
     if rep:
         query = query.where(e.rep_key == rep)
-    if limit:
-        query = query.limit(limit)
     with engine.connect() as conn:
+        total = count_of(conn, query)
+        if limit:
+            query = query.limit(limit)
         rows = [dict(row._mapping) for row in conn.execute(query)]
     for row in rows:
         row["assignee"] = row["rep_key"] or f"queue:{row['queue']}"
-    return rows
+    return rows, total
 
 
 def lead_escalations(engine: Engine, lead_id: int) -> list[dict[str, Any]]:

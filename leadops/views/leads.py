@@ -10,20 +10,26 @@ from sqlmodel import Session, col, select
 
 from leadops.delivery.compose import lead_context
 from leadops.models import Enrollment, Lead, LeadFieldIssue, Touch
+from leadops.views.paging import count_of
 
 
 def lead_rows(
     engine: Engine, *, stage: str | None, segment: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """Leads by id, at most `limit`, optionally of one lifecycle stage and one segment."""
-    query = select(Lead).order_by(Lead.id).limit(limit)  # type: ignore[arg-type]
+) -> tuple[list[dict[str, Any]], int]:
+    """Leads by id, at most `limit` (0: all), optionally of one lifecycle stage and one
+    segment; with how many match in all."""
+    query = select(Lead)
     if stage:
         query = query.where(col(Lead.lifecycle_stage) == stage)
     if segment:
         query = query.where(col(Lead.segment) == segment)
     with Session(engine) as session:
+        total = count_of(session, query)
+        query = query.order_by(col(Lead.id))
+        if limit:
+            query = query.limit(limit)
         leads = session.execute(query).scalars().all()
-    return [lead.model_dump() for lead in leads]
+    return [lead.model_dump() for lead in leads], total
 
 
 def lead_detail(engine: Engine, lead_id: int) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from leadops.models import Lead, Touch
+from leadops.views.paging import count_of
 
 
 def touch_rows(
@@ -18,8 +19,9 @@ def touch_rows(
     campaign: str | None = None,
     lead: int | None = None,
     limit: int = 0,
-) -> list[dict[str, Any]]:
-    """Touches by id with the lead's email and phone, filtered; at most `limit` (0: all)."""
+) -> tuple[list[dict[str, Any]], int]:
+    """Touches by id with the lead's email and phone, filtered; at most `limit` (0: all);
+    with how many match in all."""
     query = (
         select(Touch, col(Lead.email), col(Lead.phone))
         .join(Lead, Lead.id == Touch.lead_id)  # type: ignore[arg-type]
@@ -33,10 +35,12 @@ def touch_rows(
     ):
         if value is not None:
             query = query.where(column == value)
-    if limit:
-        query = query.limit(limit)
     with Session(engine) as session:
-        return [
+        total = count_of(session, query)
+        if limit:
+            query = query.limit(limit)
+        rows = [
             {**touch.model_dump(), "email": email, "phone": phone}
             for touch, email, phone in session.execute(query).all()
         ]
+    return rows, total

@@ -26,10 +26,13 @@ def record_rows(engine: Engine, *, status: str, source: str | None) -> list[dict
 
 
 def record(engine: Engine, record_id: int) -> dict[str, Any] | None:
-    """One quarantined record, every field (`raw` included); None if there is none."""
+    """One quarantined record, every field (`raw` included) in the model's order, the same
+    on every run; None if there is none."""
     with Session(engine) as session:
         found = session.get(QuarantinedRecord, record_id)
-    return None if found is None else found.model_dump()
+        if found is None:
+            return None
+        return {name: getattr(found, name) for name in QuarantinedRecord.model_fields}
 
 
 def file_rows(engine: Engine, *, status: str) -> list[dict[str, Any]]:

@@ -121,9 +121,10 @@ def test_leads_import_quarantines_an_unreadable_file_and_reads_the_others(
         ("phone", "12"),
         ("timezone", "Mars/Base"),
     }
-    report = invoke("report", "--now", "2026-12-01T09:00Z", "--format", "csv")
-    assert "data quality: leads with flagged fields,1," in report
-    assert "quarantine open: 0 record(s), 1 file(s)" in report
+    report = json.loads(invoke("report", "--now", "2026-12-01T09:00Z", "--format", "json"))
+    figures = {r["name"]: r["value"] for r in report["kpis"]}
+    assert figures["flagged_leads"] == 1
+    assert (figures["quarantined_open"], figures["quarantined_files_open"]) == (0, 1)
 
     still = invoke("quarantine", "release-file", "1", code=1)
     assert "stays open" in still and "carriage return" in still

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -65,8 +66,10 @@ def test_report_prints_kpis_writes_html_and_fails_on_stuck_work(
     get_settings.cache_clear()
     assert "KPIs" in invoke("report", "--now", "2026-12-02T16:00Z")
     rows = invoke("report", "--format", "csv", "--now", "2026-12-02T16:00Z")
-    assert rows.startswith("kpi,value,note\n") and "leads,222," in rows
-    assert "data quality: leads with flagged fields,2," in rows
+    assert rows.startswith("section,row,column,value\n")
+    data = json.loads(invoke("report", "--format", "json", "--now", "2026-12-02T16:00Z"))
+    figures = {r["name"]: r["value"] for r in data["kpis"]}
+    assert figures["leads_total"] == 222 and figures["flagged_leads"] == 2
 
 
 def test_doctor_passes_on_a_fresh_install_and_explains_failures(

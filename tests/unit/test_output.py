@@ -1,12 +1,14 @@
-"""Unit tests for leadops.cli.output.safe_cell (CSV injection)."""
+"""Unit tests for leadops.cli.output: safe_cell (CSV injection) and table widths."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
 import pytest
+from rich.console import Console
 
-from leadops.cli.output import safe_cell
+from leadops.cli.output import Format, emit, safe_cell
 
 
 @pytest.mark.parametrize(
@@ -40,3 +42,27 @@ def test_formula_prefixes_are_neutralised(value: object) -> None:
 )
 def test_plain_values_unchanged(value: object, expected: str) -> None:
     assert safe_cell(value) == expected
+
+
+def _table(console: Console) -> str:
+    emit(
+        [{"campaign": "re-engage-the-quiet-ones", "hold_reason": "waiting_for_consent " * 3}],
+        ["campaign", "hold_reason"],
+        Format.TABLE,
+        console=console,
+    )
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_table_on_a_narrow_terminal_folds_long_values_never_cuts_them() -> None:
+    out = _table(Console(file=io.StringIO(), width=30, force_terminal=True, color_system=None))
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 30
+    assert "re-engage" in out.replace(" ", "")
+
+
+def test_a_piped_table_is_as_wide_as_its_widest_row() -> None:
+    out = _table(Console(file=io.StringIO(), width=30))
+    assert "…" not in out
+    assert "re-engage-the-quiet-ones" in out
+    assert ("waiting_for_consent " * 3).strip() in out
