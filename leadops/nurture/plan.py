@@ -31,8 +31,8 @@ from leadops.models import (
     CampaignVersion,
     Enrollment,
     EnrollmentStatus,
-    TouchStatus,
 )
+from leadops.models.touch_states import INITIAL_STATUS
 from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, plan_lead
 from leadops.nurture.runtime import Runtime
 from leadops.nurture.segments import LeadFacts
@@ -239,7 +239,7 @@ def _apply(
                     "step": due.step,
                     "step_day": due.step_day,
                     "channel": due.channel,
-                    "status": TouchStatus.PENDING,
+                    "status": INITIAL_STATUS,  # a new touch starts here (touch_states)
                     "due_at": due.due_at,
                     "not_before": due.due_at,
                     "attempts": 0,
