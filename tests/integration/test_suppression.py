@@ -168,3 +168,27 @@ def test_the_dispatcher_s_outcome_write_refuses_an_illegal_move(
     write_outcomes(engine, SimulatedClock(NOW), "tok", rows)
     assert _touch(engine, sent) == ("sent", None)  # a sent touch never goes back
     assert _touch(engine, claimed) == ("pending", "quiet_hours")
+
+
+def test_a_lead_moved_to_another_campaign_leaves_nurture_with_its_held_touches(
+    engine: Engine, tmp_path: Path
+) -> None:
+    runtime = load_runtime(make_settings(tmp_path), engine=engine)
+    seed_leads(engine, 1, NOW)
+    plan_all(runtime, NOW)
+    held = _add_touch(engine, 1, "email", "held", hold_reason="quiet_hours")
+    with engine.begin() as conn:
+        conn.execute(sa.update(LEADS).values(lifecycle_stage="mql"))
+    report = plan_all(runtime, NOW + timedelta(hours=1))
+    assert report.exited == 1
+    assert _touch(engine, held) == ("skipped", "enrollment_ended")  # never sent later
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                ENROLLMENTS.c.campaign, ENROLLMENTS.c.status, ENROLLMENTS.c.end_reason
+            ).order_by(ENROLLMENTS.c.id)
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("educate", "exited", "moved to connect"),
+        ("connect", "active", None),
+    ]
