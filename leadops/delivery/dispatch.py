@@ -7,7 +7,7 @@ Exactly-once rules:
   recovery cannot know whether the message arrived: unless the channel can prove it
   (the file outbox can), the row becomes `ambiguous` and is never re-sent automatically.
 - Only failures that provably did not deliver go back to `pending` for a retry
-  (leadops.delivery.outcomes maps each send error to its status).
+  (leadops.delivery.sending classifies each answer; outcomes maps it to a status).
 - A touch whose contact decision or composition raises (bad lead data, a bug) is marked
   `dead_letter` with its error before anything is sent for it, and the rest of the batch
   goes on; only `leadops deadletters retry` puts it back to `pending`.
@@ -56,6 +56,7 @@ from leadops.delivery.outcomes import (
     ClaimedTouch,
     DispatchReport,
     attempt_outcome,
+    stopped_outcome,
     touch_row,
     transaction,
     write_outcomes,
@@ -140,14 +141,7 @@ class Dispatcher:
             for touch_id, channel_name, campaign, step in stuck:
                 channel = self.channels.get(channel_name)
                 proof = channel.find_sent(touch_id, campaign, step) if channel else None
-                target = TouchStatus.SENT if proof is not None else TouchStatus.AMBIGUOUS
-                values: dict[str, Any] = (
-                    {"provider_id": proof, "sent_at": now}
-                    if proof is not None
-                    else {
-                        "error": "dispatcher stopped while sending; delivery unknown, not re-sent"
-                    }
-                )
+                target, values = stopped_outcome(proof, now)
                 conn.execute(
                     move_touches(
                         target,

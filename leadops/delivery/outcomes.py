@@ -208,6 +208,15 @@ def attempt_outcome(touch: ClaimedTouch, attempt: Attempt, now: datetime) -> Out
     )
 
 
+def stopped_outcome(proof: str | None, now: datetime) -> tuple[TouchStatus, dict[str, Any]]:
+    """What a touch a stopped dispatcher left `sending` becomes: `sent` when the channel
+    proves it (`proof`), else `ambiguous`, never re-sent."""
+    if proof is not None:
+        return TouchStatus.SENT, {"provider_id": proof, "sent_at": now}
+    error = "dispatcher stopped while sending; delivery unknown, not re-sent"
+    return TouchStatus.AMBIGUOUS, {"error": error}
+
+
 def bad_address(channel: str) -> SuppressionReason:
     """The suppression reason of an address a provider refused on send (its words stay
     in the touch's error)."""
