@@ -7,7 +7,7 @@ Exactly-once rules:
   recovery cannot know whether the message arrived: unless the channel can prove it
   (the file outbox can), the row becomes `ambiguous` and is never re-sent automatically.
 - Only failures that provably did not deliver go back to `pending` for a retry
-  (leadops.delivery.outcomes maps each send error to its status).
+  (leadops.delivery.sending classifies each answer; outcomes maps it to a status).
 - A touch whose contact decision or composition raises (bad lead data, a bug) is marked
   `dead_letter` with its error before anything is sent for it, and the rest of the batch
   goes on; only `leadops deadletters retry` puts it back to `pending`.
@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
@@ -57,34 +57,30 @@ from leadops.delivery.outcomes import (
     ClaimedTouch,
     DispatchReport,
     attempt_outcome,
-    suppress_channel,
+    stopped_outcome,
     touch_row,
     transaction,
     write_outcomes,
 )
-from leadops.delivery.policy import Action, Caps, ContactFacts, Decision, Reason, SendWindow, decide
+from leadops.delivery.policy import (
+    Action,
+    Caps,
+    Decision,
+    Reason,
+    SendWindow,
+    contact_facts,
+    decide,
+)
 from leadops.delivery.pool import Attempt, ChannelPool
 from leadops.delivery.render import Renderer, RenderError
+from leadops.delivery.suppression import suppress
 from leadops.models import SENT_TOUCH_STATUSES, TOUCHES, DeadLetterItem, Lead, TouchStatus
+from leadops.models.touch_states import move_touches
 from leadops.providers.base import ChannelSender, OutgoingMessage
 
 log = logging.getLogger("leadops.dispatch")
 
 ProgressCallback = Callable[[int], None]
-
-
-def contact_facts(lead: Lead) -> ContactFacts:
-    return ContactFacts(
-        email=lead.email,
-        phone=lead.phone,
-        email_consent=lead.email_consent,
-        whatsapp_consent=lead.whatsapp_consent,
-        email_suppressed=lead.email_suppressed_at is not None,
-        whatsapp_suppressed=lead.whatsapp_suppressed_at is not None,
-        unsubscribed=lead.unsubscribed_at is not None,
-        lifecycle_stage=lead.lifecycle_stage,
-        timezone=lead.timezone,
-    )
 
 
 class Dispatcher:
@@ -122,10 +118,13 @@ class Dispatcher:
         t = TOUCHES.c
         with self.engine.begin() as conn:
             released = conn.execute(
-                update(TOUCHES)
-                .where(t.status == TouchStatus.CLAIMED, t.lease_until < now)
-                .values(
-                    status=TouchStatus.PENDING, claim_token=None, lease_until=None, updated_at=now
+                move_touches(
+                    TouchStatus.PENDING,
+                    t.lease_until < now,
+                    only=[TouchStatus.CLAIMED],
+                    claim_token=None,
+                    lease_until=None,
+                    updated_at=now,
                 )
             )
             recovered += released.rowcount
@@ -137,17 +136,17 @@ class Dispatcher:
             for touch_id, channel_name, campaign, step in stuck:
                 channel = self.channels.get(channel_name)
                 proof = channel.find_sent(touch_id, campaign, step) if channel else None
-                if proof is not None:
-                    values = {"status": TouchStatus.SENT, "provider_id": proof, "sent_at": now}
-                else:
-                    values = {
-                        "status": TouchStatus.AMBIGUOUS,
-                        "error": "dispatcher stopped while sending; delivery unknown, not re-sent",
-                    }
+                target, values = stopped_outcome(proof, now)
                 conn.execute(
-                    update(TOUCHES)
-                    .where(t.id == touch_id)
-                    .values(claim_token=None, lease_until=None, updated_at=now, **values)
+                    move_touches(
+                        target,
+                        t.id == touch_id,
+                        only=[TouchStatus.SENDING],
+                        claim_token=None,
+                        lease_until=None,
+                        updated_at=now,
+                        **values,
+                    )
                 )
                 recovered += 1
         if recovered:
@@ -175,15 +174,14 @@ class Dispatcher:
         picked = due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
         with self.engine.begin() as conn:
             rows = conn.execute(
-                update(TOUCHES)
-                .where(t.id.in_(select(picked.c.id)), t.status == TouchStatus.PENDING)
-                .values(
-                    status=TouchStatus.CLAIMED,
+                move_touches(
+                    TouchStatus.CLAIMED,
+                    t.id.in_(select(picked.c.id)),
+                    only=[TouchStatus.PENDING],
                     claim_token=token,
                     lease_until=now + timedelta(seconds=self.settings.claim_lease_seconds),
                     updated_at=now,
-                )
-                .returning(*(t[name] for name in CLAIMED_COLUMNS))
+                ).returning(*(t[name] for name in CLAIMED_COLUMNS))
             ).all()
         return token, sorted((ClaimedTouch(*row) for row in rows), key=lambda c: c.id)
 
@@ -450,15 +448,15 @@ class Dispatcher:
         with transaction(self.engine, conn):
             owned = set(
                 conn.execute(
-                    update(TOUCHES)
-                    .where(t.id.in_(ids), t.claim_token == token, t.status == TouchStatus.CLAIMED)
-                    .values(
-                        status=TouchStatus.SENDING,
+                    move_touches(
+                        TouchStatus.SENDING,
+                        t.id.in_(ids),
+                        t.claim_token == token,
+                        only=[TouchStatus.CLAIMED],
                         attempts=t.attempts + 1,
                         lease_until=lease,
                         updated_at=now,
-                    )
-                    .returning(t.id)
+                    ).returning(t.id)
                 ).scalars()
             )
         return owned
@@ -469,22 +467,24 @@ class Dispatcher:
         report: DispatchReport,
         conn: Connection | None = None,
     ) -> None:
-        """Count and write the outcomes of finished sends (and suppress what bounced)."""
+        """Count and write the outcomes of finished sends; an address the provider refused
+        is suppressed (leadops.delivery.suppression, in the same transaction)."""
         if not attempts:
             return
         now = self.clock.now()
         outcomes: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        suppress: list[tuple[int, str, str]] = []
+        refused: list[tuple[int, str, str]] = []
         for token, touch, attempt in attempts:
             outcome = attempt_outcome(touch, attempt, now)
             report.add(touch, outcome)
             outcomes[token].append(outcome.row)
             if outcome.suppress is not None:
-                suppress.append((touch.lead_id, touch.channel, outcome.suppress))
-        for token, rows in outcomes.items():
-            write_outcomes(self.engine, self.clock, token, rows, conn)
-        for lead_id, channel, reason in suppress:
-            suppress_channel(self.engine, self.clock, lead_id, channel, reason, conn)
+                refused.append((touch.lead_id, touch.channel, outcome.suppress))
+        with transaction(self.engine, conn) as conn:
+            for token, rows in outcomes.items():
+                write_outcomes(self.engine, self.clock, token, rows, conn)
+            for lead_id, channel, reason in refused:
+                suppress(conn, lead_id, [channel], reason, now)
 
 
 @dataclass

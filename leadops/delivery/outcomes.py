@@ -1,8 +1,9 @@
 """What a dispatched touch ends as, and how outcomes are counted and written.
 
-- Only failures that provably did not deliver go back to `pending` for a retry: a
-  transient error (up to MAX_TRANSIENT_ATTEMPTS) or a channel found unavailable. An
-  ambiguous error, or our own bug after the request may have left, is never re-sent.
+- A send's outcome comes from the one classification (leadops.delivery.sending): only
+  failures that provably did not deliver go back to `pending` for a retry, a transient
+  error (within the touch RetryPolicy) or a channel found unavailable. An ambiguous
+  error, or our own bug after the request may have left, is never re-sent.
 - Outcomes are written in bulk, only for rows their dispatcher still owns (its claim token).
 """
 
@@ -16,22 +17,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import update
+from sqlalchemy import or_
 from sqlalchemy.engine import Connection, Engine
 
 from leadops.core.bulk import bulk_update
 from leadops.core.clock import Clock
 from leadops.delivery.policy import Reason
 from leadops.delivery.pool import Attempt
-from leadops.models import LEADS, TOUCHES, Channel, TouchStatus
-from leadops.providers.base import (
-    AmbiguousSendError,
-    ChannelUnavailableError,
-    PermanentSendError,
-    TransientSendError,
-)
+from leadops.delivery.sending import POLICIES, MessageKind, SendOutcome, classify
+from leadops.models import TOUCHES, Channel, TouchStatus
+from leadops.models.touch_states import sources
+from leadops.models.vocab import SuppressionReason
 
-MAX_TRANSIENT_ATTEMPTS = 8
 RENDER_RETRY = timedelta(hours=1)
 
 
@@ -57,7 +54,7 @@ class Outcome(NamedTuple):
     row: dict[str, Any]
     reason: Reason | None = None  # why it is held
     error: str | None = None  # kept in the report's errors
-    suppress: str | None = None  # the lead's channel is suppressed, for this reason
+    suppress: SuppressionReason | None = None  # the lead's channel is suppressed, for this
 
 
 @dataclass
@@ -142,11 +139,7 @@ def log_summary(logger: logging.Logger, now: datetime, report: DispatchReport) -
     )
 
 
-def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
-    """Exponential backoff from 30 s, capped at an hour; a provider's Retry-After wins."""
-    if retry_after is not None:
-        return timedelta(seconds=max(1.0, retry_after))
-    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+TOUCH_RETRY = POLICIES[MessageKind.TOUCH]
 
 
 def touch_row(touch: ClaimedTouch, **values: Any) -> dict[str, Any]:
@@ -154,11 +147,13 @@ def touch_row(touch: ClaimedTouch, **values: Any) -> dict[str, Any]:
 
 
 def attempt_outcome(touch: ClaimedTouch, attempt: Attempt, now: datetime) -> Outcome:
-    """The status a send attempt leaves its touch in (a pure function of the attempt)."""
+    """The status a send attempt leaves its touch in (a pure function of the attempt),
+    from the one classification (leadops.delivery.sending) and the touch retry policy."""
     tries = touch.attempts + 1
     subject = attempt.message.subject[:400] or None
-    error = attempt.error
-    if attempt.result is not None:
+    answer = classify(attempt.error)
+    if answer.outcome == SendOutcome.SENT:
+        assert attempt.result is not None
         sent = touch_row(
             touch,
             subject=subject,
@@ -171,21 +166,24 @@ def attempt_outcome(touch: ClaimedTouch, attempt: Attempt, now: datetime) -> Out
             error=None,
         )
         return Outcome("sent", sent)
-    if isinstance(error, ChannelUnavailableError):
-        # Nothing left for this channel: the touch waits, however long the outage.
+    if answer.outcome == SendOutcome.CHANNEL_STOPPED:
+        # Nothing left for this channel: the touch waits, however long the outage, and
+        # the attempt does not count.
         waits = touch_row(
             touch,
             subject=subject,
             status=TouchStatus.PENDING,
             hold_reason=Reason.PROVIDER_RETRY,
-            not_before=now + retry_delay(1, None),
+            not_before=now + TOUCH_RETRY.delay(1),
             attempts=touch.attempts,
-            error=str(error),
+            error=answer.error,
         )
-        return Outcome("held", waits, Reason.PROVIDER_RETRY, error=f"touch {touch.id}: {error}")
-    if isinstance(error, TransientSendError):
-        if tries >= MAX_TRANSIENT_ATTEMPTS:
-            message = f"gave up after {tries} attempts: {error}"
+        return Outcome(
+            "held", waits, Reason.PROVIDER_RETRY, error=f"touch {touch.id}: {answer.error}"
+        )
+    if answer.outcome == SendOutcome.RETRY:
+        if TOUCH_RETRY.gives_up(tries):
+            message = f"gave up after {tries} attempts: {answer.error}"
             return Outcome(
                 "failed",
                 touch_row(touch, subject=subject, status=TouchStatus.FAILED, error=message),
@@ -195,24 +193,36 @@ def attempt_outcome(touch: ClaimedTouch, attempt: Attempt, now: datetime) -> Out
             subject=subject,
             status=TouchStatus.PENDING,
             hold_reason=Reason.PROVIDER_RETRY,
-            not_before=now + retry_delay(tries, error.retry_after),
-            error=str(error),
+            not_before=now + TOUCH_RETRY.delay(tries, answer.retry_after),
+            error=answer.error,
         )
         return Outcome("held", retry, Reason.PROVIDER_RETRY)
-    if isinstance(error, PermanentSendError):
-        failed = touch_row(touch, subject=subject, status=TouchStatus.FAILED, error=str(error))
-        return Outcome("failed", failed, suppress=str(error) if error.suppress else None)
-    if isinstance(error, AmbiguousSendError):
+    if answer.outcome == SendOutcome.FAILED:
+        failed = touch_row(touch, subject=subject, status=TouchStatus.FAILED, error=answer.error)
         return Outcome(
-            "ambiguous",
-            touch_row(touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=str(error)),
+            "failed", failed, suppress=bad_address(touch.channel) if answer.suppress else None
         )
-    # our own bug after the request may have left: never resend
-    unexpected = f"unexpected {type(error).__name__}: {error}"
     return Outcome(
         "ambiguous",
-        touch_row(touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=unexpected),
+        touch_row(touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=answer.error),
     )
+
+
+def stopped_outcome(proof: str | None, now: datetime) -> tuple[TouchStatus, dict[str, Any]]:
+    """What a touch a stopped dispatcher left `sending` becomes: `sent` when the channel
+    proves it (`proof`), else `ambiguous`, never re-sent."""
+    if proof is not None:
+        return TouchStatus.SENT, {"provider_id": proof, "sent_at": now}
+    error = "dispatcher stopped while sending; delivery unknown, not re-sent"
+    return TouchStatus.AMBIGUOUS, {"error": error}
+
+
+def bad_address(channel: str) -> SuppressionReason:
+    """The suppression reason of an address a provider refused on send (its words stay
+    in the touch's error)."""
+    if channel == Channel.WHATSAPP:
+        return SuppressionReason.INVALID_NUMBER
+    return SuppressionReason.INVALID_ADDRESS
 
 
 @contextmanager
@@ -241,11 +251,11 @@ def write_outcomes(
     if not outcomes:
         return
     now = clock.now()
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
     for outcome in outcomes:
-        groups[tuple(sorted(outcome))].append(outcome)
+        groups[(outcome["status"], tuple(sorted(outcome)))].append(outcome)
     with transaction(engine, conn) as conn:
-        for columns, rows in groups.items():
+        for (status, columns), rows in groups.items():
             # Values shared by the whole group are bound once, the rest per row.
             shared = {
                 name: rows[0][name]
@@ -257,30 +267,10 @@ def write_outcomes(
                 TOUCHES,
                 [{k: v for k, v in row.items() if k not in shared} for row in rows],
                 shared={"claim_token": None, "lease_until": None, "updated_at": now, **shared},
-                where=[TOUCHES.c.claim_token == token],
+                # only moves the transition table allows (touch_states); plain binds, no
+                # IN list: an executemany cannot expand one
+                where=[
+                    TOUCHES.c.claim_token == token,
+                    or_(*(TOUCHES.c.status == source for source in sources(status))),
+                ],
             )
-
-
-def suppress_channel(
-    engine: Engine,
-    clock: Clock,
-    lead_id: int,
-    channel: str,
-    reason: str,
-    conn: Connection | None = None,
-) -> None:
-    """Suppress the lead's address on this channel (a provider said it cannot receive)."""
-    now = clock.now()
-    column = "email" if channel == Channel.EMAIL else "whatsapp"
-    with transaction(engine, conn) as conn:
-        conn.execute(
-            update(LEADS)
-            .where(LEADS.c.id == lead_id)
-            .values(
-                {
-                    f"{column}_suppressed_at": now,
-                    f"{column}_suppression_reason": reason[:100],
-                    "updated_at": now,
-                }
-            )
-        )

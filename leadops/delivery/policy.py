@@ -19,6 +19,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from leadops.models.leads import Lead
 from leadops.models.vocab import Channel, LifecycleStage
 
 
@@ -192,3 +193,18 @@ def decide(
     if blocked_until is not None:
         return Decision(Action.HOLD, Reason.FREQUENCY_CAP, window.next_open(blocked_until, zone))
     return SEND
+
+
+def contact_facts(lead: Lead) -> ContactFacts:
+    """What the policy needs to know of a lead."""
+    return ContactFacts(
+        email=lead.email,
+        phone=lead.phone,
+        email_consent=lead.email_consent,
+        whatsapp_consent=lead.whatsapp_consent,
+        email_suppressed=lead.email_suppressed_at is not None,
+        whatsapp_suppressed=lead.whatsapp_suppressed_at is not None,
+        unsubscribed=lead.unsubscribed_at is not None,
+        lifecycle_stage=lead.lifecycle_stage,
+        timezone=lead.timezone,
+    )

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from leadops.models import TOUCH_AUDIT, TOUCHES, TouchStatus
+from leadops.models.touch_states import move_touches
 
 RESOLVABLE = frozenset({TouchStatus.AMBIGUOUS})
 
@@ -58,7 +59,6 @@ def resolve_touch(
         if sent:
             target = TouchStatus.SENT
             values: dict[str, object] = {
-                "status": target,
                 "sent_at": now,
                 "hold_reason": None,
                 "error": f"resolved as sent by {actor}: {reason}",
@@ -68,15 +68,20 @@ def resolve_touch(
         else:
             target = TouchStatus.PENDING
             values = {
-                "status": target,
                 "not_before": now,
                 "hold_reason": None,
                 "error": f"re-queued by {actor}: {reason}",
             }
         changed = conn.execute(
-            update(TOUCHES)
-            .where(t.id == touch_id, t.status == status)
-            .values(claim_token=None, lease_until=None, updated_at=now, **values)
+            move_touches(
+                target,
+                t.id == touch_id,
+                only=[status],
+                claim_token=None,
+                lease_until=None,
+                updated_at=now,
+                **values,
+            )
         ).rowcount
         if changed != 1:
             raise ResolutionError(f"touch {touch_id} changed while resolving; try again")

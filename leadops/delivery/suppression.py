@@ -1,23 +1,34 @@
-"""Suppression: stop contacting a lead on a channel (or all), at once, until they opt in.
+"""Suppression and leaving nurture: the one writer of each.
 
-The contact policy (leadops.delivery.policy) refuses every send on a suppressed channel; these
-functions set and clear the lead's suppression columns and cancel what is already queued.
+The contact policy (leadops.delivery.policy) refuses every send on a suppressed channel.
+`suppress` sets the lead's suppression columns with a reason code (SuppressionReason,
+keeping an earlier suppression and its reason) and skips what is queued there; `opt_in`
+lifts the reasons an opt-in clears (OPT_IN_CLEARS); `leave_nurture` ends the lead's
+sequence. Every path uses them: unsubscribe links, provider callbacks, a provider refusing
+an address during dispatch, an escalation to sales.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadops.models import ENROLLMENTS, LEADS, TOUCHES, EnrollmentStatus, TouchStatus
+from leadops.models.touch_states import move_touches
+from leadops.models.vocab import OPT_IN_CLEARS, SuppressionReason
 
-# Suppression reasons an opt-in clears; bounces and dropped addresses stay suppressed.
-OPT_IN_CLEARS = frozenset(
-    {"unsubscribe", "group_unsubscribe", "spamreport", "whatsapp_opt_out", "invalid_number"}
-)
+
+def reason_code(reason: str) -> SuppressionReason:
+    """The reason as a code; a free text is refused, naming the codes."""
+    try:
+        return SuppressionReason(reason)
+    except ValueError:
+        known = ", ".join(SuppressionReason)
+        raise ValueError(f"unknown suppression reason {reason!r}; known: {known}") from None
 
 
 def suppress(
@@ -29,15 +40,18 @@ def suppress(
     *,
     unsubscribed: bool = False,
 ) -> list[str]:
-    """Suppress the lead on `channels` (keeping an earlier suppression and its reason),
-    and cancel its pending touches there. Returns the channels newly suppressed."""
+    """Suppress the lead on `channels` for `reason` (a SuppressionReason; an earlier
+    suppression and its reason are kept), and skip its pending touches there. Returns
+    the channels newly suppressed."""
+    code = reason_code(reason)
+    channels = list(channels)
     changed = []
     for channel in channels:
         at, why = LEADS.c[f"{channel}_suppressed_at"], f"{channel}_suppression_reason"
         result = connection.execute(
             sa.update(LEADS)
             .where(LEADS.c.id == lead_id, at.is_(None))
-            .values({at.name: now, why: reason[:100], "updated_at": now})
+            .values({at.name: now, why: code.value, "updated_at": now})
         )
         if result.rowcount:
             changed.append(channel)
@@ -47,7 +61,7 @@ def suppress(
             .where(LEADS.c.id == lead_id, LEADS.c.unsubscribed_at.is_(None))
             .values(unsubscribed_at=now, updated_at=now)
         )
-    skip_pending(connection, lead_id, channels, reason, now)
+    skip_pending(connection, lead_id, channels, code, now)
     return changed
 
 
@@ -57,13 +71,14 @@ def skip_pending(
     """Skip the lead's touches that have not left yet on `channels`."""
     t = TOUCHES.c
     result = connection.execute(
-        sa.update(TOUCHES)
-        .where(
+        move_touches(
+            TouchStatus.SKIPPED,
             t.lead_id == lead_id,
             t.channel.in_(list(channels)),
-            t.status == TouchStatus.PENDING,
+            only=[TouchStatus.PENDING],
+            hold_reason=reason[:100],
+            updated_at=now,
         )
-        .values(status=TouchStatus.SKIPPED, hold_reason=reason[:100], updated_at=now)
     )
     return int(result.rowcount or 0)
 
@@ -71,7 +86,7 @@ def skip_pending(
 def opt_in(connection: Connection, lead_id: int, channel: str, now: datetime) -> bool:
     """The lead opted in again on `channel`: lift an opt-out suppression and record consent.
 
-    Bounces and dropped addresses are not lifted by an opt-in."""
+    Reasons outside OPT_IN_CLEARS (bounces, dropped or refused addresses) are not lifted."""
     at, why = f"{channel}_suppressed_at", f"{channel}_suppression_reason"
     row = connection.execute(
         sa.select(LEADS.c[why], LEADS.c[at]).where(LEADS.c.id == lead_id)
@@ -93,22 +108,52 @@ def opt_in(connection: Connection, lead_id: int, channel: str, now: datetime) ->
     return True
 
 
-def end_enrollment(connection: Connection, lead_id: int, reason: str, now: datetime) -> bool:
-    """End the lead's active enrollment (the sequence stops) and skip its pending touches."""
-    e = ENROLLMENTS.c
+class NurtureScope(StrEnum):
+    """What leaving nurture skips besides ending the active enrollment."""
+
+    ENROLLMENT = "enrollment"  # the pending touches of the active enrollment
+    LEAD = "lead"  # every pending touch of the lead (handed to sales: nothing more goes out)
+
+
+def leave_nurture(
+    connection: Connection,
+    lead_id: int,
+    reason: str,
+    now: datetime,
+    *,
+    scope: NurtureScope = NurtureScope.ENROLLMENT,
+    end_reason: str | None = None,
+) -> bool:
+    """The lead leaves nurture: its active enrollment ends (`end_reason`, else `reason`)
+    and its pending touches in `scope` are skipped with `reason`. Returns whether an
+    active enrollment ended."""
+    e, t = ENROLLMENTS.c, TOUCHES.c
     active = connection.execute(
         sa.select(e.id).where(e.lead_id == lead_id, e.status == EnrollmentStatus.ACTIVE)
     ).scalar_one_or_none()
-    if active is None:
+    if active is not None:
+        connection.execute(
+            sa.update(ENROLLMENTS)
+            .where(e.id == active)
+            .values(
+                status=EnrollmentStatus.EXITED,
+                ended_at=now,
+                end_reason=(end_reason or reason)[:100],
+            )
+        )
+    if scope == NurtureScope.LEAD:
+        which = t.lead_id == lead_id
+    elif active is not None:
+        which = t.enrollment_id == active
+    else:
         return False
     connection.execute(
-        sa.update(ENROLLMENTS)
-        .where(e.id == active)
-        .values(status=EnrollmentStatus.EXITED, ended_at=now, end_reason=reason[:100])
+        move_touches(
+            TouchStatus.SKIPPED,
+            which,
+            only=[TouchStatus.PENDING],
+            hold_reason=reason[:100],
+            updated_at=now,
+        )
     )
-    connection.execute(
-        sa.update(TOUCHES)
-        .where(TOUCHES.c.enrollment_id == active, TOUCHES.c.status == TouchStatus.PENDING)
-        .values(status=TouchStatus.SKIPPED, hold_reason=reason[:100], updated_at=now)
-    )
-    return True
+    return active is not None

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadops.core.clock import parse_instant
-from leadops.delivery.suppression import end_enrollment, opt_in, suppress
+from leadops.delivery.suppression import leave_nurture, opt_in, suppress
 from leadops.engagement.report import RescoreReport
 from leadops.engagement.resolve import Lookup, payload_int, resolve
 from leadops.engagement.scoring import (
@@ -24,14 +24,13 @@ from leadops.engagement.scoring import (
 )
 from leadops.engagement.site import SITE_EVENTS
 from leadops.models import SCORE_LEDGER, TOUCHES, InboxStatus, ScoreKind, TouchStatus
+from leadops.models.touch_states import move_touches
 from leadops.providers import inbound
 
 # SendGrid "dropped" reasons that mean the address must not be mailed again.
 DROPPED_SUPPRESS = ("bounced address", "invalid", "unsubscribed address", "spam reporting")
 # Suppressions that are the person saying stop (also recorded as unsubscribed_at).
 OPT_OUT_EVENTS = frozenset({"unsubscribe", "spamreport", "whatsapp_opt_out"})
-# Touch statuses a provider callback may move on from (never back from failed or skipped).
-CALLBACK_FROM = (TouchStatus.SENDING, TouchStatus.SENT, TouchStatus.AMBIGUOUS)
 
 
 class Batch:
@@ -113,25 +112,20 @@ class Batch:
         return f"suppressed {scope} ({event})"
 
     def stop(self, lead_id: int, reason: str) -> None:
-        if end_enrollment(self.connection, lead_id, reason, self.now):
+        if leave_nurture(self.connection, lead_id, reason, self.now):
             self.report.sequences_stopped[reason] += 1
 
     def touch_status(self, touch: dict[str, Any] | None, status: str, error: str | None) -> str:
         if touch is None:
             return "no matching touch"
-        t = TOUCHES.c
-        values: dict[str, Any] = {"status": status, "updated_at": self.now}
+        values: dict[str, Any] = {"updated_at": self.now}
         if error:
             values["error"] = error[:500]
         if touch["sent_at"] is None and status != TouchStatus.FAILED:
             values["sent_at"] = self.now
-        allowed = list(CALLBACK_FROM)
-        if status == TouchStatus.FAILED:
-            allowed.append(TouchStatus.DELIVERED)
-        elif status == TouchStatus.SENT:
-            allowed = [TouchStatus.SENDING, TouchStatus.AMBIGUOUS]
+        # the transition table decides what a callback may move on from
         updated = self.connection.execute(
-            sa.update(TOUCHES).where(t.id == touch["id"], t.status.in_(allowed)).values(values)
+            move_touches(status, TOUCHES.c.id == touch["id"], **values)
         ).rowcount
         return f"touch {touch['id']} {status}" if updated else f"touch {touch['id']} unchanged"
 

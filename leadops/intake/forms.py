@@ -31,8 +31,16 @@ from sqlmodel import Session, select
 from leadops.core.db import session_scope
 from leadops.core.settings import Settings
 from leadops.core.tokens import sign, verify
-from leadops.delivery.dispatch import contact_facts
-from leadops.delivery.policy import Action, Caps, Decision, MessageClass, SendWindow, decide
+from leadops.delivery.policy import (
+    Action,
+    Caps,
+    Decision,
+    MessageClass,
+    SendWindow,
+    contact_facts,
+    decide,
+)
+from leadops.delivery.sending import POLICIES, Classified, MessageKind, SendOutcome, classify
 from leadops.engagement import inbox
 from leadops.intake.config import FormSource
 from leadops.intake.importer import import_records
@@ -44,13 +52,7 @@ from leadops.models import (
     Lead,
     LeadSourceRecord,
 )
-from leadops.providers.base import (
-    ChannelSender,
-    OutgoingMessage,
-    PermanentSendError,
-    SendError,
-    TransientSendError,
-)
+from leadops.providers.base import ChannelSender, OutgoingMessage
 
 log = logging.getLogger("leadops.intake.forms")
 
@@ -62,6 +64,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 100
 MAX_KEY_CHARS = 100
 MAX_VALUE_CHARS = 10_000
+CONFIRM_RETRY = POLICIES[MessageKind.CONFIRMATION]
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _KEY = re.compile(r"[\x21-\x7e]{1,128}")  # an idempotency key: printable ASCII
 
@@ -319,6 +322,24 @@ def confirmation_policy(settings: Settings, lead: Lead, now: datetime) -> Decisi
     )
 
 
+def confirmation_outcome(
+    answer: Classified, submitted_at: datetime, now: datetime
+) -> tuple[FormSubmissionStatus, str | None]:
+    """The status and error a confirmation send leaves its submission in: pending again
+    while CONFIRM_RETRY allows (retried at the next intake pass), failed after; an
+    ambiguous send stays `sending` (it may have arrived) for an operator."""
+    outcome = answer.outcome
+    if outcome == SendOutcome.SENT:
+        return FormSubmissionStatus.SENT, None
+    if outcome in (SendOutcome.RETRY, SendOutcome.CHANNEL_STOPPED):
+        if CONFIRM_RETRY.gives_up(0, since=submitted_at, now=now):
+            return FormSubmissionStatus.FAILED, f"gave up (sign-up too old): {answer.error}"
+        return FormSubmissionStatus.PENDING, f"retry later: {answer.error}"
+    if outcome == SendOutcome.FAILED:
+        return FormSubmissionStatus.FAILED, answer.error
+    return FormSubmissionStatus.SENDING, f"ambiguous: {answer.error}"
+
+
 def send_confirmation(
     engine: Engine,
     settings: Settings,
@@ -351,15 +372,12 @@ def send_confirmation(
     message = confirmation_message(
         settings, row, lead, confirmation_url(settings, submission_id, expires_at), expires_at
     )
-    status, provider_id, error = FormSubmissionStatus.SENT, None, None
+    provider_id, failure = None, None
     try:
         provider_id = channel.send(message).provider_id
-    except TransientSendError as exc:
-        status, error = FormSubmissionStatus.PENDING, f"retry later: {exc}"
-    except PermanentSendError as exc:
-        status, error = FormSubmissionStatus.FAILED, str(exc)
-    except (SendError, OSError) as exc:  # it may have arrived: never re-sent blindly
-        status, error = FormSubmissionStatus.SENDING, f"ambiguous: {exc}"
+    except Exception as exc:  # classified below: it may have arrived unless it says not
+        failure = exc
+    status, error = confirmation_outcome(classify(failure), row.submitted_at, now)
     if error:
         log.warning("confirmation for form submission %d: %s", submission_id, error)
     with session_scope(engine) as session:

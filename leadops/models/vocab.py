@@ -63,6 +63,34 @@ FINAL_TOUCH_STATUSES = frozenset(
 SENT_TOUCH_STATUSES = frozenset({TouchStatus.SENT, TouchStatus.DELIVERED})
 
 
+class SuppressionReason(StrEnum):
+    """Why a lead's channel is suppressed: the code stored in <channel>_suppression_reason.
+    A provider's own words stay with the touch or the inbox event, never here."""
+
+    UNSUBSCRIBE = "unsubscribe"  # the unsubscribe link, SendGrid unsubscribe
+    GROUP_UNSUBSCRIBE = "group_unsubscribe"  # a SendGrid unsubscribe group
+    SPAMREPORT = "spamreport"  # marked as spam
+    WHATSAPP_OPT_OUT = "whatsapp_opt_out"  # STOP and the other opt-out keywords
+    BOUNCE = "bounce"  # hard bounce reported by the provider
+    DROPPED = "dropped"  # SendGrid dropped an invalid, bounced or unsubscribed address
+    INVALID_NUMBER = "invalid_number"  # Twilio: the number cannot be reached on WhatsApp
+    INVALID_ADDRESS = "invalid_address"  # the provider refused the email address on send
+
+
+# The person asked to stop, so their opt-in lifts it; a number Twilio could not reach is
+# lifted too (an opt-in from it proves it works). Bounced, dropped and refused email
+# addresses stay suppressed: only a new address helps.
+OPT_IN_CLEARS = frozenset(
+    {
+        SuppressionReason.UNSUBSCRIBE,
+        SuppressionReason.GROUP_UNSUBSCRIBE,
+        SuppressionReason.SPAMREPORT,
+        SuppressionReason.WHATSAPP_OPT_OUT,
+        SuppressionReason.INVALID_NUMBER,
+    }
+)
+
+
 class EnrollmentStatus(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"

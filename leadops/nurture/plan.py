@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from leadops.core.bulk import bulk_insert
 from leadops.delivery.campaigns import register_versions
+from leadops.delivery.suppression import leave_nurture
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
     ENROLLMENTS,
@@ -31,8 +32,8 @@ from leadops.models import (
     CampaignVersion,
     Enrollment,
     EnrollmentStatus,
-    TouchStatus,
 )
+from leadops.models.touch_states import INITIAL_STATUS
 from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, plan_lead
 from leadops.nurture.runtime import Runtime
 from leadops.nurture.segments import LeadFacts, first_forms
@@ -193,6 +194,7 @@ class _Writes:
     # touches of enrollments created in this batch, by lead, until their ids are known
     waiting: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     segments: list[dict[str, object]] = field(default_factory=list)  # lead_id, segment
+    exits: list[tuple[int, str]] = field(default_factory=list)  # lead_id, end reason
 
 
 def _apply(
@@ -206,12 +208,15 @@ def _apply(
 ) -> None:
     if plan.segment != lead.segment:
         writes.segments.append({"lead_id": plan.lead_id, "segment": plan.segment})
-    if enrollment is not None and (plan.exit_reason or plan.complete):
-        enrollment.status = EnrollmentStatus.COMPLETED if plan.complete else EnrollmentStatus.EXITED
+    if enrollment is not None and plan.exit_reason:
+        # leaves nurture (leadops.delivery.suppression): its held touches are skipped too
+        writes.exits.append((plan.lead_id, plan.exit_reason))
+        report.exited += 1
+    elif enrollment is not None and plan.complete:
+        enrollment.status = EnrollmentStatus.COMPLETED
         enrollment.ended_at = now
-        enrollment.end_reason = plan.exit_reason or "cycle finished"
-        report.completed += plan.complete
-        report.exited += bool(plan.exit_reason)
+        enrollment.end_reason = "cycle finished"
+        report.completed += 1
     campaign: str | None = None
     version_id: int | None = None
     touches = writes.touches
@@ -243,7 +248,7 @@ def _apply(
                     "step": due.step,
                     "step_day": due.step_day,
                     "channel": due.channel,
-                    "status": TouchStatus.PENDING,
+                    "status": INITIAL_STATUS,  # a new touch starts here (touch_states)
                     "due_at": due.due_at,
                     "not_before": due.due_at,
                     "attempts": 0,
@@ -323,6 +328,8 @@ def _write(session: Session, writes: _Writes, report: PlanReport, now: datetime)
     constraints, so only what was really written is counted, and a lead whose enrollment
     another planner created first gets no touches from this one."""
     session.flush()
+    for lead_id, reason in writes.exits:
+        leave_nurture(session.connection(), lead_id, "enrollment_ended", now, end_reason=reason)
     _update_segments(session, writes.segments, now)
     if writes.enrollments:
         created = bulk_insert(

@@ -17,11 +17,11 @@ from sqlmodel import Session
 from sqlmodel import select as sqlmodel_select
 
 from leadops.delivery.campaigns import Campaign, StoredCampaigns
-from leadops.delivery.dispatch import contact_facts
 from leadops.delivery.policy import (
     Action,
     Caps,
     SendWindow,
+    contact_facts,
     decide,
     legend,
     reason_meaning,

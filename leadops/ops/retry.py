@@ -30,6 +30,7 @@ from leadops.models import (
     InboxStatus,
     TouchStatus,
 )
+from leadops.models.touch_states import move_touches
 from leadops.sales.escalation import escalate
 from leadops.sales.runtime import EscalationRuntime
 
@@ -119,9 +120,14 @@ def _requeue(engine: Engine, row: Any, now: datetime) -> RetryResult:
             # The lead left the sequence meanwhile (another campaign, escalated, stopped):
             # the touch is skipped for good, never sent.
             ended = connection.execute(
-                sa.update(TOUCHES)
-                .where(t.id == row.item_id, t.status == TouchStatus.DEAD_LETTER, ~active)
-                .values(status=TouchStatus.SKIPPED, hold_reason="enrollment_ended", updated_at=now)
+                move_touches(
+                    TouchStatus.SKIPPED,
+                    t.id == row.item_id,
+                    ~active,
+                    only=[TouchStatus.DEAD_LETTER],
+                    hold_reason="enrollment_ended",
+                    updated_at=now,
+                )
             ).rowcount
             if ended:
                 _mark_retried(connection, row.id, now)
@@ -132,18 +138,16 @@ def _requeue(engine: Engine, row: Any, now: datetime) -> RetryResult:
                     "skipped",
                     "its enrollment has ended: skipped, never sent",
                 )
-        statement = (
-            sa.update(TOUCHES)
-            .where(t.id == row.item_id, t.status == TouchStatus.DEAD_LETTER)
-            .values(
-                status=TouchStatus.PENDING,
-                hold_reason=None,
-                error=None,
-                not_before=now,
-                claim_token=None,
-                lease_until=None,
-                updated_at=now,
-            )
+        statement = move_touches(
+            TouchStatus.PENDING,
+            t.id == row.item_id,
+            only=[TouchStatus.DEAD_LETTER],
+            hold_reason=None,
+            error=None,
+            not_before=now,
+            claim_token=None,
+            lease_until=None,
+            updated_at=now,
         )
         after = "the next dispatch run decides it again"
     with engine.begin() as connection:

@@ -20,28 +20,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from leadops import deadletters
 from leadops.core.clock import ensure_utc
+from leadops.delivery.suppression import NurtureScope, leave_nurture
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
-    ENROLLMENTS,
     ESCALATION_ASSIGNMENTS,
     ESCALATION_NOTIFICATIONS,
     ESCALATIONS,
-    TOUCHES,
     DeadLetterItem,
-    EnrollmentStatus,
     Escalation,
     EscalationAssignment,
     EscalationNotification,
     EscalationStatus,
     Lead,
-    TouchStatus,
 )
 from leadops.sales.notify import deliver_notifications
 from leadops.sales.routing import (
@@ -208,16 +205,14 @@ def assign(
 
 
 def _hand_off(session: Session, lead_id: int, now: datetime) -> None:
-    """The lead leaves nurture: its active enrollment ends and unsent touches are skipped."""
-    session.execute(
-        update(ENROLLMENTS)
-        .where(ENROLLMENTS.c.lead_id == lead_id, ENROLLMENTS.c.status == EnrollmentStatus.ACTIVE)
-        .values(status=EnrollmentStatus.EXITED, ended_at=now, end_reason="escalated to sales")
-    )
-    session.execute(
-        update(TOUCHES)
-        .where(TOUCHES.c.lead_id == lead_id, TOUCHES.c.status == TouchStatus.PENDING)
-        .values(status=TouchStatus.SKIPPED, hold_reason="escalated", updated_at=now)
+    """The lead leaves nurture: its active enrollment ends and every unsent touch is skipped."""
+    leave_nurture(
+        session.connection(),
+        lead_id,
+        "escalated",
+        now,
+        scope=NurtureScope.LEAD,
+        end_reason="escalated to sales",
     )
 
 

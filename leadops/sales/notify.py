@@ -24,6 +24,7 @@ from leadops.core.tokens import sign
 from leadops.deadletters import describe, must_raise
 from leadops.delivery.compose import lead_context
 from leadops.delivery.render import RenderError
+from leadops.delivery.sending import POLICIES, Classified, MessageKind, SendOutcome, classify
 from leadops.models import (
     AWAITING_ACK_STATUSES,
     ESCALATION_ASSIGNMENTS,
@@ -36,12 +37,7 @@ from leadops.models import (
     Lead,
     NotificationStatus,
 )
-from leadops.providers.base import (
-    AmbiguousSendError,
-    OutgoingMessage,
-    PermanentSendError,
-    TransientSendError,
-)
+from leadops.providers.base import OutgoingMessage, PermanentSendError, SendError, SendResult
 from leadops.sales.routing import Rep, RoutingConfig
 from leadops.sales.runtime import EscalationRuntime
 
@@ -57,7 +53,6 @@ TRIGGER_LABELS = {
     "pricing_request": "asked for pricing",
 }
 SENDING_LEASE = timedelta(minutes=5)
-MAX_SEND_ATTEMPTS = 6
 
 
 @dataclass
@@ -371,33 +366,59 @@ def _compose(
         raise PermanentSendError(f"could not compose: {describe(exc)}") from exc
 
 
-def _retry_later(
+NOTIFY_RETRY = POLICIES[MessageKind.NOTIFICATION]
+
+
+def _settle(
     session: Session,
     row: EscalationNotification,
     now: datetime,
     report: NotifyReport,
-    exc: TransientSendError,
+    answer: Classified,
+    result: SendResult | None,
 ) -> None:
-    """A transient failure: pending again after a back-off, failed after MAX_SEND_ATTEMPTS."""
+    """Record a send's classified outcome (leadops.delivery.sending). A transient failure,
+    or a channel refusing us, is pending again after the notification backoff, failed once
+    NOTIFY_RETRY gives up: a rep must not wait on a broken channel."""
     assert row.id is not None
-    if row.attempts >= MAX_SEND_ATTEMPTS:
-        report.failed += 1
+    outcome = answer.outcome
+    if outcome == SendOutcome.SENT:
+        assert result is not None
+        report.sent += 1
         _finish(
             session,
             row.id,
-            status=NotificationStatus.FAILED,
-            error=f"gave up after {row.attempts} attempts: {exc}",
+            status=NotificationStatus.SENT,
+            provider_id=result.provider_id[:300],
+            sent_at=now,
+            error=None,
         )
-        return
-    report.retrying += 1
-    delay = exc.retry_after if exc.retry_after is not None else 15 * 2 ** (row.attempts - 1)
-    _finish(
-        session,
-        row.id,
-        status=NotificationStatus.PENDING,
-        not_before=now + timedelta(seconds=max(1.0, delay)),
-        error=str(exc),
-    )
+    elif outcome in (SendOutcome.RETRY, SendOutcome.CHANNEL_STOPPED):
+        if NOTIFY_RETRY.gives_up(row.attempts):
+            report.failed += 1
+            _finish(
+                session,
+                row.id,
+                status=NotificationStatus.FAILED,
+                error=f"gave up after {row.attempts} attempts: {answer.error}",
+            )
+            return
+        report.retrying += 1
+        _finish(
+            session,
+            row.id,
+            status=NotificationStatus.PENDING,
+            not_before=now + NOTIFY_RETRY.delay(row.attempts, answer.retry_after),
+            error=answer.error,
+        )
+    elif outcome == SendOutcome.FAILED:
+        log.error("escalation notification %s failed: %s", row.id, answer.error)
+        report.failed += 1
+        report.errors.append(f"notification {row.id}: {answer.error}")
+        _finish(session, row.id, status=NotificationStatus.FAILED, error=answer.error)
+    else:
+        report.ambiguous += 1
+        _finish(session, row.id, status=NotificationStatus.AMBIGUOUS, error=answer.error)
 
 
 def _send_one(
@@ -422,6 +443,8 @@ def _send_one(
         )
         return
     channel = runtime.channels.get(row.channel)
+    result: SendResult | None = None
+    error: BaseException | None = None
     try:
         if channel is None:
             raise PermanentSendError(f"no {row.channel} channel is configured")
@@ -432,32 +455,9 @@ def _send_one(
         report.failed += 1
         report.errors.append(f"notification {row.id}: {exc}")
         _finish(session, row.id, status=NotificationStatus.FAILED, error=str(exc))
-    except TransientSendError as exc:
-        _retry_later(session, row, now, report, exc)
-    except PermanentSendError as exc:
-        log.error("escalation notification %s failed: %s", row.id, exc)
-        report.failed += 1
-        report.errors.append(f"notification {row.id}: {exc}")
-        _finish(session, row.id, status=NotificationStatus.FAILED, error=str(exc))
-    except AmbiguousSendError as exc:
-        report.ambiguous += 1
-        _finish(session, row.id, status=NotificationStatus.AMBIGUOUS, error=str(exc))
-    except Exception as exc:  # our own bug after the request may have left: never resend
-        log.exception("escalation notification %s: unexpected error while sending", row.id)
-        report.ambiguous += 1
-        _finish(
-            session,
-            row.id,
-            status=NotificationStatus.AMBIGUOUS,
-            error=f"unexpected {type(exc).__name__}: {exc}",
-        )
-    else:
-        report.sent += 1
-        _finish(
-            session,
-            row.id,
-            status=NotificationStatus.SENT,
-            provider_id=result.provider_id[:300],
-            sent_at=now,
-            error=None,
-        )
+        return
+    except Exception as exc:  # classified below; our own bug after sending is ambiguous
+        if not isinstance(exc, SendError):
+            log.exception("escalation notification %s: unexpected error while sending", row.id)
+        error = exc
+    _settle(session, row, now, report, classify(error), result)

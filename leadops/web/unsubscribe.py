@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from leadops.core.tokens import InvalidToken, verify
 from leadops.delivery.compose import UNSUBSCRIBE
-from leadops.delivery.suppression import end_enrollment, suppress
+from leadops.delivery.suppression import leave_nurture, suppress
 from leadops.engagement import inbox
 from leadops.models import LEADS
 from leadops.providers import inbound
@@ -72,7 +72,7 @@ def apply_unsubscribe(
             return
         suppress(connection, lead_id, CHANNELS[channel], "unsubscribe", now, unsubscribed=True)
         if channel == "all":
-            end_enrollment(connection, lead_id, "unsubscribed", now)
+            leave_nurture(connection, lead_id, "unsubscribed", now)
     inbox.store(engine, [inbox.unsubscribe_record(lead_id, channel, token, method)], now)
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops import deadletters
-from leadops.delivery.suppression import end_enrollment
+from leadops.delivery.suppression import leave_nurture
 from leadops.engagement import inbox
 from leadops.engagement.report import SalesReady
 from leadops.models import (
@@ -364,7 +364,7 @@ def test_a_dead_lettered_touch_of_a_sequence_that_ended_is_skipped_on_retry(h: H
     h.tick()
     assert [status for _, status, _ in _touches(h, lead_id)] == ["dead_letter"]
     with h.engine.begin() as connection:  # the lead replied meanwhile: sequence stopped
-        assert end_enrollment(connection, lead_id, "replied", h.clock.now())
+        assert leave_nurture(connection, lead_id, "replied", h.clock.now())
         connection.execute(sa.update(LEADS).where(LEADS.c.id == lead_id).values(timezone="UTC"))
     (result,) = retry(h.engine, None, h.clock.now())
     assert result.outcome == "skipped"

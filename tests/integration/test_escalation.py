@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from leadops.core.settings import Settings
+from leadops.delivery.sending import POLICIES, MessageKind
 from leadops.models import (
     ESCALATION_NOTIFICATIONS,
     Enrollment,
@@ -537,3 +538,23 @@ def test_a_notification_waiting_for_a_retry_is_skipped_once_acknowledged(
     (note,) = notifications(engine, result.escalation_id)
     assert (note.status, note.error) == ("skipped", "not sent: already acknowledged")
     assert len(httpserver.log) == 1
+
+
+def test_a_notification_that_keeps_failing_gives_up_after_its_policy_s_attempts(
+    tmp_path: Path, engine: Engine, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = runtime_for(tmp_path, engine, SLACK_ROUTING)
+    monkeypatch.setenv("TEST_SLACK_CEM", httpserver.url_for("/hook"))
+    httpserver.expect_request("/hook").respond_with_data("busy", status=429)
+    lead_id = add_lead(engine, "flaky@acme.example")
+    result = escalate(engine, lead_id, "demo_requested", "r", 70, ["x"], NOW, runtime=runtime)
+    limit = POLICIES[MessageKind.NOTIFICATION].max_attempts
+    assert limit is not None
+    at = NOW
+    for _ in range(limit + 2):  # more passes than the policy allows attempts
+        at += timedelta(minutes=10)
+        deliver_notifications(runtime, at)
+    (note,) = notifications(engine, result.escalation_id)
+    assert (note.status, note.attempts) == ("failed", limit)
+    assert note.error is not None and note.error.startswith(f"gave up after {limit} attempts")
+    assert len(httpserver.log) == limit

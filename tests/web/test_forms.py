@@ -18,11 +18,14 @@ from sqlmodel import Session, select
 from leadops.core.clock import SimulatedClock
 from leadops.core.settings import Settings
 from leadops.models import LEADS, FormSubmission, Lead, LeadSourceRecord, QuarantinedRecord
+from leadops.testing.fakes import SERVER_ERROR, FakeSendGrid, FakeTwilio
 from leadops.web.app import create_app
+from tests.integration.test_delivery import fakes, provider_settings
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 SECRET = "contact-secret-0123456789"
 SIGNING = "webinar-secret-0123456789"
+__all__ = ["fakes"]  # the providers' fixture, shared with test_delivery
 
 
 @pytest.fixture
@@ -283,3 +286,49 @@ def test_a_confirmation_outside_the_send_window_is_held_then_sent_by_the_next_in
         engine, settings, now=monday, channel=channel, ttl=timedelta(hours=72)
     ) == (1, 0)
     assert len(_emails(settings)) == 1
+
+
+def test_a_confirmation_the_provider_keeps_refusing_is_given_up_two_days_after_the_sign_up(
+    engine: Engine, tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio]
+) -> None:
+    from leadops.core.db import session_scope
+    from leadops.intake.forms import CONFIRM_RETRY, retry_confirmations
+    from leadops.models import Channel
+    from leadops.providers.select import build_channels
+
+    sendgrid, twilio = fakes
+    settings = provider_settings(tmp_path, sendgrid, twilio)
+    _add_lead(engine, "later@example.com", timezone="UTC")
+    with session_scope(engine) as session:
+        lead = session.exec(select(Lead)).one()
+        session.add(
+            FormSubmission(
+                form="contact-us",
+                submission_key="k1",
+                lead_id=lead.id,
+                email=lead.email,
+                raw={"email": lead.email},
+                submitted_at=NOW,
+            )
+        )
+    channel = build_channels(settings)[Channel.EMAIL]
+
+    def attempt(at: datetime) -> tuple[str, str | None]:
+        sendgrid.script.append(SERVER_ERROR)
+        assert retry_confirmations(
+            engine, settings, now=at, channel=channel, ttl=timedelta(hours=72)
+        ) == (0, 1)
+        with Session(engine) as session:
+            row = session.exec(select(FormSubmission)).one()
+        return row.status, row.error
+
+    status, error = attempt(NOW + timedelta(hours=1))
+    assert status == "pending" and error is not None and error.startswith("retry later:")
+    assert CONFIRM_RETRY.max_age == timedelta(days=2)
+    status, error = attempt(NOW + timedelta(days=2))
+    assert status == "failed" and error is not None and error.startswith("gave up (sign-up")
+    later = NOW + timedelta(days=3)
+    assert retry_confirmations(
+        engine, settings, now=later, channel=channel, ttl=timedelta(hours=72)
+    ) == (0, 0)
+    assert sendgrid.answers == {"server_error": 2} and sendgrid.log == []
