@@ -35,15 +35,14 @@ from leadops.engagement.site import site_records  # noqa: E402
 from leadops.intake.csv_source import read_csv  # noqa: E402
 from leadops.intake.importer import import_records  # noqa: E402
 from leadops.models import ESCALATIONS, LEADS, TOUCHES  # noqa: E402
-from leadops.nurture.runtime import load_runtime  # noqa: E402
 from leadops.nurture.tick import simulate  # noqa: E402
 from leadops.ops.prefect_stack import LocalStack  # noqa: E402
 from leadops.providers.sendgrid.events import sendgrid_records  # noqa: E402
 from leadops.providers.twilio.events import twilio_status_record  # noqa: E402
 from leadops.reporting.report import build_report, write_html  # noqa: E402
+from leadops.runtime import load_escalation_runtime, load_runtime  # noqa: E402
 from leadops.sales.acks import acknowledge  # noqa: E402
 from leadops.sales.handoff import escalate_sales_ready  # noqa: E402
-from leadops.sales.runtime import load_escalation_runtime  # noqa: E402
 from leadops.sales.scan import run_escalations  # noqa: E402
 
 OUT = ROOT / "docs" / "img"

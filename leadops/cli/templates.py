@@ -8,7 +8,7 @@ import typer
 
 from leadops.cli.common import (
     CliError,
-    _engine,
+    _build,
     _settings,
     console,
     err,
@@ -24,11 +24,10 @@ def templates_check() -> None:
 
     Example: leadops templates check
     """
-    from leadops.delivery.campaigns import load_campaigns
     from leadops.delivery.compose import check_all_templates
 
-    settings = _settings()
-    result = check_all_templates(settings, load_campaigns(settings.config_dir))
+    runtime = _build(_settings())
+    result = check_all_templates(runtime.settings, runtime.campaigns)
     errors, checked = result.distinct_errors, result.tried
     if errors:
         emit(
@@ -53,23 +52,21 @@ def templates_preview(
     part: Annotated[str, typer.Option(help="For email: txt, html or all.")] = "txt",
 ) -> None:
     """Print a rendered message. Example: leadops templates preview offer day-10 --lead 3"""
-    from leadops.delivery.campaigns import load_campaigns
     from leadops.delivery.compose import (
         SAMPLE_LEAD,
         SAMPLE_UNSUBSCRIBE,
         template_context,
         unsubscribe_url,
     )
-    from leadops.delivery.render import Renderer
     from leadops.views.leads import lead_template_context
 
-    settings = _settings()
-    campaigns = load_campaigns(settings.config_dir)
+    runtime = _build(_settings())
+    settings, campaigns = runtime.settings, runtime.campaigns
     if campaign not in campaigns:
         raise CliError(f"unknown campaign {campaign!r} (known: {', '.join(sorted(campaigns))})")
     sample, unsubscribe = SAMPLE_LEAD, SAMPLE_UNSUBSCRIBE
     if lead is not None:
-        found = lead_template_context(_engine(settings), lead)
+        found = lead_template_context(runtime.engine, lead)
         if found is None:
             raise CliError(f"no lead with id {lead}")
         sample, unsubscribe = found, unsubscribe_url(settings, lead)
@@ -84,7 +81,7 @@ def templates_preview(
         settings=settings,
         unsubscribe=unsubscribe,
     )
-    renderer = Renderer(settings.templates_dir)
+    renderer = runtime.renderer
     if channel == "whatsapp":
         console.print(renderer.whatsapp(campaign, step, context), markup=False, highlight=False)
         return
