@@ -58,8 +58,15 @@ class Runtime:
     @cached_property
     def engine(self) -> Engine:
         """The database engine, checked reachable and at the latest schema."""
-        engine = self._given_engine or make_engine(self.settings.resolved_database_url)
-        ensure_ready(engine)
+        if self._given_engine is not None:
+            ensure_ready(self._given_engine)
+            return self._given_engine
+        engine = make_engine(self.settings.resolved_database_url)
+        try:
+            ensure_ready(engine)
+        except Exception:
+            engine.dispose()
+            raise
         return engine
 
     @cached_property
