@@ -39,8 +39,8 @@ from leadops.core.db import make_engine, upgrade
 from leadops.core.settings import Settings
 from leadops.delivery.workers import run_workers
 from leadops.nurture.plan import plan_all
-from leadops.nurture.runtime import load_runtime
 from leadops.nurture.tick import run_dispatch
+from leadops.runtime import load_runtime
 from leadops.testing.fakes import Faults
 from leadops.testing.scenario import (
     ROOT,

@@ -21,9 +21,9 @@ from bench.report import machine_line, write_section
 from leadops.core.db import make_engine, upgrade
 from leadops.core.settings import Settings
 from leadops.models import LEADS
+from leadops.runtime import load_escalation_runtime
 from leadops.sales.escalation import escalate
 from leadops.sales.routing import LeadProfile, Loads, load_routing, route
-from leadops.sales.runtime import load_escalation_runtime
 from leadops.sales.sla import check_slas
 from leadops.views.escalations import preview_route
 

@@ -165,7 +165,7 @@ def main() -> None:
     from leadops.core.settings import Settings
     from leadops.engagement.rescore import run_rescore
     from leadops.models import INBOX
-    from leadops.nurture.runtime import load_runtime
+    from leadops.runtime import load_runtime
 
     key = ec.generate_private_key(ec.SECP256R1())
     public = base64.b64encode(

@@ -13,10 +13,10 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops.core.clock import SystemClock, ensure_utc
-from leadops.nurture.runtime import load_runtime
+from leadops.runtime import Runtime, build_runtime
 from leadops.sales import handoff, scan, sla
 from leadops.sales import notify as escalation_notify
-from leadops.sales.runtime import EscalationRuntime, load_escalation_runtime
+from leadops.sales.runtime import EscalationRuntime
 
 
 @task(
@@ -26,9 +26,8 @@ from leadops.sales.runtime import EscalationRuntime, load_escalation_runtime
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def inbox_task(runtime: EscalationRuntime, now: datetime) -> handoff.HandoffReport:
-    nurture_runtime = load_runtime(runtime.settings, engine=runtime.engine)
-    return handoff.apply_inbox_and_escalate(nurture_runtime, runtime, now)
+def inbox_task(runtime: Runtime, now: datetime) -> handoff.HandoffReport:
+    return handoff.apply_inbox_and_escalate(runtime, runtime.require_escalation(), now)
 
 
 @task(
@@ -66,12 +65,14 @@ def notify_task(runtime: EscalationRuntime, now: datetime) -> escalation_notify.
 )
 def escalate_flow(now: datetime | None = None) -> dict[str, int]:
     """Escalate SQL leads without an active escalation, re-route missed SLAs, notify."""
-    runtime = load_escalation_runtime(flow_settings())
+    runtime = build_runtime(flow_settings())
+    escalation = runtime.require_escalation()  # no or a broken routing.yaml fails the run
+    runtime.nurture()  # applying the inbox re-segments: campaigns and segments must load
     at = ensure_utc(now) if now is not None else SystemClock().now()
     fast = inbox_task(runtime, at)  # new webhook events: a hand-raise reaches a rep now
-    escalated = fast.escalated + scan_task(runtime, at)
-    sla = sla_task(runtime, at)
-    sent = notify_task(runtime, at)
+    escalated = fast.escalated + scan_task(escalation, at)
+    sla = sla_task(escalation, at)
+    sent = notify_task(escalation, at)
     dead_letters = fast.dead_letters + sla.failed
     if escalated or sla.rerouted or sla.to_queue or sent.failed or sent.ambiguous or dead_letters:
         create_markdown_artifact(

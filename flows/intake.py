@@ -10,13 +10,9 @@ from datetime import datetime
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy.engine import Engine
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops.core.clock import SystemClock, ensure_utc
-from leadops.core.db import ensure_ready, make_engine
-from leadops.core.settings import Settings
-from leadops.intake.config import IntakeConfig, load_intake_config
 from leadops.intake.run import (
     IntakeRun,
     SourceResult,
@@ -24,12 +20,7 @@ from leadops.intake.run import (
     pull_hubspot,
     retry_form_confirmations,
 )
-
-
-def _context(settings: Settings) -> tuple[Engine, Settings, IntakeConfig]:
-    """What every intake source takes: the database, the settings and config/intake.yaml."""
-    engine = make_engine(settings.resolved_database_url)
-    return engine, settings, load_intake_config(settings.config_dir)
+from leadops.runtime import Runtime, build_runtime
 
 
 @task(
@@ -39,8 +30,8 @@ def _context(settings: Settings) -> tuple[Engine, Settings, IntakeConfig]:
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def csv_task(settings: Settings, now: datetime) -> list[SourceResult]:
-    return import_drop_folder(*_context(settings), now=now)
+def csv_task(runtime: Runtime, now: datetime) -> list[SourceResult]:
+    return import_drop_folder(runtime.engine, runtime.settings, runtime.intake, now=now)
 
 
 @task(
@@ -50,8 +41,8 @@ def csv_task(settings: Settings, now: datetime) -> list[SourceResult]:
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def hubspot_task(settings: Settings, now: datetime) -> list[SourceResult]:
-    return pull_hubspot(*_context(settings), now=now)
+def hubspot_task(runtime: Runtime, now: datetime) -> list[SourceResult]:
+    return pull_hubspot(runtime.engine, runtime.settings, runtime.intake, now=now)
 
 
 @task(
@@ -61,8 +52,10 @@ def hubspot_task(settings: Settings, now: datetime) -> list[SourceResult]:
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def confirmations_task(settings: Settings, now: datetime) -> list[SourceResult]:
-    return retry_form_confirmations(*_context(settings), now=now)
+def confirmations_task(runtime: Runtime, now: datetime) -> list[SourceResult]:
+    return retry_form_confirmations(
+        runtime.engine, runtime.settings, runtime.intake, now=now, email=runtime.email
+    )
 
 
 @flow(name="intake", flow_run_name=lambda: run_name("intake", "now"), log_prints=True)
@@ -71,16 +64,15 @@ def intake_flow(now: datetime | None = None) -> dict[str, object]:
     confirmations; publish read, created, merged, quarantined (by reason) and flagged per
     source. A file quarantined as a file is a warning, not a failure (the other files were
     read). Fails when a source failed, after publishing."""
-    settings = flow_settings()
-    ensure_ready(make_engine(settings.resolved_database_url))
-    load_intake_config(settings.config_dir)  # a broken config fails the run up front
+    runtime = build_runtime(flow_settings())
+    _ = runtime.engine, runtime.intake  # a broken database or config fails the run up front
     at = ensure_utc(now) if now is not None else SystemClock().now()
     run = IntakeRun(
         now=at,
         results=[
-            *csv_task(settings, at),
-            *hubspot_task(settings, at),
-            *confirmations_task(settings, at),
+            *csv_task(runtime, at),
+            *hubspot_task(runtime, at),
+            *confirmations_task(runtime, at),
         ],
     )
     create_markdown_artifact(key="intake-run", markdown=run.markdown(), description="Intake run")

@@ -25,7 +25,6 @@ from leadops.core.locks import LockHeld, run_lock
 from leadops.delivery.outcomes import DispatchReport
 from leadops.delivery.policy import legend
 from leadops.nurture.plan import PlanReport, plan_all
-from leadops.nurture.runtime import Runtime, load_runtime
 from leadops.nurture.tick import dispatch_due, simulate
 from leadops.reporting import run_table as observe
 from leadops.reporting.summary import (
@@ -34,6 +33,7 @@ from leadops.reporting.summary import (
     summary_rows,
     touch_summary,
 )
+from leadops.runtime import Runtime, build_runtime
 
 
 @task(
@@ -122,7 +122,7 @@ def nurture_flow(
     LEADOPS_DISPATCH_WORKERS), publish a summary."""
     logger = get_run_logger()
     settings = flow_settings()
-    runtime = load_runtime(settings)
+    runtime = build_runtime(settings).nurture()
     tick_time = ensure_utc(now) if now is not None else SystemClock().now()
     parts = partitions if partitions is not None else settings.resolved_plan_partitions
     if parts < 1:
@@ -172,7 +172,7 @@ def nurture_flow(
 def simulate_flow(start: datetime, days: int = 30) -> dict[str, int]:
     """Run the nurture loop through `days` simulated days from `start`, day by day."""
     logger = get_run_logger()
-    runtime = load_runtime(flow_settings())
+    runtime = build_runtime(flow_settings()).nurture()
     start = ensure_utc(start)
     artifact = create_progress_artifact(progress=0.0, description=f"Simulating {days} days")
     ticks = 0

@@ -14,10 +14,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops.core.clock import SystemClock, ensure_utc
-from leadops.core.db import ensure_ready, make_engine
-from leadops.core.settings import Settings
 from leadops.reporting import kpis, stuck
 from leadops.reporting.report import Report, build_report, default_html_path, markdown, write_html
+from leadops.runtime import Runtime, build_runtime
 
 
 @task(
@@ -27,23 +26,21 @@ from leadops.reporting.report import Report, build_report, default_html_path, ma
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def compute_task(settings: Settings, now: datetime) -> Report:
-    engine = make_engine(settings.resolved_database_url)
-    ensure_ready(engine)
-    try:
-        return build_report(engine, settings, now)
-    finally:
-        engine.dispose()
+def compute_task(runtime: Runtime, now: datetime) -> Report:
+    return build_report(runtime.engine, runtime.settings, now)
 
 
 @flow(name="report", flow_run_name=lambda: run_name("report", "now", "%Y-%m-%d"))
 def report_flow(now: datetime | None = None) -> dict[str, int]:
     """Compute the KPIs and stuck work, write the HTML page, publish artifacts."""
     logger = get_run_logger()
-    settings = flow_settings()
+    runtime = build_runtime(flow_settings())
     at = ensure_utc(now) if now is not None else SystemClock().now()
-    report = compute_task(settings, at)
-    html_path = write_html(report, default_html_path(settings, at))
+    try:
+        report = compute_task(runtime, at)
+    finally:
+        runtime.dispose()
+    html_path = write_html(report, default_html_path(runtime.settings, at))
     create_markdown_artifact(
         key="leadops-report",
         markdown=markdown(report, html_path),

@@ -16,7 +16,7 @@ from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transien
 from leadops.core.clock import SystemClock, ensure_utc
 from leadops.engagement import rescore
 from leadops.engagement.report import RescoreReport, SalesReady
-from leadops.nurture.runtime import Runtime, load_runtime
+from leadops.runtime import Runtime, build_runtime
 from leadops.sales import handoff
 
 
@@ -41,13 +41,13 @@ def rescore_task(runtime: Runtime, now: datetime) -> RescoreReport:
 def escalate_task(
     runtime: Runtime, ready: list[SalesReady], now: datetime
 ) -> handoff.HandoffReport | None:
-    return handoff.escalate_if_routed(runtime, ready, now)
+    return handoff.escalate_if_routed(runtime.escalation, ready, now)
 
 
 @flow(name="rescore", flow_run_name=lambda: run_name("rescore", "now"), log_prints=True)
 def rescore_flow(now: datetime | None = None) -> dict[str, int]:
     """One rescore run; returns counts (the sales-ready leads are in the table artifact)."""
-    runtime = load_runtime(flow_settings())
+    runtime = build_runtime(flow_settings()).nurture()
     at = ensure_utc(now) if now is not None else SystemClock().now()
     report = rescore_task(runtime, at)
     # Escalate in the same run, so a webhook reaches a rep within one rescore tick.

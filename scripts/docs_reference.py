@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))  # document this checkout's code, whatever else is
 CLI_APP = "leadops.cli:app"
 SETTINGS = "leadops.core.settings:Settings"
 APP_FACTORY = "leadops.web.app:create_app"
+MIGRATE = "leadops.core.db:upgrade"  # the app checks the schema when it is built
 # (file, model that validates it, what the file is for)
 CONFIG_FILES = [
     ("config/campaigns/*.yaml", "leadops.delivery.campaigns:Campaign", "one nurture sequence"),
@@ -340,7 +341,8 @@ def _openapi() -> dict[str, Any]:
         settings = settings_cls(
             data_dir=Path(tmp), secret_key="docs-reference-only-0123456789", _env_file=None
         )
-        engine = sa.create_engine("sqlite://")  # never connected: the schema needs no data
+        engine = sa.create_engine(f"sqlite:///{Path(tmp) / 'schema.db'}")
+        load(MIGRATE)(engine)
         schema: dict[str, Any] = create_app(settings, engine).openapi()
         engine.dispose()
     return schema

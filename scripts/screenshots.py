@@ -35,15 +35,14 @@ from leadops.engagement.site import site_records  # noqa: E402
 from leadops.intake.csv_source import read_csv  # noqa: E402
 from leadops.intake.importer import import_records  # noqa: E402
 from leadops.models import ESCALATIONS, LEADS, TOUCHES  # noqa: E402
-from leadops.nurture.runtime import load_runtime  # noqa: E402
 from leadops.nurture.tick import simulate  # noqa: E402
 from leadops.ops.prefect_stack import LocalStack  # noqa: E402
 from leadops.providers.sendgrid.events import sendgrid_records  # noqa: E402
 from leadops.providers.twilio.events import twilio_status_record  # noqa: E402
 from leadops.reporting.report import build_report, write_html  # noqa: E402
+from leadops.runtime import load_runtime  # noqa: E402
 from leadops.sales.acks import acknowledge  # noqa: E402
 from leadops.sales.handoff import escalate_sales_ready  # noqa: E402
-from leadops.sales.runtime import load_escalation_runtime  # noqa: E402
 from leadops.sales.scan import run_escalations  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
@@ -175,7 +174,7 @@ def add_engagement(settings: Settings, engine: Any) -> None:
     inbox.store(engine, records, NOW - timedelta(hours=2))
     runtime = load_runtime(settings, engine=engine)
     report = run_rescore(runtime, NOW - timedelta(hours=1))
-    escalation = load_escalation_runtime(settings, engine=engine)
+    escalation = runtime.require_escalation()
     escalate_sales_ready(escalation, report.sales_ready, NOW - timedelta(hours=1))
     run_escalations(escalation, NOW - timedelta(hours=1))
     with engine.connect() as connection:

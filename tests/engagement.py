@@ -24,8 +24,9 @@ from leadops.engagement.report import RescoreReport
 from leadops.engagement.rescore import run_rescore
 from leadops.engagement.site import site_signature
 from leadops.models import LEADS, SCORE_LEDGER, TOUCHES
-from leadops.nurture.runtime import Runtime, load_runtime
+from leadops.nurture.runtime import Runtime
 from leadops.nurture.tick import run_tick
+from leadops.runtime import load_runtime
 from leadops.web.app import create_app
 from tests.conftest import make_settings
 

@@ -1,10 +1,11 @@
 """What every command module shares: the consoles, `CliError`, the `--now` and `--format`
-options, and loading settings, the clock's instant and a ready database engine."""
+options, and loading settings, the clock's instant and the one runtime
+(`leadops.runtime`: its engine, nurture parts, escalation parts)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -13,6 +14,10 @@ from rich.console import Console
 from leadops.cli.output import Format
 from leadops.core.clock import clock_for
 from leadops.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from leadops.runtime import Runtime
+    from leadops.sales.runtime import EscalationRuntime
 
 console = Console()
 err = Console(stderr=True)
@@ -50,20 +55,28 @@ def _instant(now: str | None) -> datetime:
         raise CliError(str(exc)) from exc
 
 
+def _build(settings: Settings) -> Runtime:
+    """The one runtime of this command; each part loads when the command first uses it."""
+    from leadops.runtime import build_runtime
+
+    return build_runtime(settings)
+
+
 def _engine(settings: Settings) -> Any:
-    from leadops.core.db import ensure_ready, make_engine
-
-    engine = make_engine(settings.resolved_database_url)
-    ensure_ready(engine)
-    return engine
+    """A ready database engine (reachable, at the latest schema)."""
+    return _build(settings).engine
 
 
-def _runtime(settings: Settings) -> Any:
-    from leadops.nurture.runtime import load_runtime
+def _runtime(settings: Settings) -> Runtime:
+    """A runtime with the nurture parts loaded and checked."""
+    return _build(settings).nurture()
 
-    return load_runtime(settings)
+
+def _escalation_runtime(settings: Settings) -> EscalationRuntime:
+    """The escalation parts of a new runtime; fails without routing.yaml, as always."""
+    return _build(settings).require_escalation()
 
 
 def _check_config(settings: Settings) -> None:
-    """Fail now, with the config's own error, if the nurture runtime would not load."""
+    """Fail now, with the config's own error, if the nurture parts would not load."""
     _runtime(settings)

@@ -20,15 +20,14 @@ def init() -> None:
     Example: leadops init
     """
     from leadops.core.db import make_engine, upgrade
-    from leadops.delivery.campaigns import load_campaigns
-    from leadops.nurture.segments import load_segments
+    from leadops.runtime import build_runtime
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url)  # not ready yet: upgraded first
     upgrade(engine)
-    campaigns = load_campaigns(settings.config_dir)
-    segments = load_segments(settings.config_dir, set(campaigns))
+    runtime = build_runtime(settings, engine=engine)
+    campaigns, segments = runtime.campaigns, runtime.segments
     settings.signing_key()
     from leadops.sales.routing import load_routing
     from leadops.sales.runtime import routing_path

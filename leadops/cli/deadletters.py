@@ -11,6 +11,7 @@ from leadops.cli.common import (
     CliError,
     FormatOption,
     NowOption,
+    _build,
     _engine,
     _instant,
     _settings,
@@ -80,18 +81,16 @@ def deadletters_retry(
     Example: leadops deadletters retry 3 4, or leadops deadletters retry --all
     """
     from leadops.ops.retry import DeadLetterError, retry
-    from leadops.sales.runtime import load_escalation_runtime
 
     if bool(ids) == retry_all:
         raise CliError("give dead letter ids or --all (see `leadops deadletters list`)")
-    settings = _settings()
-    engine = _engine(settings)
+    runtime = _build(_settings())
     try:
         results = retry(
-            engine,
+            runtime.engine,
             None if retry_all else ids,
             _instant(now),
-            escalation_runtime=lambda: load_escalation_runtime(settings, engine=engine),
+            escalation_runtime=runtime.require_escalation,
         )
     except DeadLetterError as exc:
         raise CliError(str(exc)) from exc

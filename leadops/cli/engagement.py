@@ -47,7 +47,7 @@ def rescore(
         report = run_rescore(runtime, at)
         result = report.counts()
         # The rescore flow's two steps, without Prefect.
-        handed = escalate_if_routed(runtime, report.sales_ready, at)
+        handed = escalate_if_routed(runtime.escalation, report.sales_ready, at)
         if handed is not None:
             result["escalated"] = handed.escalated
             result["escalation_dead_letters"] = handed.dead_letters

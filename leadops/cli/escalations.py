@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -10,15 +10,15 @@ from leadops.cli.common import (
     CliError,
     FormatOption,
     NowOption,
+    _build,
     _engine,
+    _escalation_runtime,
     _instant,
-    _runtime,
     _settings,
     console,
     err,
 )
 from leadops.cli.output import Format, counted, emit, limit_note
-from leadops.core.settings import Settings
 
 escalations_app = typer.Typer(
     help="Sales-ready leads handed to reps: list, show, acknowledge, close, run the loop.",
@@ -49,12 +49,6 @@ ASSIGNMENT_COLUMNS = [
     "ended_at",
     "end_reason",
 ]
-
-
-def _escalation_runtime(settings: Settings) -> Any:
-    from leadops.sales.runtime import load_escalation_runtime
-
-    return load_escalation_runtime(settings)
 
 
 @escalations_app.command("list")
@@ -187,11 +181,11 @@ def escalations_run(now: NowOption = None, fmt: FormatOption = Format.TABLE) -> 
     from leadops.sales.handoff import apply_inbox_and_escalate
     from leadops.sales.scan import run_escalations
 
-    settings = _settings()
-    runtime = _escalation_runtime(settings)
+    runtime = _build(_settings())
+    escalation = runtime.require_escalation()
     at = _instant(now)
-    fast = apply_inbox_and_escalate(_runtime(settings), runtime, at)
-    report = run_escalations(runtime, at)
+    fast = apply_inbox_and_escalate(runtime.nurture(), escalation, at)
+    report = run_escalations(escalation, at)
     counts = {
         "webhook_events_applied": fast.events,
         "escalated": fast.escalated + report.escalated,

@@ -11,6 +11,7 @@ from leadops.cli.common import (
     CliError,
     FormatOption,
     NowOption,
+    _build,
     _engine,
     _instant,
     _settings,
@@ -71,19 +72,21 @@ def intake_run(
     """
     from leadops.intake.run import REPORT_COLUMNS, SOURCES, TABLE_COLUMNS, run_intake
 
-    settings = _settings()
-    engine = _engine(settings)
+    runtime = _build(_settings())
+    engine = runtime.engine
     for path in files or []:
         if not path.is_file():
             raise CliError(f"{path}: no such file")
     try:
         run = run_intake(
             engine,
-            settings,
+            runtime.settings,
             now=_instant(now),
             files=files or [],
             sources=source or SOURCES,
             force=force,
+            config=runtime.intake,
+            email=runtime.email,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc

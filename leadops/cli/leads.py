@@ -12,6 +12,7 @@ from leadops.cli.common import (
     CliError,
     FormatOption,
     NowOption,
+    _build,
     _engine,
     _instant,
     _settings,
@@ -41,17 +42,18 @@ def leads_import(
 
     Example: leadops leads import config/sample_leads.csv
     """
-    from leadops.intake.config import load_intake_config
     from leadops.intake.run import TABLE_COLUMNS, IntakeRun, import_files
 
-    settings = _settings()
-    engine = _engine(settings)
+    runtime = _build(_settings())
+    engine = runtime.engine
     for path in files:
         if not path.is_file():
             raise CliError(f"{path}: no such file")
-    config = load_intake_config(settings.config_dir)
+    config = runtime.intake
     at = _instant(now)
-    results = import_files(engine, settings, config, files, now=at, force=force, source=source)
+    results = import_files(
+        engine, runtime.settings, config, files, now=at, force=force, source=source
+    )
     run = IntakeRun(now=at, results=results)
     emit(run.rows(), TABLE_COLUMNS, Format.TABLE, title="Import")
     for line in run.reason_lines():

@@ -11,6 +11,7 @@ from leadops.cli.common import (
     CliError,
     FormatOption,
     NowOption,
+    _build,
     _engine,
     _instant,
     _settings,
@@ -97,13 +98,12 @@ def quarantine_release(
 
     Example: leadops quarantine release 3 --set email=maria.lopez@lopez.example
     """
-    from leadops.intake.config import load_intake_config
     from leadops.intake.quarantine import QuarantineError, release
 
-    settings = _settings()
-    engine = _engine(settings)
+    runtime = _build(_settings())
+    settings, engine = runtime.settings, runtime.engine
     corrections = _corrections(set_ or [])
-    mapping = load_intake_config(settings.config_dir).csv.column_mapping
+    mapping = runtime.intake.csv.column_mapping
     at = _instant(now)
     rows = []
     failed = False
@@ -201,15 +201,19 @@ def quarantine_release_file(
 
     Example: leadops quarantine release-file 2 --path fixed.csv
     """
-    from leadops.intake.config import load_intake_config
     from leadops.intake.quarantine import QuarantineError
     from leadops.intake.run import TABLE_COLUMNS, release_file
 
-    settings = _settings()
-    engine = _engine(settings)
-    config = load_intake_config(settings.config_dir)
+    runtime = _build(_settings())
     try:
-        result = release_file(engine, settings, config, file_id, now=_instant(now), path=path)
+        result = release_file(
+            runtime.engine,
+            runtime.settings,
+            runtime.intake,
+            file_id,
+            now=_instant(now),
+            path=path,
+        )
     except QuarantineError as exc:
         raise CliError(str(exc)) from exc
     if result.error is not None:

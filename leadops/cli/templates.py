@@ -10,7 +10,7 @@ import typer
 
 from leadops.cli.common import (
     CliError,
-    _engine,
+    _build,
     _settings,
     console,
     err,
@@ -26,11 +26,10 @@ def templates_check() -> None:
 
     Example: leadops templates check
     """
-    from leadops.delivery.campaigns import load_campaigns
     from leadops.delivery.compose import check_all_templates
 
-    settings = _settings()
-    result = check_all_templates(settings, load_campaigns(settings.config_dir))
+    runtime = _build(_settings())
+    result = check_all_templates(runtime.settings, runtime.campaigns)
     errors, checked = result.distinct_errors, result.tried
     if errors:
         emit(
@@ -93,23 +92,22 @@ def _line_ended(text: str) -> str:
 
 def _rendered_parts(campaign: str, step: str, channel: str, lead: int | None) -> dict[str, str]:
     """The message's parts by name: subject, txt and html for email, txt for whatsapp."""
-    from leadops.delivery.campaigns import load_campaigns
     from leadops.delivery.compose import (
         SAMPLE_LEAD,
         SAMPLE_UNSUBSCRIBE,
         template_context,
         unsubscribe_url,
     )
-    from leadops.delivery.render import Renderer, RenderError
+    from leadops.delivery.render import RenderError
     from leadops.views.leads import lead_template_context
 
-    settings = _settings()
-    campaigns = load_campaigns(settings.config_dir)
+    runtime = _build(_settings())
+    settings, campaigns = runtime.settings, runtime.campaigns
     if campaign not in campaigns:
         raise CliError(f"unknown campaign {campaign!r} (known: {', '.join(sorted(campaigns))})")
     sample, unsubscribe = SAMPLE_LEAD, SAMPLE_UNSUBSCRIBE
     if lead is not None:
-        found = lead_template_context(_engine(settings), lead)
+        found = lead_template_context(runtime.engine, lead)
         if found is None:
             raise CliError(f"no lead with id {lead}")
         sample, unsubscribe = found, unsubscribe_url(settings, lead)
@@ -125,7 +123,7 @@ def _rendered_parts(campaign: str, step: str, channel: str, lead: int | None) ->
         unsubscribe=unsubscribe,
         channel=channel,
     )
-    renderer = Renderer(settings.templates_dir)
+    renderer = runtime.renderer
     try:
         if channel == "whatsapp":
             return {"txt": renderer.whatsapp(campaign, step, context)}

@@ -42,8 +42,8 @@ from leadops.intake.quarantine import (
     release_source,
     resolve_replaced,
 )
-from leadops.models import Channel, ImportedFile, QuarantinedFile, QuarantineStatus
-from leadops.providers.select import build_channels
+from leadops.models import ImportedFile, QuarantinedFile, QuarantineStatus
+from leadops.providers.base import ChannelSender
 
 log = logging.getLogger("leadops.intake")
 
@@ -446,12 +446,16 @@ def run_intake(
     force: bool = False,
     config: IntakeConfig | None = None,
     hubspot: HubSpotClient | None = None,
+    email: ChannelSender | None = None,
 ) -> IntakeRun:
     """Pull the given sources: explicit `files` plus the drop folder (csv) and HubSpot
-    when enabled in config/intake.yaml."""
+    when enabled in config/intake.yaml; `forms` retries confirmations through `email`
+    (the runtime's email sender)."""
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise ValueError(f"unknown intake source(s) {unknown}; known: {', '.join(SOURCES)}")
+    if "forms" in sources and email is None:
+        raise ValueError("intake source forms needs the email sender (run_intake email=)")
     config = config or load_intake_config(settings.config_dir)
     run = IntakeRun(now=now)
     if "csv" in sources:
@@ -459,13 +463,18 @@ def run_intake(
         run.results += import_drop_folder(engine, settings, config, now=now, skip=files)
     if "hubspot" in sources:
         run.results += pull_hubspot(engine, settings, config, now=now, client=hubspot)
-    if "forms" in sources:
-        run.results += retry_form_confirmations(engine, settings, config, now=now)
+    if "forms" in sources and email is not None:
+        run.results += retry_form_confirmations(engine, settings, config, now=now, email=email)
     return run
 
 
 def retry_form_confirmations(
-    engine: Engine, settings: Settings, config: IntakeConfig, *, now: datetime
+    engine: Engine,
+    settings: Settings,
+    config: IntakeConfig,
+    *,
+    now: datetime,
+    email: ChannelSender,
 ) -> list[SourceResult]:
     """Web forms push their leads; a run only retries confirmation emails that a
     temporary failure (or a crash) left unsent. Reported only when there were any."""
@@ -474,7 +483,7 @@ def retry_form_confirmations(
         engine,
         settings,
         now=now,
-        channel=build_channels(settings)[Channel.EMAIL],
+        channel=email,
         ttl=timedelta(hours=config.confirmation_ttl_hours),
     )
     if not sent and not unsettled:

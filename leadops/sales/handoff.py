@@ -22,7 +22,7 @@ from leadops.models import ESCALATIONS
 from leadops.nurture.runtime import Runtime
 from leadops.sales.escalation import escalate_or_set_aside
 from leadops.sales.notify import NotifyReport, deliver_notifications
-from leadops.sales.runtime import EscalationRuntime, escalation_runtime_or_none
+from leadops.sales.runtime import EscalationRuntime
 
 # A rescore trigger and the escalation trigger it becomes.
 TRIGGERS = {"sql": "sql_threshold", "reply": "reply_intent"}
@@ -63,12 +63,11 @@ def _trigger_key(session: Session, item: SalesReady) -> str:
 
 
 def escalate_if_routed(
-    runtime: Runtime, ready: Sequence[SalesReady], now: datetime
+    escalation: EscalationRuntime | None, ready: Sequence[SalesReady], now: datetime
 ) -> HandoffReport | None:
     """What the rescore run does with its sales-ready leads (the flow's escalate step and
-    `leadops rescore --no-prefect`): escalate them when escalation is configured; None when
-    there is no routing.yaml (logged) or no lead to escalate."""
-    escalation = escalation_runtime_or_none(runtime.settings, runtime.engine)
+    `leadops rescore --no-prefect`): escalate them when escalation is configured (the
+    runtime's `escalation`); None when there is no routing.yaml or no lead to escalate."""
     if escalation is None or not ready:
         return None
     return escalate_sales_ready(escalation, ready, now)

@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> None:
     from leadops.core.clock import SimulatedClock, ensure_utc
     from leadops.core.settings import Settings
     from leadops.nurture.plan import plan_all
-    from leadops.nurture.runtime import load_runtime
     from leadops.nurture.tick import run_dispatch
+    from leadops.runtime import load_runtime
 
     now = ensure_utc(datetime.fromisoformat(args.now))
     runtime = load_runtime(Settings())

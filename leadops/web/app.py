@@ -1,9 +1,9 @@
 """The FastAPI app served by `leadops serve`.
 
 Each concern lives in its own router module under leadops/web/ and is included here.
-Routers reach settings, the database and the clock through `request.app.state`
-(see `leadops.web.deps.AppState`), so tests build an app with their own settings and a
-simulated clock.
+Routers reach settings, the database, the clock, the config and the channels through the
+app's one runtime (`leadops.runtime.Runtime`, see `leadops.web.deps.state_of`), so tests
+build an app with their own settings and a simulated clock.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from sqlalchemy import text
 
-from leadops.core.clock import Clock, SystemClock
-from leadops.core.db import ensure_ready, make_engine
+from leadops.core.clock import Clock
 from leadops.core.settings import Settings, get_settings
+from leadops.runtime import Runtime, build_runtime
 from leadops.web import escalations, forms, unsubscribe, webhooks
-from leadops.web.deps import AppState, count_refusal, state_of
+from leadops.web.deps import count_refusal, state_of
 from leadops.web.guard import ContentLengthGuard
 
 # The webhook_rejections source of each path prefix (the most specific first).
@@ -39,15 +39,20 @@ def source_of(path: str) -> str:
 
 
 def create_app(
-    settings: Settings | None = None, engine: Any = None, clock: Clock | None = None
+    settings: Settings | None = None,
+    engine: Any = None,
+    clock: Clock | None = None,
+    *,
+    runtime: Runtime | None = None,
 ) -> FastAPI:
-    """Build the app. Without arguments it uses the process settings and the system clock."""
-    settings = settings or get_settings()
-    if engine is None:
-        engine = make_engine(settings.resolved_database_url)
-        ensure_ready(engine)
+    """Build the app on `runtime`, or on one built from `settings`, `engine` and `clock`.
+    Without arguments it uses the process settings and the system clock."""
+    if runtime is None:
+        runtime = build_runtime(settings or get_settings(), engine=engine, clock=clock)
+    _ = runtime.engine  # fail now, with a clear message, if the database is not ready
+    state = runtime
+    settings = runtime.settings
     app = FastAPI(title="leadops", docs_url=None, redoc_url=None, openapi_url=None)
-    state = AppState(settings=settings, engine=engine, clock=clock or SystemClock())
     app.state.leadops = state
 
     async def count(path: str, reason: str) -> None:

@@ -1,40 +1,32 @@
-"""What every router depends on: the app's state (settings, engine, clock), and counting and
-answering a refused request."""
+"""What every router depends on: the app's state (the one runtime: settings, engine, clock,
+config, channels), and counting and answering a refused request."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from leadops.core.clock import Clock
-from leadops.core.settings import Settings
 from leadops.engagement import inbox
+from leadops.runtime import Runtime
 from leadops.web.guard import Refused
 
 log = logging.getLogger("leadops.webhooks")
 
 
-@dataclass
-class AppState:
-    """What every route needs: settings, the database engine and the clock."""
-
-    settings: Settings
-    engine: Any
-    clock: Clock
+# What every route reads: the app's runtime (settings, engine, clock, config, channels).
+AppState = Runtime
 
 
-def state_of(request: Request) -> AppState:
-    """The AppState of the app serving this request."""
-    state: AppState = request.app.state.leadops
+def state_of(request: Request) -> Runtime:
+    """The runtime of the app serving this request."""
+    state: Runtime = request.app.state.leadops
     return state
 
 
-async def count_refusal(state: AppState, source: str, reason: str) -> None:
+async def count_refusal(state: Runtime, source: str, reason: str) -> None:
     """Count one refused request in webhook_rejections."""
     await run_in_threadpool(inbox.count_rejection, state.engine, source, reason, state.clock.now())
 

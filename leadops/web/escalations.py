@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from leadops.core.tokens import InvalidToken, verify
-from leadops.delivery.render import Renderer
 from leadops.engagement import inbox
 from leadops.models import Escalation, EscalationAssignment, Lead
 from leadops.providers.inbound import MAX_ID
@@ -38,7 +37,7 @@ def _page(request: Request, status: int, **context: Any) -> HTMLResponse:
         "acknowledger": "",
         **context,
     }
-    renderer = Renderer(state_of(request).settings.templates_dir)
+    renderer = state_of(request).renderer
     html = renderer.render("escalation/ack_page.html.j2", values)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 

@@ -19,8 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from leadops.core.tokens import InvalidToken
 from leadops.engagement import inbox
 from leadops.intake import forms
-from leadops.intake.config import load_intake_config
-from leadops.models import Channel, FormSubmissionStatus
+from leadops.models import FormSubmissionStatus
 from leadops.web.deps import count_refusal, refuse, state_of
 from leadops.web.guard import Refused, malformed, read_body
 from leadops.web.pages import FORM_LOOK, page
@@ -37,10 +36,8 @@ async def capture_lead(request: Request, form: str = Query(..., max_length=64)) 
 
     A form's secret is checked before its body is read; a signed form's body is read
     (capped) and its signature checked before anything is parsed."""
-    from leadops.providers.select import build_channels
-
     state = state_of(request)
-    config = load_intake_config(state.settings.config_dir)
+    config = state.intake
     form_config = config.form(form)
     if form_config is None:
         return await refuse(request, SOURCE, Refused(404, "unknown_form", f"unknown form {form!r}"))
@@ -64,7 +61,7 @@ async def capture_lead(request: Request, form: str = Query(..., max_length=64)) 
         form_config,
         fields,
         now=state.clock.now(),
-        channel=build_channels(state.settings)[Channel.EMAIL],
+        channel=state.email,
         ttl=timedelta(hours=config.confirmation_ttl_hours),
         submission_key=key,
     )

@@ -33,6 +33,7 @@ from leadops.core.db import make_engine
 from leadops.core.settings import get_settings
 from leadops.intake.config import load_intake_config
 from leadops.intake.run import run_intake
+from leadops.runtime import build_runtime
 from tests.conftest import ROOT
 
 runner = CliRunner()
@@ -273,7 +274,10 @@ def test_drop_folder_runs_read_every_good_file_whatever_else_is_there(
     for position, generated in enumerate(files):
         (inbox / f"{position}-{next(_serial)}.csv").write_bytes(generated.data)
     serial = next(_serial)
-    run = run_intake(engine, current, now=NOW + timedelta(minutes=serial), config=config)
+    email = build_runtime(current, engine=engine).email
+    run = run_intake(
+        engine, current, now=NOW + timedelta(minutes=serial), config=config, email=email
+    )
     assert run.errors == []
     for result in run.results:
         if result.report is not None:
@@ -283,6 +287,8 @@ def test_drop_folder_runs_read_every_good_file_whatever_else_is_there(
     assert not set().union(*(g.reachable for g in readable)) - _emails(engine)
     # Nothing the first run saw is read again, quarantined or not, and a new file is.
     (inbox / f"new-{serial}.csv").write_text(f"email\nnew{serial}@example.com\n")
-    again = run_intake(engine, current, now=NOW + timedelta(minutes=serial + 1), config=config)
+    again = run_intake(
+        engine, current, now=NOW + timedelta(minutes=serial + 1), config=config, email=email
+    )
     assert [(r.source, r.error) for r in again.results] == [(f"csv:new-{serial}.csv", None)]
     assert f"new{serial}@example.com" in _emails(engine)

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops.models import ESCALATIONS
+from leadops.runtime import load_escalation_runtime
 from leadops.sales.handoff import apply_inbox_and_escalate
-from leadops.sales.runtime import load_escalation_runtime
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event
 
 

@@ -17,8 +17,8 @@ from leadops.core.settings import Settings
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
 from leadops.models import TOUCHES, TouchStatus
-from leadops.nurture.runtime import load_runtime
 from leadops.nurture.tick import run_tick
+from leadops.runtime import load_runtime
 from tests.conftest import ROOT
 
 AT = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
@@ -46,7 +46,7 @@ def test_killed_dispatcher_releases_lock_and_its_claims_are_sent_next_run(
         from leadops.delivery.dispatch import Dispatcher
         from leadops.core.locks import run_lock
         from leadops.nurture.plan import plan_all
-        from leadops.nurture.runtime import load_runtime
+        from leadops.runtime import load_runtime
         from leadops.core.settings import Settings
         settings = Settings(data_dir={str(settings.data_dir)!r},
                             config_dir={str(ROOT / "config")!r},

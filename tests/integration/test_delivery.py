@@ -15,8 +15,8 @@ from leadops.core.configfile import ConfigError
 from leadops.core.settings import Settings
 from leadops.delivery.resolution import ResolutionError, resolve_touch
 from leadops.models import LEADS, TOUCH_AUDIT, TOUCHES, TouchStatus
-from leadops.nurture.runtime import load_runtime
 from leadops.nurture.tick import run_tick
+from leadops.runtime import load_runtime
 from leadops.testing.fakes import HANG, RATE_LIMITED, SERVER_ERROR, FakeSendGrid, FakeTwilio
 from leadops.testing.scenario import (
     SENDGRID_KEY,

@@ -13,8 +13,8 @@ from leadops.core.clock import SimulatedClock
 from leadops.delivery.workers import run_workers, worker_settings
 from leadops.models import TOUCHES, TouchStatus
 from leadops.nurture.plan import plan_all
-from leadops.nurture.runtime import load_runtime
 from leadops.nurture.tick import dispatch_due
+from leadops.runtime import load_runtime
 from leadops.testing.fakes import FakeSendGrid, FakeTwilio
 from leadops.testing.scenario import seed_leads
 from tests.integration.test_delivery import NOW, provider_settings

@@ -25,11 +25,11 @@ from leadops.models import (
     Touch,
 )
 from leadops.nurture.plan import plan_all
-from leadops.nurture.runtime import load_runtime
+from leadops.runtime import load_escalation_runtime, load_runtime
 from leadops.sales.acks import acknowledge, close
 from leadops.sales.escalation import EscalationError, escalate
 from leadops.sales.notify import deliver_notifications
-from leadops.sales.runtime import EscalationRuntime, load_escalation_runtime
+from leadops.sales.runtime import EscalationRuntime
 from leadops.sales.scan import find_sales_ready
 from leadops.sales.sla import check_slas
 from tests.conftest import make_settings

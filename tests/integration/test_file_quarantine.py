@@ -15,6 +15,7 @@ from leadops.intake.config import IntakeConfig, load_intake_config
 from leadops.intake.quarantine import QuarantineError, mark_file, release
 from leadops.intake.run import release_file, run_intake
 from leadops.models import ImportedFile, Lead, QuarantinedFile, QuarantinedRecord, QuarantineStatus
+from leadops.runtime import build_runtime
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -76,13 +77,18 @@ def test_bad_files_in_the_drop_folder_never_block_the_others(
 
     # Later runs skip the quarantined files by content and read new files.
     (inbox / "e-new.csv").write_text("email\nnew@x.io\n")
-    later = run_intake(engine, settings, now=NOW + timedelta(minutes=15), config=config)
+    email = build_runtime(settings, engine=engine).email
+    later = run_intake(
+        engine, settings, now=NOW + timedelta(minutes=15), config=config, email=email
+    )
     assert [r.source for r in later.results] == ["csv:e-new.csv"]
     assert later.quarantined_files == [] and _leads(engine) == 3
 
     # Fixed in place, the file is imported by the next run and its quarantine resolved.
     (inbox / "a-stray-cr.csv").write_text("email,first_name\nx@x.io,X\n")
-    fixed = run_intake(engine, settings, now=NOW + timedelta(minutes=30), config=config)
+    fixed = run_intake(
+        engine, settings, now=NOW + timedelta(minutes=30), config=config, email=email
+    )
     assert [(r.source, r.report and r.report.created) for r in fixed.results] == [
         ("csv:a-stray-cr.csv", 1)
     ]

@@ -15,9 +15,9 @@ from leadops.delivery.campaigns import StoredCampaigns
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
 from leadops.models import Lead
-from leadops.nurture.runtime import load_runtime
 from leadops.nurture.tick import run_tick
 from leadops.nurture.why import LeadWhy, StepWhy, explain_lead
+from leadops.runtime import load_runtime
 from tests.conftest import ROOT
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from leadops.core.db import make_engine, upgrade
 from leadops.models import TouchStatus
 from leadops.nurture.plan import plan_all
-from leadops.nurture.runtime import load_runtime
+from leadops.runtime import load_runtime
 from leadops.testing.fakes import FakeSendGrid
 from leadops.testing.workers import (
     SENDGRID_KEY,

@@ -27,8 +27,8 @@ from leadops.models import (
     Touch,
     TouchStatus,
 )
-from leadops.nurture.runtime import load_runtime
 from leadops.nurture.tick import run_tick, simulate
+from leadops.runtime import load_runtime
 from tests.conftest import ROOT, make_settings
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

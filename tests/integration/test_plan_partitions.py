@@ -15,7 +15,7 @@ from leadops.core.bulk import insert_skipping_conflicts
 from leadops.core.settings import Settings
 from leadops.models import ENROLLMENTS, TOUCHES
 from leadops.nurture.plan import PlanReport, plan_all
-from leadops.nurture.runtime import load_runtime
+from leadops.runtime import load_runtime
 from leadops.testing.scenario import seed_leads
 from tests.conftest import make_settings
 

@@ -14,10 +14,10 @@ from leadops.core.db import make_engine, session_scope, upgrade
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
 from leadops.models import Touch
-from leadops.nurture.runtime import load_runtime
 from leadops.nurture.tick import simulate
 from leadops.nurture.why import explain_lead
 from leadops.reporting.summary import touch_summary
+from leadops.runtime import load_runtime
 from tests.conftest import ROOT, make_settings
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

@@ -36,9 +36,9 @@ from leadops.reporting import attribution, kpis, spend, stuck
 from leadops.reporting.kpi_figures import KpiReport, StepRates
 from leadops.reporting.report import build_report, markdown, write_html
 from leadops.reporting.step_kpis import ENGAGEMENT_METRICS
+from leadops.runtime import load_escalation_runtime
 from leadops.sales.acks import acknowledge, close
 from leadops.sales.escalation import escalate
-from leadops.sales.runtime import load_escalation_runtime
 from tests.conftest import ROOT, make_settings
 from tests.engagement import inbound_params, sg_event, status_params
 

@@ -3,7 +3,6 @@ and planning honours the `form` and `source` conditions."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,10 +17,10 @@ from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
 from leadops.models import TOUCHES, Enrollment, FormSubmission, Lead
 from leadops.nurture.plan import plan_all
-from leadops.nurture.runtime import load_runtime
 from leadops.nurture.segment_check import check_segments
 from leadops.nurture.segments import load_segments_file
 from leadops.nurture.tick import run_tick
+from leadops.runtime import load_runtime
 from tests.conftest import ROOT
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -121,9 +120,7 @@ def test_planning_enrolls_by_the_form_that_brought_the_lead_in(
     draft = tmp_path / "draft.yaml"
     draft.write_text(DRAFT, encoding="utf-8")
     runtime = load_runtime(settings, engine=sqlite_engine)
-    runtime = dataclasses.replace(
-        runtime, segments=load_segments_file(draft, set(runtime.campaigns))
-    )
+    runtime.segments = load_segments_file(draft, set(runtime.campaigns))  # a loaded part
     plan_all(runtime, TICK)
     with Session(sqlite_engine) as session:
         campaigns = {e.lead_id: e.campaign for e in session.exec(select(Enrollment))}

@@ -17,8 +17,8 @@ from leadops.delivery.suppression import NurtureScope, leave_nurture, opt_in, su
 from leadops.models import ENROLLMENTS, LEADS, TOUCHES, TouchStatus
 from leadops.models.vocab import OPT_IN_CLEARS, SuppressionReason
 from leadops.nurture.plan import plan_all
-from leadops.nurture.runtime import load_runtime
 from leadops.nurture.tick import run_dispatch
+from leadops.runtime import load_runtime
 from leadops.testing.fakes import FakeSendGrid, FakeTwilio
 from leadops.testing.scenario import seed_leads
 from tests.conftest import make_settings

@@ -22,7 +22,7 @@ def test_every_code_written_to_hold_reason_has_a_meaning() -> None:
     for path in (ROOT / "leadops").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         literals.update(re.findall(r'hold_reason="([a-z_]+)"', text))
-        literals.update(re.findall(r'end_enrollment\([^)]*?"([a-z_]+)"', text))
+        literals.update(re.findall(r'leave_nurture\((?:[^()]|\([^()]*\))*?"([a-z_]+)"', text))
         literals.update(re.findall(r'batch\.suppress\(lead_id, "([a-z_]+)"', text))
     assert {"escalated", "enrollment_ended", "bounce", "whatsapp_opt_out"} <= literals
     for code in literals | OPT_IN_CLEARS | {"dead_letter"}:

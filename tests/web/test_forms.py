@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from leadops.core.clock import SimulatedClock
 from leadops.core.settings import Settings
 from leadops.models import LEADS, FormSubmission, Lead, LeadSourceRecord, QuarantinedRecord
+from leadops.runtime import build_runtime
 from leadops.testing.fakes import SERVER_ERROR, FakeSendGrid, FakeTwilio
 from leadops.web.app import create_app
 from tests.integration.test_delivery import fakes, provider_settings
@@ -219,13 +220,16 @@ def test_an_intake_run_settles_unsent_confirmations_once(
         session.add_all([p, q])
     _emails(settings)[1].unlink()
 
-    run = run_intake(engine, settings, now=clock.now(), sources=["forms"])
+    email = build_runtime(settings, engine=engine).email
+    run = run_intake(engine, settings, now=clock.now(), sources=["forms"], email=email)
     assert [r.note for r in run.results] == ["confirmations sent 1, still unsent 0"]
     assert len(_emails(settings)) == 2
     with Session(engine) as session:
         statuses = [r.status for r in session.exec(select(FormSubmission))]
     assert statuses == ["sent", "sent"]
-    assert run_intake(engine, settings, now=clock.now(), sources=["forms"]).results == []
+    assert (
+        run_intake(engine, settings, now=clock.now(), sources=["forms"], email=email).results == []
+    )
 
 
 def _add_lead(engine: Engine, address: str, **fields: object) -> None:

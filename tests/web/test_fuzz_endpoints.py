@@ -49,8 +49,8 @@ from leadops.models import (
     STAGE_CHANGES,
     WEBHOOK_REJECTIONS,
 )
-from leadops.nurture.runtime import load_runtime
 from leadops.providers.sendgrid.events import SENDGRID_EVENTS
+from leadops.runtime import load_runtime
 from leadops.sales.escalation import escalate
 from leadops.sales.notify import ack_url
 from leadops.web.app import create_app
