@@ -196,7 +196,8 @@ def test_kpis_from_known_rows(world: World, tmp_path: Path) -> None:
     assert report.response_leads == 2
     assert report.response_avg_hours == pytest.approx(25.0, abs=0.01)  # (2 h + 48 h) / 2
     assert report.response_within_day == 0.5
-    assert (report.nurtured, report.nurture_converted) == (2, 1)
+    # a was at SQL when first messaged (no stage change: its stage now): not nurtured to it
+    assert (report.nurtured, report.nurture_converted) == (1, 0)
     assert report.score_avg == pytest.approx((35 + 12 + 55 + 90 + 0) / 5)
     histogram = dict(report.score_histogram)
     assert histogram["0-9"] == 1 and histogram["10-19"] == 1 and histogram["90-99"] == 1
@@ -217,6 +218,7 @@ def test_kpis_from_known_rows(world: World, tmp_path: Path) -> None:
 
     assert report.never_followed_up == 1
     assert report.never_followed_up_by_stage == {"mql": 1}
+    assert report.uncontactable == 0
 
     day1_email = next(s for s in report.steps if (s.step, s.channel) == ("day-1", "email"))
     assert (day1_email.attempted, day1_email.sent) == (2, 2)
