@@ -1,10 +1,8 @@
 """The inbox stores what each event means (`event`) and the message it is about
-(`touch_id`); the KPIs read those, never the text the rescore run writes; migration 0011
-fills them in for the events a database held before it."""
+(`touch_id`); the KPIs read those, never the text the rescore run writes."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadops.core.db import current_revision, downgrade, upgrade
 from leadops.delivery.compose import unsubscribe_url
 from leadops.models import INBOX
 from leadops.reporting import kpis
@@ -135,30 +132,3 @@ def test_the_kpis_read_the_vocabulary_not_the_text_the_rescore_run_writes(
         connection.execute(sa.update(INBOX).values(result="reworded for people"))
     after = kpis.compute(h.engine, h.clock.now(), config_dir=h.settings.config_dir)
     assert {(s.campaign, s.step, s.channel): s.engagement for s in after.steps} == engagement
-
-
-def test_migration_0011_fills_in_what_the_rescore_run_would_store(h: Harness) -> None:
-    t = _first_wave(h)
-    stored = _inbox(h)
-    downgrade(h.engine, "0010")
-    columns = {c["name"] for c in sa.inspect(h.engine).get_columns("inbox")}
-    assert "event" not in columns and "touch_id" not in columns
-    # the rows as revision 0010 left them: events applied, and one still pending
-    pending = sg_event("open", 1, t["ada-email"], h.clock.now(), n=5)
-    with h.engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "INSERT INTO inbox (source, kind, dedupe_key, payload, received_at, status)"
-                " VALUES ('sendgrid', 'open', 'sg:pending', :payload, :at, 'pending')"
-            ),
-            {"payload": json.dumps(pending), "at": h.clock.now()},
-        )
-    upgrade(h.engine)
-    assert current_revision(h.engine) == "0011"
-    backfilled = _inbox(h)
-    assert backfilled.pop("sg:pending") == ("pending", None, None)  # applied later
-    assert backfilled == stored
-    h.rescore()
-    assert _inbox(h)["sg:pending"] == ("processed", "opened", t["ada-email"])
-    downgrade(h.engine, "0010")
-    upgrade(h.engine)
