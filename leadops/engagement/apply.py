@@ -151,11 +151,20 @@ def _apply_rows(
     batch.load_history(found.leads, min(event_time(row) for row in rows))
     updates = []
     for row in rows:
-        status, lead_id, result = apply_row(batch, row, found)
-        key = f"{row.source}/{row.kind}" if status == InboxStatus.PROCESSED else result
-        (report.events if status == InboxStatus.PROCESSED else report.ignored)[key[:80]] += 1
+        done = apply_row(batch, row, found)
+        processed = done.status == InboxStatus.PROCESSED
+        key = f"{row.source}/{row.kind}" if processed else done.result
+        (report.events if processed else report.ignored)[key[:80]] += 1
         updates.append(
-            {"iid": row.id, "st": status, "lid": lead_id, "res": result[:300], "at": now}
+            {
+                "iid": row.id,
+                "st": done.status,
+                "ev": done.event,
+                "lid": done.lead_id,
+                "tid": done.touch_id,
+                "res": done.result[:300],
+                "at": now,
+            }
         )
     if batch.ledger:
         connection.execute(SCORE_LEDGER.insert(), batch.ledger)
@@ -167,7 +176,9 @@ def _apply_rows(
         .where(i.id == sa.bindparam("iid"))
         .values(
             status=sa.bindparam("st"),
+            event=sa.bindparam("ev"),
             lead_id=sa.bindparam("lid"),
+            touch_id=sa.bindparam("tid"),
             result=sa.bindparam("res"),
             processed_at=sa.bindparam("at"),
         ),

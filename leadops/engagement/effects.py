@@ -5,7 +5,8 @@ within one batch's transaction, keeping the caps' history in memory."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,21 +15,61 @@ from sqlalchemy.engine import Connection
 from leadops.core.clock import parse_instant
 from leadops.delivery.suppression import leave_nurture, opt_in, suppress
 from leadops.engagement.report import RescoreReport
-from leadops.engagement.resolve import Lookup, payload_int, resolve
-from leadops.engagement.scoring import (
-    ScoringConfig,
-    capped,
-    channels_of,
-    classify_inbound,
-    is_pricing_url,
+from leadops.engagement.resolve import (
+    Lookup,
+    event_time,
+    payload_int,
+    resolve,
+    touch_of,
+    translate,
 )
+from leadops.engagement.scoring import ScoringConfig, capped, channels_of, is_pricing_url
 from leadops.engagement.site import SITE_EVENTS
 from leadops.models import SCORE_LEDGER, TOUCHES, InboxStatus, ScoreKind, TouchStatus
+from leadops.models.events import EventType
 from leadops.models.touch_states import move_touches
 from leadops.providers import inbound
+from leadops.providers.twilio.events import inbound_text
 
-# SendGrid "dropped" reasons that mean the address must not be mailed again.
-DROPPED_SUPPRESS = ("bounced address", "invalid", "unsubscribed address", "spam reporting")
+Touch = dict[str, Any] | None
+# The scoring.yaml `suppression:` entry each event applies (its scope: which channels).
+SUPPRESSES = {
+    EventType.BOUNCED: "bounce",
+    EventType.DROPPED: "dropped",
+    EventType.INVALID_NUMBER: "invalid_number",
+    EventType.SPAM: "spamreport",
+    EventType.UNSUBSCRIBED: "unsubscribe",
+    EventType.GROUP_UNSUBSCRIBED: "group_unsubscribe",
+    EventType.OPTED_OUT: "whatsapp_opt_out",
+}
+# Events about a message we sent (its touch's status follows them).
+DELIVERY_EVENTS = frozenset(
+    {
+        EventType.SENT,
+        EventType.DELIVERED,
+        EventType.READ,
+        EventType.BOUNCED,
+        EventType.BLOCKED,
+        EventType.DROPPED,
+        EventType.FAILED,
+        EventType.INVALID_NUMBER,
+    }
+)
+CONSENT_EVENTS = frozenset(
+    {
+        EventType.SPAM,
+        EventType.UNSUBSCRIBED,
+        EventType.GROUP_UNSUBSCRIBED,
+        EventType.OPTED_OUT,
+        EventType.RESUBSCRIBED,
+    }
+)
+# The channel an event came by, for an opt-in.
+CHANNEL_OF = {
+    inbound.SENDGRID: "email",
+    inbound.TWILIO_STATUS: "whatsapp",
+    inbound.TWILIO_INBOUND: "whatsapp",
+}
 # Suppressions that are the person saying stop (also recorded as unsubscribed_at).
 OPT_OUT_EVENTS = frozenset({"unsubscribe", "spamreport", "whatsapp_opt_out"})
 
@@ -130,84 +171,77 @@ class Batch:
         return f"touch {touch['id']} {status}" if updated else f"touch {touch['id']} unchanged"
 
 
-def _sendgrid(batch: Batch, row: Any, lead_id: int, touch: dict[str, Any] | None) -> str:
-    p, kind = row.payload, row.kind
-    at = datetime.fromtimestamp(float(p["timestamp"]), UTC)
-    if kind == "open":
-        if p.get("sg_machine_open") is True:
-            return batch.score(
-                lead_id, "email_open_machine", at, row.id, "email opened by a mail privacy proxy"
-            )
-        batch.engage(lead_id, at)
-        return batch.score(lead_id, "email_open", at, row.id, "opened an email")
-    if kind == "click":
-        batch.engage(lead_id, at)
-        url = str(p.get("url", ""))[:200]
-        return batch.score(lead_id, "email_click", at, row.id, f"clicked {url}".strip())
-    if kind == "delivered":
-        return batch.touch_status(touch, TouchStatus.DELIVERED, None)
-    if kind == "bounce":
-        reason = str(p.get("reason", ""))[:200]
-        bounce_type = p.get("type", "bounce")
-        done = batch.touch_status(touch, TouchStatus.FAILED, f"bounce ({bounce_type}): {reason}")
-        if bounce_type == "blocked":
-            return f"soft bounce, {done}"
-        return f"hard bounce, {done}, " + batch.suppress(lead_id, "bounce", at, stop=True)
-    if kind == "dropped":
-        reason = str(p.get("reason", ""))
-        done = batch.touch_status(touch, TouchStatus.FAILED, f"dropped: {reason}")
-        if any(marker in reason.lower() for marker in DROPPED_SUPPRESS):
-            return f"{done}, " + batch.suppress(lead_id, "dropped", at)
-        return done
-    if kind == "spamreport":
-        return batch.suppress(lead_id, "spamreport", at, stop=True)
-    if kind in ("unsubscribe", "group_unsubscribe"):
-        points = batch.score(lead_id, "unsubscribe", at, row.id, f"SendGrid {kind}")
-        return f"{points}, " + batch.suppress(lead_id, kind, at)
-    if kind == "group_resubscribe":
-        opt_in(batch.connection, lead_id, "email", batch.now)
-        return "email opt-in, " + batch.score(lead_id, "subscribe", at, row.id, "resubscribed")
-    return f"{kind}: nothing to apply"
+def _failure(row: Any) -> str:
+    """The provider's own words for a failed message, kept on the touch for operators."""
+    p = row.payload
+    if row.source == inbound.TWILIO_STATUS:
+        return f"twilio {row.kind} {payload_int(p.get('ErrorCode')) or ''}"
+    if row.kind == "bounce":
+        return f"bounce ({p.get('type', 'bounce')}): {str(p.get('reason', ''))[:200]}"
+    return f"{row.kind}: {p.get('reason', '')}"
 
 
-def _twilio_status(batch: Batch, row: Any, lead_id: int, touch: dict[str, Any] | None) -> str:
-    p, status = row.payload, row.kind
-    if touch is not None and touch["provider_message_id"] is None:
-        batch.connection.execute(
-            sa.update(TOUCHES)
-            .where(TOUCHES.c.id == touch["id"])
-            .values(provider_message_id=p["MessageSid"][:100])
+def _delivery(batch: Batch, row: Any, event: EventType, lead_id: int, touch: Touch) -> str:
+    """What happened to a message we sent: its touch's status, and a bad address
+    suppressed."""
+    at = event_time(row)
+    if event in (EventType.SENT, EventType.DELIVERED, EventType.READ):
+        status = TouchStatus.SENT if event == EventType.SENT else TouchStatus.DELIVERED
+        done = batch.touch_status(touch, status, None)
+        if event != EventType.READ:
+            return done
+        batch.engage(lead_id, at)
+        return f"{done}, " + batch.score(
+            lead_id, "whatsapp_read", at, row.id, "read a WhatsApp message"
         )
-    if status == "sent":
-        return batch.touch_status(touch, TouchStatus.SENT, None)
-    if status in ("delivered", "read"):
-        done = batch.touch_status(touch, TouchStatus.DELIVERED, None)
-        if status == "read":
-            batch.engage(lead_id, row.received_at)
-            return f"{done}, " + batch.score(
-                lead_id, "whatsapp_read", row.received_at, row.id, "read a WhatsApp message"
-            )
-        return done
-    if status in ("failed", "undelivered"):
-        code = payload_int(p.get("ErrorCode"))
-        done = batch.touch_status(touch, TouchStatus.FAILED, f"twilio {status} {code or ''}")
-        if code is not None and code in batch.config.invalid_number_error_codes:
-            return f"{done}, " + batch.suppress(lead_id, "invalid_number", row.received_at)
-        return done
-    return f"{status}: nothing to apply"
+    done = batch.touch_status(touch, TouchStatus.FAILED, _failure(row))
+    if event == EventType.BLOCKED:
+        return f"soft bounce, {done}"
+    if event == EventType.BOUNCED:
+        return f"hard bounce, {done}, " + batch.suppress(lead_id, "bounce", at, stop=True)
+    if event in SUPPRESSES:
+        return f"{done}, " + batch.suppress(lead_id, SUPPRESSES[event], at)
+    return done
 
 
-def _twilio_inbound(batch: Batch, row: Any, lead_id: int) -> str:
-    p, at = row.payload, row.received_at
-    batch.inbound[lead_id] = max(at, batch.inbound.get(lead_id, at))
-    body = p.get("Body") or p.get("ButtonPayload") or p.get("ButtonText") or ""
-    kind = classify_inbound(batch.config, body)
-    if kind == "opt_out":
-        points = batch.score(lead_id, "unsubscribe", at, row.id, f"WhatsApp opt-out {body!r}")
+def _engagement(batch: Batch, row: Any, event: EventType, lead_id: int) -> str:
+    """An email opened or clicked: activity and points."""
+    at = event_time(row)
+    if event == EventType.MACHINE_OPEN:
+        return batch.score(
+            lead_id, "email_open_machine", at, row.id, "email opened by a mail privacy proxy"
+        )
+    batch.engage(lead_id, at)
+    if event == EventType.OPENED:
+        return batch.score(lead_id, "email_open", at, row.id, "opened an email")
+    url = str(row.payload.get("url", ""))[:200]
+    return batch.score(lead_id, "email_click", at, row.id, f"clicked {url}".strip())
+
+
+def _consent(batch: Batch, row: Any, event: EventType, lead_id: int) -> str:
+    """The person saying stop, or start again: points, suppression or opt-in."""
+    at = event_time(row)
+    if event == EventType.RESUBSCRIBED:
+        channel = CHANNEL_OF[row.source]
+        opt_in(batch.connection, lead_id, channel, batch.now)
+        why = "resubscribed" if channel == "email" else "opted in"
+        return f"{channel} opt-in, " + batch.score(lead_id, "subscribe", at, row.id, why)
+    if event == EventType.SPAM:
+        return batch.suppress(lead_id, "spamreport", at, stop=True)
+    if row.source == inbound.UNSUBSCRIBE:
+        why = f"unsubscribe link ({row.payload['method']})"
+        points = batch.score(lead_id, "unsubscribe", at, row.id, why)
+        return points + " (suppressed when the link was used)"
+    if event == EventType.OPTED_OUT:
+        why = f"WhatsApp opt-out {inbound_text(row.payload)!r}"
+        points = batch.score(lead_id, "unsubscribe", at, row.id, why)
         return f"{points}, " + batch.suppress(lead_id, "whatsapp_opt_out", at, stop=True)
-    if kind == "opt_in":
-        opt_in(batch.connection, lead_id, "whatsapp", batch.now)
-        return "whatsapp opt-in, " + batch.score(lead_id, "subscribe", at, row.id, "opted in")
+    points = batch.score(lead_id, "unsubscribe", at, row.id, f"SendGrid {row.kind}")
+    return f"{points}, " + batch.suppress(lead_id, SUPPRESSES[event], at)
+
+
+def _reply(batch: Batch, row: Any, lead_id: int) -> str:
+    at = event_time(row)
     batch.engage(lead_id, at)
     points = batch.score(lead_id, "reply", at, row.id, "replied on WhatsApp")
     batch.stop(lead_id, "replied")
@@ -239,33 +273,66 @@ def _form(batch: Batch, row: Any, lead_id: int) -> str:
     return batch.score(lead_id, row.kind, at, row.id, reason[:200])
 
 
-def apply_row(batch: Batch, row: Any, found: Lookup) -> tuple[str, int | None, str]:
+@dataclass(frozen=True)
+class Applied:
+    """What applying one inbox event did, for its row."""
+
+    status: str  # InboxStatus
+    event: EventType
+    lead_id: int | None = None
+    touch_id: int | None = None
+    result: str = ""
+
+
+def _apply(batch: Batch, row: Any, event: EventType, lead_id: int, touch: Touch) -> str | None:
+    if event in DELIVERY_EVENTS:
+        return _delivery(batch, row, event, lead_id, touch)
+    if event in (EventType.OPENED, EventType.MACHINE_OPEN, EventType.CLICKED):
+        return _engagement(batch, row, event, lead_id)
+    if event == EventType.REPLIED:
+        return _reply(batch, row, lead_id)
+    if event in CONSENT_EVENTS:
+        return _consent(batch, row, event, lead_id)
+    if event == EventType.HAND_RAISE:
+        return _form(batch, row, lead_id)
+    if event == EventType.ACTIVITY:
+        return _site(batch, row, lead_id)
+    return f"{row.kind}: nothing to apply"
+
+
+def apply_row(batch: Batch, row: Any, found: Lookup) -> Applied:
+    """Apply one inbox event: what it means (translated once here), for which lead and
+    message, and what that does."""
+    event = translate(row, batch.config)
     lead_id, touch = resolve(row, found)
     if lead_id is None:
         if row.source == inbound.TWILIO_STATUS and touch is None:
-            return InboxStatus.IGNORED, None, "no touch with this touch_id or MessageSid"
-        return InboxStatus.IGNORED, None, "no matching lead"
-    if row.source == inbound.SENDGRID:
-        result: str | None = _sendgrid(batch, row, lead_id, touch)
-    elif row.source == inbound.TWILIO_STATUS:
-        result = _twilio_status(batch, row, lead_id, touch)
-    elif row.source == inbound.TWILIO_INBOUND:
-        result = _twilio_inbound(batch, row, lead_id)
-    elif row.source == inbound.UNSUBSCRIBE:
-        result = (
-            batch.score(
-                lead_id,
-                "unsubscribe",
-                row.received_at,
-                row.id,
-                f"unsubscribe link ({row.payload['method']})",
+            return Applied(
+                InboxStatus.IGNORED, event, result="no touch with this touch_id or MessageSid"
             )
-            + " (suppressed when the link was used)"
+        return Applied(InboxStatus.IGNORED, event, result="no matching lead")
+    touch_id = touch_of(row, lead_id, touch, found)
+    if row.source == inbound.TWILIO_STATUS and touch is not None:
+        _keep_sid(batch, row, touch)
+    if row.source == inbound.TWILIO_INBOUND:
+        batch.inbound[lead_id] = max(row.received_at, batch.inbound.get(lead_id, row.received_at))
+    result = _apply(batch, row, event, lead_id, touch)
+    if result is None:
+        return Applied(
+            InboxStatus.IGNORED,
+            event,
+            lead_id,
+            touch_id,
+            f"unknown site event type {row.kind!r}: not scored",
         )
-    elif row.source == inbound.FORM:
-        result = _form(batch, row, lead_id)
-    else:
-        result = _site(batch, row, lead_id)
-        if result is None:
-            return InboxStatus.IGNORED, lead_id, f"unknown site event type {row.kind!r}: not scored"
-    return InboxStatus.PROCESSED, lead_id, result or ""
+    return Applied(InboxStatus.PROCESSED, event, lead_id, touch_id, result)
+
+
+def _keep_sid(batch: Batch, row: Any, touch: dict[str, Any]) -> None:
+    """A status callback names the message by its SID: keep it when the touch has none."""
+    if touch["provider_message_id"] is None:
+        batch.connection.execute(
+            sa.update(TOUCHES)
+            .where(TOUCHES.c.id == touch["id"])
+            .values(provider_message_id=row.payload["MessageSid"][:100])
+        )

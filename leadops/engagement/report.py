@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from leadops.engagement.scoring import Reason
 from leadops.nurture.plan import PlanReport
 
 
@@ -16,7 +17,7 @@ class SalesReady:
     lead_id: int
     trigger: str  # "sql" (reached the SQL threshold) or a hand-raise rule ("reply", ...)
     score: int
-    reasons: tuple[str, ...]  # the rules contributing most points, e.g. "reply +15"
+    reasons: tuple[Reason, ...]  # the rules contributing most points, strongest first
     at: datetime
 
     def row(self) -> dict[str, object]:
@@ -25,7 +26,7 @@ class SalesReady:
             "lead_id": self.lead_id,
             "trigger": self.trigger,
             "score": self.score,
-            "reasons": ", ".join(self.reasons),
+            "reasons": ", ".join(str(reason) for reason in self.reasons),
         }
 
 

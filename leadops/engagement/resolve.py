@@ -1,5 +1,7 @@
-"""Resolving inbox events to their leads and touches: one lookup per batch of events
-(touch ids, provider message ids, emails, phones), then each event on its own."""
+"""Resolving inbox events: what each means (`translate`, the provider's own translation,
+once), and the lead and message it is about (one lookup per batch of events: touch ids,
+provider message ids, emails, phones, the leads' sent messages; then each event on its
+own)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadops.core.clock import parse_instant
+from leadops.engagement.scoring import ScoringConfig, classify_inbound
 from leadops.models import LEADS, TOUCHES
+from leadops.models.events import EventType
 from leadops.providers import inbound
+from leadops.providers.sendgrid.events import sendgrid_event
+from leadops.providers.twilio.events import twilio_status_event
+
+# Events that name only their lead, and the channel of the message they answer (None: any):
+# they are about the lead's last message sent before them.
+ABOUT_LAST_SENT = {inbound.TWILIO_INBOUND: "whatsapp", inbound.UNSUBSCRIBE: None}
 
 
 def payload_int(value: Any) -> int | None:
@@ -35,6 +45,29 @@ class Lookup:
     emails: dict[str, int]
     phones: dict[str, int]
     leads: set[int]
+    # lead id -> its messages sent, as (sent_at, touch id, channel), oldest first; only for
+    # the leads of events that name no message (ABOUT_LAST_SENT)
+    sent: dict[int, list[tuple[datetime, int, str]]]
+
+
+def translate(row: Any, config: ScoringConfig) -> EventType:
+    """What an inbox event means: each provider's translation (its events module), and
+    our own sources' (the unsubscribe link, site events, hand-raise forms)."""
+    p = row.payload
+    if row.source == inbound.SENDGRID:
+        return sendgrid_event(row.kind, p)
+    if row.source == inbound.TWILIO_STATUS:
+        code = payload_int(p.get("ErrorCode"))
+        return twilio_status_event(row.kind, code, config.invalid_number_error_codes)
+    if row.source == inbound.TWILIO_INBOUND:
+        return classify_inbound(config, p)
+    if row.source == inbound.UNSUBSCRIBE:
+        return EventType.UNSUBSCRIBED
+    if row.source == inbound.FORM:
+        return EventType.HAND_RAISE
+    if row.source == inbound.SITE:
+        return EventType.ACTIVITY
+    return EventType.OTHER
 
 
 def lookup(connection: Connection, rows: Sequence[Any]) -> Lookup:
@@ -92,7 +125,23 @@ def lookup(connection: Connection, rows: Sequence[Any]) -> Lookup:
     existing = set(
         connection.execute(sa.select(LEADS.c.id).where(LEADS.c.id.in_(candidates))).scalars()
     )
-    return Lookup(touches, by_sid, found_emails, found_phones, existing)
+    about_last = {
+        int(row.payload["lead_id"]) for row in rows if row.source == inbound.UNSUBSCRIBE
+    } | {
+        found_phones[phone]
+        for phone in (
+            phone_of(r.payload.get("From", "")) for r in rows if r.source == inbound.TWILIO_INBOUND
+        )
+        if phone in found_phones
+    }
+    sent: dict[int, list[tuple[datetime, int, str]]] = {}
+    for lead_id, sent_at, touch_id, channel in connection.execute(
+        sa.select(t.lead_id, t.sent_at, t.id, t.channel)
+        .where(t.lead_id.in_(about_last & existing), t.sent_at.is_not(None))
+        .order_by(t.sent_at, t.id)
+    ).all():
+        sent.setdefault(lead_id, []).append((sent_at, touch_id, channel))
+    return Lookup(touches, by_sid, found_emails, found_phones, existing, sent)
 
 
 def resolve(row: Any, found: Lookup) -> tuple[int | None, dict[str, Any] | None]:
@@ -121,6 +170,22 @@ def resolve(row: Any, found: Lookup) -> tuple[int | None, dict[str, Any] | None]
     if lead_id is not None and lead_id not in found.leads:
         lead_id = None
     return lead_id, touch
+
+
+def touch_of(row: Any, lead_id: int, touch: dict[str, Any] | None, found: Lookup) -> int | None:
+    """The message an event is about: the touch it names, if it is the lead's; for an
+    event that names only its lead, the lead's last message sent at or before it arrived
+    (on the channel the event came by, for an inbound WhatsApp message)."""
+    if row.source not in ABOUT_LAST_SENT:
+        return int(touch["id"]) if touch is not None and touch["lead_id"] == lead_id else None
+    channel = ABOUT_LAST_SENT[row.source]
+    last = None
+    for sent_at, touch_id, touch_channel in found.sent.get(lead_id, []):
+        if sent_at > row.received_at:
+            break
+        if channel is None or touch_channel == channel:
+            last = touch_id
+    return last
 
 
 def event_time(row: Any) -> datetime:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from leadops.core.configfile import load_model
+from leadops.models.events import EventType
 from leadops.models.vocab import FUNNEL_ORDER, LifecycleStage
+from leadops.providers.twilio.events import fold_keyword, twilio_inbound_event
 
 ENGAGEMENT_RULES = frozenset(
     {
@@ -294,40 +295,38 @@ def is_pricing_url(config: ScoringConfig, url: str) -> bool:
     return any(re.search(pattern, url, re.IGNORECASE) for pattern in config.pricing_url_patterns)
 
 
-def _fold(text: str) -> str:
-    """Upper case, without surrounding spaces or punctuation."""
-    text = unicodedata.normalize("NFC", text).strip().upper()
-    return text.strip(" \t\r\n.!?¡¿,;:\"'")
+def classify_inbound(config: ScoringConfig, params: Mapping[str, Any]) -> EventType:
+    """An inbound WhatsApp message (its form fields) is an opt-out, an opt-in or a reply,
+    by this config's keywords."""
+    return twilio_inbound_event(
+        params, _keyword_set(config.opt_out_keywords), _keyword_set(config.opt_in_keywords)
+    )
 
 
 def _keyword_set(groups: dict[str, tuple[str, ...]]) -> frozenset[str]:
-    return frozenset(_fold(word) for words in groups.values() for word in words)
-
-
-InboundKind = Literal["opt_out", "opt_in", "reply"]
-
-
-def classify_inbound(config: ScoringConfig, body: str) -> InboundKind:
-    """An inbound message is an opt-out, an opt-in, or a reply (anything else)."""
-    folded = _fold(body)
-    if folded in _keyword_set(config.opt_out_keywords):
-        return "opt_out"
-    if folded in _keyword_set(config.opt_in_keywords):
-        return "opt_in"
-    return "reply"
+    return frozenset(fold_keyword(word) for words in groups.values() for word in words)
 
 
 def channels_of(scope: Scope) -> tuple[str, ...]:
     return ("email", "whatsapp") if scope == "all" else (scope,)
 
 
-def top_reasons(breakdown: Iterable[tuple[str, int]], limit: int = 3) -> list[str]:
-    """The rules that contribute the most points, as `rule +N` strings."""
-    ranked = sorted(((rule, pts) for rule, pts in breakdown if pts > 0), key=lambda r: -r[1])
-    return [f"{rule} {pts:+d}" for rule, pts in ranked[:limit]]
+@dataclass(frozen=True)
+class Reason:
+    """One rule behind a score, with the points it contributes."""
+
+    rule: str
+    points: int
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.points:+d}"
+
+    def item(self) -> dict[str, Any]:
+        """As escalation stores a reason: {"reason": rule, "points": n}."""
+        return {"reason": self.rule, "points": self.points}
 
 
-def top_reason_items(breakdown: Iterable[tuple[str, int]], limit: int = 3) -> list[dict[str, Any]]:
-    """The same rules as `top_reasons`, as {"reason": rule, "points": n} mappings."""
+def top_reasons(breakdown: Iterable[tuple[str, int]], limit: int = 3) -> list[Reason]:
+    """The rules that contribute the most points, strongest first."""
     ranked = sorted(((rule, pts) for rule, pts in breakdown if pts > 0), key=lambda r: -r[1])
-    return [{"reason": rule, "points": pts} for rule, pts in ranked[:limit]]
+    return [Reason(rule, pts) for rule, pts in ranked[:limit]]

@@ -17,7 +17,10 @@ class InboxEvent(SQLModel, table=True):
     """One provider or site event, stored once when it arrives and processed later.
 
     `dedupe_key` is the event's identity (SendGrid sg_event_id, Twilio SID + status, or a
-    content hash), so a replayed webhook is stored once and applied once.
+    content hash), so a replayed webhook is stored once and applied once. When the rescore
+    run applies it, it records what the event means (`event`, leadops.models.events), the
+    lead and the message (`touch_id`) it is about, and what it did (`result`, text for
+    people: nothing reads it back).
     """
 
     __tablename__ = "inbox"
@@ -31,6 +34,10 @@ class InboxEvent(SQLModel, table=True):
     received_at: datetime = ts(nullable=False)
     status: str = Field(default=InboxStatus.PENDING, max_length=20)
     lead_id: int | None = Field(default=None, index=True)
+    event: str | None = Field(default=None, max_length=20)
+    # The message the event is about: the touch the provider names, or for an inbound
+    # WhatsApp message or the unsubscribe link the lead's last message sent before it.
+    touch_id: int | None = Field(default=None)
     result: str | None = Field(default=None, max_length=300)
     processed_at: datetime | None = ts()
 

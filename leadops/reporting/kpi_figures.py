@@ -73,14 +73,17 @@ class KpiReport:
     response_within_day: float | None = None
     funnel: list[FunnelStage] = field(default_factory=list)
     unsubscribed: int = 0
-    nurtured: int = 0
-    nurture_converted: int = 0
+    nurtured: int = 0  # leads sent a message, below SQL when the first went out
+    nurture_converted: int = 0  # of them, reached SQL or beyond
     score_avg: float | None = None
     score_histogram: list[tuple[str, int]] = field(default_factory=list)
     currency: str = "USD"
     costs: list[SourceCost] = field(default_factory=list)
     never_followed_up: int = 0
     never_followed_up_by_stage: dict[str, int] = field(default_factory=dict)
+    # never sent a message because no channel can reach them (no address with consent,
+    # or suppressed on every channel): not counted as never followed up
+    uncontactable: int = 0
     steps: list[StepRates] = field(default_factory=list)
     escalations: EscalationStats = field(default_factory=EscalationStats)
     sends_per_day: list[tuple[date, int]] = field(default_factory=list)

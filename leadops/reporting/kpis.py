@@ -67,8 +67,8 @@ def headline_rows(report: KpiReport) -> list[dict[str, str]]:
         {
             "kpi": "nurture conversion rate",
             "value": _pct(report.nurture_conversion),
-            "note": f"{report.nurture_converted} of {report.nurtured} nurtured leads "
-            "reached SQL or beyond",
+            "note": f"{report.nurture_converted} of {report.nurtured} leads nurtured from "
+            "below SQL reached SQL or beyond",
         },
         {
             "kpi": "average lead score",
@@ -78,7 +78,7 @@ def headline_rows(report: KpiReport) -> list[dict[str, str]]:
         {
             "kpi": "leads never followed up",
             "value": str(report.never_followed_up),
-            "note": "target 0; created over a day ago, no message sent"
+            "note": "target 0; created over a day ago, reachable on a channel, no message sent"
             + (
                 ": "
                 + ", ".join(
@@ -87,6 +87,12 @@ def headline_rows(report: KpiReport) -> list[dict[str, str]]:
                 if report.never_followed_up
                 else ""
             ),
+        },
+        {
+            "kpi": "leads no channel can reach",
+            "value": str(report.uncontactable),
+            "note": "never sent a message: no address with consent on any channel, or "
+            "suppressed on every one",
         },
         {"kpi": "unsubscribed leads", "value": str(report.unsubscribed), "note": ""},
         {

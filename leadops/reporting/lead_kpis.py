@@ -1,6 +1,7 @@
 """KPIs of the leads themselves: the funnel (with each lead's peak stage), lead response
-time, nurture conversion, the score distribution, leads never followed up and data
-quality (flagged fields, open quarantine)."""
+time, nurture conversion (of leads nurtured from below SQL), the score distribution, leads
+never followed up (and apart from them those no channel can reach) and data quality
+(flagged fields, open quarantine)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from leadops.models import (
     ESCALATIONS,
     FUNNEL_ORDER,
     LEAD_FIELD_ISSUES,
+    LEAD_SOURCE_RECORDS,
     LEADS,
     QUARANTINE,
     QUARANTINED_FILES,
@@ -125,14 +127,53 @@ def funnel(conn: Connection, report: KpiReport) -> None:
         report.funnel.append(FunnelStage(str(stage), current, reached[stage], conversion))
 
 
+def _stage_when_first_sent(first: Any) -> Any:
+    """Each nurtured lead's stage when its first message went out: the stage scoring last
+    moved it to before then (stage_changes), else the stage its next move started from,
+    else the stage it was created with (its first source record), else its stage now."""
+    c, r = STAGE_CHANGES.c, LEAD_SOURCE_RECORDS.c
+    lead = first.c.lead_id
+    before = (
+        sa.select(c.to_stage)
+        .where(c.lead_id == lead, c.changed_at <= first.c.first_at)
+        .order_by(c.changed_at.desc(), c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    after = (
+        sa.select(c.from_stage)
+        .where(c.lead_id == lead, c.changed_at > first.c.first_at)
+        .order_by(c.changed_at, c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    created = (
+        sa.select(r.data["lifecycle_stage"].as_string())
+        .where(r.lead_id == lead, r.action == "created")
+        .order_by(r.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(before, after, created, LEADS.c.lifecycle_stage)
+
+
 def nurture_conversion(conn: Connection, report: KpiReport) -> None:
+    """Leads nurtured from below SQL (at least one message sent, at a stage below SQL when
+    the first went out) that reached SQL or beyond; a lead imported as SQL is not one."""
     first = _first_sent()
     peaks = _peak_rank()
+    entered = _rank_of(_stage_when_first_sent(first))
     nurtured, converted = conn.execute(
         sa.select(
             sa.func.count(),
             sa.func.sum(sa.case((peaks.c.peak >= CONVERTED_RANK, 1), else_=0)),
-        ).select_from(peaks.join(first, first.c.lead_id == peaks.c.lead_id))
+        )
+        .select_from(
+            peaks.join(first, first.c.lead_id == peaks.c.lead_id).join(
+                LEADS, LEADS.c.id == peaks.c.lead_id
+            )
+        )
+        .where(entered < CONVERTED_RANK)
     ).one()
     report.nurtured = int(nurtured or 0)
     report.nurture_converted = int(converted or 0)
@@ -160,21 +201,40 @@ def scores(conn: Connection, report: KpiReport) -> None:
     ]
 
 
+def contactable() -> Any:
+    """A lead some channel may reach: an address, consent and no suppression on it."""
+    lead = LEADS.c
+    email = sa.and_(
+        lead.email.is_not(None), lead.email_consent.is_(True), lead.email_suppressed_at.is_(None)
+    )
+    whatsapp = sa.and_(
+        lead.phone.is_not(None),
+        lead.whatsapp_consent.is_(True),
+        lead.whatsapp_suppressed_at.is_(None),
+    )
+    return sa.or_(email, whatsapp)
+
+
 def never_followed_up(conn: Connection, now: datetime, report: KpiReport) -> None:
+    """Leads created over a day ago, still to be nurtured, never sent a message: those a
+    channel may reach (the target is 0), and apart from them those no channel can (no
+    address with consent on any, or suppressed on every one)."""
     t = TOUCHES.c
     sent = sa.select(t.id).where(t.lead_id == LEADS.c.id, t.status.in_(SENT)).exists()
+    reachable = contactable().label("reachable")
     rows = conn.execute(
-        sa.select(LEADS.c.lifecycle_stage, sa.func.count())
+        sa.select(LEADS.c.lifecycle_stage, reachable, sa.func.count())
         .where(
             LEADS.c.created_at < now - timedelta(days=1),
             LEADS.c.lifecycle_stage.not_in([str(s) for s in NOT_NURTURED]),
             LEADS.c.unsubscribed_at.is_(None),
             ~sent,
         )
-        .group_by(LEADS.c.lifecycle_stage)
+        .group_by(LEADS.c.lifecycle_stage, reachable)
     ).all()
-    report.never_followed_up_by_stage = {stage: int(n) for stage, n in rows}
+    report.never_followed_up_by_stage = {stage: int(n) for stage, can, n in sorted(rows) if can}
     report.never_followed_up = sum(report.never_followed_up_by_stage.values())
+    report.uncontactable = sum(int(n) for _, can, n in rows if not can)
 
 
 def data_quality(conn: Connection, report: KpiReport) -> None:

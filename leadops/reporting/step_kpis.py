@@ -1,6 +1,7 @@
 """KPIs per campaign step and channel: what was attempted and how it ended, the
-engagement rates of the messages sent (`ENGAGEMENT_METRICS`, unique touches from the
-processed webhook inbox, see leadops.reporting.attribution), and messages sent per day."""
+engagement rates of the messages sent (`ENGAGEMENT_METRICS`: unique touches with an event
+of the stored vocabulary, leadops.models.events, in the processed webhook inbox; see
+leadops.reporting.attribution), and messages sent per day."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadops.models import INBOX, TOUCHES, TouchStatus
+from leadops.models.events import (
+    BOUNCED_EVENTS,
+    DELIVERED_EVENTS,
+    OPENED_EVENTS,
+    UNSUBSCRIBED_EVENTS,
+    EventType,
+)
 from leadops.providers import inbound
-from leadops.reporting.attribution import EventRule, StepKey, count_unique_touches, payload_is_true
+from leadops.reporting.attribution import StepKey, count_unique_touches
 from leadops.reporting.kpi_figures import KpiReport, StepRates
 from leadops.reporting.kpi_sql import SENT, utc_day
 
@@ -23,34 +31,9 @@ ATTEMPTED = [*SENT, TouchStatus.FAILED, TouchStatus.AMBIGUOUS]
 # Counts one engagement kind per campaign step and channel (e.g. opens per step).
 EngagementCounter = Callable[[Connection], dict[StepKey, int]]
 
-_I = INBOX.c
 
-
-def _events(source: str, *kinds: str) -> Callable[[str], Any]:
-    return lambda dialect: sa.and_(_I.source == source, _I.kind.in_(kinds))
-
-
-def _human_open(dialect: str) -> Any:
-    # Opens by mail privacy proxies (sg_machine_open) are not the person opening the mail;
-    # the rescore run scores them 0 and they are not opens here either.
-    return sa.and_(
-        _I.source == inbound.SENDGRID,
-        _I.kind == "open",
-        sa.not_(payload_is_true("sg_machine_open", dialect)),
-    )
-
-
-def _inbound(result_pattern: str) -> Callable[[str], Any]:
-    # The rescore run classifies an inbound WhatsApp message (reply, opt-out keyword, opt-in)
-    # and records what it applied in `inbox.result`: "reply +15, sequence stopped",
-    # "unsubscribe -25, suppressed all (whatsapp_opt_out)", "whatsapp opt-in, ...".
-    return lambda dialect: sa.and_(
-        _I.source == inbound.TWILIO_INBOUND, _I.result.like(result_pattern)
-    )
-
-
-def _counter(*rules: EventRule) -> EngagementCounter:
-    return lambda conn: count_unique_touches(conn, rules)
+def _counter(*events: EventType) -> EngagementCounter:
+    return lambda conn: count_unique_touches(conn, events)
 
 
 @dataclass(frozen=True)
@@ -75,43 +58,31 @@ CHANNEL_SOURCES = {
 # The engagement rates per campaign step, each of the messages sent at that step.
 ENGAGEMENT_METRICS: dict[str, EngagementMetric] = {
     "delivered": EngagementMetric(
-        _counter(
-            EventRule(_events(inbound.SENDGRID, "delivered")),
-            EventRule(_events(inbound.TWILIO_STATUS, "delivered", "read")),
-        ),
+        _counter(*DELIVERED_EVENTS),
         EMAIL_AND_WHATSAPP,
         "SendGrid delivered; Twilio delivered or read",
     ),
     "opened": EngagementMetric(
-        _counter(EventRule(_human_open), EventRule(_events(inbound.TWILIO_STATUS, "read"))),
+        _counter(*OPENED_EVENTS),
         EMAIL_AND_WHATSAPP,
         "SendGrid open (privacy-proxy opens excluded); WhatsApp read",
     ),
     "clicked": EngagementMetric(
-        _counter(EventRule(_events(inbound.SENDGRID, "click"))),
-        frozenset({"email"}),
-        "SendGrid click",
+        _counter(EventType.CLICKED), frozenset({"email"}), "SendGrid click"
     ),
     "replied": EngagementMetric(
-        _counter(EventRule(_inbound("reply%"), via="last_sent", channel="whatsapp")),
+        _counter(EventType.REPLIED),
         frozenset({"whatsapp"}),
         "an inbound WhatsApp reply, counted for the last WhatsApp message before it",
     ),
     "unsubscribed": EngagementMetric(
-        _counter(
-            EventRule(_events(inbound.SENDGRID, "unsubscribe", "group_unsubscribe", "spamreport")),
-            EventRule(_events(inbound.UNSUBSCRIBE, "unsubscribe"), via="last_sent"),
-            EventRule(_inbound("%whatsapp_opt_out%"), via="last_sent", channel="whatsapp"),
-        ),
+        _counter(*UNSUBSCRIBED_EVENTS),
         EMAIL_AND_WHATSAPP,
         "SendGrid unsubscribe, group unsubscribe or spam report; the unsubscribe link "
         "(for the last message before it); a WhatsApp opt-out keyword",
     ),
     "bounced": EngagementMetric(
-        _counter(
-            EventRule(_events(inbound.SENDGRID, "bounce", "dropped")),
-            EventRule(_events(inbound.TWILIO_STATUS, "failed", "undelivered")),
-        ),
+        _counter(*BOUNCED_EVENTS),
         EMAIL_AND_WHATSAPP,
         "SendGrid bounce (hard or blocked) or dropped; Twilio failed or undelivered",
     ),

@@ -7,26 +7,22 @@ from a webhook to the rep's notification is one rescore tick.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import func, select
 from sqlmodel import Session
 
 from leadops.engagement.report import SalesReady
 from leadops.engagement.rescore import run_inbox
-from leadops.models import ESCALATIONS
 from leadops.nurture.runtime import Runtime
 from leadops.sales.escalation import escalate_or_set_aside
 from leadops.sales.notify import NotifyReport, deliver_notifications
 from leadops.sales.runtime import EscalationRuntime
+from leadops.sales.scan import SQL, trigger_key
 
 # A rescore trigger and the escalation trigger it becomes.
-TRIGGERS = {"sql": "sql_threshold", "reply": "reply_intent"}
-_POINTS = re.compile(r"^(?P<rule>.+?) (?P<points>[+-]\d+)$")
+TRIGGERS = {SQL: "sql_threshold", "reply": "reply_intent"}
 
 
 @dataclass
@@ -38,28 +34,6 @@ class HandoffReport:
     # every-minute path also the inbox events that failed to apply
     dead_letters: int = 0
     notify: NotifyReport | None = None
-
-
-def reason_items(reasons: Sequence[str]) -> list[dict[str, Any]]:
-    """`rule +N` strings as the mappings escalation stores (reason text and points)."""
-    items: list[dict[str, Any]] = []
-    for text in reasons:
-        match = _POINTS.match(text)
-        if match:
-            items.append({"reason": match["rule"], "points": int(match["points"])})
-        else:
-            items.append({"reason": text, "points": None})
-    return items
-
-
-def _trigger_key(session: Session, item: SalesReady) -> str:
-    if item.trigger == "sql":
-        # The same key the every-minute scan uses, so the two never escalate one crossing twice.
-        before = session.execute(
-            select(func.count()).where(ESCALATIONS.c.lead_id == item.lead_id)
-        ).scalar_one()
-        return f"stage-sql-{before + 1}"
-    return f"{item.trigger}-{item.at.isoformat()}"
 
 
 def escalate_if_routed(
@@ -81,9 +55,10 @@ def escalate_sales_ready(
     for item in ready:
         trigger = TRIGGERS.get(item.trigger, item.trigger)
         with Session(runtime.engine) as session:
-            key = _trigger_key(session, item)
+            key = trigger_key(session, item.lead_id, item.trigger, item.at)
+        reasons = [reason.item() for reason in item.reasons]
         result = escalate_or_set_aside(
-            runtime, item.lead_id, trigger, key, item.score, reason_items(item.reasons), now
+            runtime, item.lead_id, trigger, key, item.score, reasons, now
         )
         if result is None:
             report.dead_letters += 1

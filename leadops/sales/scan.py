@@ -15,7 +15,7 @@ from sqlmodel import Session
 from leadops import deadletters
 from leadops.core.clock import ensure_utc
 from leadops.engagement.ledger import breakdowns
-from leadops.engagement.scoring import top_reason_items
+from leadops.engagement.scoring import top_reasons
 from leadops.models import ACTIVE_ESCALATION_STATUSES, ESCALATIONS, LEADS, Lead, LifecycleStage
 from leadops.sales.escalation import EscalationResult, ReasonLike, escalate_or_set_aside
 from leadops.sales.notify import NotifyReport, deliver_notifications
@@ -23,13 +23,28 @@ from leadops.sales.runtime import EscalationRuntime
 from leadops.sales.sla import check_slas
 
 ReasonsFor = Callable[[Session, Lead], Sequence[ReasonLike]]
+SQL = "sql"  # the rescore run's trigger for a lead that reached the SQL threshold
+
+
+def trigger_key(session: Session, lead_id: int, trigger: str, at: datetime) -> str:
+    """The key an escalation is recorded once under (with its lead and trigger), for both
+    paths that escalate: the rescore hand-off (leadops.sales.handoff) and this scan, so the
+    two never escalate one crossing twice. `trigger` is the rescore run's: "sql" (reached
+    the SQL threshold), keyed by how many escalations the lead had before, so a lead back
+    at SQL after being recycled is escalated again, once; or a hand-raise rule ("reply"),
+    keyed by when the hand was raised."""
+    if trigger == SQL:
+        e = ESCALATIONS.c
+        before = session.execute(select(func.count()).where(e.lead_id == lead_id)).scalar_one()
+        return f"stage-sql-{before + 1}"
+    return f"{trigger}-{at.isoformat()}"
 
 
 def default_reasons(session: Session, lead: Lead) -> list[dict[str, Any]]:
     """Why a lead is sales-ready: the top rules of its score ledger, then stage and score."""
     assert lead.id is not None
     explained = breakdowns(session.connection(), [lead.id]).get(lead.id, [])
-    reasons: list[dict[str, Any]] = top_reason_items(explained)
+    reasons: list[dict[str, Any]] = [reason.item() for reason in top_reasons(explained)]
     reasons += [
         {"reason": "lifecycle stage is SQL"},
         {"reason": f"lead score {lead.score}"},
@@ -51,8 +66,7 @@ def find_sales_ready(
 ) -> list[EscalationResult]:
     """Escalate every lead at lifecycle stage `sql` that has no active escalation.
 
-    The trigger is `sql_threshold`, keyed by how many escalations the lead had before, so a
-    lead that comes back to SQL after being recycled is escalated again, once.
+    The trigger is `sql_threshold`, keyed by `trigger_key`.
     """
     now = ensure_utc(now)
     e = ESCALATIONS.c
@@ -70,8 +84,7 @@ def find_sales_ready(
         plans = []
         for lead in leads:
             assert lead.id is not None
-            before = session.execute(select(func.count()).where(e.lead_id == lead.id)).scalar_one()
-            key = f"stage-sql-{before + 1}"
+            key = trigger_key(session, lead.id, SQL, now)
             try:
                 reasons = (reasons_for or default_reasons)(session, lead)
             except Exception as exc:  # recorded below, through escalate's own checks

@@ -16,6 +16,7 @@ from leadops import deadletters
 from leadops.delivery.suppression import leave_nurture
 from leadops.engagement import inbox
 from leadops.engagement.report import SalesReady
+from leadops.engagement.scoring import Reason
 from leadops.models import (
     DEAD_LETTERS,
     ESCALATION_ASSIGNMENTS,
@@ -292,10 +293,18 @@ def test_a_rescore_hand_raise_for_a_lead_that_is_gone_does_not_stop_the_others(
     fine = add_lead(engine, "ben@two.example", lifecycle_stage="mql")
     ready = [
         SalesReady(
-            lead_id=10_000, trigger="demo_requested", score=30, reasons=("demo +30",), at=ESC_NOW
+            lead_id=10_000,
+            trigger="demo_requested",
+            score=30,
+            reasons=(Reason("demo", 30),),
+            at=ESC_NOW,
         ),
         SalesReady(
-            lead_id=fine, trigger="demo_requested", score=30, reasons=("demo +30",), at=ESC_NOW
+            lead_id=fine,
+            trigger="demo_requested",
+            score=30,
+            reasons=(Reason("demo", 30),),
+            at=ESC_NOW,
         ),
     ]
     report = escalate_sales_ready(runtime, ready, ESC_NOW)

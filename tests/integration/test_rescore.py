@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops.core.db import make_engine, upgrade
+from leadops.engagement.scoring import Reason
 from leadops.models import ENROLLMENTS, LEADS, SCORE_LEDGER, STAGE_CHANGES, TOUCHES
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event
 
@@ -100,9 +101,9 @@ def test_scores_move_the_stage_and_the_lead_to_the_matching_campaign(h: Harness)
     assert h.lead(lead_id)["lifecycle_stage"] == "sql"
     assert [(r.lead_id, r.trigger, r.score) for r in report.sales_ready] == [(lead_id, "sql", 90)]
     assert report.sales_ready[0].reasons == (
-        "appointment_booked +25",
-        "trial_started +25",
-        "senior-buyer +15",
+        Reason("appointment_booked", 25),
+        Reason("trial_started", 25),
+        Reason("senior-buyer", 15),
     )
     assert _enrollments(h, lead_id)[-1] == ("offer", "active", None)
     h.tick()

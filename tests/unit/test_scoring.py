@@ -11,6 +11,7 @@ from leadops.engagement.scoring import (
     Decay,
     EngagementRule,
     FitFacts,
+    Reason,
     Thresholds,
     capped,
     classify_inbound,
@@ -22,6 +23,7 @@ from leadops.engagement.scoring import (
     next_stage,
     top_reasons,
 )
+from leadops.models.events import EventType
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -143,19 +145,20 @@ def test_stages_only_move_forward_and_never_out_of_sales_stages(
 @pytest.mark.parametrize(
     ("body", "kind"),
     [
-        ("STOP", "opt_out"),
-        (" stop! ", "opt_out"),
-        ("Unsubscribe", "opt_out"),
-        ("baja", "opt_out"),
-        ("ARRÊT", "opt_out"),
-        ("start", "opt_in"),
-        ("stop sending me the pdf please, just call", "reply"),
-        ("Yes, tuesday works", "reply"),
-        ("", "reply"),
+        ("STOP", EventType.OPTED_OUT),
+        (" stop! ", EventType.OPTED_OUT),
+        ("Unsubscribe", EventType.OPTED_OUT),
+        ("baja", EventType.OPTED_OUT),
+        ("ARRÊT", EventType.OPTED_OUT),
+        ("start", EventType.RESUBSCRIBED),
+        ("stop sending me the pdf please, just call", EventType.REPLIED),
+        ("Yes, tuesday works", EventType.REPLIED),
+        ("", EventType.REPLIED),
     ],
 )
-def test_inbound_messages_are_opt_outs_opt_ins_or_replies(body: str, kind: str) -> None:
-    assert classify_inbound(CONFIG, body) == kind
+def test_inbound_messages_are_opt_outs_opt_ins_or_replies(body: str, kind: EventType) -> None:
+    assert classify_inbound(CONFIG, {"Body": body}) == kind
+    assert classify_inbound(CONFIG, {"Body": "", "ButtonPayload": body}) == kind
 
 
 def test_pricing_pages_are_recognised_by_pattern() -> None:
@@ -176,7 +179,10 @@ def test_fit_rules_and_their_adjustments() -> None:
     }
     assert fit_adjustments(desired, desired) == {}
     assert fit_adjustments({"a": 5}, {"a": 5, "b": 10}) == {"b": -10}
-    assert top_reasons([("a", 5), ("b", 15), ("c", -20), ("d", 10)], 2) == ["b +15", "d +10"]
+    reasons = top_reasons([("a", 5), ("b", 15), ("c", -20), ("d", 10)], 2)
+    assert reasons == [Reason("b", 15), Reason("d", 10)]
+    assert [str(r) for r in reasons] == ["b +15", "d +10"]
+    assert reasons[0].item() == {"reason": "b", "points": 15}
 
 
 def test_a_broken_scoring_file_names_the_file_line_and_problem(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops.core.clock import SimulatedClock
+from leadops.engagement.scoring import Reason
 from leadops.models import INBOX, LEADS, SCORE_LEDGER, TOUCHES
 from leadops.providers.sendgrid.signature import verify_sendgrid
 from leadops.views.webhooks import rejection_counts
@@ -373,7 +374,7 @@ def test_a_reply_opens_the_window_stops_the_sequence_and_is_a_hand_raise(h: Harn
     assert ("reply", 15) in h.ledger(lead_id)
     assert report.sequences_stopped == {"replied": 1}
     assert [(r.lead_id, r.trigger, r.score) for r in report.sales_ready] == [(lead_id, "reply", 15)]
-    assert report.sales_ready[0].reasons == ("reply +15",)
+    assert report.sales_ready[0].reasons == (Reason("reply", 15),)
     assert lead["whatsapp_suppressed_at"] is None
 
 

@@ -1,8 +1,12 @@
-"""SendGrid Event Webhook bodies parsed into inbox records (what each event means for a
-lead is applied later, by the rescore run)."""
+"""SendGrid Event Webhook bodies parsed into inbox records, and what each SendGrid event
+type means in our vocabulary (`sendgrid_event`; the rescore run applies it later)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from leadops.models.events import EventType
 from leadops.providers.inbound import (
     SENDGRID,
     BadPayload,
@@ -28,6 +32,33 @@ SENDGRID_EVENTS = frozenset(
         "group_resubscribe",
     }
 )
+# Types whose meaning does not depend on the event's other fields.
+_MEANING = {
+    "click": EventType.CLICKED,
+    "delivered": EventType.DELIVERED,
+    "spamreport": EventType.SPAM,
+    "unsubscribe": EventType.UNSUBSCRIBED,
+    "group_unsubscribe": EventType.GROUP_UNSUBSCRIBED,
+    "group_resubscribe": EventType.RESUBSCRIBED,
+}
+# "dropped" reasons that mean SendGrid will not mail the address again (its own
+# suppression lists, or an invalid address); other reasons drop one message only.
+ADDRESS_DROP_REASONS = ("bounced address", "invalid", "unsubscribed address", "spam reporting")
+
+
+def sendgrid_event(kind: str, event: Mapping[str, Any]) -> EventType:
+    """What a SendGrid event of type `kind` (its fields in `event`) means."""
+    if kind == "open":
+        # sg_machine_open: opened by a mail privacy proxy (Apple Mail...), not the person
+        return EventType.MACHINE_OPEN if event.get("sg_machine_open") is True else EventType.OPENED
+    if kind == "bounce":
+        return EventType.BLOCKED if event.get("type") == "blocked" else EventType.BOUNCED
+    if kind == "dropped":
+        reason = str(event.get("reason", "")).lower()
+        if any(marker in reason for marker in ADDRESS_DROP_REASONS):
+            return EventType.DROPPED
+        return EventType.FAILED
+    return _MEANING.get(kind, EventType.OTHER)
 
 
 def sendgrid_records(body: bytes) -> list[InboxRecord]:

@@ -1,12 +1,15 @@
 """Twilio message status callbacks and inbound WhatsApp messages (form fields) parsed
-into inbox records (what each means for a lead is applied later, by the rescore run)."""
+into inbox records, and what each means in our vocabulary (`twilio_status_event`,
+`twilio_inbound_event`; the rescore run applies it later)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Collection, Mapping
 from typing import Any
 
+from leadops.models.events import EventType
 from leadops.providers.inbound import (
     MAX_ID,
     TWILIO_INBOUND,
@@ -35,6 +38,48 @@ TWILIO_STATUSES = frozenset(
 _SID = re.compile(r"[A-Za-z0-9]{2,64}")
 _ERROR_CODE = re.compile(r"[0-9]{1,6}")
 _PRICE = re.compile(r"-?[0-9]{1,9}(\.[0-9]{1,12})?")
+_STATUS_MEANING = {
+    "sent": EventType.SENT,
+    "delivered": EventType.DELIVERED,
+    "read": EventType.READ,
+    "failed": EventType.FAILED,
+    "undelivered": EventType.FAILED,
+}
+
+
+def twilio_status_event(
+    status: str, error_code: int | None, invalid_number_codes: Collection[int]
+) -> EventType:
+    """What a status callback means; a failure whose ErrorCode is one of
+    `invalid_number_codes` (config/scoring.yaml) says the number cannot be reached."""
+    meaning = _STATUS_MEANING.get(status.lower(), EventType.OTHER)
+    if meaning == EventType.FAILED and error_code in invalid_number_codes:
+        return EventType.INVALID_NUMBER
+    return meaning
+
+
+def fold_keyword(text: str) -> str:
+    """Upper case, without surrounding spaces or punctuation: how keywords are compared."""
+    text = unicodedata.normalize("NFC", text).strip().upper()
+    return text.strip(" \t\r\n.!?¡¿,;:\"'")
+
+
+def inbound_text(params: Mapping[str, Any]) -> str:
+    """The text of an inbound message: its body, or the quick-reply button pressed."""
+    return str(params.get("Body") or params.get("ButtonPayload") or params.get("ButtonText") or "")
+
+
+def twilio_inbound_event(
+    params: Mapping[str, Any], opt_out: Collection[str], opt_in: Collection[str]
+) -> EventType:
+    """An inbound message is an opt-out, an opt-in (resubscribed) or a reply: a text that
+    is exactly one of the keywords (folded with `fold_keyword`) opts out or in."""
+    folded = fold_keyword(inbound_text(params))
+    if folded in opt_out:
+        return EventType.OPTED_OUT
+    if folded in opt_in:
+        return EventType.RESUBSCRIBED
+    return EventType.REPLIED
 
 
 def twilio_status_record(params: Mapping[str, str], touch_id: int | None) -> InboxRecord:
