@@ -63,16 +63,18 @@ def warnings(run: IntakeRun) -> list[str]:
                 "gives consent)"
             )
         elif report.no_consent:
+            one = report.no_consent == 1
             lines.append(
                 f"{result.source}: {report.no_consent} of the {report.created} created leads "
-                "have consent on no channel: they will never get a message"
+                f"{'has' if one else 'have'} consent on no channel: "
+                f"{'it' if one else 'they'} will never get a message"
             )
         if report.unknown_industries:
-            known = sum(report.unknown_industries.values())
+            count = sum(report.unknown_industries.values())
             names = ", ".join(f"{n!r}" for n, _ in report.unknown_industries.most_common(5))
             lines.append(
-                f"{result.source}: {known} leads have an industry not in config/intake.yaml "
-                f"industries, kept as given: {names}"
+                f"{result.source}: {count} {'lead has' if count == 1 else 'leads have'} an "
+                f"industry not in config/intake.yaml industries, kept as given: {names}"
             )
     return lines
 
