@@ -307,7 +307,6 @@ def import_records(
         plan = _load_matches(session, outcomes)
         refused = [raw for raw, o in zip(chunk, outcomes, strict=True) if o.record is None]
         earlier = earlier_quarantine(session, source, refused)
-        first = len(report.lead_ids)
         for raw, outcome, m in zip(chunk, outcomes, mapped, strict=True):
             record = outcome.record
             if record is None:
@@ -341,8 +340,9 @@ def import_records(
                 merge_record(plan, match, record, outcome, entry, now=now, fill_only=fill_only)
                 report.merged += 1
         _write(session, plan, report, now)
-        if rules is not None and rules.scoring is not None:
-            report.fit_rows += score_fit(session, report.lead_ids[first:], rules.scoring, now)
+        if rules is not None and rules.scoring is not None:  # the leads made or changed
+            touched = [p.id for p in plan.pending if p.id is not None] + list(plan.changed)
+            report.fit_rows += score_fit(session, touched, rules.scoring, now)
         session.flush()
     return report
 
