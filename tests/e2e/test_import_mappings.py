@@ -171,3 +171,14 @@ def test_an_unknown_mapping_is_a_clear_error(workdir: Path) -> None:
     )
     assert result.exit_code != 0
     assert "unknown mapping 'pipedrive'" in result.output + str(result.exception)
+
+
+def test_the_drop_folder_reads_files_with_the_configured_ready_mapping(workdir: Path) -> None:
+    config = workdir / "config" / "intake.yaml"
+    config.write_text(config.read_text().replace("  mapping:\n", "  mapping: hubspot\n", 1))
+    inbox = workdir / "data" / "inbox"
+    inbox.mkdir(parents=True)
+    shutil.copy(DATA / "hubspot_contacts_export.csv", inbox / "contacts.csv")
+    (row,) = json.loads(run("intake", "run", "--now", NOW, "--format", "json"))
+    assert (row["source"], row["created"], row["quarantined"]) == ("csv:contacts.csv", 8, 0)
+    assert leads()["amelia.clarke@northwind-health.example"]["lifecycle_stage"] == "mql"
