@@ -26,9 +26,10 @@ intake_app = typer.Typer(
 
 
 def _exit_for(run: Any) -> None:
-    """Name every quarantined file and failed source; exit 1 if a source failed, else 3
-    if a file was quarantined as a file."""
-    from leadops.intake.run import EXIT_FILE_QUARANTINED
+    """Name every quarantined file and failed source; exit with the run's status (1 a
+    source failed, 3 a file quarantined as a file, 4 most rows quarantined, 5 no created
+    lead has consent: see leadops.intake.verdict)."""
+    from leadops.intake.verdict import exit_code
     from leadops.views.quarantine import open_file_count
 
     for held in run.quarantined_files:
@@ -40,10 +41,9 @@ def _exit_for(run: Any) -> None:
         err.print(
             f"[red]error:[/] {failed.source}: {failed.error}", highlight=False, soft_wrap=True
         )
-    if run.errors:
-        raise typer.Exit(1)
-    if run.quarantined_files:
-        raise typer.Exit(EXIT_FILE_QUARANTINED)
+    code = exit_code(run)
+    if code:
+        raise typer.Exit(code)
 
 
 @intake_app.command("run")
@@ -66,7 +66,8 @@ def intake_run(
     """Pull every configured source (config/intake.yaml): the CSV drop folder and FILES,
     HubSpot when enabled, and retry web-form confirmation emails left unsent. Prints
     read, created, merged, quarantined and flagged per source; exits 1 if a source failed
-    (the others still ran), 3 if a file was quarantined as a file (the others were read).
+    (the others still ran), 3 if a file was quarantined as a file (the others were read),
+    4 if most rows of a file were quarantined, 5 if no lead it created has consent.
 
     Example: leadops intake run --now 2026-12-01T08:00Z
     """
@@ -93,7 +94,9 @@ def intake_run(
     columns = TABLE_COLUMNS if fmt == Format.TABLE else REPORT_COLUMNS
     emit(run.rows(), columns, fmt, title=f"Intake {run.now:%Y-%m-%d %H:%M} UTC")
     if fmt == Format.TABLE:
-        for line in run.reason_lines():
+        from leadops.intake.verdict import warnings
+
+        for line in [*run.reason_lines(), *warnings(run)]:
             console.print(line, soft_wrap=True, highlight=False)
         console.print(run.summary())
     _exit_for(run)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,38 +34,98 @@ def leads_import(
     force: Annotated[
         bool, typer.Option("--force", help="Import a file even if its content was imported before.")
     ] = False,
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            "--mapping",
+            help="Read the files as this export: hubspot, salesforce, or a mapping file "
+            "(.yaml); default: csv settings of config/intake.yaml.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show what would be created, merged and quarantined; write nothing."
+        ),
+    ] = False,
     now: NowOption = None,
+    fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """Import leads from CSV files (headers mapped by config/intake.yaml); duplicates merge
-    into the existing lead, bad rows go to quarantine with reasons, bad fields of a
-    reachable lead are flagged. A file whose content was imported before is skipped. A
-    file that cannot be read as CSV is quarantined as a file (`leadops quarantine files`)
-    and the other files are still read: exit code 3 (1 if a file failed to import).
+    """Import leads from CSV files (headers and values mapped by config/intake.yaml, or by
+    --mapping); duplicates merge into the existing lead, bad rows go to quarantine with
+    reasons, bad fields of a reachable lead are flagged. A file whose content was imported
+    before is skipped. A file that cannot be read as CSV is quarantined as a file
+    (`leadops quarantine files`) and the other files are still read. Exit codes: 0 clean,
+    1 a file failed to import, 3 a file quarantined as a file, 4 most rows of a file
+    quarantined, 5 no lead created has consent on any channel (never messaged).
 
-    Example: leadops leads import config/sample_leads.csv
+    Example: leadops leads import hubspot-export.csv --mapping hubspot --dry-run
     """
+    from leadops.core.configfile import ConfigError
+    from leadops.intake.mapping import MappingError, load_mapping
     from leadops.intake.run import TABLE_COLUMNS, IntakeRun, import_files
+    from leadops.intake.verdict import document, exit_code, preview_files
 
     runtime = _build(_settings())
     engine = runtime.engine
     for path in files:
         if not path.is_file():
             raise CliError(f"{path}: no such file")
-    config = runtime.intake
+    settings, config = runtime.settings, runtime.intake
+    try:
+        chosen = load_mapping(mapping, settings.config_dir) if mapping else None
+    except (MappingError, ConfigError) as exc:
+        raise CliError(f"--mapping: {exc}") from exc
     at = _instant(now)
-    results = import_files(
-        engine, runtime.settings, config, files, now=at, force=force, source=source
+    run_files = preview_files if dry_run else import_files
+    results = run_files(
+        engine, settings, config, files, now=at, force=force, source=source, mapping=chosen
     )
     run = IntakeRun(now=at, results=results)
-    emit(run.rows(), TABLE_COLUMNS, Format.TABLE, title="Import")
+    if fmt == Format.JSON:
+        json.dump(document(run, dry_run=dry_run), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        if exit_code(run):
+            raise typer.Exit(exit_code(run))
+        return
+    emit(
+        run.rows(),
+        TABLE_COLUMNS,
+        fmt,
+        title="Import (dry run: nothing written)" if dry_run else "Import",
+    )
+    if fmt != Format.TABLE:
+        _exit_for(run)
+        return
+    _print_import(run, dry_run=dry_run)
+    if dry_run:
+        raise typer.Exit(exit_code(run))
+    _exit_for(run)
+
+
+def _print_import(run: Any, *, dry_run: bool) -> None:
+    """The lines under the import table: reasons (with examples in a dry run), skipped
+    and refused files, then the warnings."""
+    from leadops.intake.verdict import example_lines, warnings
+
     for line in run.reason_lines():
+        if dry_run:  # nothing was kept to look at
+            line = line.split("; see `")[0]
         console.print(line, soft_wrap=True, highlight=False)
-    for result in results:
+    if dry_run:
+        for line in example_lines(run):
+            console.print(line, soft_wrap=True, highlight=False)
+    for result in run.results:
         if result.note.startswith("skipped"):
             console.print(
                 f"{result.source}: {result.note} (--force to import again)", soft_wrap=True
             )
-    _exit_for(run)
+        elif result.rejected is not None:
+            console.print(
+                f"{result.source}: {result.note}: {result.rejected.detail}", soft_wrap=True
+            )
+    for line in warnings(run):
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 LEAD_COLUMNS = [

@@ -62,6 +62,100 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _text(value: object) -> str:
+    """A YAML scalar as text: `true`/`false` for booleans, numbers as written."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def fold(value: object) -> str:
+    """How source values are compared: spaces collapsed, case ignored."""
+    return " ".join(_text(value).split()).lower()
+
+
+# What a mapped value must be, per lead column with a fixed vocabulary.
+BOOLEAN_COLUMNS = frozenset({"email_consent", "whatsapp_consent"})
+
+
+class ValueMapping(_Strict):
+    """Per lead column, source values and what they mean, and the date formats a source
+    writes `created_at` in: one mapping for every source (CSV, HubSpot, forms)."""
+
+    values: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="lead column -> {value as the source writes it -> lead value}; "
+        "matched ignoring case and extra spaces; values not listed are read as they are",
+    )
+    date_formats: list[str] = Field(
+        default_factory=list,
+        description="strptime formats tried in order for created_at when it is not ISO "
+        "8601, e.g. '%d/%m/%Y %H:%M' (day first); times without a zone are UTC",
+    )
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _as_text(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        return {
+            column: (
+                {fold(k): _text(v) for k, v in pairs.items()} if isinstance(pairs, dict) else pairs
+            )
+            for column, pairs in value.items()
+        }
+
+    @field_validator("values")
+    @classmethod
+    def _known_values(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from leadops.models import LifecycleStage
+
+        bad = sorted(column for column in value if column not in LEAD_COLUMNS)
+        if bad:
+            raise ValueError(
+                f"values for unknown lead column(s) {', '.join(bad)}; "
+                f"known: {', '.join(sorted(LEAD_COLUMNS))}"
+            )
+        stages = {s.value for s in LifecycleStage}
+        for column, pairs in value.items():
+            allowed = (
+                {"true", "false"}
+                if column in BOOLEAN_COLUMNS
+                else stages
+                if column == "lifecycle_stage"
+                else None
+            )
+            wrong = sorted({v for v in pairs.values() if allowed and v.lower() not in allowed})
+            if wrong:
+                raise ValueError(
+                    f"{column}: {', '.join(repr(w) for w in wrong)} is not one of "
+                    f"{', '.join(sorted(allowed or ()))}"
+                )
+        return value
+
+    @field_validator("date_formats")
+    @classmethod
+    def _real_formats(cls, value: list[str]) -> list[str]:
+        bad = [f for f in value if "%" not in f]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a strptime format (e.g. '%d/%m/%Y %H:%M')")
+        return value
+
+
+class MappingFile(ValueMapping):
+    """A ready mapping for one kind of export (`leads import --mapping NAME|FILE`)."""
+
+    description: str = Field(default="", description="what export this mapping reads")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="export header -> lead column (case-insensitive)"
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_targets(value)
+
+
 def _check_targets(mapping: dict[str, str]) -> dict[str, str]:
     bad = sorted(v for v in mapping.values() if v not in LEAD_COLUMNS)
     if bad:
@@ -72,12 +166,17 @@ def _check_targets(mapping: dict[str, str]) -> dict[str, str]:
     return mapping
 
 
-class CsvSource(_Strict):
+class CsvSource(ValueMapping):
     enabled: bool = True
     drop_folder: Path | None = None  # default: <data dir>/inbox
     pattern: str = "*.csv"
     encoding: str = "utf-8"
     column_mapping: dict[str, str] = Field(default_factory=dict)
+    mapping: str | None = Field(
+        default=None,
+        description="a ready mapping (hubspot, salesforce or a file) for the drop folder's "
+        "files, used instead of column_mapping, values and date_formats",
+    )
 
     @field_validator("column_mapping")
     @classmethod
@@ -96,7 +195,7 @@ class CsvSource(_Strict):
         return value
 
 
-class HubSpotSource(_Strict):
+class HubSpotSource(ValueMapping):
     enabled: bool = False
     source: str = "hubspot"
     page_size: int = Field(default=200, ge=1, le=200)
@@ -114,6 +213,15 @@ class HubSpotSource(_Strict):
         _check_targets({v: k for k, v in value.items()})
         return value
 
+    def value_mapping(self) -> ValueMapping:
+        """`values` with `lifecycle_stages` as the lifecycle_stage value map."""
+        values = dict(self.values)
+        values["lifecycle_stage"] = {
+            **{fold(k): v for k, v in self.lifecycle_stages.items()},
+            **values.get("lifecycle_stage", {}),
+        }
+        return ValueMapping(values=values, date_formats=self.date_formats)
+
 
 # The lead fields a web form may never set: anyone who can post the form could otherwise
 # move a lead's stage, consent or unsubscribe, or rewrite where and when it came from.
@@ -124,7 +232,7 @@ TRUSTED_ONLY_COLUMNS = frozenset(
 FORM_COLUMNS = LEAD_COLUMNS - TRUSTED_ONLY_COLUMNS
 
 
-class FormSource(_Strict):
+class FormSource(ValueMapping):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     auth: Literal["secret", "signature"] = "secret"
     secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
@@ -161,6 +269,29 @@ class IntakeConfig(_Strict):
     hubspot: HubSpotSource = Field(default_factory=HubSpotSource)
     forms: list[FormSource] = Field(default_factory=list)
     confirmation_ttl_hours: int = Field(default=72, ge=1)
+    industries: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="industry -> its aliases; every source's industry is stored as the "
+        "industry it names (case and spaces ignored); others are kept as given and counted",
+    )
+
+    @field_validator("industries", mode="before")
+    @classmethod
+    def _alias_lists(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {str(k): [] if v is None else v for k, v in value.items()}
+        return value
+
+    @field_validator("industries")
+    @classmethod
+    def _one_industry_per_alias(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: dict[str, str] = {}
+        for industry, aliases in value.items():
+            for alias in [industry, *aliases]:
+                earlier = seen.setdefault(fold(alias), industry)
+                if earlier != industry:
+                    raise ValueError(f"{alias!r} is listed under both {earlier} and {industry}")
+        return value
 
     def form(self, key: str) -> FormSource | None:
         return next((form for form in self.forms if form.key == key), None)

@@ -26,6 +26,7 @@ from sqlmodel import Session, select
 from leadops.core.db import session_scope
 from leadops.intake.config import LEAD_COLUMNS
 from leadops.intake.importer import ImportReport, import_each, import_records
+from leadops.intake.mapping import SourceRules
 from leadops.intake.records import RawRecord
 from leadops.intake.validate import CONTROL_CHARACTERS
 from leadops.models import ImportedFile
@@ -368,6 +369,7 @@ def import_csv_file(
     force: bool = False,
     mapping: dict[str, str] | None = None,
     encoding: str = "utf-8",
+    rules: SourceRules | None = None,
 ) -> tuple[ImportReport | None, ImportedFile | None]:
     """Import one CSV file unless a file with the same content was imported before.
 
@@ -388,6 +390,7 @@ def import_csv_file(
         now=now,
         default_region=default_region,
         default_timezone=default_timezone,
+        rules=rules,
     )
     _record_file(session, path, checksum=checksum, source=source, now=now, report=report)
     return report, None
@@ -420,6 +423,7 @@ def import_csv_file_each(
     default_timezone: str,
     mapping: dict[str, str] | None = None,
     encoding: str = "utf-8",
+    rules: SourceRules | None = None,
 ) -> ImportReport:
     """Import a file record by record, each in its own transaction: the fallback when the
     file's single transaction failed in the database, so one record the database refuses
@@ -433,6 +437,7 @@ def import_csv_file_each(
         now=now,
         default_region=default_region,
         default_timezone=default_timezone,
+        rules=rules,
     )
     with session_scope(engine) as session:
         _record_file(session, path, checksum=checksum, source=source, now=now, report=report)

@@ -34,6 +34,7 @@ from sqlmodel import Session
 from leadops.core.db import session_scope
 from leadops.intake.config import HubSpotSource
 from leadops.intake.importer import ImportReport, import_in_savepoints
+from leadops.intake.mapping import SourceRules
 from leadops.intake.records import RawRecord
 from leadops.models import IntakeCursor
 
@@ -118,14 +119,12 @@ def _retry_after(value: str | None, *, default: float) -> float:
 
 
 def contact_record(contact: dict[str, Any], config: HubSpotSource) -> RawRecord:
-    """A HubSpot contact as a raw lead record (lead columns, CRM id, mapped stage)."""
+    """A HubSpot contact as a raw lead record (lead columns and CRM id, the values as
+    HubSpot gives them: `lifecycle_stages` and `values` map them at import)."""
     properties = contact.get("properties") or {}
     data: dict[str, object] = {
         column: properties.get(name) for column, name in config.properties.items()
     }
-    stage = str(data.get("lifecycle_stage") or "").strip().lower()
-    if stage:
-        data["lifecycle_stage"] = config.lifecycle_stages.get(stage, stage)
     data["crm_id"] = str(contact.get("id", ""))
     if not data.get("source"):
         data["source"] = config.source
@@ -176,8 +175,10 @@ def pull_contacts(
     default_region: str,
     default_timezone: str,
     report: ImportReport | None = None,
+    rules: SourceRules | None = None,
 ) -> ImportReport:
-    """Read every contact modified since the stored cursor into leads, page by page.
+    """Read every contact modified since the stored cursor into leads, page by page, their
+    values mapped by `rules` (default: the source's lifecycle_stages and values).
 
     Each page and the cursor after it commit together, and are added to `report` as they
     commit. Raises HubSpotError when HubSpot keeps failing, and the database's error when
@@ -185,6 +186,7 @@ def pull_contacts(
     it.
     """
     source = config.source
+    rules = rules or SourceRules(config.value_mapping())
     with Session(engine) as session:
         state = load_cursor(session, source)
     if "next_since" not in state:  # start a new traversal
@@ -224,6 +226,7 @@ def pull_contacts(
                     now=now,
                     default_region=default_region,
                     default_timezone=default_timezone,
+                    rules=rules,
                 )
         report.add(part)  # committed
         if done:

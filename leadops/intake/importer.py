@@ -28,6 +28,8 @@ from sqlmodel import Session
 
 from leadops.core.db import open_transaction, session_scope
 from leadops.intake.field_issues import issue_text, resolve_issues, store_issues
+from leadops.intake.fit import score_fit
+from leadops.intake.mapping import Mapped, SourceRules, count_unknown, map_values
 from leadops.intake.merge import (
     ChunkPlan,
     LeadIndex,
@@ -37,7 +39,7 @@ from leadops.intake.merge import (
     merge_record,
     record_data,
 )
-from leadops.intake.records import RawRecord, quarantine
+from leadops.intake.records import RawRecord, earlier_quarantine, quarantine
 from leadops.intake.validate import LeadRecord, Outcome, normalise_record
 from leadops.models import LEAD_SOURCE_RECORDS, LEADS
 
@@ -48,6 +50,11 @@ STORE_FAILED = "store_failed"  # the database refused the record (see import_eac
 # The database refused the data itself (a constraint, a value it cannot store). Anything
 # else (locked, connection lost) is the database's state, not the record's: it propagates.
 REFUSED = (IntegrityError, DataError)
+EXAMPLES = 3  # examples kept per reason
+
+
+def _example(raw: RawRecord, details: list[str]) -> str:
+    return f"{raw.source_ref}: {'; '.join(details)}"[:300]
 
 
 @dataclass
@@ -61,6 +68,11 @@ class ImportReport:
     flagged: Counter[str] = field(default_factory=Counter)  # imported with bad fields, by reason
     flagged_records: int = 0
     lead_ids: list[int] = field(default_factory=list)  # lead of each accepted record, in order
+    # reason -> a few "where: what" lines, for quarantined and flagged records alike
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    no_consent: int = 0  # leads created with consent on no channel
+    unknown_industries: Counter[str] = field(default_factory=Counter)  # kept as given
+    fit_rows: int = 0  # fit ledger rows written right after the import
 
     @property
     def quarantined_total(self) -> int:
@@ -75,6 +87,16 @@ class ImportReport:
         self.flagged.update(other.flagged)
         self.flagged_records += other.flagged_records
         self.lead_ids.extend(other.lead_ids)
+        for reason, lines in other.examples.items():
+            self.note(reason, *lines)
+        self.no_consent += other.no_consent
+        self.unknown_industries.update(other.unknown_industries)
+        self.fit_rows += other.fit_rows
+
+    def note(self, reason: str, *lines: str) -> None:
+        """Keep up to EXAMPLES example lines for `reason`."""
+        kept = self.examples.setdefault(reason, [])
+        kept.extend(lines[: max(0, EXAMPLES - len(kept))])
 
 
 def _chunks(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
@@ -84,12 +106,13 @@ def _chunks(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
 
 
 def _normalise(
-    raw: RawRecord, *, default_region: str, default_timezone: str, now: datetime
+    raw: RawRecord, mapped: Mapped, *, default_region: str, default_timezone: str, now: datetime
 ) -> Outcome:
-    """normalise_record, but an unexpected failure refuses this record only."""
+    """normalise_record of the mapped data, but an unexpected failure refuses this record
+    only."""
     try:
         return normalise_record(
-            raw.data, default_region=default_region, default_timezone=default_timezone, now=now
+            mapped.data, default_region=default_region, default_timezone=default_timezone, now=now
         )
     except Exception as exc:  # one record never stops the rest; it is kept with its error
         log.exception("validating %s failed", raw.source_ref)
@@ -150,12 +173,15 @@ def _validate(
     default_timezone: str,
     now: datetime,
     consent_override: dict[str, bool] | None,
+    mapped: list[Mapped],
 ) -> list[Outcome]:
     """Validate each record; one with problems found while reading is refused whole, and
     `consent_override` is applied to the others."""
     outcomes = [
-        _normalise(raw, default_region=default_region, default_timezone=default_timezone, now=now)
-        for raw in chunk
+        _normalise(
+            raw, m, default_region=default_region, default_timezone=default_timezone, now=now
+        )
+        for raw, m in zip(chunk, mapped, strict=True)
     ]
     for raw, outcome in zip(chunk, outcomes, strict=True):
         if raw.problems:  # the row as read is unreliable: refused whole
@@ -198,11 +224,19 @@ def _load_matches(session: Session, outcomes: list[Outcome]) -> ChunkPlan:
 
 
 def _history_entry(
-    raw: RawRecord, outcome: Outcome, record: LeadRecord, *, source: str, now: datetime
+    raw: RawRecord,
+    outcome: Outcome,
+    record: LeadRecord,
+    mapped: Mapped,
+    *,
+    source: str,
+    now: datetime,
 ) -> dict[str, Any]:
     """The record's history row (without its lead and action): the data as normalised,
-    with the flagged values as given."""
+    with the flagged values and the industry as given."""
     data = record_data(record)
+    if mapped.industry_given is not None:
+        data["_industry_given"] = issue_text(mapped.industry_given)
     if outcome.issues:
         data["_flagged"] = {i.field: issue_text(i.value) for i in outcome.issues}
     return {
@@ -248,30 +282,38 @@ def import_records(
     chunk_size: int = 1000,
     consent_override: dict[str, bool] | None = None,
     fill_only: frozenset[str] | None = None,
+    rules: SourceRules | None = None,
 ) -> ImportReport:
     """Validate, de-duplicate, merge and store `records`; every record ends up in a lead
     (created or merged, with a history row) or in quarantine. Nothing is dropped.
 
     `consent_override` forces consent fields (a web form grants email consent only once
     it is confirmed, so it imports with {"email_consent": False}); `fill_only` limits
-    what a record may change on an existing lead (see `merge_into`).
+    what a record may change on an existing lead (see `merge_into`). `rules` maps the
+    source's values before validation and, with fit rules, scores the leads after.
     """
     report = ImportReport(source=source)
     for chunk in _chunks(records, chunk_size):
         report.read += len(chunk)
+        mapped = [map_values(raw.data, rules) for raw in chunk]
         outcomes = _validate(
             chunk,
             default_region=default_region,
             default_timezone=default_timezone,
             now=now,
             consent_override=consent_override,
+            mapped=mapped,
         )
         plan = _load_matches(session, outcomes)
-        for raw, outcome in zip(chunk, outcomes, strict=True):
+        refused = [raw for raw, o in zip(chunk, outcomes, strict=True) if o.record is None]
+        earlier = earlier_quarantine(session, source, refused)
+        for raw, outcome, m in zip(chunk, outcomes, mapped, strict=True):
             record = outcome.record
             if record is None:
                 report.quarantined.update(outcome.reasons)
                 report.quarantined_records += 1
+                for reason in outcome.reasons:
+                    report.note(reason, _example(raw, outcome.details))
                 quarantine(
                     session,
                     source=source,
@@ -279,20 +321,28 @@ def import_records(
                     reasons=outcome.reasons,
                     details=outcome.details,
                     now=now,
+                    earlier=earlier,
                 )
                 continue
-            entry = _history_entry(raw, outcome, record, source=source, now=now)
+            count_unknown(report.unknown_industries, m)
+            entry = _history_entry(raw, outcome, record, m, source=source, now=now)
             if outcome.issues:
                 report.flagged.update({i.reason for i in outcome.issues})
                 report.flagged_records += 1
+                for issue in outcome.issues:
+                    report.note(issue.reason, _example(raw, [issue.detail]))
             match = plan.index.find(record)
             if match is None:
                 create_lead(plan, record, outcome, entry, now)
                 report.created += 1
+                report.no_consent += not (record.email_consent or record.whatsapp_consent)
             else:
                 merge_record(plan, match, record, outcome, entry, now=now, fill_only=fill_only)
                 report.merged += 1
         _write(session, plan, report, now)
+        if rules is not None and rules.scoring is not None:  # the leads made or changed
+            touched = [p.id for p in plan.pending if p.id is not None] + list(plan.changed)
+            report.fit_rows += score_fit(session, touched, rules.scoring, now)
         session.flush()
     return report
 
@@ -305,6 +355,7 @@ def import_each(
     now: datetime,
     default_region: str,
     default_timezone: str,
+    rules: SourceRules | None = None,
 ) -> ImportReport:
     """Import records one transaction each: the fallback when a batch fails in the
     database. A record the database refuses (a constraint or a value it cannot store) is
@@ -318,6 +369,7 @@ def import_each(
         now=now,
         default_region=default_region,
         default_timezone=default_timezone,
+        rules=rules,
     )
 
 
@@ -329,6 +381,7 @@ def import_in_savepoints(
     now: datetime,
     default_region: str,
     default_timezone: str,
+    rules: SourceRules | None = None,
 ) -> ImportReport:
     """Import `records` inside the session's transaction, which the caller commits: as one
     batch in a savepoint and, when the database refuses it, one savepoint per record, as
@@ -345,6 +398,7 @@ def import_in_savepoints(
                 now=now,
                 default_region=default_region,
                 default_timezone=default_timezone,
+                rules=rules,
             )
     except REFUSED as exc:
         log.warning(
@@ -367,6 +421,7 @@ def import_in_savepoints(
         now=now,
         default_region=default_region,
         default_timezone=default_timezone,
+        rules=rules,
     )
 
 
@@ -379,6 +434,7 @@ def _import_one_by_one(
     now: datetime,
     default_region: str,
     default_timezone: str,
+    rules: SourceRules | None = None,
 ) -> ImportReport:
     """Import each record in its own `attempt` scope (a transaction or a savepoint, rolled
     back when it raises); a record the database refuses is quarantined in a `keep` scope."""
@@ -393,6 +449,7 @@ def _import_one_by_one(
                     now=now,
                     default_region=default_region,
                     default_timezone=default_timezone,
+                    rules=rules,
                 )
         except REFUSED as exc:  # this record's data, not the database
             problem = str(exc).splitlines()[0][:300]

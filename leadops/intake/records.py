@@ -1,5 +1,7 @@
 """Records as sources deliver them (`RawRecord`: the data and where it came from), and the
-quarantine writer that keeps a refused record with its raw data and reasons."""
+quarantine writer that keeps a refused record with its raw data and reasons: one
+quarantine record per source row (same source, same place, same data), so a file read
+again quarantines its bad rows once, not once per read."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from leadops.models import QuarantinedRecord
+from leadops.models import QuarantinedRecord, QuarantineStatus
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,25 @@ def jsonable(value: object) -> Any:
     return str(value)
 
 
+Earlier = dict[str, list[QuarantinedRecord]]
+
+
+def earlier_quarantine(session: Session, source: str, raws: list[RawRecord]) -> Earlier:
+    """The quarantine records already kept for these rows' places, by source_ref."""
+    refs = sorted({raw.source_ref for raw in raws})
+    found: Earlier = {}
+    if not refs:
+        return found
+    query = (
+        select(QuarantinedRecord)
+        .where(QuarantinedRecord.source == source)
+        .where(col(QuarantinedRecord.source_ref).in_(refs))
+    )
+    for record in session.exec(query):
+        found.setdefault(record.source_ref or "", []).append(record)
+    return found
+
+
 def quarantine(
     session: Session,
     *,
@@ -44,12 +65,23 @@ def quarantine(
     reasons: list[str],
     details: list[str],
     now: datetime,
+    earlier: Earlier | None = None,
 ) -> QuarantinedRecord:
-    """Keep a refused record with its source, raw data and reason codes."""
+    """Keep a refused record with its source, raw data and reason codes. A row already
+    kept (same source, place and data, in `earlier`) is not kept twice: an open record
+    gets the new reasons, a released or dropped one stays as it is."""
+    data = {key: jsonable(value) for key, value in raw.data.items()}
+    for kept in (earlier or {}).get(raw.source_ref, []):
+        if kept.raw == data:
+            if kept.status == QuarantineStatus.OPEN:
+                kept.reasons = reasons
+                kept.detail = "; ".join(details)
+                session.add(kept)
+            return kept
     record = QuarantinedRecord(
         source=source,
         source_ref=raw.source_ref,
-        raw={key: jsonable(value) for key, value in raw.data.items()},
+        raw=data,
         reasons=reasons,
         detail="; ".join(details),
         created_at=now,

@@ -34,6 +34,7 @@ from leadops.intake.csv_source import (
 from leadops.intake.forms import retry_confirmations
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, pull_contacts
 from leadops.intake.importer import REFUSED, ImportReport
+from leadops.intake.mapping import MappingFile, csv_rules, source_rules
 from leadops.intake.quarantine import (
     file_store,
     open_file,
@@ -76,6 +77,7 @@ class SourceResult:
     error: str | None = None
     quarantined_file: QuarantinedFile | None = None  # the file is in file quarantine
     skipped: bool = False  # not read: imported or quarantined before
+    rejected: FileRejected | None = None  # a dry run: the file would be quarantined as a file
 
     @property
     def file_line(self) -> str | None:
@@ -209,12 +211,14 @@ def import_file(
     force: bool = False,
     source: str | None = None,
     releasing: QuarantinedFile | None = None,
+    mapping: MappingFile | None = None,
 ) -> SourceResult:
     """Import one CSV file in its own transaction. Content imported before is skipped
     (unless `force`), and so is content seen in file quarantine before (unless `force`, or
     it is the file being released): open or dropped, it is reported as quarantined. A
     file that cannot be read as CSV is quarantined as a file; one that imports resolves
-    the open quarantine of earlier content at the same path."""
+    the open quarantine of earlier content at the same path. `mapping` (a ready
+    mapping) reads its headers and values instead of csv settings."""
     name = source or f"csv:{path.name}"
     result = SourceResult(source=name)
     checksum = file_checksum(path)
@@ -226,13 +230,15 @@ def import_file(
         if held.status != QuarantineStatus.RELEASED:
             result.quarantined_file = held
         return result
+    columns, rules = csv_rules(config, settings.config_dir, mapping)
     options: dict[str, Any] = {
         "source": name,
         "now": now,
         "default_region": settings.default_region,
         "default_timezone": settings.default_timezone,
-        "mapping": config.csv.column_mapping,
+        "mapping": columns,
         "encoding": config.csv.encoding,
+        "rules": rules,
     }
     try:
         try:
@@ -270,9 +276,7 @@ def import_file(
         result.skipped = True
         result.note = f"skipped: same content imported {earlier.imported_at:%Y-%m-%d %H:%M} UTC"
     else:
-        ignored = unmapped_columns(
-            path, mapping=config.csv.column_mapping, encoding=config.csv.encoding
-        )
+        ignored = unmapped_columns(path, mapping=columns, encoding=config.csv.encoding)
         if ignored:
             result.note = "unmapped columns: " + ", ".join(ignored)[:300]
     return result
@@ -315,6 +319,7 @@ def import_files(
     now: datetime,
     force: bool = False,
     source: str | None = None,
+    mapping: MappingFile | None = None,
 ) -> list[SourceResult]:
     """Import CSV files, each in its own transaction; one file never stops the others."""
     results = []
@@ -322,7 +327,7 @@ def import_files(
         name = source or f"csv:{path.name}"
         try:
             result = import_file(
-                engine, settings, config, path, now=now, force=force, source=source
+                engine, settings, config, path, now=now, force=force, source=source, mapping=mapping
             )
         except OSError as exc:
             result = SourceResult(source=name, error=f"{path}: {exc.strerror or exc}")
@@ -422,6 +427,7 @@ def pull_hubspot(
             default_region=settings.default_region,
             default_timezone=settings.default_timezone,
             report=result.report,
+            rules=source_rules(config.hubspot.value_mapping(), config, settings.config_dir),
         )
     except HubSpotError as exc:
         result.error = str(exc)

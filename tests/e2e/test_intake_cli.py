@@ -50,9 +50,12 @@ def test_intake_run_reads_the_drop_folder_once_and_reports_per_source(workdir: P
         encoding="utf-8-sig",
     )
     shutil.copy(ROOT / "config" / "sample_leads.csv", workdir / "extra.csv")
-    report = json.loads(
-        invoke("intake", "run", "extra.csv", "--now", "2026-12-01T08:00Z", "--format", "json")
+    # de.csv has no consent column: the lead it creates can never be messaged (exit 5)
+    result = runner.invoke(
+        app, ["intake", "run", "extra.csv", "--now", "2026-12-01T08:00Z", "--format", "json"]
     )
+    assert result.exit_code == 5, result.output
+    report = json.loads(result.stdout)
     by_source = {row["source"]: row for row in report}
     assert by_source["csv:de.csv"] == {
         "source": "csv:de.csv",

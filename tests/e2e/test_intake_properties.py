@@ -240,7 +240,8 @@ def test_leads_import_never_crashes_and_accounts_for_every_row(
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"{type(result.exception).__name__}: {result.exception}\n{result.output}"
     )
-    assert result.exit_code in (0, 3), result.output  # 3: quarantined as a file
+    # 3: quarantined as a file; 4: most rows quarantined; 5: no created lead has consent
+    assert result.exit_code in (0, 3, 4, 5), result.output
     after = _counts(engine, checksum)
     delta = {key: after[key] - before[key] for key in after}
     assert delta["read"] == delta["created"] + delta["merged"] + delta["quarantined"]
@@ -253,7 +254,7 @@ def test_leads_import_never_crashes_and_accounts_for_every_row(
     if generated.repeats_lead_column:
         assert result.exit_code == 3 and delta["leads"] == 0, result.output
     if generated.readable:
-        assert result.exit_code == 0, result.output
+        assert result.exit_code in (0, 4, 5), result.output
         assert delta["read"] == generated.rows
         missing = set(generated.reachable) - _emails(engine)
         assert not missing, f"reachable leads not imported: {sorted(missing)}"

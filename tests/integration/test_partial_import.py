@@ -14,6 +14,7 @@ from leadops.intake.config import HubSpotSource
 from leadops.intake.csv_source import import_csv_file
 from leadops.intake.hubspot import contact_record
 from leadops.intake.importer import ImportReport, import_records
+from leadops.intake.mapping import SourceRules
 from leadops.intake.records import RawRecord
 from leadops.models import Lead, LeadFieldIssue, LeadSourceRecord, QuarantinedRecord
 from leadops.reporting import kpis
@@ -158,6 +159,7 @@ def test_hubspot_contact_with_a_bad_phone_is_imported_and_flagged(engine: Engine
             now=NOW,
             default_region="US",
             default_timezone="UTC",
+            rules=SourceRules(config.value_mapping()),
         )
     assert (report.created, report.flagged_records) == (1, 1)
     lead = _lead(engine, "hub@x.io")
