@@ -47,7 +47,7 @@ from sqlmodel import select as sqlmodel_select
 from leadops import deadletters
 from leadops.core.clock import Clock
 from leadops.core.settings import Settings
-from leadops.delivery.campaigns import Campaign, StoredCampaigns
+from leadops.delivery.campaigns import Campaign, StoredCampaigns, open_pauses
 from leadops.delivery.compose import compose
 from leadops.delivery.flight import Flight
 from leadops.delivery.outcomes import (
@@ -266,7 +266,8 @@ class Dispatcher:
                     if deadletters.must_raise(exc):
                         raise
                     campaigns[version_id] = exc
-        return _Loaded(leads, done, recent, campaigns)
+            paused = set(open_pauses(session, self.clock.now()))
+        return _Loaded(leads, done, recent, campaigns, paused)
 
     def _dispatch_batch(
         self,
@@ -379,18 +380,21 @@ class Dispatcher:
     ) -> OutgoingMessage | Decision:
         """The message to send for the touch, or the policy's decision not to send it now."""
         lead = loaded.leads[touch.lead_id]
+        campaign = loaded.campaigns[touch.campaign_version_id]
         decision = decide(
             channel=touch.channel,
             lead=contact_facts(lead),
             now=now,
-            window=self.window,
+            window=self.window
+            if isinstance(campaign, Exception)
+            else campaign.send_window_from(self.window),
             caps=self.caps,
             recent_sends=loaded.recent[touch.lead_id],
             already_sent=already_sent,
+            paused=touch.campaign in loaded.paused,
         )
         if decision.action != Action.SEND:
             return decision
-        campaign = loaded.campaigns[touch.campaign_version_id]
         if isinstance(campaign, Exception):
             raise campaign
         return compose(
@@ -475,10 +479,11 @@ class Dispatcher:
 @dataclass
 class _Loaded:
     """What deciding a claimed batch reads once: its leads, what each lead was already
-    sent (or is in doubt), each lead's sends of the last week, and the campaign versions
-    (or the error loading one raised)."""
+    sent (or is in doubt), each lead's sends of the last week, the campaign versions
+    (or the error loading one raised) and the campaigns paused now."""
 
     leads: dict[int | None, Lead]
     done: set[tuple[int, str, str, str]]
     recent: dict[int, list[datetime]]
     campaigns: dict[int, Campaign | Exception]
+    paused: set[str]
