@@ -167,3 +167,56 @@ def paused_rows(engine: Engine, now: datetime) -> list[dict[str, object]]:
         }
         for key, pause in sorted(pauses.items())
     ]
+
+
+def campaign_state(campaign: Campaign, pause: CampaignPause | None, now: datetime) -> str:
+    """paused, not started, ended or enrolling, at `now`."""
+    if pause is not None:
+        return "paused"
+    if campaign.starts_at is not None and now < campaign.starts_at:
+        return "not started"
+    if campaign.ends_at is not None and now >= campaign.ends_at:
+        return "ended"
+    return "enrolling"
+
+
+def campaign_rows(
+    engine: Engine, campaigns: dict[str, Campaign], now: datetime
+) -> list[dict[str, object]]:
+    """One row per campaign file: its calendar, state at `now`, and work in flight."""
+    e, t = ENROLLMENTS.c, TOUCHES.c
+    with Session(engine) as session:
+        pauses = open_pauses(session, now)
+        active = dict(
+            session.execute(
+                sa.select(e.campaign, sa.func.count())
+                .where(e.status == EnrollmentStatus.ACTIVE)
+                .group_by(e.campaign)
+            ).all()
+        )
+        pending = dict(
+            session.execute(
+                sa.select(t.campaign, sa.func.count())
+                .where(t.status == TouchStatus.PENDING)
+                .group_by(t.campaign)
+            ).all()
+        )
+    rows: list[dict[str, object]] = []
+    for key, campaign in sorted(campaigns.items()):
+        pause = pauses.get(key)
+        rows.append(
+            {
+                "campaign": key,
+                "name": campaign.name,
+                "state": campaign_state(campaign, pause, now),
+                "starts_at": campaign.starts_at,
+                "ends_at": campaign.ends_at,
+                "steps": len(campaign.steps),
+                "cycle_days": campaign.cycle_days,
+                "active_enrollments": active.get(key, 0),
+                "pending_touches": pending.get(key, 0),
+                "paused_since": pause.paused_at if pause else None,
+                "paused_by": pause.paused_by if pause else None,
+            }
+        )
+    return rows

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from leadops.delivery.campaigns import Campaign, open_pauses
-from leadops.delivery.policy import Action, Caps, ContactFacts, SendWindow, decide
+from leadops.delivery.policy import Action, Caps, ContactFacts, Reason, SendWindow, decide
 from leadops.models import LEADS, SENT_TOUCH_STATUSES, TOUCHES, TouchStatus
 from leadops.nurture.plan import _LEAD_FIELDS, PLAN_BATCH, _states
 from leadops.nurture.planner import LeadState, channels_for, plan_lead, step_due_at
@@ -257,9 +257,6 @@ class _Projector:
             event = heapq.heappop(events)
             rules = campaign if campaign and campaign.key == event.campaign else None
             rules = rules or self.runtime.campaigns.get(event.campaign)
-            if event.campaign in self.paused:
-                forecast.held_paused[event.campaign] += 1
-                continue
             decision = decide(
                 channel=event.channel,
                 lead=facts,
@@ -267,8 +264,11 @@ class _Projector:
                 window=self._window(rules) if rules else self.window,
                 caps=self.caps,
                 recent_sends=sent,
+                paused=event.campaign in self.paused,
             )
-            if decision.action == Action.SEND:
+            if decision.reason == Reason.CAMPAIGN_PAUSED:  # held until it resumes
+                forecast.held_paused[event.campaign] += 1
+            elif decision.action == Action.SEND:
                 sent.append(event.at)
                 day = event.at.date()
                 forecast.sends[(day, event.campaign, event.step, event.channel)] += 1

@@ -143,6 +143,9 @@ def test_pause_on_day_5_and_resume_on_day_9_holds_then_sends_everything_once(
     paused_at, resumed_at = START + timedelta(days=4), START + timedelta(days=8)
     simulate(runtime, START, paused_at)
     pause_campaign(engine, runtime.campaigns, "educate", by="maya", reason="typo", now=paused_at)
+    during = forecast(runtime, paused_at + timedelta(hours=1), 7)
+    assert during.held_paused["educate"] > 0
+    assert not [key for key in during.sends if key[1] == "educate"]
     simulate(runtime, paused_at, resumed_at)
 
     t = TOUCHES.c
