@@ -23,6 +23,8 @@ from leadops.core import progress
 from leadops.core.clock import SimulatedClock, SystemClock, ensure_utc
 from leadops.core.locks import LockHeld, run_lock
 from leadops.delivery.outcomes import DispatchReport
+from leadops.nurture.calendar import paused_rows
+from leadops.nurture.forecast import forecast
 from leadops.nurture.plan import PlanReport, plan_all
 from leadops.nurture.runtime import Runtime, load_runtime
 from leadops.nurture.tick import dispatch_due, simulate
@@ -93,6 +95,35 @@ def simulate_day_task(runtime: Runtime, start: datetime, end: datetime) -> int:
     return simulate(runtime, start, end).ticks
 
 
+FORECAST_DAYS = 14
+
+
+@task(name="forecast", cache_policy=NO_CACHE)
+def forecast_task(runtime: Runtime, now: datetime) -> int:
+    """Publish what will go out in the next FORECAST_DAYS days (sends nothing)."""
+    result = forecast(runtime, now, FORECAST_DAYS)
+    create_table_artifact(
+        key="nurture-forecast",
+        table=result.rows(),
+        description=f"Next {FORECAST_DAYS} days from {now:%Y-%m-%d %H:%M} UTC: messages per "
+        f"day (UTC), campaign, step and channel ({result.total} in all)",
+    )
+    return result.total
+
+
+def _paused_markdown(runtime: Runtime, now: datetime) -> str:
+    """The paused campaigns, since when, by whom and why, as markdown lines."""
+    rows = paused_rows(runtime.engine, now)
+    if not rows:
+        return "- paused campaigns: none\n"
+    lines = [
+        f"  - {row['campaign']}: since {row['paused_since']} by {row['paused_by']}"
+        + (f" ({row['reason']})" if row["reason"] else "")
+        for row in rows
+    ]
+    return "- paused campaigns:\n" + "\n".join(lines) + "\n"
+
+
 def _publish_summary(runtime: Runtime, key: str, description: str) -> None:
     rows = summary_rows(touch_summary(runtime.engine))
     create_table_artifact(key=key, table=rows, description=description)
@@ -134,6 +165,7 @@ def nurture_flow(
             f"- held: {held}\n- failed: {dispatch.failed}\n- ambiguous: {dispatch.ambiguous}\n"
             f"- set aside as dead letters: {dispatch.dead_letters}\n"
             f"- recovered from a stopped run: {dispatch.recovered}\n"
+            + _paused_markdown(runtime, tick_time)
         ),
         description="What this tick did",
     )
@@ -144,6 +176,7 @@ def nurture_flow(
         "reason, skipped, failed, ambiguous",
     )
     _publish_summary(runtime, "nurture-summary", "All touches per campaign, step and channel")
+    forecast_task(runtime, tick_time)
     return {
         "leads": plan.leads,
         "planned": plan.planned,

@@ -187,19 +187,19 @@ def campaign_rows(
     e, t = ENROLLMENTS.c, TOUCHES.c
     with Session(engine) as session:
         pauses = open_pauses(session, now)
-        active = dict(
+        active: dict[str, int] = dict(
             session.execute(
                 sa.select(e.campaign, sa.func.count())
                 .where(e.status == EnrollmentStatus.ACTIVE)
                 .group_by(e.campaign)
-            ).all()
+            ).tuples()
         )
-        pending = dict(
+        pending: dict[str, int] = dict(
             session.execute(
                 sa.select(t.campaign, sa.func.count())
                 .where(t.status == TouchStatus.PENDING)
                 .group_by(t.campaign)
-            ).all()
+            ).tuples()
         )
     rows: list[dict[str, object]] = []
     for key, campaign in sorted(campaigns.items()):
