@@ -83,6 +83,15 @@ class _Event:
 
 
 @dataclass
+class _Outcome:
+    """What one lead's touches come to over the horizon."""
+
+    sends: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
+    held_paused: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+@dataclass
 class _History:
     """A batch's touches: each lead's pending ones and its sends of the last week."""
 
@@ -140,7 +149,9 @@ class _Projector:
             settings.send_window_start, settings.send_window_end, settings.weekday_numbers
         )
         self.caps = Caps(settings.cap_per_day, settings.cap_per_week)
-        self.windows: dict[str, SendWindow] = {}
+        self.windows: dict[int, SendWindow] = {}
+        # Leads alike in all the policy looks at get the same sends: projected once.
+        self.memo: dict[tuple[Any, ...], _Outcome] = {}
         self.starts = sorted(
             {
                 c.starts_at
@@ -157,7 +168,8 @@ class _Projector:
         }
 
     def _window(self, campaign: Campaign) -> SendWindow:
-        key = campaign.checksum()
+        # by identity: the runtime holds every campaign object for the whole forecast
+        key = id(campaign)
         if key not in self.windows:
             self.windows[key] = campaign.send_window_from(self.window)
         return self.windows[key]
@@ -208,42 +220,37 @@ class _Projector:
     ) -> None:
         """Add what this lead will be sent in the horizon to `forecast`."""
         start = self.start
+        # Existing touches first, in id order, then those planned later (as a tick would).
         events = [
-            _Event(max(not_before, start), not_before, touch_id, campaign, step, channel)
-            for touch_id, campaign, step, channel, not_before in history.pending.get(lead.id, [])
+            _Event(max(not_before, start), not_before, seq, campaign, step, channel)
+            for seq, (_, campaign, step, channel, not_before) in enumerate(
+                history.pending.get(lead.id, [])
+            )
         ]
         followed = self._enrollment(session, state, forecast)
         campaign: Campaign | None = None
         if followed is not None:
             campaign, started_at, planned = followed
-            seq = 1 << 62  # touches planned later get ids after every existing one
             for planned_step in campaign.steps:
                 due = step_due_at(started_at, planned_step.day)
                 if due >= self.end:
                     break
                 for channel in channels_for(state, planned_step.channels):
                     if (planned_step.key, channel) not in planned:
-                        seq += 1
-                        events.append(
-                            _Event(
-                                max(due, start), due, seq, campaign.key, planned_step.key, channel
-                            )
+                        event = _Event(
+                            max(due, start),
+                            due,
+                            len(events),
+                            campaign.key,
+                            planned_step.key,
+                            channel,
                         )
-        if events:
-            heapq.heapify(events)
-            self._dispatch(lead, events, campaign, history.recent.get(lead.id, []), forecast)
-
-    def _dispatch(
-        self,
-        lead: Any,
-        events: list[_Event],
-        campaign: Campaign | None,
-        recent: list[datetime],
-        forecast: Forecast,
-    ) -> None:
+                        events.append(event)
+        if not events:
+            return
         facts = ContactFacts(
-            email=lead.email,
-            phone=lead.phone,
+            email=lead.email and "@",
+            phone=lead.phone and "+",
             email_consent=lead.email_consent,
             whatsapp_consent=lead.whatsapp_consent,
             email_suppressed=lead.email_suppressed_at is not None,
@@ -252,7 +259,30 @@ class _Projector:
             lifecycle_stage=lead.lifecycle_stage,
             timezone=lead.timezone,
         )
-        sent = list(recent)
+        recent = tuple(history.recent.get(lead.id, ()))
+        key = (
+            facts,
+            id(campaign),
+            recent,
+            tuple((e.at, e.not_before, e.campaign, e.step, e.channel) for e in events),
+        )
+        outcome = self.memo.get(key)
+        if outcome is None:
+            heapq.heapify(events)
+            outcome = self.memo[key] = self._dispatch(facts, events, campaign, list(recent))
+        forecast.sends.update(outcome.sends)
+        forecast.held_paused.update(outcome.held_paused)
+        forecast.skipped.update(outcome.skipped)
+
+    def _dispatch(
+        self,
+        facts: ContactFacts,
+        events: list[_Event],
+        campaign: Campaign | None,
+        sent: list[datetime],
+    ) -> _Outcome:
+        """Apply the contact policy to one lead's touches in time order, as ticks would."""
+        outcome = _Outcome()
         while events:
             event = heapq.heappop(events)
             rules = campaign if campaign and campaign.key == event.campaign else None
@@ -267,17 +297,18 @@ class _Projector:
                 paused=event.campaign in self.paused,
             )
             if decision.reason == Reason.CAMPAIGN_PAUSED:  # held until it resumes
-                forecast.held_paused[event.campaign] += 1
+                outcome.held_paused[event.campaign] += 1
             elif decision.action == Action.SEND:
                 sent.append(event.at)
                 day = event.at.date()
-                forecast.sends[(day, event.campaign, event.step, event.channel)] += 1
+                outcome.sends[(day, event.campaign, event.step, event.channel)] += 1
             elif decision.action == Action.SKIP:
                 assert decision.reason is not None
-                forecast.skipped[(event.campaign, decision.reason)] += 1
+                outcome.skipped[(event.campaign, decision.reason)] += 1
             elif decision.retry_at is not None and decision.retry_at < self.end:
                 event.at = event.not_before = decision.retry_at
                 heapq.heappush(events, event)
+        return outcome
 
 
 def forecast(
