@@ -39,7 +39,7 @@ def main() -> None:
             data_dir=Path(workdir) / "data",
             config_dir=ROOT / "config",
             templates_dir=ROOT / "templates",
-            secret_key="bench-secret-key-0123456789",
+            secret_key="bench-secret-key-0123456789",  # type: ignore[arg-type]
             _env_file=None,  # type: ignore[call-arg]
         )
         engine = make_engine(settings.resolved_database_url)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -180,6 +181,11 @@ def campaign_state(campaign: Campaign, pause: CampaignPause | None, now: datetim
     return "enrolling"
 
 
+def _counts(session: Session, campaign: Any, where: Any) -> dict[str, int]:
+    rows = session.execute(sa.select(campaign, sa.func.count()).where(where).group_by(campaign))
+    return {str(key): int(count) for key, count in rows.all()}
+
+
 def campaign_rows(
     engine: Engine, campaigns: dict[str, Campaign], now: datetime
 ) -> list[dict[str, object]]:
@@ -187,20 +193,8 @@ def campaign_rows(
     e, t = ENROLLMENTS.c, TOUCHES.c
     with Session(engine) as session:
         pauses = open_pauses(session, now)
-        active: dict[str, int] = dict(
-            session.execute(
-                sa.select(e.campaign, sa.func.count())
-                .where(e.status == EnrollmentStatus.ACTIVE)
-                .group_by(e.campaign)
-            ).tuples()
-        )
-        pending: dict[str, int] = dict(
-            session.execute(
-                sa.select(t.campaign, sa.func.count())
-                .where(t.status == TouchStatus.PENDING)
-                .group_by(t.campaign)
-            ).tuples()
-        )
+        active = _counts(session, e.campaign, e.status == EnrollmentStatus.ACTIVE)
+        pending = _counts(session, t.campaign, t.status == TouchStatus.PENDING)
     rows: list[dict[str, object]] = []
     for key, campaign in sorted(campaigns.items()):
         pause = pauses.get(key)
