@@ -95,10 +95,10 @@ def campaigns_show(
     ]
     pauses = [
         {
-            "paused_at": p.paused_at,
+            "paused_at": p.paused_at.isoformat(),
             "paused_by": p.paused_by,
             "pause_reason": p.pause_reason,
-            "resumed_at": p.resumed_at,
+            "resumed_at": p.resumed_at.isoformat() if p.resumed_at else None,
             "resumed_by": p.resumed_by,
             "resume_reason": p.resume_reason,
         }

@@ -330,6 +330,7 @@ def forecast(
             for lead, _, state in _states(session, batch):
                 projector.project(session, lead, state, history, result)
             result.leads += len(batch)
+            session.expunge_all()  # only one batch of enrollments in memory
             if progress is not None:
                 progress(result.leads)
     return result
