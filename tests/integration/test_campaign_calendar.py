@@ -175,7 +175,7 @@ def test_pause_on_day_5_and_resume_on_day_9_holds_then_sends_everything_once(
         engine, runtime.campaigns, "educate", by="maya", reason="fixed", now=resumed_at
     )
     assert result.touches_retimed == len(held)
-    simulate(runtime, resumed_at, START + timedelta(days=40))
+    simulate(runtime, resumed_at, START + timedelta(days=28))
 
     with engine.connect() as conn:
         rows = conn.execute(
@@ -221,7 +221,7 @@ def test_a_campaign_past_its_end_stops_enrolling_and_lets_enrollments_finish(
         encoding="utf-8",
     )
     _import(engine, settings, late, START + timedelta(days=2))
-    simulate(runtime, START + timedelta(days=2), START + timedelta(days=31))
+    simulate(runtime, START + timedelta(days=2), START + timedelta(days=23))
 
     e, t = ENROLLMENTS.c, TOUCHES.c
     with engine.connect() as conn:
