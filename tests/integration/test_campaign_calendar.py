@@ -76,17 +76,18 @@ def _sent_per_day(engine: Engine) -> Counter[tuple[date, str, str, str]]:
 
 
 def test_forecast_matches_what_the_simulation_sends_day_by_day(
-    sqlite_engine: Engine, settings: Settings
+    engine: Engine, settings: Settings
 ) -> None:
-    runtime = _runtime(sqlite_engine, settings)
-    with sqlite_engine.connect() as conn:
+    """On SQLite, and on PostgreSQL where reachable."""
+    runtime = _runtime(engine, settings)
+    with engine.connect() as conn:
         before = conn.execute(sa.select(sa.func.count()).select_from(TOUCHES)).scalar_one()
     predicted = forecast(runtime, START, 30)
-    with sqlite_engine.connect() as conn:
+    with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(TOUCHES)).scalar_one() == before
         assert conn.execute(sa.select(sa.func.count()).select_from(ENROLLMENTS)).scalar_one() == 0
     simulate(runtime, START, START + timedelta(days=30))
-    sent = _sent_per_day(sqlite_engine)
+    sent = _sent_per_day(engine)
     assert predicted.total > 300
     assert predicted.sends == sent
 
