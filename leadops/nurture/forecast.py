@@ -159,7 +159,6 @@ class _Projector:
                 if c.starts_at and start < c.starts_at < end
             }
         )
-
         self.campaign_of_segment = {r.segment: r.campaign for r in runtime.segments.rules}
         self.inactivity_days = {
             r.when.inactive_days_at_least
