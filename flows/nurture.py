@@ -24,6 +24,8 @@ from leadops.core.clock import SimulatedClock, SystemClock, ensure_utc
 from leadops.core.locks import LockHeld, run_lock
 from leadops.delivery.outcomes import DispatchReport
 from leadops.delivery.policy import legend
+from leadops.nurture.calendar import paused_rows
+from leadops.nurture.forecast import forecast
 from leadops.nurture.plan import PlanReport, plan_all
 from leadops.nurture.tick import dispatch_due, simulate
 from leadops.reporting import run_table as observe
@@ -105,6 +107,35 @@ def _legend_section(codes: list[str]) -> str:
     return f"\n## Reason codes\n\n{legend_markdown(rows)}\n" if rows else ""
 
 
+FORECAST_DAYS = 14
+
+
+@task(name="forecast", cache_policy=NO_CACHE)
+def forecast_task(runtime: Runtime, now: datetime) -> int:
+    """Publish what will go out in the next FORECAST_DAYS days (sends nothing)."""
+    result = forecast(runtime, now, FORECAST_DAYS)
+    create_table_artifact(
+        key="nurture-forecast",
+        table=result.rows(),
+        description=f"Next {FORECAST_DAYS} days from {now:%Y-%m-%d %H:%M} UTC: messages per "
+        f"day (UTC), campaign, step and channel ({result.total} in all)",
+    )
+    return result.total
+
+
+def _paused_markdown(runtime: Runtime, now: datetime) -> str:
+    """The paused campaigns, since when, by whom and why, as markdown lines."""
+    rows = paused_rows(runtime.engine, now)
+    if not rows:
+        return "- paused campaigns: none\n"
+    lines = [
+        f"  - {row['campaign']}: since {row['paused_since']} by {row['paused_by']}"
+        + (f" ({row['reason']})" if row["reason"] else "")
+        for row in rows
+    ]
+    return "- paused campaigns:\n" + "\n".join(lines) + "\n"
+
+
 def _publish_summary(runtime: Runtime, key: str, description: str) -> None:
     summaries = touch_summary(runtime.engine)
     codes = summary_legend(summaries)
@@ -149,6 +180,7 @@ def nurture_flow(
             f"- held: {held}\n- failed: {dispatch.failed}\n- ambiguous: {dispatch.ambiguous}\n"
             f"- set aside as dead letters: {dispatch.dead_letters}\n"
             f"- recovered from a stopped run: {dispatch.recovered}\n"
+            + _paused_markdown(runtime, tick_time)
             + _legend_section([*dispatch.held, *dispatch.skipped])
         ),
         description="What this tick did",
@@ -160,6 +192,7 @@ def nurture_flow(
         "reason, skipped, failed, ambiguous",
     )
     _publish_summary(runtime, "nurture-summary", "All touches per campaign, step and channel")
+    forecast_task(runtime, tick_time)
     return {
         "leads": plan.leads,
         "planned": plan.planned,

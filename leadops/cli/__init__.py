@@ -16,6 +16,7 @@ import typer
 from pydantic import ValidationError
 
 from leadops.cli import (
+    campaigns,
     db,
     deadletters,
     engagement,
@@ -52,6 +53,7 @@ for commands in (db, nurture, stats, serve, engagement, ops, why):
 app.add_typer(leads.leads_app, name="leads")
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(templates.templates_app, name="templates")
+app.add_typer(campaigns.campaigns_app, name="campaigns")
 app.add_typer(quarantine.quarantine_app, name="quarantine")
 app.add_typer(segments.segments_app, name="segments")
 app.add_typer(db.db_app, name="db")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,10 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from leadops.core.configfile import ConfigError, load_model
+from leadops.core.settings import WEEKDAY_NAMES
+from leadops.delivery.policy import SendWindow
 from leadops.delivery.utm import UtmConfig
-from leadops.models import CampaignVersion, Channel
+from leadops.models import CampaignPause, CampaignVersion, Channel
 
 CAMPAIGN_KEY_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
@@ -60,6 +62,26 @@ class Step(BaseModel):
         return value
 
 
+class SendHours(BaseModel):
+    """Local hours [start, end) a campaign's messages may go out (the lead's time zone)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SendHours:
+        if self.start >= self.end:
+            raise ValueError("send_window.start must be before send_window.end")
+        return self
+
+
+# The calendar keys of a campaign: left out of its checksum while unset, so a campaign
+# file without them keeps the version it had before they existed.
+CALENDAR_KEYS = ("starts_at", "ends_at", "blackout_dates", "send_days", "send_window")
+
+
 class Campaign(BaseModel):
     """A sequence of steps over a cycle of `cycle_days` days."""
 
@@ -73,6 +95,66 @@ class Campaign(BaseModel):
     steps: tuple[Step, ...] = Field(min_length=1)
     # UTM tags on `links` (leadops.delivery.utm); on by default.
     utm: UtmConfig = Field(default_factory=UtmConfig)
+
+    # The calendar: leads enroll from `starts_at` until before `ends_at` (enrollments in
+    # flight at the end finish their steps); nothing goes out on a blackout date (a date
+    # in the lead's time zone, like the send window); `send_days` and `send_window`
+    # replace the settings' send_weekdays and send_window_start/end for this campaign.
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    blackout_dates: tuple[date, ...] = ()
+    send_days: tuple[str, ...] | None = None
+    send_window: SendHours | None = None
+
+    @field_validator("starts_at", "ends_at", mode="before")
+    @classmethod
+    def _utc_instant(cls, value: Any) -> Any:
+        """A date means its midnight UTC; a time without a zone is UTC."""
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime.combine(value, time(0), tzinfo=UTC)
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
+
+    @field_validator("send_days")
+    @classmethod
+    def _known_days(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        days = tuple(day.lower()[:3] for day in value)
+        bad = [day for day, short in zip(value, days, strict=True) if short not in WEEKDAY_NAMES]
+        if bad:
+            raise ValueError(f"unknown weekday(s) {bad}; use {', '.join(WEEKDAY_NAMES)}")
+        if not days:
+            raise ValueError("send_days needs at least one day")
+        return days
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Campaign:
+        if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
+            raise ValueError("ends_at: the campaign must end after it starts")
+        return self
+
+    def enrolls_at(self, now: datetime) -> bool:
+        """Whether leads may enroll at `now` (inside starts_at .. ends_at)."""
+        if self.starts_at is not None and now < self.starts_at:
+            return False
+        return self.ends_at is None or now < self.ends_at
+
+    def send_window_from(self, default: SendWindow) -> SendWindow:
+        """The settings' window with this campaign's own days, hours and blackouts."""
+        hours = self.send_window
+        days = default.weekdays
+        if self.send_days is not None:
+            days = frozenset(WEEKDAY_NAMES.index(day) for day in self.send_days)
+        return SendWindow(
+            start=hours.start if hours else default.start,
+            end=hours.end if hours else default.end,
+            weekdays=days,
+            blackouts=default.blackouts | frozenset(self.blackout_dates),
+        )
 
     @model_validator(mode="after")
     def _steps_fit_the_cycle(self) -> Campaign:
@@ -100,10 +182,13 @@ class Campaign(BaseModel):
         raise KeyError(f"campaign {self.key!r} has no step {key!r}")
 
     def checksum(self) -> str:
-        content = self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        for key in CALENDAR_KEYS:
+            if data[key] in (None, []):
+                del data[key]
         if self.utm == UtmConfig():  # a campaign without a `utm:` block keeps its checksum
-            del content["utm"]
-        canonical = json.dumps(content, sort_keys=True)
+            del data["utm"]
+        canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -163,6 +248,16 @@ def register_versions(
             session.flush()
         current[key] = existing
     return current
+
+
+def open_pauses(session: Session, now: datetime) -> dict[str, CampaignPause]:
+    """The campaigns paused at `now` (not resumed yet), by key."""
+    pauses = session.exec(
+        select(CampaignPause).where(
+            col(CampaignPause.resumed_at).is_(None), col(CampaignPause.paused_at) <= now
+        )
+    )
+    return {pause.campaign: pause for pause in pauses}
 
 
 def campaign_of(version: CampaignVersion) -> Campaign:

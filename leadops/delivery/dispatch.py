@@ -48,7 +48,7 @@ from sqlmodel import select as sqlmodel_select
 from leadops import deadletters
 from leadops.core.clock import Clock
 from leadops.core.settings import Settings
-from leadops.delivery.campaigns import Campaign, StoredCampaigns
+from leadops.delivery.campaigns import Campaign, StoredCampaigns, open_pauses
 from leadops.delivery.compose import compose
 from leadops.delivery.flight import Flight
 from leadops.delivery.outcomes import (
@@ -265,7 +265,8 @@ class Dispatcher:
                     if deadletters.must_raise(exc):
                         raise
                     campaigns[version_id] = exc
-        return _Loaded(leads, done, recent, campaigns)
+            paused = set(open_pauses(session, self.clock.now()))
+        return _Loaded(leads, done, recent, campaigns, paused)
 
     def _dispatch_batch(
         self,
@@ -333,7 +334,7 @@ class Dispatcher:
                     outcomes.append(self._not_now(touch, message, report))
                     continue
             except RenderError as exc:
-                self._log_render_error(touch, exc)
+                self.renderer.log_once(log, touch.id, exc)
                 report.held[Reason.RENDER_ERROR] += 1
                 report.count(touch, f"held:{Reason.RENDER_ERROR}")
                 report.errors.append(f"touch {touch.id}: {exc}")
@@ -378,32 +379,26 @@ class Dispatcher:
         outside it, the policy would hold it for the window and hide the render error."""
         return self.window.next_open(now + RENDER_RETRY, ZoneInfo(lead.timezone))
 
-    def _log_render_error(self, touch: ClaimedTouch, exc: RenderError) -> None:
-        """Log a template's error once per loaded renderer (a command, a flow run, a whole
-        simulation), not once per touch and tick; the touches keep it in their `error`."""
-        if str(exc) in self.renderer.reported:
-            log.debug("touch %s held: %s", touch.id, exc)
-            return
-        self.renderer.reported.add(str(exc))
-        log.error("touch %s held (logged once; other touches wait too): %s", touch.id, exc)
-
     def _compose(
         self, touch: ClaimedTouch, loaded: _Loaded, already_sent: bool, now: datetime
     ) -> OutgoingMessage | Decision:
         """The message to send for the touch, or the policy's decision not to send it now."""
         lead = loaded.leads[touch.lead_id]
+        campaign = loaded.campaigns[touch.campaign_version_id]
         decision = decide(
             channel=touch.channel,
             lead=contact_facts(lead),
             now=now,
-            window=self.window,
+            window=self.window
+            if isinstance(campaign, Exception)
+            else campaign.send_window_from(self.window),
             caps=self.caps,
             recent_sends=loaded.recent[touch.lead_id],
             already_sent=already_sent,
+            paused=touch.campaign in loaded.paused,
         )
         if decision.action != Action.SEND:
             return decision
-        campaign = loaded.campaigns[touch.campaign_version_id]
         if isinstance(campaign, Exception):
             raise campaign
         return compose(
@@ -490,10 +485,11 @@ class Dispatcher:
 @dataclass
 class _Loaded:
     """What deciding a claimed batch reads once: its leads, what each lead was already
-    sent (or is in doubt), each lead's sends of the last week, and the campaign versions
-    (or the error loading one raised)."""
+    sent (or is in doubt), each lead's sends of the last week, the campaign versions
+    (or the error loading one raised) and the campaigns paused now."""
 
     leads: dict[int | None, Lead]
     done: set[tuple[int, str, str, str]]
     recent: dict[int, list[datetime]]
     campaigns: dict[int, Campaign | Exception]
+    paused: set[str]

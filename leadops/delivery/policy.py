@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,7 @@ class Reason(StrEnum):
     ALREADY_SENT = "already_sent"
     RENDER_ERROR = "render_error"
     PROVIDER_RETRY = "provider_retry"
+    CAMPAIGN_PAUSED = "campaign_paused"
 
 
 # The one legend of the codes in touches.hold_reason: the policy's Reason codes, then the
@@ -48,6 +49,7 @@ REASON_MEANINGS: dict[str, str] = {
     Reason.ALREADY_SENT: "this step already went to the lead on this channel",
     Reason.RENDER_ERROR: "the template failed to render; retried hourly until it is fixed",
     Reason.PROVIDER_RETRY: "the provider refused for now (rate limit, outage); retried later",
+    Reason.CAMPAIGN_PAUSED: "the campaign is paused (`leadops campaigns resume` releases it)",
     "dead_letter": "set aside after an unexpected error; `leadops deadletters retry` puts it back",
     "enrollment_ended": "the lead's enrollment ended before this step went out",
     "escalated": "the lead was handed to sales; nurture stops",
@@ -57,6 +59,7 @@ REASON_MEANINGS: dict[str, str] = {
     "dropped": "the email provider dropped the address (invalid or known bad)",
     "spamreport": "the lead marked an email as spam",
     "invalid_number": "the phone number cannot receive WhatsApp messages",
+    "invalid_address": "the email provider refused the address when sending",
     "whatsapp_opt_out": "the lead opted out on WhatsApp (STOP)",
 }
 
@@ -91,27 +94,35 @@ class Decision:
 
 SEND = Decision(Action.SEND)
 
+# A paused campaign's touch is looked at again after this long (resuming re-times it).
+PAUSE_RECHECK = timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class SendWindow:
-    """Local hours [start, end) on the given weekdays (0 = Monday)."""
+    """Local hours [start, end) on the given weekdays (0 = Monday), except on the
+    blackout dates (local dates too)."""
 
     start: time
     end: time
     weekdays: frozenset[int]
+    blackouts: frozenset[date] = frozenset()
+
+    def _open_day(self, day: date) -> bool:
+        return day.weekday() in self.weekdays and day not in self.blackouts
 
     def is_open(self, now: datetime, zone: ZoneInfo) -> bool:
         local = now.astimezone(zone)
-        return local.weekday() in self.weekdays and self.start <= local.time() < self.end
+        return self._open_day(local.date()) and self.start <= local.time() < self.end
 
     def next_open(self, now: datetime, zone: ZoneInfo) -> datetime:
         """The first moment at or after `now` when the window is open, in UTC."""
         if self.is_open(now, zone):
             return now
         local = now.astimezone(zone)
-        for offset in range(8):
+        for offset in range(8 + len(self.blackouts)):
             day = local.date() + timedelta(days=offset)
-            if day.weekday() not in self.weekdays:
+            if not self._open_day(day):
                 continue
             opens = datetime.combine(day, self.start, tzinfo=zone)
             if opens >= local:
@@ -160,8 +171,12 @@ def decide(
     recent_sends: Sequence[datetime],
     already_sent: bool = False,
     message_class: MessageClass = MessageClass.MARKETING,
+    paused: bool = False,
 ) -> Decision:
-    """Decide whether a message may go out now; see Reason for every "no"."""
+    """Decide whether a message may go out now; see Reason for every "no".
+
+    `window` is the campaign's (its own days, hours and blackout dates, else the
+    settings'); a touch of a `paused` campaign is held, never skipped, until it resumes."""
     marketing = message_class == MessageClass.MARKETING
     if already_sent:
         return Decision(Action.SKIP, Reason.ALREADY_SENT)
@@ -180,6 +195,8 @@ def decide(
     if not address:
         return Decision(Action.SKIP, Reason.NO_ADDRESS)
 
+    if paused:
+        return Decision(Action.HOLD, Reason.CAMPAIGN_PAUSED, now + PAUSE_RECHECK)
     zone = ZoneInfo(lead.timezone)
     if not window.is_open(now, zone):
         return Decision(Action.HOLD, Reason.OUTSIDE_SEND_WINDOW, window.next_open(now, zone))

@@ -7,6 +7,7 @@ and HTML is autoescaped. Every failure becomes a RenderError naming template and
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,15 @@ class Renderer:
         )
         self._inline: dict[str, Template] = {}
         self.reported: set[str] = set()  # render errors already logged (each is logged once)
+
+    def log_once(self, log: logging.Logger, touch_id: int, exc: Exception) -> None:
+        """Log a template's error once per loaded renderer (a command, a flow run, a whole
+        simulation), not once per touch and tick; the touches keep it in their `error`."""
+        if str(exc) in self.reported:
+            log.debug("touch %s held: %s", touch_id, exc)
+            return
+        self.reported.add(str(exc))
+        log.error("touch %s held (logged once; other touches wait too): %s", touch_id, exc)
 
     def _relative(self, path: str) -> str:
         try:

@@ -44,10 +44,12 @@ from leadops.models.leads import (
     Lead,
 )
 from leadops.models.nurture import (
+    CAMPAIGN_PAUSES,
     CAMPAIGN_VERSIONS,
     ENROLLMENTS,
     TOUCH_AUDIT,
     TOUCHES,
+    CampaignPause,
     CampaignVersion,
     Enrollment,
     Touch,
@@ -98,6 +100,7 @@ from leadops.models.ops import (
 __all__ = [
     "ACTIVE_ESCALATION_STATUSES",
     "AWAITING_ACK_STATUSES",
+    "CAMPAIGN_PAUSES",
     "CAMPAIGN_VERSIONS",
     "DEAD_LETTERS",
     "ENROLLMENTS",
@@ -122,6 +125,7 @@ __all__ = [
     "TOUCHES",
     "TOUCH_AUDIT",
     "WEBHOOK_REJECTIONS",
+    "CampaignPause",
     "CampaignVersion",
     "Channel",
     "DeadLetter",

@@ -108,11 +108,37 @@ class TouchAudit(SQLModel, table=True):
     created_at: datetime = ts(nullable=False)
 
 
+class CampaignPause(SQLModel, table=True):
+    """A campaign paused from `paused_at` until `resumed_at` (open while None), with who
+    paused and resumed it and why."""
+
+    __tablename__ = "campaign_pauses"
+    __table_args__ = (
+        sa.Index(
+            "uq_campaign_pauses_one_open",
+            "campaign",
+            unique=True,
+            sqlite_where=sa.text("resumed_at IS NULL"),
+            postgresql_where=sa.text("resumed_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(max_length=64, index=True)
+    paused_at: datetime = ts(nullable=False)
+    paused_by: str = Field(max_length=100)
+    pause_reason: str = ""
+    resumed_at: datetime | None = ts()
+    resumed_by: str | None = Field(default=None, max_length=100)
+    resume_reason: str | None = None
+
+
 # Core table handles, for set-based statements that bypass the ORM's per-object overhead.
 CAMPAIGN_VERSIONS = cast(sa.Table, CampaignVersion.__table__)  # type: ignore[attr-defined]
 ENROLLMENTS = cast(sa.Table, Enrollment.__table__)  # type: ignore[attr-defined]
 TOUCHES = cast(sa.Table, Touch.__table__)  # type: ignore[attr-defined]
 TOUCH_AUDIT = cast(sa.Table, TouchAudit.__table__)  # type: ignore[attr-defined]
+CAMPAIGN_PAUSES = cast(sa.Table, CampaignPause.__table__)  # type: ignore[attr-defined]
 
 # Range scans of the incremental no-opens pass: emails sent in a time window.
 sa.Index("ix_touches_sent_at", TOUCHES.c.sent_at)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from leadops.core.bulk import bulk_insert
-from leadops.delivery.campaigns import register_versions
+from leadops.delivery.campaigns import open_pauses, register_versions
 from leadops.delivery.suppression import leave_nurture
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
@@ -265,6 +265,7 @@ def _plan_batch(
     versions: dict[str, CampaignVersion],
     now: datetime,
     report: PlanReport,
+    paused: frozenset[str],
 ) -> None:
     """Plan one batch of leads and write the result in bulk, in one transaction."""
     stored = runtime.stored
@@ -279,6 +280,7 @@ def _plan_batch(
             campaigns=runtime.campaigns,
             enrolled_campaigns=stored.loaded(),
             now=now,
+            paused=paused,
         )
         if plan.changes_anything or plan.segment != lead.segment:
             _apply(plan, lead, enrollment, versions, now, report, writes)
@@ -380,8 +382,9 @@ def plan_all(
     report = PlanReport()
     with Session(runtime.engine, expire_on_commit=False) as session:
         versions = _register_versions(session, runtime, now)
+        paused = frozenset(open_pauses(session, now))
         for batch in _lead_batches(session, (k, n)):
-            _plan_batch(session, runtime, batch, versions, now, report)
+            _plan_batch(session, runtime, batch, versions, now, report, paused)
             if progress is not None:
                 progress(report.leads)
     log.info(
@@ -407,6 +410,7 @@ def plan_leads(runtime: Runtime, lead_ids: Iterable[int], now: datetime) -> Plan
         return report
     with Session(runtime.engine, expire_on_commit=False) as session:
         versions = _register_versions(session, runtime, now)
+        paused = frozenset(open_pauses(session, now))
         for start in range(0, len(ids), PLAN_BATCH):
             chunk = ids[start : start + PLAN_BATCH]
             batch = list(
@@ -414,5 +418,5 @@ def plan_leads(runtime: Runtime, lead_ids: Iterable[int], now: datetime) -> Plan
                     select(*_LEAD_FIELDS).where(LEADS.c.id.in_(chunk)).order_by(LEADS.c.id)
                 ).all()
             )
-            _plan_batch(session, runtime, batch, versions, now, report)
+            _plan_batch(session, runtime, batch, versions, now, report, paused)
     return report

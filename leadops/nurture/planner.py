@@ -7,7 +7,7 @@ in, and gets each step on each channel at most once (the touches table enforces 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -102,11 +102,15 @@ def plan_lead(
     campaigns: Mapping[str, Campaign],
     enrolled_campaigns: Mapping[int, Campaign],
     now: datetime,
+    paused: Collection[str] = (),
 ) -> Plan:
     """Plan one lead: segment it, switch or finish its enrollment, and list due touches.
 
     `campaigns` are the current campaign files by key; `enrolled_campaigns` the stored
-    campaign versions by version id (what an active enrollment follows).
+    campaign versions by version id (what an active enrollment follows). A campaign that
+    is `paused`, not started yet or past its end enrolls nobody: the lead waits, and
+    enrolls once the campaign takes leads again. Enrollments in flight go on (a paused
+    campaign's touches are held by the contact policy).
     """
     active = state.active
     rule = choose_rule(
@@ -131,7 +135,12 @@ def plan_lead(
             plan.complete = True
         return plan
 
-    if rule is not None and rule.campaign not in state.past_campaigns:
+    if (
+        rule is not None
+        and rule.campaign not in state.past_campaigns
+        and rule.campaign not in paused
+        and campaigns[rule.campaign].enrolls_at(now)
+    ):
         plan.enroll_campaign = rule.campaign
         plan.touches = due_touches(state, campaigns[rule.campaign], now, frozenset(), now)
     return plan

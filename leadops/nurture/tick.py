@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from leadops.core.clock import Clock, SimulatedClock
+from leadops.core.clock import Clock, SimulatedClock, ensure_utc
 from leadops.delivery.dispatch import Dispatcher
 from leadops.delivery.outcomes import DispatchReport, log_summary
 from leadops.delivery.workers import run_workers
-from leadops.models import ENROLLMENTS, TOUCHES, EnrollmentStatus, TouchStatus
+from leadops.models import ENROLLMENTS, LEADS, TOUCHES, EnrollmentStatus, TouchStatus
 from leadops.nurture.plan import PlanReport, plan_all
 from leadops.nurture.planner import next_step_due
 from leadops.nurture.runtime import Runtime
@@ -77,10 +77,38 @@ def run_tick(
     return TickReport(now=now, plan=plan, dispatch=dispatch)
 
 
+def _inactivity_events(session: Session, runtime: Runtime, after: datetime) -> list[datetime]:
+    """When a lead with no active enrollment next reaches the threshold of an inactivity
+    rule it could enroll by (its stage fits, it never had the rule's campaign)."""
+    e = ENROLLMENTS.c
+    active = select(e.lead_id).where(e.status == EnrollmentStatus.ACTIVE)
+    last_active = func.coalesce(LEADS.c.last_engaged_at, LEADS.c.created_at)
+    events = []
+    for rule in runtime.segments.rules:
+        days = rule.when.inactive_days_at_least
+        if days is None:
+            continue
+        span = timedelta(days=days)
+        had = select(e.lead_id).where(e.campaign == rule.campaign)
+        query = select(func.min(last_active)).where(
+            last_active > after - span, LEADS.c.id.not_in(active), LEADS.c.id.not_in(had)
+        )
+        if rule.when.lifecycle_stage is not None:
+            query = query.where(LEADS.c.lifecycle_stage.in_(rule.when.lifecycle_stage))
+        first = session.execute(query).scalar_one()
+        if first is not None:
+            events.append(ensure_utc(first) + span)
+    return events
+
+
 def next_event(runtime: Runtime, after: datetime) -> datetime:
-    """The next moment anything can happen: a held touch's retry, a step falling due, or a
-    cycle ending; at most a day away, so time-based segment rules are seen daily."""
+    """The next moment anything can happen: a held touch's retry, a step falling due, a
+    cycle ending, a campaign starting or a lead waiting for a campaign reaching an
+    inactivity rule; at most a day away."""
     candidates = [after + timedelta(days=1)]
+    candidates += [
+        c.starts_at for c in runtime.campaigns.values() if c.starts_at and c.starts_at > after
+    ]
     with Session(runtime.engine) as session:
         retry = session.execute(
             select(func.min(TOUCHES.c.not_before)).where(
@@ -89,6 +117,7 @@ def next_event(runtime: Runtime, after: datetime) -> datetime:
         ).scalar_one()
         if retry is not None:
             candidates.append(retry)
+        candidates += _inactivity_events(session, runtime, after)
         stored = runtime.stored
         active = session.execute(
             select(ENROLLMENTS.c.campaign_version_id, ENROLLMENTS.c.started_at).where(

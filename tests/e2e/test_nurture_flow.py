@@ -75,6 +75,12 @@ def test_flows_plan_send_and_publish_artifacts(
     with engine.connect() as conn:
         leads = conn.execute(sa.select(sa.func.count()).select_from(LEADS)).scalar_one()
     assert result["leads"] == leads
+    from leadops.nurture.calendar import pause_campaign
+    from leadops.runtime import load_runtime
+
+    campaigns = load_runtime(settings, engine=engine).campaigns
+    paused_at = datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
+    pause_campaign(engine, campaigns, "offer", by="maya", reason="pricing review", now=paused_at)
     again = nurture_flow(now=datetime(2026, 12, 2, 15, 0, tzinfo=UTC))
     assert again["sent"] == 0
 
@@ -91,9 +97,18 @@ def test_flows_plan_send_and_publish_artifacts(
         async with get_client() as client:
             return sum(1 for r in await client.read_task_runs() if r.name.startswith("plan-"))
 
+    async def artifact_data(key: str) -> list[str]:
+        async with get_client() as client:
+            return [str(a.data) for a in await client.read_artifacts() if a.key == key]
+
     keys = asyncio.run(artifact_keys())
+    ticks = asyncio.run(artifact_data("nurture-tick"))
+    assert any(
+        "offer: since 2026-12-02T14:00:00+00:00 by maya (pricing review)" in t for t in ticks
+    )
+    assert any('"campaign": "educate"' in f for f in asyncio.run(artifact_data("nurture-forecast")))
     assert asyncio.run(plan_task_runs()) == 3 + 1  # three partitions, then one whole run
-    assert {"nurture-tick", "nurture-summary", "simulation-summary"} <= keys
+    assert {"nurture-tick", "nurture-summary", "nurture-forecast", "simulation-summary"} <= keys
 
     async def descriptions(key: str) -> list[str]:
         async with get_client() as client:

@@ -38,7 +38,7 @@ def test_migration_0011_fills_in_what_the_rescore_run_would_store(h: Harness) ->
             ),
             {"payload": json.dumps(pending), "at": h.clock.now()},
         )
-    upgrade(h.engine)
+    upgrade(h.engine, "0011")
     assert current_revision(h.engine) == "0011"
     backfilled = _inbox(h)
     assert backfilled.pop("sg:pending") == ("pending", None, None)  # applied later

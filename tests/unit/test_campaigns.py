@@ -170,3 +170,60 @@ def test_segments_load_real_config() -> None:
     campaigns = load_campaigns(config_dir)
     segments = load_segments(config_dir, set(campaigns))
     assert {rule.campaign for rule in segments.rules} <= set(campaigns)
+
+
+CALENDAR = """\
+starts_at: 2026-12-07
+ends_at: 2027-01-31T18:00:00+01:00
+blackout_dates: [2026-12-24, 2026-12-25]
+send_days: [Mon, tue, thursday]
+send_window: {start: "10:00", end: "16:00"}
+"""
+
+
+def test_calendar_keys_load_and_apply(tmp_path: Path) -> None:
+    from datetime import UTC, date, datetime, time
+
+    from leadops.delivery.policy import SendWindow
+
+    campaign = load_campaign(write(tmp_path, GOOD + CALENDAR))
+    assert campaign.starts_at == datetime(2026, 12, 7, tzinfo=UTC)
+    assert campaign.ends_at == datetime(2027, 1, 31, 17, 0, tzinfo=UTC)
+    assert not campaign.enrolls_at(datetime(2026, 12, 6, 23, 59, tzinfo=UTC))
+    assert campaign.enrolls_at(datetime(2026, 12, 7, tzinfo=UTC))
+    assert not campaign.enrolls_at(datetime(2027, 1, 31, 17, 0, tzinfo=UTC))
+    default = SendWindow(time(9, 0), time(18, 0), frozenset(range(5)))
+    window = campaign.send_window_from(default)
+    assert window == SendWindow(
+        time(10, 0),
+        time(16, 0),
+        frozenset({0, 1, 3}),
+        frozenset({date(2026, 12, 24), date(2026, 12, 25)}),
+    )
+    plain = load_campaign(write(tmp_path, GOOD, "y"))
+    assert plain.send_window_from(default) == default
+
+
+def test_calendar_mistakes_name_the_key(tmp_path: Path) -> None:
+    bad_order = error_for(write(tmp_path, GOOD + "starts_at: 2027-01-01\nends_at: 2026-12-01\n"))
+    assert "ends_at" in str(bad_order) and "after it starts" in str(bad_order)
+    bad_day = error_for(write(tmp_path, GOOD + "send_days: [mon, funday]\n"))
+    assert "funday" in str(bad_day)
+    bad_hours = error_for(write(tmp_path, GOOD + "send_window: {start: '16:00', end: '10:00'}\n"))
+    assert "send_window" in str(bad_hours)
+
+
+def test_a_campaign_without_calendar_keys_keeps_its_checksum(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    campaign = load_campaign(write(tmp_path, GOOD))
+    before = {
+        k: v
+        for k, v in campaign.model_dump(mode="json").items()
+        if k not in {"starts_at", "ends_at", "blackout_dates", "send_days", "send_window", "utm"}
+    }
+    expected = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()
+    assert campaign.checksum() == expected
+    dated = load_campaign(write(tmp_path, GOOD + "ends_at: 2027-01-01\n", "z"))
+    assert dated.checksum() != expected

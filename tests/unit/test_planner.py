@@ -357,3 +357,33 @@ def test_next_step_due(campaigns) -> None:  # type: ignore[no-untyped-def]
     assert next_step_due(camp, START, START + timedelta(days=9)) == START + timedelta(days=19)
     assert next_step_due(camp, START, START + timedelta(days=19)) == START + timedelta(days=30)
     assert next_step_due(camp, START, START + timedelta(days=30)) is None
+
+
+def test_a_paused_or_ended_campaign_enrolls_nobody_and_in_flight_leads_go_on(
+    campaigns, segments
+) -> None:  # type: ignore[no-untyped-def]
+    new = state()
+    paused = plan_lead(
+        new,
+        segments=segments,
+        campaigns=campaigns,
+        enrolled_campaigns={},
+        now=START,
+        paused={"educate"},
+    )
+    assert paused.segment == "top-of-funnel" and paused.enroll_campaign is None
+    ended = {**campaigns, "educate": campaigns["educate"].model_copy(update={"ends_at": START})}
+    later = plan_lead(new, segments=segments, campaigns=ended, enrolled_campaigns={}, now=START)
+    assert later.enroll_campaign is None and not later.touches
+    not_yet = {
+        **campaigns,
+        "educate": campaigns["educate"].model_copy(
+            update={"starts_at": START + timedelta(hours=1)}
+        ),
+    }
+    assert plan(new, START, not_yet, segments).enroll_campaign is None
+    assert plan(new, START + timedelta(hours=1), not_yet, segments).enroll_campaign == "educate"
+    # an enrollment in flight when the campaign ends still gets its next step
+    active = state(active=enrollment("educate", planned=frozenset(ALL_DAY1)))
+    result = plan(active, START + timedelta(days=9), ended, segments)
+    assert keys(result.touches) == {("day-10", "email"), ("day-10", "whatsapp")}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +12,7 @@ from leadops.delivery.policy import (
     Action,
     Caps,
     ContactFacts,
+    Decision,
     MessageClass,
     Reason,
     SendWindow,
@@ -355,3 +356,29 @@ def test_transactional_messages_are_not_held_by_the_frequency_caps() -> None:
     recent = [OPEN_NOW - timedelta(hours=h) for h in (1, 2, 3, 4, 5)]
     assert run(recent_sends=recent).reason == Reason.FREQUENCY_CAP
     assert transactional(recent_sends=recent).action == Action.SEND
+
+
+def test_blackout_date_holds_until_the_next_open_day() -> None:
+    # Tuesday 10 March is a blackout date, and so is Wednesday: open again on Thursday.
+    window = SendWindow(
+        time(9, 0), time(18, 0), WEEKDAYS, frozenset({date(2026, 3, 10), date(2026, 3, 11)})
+    )
+    decision = run(window=window)
+    assert decision == Decision(Action.HOLD, Reason.OUTSIDE_SEND_WINDOW, utc(2026, 3, 12, 9, 0))
+
+
+def test_blackout_dates_are_the_leads_local_dates() -> None:
+    # 23:30 UTC on Monday 9 March is already Tuesday 10 March 08:30 in Tokyo.
+    window = SendWindow(time(9, 0), time(18, 0), WEEKDAYS, frozenset({date(2026, 3, 10)}))
+    decision = run(window=window, now=utc(2026, 3, 9, 23, 30), lead=facts(timezone="Asia/Tokyo"))
+    assert decision.retry_at == datetime(2026, 3, 11, 9, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+
+
+def test_a_paused_campaign_holds_and_is_looked_at_again_a_day_later() -> None:
+    decision = run(paused=True)
+    assert decision == Decision(Action.HOLD, Reason.CAMPAIGN_PAUSED, OPEN_NOW + timedelta(days=1))
+
+
+def test_a_pause_never_turns_a_skip_into_a_hold() -> None:
+    assert run(paused=True, lead=facts(email_consent=False)).reason == Reason.NO_CONSENT
+    assert run(paused=True, lead=facts(unsubscribed=True)).reason == Reason.UNSUBSCRIBED
