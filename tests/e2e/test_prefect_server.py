@@ -40,6 +40,10 @@ def test_deploy_and_run_nurture_on_a_prefect_server(prefect_stack: LocalStack) -
     assert by_key["nurture-dispatch"]["data"] == 100.0
     run_table = by_key["nurture-run"]["data"]
     assert '"sent"' in run_table and '"planned"' in run_table
+    # the next 14 days as a table, and the campaign calendar's state in the tick summary
+    assert by_key["nurture-forecast"]["type"] == "table"
+    assert '"campaign"' in by_key["nurture-forecast"]["data"]
+    assert "paused campaigns: none" in by_key["nurture-tick"]["data"]
 
     # Logs are shipped in batches; the last ones may land just after the final state.
     names: set[str] = set()
