@@ -145,6 +145,14 @@ class Runtime:
         _ = self.engine, self.renderer, self.channels
         return self
 
+    def dispatch(self) -> Runtime:
+        """Load and check what a dispatcher needs, in the nurture tick's order: campaigns,
+        the channel choice, database, templates folder, channels."""
+        _ = self.campaigns
+        check_channel_config(self.settings, whatsapp_steps_without_template(self.campaigns))
+        _ = self.engine, self.renderer, self.channels
+        return self
+
     def check(self) -> Runtime:
         """Load every part now, so a broken file fails here with its own error."""
         self.nurture()
@@ -169,3 +177,15 @@ def load_escalation_runtime(
 ) -> EscalationRuntime:
     """The escalation parts of a new runtime; fails when routing.yaml is missing or bad."""
     return build_runtime(settings, engine=engine).require_escalation()
+
+
+def worker_runtime(settings: Settings) -> Runtime:
+    """The runtime of one dispatcher process of `leadops run --workers N`, with the dispatch
+    parts loaded and checked: the `build` handed to leadops.delivery.workers.run_workers,
+    which calls it (by reference) in each process it starts."""
+    runtime = build_runtime(settings)
+    try:
+        return runtime.dispatch()
+    except Exception:
+        runtime.dispose()
+        raise
