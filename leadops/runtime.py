@@ -56,16 +56,21 @@ class Runtime:
         self.stored = StoredCampaigns()  # stored campaign versions never change
 
     @cached_property
+    def database(self) -> Engine:
+        """The database engine as made, not yet checked (`leadops doctor` checks it itself)."""
+        if self._given_engine is not None:
+            return self._given_engine
+        return make_engine(self.settings.resolved_database_url)
+
+    @cached_property
     def engine(self) -> Engine:
         """The database engine, checked reachable and at the latest schema."""
-        if self._given_engine is not None:
-            ensure_ready(self._given_engine)
-            return self._given_engine
-        engine = make_engine(self.settings.resolved_database_url)
+        engine = self.database
         try:
             ensure_ready(engine)
         except Exception:
-            engine.dispose()
+            if self._given_engine is None:
+                engine.dispose()
             raise
         return engine
 
@@ -134,8 +139,8 @@ class Runtime:
 
     def dispose(self) -> None:
         """Close the connections of an engine this runtime made (a given one is the caller's)."""
-        if self._given_engine is None and "engine" in self.__dict__:
-            self.engine.dispose()
+        if self._given_engine is None and "database" in self.__dict__:
+            self.database.dispose()
 
     def nurture(self) -> Runtime:
         """Load and check what a nurture tick needs, in the order (and with the errors) it
