@@ -189,6 +189,23 @@ def _worker_main(
             conn.send(("error", (detail, traceback.format_exc())))
 
 
+def _failure(kind: str, payload: Any, process: BaseProcess) -> BaseException:
+    """The error a dispatcher process's outcome other than a report stands for."""
+    if kind == "error":
+        error, text = payload
+        error.__cause__ = _RemoteTraceback(text)
+        return error
+    if kind == "stopped":
+        return WorkerFailed(
+            f"dispatcher process {process.pid} was stopped (SIGTERM) before it finished; "
+            "the next run sends what it left"
+        )
+    return WorkerFailed(
+        f"dispatcher process {process.pid} ended without a report (exit code {payload}); "
+        "the next run resolves what it left"
+    )
+
+
 def stop_processes(processes: list[BaseProcess], grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM every process still running, SIGKILL those not ended within `grace`
     seconds, and wait for all of them. Ctrl-C and SIGTERM wait until it is done."""
@@ -267,19 +284,7 @@ def run_workers(
                         done = payload.sent_total + sum(payload.held.values())
                         progress(done + sum(payload.skipped.values()))
                     continue
-                if kind == "error":
-                    error, text = payload
-                    error.__cause__ = _RemoteTraceback(text)
-                elif kind == "stopped":
-                    error = WorkerFailed(
-                        f"dispatcher process {process.pid} was stopped (SIGTERM) before it "
-                        "finished; the next run sends what it left"
-                    )
-                else:
-                    error = WorkerFailed(
-                        f"dispatcher process {process.pid} ended without a report (exit code "
-                        f"{payload}); the next run resolves what it left"
-                    )
+                error = _failure(kind, payload, process)
                 log.error("a dispatcher worker failed: %s", error)  # raised once all ended
                 failures.append(error)
         for process in processes:  # each has reported and is exiting
