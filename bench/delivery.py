@@ -40,7 +40,7 @@ from leadops.core.settings import Settings
 from leadops.delivery.workers import run_workers
 from leadops.nurture.plan import plan_all
 from leadops.nurture.tick import run_dispatch
-from leadops.runtime import load_runtime
+from leadops.runtime import load_runtime, worker_runtime
 from leadops.testing.fakes import Faults
 from leadops.testing.scenario import (
     ROOT,
@@ -284,7 +284,7 @@ def end_to_end(workdir: Path, sendgrid: _Fake, twilio: _Fake, workers: int) -> E
         if workers == 1:
             report = run_dispatch(runtime, SimulatedClock(NOW))
         else:
-            report = run_workers(settings, NOW, workers)
+            report = run_workers(settings, NOW, workers, build=worker_runtime)
         done = time.perf_counter()
     engine.dispose()
     if report.sent_total != 2 * LEADS or plan.planned != 2 * LEADS:

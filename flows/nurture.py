@@ -35,7 +35,7 @@ from leadops.reporting.summary import (
     summary_rows,
     touch_summary,
 )
-from leadops.runtime import Runtime, build_runtime
+from leadops.runtime import Runtime, build_runtime, worker_runtime
 
 
 @task(
@@ -91,7 +91,7 @@ def dispatch_task(
         )
 
     processes = workers or runtime.settings.dispatch_workers
-    report = dispatch_due(runtime, clock, workers=processes, progress=advance)
+    report = dispatch_due(runtime, clock, workers=processes, build=worker_runtime, progress=advance)
     update_progress_artifact(artifact_id=artifact, progress=100.0)  # type: ignore[arg-type]
     return report
 

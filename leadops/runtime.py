@@ -56,16 +56,21 @@ class Runtime:
         self.stored = StoredCampaigns()  # stored campaign versions never change
 
     @cached_property
+    def database(self) -> Engine:
+        """The database engine as made, not yet checked (`leadops doctor` checks it itself)."""
+        if self._given_engine is not None:
+            return self._given_engine
+        return make_engine(self.settings.resolved_database_url)
+
+    @cached_property
     def engine(self) -> Engine:
         """The database engine, checked reachable and at the latest schema."""
-        if self._given_engine is not None:
-            ensure_ready(self._given_engine)
-            return self._given_engine
-        engine = make_engine(self.settings.resolved_database_url)
+        engine = self.database
         try:
             ensure_ready(engine)
         except Exception:
-            engine.dispose()
+            if self._given_engine is None:
+                engine.dispose()
             raise
         return engine
 
@@ -134,13 +139,21 @@ class Runtime:
 
     def dispose(self) -> None:
         """Close the connections of an engine this runtime made (a given one is the caller's)."""
-        if self._given_engine is None and "engine" in self.__dict__:
-            self.engine.dispose()
+        if self._given_engine is None and "database" in self.__dict__:
+            self.database.dispose()
 
     def nurture(self) -> Runtime:
         """Load and check what a nurture tick needs, in the order (and with the errors) it
         always had: campaigns, segments, the channel choice, database, templates folder."""
         _ = self.campaigns, self.segments
+        check_channel_config(self.settings, whatsapp_steps_without_template(self.campaigns))
+        _ = self.engine, self.renderer, self.channels
+        return self
+
+    def dispatch(self) -> Runtime:
+        """Load and check what a dispatcher needs, in the nurture tick's order: campaigns,
+        the channel choice, database, templates folder, channels."""
+        _ = self.campaigns
         check_channel_config(self.settings, whatsapp_steps_without_template(self.campaigns))
         _ = self.engine, self.renderer, self.channels
         return self
@@ -169,3 +182,15 @@ def load_escalation_runtime(
 ) -> EscalationRuntime:
     """The escalation parts of a new runtime; fails when routing.yaml is missing or bad."""
     return build_runtime(settings, engine=engine).require_escalation()
+
+
+def worker_runtime(settings: Settings) -> Runtime:
+    """The runtime of one dispatcher process of `leadops run --workers N`, with the dispatch
+    parts loaded and checked: the `build` handed to leadops.delivery.workers.run_workers,
+    which calls it (by reference) in each process it starts."""
+    runtime = build_runtime(settings)
+    try:
+        return runtime.dispatch()
+    except Exception:
+        runtime.dispose()
+        raise

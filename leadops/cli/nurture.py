@@ -102,6 +102,7 @@ def run(
         from leadops.core.locks import LockHeld, run_lock
         from leadops.nurture.plan import plan_all
         from leadops.nurture.tick import dispatch_due
+        from leadops.runtime import worker_runtime
 
         # The nurture flow's two steps, without Prefect: plan every lead, then send.
         processes = workers or settings.dispatch_workers
@@ -109,7 +110,7 @@ def run(
         try:
             with _interruptible("the tick", flow_run=False), run_lock(runtime.engine, "nurture"):
                 plan_all(runtime, clock.now())
-                dispatch = dispatch_due(runtime, clock, workers=processes)
+                dispatch = dispatch_due(runtime, clock, workers=processes, build=worker_runtime)
         except LockHeld as exc:
             raise CliError(f"{exc}; try again when it has finished") from exc
         result = dispatch.counts()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,9 @@ from leadops.cli.common import (
     console,
 )
 from leadops.cli.output import Format, emit
+
+if TYPE_CHECKING:
+    from leadops.intake.mapping import SourceRules
 
 quarantine_app = typer.Typer(
     help="Records and files intake refused, with reasons.", no_args_is_help=True
@@ -91,19 +94,39 @@ def quarantine_release(
         list[str] | None,
         typer.Option("--set", help="Correct a field before re-validating: FIELD=VALUE."),
     ] = None,
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            "--mapping",
+            help="Read CSV records with this ready mapping (hubspot, salesforce or a .yaml "
+            "file): the one their file was imported with. HubSpot and form records are "
+            "always read with their own source's values.",
+        ),
+    ] = None,
     now: NowOption = None,
 ) -> None:
     """Validate records again (with corrections) and let those that pass into the leads;
-    they merge into an existing lead when they match one. Failing ones stay open.
+    they merge into an existing lead when they match one. Failing ones stay open. Each is
+    read as its import read it: its source's column mapping, value mapping and date
+    formats from config/intake.yaml (or the ready mapping given with --mapping).
 
     Example: leadops quarantine release 3 --set email=maria.lopez@lopez.example
     """
+    from leadops.core.configfile import ConfigError
+    from leadops.intake.mapping import MappingError, load_mapping, release_rules
     from leadops.intake.quarantine import QuarantineError, release
 
     runtime = _build(_settings())
-    settings, engine = runtime.settings, runtime.engine
+    settings, engine, intake = runtime.settings, runtime.engine, runtime.intake
     corrections = _corrections(set_ or [])
-    mapping = runtime.intake.csv.column_mapping
+    try:
+        ready = load_mapping(mapping, settings.config_dir) if mapping else None
+    except (MappingError, ConfigError) as exc:
+        raise CliError(f"--mapping: {exc}") from exc
+
+    def read_as(source: str) -> tuple[dict[str, str], SourceRules]:
+        return release_rules(intake, settings.config_dir, source, ready)
+
     at = _instant(now)
     rows = []
     failed = False
@@ -116,7 +139,7 @@ def quarantine_release(
                 default_region=settings.default_region,
                 default_timezone=settings.default_timezone,
                 corrections=corrections,
-                mapping=mapping,
+                read_as=read_as,
             )
         except QuarantineError as exc:
             raise CliError(str(exc)) from exc

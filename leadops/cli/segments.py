@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from leadops.cli.common import CliError, FormatOption, NowOption, _engine, _instant, _settings
+from leadops.cli.common import CliError, FormatOption, NowOption, _build, _instant, _settings
 from leadops.cli.output import Format, emit
 from leadops.cli.why import print_json
 
@@ -32,16 +32,17 @@ def segments_test(
     """
     from sqlmodel import Session
 
-    from leadops.delivery.campaigns import load_campaigns
     from leadops.nurture.segment_check import check_segments
     from leadops.nurture.segments import load_segments_file
 
-    settings = _settings()
+    runtime = _build(_settings())
+    settings = runtime.settings
     path = file if file is not None else settings.config_dir / "segments.yaml"
     if not path.is_file():
         raise CliError(f"{path}: no such file")
-    config = load_segments_file(path, set(load_campaigns(settings.config_dir)))
-    engine = _engine(settings)
+    # a draft (--file) is read from its own path, against the runtime's campaigns
+    config = load_segments_file(path, set(runtime.campaigns))
+    engine = runtime.engine
     at = _instant(now)
     with Session(engine) as session:
         report = check_segments(session, config, at)

@@ -29,7 +29,7 @@ def templates_check() -> None:
     from leadops.delivery.compose import check_all_templates
 
     runtime = _build(_settings())
-    result = check_all_templates(runtime.settings, runtime.campaigns)
+    result = check_all_templates(runtime.settings, runtime.campaigns, runtime.renderer)
     errors, checked = result.distinct_errors, result.tried
     if errors:
         emit(

@@ -14,7 +14,7 @@ from leadops.cli.common import (
     CliError,
     FormatOption,
     NowOption,
-    _engine,
+    _build,
     _instant,
     _settings,
     console,
@@ -53,19 +53,14 @@ def leads_why(
     """
     from sqlmodel import Session
 
-    from leadops.delivery.campaigns import StoredCampaigns, load_campaigns
-    from leadops.nurture.segments import load_segments
     from leadops.nurture.why import explain_lead
 
-    settings = _settings()
-    engine = _engine(settings)
-    segments = load_segments(settings.config_dir, set(load_campaigns(settings.config_dir)))
+    runtime = _build(_settings())
+    engine, segments = runtime.engine, runtime.segments
     at = _instant(now)
     with Session(engine) as session:
         try:
-            why = explain_lead(
-                session, lead_id, segments=segments, stored=StoredCampaigns(), now=at
-            )
+            why = explain_lead(session, lead_id, segments=segments, stored=runtime.stored, now=at)
         except LookupError as exc:
             raise CliError(str(exc)) from exc
     if fmt == Format.JSON:

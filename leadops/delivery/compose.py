@@ -194,12 +194,13 @@ class TemplateCheck:
 def check_all_templates(
     settings: Settings,
     campaigns: dict[str, Campaign],
+    renderer: Renderer,
     *,
     samples: tuple[dict[str, Any], ...] = SAMPLE_LEADS,
     unsubscribe: str = SAMPLE_UNSUBSCRIBE,
 ) -> TemplateCheck:
-    """Render every campaign step on each of its channels for each sample lead."""
-    renderer = Renderer(settings.templates_dir)
+    """Render every campaign step on each of its channels for each sample lead, with the
+    runtime's renderer."""
     result = TemplateCheck()
     for campaign in campaigns.values():
         for step in campaign.steps:

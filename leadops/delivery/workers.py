@@ -3,11 +3,15 @@
 `run_workers` (`leadops run --workers N`) starts N processes (spawn), each a Dispatcher
 with its own engine, channels and claim tokens (see leadops.delivery.dispatch for how
 claims keep two workers off one row), gives each its share of the provider rates and
-concurrency, and merges their reports. Interrupted (Ctrl-C, SIGTERM, or its parent
-gone), `run_workers` stops each process with SIGTERM: sends not started are cancelled
-(back to `pending`), those on the wire finish and every outcome is recorded; a process
-still running after STOP_GRACE_SECONDS is killed, and the rows it left `claimed` or
-`sending` are resolved by the lease rules, never re-sent while in doubt.
+concurrency, and merges their reports. Each process builds its parts with the builder
+the caller hands down (`leadops.runtime.worker_runtime`: this layer cannot import the
+runtime), so they are loaded and checked as everywhere else.
+
+Interrupted (Ctrl-C, SIGTERM, or its parent gone), `run_workers` stops each process with
+SIGTERM: sends not started are cancelled (back to `pending`), those on the wire finish
+and every outcome is recorded; a process still running after STOP_GRACE_SECONDS is
+killed, and the rows it left `claimed` or `sending` are resolved by the lease rules,
+never re-sent while in doubt.
 """
 
 from __future__ import annotations
@@ -16,30 +20,29 @@ import logging
 import math
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from multiprocessing import connection as mp_connection
 from multiprocessing.connection import Connection as PipeEnd
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
 
 from leadops.core.clock import clock_for
-from leadops.core.db import ensure_ready, make_engine
 from leadops.core.interrupts import signals_held
 from leadops.core.settings import Settings
-from leadops.delivery.campaigns import (
-    StoredCampaigns,
-    load_campaigns,
-    whatsapp_steps_without_template,
-)
+from leadops.delivery.campaigns import StoredCampaigns
 from leadops.delivery.dispatch import Dispatcher, ProgressCallback
 from leadops.delivery.outcomes import DispatchReport, log_summary
-from leadops.delivery.render import load_renderer
-from leadops.providers.select import build_channels, check_channel_config
+from leadops.delivery.render import Renderer
+from leadops.providers.base import ChannelSender
 
 log = logging.getLogger("leadops.dispatch")
 # The line each dispatcher process logs when done, under the name an in-process tick uses.
@@ -61,31 +64,65 @@ def worker_settings(settings: Settings, workers: int) -> Settings:
     )
 
 
-def dispatch_worker(settings: Settings, at: datetime | None) -> DispatchReport:
-    """One dispatcher process: its own engine, channels, Dispatcher and claim tokens.
+class WorkerParts(Protocol):
+    """What one dispatcher process sends with (`leadops.runtime.Runtime` is this)."""
 
-    It loads and checks what it needs as a nurture tick does (campaigns, the channel
-    choice, the database, the templates folder), so a bad config fails the same way."""
-    campaigns = load_campaigns(settings.config_dir)
-    check_channel_config(settings, whatsapp_steps_without_template(campaigns))
-    engine = make_engine(settings.resolved_database_url)
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def renderer(self) -> Renderer: ...
+
+    @property
+    def channels(self) -> Mapping[str, ChannelSender]: ...
+
+    @property
+    def stored(self) -> StoredCampaigns: ...
+
+    def dispose(self) -> None: ...
+
+
+# Builds a dispatcher process's parts from its share of the settings, loaded and checked
+# (a bad config fails as a nurture tick's does). It is pickled into each process, so it
+# must be a module-level function: leadops.runtime.worker_runtime.
+WorkerBuilder = Callable[[Settings], WorkerParts]
+
+
+def dispatch_worker(
+    settings: Settings, at: datetime | None, build: WorkerBuilder
+) -> DispatchReport:
+    """One dispatcher process: its parts built by `build`, its own Dispatcher and claim
+    tokens; what it sends is everything due at `at` (None: now)."""
+    parts = build(settings)
     try:
-        ensure_ready(engine)
-        renderer = load_renderer(settings)
         clock = clock_for(at)
         dispatcher = Dispatcher(
-            engine,
-            channels=build_channels(settings),
-            renderer=renderer,
-            settings=settings,
+            parts.engine,
+            channels=parts.channels,
+            renderer=parts.renderer,
+            settings=parts.settings,
             clock=clock,
-            stored=StoredCampaigns(),
+            stored=parts.stored,
         )
         report = dispatcher.run()
         log_summary(summary_log, clock.now(), report)
         return report
     finally:
-        engine.dispose()
+        parts.dispose()
+
+
+def check_builder(build: WorkerBuilder) -> None:
+    """Fail in the caller, with the reason, when `build` cannot reach a spawned process."""
+    try:
+        pickle.dumps(build)
+    except Exception as exc:
+        raise TypeError(
+            f"the dispatcher worker builder {build!r} cannot be passed to a worker process "
+            f"({exc}); pass a module-level function such as leadops.runtime.worker_runtime"
+        ) from exc
 
 
 STOP_GRACE_SECONDS = 2.0  # after SIGTERM, for a dispatcher process to record and exit
@@ -119,7 +156,9 @@ def _watch_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker_main(conn: PipeEnd, settings: Settings, at: datetime | None) -> None:
+def _worker_main(
+    conn: PipeEnd, settings: Settings, at: datetime | None, build: WorkerBuilder
+) -> None:
     """The body of a dispatcher process started by run_workers; its outcome goes to `conn`.
 
     Ctrl-C is the parent's to handle (SIGINT is ignored here); SIGTERM, from the parent or
@@ -136,7 +175,7 @@ def _worker_main(conn: PipeEnd, settings: Settings, at: datetime | None) -> None
     outcome: tuple[str, Any]
     try:
         try:
-            outcome = ("report", dispatch_worker(settings, at))
+            outcome = ("report", dispatch_worker(settings, at, build))
         except Exception as exc:
             outcome = ("error", (exc, traceback.format_exc()))
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: nothing left to stop
@@ -148,6 +187,23 @@ def _worker_main(conn: PipeEnd, settings: Settings, at: datetime | None) -> None
         except Exception:  # an outcome that does not pickle is sent as text
             detail = WorkerFailed(f"{outcome[0]}: {outcome[1]!r}"[:4000])
             conn.send(("error", (detail, traceback.format_exc())))
+
+
+def _failure(kind: str, payload: Any, process: BaseProcess) -> BaseException:
+    """The error a dispatcher process's outcome other than a report stands for."""
+    if kind == "error":
+        error, text = payload
+        error.__cause__ = _RemoteTraceback(text)
+        return error
+    if kind == "stopped":
+        return WorkerFailed(
+            f"dispatcher process {process.pid} was stopped (SIGTERM) before it finished; "
+            "the next run sends what it left"
+        )
+    return WorkerFailed(
+        f"dispatcher process {process.pid} ended without a report (exit code {payload}); "
+        "the next run resolves what it left"
+    )
 
 
 def stop_processes(processes: list[BaseProcess], grace: float = STOP_GRACE_SECONDS) -> None:
@@ -174,10 +230,12 @@ def run_workers(
     at: datetime | None,
     workers: int,
     *,
+    build: WorkerBuilder,
     progress: ProgressCallback | None = None,
 ) -> DispatchReport:
     """Dispatch everything due at `at` (None: now) with `workers` processes sharing the
-    database and the provider limits; their reports are merged. Every worker runs to its
+    database and the provider limits, each building its parts with `build` (a
+    module-level function, see WorkerBuilder); their reports are merged. Every worker runs to its
     end even when another fails; then the first failure is raised.
 
     Interrupted here (Ctrl-C, SIGTERM, any exception), it stops the workers first
@@ -186,6 +244,7 @@ def run_workers(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
+    check_builder(build)
     share = worker_settings(settings, workers)
     report = DispatchReport()
     failures: list[BaseException] = []
@@ -199,7 +258,7 @@ def run_workers(
                 reader, writer = context.Pipe(duplex=False)
                 process: BaseProcess = context.Process(
                     target=_worker_main,
-                    args=(writer, share, at),
+                    args=(writer, share, at, build),
                     name=f"leadops-dispatch-{number}",
                     daemon=True,
                 )
@@ -225,19 +284,7 @@ def run_workers(
                         done = payload.sent_total + sum(payload.held.values())
                         progress(done + sum(payload.skipped.values()))
                     continue
-                if kind == "error":
-                    error, text = payload
-                    error.__cause__ = _RemoteTraceback(text)
-                elif kind == "stopped":
-                    error = WorkerFailed(
-                        f"dispatcher process {process.pid} was stopped (SIGTERM) before it "
-                        "finished; the next run sends what it left"
-                    )
-                else:
-                    error = WorkerFailed(
-                        f"dispatcher process {process.pid} ended without a report (exit code "
-                        f"{payload}); the next run resolves what it left"
-                    )
+                error = _failure(kind, payload, process)
                 log.error("a dispatcher worker failed: %s", error)  # raised once all ended
                 failures.append(error)
         for process in processes:  # each has reported and is exiting

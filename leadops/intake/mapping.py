@@ -173,3 +173,18 @@ def csv_rules(
 def source_rules(values: ValueMapping, config: IntakeConfig, config_dir: Path) -> SourceRules:
     """The rules for HubSpot or a form: its value mapping, the industries, fit scoring."""
     return SourceRules(values, Industries.of(config), scoring_rules(config_dir))
+
+
+def release_rules(
+    config: IntakeConfig, config_dir: Path, source: str, mapping: MappingFile | None = None
+) -> tuple[dict[str, str], SourceRules]:
+    """The header mapping and rules a quarantined record of `source` is read with on
+    release, the same as its import's: HubSpot's values for the HubSpot source (its
+    properties are lead columns already), a form's for the form's source, else the CSV
+    rules (`mapping`, the ready mapping the file was imported with, when given)."""
+    if source == config.hubspot.source:
+        return {}, source_rules(config.hubspot.value_mapping(), config, config_dir)
+    form = next((form for form in config.forms if form.source_name == source), None)
+    if form is not None:
+        return {}, source_rules(form, config, config_dir)
+    return csv_rules(config, config_dir, mapping)

@@ -1,5 +1,6 @@
 """Work the quarantine: show a record, release it (re-validated, optionally corrected) into
 the leads, or drop it. Nothing is deleted: a dropped record stays, marked `dropped`.
+A release reads the record with its source's rules, as the import did.
 
 Files that cannot be read as CSV are quarantined as files: a copy of their bytes is kept
 under `<data dir>/quarantine/files/`, with the reason. Releasing one reads the fixed file
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,9 +24,13 @@ from sqlmodel import Session, col, select
 from leadops.core.db import session_scope
 from leadops.intake.csv_source import FileRejected
 from leadops.intake.importer import REFUSED, STORE_FAILED, import_records
+from leadops.intake.mapping import SourceRules, map_values
 from leadops.intake.records import RawRecord
 from leadops.intake.validate import normalise_record
 from leadops.models import QUARANTINED_FILES, QuarantinedFile, QuarantinedRecord, QuarantineStatus
+
+# A source's header mapping and value rules (leadops.intake.mapping.release_rules).
+ReadAs = Callable[[str], tuple[dict[str, str], SourceRules]]
 
 
 class QuarantineError(ValueError):
@@ -58,13 +64,16 @@ def release(
     default_region: str,
     default_timezone: str,
     corrections: dict[str, str] | None = None,
-    mapping: dict[str, str] | None = None,
+    read_as: ReadAs | None = None,
 ) -> ReleaseResult:
-    """Validate the record again (with `corrections` applied, foreign headers renamed by
-    `mapping`); if it now passes, it becomes or merges into a lead and is marked
-    released. If not, it stays open and the result says why."""
+    """Validate the record again as its import did, with `corrections` applied: `read_as`
+    gives, for the record's source, the header mapping that renames foreign headers and
+    the rules that read its values and dates (leadops.intake.mapping.release_rules). If
+    it now passes, it becomes or merges into a lead (fit scored by the rules) and is
+    marked released. If not, it stays open and the result says why."""
     with session_scope(engine) as session:
         record = _open_record(session, record_id)
+        mapping, rules = read_as(record.source) if read_as is not None else ({}, None)
         folded = {k.strip().lower(): v for k, v in (mapping or {}).items()}
         data: dict[str, object] = {
             folded.get(str(k).strip().lower(), str(k).strip().lower()): v
@@ -73,7 +82,10 @@ def release(
         }
         data.update(corrections or {})
         outcome = normalise_record(
-            data, default_region=default_region, default_timezone=default_timezone, now=now
+            map_values(data, rules).data,
+            default_region=default_region,
+            default_timezone=default_timezone,
+            now=now,
         )
         if outcome.record is None:
             return ReleaseResult(
@@ -87,6 +99,7 @@ def release(
                 now=now,
                 default_region=default_region,
                 default_timezone=default_timezone,
+                rules=rules,
             )
         except REFUSED as exc:  # still refused by the database
             session.rollback()

@@ -20,10 +20,12 @@ from sqlmodel import Session
 
 from leadops.core.settings import Settings
 from leadops.intake.config import IntakeConfig
-from leadops.intake.csv_source import FileRejected, import_csv_file
+from leadops.intake.csv_source import FileRejected, file_checksum, import_csv_file
 from leadops.intake.importer import REFUSED
 from leadops.intake.mapping import MappingFile, csv_rules
+from leadops.intake.quarantine import quarantined_file
 from leadops.intake.run import EXIT_FILE_QUARANTINED, IntakeRun, SourceResult
+from leadops.models import QuarantineStatus
 
 EXIT_SOURCE_FAILED = 1
 EXIT_MOSTLY_QUARANTINED = 4
@@ -146,12 +148,22 @@ def preview_files(
     mapping: MappingFile | None = None,
 ) -> list[SourceResult]:
     """What importing `files` would do, computed by importing each in a transaction that
-    is rolled back: nothing is written (leads, quarantine, imported files, scores)."""
+    is rolled back: nothing is written (leads, quarantine, imported files, scores). Like
+    the import, it skips (unless `force`) content seen in file quarantine before: open
+    or dropped, it is reported as quarantined."""
     columns, rules = csv_rules(config, settings.config_dir, mapping)
     results = []
     for path in files:
         result = SourceResult(source=source or f"csv:{path.name}")
         with Session(engine) as session:
+            held = None if force else quarantined_file(session, file_checksum(path))
+            if held is not None:
+                result.skipped = True
+                result.note = f"would be skipped: quarantined file {held.id}, {held.status}"
+                if held.status != QuarantineStatus.RELEASED:
+                    result.quarantined_file = held
+                results.append(result)
+                continue
             try:
                 report, earlier = import_csv_file(
                     session,

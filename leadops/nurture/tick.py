@@ -18,7 +18,7 @@ from sqlmodel import Session
 from leadops.core.clock import Clock, SimulatedClock, ensure_utc
 from leadops.delivery.dispatch import Dispatcher
 from leadops.delivery.outcomes import DispatchReport, log_summary
-from leadops.delivery.workers import run_workers
+from leadops.delivery.workers import WorkerBuilder, run_workers
 from leadops.models import ENROLLMENTS, LEADS, TOUCHES, EnrollmentStatus, TouchStatus
 from leadops.nurture.plan import PlanReport, plan_all
 from leadops.nurture.planner import next_step_due
@@ -56,14 +56,16 @@ def dispatch_due(
     clock: Clock,
     *,
     workers: int,
+    build: WorkerBuilder,
     progress: Callable[[int], None] | None = None,
 ) -> DispatchReport:
     """Send everything due at clock.now(): in this process when `workers` is 1, else in
     `workers` dispatcher processes sharing the database and the provider limits (each
-    loads its own engine and channels from the runtime's settings)."""
+    builds its own engine and channels from the runtime's settings with `build`, the
+    runtime's worker builder)."""
     if workers > 1:
         at = clock.now() if isinstance(clock, SimulatedClock) else None
-        return run_workers(runtime.settings, at, workers, progress=progress)
+        return run_workers(runtime.settings, at, workers, build=build, progress=progress)
     return run_dispatch(runtime, clock, progress=progress)
 
 

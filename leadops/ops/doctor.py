@@ -21,6 +21,8 @@ from leadops.core.clock import clock_for
 from leadops.core.settings import Settings
 from leadops.ops.check import Check, Status
 from leadops.ops.doctor_prefect import check_prefect, check_schedules
+from leadops.ops.industries import check_industries
+from leadops.runtime import Runtime, build_runtime
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}  # noqa: S104  # names, not binds
 
@@ -45,13 +47,13 @@ def _settings_check(factory: Callable[[], Settings]) -> tuple[Check, Settings | 
     return Check("settings", Status.OK, "all settings valid"), settings
 
 
-def check_database(settings: Settings) -> list[Check]:
-    """Reachable, and migrated to the latest revision."""
+def check_database(runtime: Runtime) -> list[Check]:
+    """Reachable, and migrated to the latest revision (the runtime's engine, unchecked)."""
     import sqlalchemy as sa
 
-    from leadops.core.db import current_revision, head_revision, make_engine
+    from leadops.core.db import current_revision, head_revision
 
-    engine = make_engine(settings.resolved_database_url)
+    engine = runtime.database
     where = engine.url.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn:
@@ -68,8 +70,6 @@ def check_database(settings: Settings) -> list[Check]:
             ),
             Check("migrations", Status.SKIPPED, "database unreachable"),
         ]
-    finally:
-        engine.dispose()
     head = head_revision()
     migrations = (
         Check("migrations", Status.OK, f"at the latest revision {head}")
@@ -84,17 +84,17 @@ def check_database(settings: Settings) -> list[Check]:
     return [Check("database", Status.OK, f"reachable: {where}"), migrations]
 
 
-def check_config(settings: Settings) -> tuple[list[Check], dict[str, Any] | None]:
+def check_config(runtime: Runtime) -> tuple[list[Check], dict[str, Any] | None]:
+    """The runtime's campaigns and segments load; spend.yaml is optional."""
     from leadops.core.configfile import ConfigError
-    from leadops.delivery.campaigns import load_campaigns
-    from leadops.nurture.segments import load_segments
     from leadops.reporting.spend import load_spend
 
+    settings = runtime.settings
     checks = []
     campaigns: dict[str, Any] | None = None
     try:
-        campaigns = dict(load_campaigns(settings.config_dir))
-        segments = load_segments(settings.config_dir, set(campaigns))
+        campaigns = runtime.campaigns
+        segments = runtime.segments
         checks.append(
             Check(
                 "config",
@@ -120,10 +120,12 @@ def check_config(settings: Settings) -> tuple[list[Check], dict[str, Any] | None
     return checks, campaigns
 
 
-def check_templates(settings: Settings, campaigns: dict[str, Any] | None) -> Check:
-    """Every campaign step renders on each of its channels against a sample lead."""
+def check_templates(runtime: Runtime, campaigns: dict[str, Any] | None) -> Check:
+    """Every campaign step renders on each of its channels against a sample lead, with the
+    runtime's renderer."""
     from leadops.delivery.compose import SAMPLE_LEAD, check_all_templates
 
+    settings = runtime.settings
     if campaigns is None:
         return Check("templates", Status.SKIPPED, "campaign config did not load")
     if not settings.templates_dir.is_dir():
@@ -134,7 +136,11 @@ def check_templates(settings: Settings, campaigns: dict[str, Any] | None) -> Che
             "set LEADOPS_TEMPLATES_DIR",
         )
     result = check_all_templates(
-        settings, campaigns, samples=(SAMPLE_LEAD,), unsubscribe="https://example.invalid/u/sample"
+        settings,
+        campaigns,
+        runtime.renderer,
+        samples=(SAMPLE_LEAD,),
+        unsubscribe="https://example.invalid/u/sample",
     )
     errors, rendered = [str(exc) for exc in result.errors], result.rendered
     if errors:
@@ -319,10 +325,15 @@ def run_checks(factory: Callable[[], Settings]) -> list[Check]:
     if settings is None:
         checks.append(Check("everything else", Status.SKIPPED, "settings did not load"))
         return checks
-    checks += check_database(settings)
-    config_checks, campaigns = check_config(settings)
-    checks += config_checks
-    checks.append(check_templates(settings, campaigns))
+    runtime = build_runtime(settings)
+    try:
+        checks += check_database(runtime)
+        config_checks, campaigns = check_config(runtime)
+        checks += config_checks
+        checks.append(check_templates(runtime, campaigns))
+        checks += check_industries(runtime)
+    finally:
+        runtime.dispose()
     checks += check_channels(settings, lambda field: _secret_available(settings, field))
     checks.append(check_public_url(settings))
     checks += check_identity(settings)

@@ -10,11 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadops.core.clock import SimulatedClock
-from leadops.delivery.workers import run_workers, worker_settings
+from leadops.core.settings import Settings
+from leadops.delivery.workers import WorkerParts, dispatch_worker, run_workers, worker_settings
 from leadops.models import TOUCHES, TouchStatus
 from leadops.nurture.plan import plan_all
 from leadops.nurture.tick import dispatch_due
-from leadops.runtime import load_runtime
+from leadops.runtime import load_runtime, worker_runtime
 from leadops.testing.fakes import FakeSendGrid, FakeTwilio
 from leadops.testing.scenario import seed_leads
 from tests.integration.test_delivery import NOW, provider_settings
@@ -53,7 +54,7 @@ def test_two_worker_processes_send_every_touch_exactly_once(
     plan = plan_all(load_runtime(settings, engine=engine), NOW)
     assert plan.planned == 2 * LEADS
 
-    report = run_workers(settings, NOW, 2)
+    report = run_workers(settings, NOW, 2, build=worker_runtime)
 
     assert report.sent_total == 2 * LEADS
     assert len(report.worker_sent) == 2 and min(report.worker_sent) > 0, report.worker_sent
@@ -94,7 +95,7 @@ def test_a_failing_worker_is_raised_with_its_own_traceback(tmp_path: Path) -> No
     settings = make_settings(tmp_path, database_url=f"sqlite:///{empty}")
 
     with pytest.raises(DatabaseNotReady, match="leadops init") as raised:
-        run_workers(settings, NOW, 2)
+        run_workers(settings, NOW, 2, build=worker_runtime)
 
     assert "Traceback" in str(raised.value.__cause__)  # as it happened in the worker
     assert multiprocessing.active_children() == []
@@ -112,8 +113,44 @@ def test_dispatch_due_sends_in_process_or_with_worker_processes(
     runtime = load_runtime(settings, engine=engine)
     plan_all(runtime, NOW)
 
-    report = dispatch_due(runtime, SimulatedClock(NOW), workers=workers)
+    report = dispatch_due(runtime, SimulatedClock(NOW), workers=workers, build=worker_runtime)
 
     assert report.sent_total == 20
     assert len(report.worker_sent) == (2 if workers == 2 else 0)
     assert sendgrid.duplicates() == {} and twilio.duplicates() == {}
+
+
+def test_a_dispatcher_process_sends_with_the_parts_its_builder_built(
+    engine: Engine, tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio]
+) -> None:
+    """dispatch_worker, as each worker process runs it (here in this process): the runtime's
+    worker builder builds its engine, renderer and channels, and its engine is closed after."""
+    sendgrid, twilio = fakes
+    settings = provider_settings(
+        tmp_path, sendgrid, twilio, database_url=_database_url(engine, tmp_path)
+    )
+    seed_leads(engine, 3, NOW)
+    plan_all(load_runtime(settings, engine=engine), NOW)
+    built: list[WorkerParts] = []
+
+    def build(share: Settings) -> WorkerParts:
+        built.append(worker_runtime(share))
+        return built[-1]
+
+    report = dispatch_worker(settings, NOW, build)
+
+    assert report.sent_total == 6 and len(sendgrid.log) + len(twilio.log) == 6
+    (parts,) = built
+    assert parts.settings is settings
+    assert parts.engine.pool.checkedout() == 0  # disposed when done
+
+
+def test_a_builder_that_cannot_reach_a_worker_process_fails_before_any_starts(
+    tmp_path: Path,
+) -> None:
+    from tests.conftest import make_settings
+
+    with pytest.raises(TypeError, match="module-level function"):
+        run_workers(make_settings(tmp_path), NOW, 2, build=lambda s: worker_runtime(s))
+
+    assert multiprocessing.active_children() == []
