@@ -5,7 +5,7 @@ follow. Every score change is a ledger row (rule, points, reason, source event, 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,51 +41,65 @@ NOT_ACTIVITY = ("no_opens", "email_open_machine", "unsubscribe")
 # -- fit, no-opens and decay -------------------------------------------------------------
 
 
+def fit_columns() -> list[sa.ColumnElement[Any]]:
+    """The lead columns the fit rules read (with the id)."""
+    lead = LEADS.c
+    return [lead.id, lead.seniority, lead.industry, lead.country, lead.company_size]
+
+
+def fit_rows(
+    connection: Connection, config: ScoringConfig, leads: Sequence[Any], now: datetime
+) -> list[dict[str, Any]]:
+    """The ledger rows that bring these leads' fit points in line with their profiles
+    (rows of `fit_columns()`): a rule newly matched adds its points, one no longer
+    matched takes them back."""
+    s = SCORE_LEDGER.c
+    recorded: dict[int, dict[str, int]] = defaultdict(dict)
+    for lead_id, rule, points in connection.execute(
+        sa.select(s.lead_id, s.rule, sa.func.sum(s.points))
+        .where(s.kind == ScoreKind.FIT, s.lead_id.in_([r.id for r in leads]))
+        .group_by(s.lead_id, s.rule)
+    ).all():
+        recorded[lead_id][rule] = int(points)
+    rows = []
+    for r in leads:
+        desired = fit_points(config, FitFacts(r.seniority, r.industry, r.country, r.company_size))
+        for rule, delta in fit_adjustments(desired, recorded[r.id]).items():
+            verb = "matches" if rule in desired else "no longer matches"
+            rows.append(
+                {
+                    "lead_id": r.id,
+                    "kind": ScoreKind.FIT,
+                    "rule": rule,
+                    "points": delta,
+                    "reason": f"fit: {verb} {rule}",
+                    "inbox_id": None,
+                    "event_at": now,
+                    "created_at": now,
+                }
+            )
+    return rows
+
+
 def apply_fit(
     engine: Engine, config: ScoringConfig, now: datetime, report: RescoreReport
 ) -> set[int]:
     """Bring every lead's fit rows in line with its profile and the fit rules."""
-    s, lead = SCORE_LEDGER.c, LEADS.c
     changed: set[int] = set()
     last_id = 0
     while True:
         with engine.begin() as connection:
             leads = connection.execute(
-                sa.select(lead.id, lead.seniority, lead.industry, lead.country, lead.company_size)
-                .where(lead.id > last_id)
-                .order_by(lead.id)
+                sa.select(*fit_columns())
+                .where(LEADS.c.id > last_id)
+                .order_by(LEADS.c.id)
                 .limit(LEAD_BATCH)
             ).all()
             if not leads:
                 return changed
             last_id = leads[-1].id
-            recorded: dict[int, dict[str, int]] = defaultdict(dict)
-            for lead_id, rule, points in connection.execute(
-                sa.select(s.lead_id, s.rule, sa.func.sum(s.points))
-                .where(s.kind == ScoreKind.FIT, s.lead_id.in_([r.id for r in leads]))
-                .group_by(s.lead_id, s.rule)
-            ).all():
-                recorded[lead_id][rule] = int(points)
-            rows = []
-            for r in leads:
-                desired = fit_points(
-                    config, FitFacts(r.seniority, r.industry, r.country, r.company_size)
-                )
-                for rule, delta in fit_adjustments(desired, recorded[r.id]).items():
-                    verb = "matches" if rule in desired else "no longer matches"
-                    rows.append(
-                        {
-                            "lead_id": r.id,
-                            "kind": ScoreKind.FIT,
-                            "rule": rule,
-                            "points": delta,
-                            "reason": f"fit: {verb} {rule}",
-                            "inbox_id": None,
-                            "event_at": now,
-                            "created_at": now,
-                        }
-                    )
-                    changed.add(r.id)
+            rows = fit_rows(connection, config, leads, now)
+            changed.update(row["lead_id"] for row in rows)
             if rows:
                 connection.execute(SCORE_LEDGER.insert(), rows)
                 report.fit_rows += len(rows)
