@@ -3,39 +3,20 @@ that planning and dispatching read."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Protocol
 
-from sqlalchemy.engine import Engine
-
-from leadops.core.settings import Settings
-from leadops.delivery.campaigns import Campaign, StoredCampaigns
-from leadops.delivery.render import Renderer
+from leadops.delivery.campaigns import Campaign
+from leadops.delivery.workers import WorkerParts
 from leadops.nurture.segments import SegmentConfig
-from leadops.providers.base import ChannelSender
 
 
-class Runtime(Protocol):
-    """Settings, database, campaigns (and their stored versions), segments, templates and
-    the touch channels' senders, loaded and checked once by the runtime builder."""
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def engine(self) -> Engine: ...
+class Runtime(WorkerParts, Protocol):
+    """What a dispatcher process sends with (settings, database, templates, the touch
+    channels' senders, stored campaign versions), plus the campaigns and segments that
+    planning reads; loaded and checked once by the runtime builder."""
 
     @property
     def campaigns(self) -> dict[str, Campaign]: ...
 
     @property
     def segments(self) -> SegmentConfig: ...
-
-    @property
-    def renderer(self) -> Renderer: ...
-
-    @property
-    def channels(self) -> Mapping[str, ChannelSender]: ...
-
-    @property
-    def stored(self) -> StoredCampaigns: ...
