@@ -60,7 +60,14 @@ def leads_why(
     at = _instant(now)
     with Session(engine) as session:
         try:
-            why = explain_lead(session, lead_id, segments=segments, stored=runtime.stored, now=at)
+            why = explain_lead(
+                session,
+                lead_id,
+                segments=segments,
+                stored=runtime.stored,
+                now=at,
+                campaigns=runtime.campaigns,
+            )
         except LookupError as exc:
             raise CliError(str(exc)) from exc
     if fmt == Format.JSON:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 from sqlmodel import select as sqlmodel_select
 
-from leadops.delivery.campaigns import Campaign, StoredCampaigns
+from leadops.delivery.campaigns import Campaign, StoredCampaigns, open_pauses
 from leadops.delivery.policy import (
     Action,
     Caps,
@@ -109,12 +109,33 @@ def facts_of(lead: Lead, form: str | None) -> LeadFacts:
     )
 
 
+def _enrolling(
+    session: Session, campaigns: dict[str, Campaign] | None, key: str, now: datetime
+) -> str:
+    """When the lead would enroll in campaign `key`: at the next tick, or not yet and why
+    (the campaign is paused, has not started, or has ended)."""
+    pause = open_pauses(session, now).get(key)
+    if pause is not None:
+        return (
+            f"; waits: {key} is paused since {_at(pause.paused_at)} by {pause.paused_by},"
+            " enrolled at the first tick after it resumes"
+        )
+    campaign = (campaigns or {}).get(key)
+    if campaign is not None and not campaign.enrolls_at(now):
+        if campaign.starts_at is not None and now < campaign.starts_at:
+            return f"; waits: {key} starts at {_at(campaign.starts_at)}"
+        assert campaign.ends_at is not None
+        return f"; not enrolled: {key} ended at {_at(campaign.ends_at)} and takes no one"
+    return "; enrolled at the next tick"
+
+
 def _segment_text(
     session: Session,
     lead: Lead,
     segments: SegmentConfig,
     enrollments: list[Enrollment],
     now: datetime,
+    campaigns: dict[str, Campaign] | None = None,
 ) -> str:
     """Which rule matches the lead now, or why none does (each rule's first failed condition)."""
     assert lead.id is not None
@@ -134,7 +155,7 @@ def _segment_text(
             note = (
                 f"; already had {rule.campaign} (a campaign is never repeated)"
                 if rule.campaign in past
-                else "; enrolled at the next tick"
+                else _enrolling(session, campaigns, rule.campaign, now)
             )
         elif active is not None and active.campaign != rule.campaign and not escalated:
             note = f"; moves from {active.campaign} at the next tick"
@@ -235,8 +256,10 @@ def explain_lead(
     segments: SegmentConfig,
     stored: StoredCampaigns,
     now: datetime,
+    campaigns: dict[str, Campaign] | None = None,
 ) -> LeadWhy:
-    """Explain each step of each of the lead's enrollments, and its segment now."""
+    """Explain each step of each of the lead's enrollments, and its segment now
+    (`campaigns`, the loaded files, tell whether a matching campaign enrolls now)."""
     lead = session.get(Lead, lead_id)
     if lead is None:
         raise LookupError(f"lead {lead_id} not found")
@@ -245,7 +268,10 @@ def explain_lead(
         key=lambda e: (e.started_at, e.id or 0),
     )
     why = LeadWhy(
-        lead_id, lead.email, now, _segment_text(session, lead, segments, enrollments, now)
+        lead_id,
+        lead.email,
+        now,
+        _segment_text(session, lead, segments, enrollments, now, campaigns),
     )
     touches = {
         (t.enrollment_id, t.step, t.channel): t

@@ -116,3 +116,26 @@ def test_why_says_when_the_rules_would_move_or_end_an_enrollment(
         why = _why(sqlite_engine, settings, anna)
         assert why.segment.startswith(expected), why.segment
     assert why.segment.endswith("; leaves educate at the next tick")
+
+
+def test_why_says_a_lead_waits_for_a_paused_campaign(
+    tmp_path: Path, sqlite_engine: Engine, settings: Settings
+) -> None:
+    from leadops.nurture.calendar import pause_campaign
+
+    runtime = load_runtime(settings, engine=sqlite_engine)
+    pause_campaign(
+        sqlite_engine, runtime.campaigns, "educate", by="maya", reason="fix link", now=START
+    )
+    ids = _setup(tmp_path, sqlite_engine, settings)  # imports, then one tick: educate waits
+    with Session(sqlite_engine) as session:
+        why = explain_lead(
+            session,
+            ids["anna.richter@zephyr-consulting.example"],
+            segments=runtime.segments,
+            stored=StoredCampaigns(),
+            now=TICK,
+            campaigns=runtime.campaigns,
+        )
+    assert why.enrollments == []
+    assert "educate is paused since 2026-12-01 08:00 UTC by maya" in why.segment
