@@ -1,13 +1,18 @@
 """The forecast: what will go out per day, campaign, step and channel, from the plan and
 the contact policy, without sending or writing anything.
 
-Each lead is projected on its own, with the same pure rules a tick uses: the planner
-(`plan_lead`: segment, enrollment, the campaign's calendar and pauses) says which
-campaign it follows and from when; each step falls due on its day; the contact policy
-(`decide`: consent, suppression, the campaign's send window and blackout dates, the
-caps over the lead's own sends, pauses) sends it, holds it until its retry time, or skips
-it. Ticks run at every due and retry time (leadops.nurture.tick.next_event), so the
-projection is what a simulation over the same days sends.
+Each lead is projected with the same pure rules a tick uses: the planner (`plan_lead`:
+segment, enrollment, the campaign's calendar and pauses) says which campaign it follows
+and from when; each step falls due on its day; the contact policy (`decide`: consent,
+suppression, the campaign's send window and blackout dates, the caps over the lead's own
+sends, pauses) sends it, holds it until its retry time, or skips it. Ticks run at every
+due and retry time (leadops.nurture.tick.next_event), so the projection is what a
+simulation over the same days sends.
+
+Leads alike in everything those rules look at get the same sends, so each batch's leads
+are grouped by that profile (`_Projector.profile`) and each profile is projected once.
+Inactivity counts only through when each inactivity rule starts to match: before the
+horizon, inside it (the moment itself) or after it.
 
 What it assumes: nothing changes that the forecast cannot see (no replies, no new leads,
 no stage changes, no provider failures), a paused campaign stays paused, and a lead that
@@ -18,30 +23,40 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 from leadops.delivery.campaigns import Campaign, open_pauses
 from leadops.delivery.policy import Action, Caps, ContactFacts, Reason, SendWindow, decide
-from leadops.models import LEADS, SENT_TOUCH_STATUSES, TOUCHES, TouchStatus
-from leadops.nurture.plan import _LEAD_FIELDS, PLAN_BATCH, _states
-from leadops.nurture.planner import LeadState, channels_for, plan_lead, step_due_at
+from leadops.nurture.forecast_load import Batch, Lead, batches
+from leadops.nurture.planner import (
+    ActiveEnrollment,
+    LeadState,
+    channels_for,
+    plan_lead,
+    step_due_at,
+)
 from leadops.nurture.runtime import Runtime
+from leadops.nurture.segments import LeadFacts
 
 FORECAST_COLUMNS = ("day", "campaign", "step", "channel", "messages")
 
-_CONTACT_FIELDS = (
-    LEADS.c.email_consent,
-    LEADS.c.email_suppressed_at,
-    LEADS.c.whatsapp_suppressed_at,
-    LEADS.c.unsubscribed_at,
-    LEADS.c.timezone,
-)
+# Projected profiles kept between batches; past this, the memo starts again (memory).
+MEMO_LIMIT = 50_000
+
+
+@dataclass
+class _Outcome:
+    """What one lead's touches come to over the horizon."""
+
+    sends: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
+    held_paused: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    waits_for: str | None = None  # the campaign the lead waits for (not enrolling)
 
 
 @dataclass
@@ -71,6 +86,17 @@ class Forecast:
     def total(self) -> int:
         return sum(self.sends.values())
 
+    def add(self, outcome: _Outcome, leads: int) -> None:
+        """Count `leads` leads that each come to `outcome`."""
+        for send, count in outcome.sends.items():
+            self.sends[send] += count * leads
+        for campaign, count in outcome.held_paused.items():
+            self.held_paused[campaign] += count * leads
+        for skip, count in outcome.skipped.items():
+            self.skipped[skip] += count * leads
+        if outcome.waits_for is not None:
+            self.waiting[outcome.waits_for] += leads
+
 
 @dataclass(order=True)
 class _Event:
@@ -82,64 +108,56 @@ class _Event:
     channel: str = field(compare=False)
 
 
-@dataclass
-class _Outcome:
-    """What one lead's touches come to over the horizon."""
-
-    sends: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
-    held_paused: Counter[str] = field(default_factory=Counter)
-    skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
-
-
-@dataclass
-class _History:
-    """A batch's touches: each lead's pending ones and its sends of the last week."""
-
-    pending: dict[int, list[tuple[int, str, str, str, datetime]]] = field(default_factory=dict)
-    recent: dict[int, list[datetime]] = field(default_factory=dict)
-
-
-def _history(session: Session, lead_ids: list[int], now: datetime) -> _History:
-    t = TOUCHES.c
-    history = _History()
-    rows = session.execute(
-        select(t.id, t.lead_id, t.campaign, t.step, t.channel, t.status, t.not_before, t.sent_at)
-        .where(
-            t.lead_id.in_(lead_ids),
-            t.status.in_([TouchStatus.PENDING, *SENT_TOUCH_STATUSES]),
-        )
-        .order_by(t.id)
-    ).all()
-    week_ago = now - timedelta(days=7)
-    for touch_id, lead_id, campaign, step, channel, status, not_before, sent_at in rows:
-        if status == TouchStatus.PENDING:
-            history.pending.setdefault(lead_id, []).append(
-                (touch_id, campaign, step, channel, not_before)
-            )
-        elif sent_at is not None and sent_at > week_ago:
-            history.recent.setdefault(lead_id, []).append(sent_at)
-    return history
+def _state(lead: Lead, batch: Batch) -> LeadState:
+    active = batch.active.get(lead.id)
+    return LeadState(
+        lead_id=lead.id,
+        facts=LeadFacts(
+            lifecycle_stage=lead.lifecycle_stage,
+            country=lead.country,
+            industry=lead.industry,
+            seniority=lead.seniority,
+            company_size=lead.company_size,
+            score=lead.score,
+            last_active_at=lead.last_engaged_at or lead.created_at,
+            source=lead.source,
+            form=batch.forms.get(lead.id),
+        ),
+        has_email=lead.email is not None,
+        has_phone=lead.phone is not None,
+        whatsapp_consent=lead.whatsapp_consent,
+        segment=lead.segment,
+        active=None
+        if active is None
+        else ActiveEnrollment(
+            id=active.id,
+            campaign=active.campaign,
+            campaign_version_id=active.version_id,
+            started_at=active.started_at,
+            planned=active.planned,
+            open_touches=active.open_touches,
+        ),
+        past_campaigns=batch.past.get(lead.id, frozenset()),
+        in_sales_hands=lead.id in batch.escalated,
+    )
 
 
-def _batches(session: Session) -> Iterator[list[Any]]:
-    last_id = 0
-    while True:
-        batch = list(
-            session.execute(
-                select(*_LEAD_FIELDS, *_CONTACT_FIELDS)
-                .where(LEADS.c.id > last_id)
-                .order_by(LEADS.c.id)
-                .limit(PLAN_BATCH)
-            ).all()
-        )
-        if not batch:
-            return
-        yield batch
-        last_id = batch[-1].id
+def _contact(lead: Lead) -> ContactFacts:
+    return ContactFacts(
+        email=lead.email and "@",
+        phone=lead.phone and "+",
+        email_consent=lead.email_consent,
+        whatsapp_consent=lead.whatsapp_consent,
+        email_suppressed=lead.email_suppressed_at is not None,
+        whatsapp_suppressed=lead.whatsapp_suppressed_at is not None,
+        unsubscribed=lead.unsubscribed_at is not None,
+        lifecycle_stage=lead.lifecycle_stage,
+        timezone=lead.timezone,
+    )
 
 
 class _Projector:
-    """Projects one lead at a time over [start, end)."""
+    """Projects leads over [start, end), each profile once."""
 
     def __init__(self, runtime: Runtime, start: datetime, end: datetime, paused: set[str]):
         settings = runtime.settings
@@ -150,7 +168,6 @@ class _Projector:
         )
         self.caps = Caps(settings.cap_per_day, settings.cap_per_week)
         self.windows: dict[int, SendWindow] = {}
-        # Leads alike in all the policy looks at get the same sends: projected once.
         self.memo: dict[tuple[Any, ...], _Outcome] = {}
         self.starts = sorted(
             {
@@ -160,11 +177,51 @@ class _Projector:
             }
         )
         self.campaign_of_segment = {r.segment: r.campaign for r in runtime.segments.rules}
-        self.inactivity_days = {
-            r.when.inactive_days_at_least
-            for r in runtime.segments.rules
-            if r.when.inactive_days_at_least is not None
-        }
+        self.inactivity = tuple(
+            sorted(
+                {
+                    timedelta(days=r.when.inactive_days_at_least)
+                    for r in runtime.segments.rules
+                    if r.when.inactive_days_at_least is not None
+                }
+            )
+        )
+
+    def profile(self, lead: Lead, batch: Batch) -> tuple[Any, ...]:
+        """All the projection looks at of this lead: leads with one profile get the same
+        sends. Inactivity is when each inactivity rule starts to match: True (by the
+        start), False (not before the end) or the moment inside the horizon."""
+        lead_id = lead.id
+        last_active_at = lead.last_engaged_at or lead.created_at
+        start, end = self.start, self.end
+        flips = []
+        for idle in self.inactivity:
+            flip = last_active_at + idle
+            flips.append(True if flip <= start else False if flip >= end else flip)
+        return (
+            lead.lifecycle_stage,
+            lead.country,
+            lead.industry,
+            lead.seniority,
+            lead.company_size,
+            lead.score,
+            lead.source,
+            batch.forms.get(lead_id),
+            tuple(flips),
+            lead.email and "@",
+            lead.phone and "+",
+            lead.whatsapp_consent,
+            lead.email_consent,
+            lead.email_suppressed_at is not None,
+            lead.whatsapp_suppressed_at is not None,
+            lead.unsubscribed_at is not None,
+            lead.timezone,
+            batch.active.get(lead_id),
+            batch.past.get(lead_id),
+            lead_id in batch.escalated,
+            batch.pending.get(lead_id),
+            batch.recent.get(lead_id),
+        )
 
     def _window(self, campaign: Campaign) -> SendWindow:
         # by identity: the runtime holds every campaign object for the whole forecast
@@ -174,13 +231,13 @@ class _Projector:
         return self.windows[key]
 
     def _enrollment(
-        self, session: Session, state: LeadState, forecast: Forecast
+        self, session: Session, state: LeadState, outcome: _Outcome
     ) -> tuple[Campaign, datetime, frozenset[tuple[str, str]]] | None:
         """The campaign the lead follows in the horizon, its start and the steps planned."""
         stored = self.runtime.stored
         if state.active:
             stored.get(session, state.active.campaign_version_id)
-        flips = {state.facts.last_active_at + timedelta(days=days) for days in self.inactivity_days}
+        flips = {state.facts.last_active_at + idle for idle in self.inactivity}
         waits_for: str | None = None
         moments = sorted({*self.starts, *(at for at in flips if self.start < at < self.end)})
         for at in [self.start, *moments]:
@@ -206,27 +263,22 @@ class _Projector:
             if at == self.start and not state.active:
                 waits_for = self.campaign_of_segment.get(plan.segment or "")
         if waits_for is not None and waits_for not in state.past_campaigns:
-            forecast.waiting[waits_for] += 1
+            outcome.waits_for = waits_for
         return None
 
-    def project(
-        self,
-        session: Session,
-        lead: Any,
-        state: LeadState,
-        history: _History,
-        forecast: Forecast,
-    ) -> None:
-        """Add what this lead will be sent in the horizon to `forecast`."""
+    def project(self, session: Session, lead: Lead, batch: Batch) -> _Outcome:
+        """What this lead will be sent in the horizon."""
         start = self.start
+        outcome = _Outcome()
+        state = _state(lead, batch)
         # Existing touches first, in id order, then those planned later (as a tick would).
         events = [
             _Event(max(not_before, start), not_before, seq, campaign, step, channel)
-            for seq, (_, campaign, step, channel, not_before) in enumerate(
-                history.pending.get(lead.id, [])
+            for seq, (campaign, step, channel, not_before) in enumerate(
+                batch.pending.get(lead.id, ())
             )
         ]
-        followed = self._enrollment(session, state, forecast)
+        followed = self._enrollment(session, state, outcome)
         campaign: Campaign | None = None
         if followed is not None:
             campaign, started_at, planned = followed
@@ -245,33 +297,11 @@ class _Projector:
                             channel,
                         )
                         events.append(event)
-        if not events:
-            return
-        facts = ContactFacts(
-            email=lead.email and "@",
-            phone=lead.phone and "+",
-            email_consent=lead.email_consent,
-            whatsapp_consent=lead.whatsapp_consent,
-            email_suppressed=lead.email_suppressed_at is not None,
-            whatsapp_suppressed=lead.whatsapp_suppressed_at is not None,
-            unsubscribed=lead.unsubscribed_at is not None,
-            lifecycle_stage=lead.lifecycle_stage,
-            timezone=lead.timezone,
-        )
-        recent = tuple(history.recent.get(lead.id, ()))
-        key = (
-            facts,
-            id(campaign),
-            recent,
-            tuple((e.at, e.not_before, e.campaign, e.step, e.channel) for e in events),
-        )
-        outcome = self.memo.get(key)
-        if outcome is None:
+        if events:
             heapq.heapify(events)
-            outcome = self.memo[key] = self._dispatch(facts, events, campaign, list(recent))
-        forecast.sends.update(outcome.sends)
-        forecast.held_paused.update(outcome.held_paused)
-        forecast.skipped.update(outcome.skipped)
+            recent = list(batch.recent.get(lead.id, ()))
+            self._dispatch(_contact(lead), events, campaign, recent, outcome)
+        return outcome
 
     def _dispatch(
         self,
@@ -279,9 +309,9 @@ class _Projector:
         events: list[_Event],
         campaign: Campaign | None,
         sent: list[datetime],
-    ) -> _Outcome:
+        outcome: _Outcome,
+    ) -> None:
         """Apply the contact policy to one lead's touches in time order, as ticks would."""
-        outcome = _Outcome()
         while events:
             event = heapq.heappop(events)
             rules = campaign if campaign and campaign.key == event.campaign else None
@@ -307,7 +337,21 @@ class _Projector:
             elif decision.retry_at is not None and decision.retry_at < self.end:
                 event.at = event.not_before = decision.retry_at
                 heapq.heappush(events, event)
-        return outcome
+
+    def add_batch(self, session: Session, batch: Batch, result: Forecast) -> None:
+        """Group the batch's leads by profile, project each new profile, and count."""
+        if len(self.memo) > MEMO_LIMIT:
+            self.memo.clear()
+        memo = self.memo
+        alike: Counter[tuple[Any, ...]] = Counter()
+        for lead in batch.leads:
+            key = self.profile(lead, batch)
+            if key not in memo:
+                memo[key] = self.project(session, lead, batch)
+            alike[key] += 1
+        for key, leads in alike.items():
+            result.add(memo[key], leads)
+        result.leads += len(batch.leads)
 
 
 def forecast(
@@ -324,12 +368,8 @@ def forecast(
     result = Forecast(start=now, end=end)
     with Session(runtime.engine) as session:
         projector = _Projector(runtime, now, end, set(open_pauses(session, now)))
-        for batch in _batches(session):
-            history = _history(session, [lead.id for lead in batch], now)
-            for lead, _, state in _states(session, batch):
-                projector.project(session, lead, state, history, result)
-            result.leads += len(batch)
-            session.expunge_all()  # only one batch of enrollments in memory
+        for batch in batches(session, now):
+            projector.add_batch(session, batch, result)
             if progress is not None:
                 progress(result.leads)
     return result
