@@ -98,6 +98,14 @@ class Forecast:
             self.waiting[outcome.waits_for] += leads
 
 
+# A lead's profile: what its planning looks at, what the contact policy looks at, its
+# pending touches and its recent sends (see _Projector.profile).
+_Profile = tuple[tuple[Any, ...], tuple[Any, ...], Any, Any]
+# The campaign a lead follows in the horizon (from when, steps already planned), or None;
+# and the campaign it waits for.
+_Followed = tuple[tuple[Campaign, datetime, frozenset[tuple[str, str]]] | None, str | None]
+
+
 @dataclass(order=True)
 class _Event:
     at: datetime
@@ -168,7 +176,9 @@ class _Projector:
         )
         self.caps = Caps(settings.cap_per_day, settings.cap_per_week)
         self.windows: dict[int, SendWindow] = {}
-        self.memo: dict[tuple[Any, ...], _Outcome] = {}
+        self.memo: dict[_Profile, _Outcome] = {}
+        self.plans: dict[tuple[Any, ...], _Followed] = {}
+        self.dispatches: dict[tuple[Any, ...], _Outcome] = {}
         self.starts = sorted(
             {
                 c.starts_at
@@ -177,6 +187,11 @@ class _Projector:
             }
         )
         self.campaign_of_segment = {r.segment: r.campaign for r in runtime.segments.rules}
+        # Scores and company sizes count only by the rules' thresholds they reach.
+        when = [r.when for r in runtime.segments.rules]
+        self.score_steps = sorted({w.score_at_least for w in when if w.score_at_least is not None})
+        sizes = [(w.company_size_at_least, w.company_size_below) for w in when]
+        self.size_steps = sorted({size for pair in sizes for size in pair if size is not None})
         self.inactivity = tuple(
             sorted(
                 {
@@ -187,41 +202,48 @@ class _Projector:
             )
         )
 
-    def profile(self, lead: Lead, batch: Batch) -> tuple[Any, ...]:
+    def profile(self, lead: Lead, batch: Batch) -> _Profile:
         """All the projection looks at of this lead: leads with one profile get the same
-        sends. Inactivity is when each inactivity rule starts to match: True (by the
-        start), False (not before the end) or the moment inside the horizon."""
+        sends. Score and company size count by the thresholds of the rules they reach;
+        inactivity is when each inactivity rule starts to match: True (by the start),
+        False (not before the end) or the moment inside the horizon."""
         lead_id = lead.id
+        size = lead.company_size
         last_active_at = lead.last_engaged_at or lead.created_at
         start, end = self.start, self.end
         flips = []
         for idle in self.inactivity:
             flip = last_active_at + idle
             flips.append(True if flip <= start else False if flip >= end else flip)
-        return (
+        planning = (
             lead.lifecycle_stage,
             lead.country,
             lead.industry,
             lead.seniority,
-            lead.company_size,
-            lead.score,
+            None if size is None else tuple(size >= step for step in self.size_steps),
+            tuple(lead.score >= step for step in self.score_steps),
             lead.source,
             batch.forms.get(lead_id),
             tuple(flips),
-            lead.email and "@",
-            lead.phone and "+",
+            lead.email is not None,
+            lead.phone is not None,
             lead.whatsapp_consent,
-            lead.email_consent,
-            lead.email_suppressed_at is not None,
-            lead.whatsapp_suppressed_at is not None,
-            lead.unsubscribed_at is not None,
-            lead.timezone,
             batch.active.get(lead_id),
             batch.past.get(lead_id),
             lead_id in batch.escalated,
-            batch.pending.get(lead_id),
-            batch.recent.get(lead_id),
         )
+        contact = (
+            lead.email and "@",
+            lead.phone and "+",
+            lead.email_consent,
+            lead.whatsapp_consent,
+            lead.email_suppressed_at is not None,
+            lead.whatsapp_suppressed_at is not None,
+            lead.unsubscribed_at is not None,
+            lead.lifecycle_stage,
+            lead.timezone,
+        )
+        return planning, contact, batch.pending.get(lead_id), batch.recent.get(lead_id)
 
     def _window(self, campaign: Campaign) -> SendWindow:
         # by identity: the runtime holds every campaign object for the whole forecast
@@ -230,10 +252,9 @@ class _Projector:
             self.windows[key] = campaign.send_window_from(self.window)
         return self.windows[key]
 
-    def _enrollment(
-        self, session: Session, state: LeadState, outcome: _Outcome
-    ) -> tuple[Campaign, datetime, frozenset[tuple[str, str]]] | None:
-        """The campaign the lead follows in the horizon, its start and the steps planned."""
+    def _enrollment(self, session: Session, state: LeadState) -> _Followed:
+        """The campaign the lead follows in the horizon, its start and the steps planned;
+        or None, and the campaign it waits for (one not enrolling), if any."""
         stored = self.runtime.stored
         if state.active:
             stored.get(session, state.active.campaign_version_id)
@@ -250,37 +271,37 @@ class _Projector:
                 paused=self.paused,
             )
             if plan.enroll_campaign is not None:
-                return self.runtime.campaigns[plan.enroll_campaign], at, frozenset()
+                return (self.runtime.campaigns[plan.enroll_campaign], at, frozenset()), None
             if at == self.start and state.active and not plan.exit_reason:
                 active = state.active
-                return (
-                    stored.loaded()[active.campaign_version_id],
-                    active.started_at,
-                    active.planned,
-                )
+                campaign = stored.loaded()[active.campaign_version_id]
+                return (campaign, active.started_at, active.planned), None
             if at == self.start and state.in_sales_hands:
-                return None
+                return None, None
             if at == self.start and not state.active:
                 waits_for = self.campaign_of_segment.get(plan.segment or "")
         if waits_for is not None and waits_for not in state.past_campaigns:
-            outcome.waits_for = waits_for
-        return None
+            return None, waits_for
+        return None, None
 
-    def project(self, session: Session, lead: Lead, batch: Batch) -> _Outcome:
-        """What this lead will be sent in the horizon."""
+    def project(self, session: Session, lead: Lead, batch: Batch, key: _Profile) -> _Outcome:
+        """What this lead will be sent in the horizon. Its planning and its dispatch are
+        each remembered by what they look at, for other profiles that share them."""
+        planning, contact, pending, recent = key
+        state: LeadState | None = None
+        if planning not in self.plans:
+            state = _state(lead, batch)
+            self.plans[planning] = self._enrollment(session, state)
+        followed, waits_for = self.plans[planning]
         start = self.start
-        outcome = _Outcome()
-        state = _state(lead, batch)
         # Existing touches first, in id order, then those planned later (as a tick would).
         events = [
             _Event(max(not_before, start), not_before, seq, campaign, step, channel)
-            for seq, (campaign, step, channel, not_before) in enumerate(
-                batch.pending.get(lead.id, ())
-            )
+            for seq, (campaign, step, channel, not_before) in enumerate(pending or ())
         ]
-        followed = self._enrollment(session, state, outcome)
         campaign: Campaign | None = None
         if followed is not None:
+            state = state or _state(lead, batch)
             campaign, started_at, planned = followed
             for planned_step in campaign.steps:
                 due = step_due_at(started_at, planned_step.day)
@@ -297,11 +318,20 @@ class _Projector:
                             channel,
                         )
                         events.append(event)
-        if events:
+        if not events:
+            return _Outcome(waits_for=waits_for)
+        dispatch_key = (
+            contact,
+            id(campaign),
+            recent,
+            tuple((e.at, e.not_before, e.campaign, e.step, e.channel) for e in events),
+        )
+        sent = self.dispatches.get(dispatch_key)
+        if sent is None:
             heapq.heapify(events)
-            recent = list(batch.recent.get(lead.id, ()))
-            self._dispatch(_contact(lead), events, campaign, recent, outcome)
-        return outcome
+            sent = self.dispatches[dispatch_key] = _Outcome()
+            self._dispatch(_contact(lead), events, campaign, list(recent or ()), sent)
+        return _Outcome(sent.sends, sent.held_paused, sent.skipped, waits_for)
 
     def _dispatch(
         self,
@@ -340,14 +370,15 @@ class _Projector:
 
     def add_batch(self, session: Session, batch: Batch, result: Forecast) -> None:
         """Group the batch's leads by profile, project each new profile, and count."""
-        if len(self.memo) > MEMO_LIMIT:
-            self.memo.clear()
+        for remembered in (self.memo, self.plans, self.dispatches):
+            if len(remembered) > MEMO_LIMIT:
+                remembered.clear()
         memo = self.memo
-        alike: Counter[tuple[Any, ...]] = Counter()
+        alike: Counter[_Profile] = Counter()
         for lead in batch.leads:
             key = self.profile(lead, batch)
             if key not in memo:
-                memo[key] = self.project(session, lead, batch)
+                memo[key] = self.project(session, lead, batch, key)
             alike[key] += 1
         for key, leads in alike.items():
             result.add(memo[key], leads)
