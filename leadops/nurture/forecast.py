@@ -21,9 +21,11 @@ finishes a campaign inside the horizon starts no other one. Days are UTC dates.
 
 from __future__ import annotations
 
+import gc
 import heapq
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -385,6 +387,19 @@ class _Projector:
         result.leads += len(batch.leads)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: the forecast makes a few million small tuples
+    and no reference cycles, and scanning them was 40% of its time on 100,000 leads."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def forecast(
     runtime: Runtime,
     now: datetime,
@@ -397,7 +412,7 @@ def forecast(
         raise ValueError(f"days must be at least 1, got {days}")
     end = now + timedelta(days=days)
     result = Forecast(start=now, end=end)
-    with Session(runtime.engine) as session:
+    with Session(runtime.engine) as session, _collector_paused():
         projector = _Projector(runtime, now, end, set(open_pauses(session, now)))
         for batch in batches(session, now):
             projector.add_batch(session, batch, result)
