@@ -122,17 +122,7 @@ def _state(lead: Lead, batch: Batch) -> LeadState:
     active = batch.active.get(lead.id)
     return LeadState(
         lead_id=lead.id,
-        facts=LeadFacts(
-            lifecycle_stage=lead.lifecycle_stage,
-            country=lead.country,
-            industry=lead.industry,
-            seniority=lead.seniority,
-            company_size=lead.company_size,
-            score=lead.score,
-            last_active_at=lead.last_engaged_at or lead.created_at,
-            source=lead.source,
-            form=batch.forms.get(lead.id),
-        ),
+        facts=LeadFacts.of(lead, batch.forms.get(lead.id)),
         has_email=lead.email is not None,
         has_phone=lead.phone is not None,
         whatsapp_consent=lead.whatsapp_consent,

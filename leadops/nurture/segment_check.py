@@ -110,17 +110,7 @@ def check_segments(session: Session, config: SegmentConfig, now: datetime) -> Se
         }
         for lead in leads:
             report.leads += 1
-            facts = LeadFacts(
-                lifecycle_stage=lead.lifecycle_stage,
-                country=lead.country,
-                industry=lead.industry,
-                seniority=lead.seniority,
-                company_size=lead.company_size,
-                score=lead.score,
-                last_active_at=lead.last_engaged_at or lead.created_at,
-                source=lead.source,
-                form=forms.get(lead.id),
-            )
+            facts = LeadFacts.of(lead, forms.get(lead.id))
             for tried, count in zip(config.rules, report.rules, strict=True):
                 if mismatch(tried.when, facts, now) is None:
                     count.matches += 1

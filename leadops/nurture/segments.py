@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
@@ -78,6 +79,22 @@ class LeadFacts:
     last_active_at: datetime
     source: str | None = None
     form: str | None = None  # the form of the lead's first web-form submission
+
+    @classmethod
+    def of(cls, lead: Any, form: str | None) -> LeadFacts:
+        """The facts of a lead row (the Lead model or a row with its columns); `form` is
+        the form of its first web-form submission."""
+        return cls(
+            lifecycle_stage=lead.lifecycle_stage,
+            country=lead.country,
+            industry=lead.industry,
+            seniority=lead.seniority,
+            company_size=lead.company_size,
+            score=lead.score,
+            last_active_at=lead.last_engaged_at or lead.created_at,
+            source=lead.source,
+            form=form,
+        )
 
 
 def _outside(field: str, value: str | None, allowed: tuple[str, ...] | None) -> str | None:

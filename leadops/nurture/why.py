@@ -94,21 +94,6 @@ class LeadWhy:
         }
 
 
-def facts_of(lead: Lead, form: str | None) -> LeadFacts:
-    """The segment facts of a lead row (`form`: its first web form)."""
-    return LeadFacts(
-        lifecycle_stage=lead.lifecycle_stage,
-        country=lead.country,
-        industry=lead.industry,
-        seniority=lead.seniority,
-        company_size=lead.company_size,
-        score=lead.score,
-        last_active_at=lead.last_engaged_at or lead.created_at,
-        source=lead.source,
-        form=form,
-    )
-
-
 def _enrolling(
     session: Session, campaigns: dict[str, Campaign] | None, key: str, now: datetime
 ) -> str:
@@ -139,7 +124,7 @@ def _segment_text(
 ) -> str:
     """Which rule matches the lead now, or why none does (each rule's first failed condition)."""
     assert lead.id is not None
-    facts = facts_of(lead, first_forms(session, [lead.id]).get(lead.id))
+    facts = LeadFacts.of(lead, first_forms(session, [lead.id]).get(lead.id))
     escalated = session.execute(
         select(ESCALATIONS.c.id).where(
             ESCALATIONS.c.lead_id == lead.id,
