@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from leadops.models.leads import Lead
@@ -212,8 +213,8 @@ def decide(
     return SEND
 
 
-def contact_facts(lead: Lead) -> ContactFacts:
-    """What the policy needs to know of a lead."""
+def contact_facts(lead: Lead | Any) -> ContactFacts:
+    """What the policy needs to know of a lead (the Lead model or a row with its columns)."""
     return ContactFacts(
         email=lead.email,
         phone=lead.phone,

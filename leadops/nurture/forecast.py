@@ -26,14 +26,22 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
 
 from leadops.delivery.campaigns import Campaign, open_pauses
-from leadops.delivery.policy import Action, Caps, ContactFacts, Reason, SendWindow, decide
+from leadops.delivery.policy import (
+    Action,
+    Caps,
+    ContactFacts,
+    Reason,
+    SendWindow,
+    contact_facts,
+    decide,
+)
 from leadops.nurture.forecast_load import Batch, Lead, batches
 from leadops.nurture.planner import (
     ActiveEnrollment,
@@ -143,17 +151,10 @@ def _state(lead: Lead, batch: Batch) -> LeadState:
 
 
 def _contact(lead: Lead) -> ContactFacts:
-    return ContactFacts(
-        email=lead.email and "@",
-        phone=lead.phone and "+",
-        email_consent=lead.email_consent,
-        whatsapp_consent=lead.whatsapp_consent,
-        email_suppressed=lead.email_suppressed_at is not None,
-        whatsapp_suppressed=lead.whatsapp_suppressed_at is not None,
-        unsubscribed=lead.unsubscribed_at is not None,
-        lifecycle_stage=lead.lifecycle_stage,
-        timezone=lead.timezone,
-    )
+    """The policy's facts, with the addresses reduced to whether there is one: alike
+    leads must share a profile whatever their addresses."""
+    facts = contact_facts(lead)
+    return replace(facts, email=lead.email and "@", phone=lead.phone and "+")
 
 
 class _Projector:
