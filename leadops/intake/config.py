@@ -74,6 +74,12 @@ def fold(value: object) -> str:
     return " ".join(_text(value).split()).lower()
 
 
+def industry_key(value: object) -> str:
+    """How industry names and aliases are compared: folded, and "and" the same as "&"
+    ("Logistics & Supply Chain" is "logistics and supply chain")."""
+    return fold(value).replace(" and ", " & ")
+
+
 # What a mapped value must be, per lead column with a fixed vocabulary.
 BOOLEAN_COLUMNS = frozenset({"email_consent", "whatsapp_consent"})
 
@@ -288,7 +294,7 @@ class IntakeConfig(_Strict):
         seen: dict[str, str] = {}
         for industry, aliases in value.items():
             for alias in [industry, *aliases]:
-                earlier = seen.setdefault(fold(alias), industry)
+                earlier = seen.setdefault(industry_key(alias), industry)
                 if earlier != industry:
                     raise ValueError(f"{alias!r} is listed under both {earlier} and {industry}")
         return value

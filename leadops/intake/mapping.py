@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from leadops.core.clock import parse_instant
 from leadops.core.configfile import load_model
-from leadops.intake.config import IntakeConfig, MappingFile, ValueMapping, fold
+from leadops.intake.config import IntakeConfig, MappingFile, ValueMapping, fold, industry_key
 
 if TYPE_CHECKING:
     from leadops.engagement.scoring import ScoringConfig
@@ -28,11 +28,6 @@ SHIPPED = ("hubspot", "salesforce")
 
 class MappingError(ValueError):
     """A mapping name or file that cannot be used; the message says which and why."""
-
-
-def shipped_mapping(name: str) -> str:
-    """The text of a mapping shipped with leadops."""
-    return (importlib.resources.files("leadops.intake") / "mappings" / f"{name}.yaml").read_text()
 
 
 def load_mapping(name: str, config_dir: Path) -> MappingFile:
@@ -67,12 +62,12 @@ class Industries:
         names: dict[str, str] = {}
         for industry, aliases in config.industries.items():
             for alias in [industry, *aliases]:
-                names[fold(alias)] = industry
+                names[industry_key(alias)] = industry
         return cls(names)
 
     def name(self, text: str) -> str | None:
         """The configured industry `text` names, or None when it names none."""
-        return self.names.get(fold(text).replace(" and ", " & ")) or self.names.get(fold(text))
+        return self.names.get(industry_key(text))
 
 
 @dataclass(frozen=True)
@@ -159,19 +154,13 @@ def csv_rules(
     if mapping is None and config.csv.mapping:
         mapping = load_mapping(config.csv.mapping, config_dir)
     if mapping is not None:
-        columns, values = (
-            mapping.columns,
-            ValueMapping(values=mapping.values, date_formats=mapping.date_formats),
-        )
-    else:
-        columns = config.csv.column_mapping
-        values = ValueMapping(values=config.csv.values, date_formats=config.csv.date_formats)
-    rules = SourceRules(values, Industries.of(config), scoring_rules(config_dir))
-    return columns, rules
+        return mapping.columns, source_rules(mapping, config, config_dir)
+    return config.csv.column_mapping, source_rules(config.csv, config, config_dir)
 
 
 def source_rules(values: ValueMapping, config: IntakeConfig, config_dir: Path) -> SourceRules:
-    """The rules for HubSpot or a form: its value mapping, the industries, fit scoring."""
+    """The rules for a source (a CSV mapping, HubSpot, a form): its value mapping, the
+    industries, fit scoring."""
     return SourceRules(values, Industries.of(config), scoring_rules(config_dir))
 
 

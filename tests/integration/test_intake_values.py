@@ -144,3 +144,12 @@ def test_a_form_lead_gets_its_fit_points_at_once(
     assert response.status_code < 300, response.text
     lead = _leads(engine)["ceo@acme.example"]
     assert lead["score"] > 0 and lead["score"] == _ledger_sums(engine)[int(lead["id"])]
+
+
+def test_industry_aliases_read_and_as_ampersand_both_ways() -> None:
+    config = IntakeConfig(industries={"logistics": ["logistics and supply chain"]})
+    known = Industries.of(config)
+    assert known.name("Logistics & Supply Chain") == "logistics"
+    assert known.name("logistics and  supply chain") == "logistics"
+    with pytest.raises(ValueError, match="listed under both"):
+        IntakeConfig(industries={"logistics": ["supply and demand"], "retail": ["Supply & Demand"]})
