@@ -266,7 +266,12 @@ class Dispatcher:
                         raise
                     campaigns[version_id] = exc
             paused = set(open_pauses(session, self.clock.now()))
-        return _Loaded(leads, done, recent, campaigns, paused)
+        windows = {
+            key: found.send_window_from(self.window)
+            for key, found in campaigns.items()
+            if not isinstance(found, Exception)
+        }
+        return _Loaded(leads, done, recent, campaigns, windows, paused)
 
     def _dispatch_batch(
         self,
@@ -343,7 +348,7 @@ class Dispatcher:
                         touch,
                         status=TouchStatus.PENDING,
                         hold_reason=Reason.RENDER_ERROR,
-                        not_before=self._render_retry_at(loaded.leads[touch.lead_id], now),
+                        not_before=self._render_retry_at(touch, loaded, now),
                         error=str(exc),
                     )
                 )
@@ -374,10 +379,11 @@ class Dispatcher:
             ready.append((touch, message))
         return ready
 
-    def _render_retry_at(self, lead: Lead, now: datetime) -> datetime:
-        """A render error is retried an hour later, when the send window is open: retried
-        outside it, the policy would hold it for the window and hide the render error."""
-        return self.window.next_open(now + RENDER_RETRY, ZoneInfo(lead.timezone))
+    def _render_retry_at(self, touch: ClaimedTouch, loaded: _Loaded, now: datetime) -> datetime:
+        """An hour later, when the campaign's send window is open: retried outside it, the
+        policy would hold it for the window and hide the render error."""
+        window = loaded.windows.get(touch.campaign_version_id, self.window)
+        return window.next_open(now + RENDER_RETRY, ZoneInfo(loaded.leads[touch.lead_id].timezone))
 
     def _compose(
         self, touch: ClaimedTouch, loaded: _Loaded, already_sent: bool, now: datetime
@@ -389,9 +395,7 @@ class Dispatcher:
             channel=touch.channel,
             lead=contact_facts(lead),
             now=now,
-            window=self.window
-            if isinstance(campaign, Exception)
-            else campaign.send_window_from(self.window),
+            window=loaded.windows.get(touch.campaign_version_id, self.window),
             caps=self.caps,
             recent_sends=loaded.recent[touch.lead_id],
             already_sent=already_sent,
@@ -484,12 +488,13 @@ class Dispatcher:
 
 @dataclass
 class _Loaded:
-    """What deciding a claimed batch reads once: its leads, what each lead was already
-    sent (or is in doubt), each lead's sends of the last week, the campaign versions
-    (or the error loading one raised) and the campaigns paused now."""
+    """What deciding a batch reads once: its leads, what each was sent (or is in doubt),
+    their sends of the last week, the campaign versions (or the error loading one raised)
+    and the send windows of those that loaded, and the campaigns paused now."""
 
     leads: dict[int | None, Lead]
     done: set[tuple[int, str, str, str]]
     recent: dict[int, list[datetime]]
     campaigns: dict[int, Campaign | Exception]
+    windows: dict[int, SendWindow]
     paused: set[str]

@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from leadops.core.db import make_engine, session_scope, upgrade
+from leadops.core.settings import Settings
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
 from leadops.models import Touch
@@ -23,13 +25,8 @@ from tests.conftest import ROOT, make_settings
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 
-def test_broken_template_is_summarised_as_render_error_and_logged_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "templates", templates)
-    (templates / "email" / "educate" / "day-1.subject.j2").write_text("{{ lead.no_such }}\n")
-    settings = make_settings(tmp_path, templates_dir=templates)
+def _project_with_leads(tmp_path: Path, settings: Settings) -> Engine:
+    """A migrated database holding the first 15 sample leads."""
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     lines = (ROOT / "config" / "sample_leads.csv").read_text(encoding="utf-8").splitlines()
@@ -44,6 +41,17 @@ def test_broken_template_is_summarised_as_render_error_and_logged_once(
             default_region=settings.default_region,
             default_timezone=settings.default_timezone,
         )
+    return engine
+
+
+def test_broken_template_is_summarised_as_render_error_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "email" / "educate" / "day-1.subject.j2").write_text("{{ lead.no_such }}\n")
+    settings = make_settings(tmp_path, templates_dir=templates)
+    engine = _project_with_leads(tmp_path, settings)
 
     with caplog.at_level(logging.ERROR, logger="leadops.dispatch"):
         report = simulate(load_runtime(settings, engine=engine), START, START + timedelta(days=4))
@@ -82,3 +90,27 @@ def test_broken_template_is_summarised_as_render_error_and_logged_once(
     assert (step.state, step.reason) == ("held", "render_error")
     assert "the template failed to render" in step.explanation
     assert "email/educate/day-1.subject.j2:1" in step.explanation
+
+
+def test_a_render_error_is_retried_inside_its_campaigns_own_send_window(tmp_path: Path) -> None:
+    """The retry waits for the campaign's window, not the settings' one: retried inside
+    the settings' window but outside the campaign's, the policy would hold the touch as
+    outside_send_window and hide the render error."""
+    templates, config = tmp_path / "templates", tmp_path / "config"
+    shutil.copytree(ROOT / "templates", templates)
+    shutil.copytree(ROOT / "config", config)
+    (templates / "email" / "educate" / "day-1.subject.j2").write_text("{{ lead.no_such }}\n")
+    with (config / "campaigns" / "educate.yaml").open("a", encoding="utf-8") as campaign:
+        campaign.write('send_window: {start: "14:00", end: "15:00"}\n')
+    settings = make_settings(tmp_path, templates_dir=templates, config_dir=config)
+    engine = _project_with_leads(tmp_path, settings)
+
+    simulate(load_runtime(settings, engine=engine), START, START + timedelta(days=3))
+
+    with Session(engine) as session:
+        broken = session.exec(
+            select(Touch).where(
+                Touch.campaign == "educate", Touch.step == "day-1", Touch.channel == "email"
+            )
+        ).all()
+    assert broken and {t.hold_reason for t in broken} == {"render_error"}
