@@ -54,6 +54,7 @@ REASON_MEANINGS: dict[str, str] = {
     "dead_letter": "set aside after an unexpected error; `leadops deadletters retry` puts it back",
     "enrollment_ended": "the lead's enrollment ended before this step went out",
     "escalated": "the lead was handed to sales; nurture stops",
+    "replied": "the lead replied; nurture stops so a person can answer",
     "unsubscribe": "the lead unsubscribed (unsubscribe link or SendGrid unsubscribe)",
     "group_unsubscribe": "the lead unsubscribed from this kind of email (SendGrid group)",
     "bounce": "the email address hard-bounced",

@@ -6,6 +6,7 @@ import re
 
 from leadops.delivery.policy import REASON_MEANINGS, Reason, legend, reason_meaning
 from leadops.delivery.suppression import OPT_IN_CLEARS
+from leadops.models.vocab import SuppressionReason
 from tests.conftest import ROOT
 
 
@@ -24,8 +25,10 @@ def test_every_code_written_to_hold_reason_has_a_meaning() -> None:
         literals.update(re.findall(r'hold_reason="([a-z_]+)"', text))
         literals.update(re.findall(r'leave_nurture\((?:[^()]|\([^()]*\))*?"([a-z_]+)"', text))
         literals.update(re.findall(r'batch\.suppress\(lead_id, "([a-z_]+)"', text))
-    assert {"escalated", "enrollment_ended", "bounce", "whatsapp_opt_out"} <= literals
-    for code in literals | OPT_IN_CLEARS | {"dead_letter"}:
+        literals.update(re.findall(r'batch\.stop\(lead_id, "([a-z_]+)"', text))
+    assert {"escalated", "enrollment_ended", "bounce", "whatsapp_opt_out", "replied"} <= literals
+    # every suppression code also ends up as the reason of the touches it skips
+    for code in literals | OPT_IN_CLEARS | set(SuppressionReason) | {"dead_letter"}:
         assert code in REASON_MEANINGS, code
 
 
