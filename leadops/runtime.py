@@ -32,6 +32,7 @@ from leadops.delivery.campaigns import (
 )
 from leadops.delivery.render import Renderer, load_renderer
 from leadops.intake.config import IntakeConfig, load_intake_config
+from leadops.intake.mapping import SourceRules, source_rules
 from leadops.models import Channel
 from leadops.nurture.segments import SegmentConfig, load_segments
 from leadops.providers.base import ChannelSender
@@ -104,6 +105,13 @@ class Runtime:
     @cached_property
     def intake(self) -> IntakeConfig:
         return load_intake_config(self.settings.config_dir)
+
+    @cached_property
+    def form_rules(self) -> dict[str, SourceRules]:
+        """Each web form's rules (its values, the industries, fit scoring), read once:
+        the same intake.yaml the forms themselves come from."""
+        config_dir = self.settings.config_dir
+        return {form.key: source_rules(form, self.intake, config_dir) for form in self.intake.forms}
 
     @cached_property
     def routing(self) -> RoutingConfig | None:

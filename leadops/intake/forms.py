@@ -42,9 +42,9 @@ from leadops.delivery.policy import (
 )
 from leadops.delivery.sending import POLICIES, Classified, MessageKind, SendOutcome, classify
 from leadops.engagement import inbox
-from leadops.intake.config import FormSource, load_intake_config
+from leadops.intake.config import FormSource
 from leadops.intake.importer import import_records
-from leadops.intake.mapping import SourceRules, source_rules
+from leadops.intake.mapping import SourceRules
 from leadops.intake.records import RawRecord
 from leadops.models import (
     Channel,
@@ -188,13 +188,13 @@ def submit(
     ttl: timedelta,
     idempotency_key: str | None = None,
     submission_key: str | None = None,
-    rules: SourceRules | None = None,
+    rules: SourceRules,
 ) -> FormResult:
     """Store and import one authenticated submission; send its confirmation email.
 
     `submission_key` (from `submission_key_for`) defaults to the one the fields give;
-    `rules` (default: the form's `values`, the industries and fit rules of the project's
-    config) map its values and score the lead's fit."""
+    `rules` (the runtime's `form_rules` for this form: its `values`, the industries and
+    the fit rules) map its values and score the lead's fit."""
     key = submission_key or submission_key_for(fields, idempotency_key, now)
     data = lead_data(form, fields)
     with Session(engine) as session:
@@ -212,7 +212,7 @@ def submit(
                 default_timezone=settings.default_timezone,
                 consent_override={"email_consent": False, "whatsapp_consent": False},
                 fill_only=frozenset(form.fields.values()),
-                rules=rules or _form_rules(settings, form),
+                rules=rules,
             )
             lead = session.get(Lead, report.lead_ids[0]) if report.lead_ids else None
             if lead is None:
@@ -247,11 +247,6 @@ def submit(
     if row.status == FormSubmissionStatus.PENDING:
         row = send_confirmation(engine, settings, row.id or 0, now=now, channel=channel, ttl=ttl)
     return _result(row, repeated=False, reasons=reasons)
-
-
-def _form_rules(settings: Settings, form: FormSource) -> SourceRules:
-    config = load_intake_config(settings.config_dir)
-    return source_rules(form, config, settings.config_dir)
 
 
 def lead_data(form: FormSource, fields: dict[str, str]) -> dict[str, object]:

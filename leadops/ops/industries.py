@@ -5,8 +5,7 @@ imports store leads under those names and a rule naming another never matches.""
 from __future__ import annotations
 
 from leadops.core.configfile import ConfigError
-from leadops.engagement.scoring import load_scoring
-from leadops.intake.mapping import Industries
+from leadops.intake.mapping import Industries, scoring_rules
 from leadops.ops.check import Check, Status
 from leadops.runtime import Runtime
 from leadops.sales.runtime import routing_path
@@ -20,14 +19,13 @@ def named_industries(runtime: Runtime) -> list[tuple[str, str]]:
     A file that does not load is left out: its own check (or command) reports it."""
     config_dir = runtime.settings.config_dir
     named: list[tuple[str, str]] = []
-    if (config_dir / "scoring.yaml").is_file():
-        try:
-            scoring = load_scoring(config_dir)
-        except (ConfigError, OSError):
-            scoring = None
-        for fit in scoring.fit if scoring is not None else ():
-            for industry in fit.when.industry or ():
-                named.append((f"scoring.yaml fit rule {fit.rule}", industry))
+    try:
+        scoring = scoring_rules(config_dir)
+    except (ConfigError, OSError):
+        scoring = None
+    for fit in scoring.fit if scoring is not None else ():
+        for industry in fit.when.industry or ():
+            named.append((f"scoring.yaml fit rule {fit.rule}", industry))
     try:
         rules = runtime.segments.rules
     except (ConfigError, OSError):

@@ -64,6 +64,7 @@ async def capture_lead(request: Request, form: str = Query(..., max_length=64)) 
         channel=state.email,
         ttl=timedelta(hours=config.confirmation_ttl_hours),
         submission_key=key,
+        rules=state.form_rules[form_config.key],
     )
     document = {
         "submission": result.submission_id,
