@@ -132,17 +132,27 @@ def test_a_dispatcher_process_sends_with_the_parts_its_builder_built(
     seed_leads(engine, 3, NOW)
     plan_all(load_runtime(settings, engine=engine), NOW)
     built: list[WorkerParts] = []
+    disposed: list[bool] = []
 
     def build(share: Settings) -> WorkerParts:
-        built.append(worker_runtime(share))
-        return built[-1]
+        parts = worker_runtime(share)
+        dispose = parts.dispose
+
+        def recorded_dispose() -> None:
+            disposed.append(True)
+            dispose()
+
+        parts.dispose = recorded_dispose  # type: ignore[method-assign]
+        built.append(parts)
+        return parts
 
     report = dispatch_worker(settings, NOW, build)
 
     assert report.sent_total == 6 and len(sendgrid.log) + len(twilio.log) == 6
     (parts,) = built
     assert parts.settings is settings
-    assert parts.engine.pool.checkedout() == 0  # disposed when done
+    assert parts.engine.pool.checkedout() == 0
+    assert disposed == [True]  # disposed when done, once
 
 
 def test_a_builder_that_cannot_reach_a_worker_process_fails_before_any_starts(
