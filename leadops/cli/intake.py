@@ -12,7 +12,6 @@ from leadops.cli.common import (
     FormatOption,
     NowOption,
     _build,
-    _engine,
     _instant,
     _settings,
     console,
@@ -25,7 +24,7 @@ intake_app = typer.Typer(
 )
 
 
-def _exit_for(run: Any) -> None:
+def _exit_for(run: Any, engine: Any) -> None:
     """Name every quarantined file and failed source; exit with the run's status (1 a
     source failed, 3 a file quarantined as a file, 4 most rows quarantined, 5 no created
     lead has consent: see leadops.intake.verdict)."""
@@ -34,7 +33,7 @@ def _exit_for(run: Any) -> None:
 
     for held in run.quarantined_files:
         err.print(f"[yellow]{held.file_line}[/]", highlight=False, soft_wrap=True)
-    waiting = open_file_count(_engine(_settings()))
+    waiting = open_file_count(engine)
     if waiting:
         err.print(f"{waiting} file(s) in file quarantine: `leadops quarantine files`")
     for failed in run.errors:
@@ -99,4 +98,4 @@ def intake_run(
         for line in [*run.reason_lines(), *warnings(run)]:
             console.print(line, soft_wrap=True, highlight=False)
         console.print(run.summary())
-    _exit_for(run)
+    _exit_for(run, runtime.engine)

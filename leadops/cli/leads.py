@@ -95,12 +95,12 @@ def leads_import(
         title="Import (dry run: nothing written)" if dry_run else "Import",
     )
     if fmt != Format.TABLE:
-        _exit_for(run)
+        _exit_for(run, engine)
         return
     _print_import(run, dry_run=dry_run)
     if dry_run:
         raise typer.Exit(exit_code(run))
-    _exit_for(run)
+    _exit_for(run, engine)
 
 
 def _print_import(run: Any, *, dry_run: bool) -> None:
