@@ -68,10 +68,13 @@ def quarantine(
     earlier: Earlier | None = None,
 ) -> QuarantinedRecord:
     """Keep a refused record with its source, raw data and reason codes. A row already
-    kept (same source, place and data, in `earlier`) is not kept twice: an open record
-    gets the new reasons, a released or dropped one stays as it is."""
+    kept (same source, place and data) is not kept twice: an open record gets the new
+    reasons, a released or dropped one stays as it is. `earlier` holds what a batch read
+    at once (earlier_quarantine); without it, this row's place is looked up."""
     data = {key: jsonable(value) for key, value in raw.data.items()}
-    for kept in (earlier or {}).get(raw.source_ref, []):
+    if earlier is None:
+        earlier = earlier_quarantine(session, source, [raw])
+    for kept in earlier.get(raw.source_ref, []):
         if kept.raw == data:
             if kept.status == QuarantineStatus.OPEN:
                 kept.reasons = reasons

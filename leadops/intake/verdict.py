@@ -58,7 +58,7 @@ def warnings(run: IntakeRun) -> list[str]:
                 f"{report.read} quarantined; check the file's columns and values "
                 "(--mapping hubspot|salesforce|FILE, config/intake.yaml)"
             )
-        if report.no_consent == report.created > 0:
+        if _none_consented(result):
             lines.append(
                 f"{result.source}: none of the {report.created} created leads has consent on "
                 "any channel: they will never get a message (no consent column, or no row "

@@ -204,6 +204,12 @@ def test_a_record_the_database_refuses_never_stops_its_file(
     assert refused.reasons == ["store_failed"] and "refused it" in (refused.detail or "")
     assert (imported.rows_read, imported.leads_created, imported.rows_quarantined) == (3, 2, 1)
     assert _leads(engine) == 2
+    # Imported again (--force), the refused row keeps its one record.
+    run_intake(
+        engine, settings, now=NOW, files=[path], sources=["csv"], config=_config(), force=True
+    )
+    with Session(engine) as session:
+        assert [r.id for r in session.exec(select(QuarantinedRecord))] == [refused.id]
     # Released while the database still refuses it, it stays open with the reason.
     again = release(engine, refused.id or 0, now=NOW, default_region="US", default_timezone="UTC")
     assert not again.released and again.reasons == ("store_failed",)
