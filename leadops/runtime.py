@@ -154,9 +154,7 @@ class Runtime:
         """Load and check what a nurture tick needs, in the order (and with the errors) it
         always had: campaigns, segments, the channel choice, database, templates folder."""
         _ = self.campaigns, self.segments
-        check_channel_config(self.settings, whatsapp_steps_without_template(self.campaigns))
-        _ = self.engine, self.renderer, self.channels
-        return self
+        return self.dispatch()
 
     def dispatch(self) -> Runtime:
         """Load and check what a dispatcher needs, in the nurture tick's order: campaigns,

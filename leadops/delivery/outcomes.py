@@ -183,7 +183,7 @@ def attempt_outcome(touch: ClaimedTouch, attempt: Attempt, now: datetime) -> Out
         )
     if answer.outcome == SendOutcome.RETRY:
         if TOUCH_RETRY.gives_up(tries):
-            message = f"gave up after {tries} attempts: {answer.error}"
+            message = TOUCH_RETRY.gave_up(tries, answer.error)
             return Outcome(
                 "failed",
                 touch_row(touch, subject=subject, status=TouchStatus.FAILED, error=message),

@@ -400,7 +400,7 @@ def _settle(
                 session,
                 row.id,
                 status=NotificationStatus.FAILED,
-                error=f"gave up after {row.attempts} attempts: {answer.error}",
+                error=NOTIFY_RETRY.gave_up(row.attempts, answer.error),
             )
             return
         report.retrying += 1

@@ -16,10 +16,6 @@ from leadops.web.guard import Refused
 log = logging.getLogger("leadops.webhooks")
 
 
-# What every route reads: the app's runtime (settings, engine, clock, config, channels).
-AppState = Runtime
-
-
 def state_of(request: Request) -> Runtime:
     """The runtime of the app serving this request."""
     state: Runtime = request.app.state.leadops
