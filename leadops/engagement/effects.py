@@ -26,7 +26,12 @@ from leadops.engagement.resolve import (
 from leadops.engagement.scoring import ScoringConfig, capped, channels_of, is_pricing_url
 from leadops.engagement.site import SITE_EVENTS
 from leadops.models import SCORE_LEDGER, TOUCHES, InboxStatus, ScoreKind, TouchStatus
-from leadops.models.events import EventType
+from leadops.models.events import (
+    BOUNCED_EVENTS,
+    DELIVERED_EVENTS,
+    UNSUBSCRIBED_EVENTS,
+    EventType,
+)
 from leadops.models.touch_states import move_touches
 from leadops.providers import inbound
 from leadops.providers.twilio.events import inbound_text
@@ -43,27 +48,8 @@ SUPPRESSES = {
     EventType.OPTED_OUT: "whatsapp_opt_out",
 }
 # Events about a message we sent (its touch's status follows them).
-DELIVERY_EVENTS = frozenset(
-    {
-        EventType.SENT,
-        EventType.DELIVERED,
-        EventType.READ,
-        EventType.BOUNCED,
-        EventType.BLOCKED,
-        EventType.DROPPED,
-        EventType.FAILED,
-        EventType.INVALID_NUMBER,
-    }
-)
-CONSENT_EVENTS = frozenset(
-    {
-        EventType.SPAM,
-        EventType.UNSUBSCRIBED,
-        EventType.GROUP_UNSUBSCRIBED,
-        EventType.OPTED_OUT,
-        EventType.RESUBSCRIBED,
-    }
-)
+DELIVERY_EVENTS = frozenset({EventType.SENT}) | DELIVERED_EVENTS | BOUNCED_EVENTS
+CONSENT_EVENTS = UNSUBSCRIBED_EVENTS | {EventType.RESUBSCRIBED}
 # The channel an event came by, for an opt-in.
 CHANNEL_OF = {
     inbound.SENDGRID: "email",

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from leadops.engagement.report import RescoreReport, SalesReady
+from leadops.engagement.report import SQL_TRIGGER, RescoreReport, SalesReady
 from leadops.engagement.scoring import (
     FitFacts,
     ScoringConfig,
@@ -29,6 +29,7 @@ from leadops.models import (
     SENT_TOUCH_STATUSES,
     STAGE_CHANGES,
     TOUCHES,
+    LifecycleStage,
     ScoreKind,
 )
 
@@ -409,8 +410,8 @@ def apply_scores_and_stages(
                 )
                 report.stage_changes[f"{stage}->{target}"] += 1
                 moved.add(lead_id)
-                if target == "sql":
-                    ready.append((lead_id, "sql", now))
+                if target == LifecycleStage.SQL:
+                    ready.append((lead_id, SQL_TRIGGER, now))
     ready.extend((lead_id, trigger, at) for (lead_id, trigger), at in sorted(hand_raised.items()))
     if ready:
         with engine.connect() as connection:

@@ -9,13 +9,15 @@ from datetime import datetime
 from leadops.engagement.scoring import Reason
 from leadops.nurture.plan import PlanReport
 
+SQL_TRIGGER = "sql"  # the trigger of a lead the rescore run moved to SQL by its score
+
 
 @dataclass(frozen=True)
 class SalesReady:
     """A lead the rescore run found sales-ready: escalation takes it from here."""
 
     lead_id: int
-    trigger: str  # "sql" (reached the SQL threshold) or a hand-raise rule ("reply", ...)
+    trigger: str  # SQL_TRIGGER (reached the SQL threshold) or a hand-raise rule ("reply"...)
     score: int
     reasons: tuple[Reason, ...]  # the rules contributing most points, strongest first
     at: datetime

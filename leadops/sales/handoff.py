@@ -13,16 +13,16 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from leadops.engagement.report import SalesReady
+from leadops.engagement.report import SQL_TRIGGER, SalesReady
 from leadops.engagement.rescore import run_inbox
 from leadops.nurture.runtime import Runtime
 from leadops.sales.escalation import escalate_or_set_aside
 from leadops.sales.notify import NotifyReport, deliver_notifications
 from leadops.sales.runtime import EscalationRuntime
-from leadops.sales.scan import SQL, trigger_key
+from leadops.sales.scan import trigger_key
 
 # A rescore trigger and the escalation trigger it becomes.
-TRIGGERS = {SQL: "sql_threshold", "reply": "reply_intent"}
+TRIGGERS = {SQL_TRIGGER: "sql_threshold", "reply": "reply_intent"}
 
 
 @dataclass

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from leadops import deadletters
 from leadops.core.clock import ensure_utc
 from leadops.engagement.ledger import breakdowns
+from leadops.engagement.report import SQL_TRIGGER
 from leadops.engagement.scoring import top_reasons
 from leadops.models import ACTIVE_ESCALATION_STATUSES, ESCALATIONS, LEADS, Lead, LifecycleStage
 from leadops.sales.escalation import EscalationResult, ReasonLike, escalate_or_set_aside
@@ -23,7 +24,6 @@ from leadops.sales.runtime import EscalationRuntime
 from leadops.sales.sla import check_slas
 
 ReasonsFor = Callable[[Session, Lead], Sequence[ReasonLike]]
-SQL = "sql"  # the rescore run's trigger for a lead that reached the SQL threshold
 
 
 def trigger_key(session: Session, lead_id: int, trigger: str, at: datetime) -> str:
@@ -33,7 +33,7 @@ def trigger_key(session: Session, lead_id: int, trigger: str, at: datetime) -> s
     the SQL threshold), keyed by how many escalations the lead had before, so a lead back
     at SQL after being recycled is escalated again, once; or a hand-raise rule ("reply"),
     keyed by when the hand was raised."""
-    if trigger == SQL:
+    if trigger == SQL_TRIGGER:
         e = ESCALATIONS.c
         before = session.execute(select(func.count()).where(e.lead_id == lead_id)).scalar_one()
         return f"stage-sql-{before + 1}"
@@ -84,7 +84,7 @@ def find_sales_ready(
         plans = []
         for lead in leads:
             assert lead.id is not None
-            key = trigger_key(session, lead.id, SQL, now)
+            key = trigger_key(session, lead.id, SQL_TRIGGER, now)
             try:
                 reasons = (reasons_for or default_reasons)(session, lead)
             except Exception as exc:  # recorded below, through escalate's own checks

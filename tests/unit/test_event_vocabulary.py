@@ -49,6 +49,22 @@ def test_sendgrid_events(kind: str, fields: dict[str, Any], meaning: EventType) 
 def test_every_sendgrid_type_has_a_meaning() -> None:
     assert {sendgrid_event(kind, {}) for kind in SENDGRID_EVENTS} <= set(EventType)
     assert sendgrid_event("processed", {}) == EventType.OTHER
+    # only the types about a message still on its way mean nothing to a lead
+    other = {kind for kind in SENDGRID_EVENTS if sendgrid_event(kind, {}) == EventType.OTHER}
+    assert other == {"processed", "deferred"}
+
+
+def test_only_twilio_statuses_in_transit_mean_other() -> None:
+    other = {s for s in TWILIO_STATUSES if twilio_status_event(s, None, ()) == EventType.OTHER}
+    assert other == {
+        "accepted",
+        "canceled",
+        "queued",
+        "received",
+        "receiving",
+        "scheduled",
+        "sending",
+    }
 
 
 @pytest.mark.parametrize(
