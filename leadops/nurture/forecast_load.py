@@ -29,6 +29,7 @@ from leadops.models import (
     EnrollmentStatus,
     TouchStatus,
 )
+from leadops.nurture.segments import first_forms_where
 
 FORECAST_BATCH = 5000
 
@@ -131,13 +132,7 @@ def _load(session: Session, leads: list[Lead], now: datetime) -> Batch:
             )
         ).scalars()
     )
-    f = FORM_SUBMISSIONS.c
-    forms = session.execute(
-        select(f.lead_id, f.form)
-        .where(f.lead_id.between(first, last))
-        .order_by(f.lead_id, f.submitted_at.desc(), f.id.desc())
-    ).all()
-    batch.forms = {lead_id: form for lead_id, form in forms}  # the earliest is written last
+    batch.forms = first_forms_where(session, FORM_SUBMISSIONS.c.lead_id.between(first, last))
     _touches(session, batch, active, now)
     return batch
 

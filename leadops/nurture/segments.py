@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlmodel import Session
 
 from leadops.core.configfile import ConfigError, line_of, load_model, read_yaml
@@ -182,10 +182,16 @@ def load_segments_file(path: Path, campaign_keys: set[str]) -> SegmentConfig:
 
 def first_forms(session: Session, lead_ids: Iterable[int]) -> dict[int, str]:
     """The form of each lead's first web-form submission (the lead magnet), by lead id."""
+    return first_forms_where(session, FORM_SUBMISSIONS.c.lead_id.in_(list(lead_ids)))
+
+
+def first_forms_where(session: Session, leads: ColumnElement[bool]) -> dict[int, str]:
+    """first_forms for the leads a condition on form_submissions.lead_id selects (a
+    batch's id range, say)."""
     f = FORM_SUBMISSIONS.c
     rows = session.execute(
         select(f.lead_id, f.form)
-        .where(f.lead_id.in_(list(lead_ids)))
+        .where(leads)
         .order_by(f.lead_id, f.submitted_at.desc(), f.id.desc())
     ).all()
     return {lead_id: form for lead_id, form in rows}  # the earliest one is written last
