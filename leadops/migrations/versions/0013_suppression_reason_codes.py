@@ -1,6 +1,7 @@
 """suppression reason codes: the provider's free text the first wave's dispatcher stored
-as a suppression reason becomes a code, and the pending touches it left on the suppressed
-channel are skipped
+as a suppression reason becomes a code, and every touch still pending on a suppressed
+channel is skipped with its channel's code (the first wave's dispatcher left some; the
+contact policy would skip any of them at dispatch anyway)
 
 Revision ID: 0013
 Revises: 0012
@@ -47,7 +48,8 @@ def upgrade() -> None:
             ).bindparams(codes),
             {"code": code, "codes": list(CODES)},
         )
-        # The copy that wrote it left the lead's pending touches on the channel pending.
+        # Skipped now, with the code, as the one suppression writer does (the copy that
+        # wrote free text left them pending; the policy would skip them at dispatch).
         connection.execute(
             sa.text(
                 f"UPDATE touches SET status = 'skipped', hold_reason = "
