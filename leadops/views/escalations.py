@@ -27,7 +27,7 @@ from leadops.models import (
 from leadops.sales.escalation import EscalationError, account_owner, current_loads, profile_of
 from leadops.sales.routing import RouteDecision, route
 from leadops.sales.runtime import EscalationRuntime
-from leadops.views.paging import count_of
+from leadops.views.paging import paged
 
 
 def preview_route(runtime: EscalationRuntime, lead_id: int, now: datetime) -> RouteDecision:
@@ -68,10 +68,8 @@ def escalation_rows(
     if rep:
         query = query.where(e.rep_key == rep)
     with engine.connect() as conn:
-        total = count_of(conn, query)
-        if limit:
-            query = query.limit(limit)
-        rows = [dict(row._mapping) for row in conn.execute(query)]
+        found, total = paged(conn, query, limit)
+        rows = [dict(row._mapping) for row in found]
     for row in rows:
         row["assignee"] = row["rep_key"] or f"queue:{row['queue']}"
     return rows, total

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from leadops.delivery.compose import lead_context
 from leadops.models import Enrollment, Lead, LeadFieldIssue, Touch
-from leadops.views.paging import count_of
+from leadops.views.paging import paged
 
 
 def lead_rows(
@@ -24,12 +24,8 @@ def lead_rows(
     if segment:
         query = query.where(col(Lead.segment) == segment)
     with Session(engine) as session:
-        total = count_of(session, query)
-        query = query.order_by(col(Lead.id))
-        if limit:
-            query = query.limit(limit)
-        leads = session.execute(query).scalars().all()
-    return [lead.model_dump() for lead in leads], total
+        rows, total = paged(session, query.order_by(col(Lead.id)), limit)
+    return [lead.model_dump() for (lead,) in rows], total
 
 
 def lead_detail(engine: Engine, lead_id: int) -> dict[str, Any] | None:

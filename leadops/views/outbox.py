@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from leadops.models import Lead, Touch
-from leadops.views.paging import count_of
+from leadops.views.paging import paged
 
 
 def touch_rows(
@@ -36,11 +36,8 @@ def touch_rows(
         if value is not None:
             query = query.where(column == value)
     with Session(engine) as session:
-        total = count_of(session, query)
-        if limit:
-            query = query.limit(limit)
+        found, total = paged(session, query, limit)
         rows = [
-            {**touch.model_dump(), "email": email, "phone": phone}
-            for touch, email, phone in session.execute(query).all()
+            {**touch.model_dump(), "email": email, "phone": phone} for touch, email, phone in found
         ]
     return rows, total

@@ -1,4 +1,4 @@
-"""How many rows a list query matches before `--limit` cuts it."""
+"""Lists cut by `--limit`: the rows shown, and how many the query matches before the cut."""
 
 from __future__ import annotations
 
@@ -7,6 +7,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
+
+
+def paged(session: Session | Connection, query: Any, limit: int) -> tuple[list[Any], int]:
+    """The rows of `query`, at most `limit` (0: all), and how many it matches in all:
+    counted by a second query only when the limit cut the list."""
+    rows = list(session.execute(query.limit(limit) if limit else query).all())
+    total = count_of(session, query) if limit and len(rows) == limit else len(rows)
+    return rows, total
 
 
 def count_of(session: Session | Connection, query: Any) -> int:
