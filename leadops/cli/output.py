@@ -40,6 +40,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def print_json(value: Any) -> None:
+    """Print a JSON document (times and dates as ISO 8601)."""
+    json.dump(value, sys.stdout, indent=2, default=_json_default)
+    sys.stdout.write("\n")
+
+
 def safe_cell(value: Any) -> str:
     """A CSV cell that spreadsheets show as text, never evaluate as a formula."""
     text = "" if value is None else str(_plain(value))

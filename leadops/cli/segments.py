@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from leadops.cli.common import CliError, FormatOption, NowOption, _build, _instant, _settings
-from leadops.cli.output import Format, emit
-from leadops.cli.why import print_json
+from leadops.cli.output import Format, emit, print_json
 
 segments_app = typer.Typer(help="Try segment rules on the leads.", no_args_is_help=True)
 

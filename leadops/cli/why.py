@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -20,23 +17,11 @@ from leadops.cli.common import (
     console,
 )
 from leadops.cli.leads import leads_app
-from leadops.cli.output import Format, emit
+from leadops.cli.output import Format, emit, print_json
 
 commands = typer.Typer()
 
 STEP_COLUMNS = ["campaign", "step", "day", "channel", "state", "at", "reason", "explanation"]
-
-
-def print_json(value: Any) -> None:
-    """Print a JSON document (times as ISO 8601)."""
-
-    def plain(item: Any) -> Any:
-        if isinstance(item, datetime):
-            return item.isoformat()
-        raise TypeError(f"{type(item).__name__} is not JSON serialisable")
-
-    json.dump(value, sys.stdout, indent=2, default=plain)
-    sys.stdout.write("\n")
 
 
 @leads_app.command("why")
