@@ -1,5 +1,5 @@
 """Sales tables: escalations of sales-ready leads to reps, their assignments (the audit
-trail) and the notifications about them."""
+trail), the notifications about them and what reps did with them (activities)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,17 @@ class Escalation(SQLModel, table=True):
     closed_at: datetime | None = ts()
     closed_by: str | None = Field(default=None, max_length=200)
     close_note: str | None = None
+    # Speed to lead: the clock starts at the hand-raise (a hand-raise trigger) or when the
+    # lead was created (reached SQL), and stops at the rep's first logged contact.
+    started_at: datetime | None = ts()
+    first_contact_at: datetime | None = ts()
+    first_contact_by: str | None = Field(default=None, max_length=200)
+    first_contact_channel: str | None = Field(default=None, max_length=20)  # ContactChannel
+    # How it ended: a LostReason, NotReadyReason or DisqualifyReason code; the amount won
+    # (in the currency's minor unit, cents); when a lead not ready is to be tried again.
+    outcome_reason: str | None = Field(default=None, max_length=40)
+    amount_cents: int | None = Field(default=None, sa_type=sa.BigInteger)
+    retry_at: datetime | None = ts()
     created_at: datetime = ts(nullable=False)
     updated_at: datetime = ts(nullable=False)
 
@@ -105,7 +116,34 @@ class EscalationNotification(SQLModel, table=True):
     sent_at: datetime | None = ts()
 
 
+class EscalationActivity(SQLModel, table=True):
+    """One thing a rep did with an escalation (acknowledged, contacted, a note, closed),
+    as the person the signed link was sent to. `request_key` is the one-time key of the
+    form that sent it, so a double tap or a resent form records it once."""
+
+    __tablename__ = "escalation_activities"
+    __table_args__ = (
+        sa.UniqueConstraint("escalation_id", "request_key", name="uq_escalation_activities_once"),
+        sa.Index("ix_escalation_activities_escalation_at", "escalation_id", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    escalation_id: int = Field(foreign_key="escalations.id")
+    lead_id: int = Field(foreign_key="leads.id", index=True)
+    assignment_id: int | None = Field(default=None, foreign_key="escalation_assignments.id")
+    kind: str = Field(max_length=20)  # ActivityKind
+    channel: str | None = Field(default=None, max_length=20)  # ContactChannel, for contacted
+    reason: str | None = Field(default=None, max_length=40)  # a lost/not-ready/disqualify code
+    amount_cents: int | None = Field(default=None, sa_type=sa.BigInteger)
+    retry_at: datetime | None = ts()
+    note: str | None = None
+    by: str = Field(max_length=200)
+    request_key: str | None = Field(default=None, max_length=64)
+    at: datetime = ts(nullable=False)
+
+
 # Core table handles, for set-based statements that bypass the ORM's per-object overhead.
 ESCALATIONS = cast(sa.Table, Escalation.__table__)  # type: ignore[attr-defined]
 ESCALATION_ASSIGNMENTS = cast(sa.Table, EscalationAssignment.__table__)  # type: ignore[attr-defined]
 ESCALATION_NOTIFICATIONS = cast(sa.Table, EscalationNotification.__table__)  # type: ignore[attr-defined]
+ESCALATION_ACTIVITIES = cast(sa.Table, EscalationActivity.__table__)  # type: ignore[attr-defined]

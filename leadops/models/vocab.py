@@ -131,6 +131,64 @@ class EscalationStatus(StrEnum):
     CLOSED_WON = "closed_won"
     CLOSED_LOST = "closed_lost"
     RECYCLED = "recycled"  # not ready: back into nurture
+    DISQUALIFIED = "disqualified"  # not a lead for sales at all; marketing stops too
+
+
+class ActivityKind(StrEnum):
+    """What a rep did with an escalation (escalation_activities.kind)."""
+
+    ACKNOWLEDGED = "acknowledged"
+    CONTACTED = "contacted"  # a first or later contact: call, email or meeting
+    NOTE = "note"
+    WON = "won"
+    LOST = "lost"
+    NOT_READY = "not_ready"
+    DISQUALIFIED = "disqualified"
+
+
+class ContactChannel(StrEnum):
+    """How a rep reached the lead (escalation_activities.channel)."""
+
+    CALL = "call"
+    EMAIL = "email"
+    MEETING = "meeting"
+
+
+class LostReason(StrEnum):
+    """Why a deal was lost (structured, so the report can count them)."""
+
+    NO_BUDGET = "no_budget"
+    NO_NEED = "no_need"
+    TIMING = "timing"
+    COMPETITOR = "competitor"
+    NO_DECISION = "no_decision"
+    UNRESPONSIVE = "unresponsive"
+    PRICE = "price"
+    OTHER = "other"
+
+
+class NotReadyReason(StrEnum):
+    """Why a lead is not ready to buy yet (it goes back to nurture, to be tried again)."""
+
+    TIMING = "timing"
+    NO_BUDGET_YET = "no_budget_yet"
+    RESEARCHING = "researching"
+    WRONG_CONTACT = "wrong_contact"
+    UNRESPONSIVE = "unresponsive"
+    OTHER = "other"
+
+
+class DisqualifyReason(StrEnum):
+    """Why a lead is not a lead for sales at all; marketing to it stops."""
+
+    WRONG_FIT = "wrong_fit"
+    NO_BUDGET = "no_budget"
+    COMPETITOR = "competitor"
+    SPAM = "spam"
+    STUDENT = "student"
+    DUPLICATE = "duplicate"
+    EXISTING_CUSTOMER = "existing_customer"
+    OTHER = "other"
 
 
 ACTIVE_ESCALATION_STATUSES = (

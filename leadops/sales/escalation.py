@@ -53,6 +53,7 @@ from leadops.sales.routing import (
 from leadops.sales.runtime import EscalationRuntime
 
 FALLBACK_QUEUE = "fallback"
+SQL_ESCALATION = "sql_threshold"  # the trigger of a lead that reached the SQL stage
 TOP_REASONS = 5
 
 ReasonLike = str | Mapping[str, Any]
@@ -252,6 +253,7 @@ def _escalate_in(
     score: int,
     reasons: list[dict[str, Any]],
     now: datetime,
+    started_at: datetime | None,
 ) -> EscalationResult:
     lead = session.get(Lead, lead_id)
     if lead is None:
@@ -277,6 +279,7 @@ def _escalate_in(
         reasons=reasons,
         account_domain=profile.account_domain,
         status=EscalationStatus.OPEN,
+        started_at=started_at or (lead.created_at if trigger == SQL_ESCALATION else now),
         created_at=now,
         updated_at=now,
     )
@@ -309,6 +312,7 @@ def escalate(
     *,
     runtime: EscalationRuntime,
     deliver: bool = True,
+    started_at: datetime | None = None,
 ) -> EscalationResult:
     """Escalate a sales-ready lead: route it, record it and who is told, notify.
 
@@ -319,6 +323,9 @@ def escalate(
     rescore run's), it only adds rows to that session: the caller commits, then calls
     `deliver_notifications` (the every-minute escalate flow also sends whatever is due).
     `deliver=False` records without sending (a batch sends once at its end).
+
+    `started_at` starts the speed-to-lead clock: the moment a hand was raised; by default
+    the lead's creation for `sql_threshold`, else now.
     """
     now = ensure_utc(now)
     if not trigger or not trigger.replace("_", "").isalnum() or len(trigger) > 40:
@@ -333,6 +340,7 @@ def escalate(
         "score": int(score),
         "reasons": cleaned,
         "now": now,
+        "started_at": ensure_utc(started_at) if started_at is not None else None,
     }
     if isinstance(target, Session):
         return _escalate_in(target, runtime, **arguments)
@@ -359,6 +367,8 @@ def escalate_or_set_aside(
     score: int,
     reasons: Sequence[ReasonLike],
     now: datetime,
+    *,
+    started_at: datetime | None = None,
 ) -> EscalationResult | None:
     """`escalate()` without sending, for a batch: when it fails for this lead (nothing of
     it is kept), the lead is recorded as a dead letter with what a retry needs, and None
@@ -374,6 +384,7 @@ def escalate_or_set_aside(
             now,
             runtime=runtime,
             deliver=False,
+            started_at=started_at,
         )
     except Exception as exc:
         if deadletters.must_raise(exc):

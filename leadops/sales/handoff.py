@@ -16,13 +16,13 @@ from sqlmodel import Session
 from leadops.engagement.report import SQL_TRIGGER, SalesReady
 from leadops.engagement.rescore import run_inbox
 from leadops.nurture.runtime import Runtime
-from leadops.sales.escalation import escalate_or_set_aside
+from leadops.sales.escalation import SQL_ESCALATION, escalate_or_set_aside
 from leadops.sales.notify import NotifyReport, deliver_notifications
 from leadops.sales.runtime import EscalationRuntime
 from leadops.sales.scan import trigger_key
 
 # A rescore trigger and the escalation trigger it becomes.
-TRIGGERS = {SQL_TRIGGER: "sql_threshold", "reply": "reply_intent"}
+TRIGGERS = {SQL_TRIGGER: SQL_ESCALATION, "reply": "reply_intent"}
 
 
 @dataclass
@@ -57,8 +57,9 @@ def escalate_sales_ready(
         with Session(runtime.engine) as session:
             key = trigger_key(session, item.lead_id, item.trigger, item.at)
         reasons = [reason.item() for reason in item.reasons]
+        hand_raised = item.at if trigger != SQL_ESCALATION else None
         result = escalate_or_set_aside(
-            runtime, item.lead_id, trigger, key, item.score, reasons, now
+            runtime, item.lead_id, trigger, key, item.score, reasons, now, started_at=hand_raised
         )
         if result is None:
             report.dead_letters += 1

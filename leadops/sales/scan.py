@@ -18,7 +18,12 @@ from leadops.engagement.ledger import breakdowns
 from leadops.engagement.report import SQL_TRIGGER
 from leadops.engagement.scoring import top_reasons
 from leadops.models import ACTIVE_ESCALATION_STATUSES, ESCALATIONS, LEADS, Lead, LifecycleStage
-from leadops.sales.escalation import EscalationResult, ReasonLike, escalate_or_set_aside
+from leadops.sales.escalation import (
+    SQL_ESCALATION,
+    EscalationResult,
+    ReasonLike,
+    escalate_or_set_aside,
+)
 from leadops.sales.notify import NotifyReport, deliver_notifications
 from leadops.sales.runtime import EscalationRuntime
 from leadops.sales.sla import check_slas
@@ -94,7 +99,7 @@ def find_sales_ready(
             plans.append((lead.id, key, lead.score, reasons))
     results = []
     for lead_id, key, score, reasons in plans:
-        result = escalate_or_set_aside(runtime, lead_id, "sql_threshold", key, score, reasons, now)
+        result = escalate_or_set_aside(runtime, lead_id, SQL_ESCALATION, key, score, reasons, now)
         if result is not None:
             results.append(result)
     if deliver and any(result.created for result in results):
