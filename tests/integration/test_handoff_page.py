@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from leadops.core.clock import SimulatedClock
+from leadops.core.tokens import sign
 from leadops.delivery.policy import (
     REASON_MEANINGS,
     Action,
@@ -243,6 +244,16 @@ def test_forged_missing_and_cross_site_forms_are_refused_and_counted(
     same_site = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
     assert client.post(path, data=fields, headers=same_site).status_code == 200
     assert get(sqlite_engine, escalation_id).status == "acknowledged"
+    twice = submit(client, path, "contact", channel="email")  # a page that no longer asks
+    assert twice.status_code == 200 and "I have it" not in twice.text
+    assert [row[0] for row in activities(sqlite_engine, escalation_id)] == [
+        "acknowledged",
+        "contacted",
+    ]
+
+    key = runtime.settings.signing_key()
+    wrong_purpose = client.get(f"/escalations/ack/{sign('unsubscribe', {'e': 1, 'a': 1}, key)}")
+    assert wrong_purpose.status_code == 400 and "not &#39;ack&#39;" in wrong_purpose.text
 
     assert client.get(path[:-2] + "xx").status_code == 400
     settings = runtime.settings
@@ -251,7 +262,7 @@ def test_forged_missing_and_cross_site_forms_are_refused_and_counted(
     )
     expired = later.get(path)
     assert expired.status_code == 400 and "expired" in expired.text
-    assert refusals(sqlite_engine)["bad_token"] == 2
+    assert refusals(sqlite_engine)["bad_token"] == 3
 
 
 def test_an_old_link_after_a_reroute_shows_the_lead_but_cannot_act(
