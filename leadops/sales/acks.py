@@ -190,6 +190,18 @@ def parse_retry(text: str, zone: str) -> datetime:
     return ensure_utc(moment)
 
 
+def retry_for(engine: Engine, escalation_id: int, text: str) -> datetime:
+    """`parse_retry` in the time zone of the escalation's lead."""
+    with Session(engine) as session:
+        escalation = session.get(Escalation, escalation_id)
+        if escalation is None:
+            raise EscalationError(f"no escalation with id {escalation_id}")
+        zone = session.execute(
+            select(LEADS.c.timezone).where(LEADS.c.id == escalation.lead_id)
+        ).scalar_one()
+    return parse_retry(text, zone)
+
+
 def _acknowledged(
     session: Session, escalation: Escalation, now: datetime, by: str, *, closing: bool
 ) -> bool:

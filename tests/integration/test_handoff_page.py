@@ -130,7 +130,10 @@ def submit(client: TestClient, path: str, action: str, **values: str) -> Any:
 def test_a_rep_acknowledges_logs_a_call_and_closes_won_from_the_emailed_link(
     tmp_path: Path, engine: Engine
 ) -> None:
-    client, _, escalation_id, path = setup(tmp_path, engine)
+    client, runtime, escalation_id, path = setup(tmp_path, engine)
+    sent = [p.read_text() for p in runtime.settings.resolved_outbox_dir.rglob("*/rep/*.*")]
+    assert len(sent) == 2 and all("Open the hand-off page" in message for message in sent)
+    assert not any("leadops escalations" in message for message in sent)  # no CLI for reps
 
     page = client.get(path)
     assert page.status_code == 200
