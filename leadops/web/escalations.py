@@ -177,12 +177,14 @@ def handoff_page(request: Request, token: str, done: str | None = None) -> HTMLR
 
 
 def _same_origin(request: Request) -> bool:
-    """False for a POST a browser says came from another site (Sec-Fetch-Site, Origin)."""
+    """False for a POST a browser says came from another site (Sec-Fetch-Site, Origin).
+    The page's no-referrer policy makes browsers send `Origin: null` from the page itself,
+    so a null Origin says nothing (Sec-Fetch-Site and the CSRF value still apply)."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     ours = {urlsplit(state_of(request).settings.public_url).netloc, request.headers.get("host")}
     parts = urlsplit(origin)
