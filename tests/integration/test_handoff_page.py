@@ -34,9 +34,10 @@ from leadops.models import (
     Lead,
 )
 from leadops.models.vocab import SuppressionReason
+from leadops.sales.acks import close
 from leadops.sales.escalation import escalate
 from leadops.sales.runtime import EscalationRuntime
-from leadops.sales.scan import RETRY_DUE, run_escalations
+from leadops.sales.scan import RETRY_DUE, find_retries_due, run_escalations
 from leadops.sales.sla import check_slas
 from leadops.web.app import create_app
 from tests.integration.test_escalation import NOW, add_lead, get, runtime_for
@@ -327,3 +328,40 @@ def test_a_lead_not_ready_is_escalated_again_once_on_its_date(
         ).scalar_one()
     assert (again.trigger_key, again.rep_key) == (f"retry-{escalation_id}", "ana")
     assert "timing" in again.reasons[0]["reason"]
+
+
+def test_a_retry_skips_leads_that_became_customers_were_suppressed_or_disqualified(
+    tmp_path: Path, sqlite_engine: Engine
+) -> None:
+    runtime = runtime_for(tmp_path, sqlite_engine)
+    retry_at = NOW + timedelta(days=7)
+    ids = {}
+    for name in ("customer", "suppressed", "busy", "disqualified", "due"):
+        lead_id = add_lead(sqlite_engine, f"{name}@{name}.example")
+        result = escalate(
+            sqlite_engine, lead_id, "demo_requested", "e", 80, ["x"], NOW, runtime=runtime
+        )
+        assert result.escalation_id is not None
+        close(
+            sqlite_engine, result.escalation_id, "not_ready", now=NOW, by="ana", retry_at=retry_at
+        )
+        ids[name] = lead_id
+    with Session(sqlite_engine) as session:
+        customer = session.get(Lead, ids["customer"])
+        suppressed = session.get(Lead, ids["suppressed"])
+        assert customer is not None and suppressed is not None
+        customer.lifecycle_stage = "customer"
+        suppressed.email_suppressed_at = NOW
+        session.commit()
+    escalate(sqlite_engine, ids["busy"], "reply_intent", "r", 80, ["x"], NOW, runtime=runtime)
+    gone = escalate(
+        sqlite_engine, ids["disqualified"], "reply_intent", "r", 80, ["x"], NOW, runtime=runtime
+    )
+    assert gone.escalation_id is not None
+    close(sqlite_engine, gone.escalation_id, "disqualified", now=NOW, by="ana", reason="spam")
+
+    results = find_retries_due(runtime, retry_at)
+    assert [(r.created, get(sqlite_engine, r.escalation_id).lead_id) for r in results] == [
+        (True, ids["due"])
+    ]
+    assert find_retries_due(runtime, retry_at + timedelta(hours=1)) == []
