@@ -195,7 +195,14 @@ def test_a_rep_acts_from_the_emailed_link_in_a_phone_browser(
     )
     hand_raise(sqlite_engine, lead_id)
     result = escalate(
-        sqlite_engine, lead_id, "demo_requested", "e1", 80, REASONS, NOW, runtime=runtime
+        sqlite_engine,
+        lead_id,
+        "demo_requested",
+        "e1",
+        80,
+        REASONS,  # type: ignore[arg-type]
+        NOW,
+        runtime=runtime,
     )
     mail = next((settings.resolved_outbox_dir / "email" / "escalations" / "rep").glob("*.eml"))
     link = re.search(r"(http://127\.0\.0\.1:\d+/escalations/ack/[\w.-]+)", mail.read_text())

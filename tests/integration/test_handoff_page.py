@@ -27,13 +27,17 @@ from leadops.delivery.policy import (
 )
 from leadops.models import (
     ESCALATION_ACTIVITIES,
+    TOUCHES,
     WEBHOOK_REJECTIONS,
     Escalation,
     FormSubmission,
     InboxEvent,
     Lead,
+    ScoreEntry,
 )
 from leadops.models.vocab import SuppressionReason
+from leadops.nurture.tick import run_tick
+from leadops.runtime import load_runtime
 from leadops.sales.acks import close
 from leadops.sales.escalation import escalate
 from leadops.sales.runtime import EscalationRuntime
@@ -84,7 +88,8 @@ def refusals(engine: Engine) -> dict[str, int]:
 
 
 def hand_raise(engine: Engine, lead_id: int) -> None:
-    """What the lead sent: a demo request form with a message, and a WhatsApp reply."""
+    """What the lead sent: a demo request form with a message, and a WhatsApp reply; and
+    what scored it."""
     with Session(engine) as session:
         session.add(
             FormSubmission(
@@ -108,6 +113,18 @@ def hand_raise(engine: Engine, lead_id: int) -> None:
                 event="replied",
             )
         )
+        for rule, kind, points in (("demo_request", "engagement", 40), ("title-coo", "fit", 15)):
+            session.add(
+                ScoreEntry(
+                    lead_id=lead_id,
+                    kind=kind,
+                    rule=rule,
+                    points=points,
+                    reason=rule,
+                    event_at=NOW - timedelta(minutes=5),
+                    created_at=NOW - timedelta(minutes=5),
+                )
+            )
         session.commit()
 
 
@@ -142,6 +159,7 @@ def test_a_rep_acknowledges_logs_a_call_and_closes_won_from_the_emailed_link(
     assert "Can we see it &lt;b&gt;this week&lt;/b&gt;?" in page.text  # escaped
     assert "Yes please, call me after 3" in page.text
     assert "Tue 01 Dec 14:04 GMT" in page.text  # the lead's local time
+    assert re.search(r"demo_request</td><td class=\"n\">\+40", page.text)  # the breakdown
     assert "Act as ana" in page.text and 'name="by"' not in page.text
     assert get(engine, escalation_id).status == "open"  # GET changes nothing
     headers = page.headers
@@ -288,7 +306,7 @@ def test_an_old_link_after_a_reroute_shows_the_lead_but_cannot_act(
 def test_disqualifying_suppresses_the_lead_and_marketing_stops(
     tmp_path: Path, sqlite_engine: Engine
 ) -> None:
-    client, _, escalation_id, path = setup(tmp_path, sqlite_engine)
+    client, runtime, escalation_id, path = setup(tmp_path, sqlite_engine)
     done = submit(client, path, "disqualify", reason="student")
     assert done.status_code == 200 and "marketing to the lead has stopped" in done.text
     escalation = get(sqlite_engine, escalation_id)
@@ -307,6 +325,13 @@ def test_disqualifying_suppresses_the_lead_and_marketing_stops(
         )
     assert (decision.action, decision.reason) == (Action.SKIP, Reason.SUPPRESSED)
     assert SuppressionReason.DISQUALIFIED in REASON_MEANINGS
+
+    nurture = load_runtime(runtime.settings, engine=sqlite_engine)
+    run_tick(nurture, SimulatedClock(NOW + timedelta(days=7)))  # a week of nurture later
+    with Session(sqlite_engine) as session:
+        t = TOUCHES.c
+        query = select(t.status, t.hold_reason).where(t.lead_id == lead.id)
+        assert set(session.execute(query).all()) == {("skipped", "suppressed")}  # none sent
 
 
 def test_a_lead_not_ready_is_escalated_again_once_on_its_date(
@@ -327,7 +352,7 @@ def test_a_lead_not_ready_is_escalated_again_once_on_its_date(
             select(Escalation).where(Escalation.trigger == RETRY_DUE)  # type: ignore[arg-type]
         ).scalar_one()
     assert (again.trigger_key, again.rep_key) == (f"retry-{escalation_id}", "ana")
-    assert "timing" in again.reasons[0]["reason"]
+    assert any("not ready on 2026-12-01 (timing)" in r["reason"] for r in again.reasons)
 
 
 def test_a_retry_skips_leads_that_became_customers_were_suppressed_or_disqualified(
