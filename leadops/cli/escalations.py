@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -145,14 +145,34 @@ def escalations_close(
     escalation_id: Annotated[int, typer.Argument(help="Escalation id.")],
     outcome: Annotated[
         str,
-        typer.Option(help="won (lead becomes a customer), lost, or not-ready (back to nurture)."),
+        typer.Option(
+            help="won (lead becomes a customer), lost, not-ready (back to nurture, tried "
+            "again at --retry-at) or disqualified (marketing stops)."
+        ),
     ],
     by: Annotated[str, typer.Option(help="Who closes it.")] = "cli",
     note: Annotated[str | None, typer.Option(help="A note kept with the escalation.")] = None,
+    amount: Annotated[
+        str | None, typer.Option(help="won: the amount in the currency's major unit (1250.50).")
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="lost, not-ready, disqualified: the reason code (see the sales guide)."),
+    ] = None,
+    retry_at: Annotated[
+        str | None,
+        typer.Option(
+            help="not-ready: when to escalate the lead again: a date (09:00 the lead's "
+            "time) or an ISO date and time with its offset."
+        ),
+    ] = None,
     now: NowOption = None,
 ) -> None:
-    """Close an escalation. Example: leadops escalations close 3 --outcome not-ready"""
-    from leadops.sales.acks import close
+    """Close an escalation (closing acknowledges it first if nobody has).
+
+    Example: leadops escalations close 3 --outcome won --amount 1250 --by ana
+    """
+    from leadops.sales.acks import close, parse_amount, retry_for
     from leadops.sales.escalation import EscalationError
 
     engine = _engine(_settings())
@@ -164,10 +184,62 @@ def escalations_close(
             now=_instant(now),
             by=by,
             note=note,
+            reason=reason.replace("-", "_") if reason else None,
+            amount_cents=parse_amount(amount) if amount is not None else None,
+            retry_at=retry_for(engine, escalation_id, retry_at) if retry_at else None,
         )
     except EscalationError as exc:
         raise CliError(str(exc)) from exc
     console.print(f"escalation {escalation_id} is {escalation.status}")
+
+
+def _record(escalation_id: int, action: Any, by: str, now: str | None) -> None:
+    from leadops.sales.acks import act
+    from leadops.sales.escalation import EscalationError
+
+    engine = _engine(_settings())
+    try:
+        result = act(engine, escalation_id, action, now=_instant(now), by=by)
+    except EscalationError as exc:
+        raise CliError(str(exc)) from exc
+    if not result.ok:
+        raise CliError(f"escalation {escalation_id}: {result.message}")
+    console.print(f"escalation {escalation_id}: {result.message}", markup=False)
+
+
+@escalations_app.command("contact")
+def escalations_contact(
+    escalation_id: Annotated[int, typer.Argument(help="Escalation id.")],
+    channel: Annotated[str, typer.Option(help="call, email or meeting.")],
+    by: Annotated[str, typer.Option(help="Who contacted the lead (name or rep key).")],
+    note: Annotated[str | None, typer.Option(help="What happened.")] = None,
+    now: NowOption = None,
+) -> None:
+    """Log a contact with the lead; the first one is the speed-to-lead contact.
+
+    Example: leadops escalations contact 3 --channel call --by ana
+    """
+    from leadops.models import ActivityKind
+    from leadops.sales.acks import Action
+
+    _record(escalation_id, Action(ActivityKind.CONTACTED, channel=channel, note=note), by, now)
+
+
+@escalations_app.command("note")
+def escalations_note(
+    escalation_id: Annotated[int, typer.Argument(help="Escalation id.")],
+    text: Annotated[str, typer.Argument(help="The note.")],
+    by: Annotated[str, typer.Option(help="Who writes it.")],
+    now: NowOption = None,
+) -> None:
+    """Add a note to an escalation.
+
+    Example: leadops escalations note 3 "Wants a call on Friday" --by ana
+    """
+    from leadops.models import ActivityKind
+    from leadops.sales.acks import Action
+
+    _record(escalation_id, Action(ActivityKind.NOTE, note=text), by, now)
 
 
 @escalations_app.command("run")

@@ -75,6 +75,7 @@ class SuppressionReason(StrEnum):
     DROPPED = "dropped"  # SendGrid dropped an invalid, bounced or unsubscribed address
     INVALID_NUMBER = "invalid_number"  # Twilio: the number cannot be reached on WhatsApp
     INVALID_ADDRESS = "invalid_address"  # the provider refused the email address on send
+    DISQUALIFIED = "disqualified"  # a rep disqualified the lead: not a lead for sales at all
 
 
 # The person asked to stop, so their opt-in lifts it; a number Twilio could not reach is

@@ -1,5 +1,6 @@
-"""The scan: escalate SQL leads that have no active escalation, with their ledger's reasons,
-and the every-minute pass (scan, SLA check, send what is due).
+"""The scan: escalate SQL leads that have no active escalation, with their ledger's reasons;
+escalate again the leads a rep marked not ready once their date to try again arrives; and
+the every-minute pass (scan, retries, SLA check, send what is due).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import exists, func, select
 from sqlmodel import Session
 
@@ -17,7 +19,15 @@ from leadops.core.clock import ensure_utc
 from leadops.engagement.ledger import breakdowns
 from leadops.engagement.report import SQL_TRIGGER
 from leadops.engagement.scoring import top_reasons
-from leadops.models import ACTIVE_ESCALATION_STATUSES, ESCALATIONS, LEADS, Lead, LifecycleStage
+from leadops.models import (
+    ACTIVE_ESCALATION_STATUSES,
+    ESCALATIONS,
+    LEADS,
+    Escalation,
+    EscalationStatus,
+    Lead,
+    LifecycleStage,
+)
 from leadops.sales.escalation import (
     SQL_ESCALATION,
     EscalationResult,
@@ -29,6 +39,7 @@ from leadops.sales.runtime import EscalationRuntime
 from leadops.sales.sla import check_slas
 
 ReasonsFor = Callable[[Session, Lead], Sequence[ReasonLike]]
+RETRY_DUE = "retry_due"  # the trigger of a lead not ready before, whose retry date arrived
 
 
 def trigger_key(session: Session, lead_id: int, trigger: str, at: datetime) -> str:
@@ -69,13 +80,18 @@ def find_sales_ready(
     reasons_for: ReasonsFor | None = None,
     deliver: bool = True,
 ) -> list[EscalationResult]:
-    """Escalate every lead at lifecycle stage `sql` that has no active escalation.
+    """Escalate every lead at lifecycle stage `sql` that has no active escalation and was
+    never disqualified.
 
     The trigger is `sql_threshold`, keyed by `trigger_key`.
     """
     now = ensure_utc(now)
     e = ESCALATIONS.c
-    active = exists().where(e.lead_id == LEADS.c.id, e.status.in_(ACTIVE_ESCALATION_STATUSES))
+    # A lead a rep disqualified is not escalated again, whatever its score does.
+    active = exists().where(
+        e.lead_id == LEADS.c.id,
+        e.status.in_([*ACTIVE_ESCALATION_STATUSES, EscalationStatus.DISQUALIFIED]),
+    )
     set_aside = LEADS.c.id.in_(deadletters.open_escalation_leads())
     with Session(runtime.engine, expire_on_commit=False) as session:
         leads = list(
@@ -107,18 +123,88 @@ def find_sales_ready(
     return results
 
 
+def retry_key(escalation_id: int) -> str:
+    """The key a not-ready escalation is tried again under: once per escalation."""
+    return f"retry-{escalation_id}"
+
+
+def find_retries_due(
+    runtime: EscalationRuntime, now: datetime, *, limit: int | None = None, deliver: bool = True
+) -> list[EscalationResult]:
+    """Escalate again each lead a rep marked not ready whose `retry_at` has come (trigger
+    `retry_due`, key `retry-<escalation id>`, so once), unless the lead was disqualified,
+    became a customer, unsubscribed, is suppressed on a channel, or has an active
+    escalation. Routing chooses the rep as for any escalation: the account owner rule
+    gives the lead's company back to the rep who last held it."""
+    now = ensure_utc(now)
+    e, lead = ESCALATIONS.c, LEADS.c
+    other = ESCALATIONS.alias("other")
+    key = sa.literal("retry-") + sa.cast(e.id, sa.String)
+    retried = exists().where(
+        other.c.lead_id == e.lead_id, other.c.trigger == RETRY_DUE, other.c.trigger_key == key
+    )
+    busy_or_disqualified = exists().where(
+        other.c.lead_id == e.lead_id,
+        other.c.status.in_([*ACTIVE_ESCALATION_STATUSES, EscalationStatus.DISQUALIFIED]),
+    )
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        due = session.execute(
+            select(Escalation, Lead)
+            .join(LEADS, lead.id == e.lead_id)
+            .where(
+                e.status == EscalationStatus.RECYCLED,
+                e.retry_at <= now,
+                lead.lifecycle_stage.not_in([LifecycleStage.CUSTOMER, LifecycleStage.UNSUBSCRIBED]),
+                lead.unsubscribed_at.is_(None),
+                lead.email_suppressed_at.is_(None),
+                lead.whatsapp_suppressed_at.is_(None),
+                ~retried,
+                ~busy_or_disqualified,
+                ~lead.id.in_(deadletters.open_escalation_leads()),
+            )
+            .order_by(e.retry_at, e.id)
+            .limit(limit or runtime.settings.escalation_scan_limit)
+        ).all()
+        plans = []
+        for before, person in due:
+            assert before.id is not None and person.id is not None and before.retry_at
+            why = f"not ready on {before.closed_at:%Y-%m-%d}"
+            if before.outcome_reason:
+                why += f" ({before.outcome_reason.replace('_', ' ')})"
+            reasons: list[ReasonLike] = [
+                {"reason": f"{why}; to try again from {before.retry_at:%Y-%m-%d %H:%M} UTC"}
+            ]
+            explained = breakdowns(session.connection(), [person.id]).get(person.id, [])
+            reasons += [reason.item() for reason in top_reasons(explained)]
+            plans.append((person.id, retry_key(before.id), person.score, reasons))
+    results = []
+    for lead_id, trigger_key_, score, reasons in plans:
+        result = escalate_or_set_aside(
+            runtime, lead_id, RETRY_DUE, trigger_key_, score, reasons, now
+        )
+        if result is not None:
+            results.append(result)
+    if deliver and any(result.created for result in results):
+        deliver_notifications(runtime, now)
+    return results
+
+
 @dataclass
 class RunReport:
     escalated: int = 0
+    retried: int = 0  # of the escalated: leads not ready before, tried again
     rerouted: int = 0
     to_queue: int = 0
     notify: NotifyReport = field(default_factory=NotifyReport)
 
 
 def run_escalations(runtime: EscalationRuntime, now: datetime) -> RunReport:
-    """One pass of the every-minute loop: scan for SQL leads, apply SLAs, send what is due."""
+    """One pass of the every-minute loop: scan for SQL leads and retries due, apply SLAs,
+    send what is due."""
     report = RunReport()
     report.escalated = sum(r.created for r in find_sales_ready(runtime, now, deliver=False))
+    report.retried = sum(r.created for r in find_retries_due(runtime, now, deliver=False))
+    report.escalated += report.retried
     sla = check_slas(runtime, now, deliver=False)
     report.rerouted, report.to_queue = sla.rerouted, sla.to_queue
     report.notify = deliver_notifications(runtime, now)

@@ -1,1 +1,1 @@
-"""The leadops HTTP app: webhooks, forms, unsubscribe and acknowledge links."""
+"""The leadops HTTP app: webhooks, forms, unsubscribe links and the reps' hand-off page."""
