@@ -15,10 +15,17 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from leadops.core.clock import known_timezone
 from leadops.core.configfile import load_model
@@ -172,6 +179,8 @@ class Rep(Contact):
 
 
 DEFAULT_INTRO_CHANNELS: list[IntroChannel] = ["raised_on", "email"]
+TriggerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+IntroChannels = Annotated[list[IntroChannel], Field(min_length=1)]
 
 
 class IntroConfig(_Strict):
@@ -180,19 +189,7 @@ class IntroConfig(_Strict):
     (not sql_threshold, imported_sql or retry_due) sends it on the channel the hand was
     raised on, else by email."""
 
-    triggers: dict[str, list[IntroChannel]] | None = None
-
-    @field_validator("triggers")
-    @classmethod
-    def _triggers(
-        cls, value: dict[str, list[IntroChannel]] | None
-    ) -> dict[str, list[IntroChannel]] | None:
-        for trigger, channels in (value or {}).items():
-            if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", trigger):
-                raise ValueError(f"{trigger!r} is not a trigger such as demo_requested")
-            if not channels:
-                raise ValueError(f"{trigger}: list at least one channel (email, whatsapp)")
-        return value
+    triggers: dict[TriggerName, IntroChannels] | None = None
 
     def channels(self, trigger: str) -> list[str]:
         """The intro's channels for an escalation's trigger, in order; empty: no intro."""

@@ -57,8 +57,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('escalations', schema=None) as batch_op:
-        batch_op.drop_column('trigger_detail')
+    # In place, not rebuilt: on SQLite a rebuild of escalations fails while rows of other
+    # tables reference it (SQLite drops a plain column itself since 3.35).
+    op.execute('ALTER TABLE escalations DROP COLUMN trigger_detail')
 
     with op.batch_alter_table('escalation_notifications', schema=None) as batch_op:
         batch_op.drop_constraint(FK_DIGEST, type_='foreignkey')
