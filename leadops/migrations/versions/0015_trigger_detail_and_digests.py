@@ -3,8 +3,8 @@ was made, and one manager message per channel for a whole SLA pass
 
 Adds `escalations.trigger_detail` (empty for escalations from before: they are worded
 from their trigger alone), the `escalation_digests` table and
-`escalation_notifications.digest_id`. Manager notifications from before keep no digest
-and are sent (or were sent) one by one, as they were recorded. Downgrading drops the
+`escalation_notifications.digest_id`. Manager notifications from before that were sent
+keep no digest; one still pending goes out in the next digest. Downgrading drops the
 digests; the manager notifications they carried keep their own status.
 
 Revision ID: 0015
