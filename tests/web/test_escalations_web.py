@@ -73,7 +73,7 @@ def test_forged_expired_and_outdated_links_are_refused(tmp_path: Path, engine: E
     response = client.post(path, data={"by": "Ana"})
     assert response.status_code == 409 and "re-routed to ben" in response.text
     assert get(engine, result.escalation_id).status == "rerouted"
-    assert client.post(ack_path(runtime.settings.resolved_outbox_dir, "manager")).status_code == 200
+    assert client.post(ack_path(runtime.settings.resolved_outbox_dir, "digest")).status_code == 200
     acknowledged = get(engine, result.escalation_id)
     assert acknowledged.status == "acknowledged"
     assert acknowledged.acknowledged_by.startswith("manager: ")  # the manager's own link
