@@ -38,7 +38,11 @@ NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # a Tuesday, inside every window
 ROUTING = """\
 sla_minutes: 15
 max_reroutes: 1
-manager: {name: Mia Manager, email: mia@northwind.example}
+manager:
+  name: Mia Manager
+  email: mia@northwind.example
+  whatsapp: "+447700900555"
+  notify: [email, whatsapp]
 fallback_queue:
   name: Inside sales queue
   email: queue@northwind.example
@@ -192,15 +196,19 @@ def test_one_sla_pass_sends_the_manager_one_digest_naming_every_escalation(
     for i in range(21):
         assert f"p{i}@firm{i}.example" in text and f"Firm {i}" in text
     assert text.count("not acknowledged by Ana Ames; now with Ben Bose") == 21
+    (short,) = files(runtime, "whatsapp", "digest")  # one message per channel
+    body = json.loads(short.read_text())["body"]
+    assert body.startswith("21 re-routed") and body.count("Ana Ames -> Ben Bose") == 21
     told = rows(engine, "manager")
-    assert len(told) == 21 and {(n.status, n.digest_id) for n in told} == {("sent", 1)}
+    assert len(told) == 42 and {n.status for n in told} == {"sent"}
+    assert {n.digest_id for n in told if n.channel == "email"} == {1}
     assert len(files(runtime, "email", "rep")) == 42  # each rep is still told one by one
 
     report = check_slas(runtime, NOW + timedelta(minutes=32))  # max_reroutes 1: the queue
     assert report.to_queue == 21
     assert len(files(runtime, "email", "digest")) == 2
     second = files(runtime, "email", "digest")[1].read_text()
-    assert "21 in the fallback queue" in second and "p20@firm20.example" in second
+    assert "Subject: 21 in the fallback queue" in second and "p20@firm20.example" in second
     assert deliver_notifications(runtime, NOW + timedelta(hours=1)).sent == 0
 
 
@@ -247,14 +255,20 @@ def test_a_digest_whose_sender_stopped_mid_send_is_never_sent_twice(
     )
     with pytest.raises(KeyboardInterrupt):
         deliver_notifications(stopping, NOW + timedelta(minutes=16))
-    with Session(engine) as session:
-        (digest,) = session.execute(select(EscalationDigest)).scalars()
-    assert (digest.status, digest.attempts) == ("sending", 1)
-    assert deliver_notifications(runtime, NOW + timedelta(minutes=17)).sent == 0  # leased
+
+    def digest_of(channel: str) -> EscalationDigest:
+        with Session(engine) as session:
+            found = session.execute(
+                select(EscalationDigest).where(EscalationDigest.channel == channel)  # type: ignore[arg-type]
+            ).scalar_one()
+            return found
+
+    assert (digest_of("email").status, digest_of("email").attempts) == ("sending", 1)
+    later = deliver_notifications(runtime, NOW + timedelta(minutes=17))
+    assert later.sent == 1 and digest_of("whatsapp").status == "sent"  # the email is leased
     report = deliver_notifications(runtime, NOW + timedelta(minutes=22))
     assert report.recovered == 1 and report.sent == 0
-    with Session(engine) as session:
-        (digest,) = session.execute(select(EscalationDigest)).scalars()
+    digest = digest_of("email")
     assert digest.status == "sent" and digest.provider_id  # the outbox proves it left
     assert {n.status for n in rows(engine, "manager")} == {"sent"}
     assert len(files(runtime, "email", "digest")) == 1
