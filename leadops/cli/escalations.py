@@ -31,6 +31,7 @@ ESCALATION_COLUMNS = [
     "lead_id",
     "email",
     "trigger",
+    "why",
     "status",
     "assignee",
     "reroutes",

@@ -7,8 +7,12 @@ Two classes of message (`MessageClass`):
 - marketing: nurture sequences. They need the channel's consent, stop at an opt-out or
   suppression, and keep to the send window and the frequency caps.
 - transactional: what the person asked for (the double opt-in confirmation, the answer
-  to a request). No marketing consent is needed and the caps do not count them, but
-  unsubscribe, suppression and the send window still apply.
+  to a request such as the hand-off intro, `intro_decision`). No marketing consent is
+  needed and the caps do not count them, but unsubscribe, suppression and the send window
+  still apply.
+
+WhatsApp free text (no approved template) may only go inside the 24-hour window after
+the lead's last inbound WhatsApp message (Twilio error 63016 otherwise).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class Reason(StrEnum):
     RENDER_ERROR = "render_error"
     PROVIDER_RETRY = "provider_retry"
     CAMPAIGN_PAUSED = "campaign_paused"
+    WHATSAPP_SESSION_CLOSED = "whatsapp_session_closed"
 
 
 # The one legend of the codes in touches.hold_reason: the policy's Reason codes, then the
@@ -51,6 +56,9 @@ REASON_MEANINGS: dict[str, str] = {
     Reason.RENDER_ERROR: "the template failed to render; retried hourly until it is fixed",
     Reason.PROVIDER_RETRY: "the provider refused for now (rate limit, outage); retried later",
     Reason.CAMPAIGN_PAUSED: "the campaign is paused (`leadops campaigns resume` releases it)",
+    Reason.WHATSAPP_SESSION_CLOSED: (
+        "free WhatsApp text needs a message from the lead in the last 24 hours; none came"
+    ),
     "dead_letter": "set aside after an unexpected error; `leadops deadletters retry` puts it back",
     "enrollment_ended": "the lead's enrollment ended before this step went out",
     "escalated": "the lead was handed to sales; nurture stops",
@@ -175,11 +183,14 @@ def decide(
     already_sent: bool = False,
     message_class: MessageClass = MessageClass.MARKETING,
     paused: bool = False,
+    whatsapp_session: bool | None = None,
 ) -> Decision:
     """Decide whether a message may go out now; see Reason for every "no".
 
     `window` is the campaign's (its own days, hours and blackout dates, else the
-    settings'); a touch of a `paused` campaign is held, never skipped, until it resumes."""
+    settings'); a touch of a `paused` campaign is held, never skipped, until it resumes.
+    `whatsapp_session` is given for WhatsApp free text: whether the lead's 24-hour window
+    is open (when it is not, the message is skipped: another channel may carry it)."""
     marketing = message_class == MessageClass.MARKETING
     if already_sent:
         return Decision(Action.SKIP, Reason.ALREADY_SENT)
@@ -197,6 +208,8 @@ def decide(
         return Decision(Action.SKIP, Reason.NO_CONSENT)
     if not address:
         return Decision(Action.SKIP, Reason.NO_ADDRESS)
+    if channel == Channel.WHATSAPP and whatsapp_session is False:
+        return Decision(Action.SKIP, Reason.WHATSAPP_SESSION_CLOSED)
 
     if paused:
         return Decision(Action.HOLD, Reason.CAMPAIGN_PAUSED, now + PAUSE_RECHECK)
@@ -213,6 +226,32 @@ def decide(
     if blocked_until is not None:
         return Decision(Action.HOLD, Reason.FREQUENCY_CAP, window.next_open(blocked_until, zone))
     return SEND
+
+
+NO_CAPS = Caps(per_day=0, per_week=0)  # transactional messages are not counted by caps
+
+
+def intro_decision(
+    *,
+    channel: str,
+    lead: ContactFacts,
+    now: datetime,
+    window: SendWindow,
+    whatsapp_session: bool,
+) -> Decision:
+    """The policy's answer for the lead's hand-off intro (MessageKind.INTRO), WhatsApp
+    free text or an email: transactional, so unsubscribe, suppression, the send window
+    and, on WhatsApp, the 24-hour window apply; no marketing consent or caps."""
+    return decide(
+        channel=channel,
+        lead=lead,
+        now=now,
+        window=window,
+        caps=NO_CAPS,
+        recent_sends=(),
+        message_class=MessageClass.TRANSACTIONAL,
+        whatsapp_session=whatsapp_session if channel == Channel.WHATSAPP else None,
+    )
 
 
 def contact_facts(lead: Lead | Any) -> ContactFacts:

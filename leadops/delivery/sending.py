@@ -1,8 +1,8 @@
 """What a provider's answer means for any outbound message, and when to try again.
 
-Every kind of outbound message (nurture touch, rep notification, form confirmation, and
-later SMS, the lead's hand-off message, CRM writes) is recorded before it is sent, then
-its outcome is classified here, once:
+Every kind of outbound message (nurture touch, rep notification and manager digest, form
+confirmation, the lead's hand-off intro, and later SMS, CRM writes) is recorded before it
+is sent, then its outcome is classified here, once:
 
 - `sent`: the provider accepted it;
 - `retry`: provably not delivered (TransientSendError): pending again after the kind's
@@ -68,6 +68,7 @@ class MessageKind(StrEnum):
     TOUCH = "touch"
     NOTIFICATION = "notification"
     CONFIRMATION = "confirmation"
+    INTRO = "intro"  # the lead's hand-off message introducing their rep
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,18 @@ POLICIES: dict[str, RetryPolicy] = {
             "retried at each intake pass (form submissions keep no attempt count or "
             "due time); given up 2 days after the sign-up, when a confirmation email "
             "would come too late to be recognised"
+        ),
+    ),
+    MessageKind.INTRO: RetryPolicy(
+        MessageKind.INTRO,
+        first_delay=timedelta(seconds=30),
+        max_delay=timedelta(minutes=10),
+        max_attempts=6,
+        max_age=None,
+        why=(
+            "the lead should hear within minutes that a person is coming: 30 s doubling, "
+            "capped at 10 minutes, gives up after 6 attempts (about 16 minutes); later, "
+            "the rep's own first contact would overtake it"
         ),
     ),
 }

@@ -89,11 +89,13 @@ from leadops.models.engagement import (
 from leadops.models.sales import (
     ESCALATION_ACTIVITIES,
     ESCALATION_ASSIGNMENTS,
+    ESCALATION_DIGESTS,
     ESCALATION_NOTIFICATIONS,
     ESCALATIONS,
     Escalation,
     EscalationActivity,
     EscalationAssignment,
+    EscalationDigest,
     EscalationNotification,
 )
 from leadops.models.ops import (
@@ -114,6 +116,7 @@ __all__ = [
     "ESCALATIONS",
     "ESCALATION_ACTIVITIES",
     "ESCALATION_ASSIGNMENTS",
+    "ESCALATION_DIGESTS",
     "ESCALATION_NOTIFICATIONS",
     "FINAL_TOUCH_STATUSES",
     "FORM_SUBMISSIONS",
@@ -147,6 +150,7 @@ __all__ = [
     "Escalation",
     "EscalationActivity",
     "EscalationAssignment",
+    "EscalationDigest",
     "EscalationNotification",
     "EscalationStatus",
     "FormSubmission",

@@ -36,6 +36,10 @@ class Escalation(SQLModel, table=True):
     lead_id: int = Field(foreign_key="leads.id", index=True)
     trigger: str = Field(max_length=40)
     trigger_key: str = Field(max_length=200)
+    # What was true of the trigger when the escalation was made (the import source of a
+    # lead imported at SQL, the score change that crossed the threshold, the channel a
+    # hand was raised on); worded by leadops.sales.triggers.
+    trigger_detail: str | None = Field(default=None, max_length=300)
     score: int = 0
     reasons: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
     account_domain: str | None = Field(default=None, max_length=255, index=True)
@@ -102,10 +106,35 @@ class EscalationNotification(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     escalation_id: int = Field(foreign_key="escalations.id", index=True)
     assignment_id: int = Field(foreign_key="escalation_assignments.id")
-    role: str = Field(max_length=20)  # rep, manager, queue
+    role: str = Field(max_length=20)  # rep, manager, queue, lead (the hand-off intro)
     recipient: str = Field(max_length=200)
     channel: str = Field(max_length=20)  # email, whatsapp, slack
     address: str = Field(max_length=320)  # email, E.164 number, or slack:<env variable>
+    status: str = Field(default=NotificationStatus.PENDING, max_length=20)
+    attempts: int = 0
+    not_before: datetime = ts(nullable=False)
+    lease_until: datetime | None = ts()
+    provider_id: str | None = Field(default=None, max_length=300)
+    error: str | None = None
+    created_at: datetime = ts(nullable=False)
+    sent_at: datetime | None = ts()
+    # A manager notification goes out inside one digest (one message per channel for a
+    # whole SLA pass); the row stays as the record of who was told about what.
+    digest_id: int | None = Field(default=None, foreign_key="escalation_digests.id")
+
+
+class EscalationDigest(SQLModel, table=True):
+    """One message to the manager on one channel listing the escalations of one pass that
+    were re-routed or sent to the fallback queue (their escalation_notifications rows point
+    here). Sent like a notification: recorded before it is sent, sent at most once."""
+
+    __tablename__ = "escalation_digests"
+    __table_args__ = (sa.Index("ix_escalation_digests_status", "status", "not_before"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recipient: str = Field(max_length=200)
+    channel: str = Field(max_length=20)
+    address: str = Field(max_length=320)
     status: str = Field(default=NotificationStatus.PENDING, max_length=20)
     attempts: int = 0
     not_before: datetime = ts(nullable=False)
@@ -146,4 +175,5 @@ class EscalationActivity(SQLModel, table=True):
 ESCALATIONS = cast(sa.Table, Escalation.__table__)  # type: ignore[attr-defined]
 ESCALATION_ASSIGNMENTS = cast(sa.Table, EscalationAssignment.__table__)  # type: ignore[attr-defined]
 ESCALATION_NOTIFICATIONS = cast(sa.Table, EscalationNotification.__table__)  # type: ignore[attr-defined]
+ESCALATION_DIGESTS = cast(sa.Table, EscalationDigest.__table__)  # type: ignore[attr-defined]
 ESCALATION_ACTIVITIES = cast(sa.Table, EscalationActivity.__table__)  # type: ignore[attr-defined]

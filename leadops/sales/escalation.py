@@ -5,7 +5,9 @@
   takes the lead out of nurture and records its notifications before any is sent;
   `deliver_notifications()` (leadops.sales.notify) sends them exactly once.
 - `assign()` writes one assignment and who is told about it (also used by the SLA
-  re-route, leadops.sales.sla).
+  re-route, leadops.sales.sla): the rep or the queue, the manager (in a digest per pass,
+  leadops.sales.notify) and, at the first assignment of a hand-raise, the lead (the
+  hand-off intro, `intro:` in routing.yaml).
 - `escalate_or_set_aside()` is how batches escalate: a lead that cannot be routed or
   recorded becomes a dead letter (leadops.deadletters) and the batch goes on.
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -33,12 +35,15 @@ from leadops.models import (
     ESCALATION_ASSIGNMENTS,
     ESCALATION_NOTIFICATIONS,
     ESCALATIONS,
+    STAGE_CHANGES,
     DeadLetterItem,
     Escalation,
     EscalationAssignment,
     EscalationNotification,
     EscalationStatus,
     Lead,
+    LifecycleStage,
+    NotificationStatus,
 )
 from leadops.sales.notify import deliver_notifications
 from leadops.sales.routing import (
@@ -51,9 +56,11 @@ from leadops.sales.routing import (
     route,
 )
 from leadops.sales.runtime import EscalationRuntime
+from leadops.sales.triggers import IMPORTED_SQL, SQL_TRIGGERS, raised_on
+from leadops.sales.triggers import SQL_ESCALATION as SQL_ESCALATION
 
 FALLBACK_QUEUE = "fallback"
-SQL_ESCALATION = "sql_threshold"  # the trigger of a lead that reached the SQL stage
+LEAD_ROLE = "lead"  # the notification row of the lead's hand-off intro
 TOP_REASONS = 5
 
 ReasonLike = str | Mapping[str, Any]
@@ -201,8 +208,78 @@ def assign(
                     created_at=now,
                 )
             )
+    if seq == 1:
+        _record_intro(session, runtime, escalation, assignment, now)
     session.flush()
     return assignment
+
+
+def _record_intro(
+    session: Session,
+    runtime: EscalationRuntime,
+    escalation: Escalation,
+    assignment: EscalationAssignment,
+    now: datetime,
+) -> None:
+    """The lead's hand-off intro, with the first assignment only (never at a re-route),
+    when routing.yaml's `intro:` sends one for this trigger. It is recorded on the first
+    channel the lead has an address on; the contact policy decides at send time (and may
+    move it to the next channel). No address at all: recorded skipped."""
+    channels = runtime.routing.intro.channels(escalation.trigger)
+    if not channels:
+        return
+    lead = session.get(Lead, escalation.lead_id)
+    assert lead is not None and escalation.id is not None and assignment.id is not None
+    addresses = {"email": lead.email, "whatsapp": lead.phone}
+    reachable = [(channel, addresses.get(channel)) for channel in channels]
+    channel, address = next(((c, a) for c, a in reachable if a), (channels[0], None))
+    names = " ".join(part for part in (lead.first_name, lead.last_name) if part)
+    session.add(
+        EscalationNotification(
+            escalation_id=escalation.id,
+            assignment_id=assignment.id,
+            role=LEAD_ROLE,
+            recipient=(names or lead.email or lead.phone or f"lead {lead.id}")[:200],
+            channel=channel,
+            address=address or "-",
+            status=NotificationStatus.PENDING if address else NotificationStatus.SKIPPED,
+            error=None if address else "no_address",
+            not_before=now,
+            created_at=now,
+        )
+    )
+
+
+def sql_crossing(session: Session, lead_id: int) -> str | None:
+    """Why the score took the lead to SQL since its last escalation (the stage change's
+    reason, "score 85 reached the sql threshold 80"); None when no score change did, so
+    the stage came from the import."""
+    c, e = STAGE_CHANGES.c, ESCALATIONS.c
+    last = select(func.max(e.created_at)).where(e.lead_id == lead_id).scalar_subquery()
+    reason = session.execute(
+        select(c.reason)
+        .where(
+            c.lead_id == lead_id,
+            c.to_stage == LifecycleStage.SQL,
+            or_(last.is_(None), c.changed_at >= last),
+        )
+        .order_by(c.changed_at.desc(), c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return str(reason) if reason is not None else None
+
+
+def _trigger_detail(session: Session, lead: Lead, trigger: str) -> str | None:
+    """What is true of the trigger now, recorded with the escalation (see
+    leadops.sales.triggers): the crossing, the import source, the reply's channel."""
+    assert lead.id is not None
+    if trigger == SQL_ESCALATION:
+        return sql_crossing(session, lead.id)
+    if trigger == IMPORTED_SQL:
+        return lead.source
+    if trigger == "reply_intent":
+        return raised_on(trigger)
+    return None
 
 
 def _hand_off(session: Session, lead_id: int, now: datetime) -> None:
@@ -219,10 +296,12 @@ def _hand_off(session: Session, lead_id: int, now: datetime) -> None:
 
 def _existing(session: Session, lead_id: int, trigger: str, trigger_key: str) -> EscalationResult:
     e = ESCALATIONS.c
+    # one SQL crossing is escalated once, as sql_threshold or imported_sql
+    same_kind = SQL_TRIGGERS if trigger in SQL_TRIGGERS else {trigger}
     same = session.execute(
-        select(Escalation).where(
-            e.lead_id == lead_id, e.trigger == trigger, e.trigger_key == trigger_key
-        )
+        select(Escalation)
+        .where(e.lead_id == lead_id, e.trigger.in_(same_kind), e.trigger_key == trigger_key)
+        .limit(1)
     ).scalar_one_or_none()
     if same is not None:
         return EscalationResult(
@@ -271,15 +350,17 @@ def _escalate_in(
         loads=current_loads(session, routing, now),
         owner=account_owner(session, profile.account_domain),
     )
+    detail = _trigger_detail(session, lead, trigger)
     escalation = Escalation(
         lead_id=lead_id,
         trigger=trigger,
         trigger_key=trigger_key,
+        trigger_detail=detail[:300] if detail else None,
         score=score,
         reasons=reasons,
         account_domain=profile.account_domain,
         status=EscalationStatus.OPEN,
-        started_at=started_at or (lead.created_at if trigger == SQL_ESCALATION else now),
+        started_at=started_at or (lead.created_at if trigger in SQL_TRIGGERS else now),
         created_at=now,
         updated_at=now,
     )
@@ -325,7 +406,8 @@ def escalate(
     `deliver=False` records without sending (a batch sends once at its end).
 
     `started_at` starts the speed-to-lead clock: the moment a hand was raised; by default
-    the lead's creation for `sql_threshold`, else now.
+    the lead's creation for `sql_threshold` and `imported_sql`, else now. What was true of
+    the trigger (leadops.sales.triggers) is recorded with it.
     """
     now = ensure_utc(now)
     if not trigger or not trigger.replace("_", "").isalnum() or len(trigger) > 40:

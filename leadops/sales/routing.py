@@ -15,18 +15,29 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from leadops.core.clock import known_timezone
 from leadops.core.configfile import load_model
 from leadops.core.settings import WEEKDAY_NAMES
+from leadops.sales.triggers import NOT_HAND_RAISES, raised_on
 
 RULES = ("account_owner", "territory", "industry", "language", "round_robin")
 MATCH_RULES = ("territory", "industry", "language")
 NotifyChannel = Literal["email", "whatsapp", "slack"]
+# The hand-off intro's channels: email, WhatsApp, or the channel the hand was raised on.
+IntroChannel = Literal["email", "whatsapp", "raised_on"]
+HTTP_URL = re.compile(r"^https?://[^\s/?#]+\.[^\s/?#]+[^\s]*$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 ENV_REF = re.compile(r"^env:([A-Z_][A-Z0-9_]*)$")
 DEFAULT_PERSONAL_DOMAINS = [
@@ -64,6 +75,17 @@ class Contact(_Strict):
     slack_webhook_url: str | None = None
     notify: list[NotifyChannel] = Field(default_factory=lambda: _EMAIL_ONLY.copy(), min_length=1)
     timezone: str = "UTC"  # times in their messages, and a rep's working hours
+    # For the lead's hand-off intro (a rep or the fallback queue): a line about them, and
+    # where the lead books a meeting with them.
+    about: str | None = Field(default=None, min_length=1, max_length=300)
+    booking_url: str | None = Field(default=None, max_length=500)
+
+    @field_validator("booking_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not HTTP_URL.match(value):
+            raise ValueError(f"{value!r} is not an http(s) link such as https://cal.example/ana")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -156,6 +178,33 @@ class Rep(Contact):
         return [item.strip().lower() for item in value]
 
 
+DEFAULT_INTRO_CHANNELS: list[IntroChannel] = ["raised_on", "email"]
+TriggerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+IntroChannels = Annotated[list[IntroChannel], Field(min_length=1)]
+
+
+class IntroConfig(_Strict):
+    """Which escalations send the lead the hand-off intro, and on which channels in order
+    (the first the contact policy allows is used). Without `triggers`, every hand-raise
+    (not sql_threshold, imported_sql or retry_due) sends it on the channel the hand was
+    raised on, else by email."""
+
+    triggers: dict[TriggerName, IntroChannels] | None = None
+
+    def channels(self, trigger: str) -> list[str]:
+        """The intro's channels for an escalation's trigger, in order; empty: no intro."""
+        if self.triggers is None:
+            wanted = [] if trigger in NOT_HAND_RAISES else DEFAULT_INTRO_CHANNELS
+        else:
+            wanted = self.triggers.get(trigger, [])
+        ordered: list[str] = []
+        for channel in wanted:
+            name = raised_on(trigger) if channel == "raised_on" else channel
+            if name not in ordered:
+                ordered.append(name)
+        return ordered
+
+
 class RoutingConfig(_Strict):
     sla_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
     max_reroutes: int = Field(default=2, ge=0, le=20)
@@ -169,6 +218,7 @@ class RoutingConfig(_Strict):
     manager: Contact
     fallback_queue: Contact
     reps: list[Rep] = Field(min_length=1)
+    intro: IntroConfig = Field(default_factory=IntroConfig)
 
     @field_validator("rules")
     @classmethod

@@ -29,14 +29,15 @@ from leadops.models import (
     LifecycleStage,
 )
 from leadops.sales.escalation import (
-    SQL_ESCALATION,
     EscalationResult,
     ReasonLike,
     escalate_or_set_aside,
+    sql_crossing,
 )
 from leadops.sales.notify import NotifyReport, deliver_notifications
 from leadops.sales.runtime import EscalationRuntime
 from leadops.sales.sla import check_slas
+from leadops.sales.triggers import IMPORTED_SQL, SQL_ESCALATION
 
 ReasonsFor = Callable[[Session, Lead], Sequence[ReasonLike]]
 RETRY_DUE = "retry_due"  # the trigger of a lead not ready before, whose retry date arrived
@@ -83,7 +84,8 @@ def find_sales_ready(
     """Escalate every lead at lifecycle stage `sql` that has no active escalation and was
     never disqualified.
 
-    The trigger is `sql_threshold`, keyed by `trigger_key`.
+    The trigger is `sql_threshold` when a score change took the lead to SQL since its last
+    escalation, else `imported_sql` (the import set the stage); keyed by `trigger_key`.
     """
     now = ensure_utc(now)
     e = ESCALATIONS.c
@@ -106,16 +108,18 @@ def find_sales_ready(
         for lead in leads:
             assert lead.id is not None
             key = trigger_key(session, lead.id, SQL_TRIGGER, now)
+            crossed = sql_crossing(session, lead.id) is not None
+            trigger = SQL_ESCALATION if crossed else IMPORTED_SQL
             try:
                 reasons = (reasons_for or default_reasons)(session, lead)
             except Exception as exc:  # recorded below, through escalate's own checks
                 if deadletters.must_raise(exc):
                     raise
                 reasons = [{"reason": f"reasons unavailable: {deadletters.describe(exc)}"}]
-            plans.append((lead.id, key, lead.score, reasons))
+            plans.append((lead.id, trigger, key, lead.score, reasons))
     results = []
-    for lead_id, key, score, reasons in plans:
-        result = escalate_or_set_aside(runtime, lead_id, SQL_ESCALATION, key, score, reasons, now)
+    for lead_id, trigger, key, score, reasons in plans:
+        result = escalate_or_set_aside(runtime, lead_id, trigger, key, score, reasons, now)
         if result is not None:
             results.append(result)
     if deliver and any(result.created for result in results):

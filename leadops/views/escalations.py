@@ -27,6 +27,7 @@ from leadops.models import (
 from leadops.sales.escalation import EscalationError, account_owner, current_loads, profile_of
 from leadops.sales.routing import RouteDecision, route
 from leadops.sales.runtime import EscalationRuntime
+from leadops.sales.triggers import trigger_label
 from leadops.views.paging import paged
 
 
@@ -72,6 +73,7 @@ def escalation_rows(
         rows = [dict(row._mapping) for row in found]
     for row in rows:
         row["assignee"] = row["rep_key"] or f"queue:{row['queue']}"
+        row["why"] = trigger_label(row["trigger"], row["trigger_detail"], row["score"])
     return rows, total
 
 
@@ -113,8 +115,12 @@ def escalation_detail(engine: Engine, escalation_id: int) -> dict[str, Any]:
             .order_by(ESCALATION_NOTIFICATIONS.c.id)
         ).scalars()
         record = escalation.model_dump()
+        record["why"] = trigger_label(
+            escalation.trigger, escalation.trigger_detail, escalation.score
+        )
+        fields = [key for key in Escalation.model_fields if key != "reasons"]
         return {
-            "escalation": {key: record[key] for key in Escalation.model_fields if key != "reasons"},
+            "escalation": {key: record[key] for key in [*fields[:4], "why", *fields[4:]]},
             "reasons": list(escalation.reasons),
             "assignments": [
                 {**a.model_dump(), "assignee": a.rep_key or f"queue:{a.queue}"} for a in assignments

@@ -22,7 +22,9 @@ def test_run_list_show_ack_close_and_route(workdir: Path) -> None:
     rows = json.loads(invoke("escalations", "list", "--format", "json"))
     assert len(rows) == 22 and {row["status"] for row in rows} == {"open"}
     first = rows[-1]
-    assert first["trigger"] == "sql_threshold" and first["assignee"] in {
+    # the sample leads come in at the SQL stage: the import set it, not a score
+    assert first["trigger"] == "imported_sql" and first["why"].startswith("was imported as")
+    assert first["assignee"] in {
         "james",
         "sofia",
         "diego",
@@ -42,7 +44,7 @@ def test_run_list_show_ack_close_and_route(workdir: Path) -> None:
     shown = invoke("leads", "show", str(first["lead_id"]))
     assert "Escalations" in shown
     line = next(line for line in shown.splitlines() if line.startswith(f"│ {first['id']} "))
-    assert "sql_threshold" in line and "recycled" in line and first["assignee"] in line
+    assert "imported_sql" in line and "recycled" in line and first["assignee"] in line
 
     later = invoke("escalations", "run", "--now", "2026-12-01T14:30Z")
     assert "re-routed" in later and "re-routed 0" not in later  # nobody acknowledged the rest

@@ -272,9 +272,9 @@ def test_a_lead_that_cannot_be_escalated_is_set_aside_and_the_scan_goes_on(
         )
     (result,) = retry(engine, None, ESC_NOW, escalation_runtime=lambda: runtime)
     assert result.outcome == "escalated"
-    assert _escalations(engine) == [
-        (fine, "sql_threshold", "stage-sql-1"),
-        (broken, "sql_threshold", "stage-sql-1"),
+    assert _escalations(engine) == [  # both came in at SQL: the scan escalates imported_sql
+        (fine, "imported_sql", "stage-sql-1"),
+        (broken, "imported_sql", "stage-sql-1"),
     ]
     (again,) = retry(engine, [letter["id"]], ESC_NOW, escalation_runtime=lambda: runtime)
     assert again.outcome == "not_retried"

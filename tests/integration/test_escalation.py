@@ -36,9 +36,11 @@ from tests.conftest import make_settings
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # a Tuesday, inside the reps' hours
 
+# No hand-off intro to the lead here (tests/integration/test_handoff_messages.py has it).
 ROUTING = """\
 sla_minutes: 15
 max_reroutes: 1
+intro: {triggers: {}}
 manager: {name: Mia Manager, email: mia@northwind.example}
 fallback_queue: {name: Inside sales queue, email: queue@northwind.example}
 reps:
@@ -241,7 +243,7 @@ def test_sla_reroutes_to_the_next_rep_then_to_the_fallback_queue(
     sent = [(n.role, n.recipient, n.status) for n in notifications(engine, result.escalation_id)]
     assert ("rep", "Ben Bose", "sent") in sent and ("manager", "Mia Manager", "sent") in sent
     manager_mail = next(
-        p for p in outbox_files(runtime.settings) if "/manager/" in p.as_posix()
+        p for p in outbox_files(runtime.settings) if "/digest/" in p.as_posix()
     ).read_text()
     assert "Ana Ames" in manager_mail and "Ben Bose" in manager_mail
 
@@ -347,7 +349,7 @@ def test_scan_escalates_sql_leads_once_and_again_after_a_recycle(
     first = get(engine, results[0].escalation_id)
     assert (first.lead_id, first.trigger, first.trigger_key) == (
         sql_a,
-        "sql_threshold",
+        "imported_sql",  # no score change took it to SQL: the import did
         "stage-sql-1",
     )
     assert {"reason": "lifecycle stage is SQL", "points": None} in first.reasons
@@ -405,6 +407,7 @@ def test_a_sender_stopped_mid_send_never_sends_twice(
 
 
 SLACK_ROUTING = """\
+intro: {triggers: {}}
 manager: {name: Mia Manager, email: mia@northwind.example}
 fallback_queue: {name: Queue, email: queue@northwind.example}
 reps:
@@ -498,7 +501,7 @@ def test_a_rep_removed_from_the_file_is_rerouted_away_from(tmp_path: Path, engin
     assert check_slas(later, NOW + timedelta(minutes=16)).rerouted == 1
     told = {(n.role, n.status) for n in notifications(engine, result.escalation_id)}
     assert ("manager", "sent") in told and ("rep", "sent") in told
-    manager = next(p for p in outbox_files(later.settings) if "/manager/" in p.as_posix())
+    manager = next(p for p in outbox_files(later.settings) if "/digest/" in p.as_posix())
     assert "not acknowledged by ana" in manager.read_text()
 
 

@@ -60,9 +60,10 @@ def test_the_hand_off_and_the_scan_key_a_crossing_alike_and_escalate_it_once(
     assert (handed.escalated, handed.already) == (1, 0)
     scanned = find_sales_ready(runtime, NOW + timedelta(minutes=1))
     assert [(r.created, r.escalation_id is not None) for r in scanned] == [(True, True)]
+    # the rescore run saw a score crossing; the scan, a lead whose stage no score change set
     assert _escalations(engine) == [
         (by_rescore, "sql_threshold", "stage-sql-1"),
-        (by_scan, "sql_threshold", "stage-sql-1"),
+        (by_scan, "imported_sql", "stage-sql-1"),
     ]
     # a later rescore reporting the same crossing, and the next scans: nothing new
     assert escalate_sales_ready(runtime, [_ready(by_rescore, 2)], NOW).escalated == 0
@@ -81,8 +82,8 @@ def test_the_hand_off_and_the_scan_key_a_crossing_alike_and_escalate_it_once(
     late = escalate_sales_ready(runtime, [_ready(by_rescore, 6), _ready(by_scan, 6)], NOW)
     assert (late.escalated, late.already) == (0, 2)
     assert _escalations(engine)[2:] == [
-        (by_rescore, "sql_threshold", "stage-sql-2"),
-        (by_scan, "sql_threshold", "stage-sql-2"),
+        (by_rescore, "imported_sql", "stage-sql-2"),
+        (by_scan, "imported_sql", "stage-sql-2"),
     ]
 
 

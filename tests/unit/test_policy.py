@@ -17,6 +17,7 @@ from leadops.delivery.policy import (
     Reason,
     SendWindow,
     decide,
+    intro_decision,
 )
 
 WEEKDAYS = frozenset(range(5))
@@ -382,3 +383,28 @@ def test_a_paused_campaign_holds_and_is_looked_at_again_a_day_later() -> None:
 def test_a_pause_never_turns_a_skip_into_a_hold() -> None:
     assert run(paused=True, lead=facts(email_consent=False)).reason == Reason.NO_CONSENT
     assert run(paused=True, lead=facts(unsubscribed=True)).reason == Reason.UNSUBSCRIBED
+
+
+def intro(channel: str = "email", lead: ContactFacts | None = None, **kwargs: object) -> Decision:
+    values: dict[str, object] = {"now": OPEN_NOW, "whatsapp_session": True} | kwargs
+    return intro_decision(
+        channel=channel,
+        lead=lead or facts(email_consent=False, whatsapp_consent=False),
+        window=WINDOW,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def test_the_hand_off_intro_is_transactional_with_the_window_and_whatsapp_s_24_hours() -> None:
+    assert intro() == Decision(Action.SEND)  # no marketing consent needed, no caps
+    assert intro(lead=facts(email_suppressed=True)) == Decision(Action.SKIP, Reason.SUPPRESSED)
+    assert intro(lead=facts(unsubscribed=True)) == Decision(Action.SKIP, Reason.UNSUBSCRIBED)
+    night = utc(2026, 3, 10, 22, 0)
+    assert intro(now=night) == Decision(
+        Action.HOLD, Reason.OUTSIDE_SEND_WINDOW, utc(2026, 3, 11, 9, 0)
+    )
+    assert intro("whatsapp") == Decision(Action.SEND)
+    assert intro("whatsapp", whatsapp_session=False) == Decision(
+        Action.SKIP, Reason.WHATSAPP_SESSION_CLOSED
+    )
+    assert intro("email", whatsapp_session=False) == Decision(Action.SEND)  # email: no session

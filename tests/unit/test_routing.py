@@ -254,3 +254,38 @@ def test_config_errors_for_rules_and_accounts(tmp_path: Path) -> None:
         load_routing(write(tmp_path, GOOD + "accounts: {acme.example: zed}\n"))
     with pytest.raises(ConfigError, match="used twice"):
         load_routing(write(tmp_path, GOOD + "  - {key: ana, name: A2, email: a2@x.example}\n"))
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "words"),
+    [
+        ("    booking_url: cal.example/ana\n", 7, "not an http(s) link"),
+        ("intro:\n  triggers:\n    demo_requested: [sms]\n", 9, "'email', 'whatsapp' or"),
+        ("intro:\n  triggers:\n    demo_requested: []\n", 9, "at least 1 item"),
+        ("intro:\n  triggers:\n    Demo Requested: [email]\n", 9, "should match pattern"),
+    ],
+)
+def test_intro_and_booking_errors_name_file_and_line(
+    tmp_path: Path, change: str, line: int, words: str
+) -> None:
+    path = write(tmp_path, GOOD + change)
+    with pytest.raises(ConfigError) as caught:
+        load_routing(path)
+    assert caught.value.line == line, str(caught.value)
+    assert words in str(caught.value)
+
+
+def test_the_intro_goes_to_hand_raises_by_default_on_the_channel_they_came_in_on() -> None:
+    default = config(rep("ana"))
+    assert default.intro.channels("demo_requested") == ["email"]
+    assert default.intro.channels("reply_intent") == ["whatsapp", "email"]
+    for trigger in ("sql_threshold", "imported_sql", "retry_due"):
+        assert default.intro.channels(trigger) == []
+    chosen = config(rep("ana"), intro={"triggers": {"sql_threshold": ["whatsapp", "email"]}})
+    assert chosen.intro.channels("sql_threshold") == ["whatsapp", "email"]
+    assert chosen.intro.channels("demo_requested") == []  # only the listed triggers
+    assert config(rep("ana"), intro={"triggers": {}}).intro.channels("demo_requested") == []
+    shipped = load_routing(ROOT / "config" / "routing.yaml")
+    assert shipped.rep("james").booking_url and shipped.fallback_queue.booking_url
+    assert shipped.intro.channels("reply_intent") == ["whatsapp", "email"]
+    assert shipped.intro.channels("imported_sql") == []
