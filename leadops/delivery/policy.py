@@ -63,6 +63,7 @@ REASON_MEANINGS: dict[str, str] = {
     "invalid_number": "the phone number cannot receive WhatsApp messages",
     "invalid_address": "the email provider refused the address when sending",
     "whatsapp_opt_out": "the lead opted out on WhatsApp (STOP)",
+    "email_opt_out": "the lead replied to an email asking to stop (unsubscribe, stop)",
 }
 
 
