@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -261,7 +261,7 @@ def parse_fields(
 
 
 def parse_body(
-    fields: dict[str, str], files: Sequence[tuple[str, str, str, bytes]] = ()
+    fields: Mapping[str, str | bytes], files: Sequence[tuple[str, str, str, bytes]] = ()
 ) -> tuple[bytes, str]:
     """A multipart/form-data body of these fields and attachment parts (name, filename,
     type, bytes), and its Content-Type."""
@@ -271,7 +271,7 @@ def parse_body(
             (
                 f'--{PARSE_BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
             ).encode()
-            + value.encode()
+            + (value if isinstance(value, bytes) else value.encode())
             + b"\r\n"
         )
     for name, filename, kind, data in files:
