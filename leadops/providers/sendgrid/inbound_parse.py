@@ -208,6 +208,12 @@ def _charsets(raw: bytes | None) -> dict[str, str]:
     return known
 
 
+def header(headers: Message, name: str) -> str:
+    """A header's value as storable text (no NUL), at most MAX_HEADER characters."""
+    value = headers.get(name)
+    return "" if value is None else str(value).replace("\x00", "\ufffd")[:MAX_HEADER]
+
+
 def _text(raw: bytes | None, charset: str = "utf-8", limit: int | None = None) -> str:
     """A field as text: decoded in its charset (undecodable bytes replaced, never refused:
     the email is real) and without NUL, which no database stores."""
@@ -315,16 +321,16 @@ def automatic(
         return BOUNCE, f"from {sender.partition('@')[0]}"
     if envelope_from is not None and envelope_from.strip() in ("", "<>"):
         return BOUNCE, "empty return path"
-    content_type = str(headers.get("Content-Type", "")).lower()
+    content_type = header(headers, "Content-Type").lower()
     if "multipart/report" in content_type and "delivery-status" in content_type:
         return BOUNCE, "delivery status report"
-    submitted = str(headers.get("Auto-Submitted", "")).strip().lower()
+    submitted = header(headers, "Auto-Submitted").strip().lower()
     if submitted and submitted != "no":
         return AUTO_REPLY, f"Auto-Submitted: {submitted[:40]}"
     for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
         if headers.get(name) is not None:
             return AUTO_REPLY, name
-    precedence = str(headers.get("Precedence", "")).strip().lower()
+    precedence = header(headers, "Precedence").strip().lower()
     if precedence in AUTO_PRECEDENCE:
         return AUTO_REPLY, f"Precedence: {precedence}"
     if _AUTO_SUBJECT.match(subject):
@@ -434,21 +440,20 @@ def inbound_email_record(body: bytes, content_type: str, *, domain: str, key: by
         raw, text, html, attachments = _raw_message(fields["email"])
     headers = _headers(fields, raw)
     recipients, envelope_from = _envelope(fields.get("envelope"))
-    sender_field = field("from") or str(headers.get("From", ""))[:MAX_HEADER]
+    sender_field = field("from") or header(headers, "From")
     sender = parseaddr(sender_field)[1].strip().lower()
     if not sender:
         raise BadPayload("from names no sender address")
     to_field, cc_field = field("to"), field("cc")
     for name, value in (("To", to_field), ("Cc", cc_field)):
-        if not value and headers.get(name) is not None:
-            value = str(headers.get(name))[:MAX_HEADER]
+        value = value or header(headers, name)
         recipients += [address for _, address in getaddresses([value]) if address][:50]
     touch_id, token = touch_in(recipients, domain, key)
-    subject = field("subject") or str(headers.get("Subject", ""))[:MAX_HEADER]
+    subject = field("subject") or header(headers, "Subject")
     found = automatic(headers, sender, envelope_from, subject)
     kind, why = found if found is not None else (REPLY, "")
     written = new_text(text or html_text(html))
-    message_id = _message_id(headers.get("Message-ID"))
+    message_id = _message_id(header(headers, "Message-ID"))
     spf, dkim = field("SPF", 200), field("dkim", 500)
     payload: dict[str, Any] = {
         "from": sender_field,
@@ -461,7 +466,7 @@ def inbound_email_record(body: bytes, content_type: str, *, domain: str, key: by
         "sender_authenticated": sender_authenticated(sender, envelope_from or "", spf, dkim),
         "automatic": why,
         "message_id": message_id,
-        "in_reply_to": _message_id(headers.get("In-Reply-To")),
+        "in_reply_to": _message_id(header(headers, "In-Reply-To")),
         "spf": spf,
         "dkim": dkim,
         "spam_score": field("spam_score", 20),
