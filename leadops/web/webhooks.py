@@ -32,6 +32,7 @@ SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 TWILIO_SIGNATURE = "X-Twilio-Signature"
 SITE_SIGNATURE = "X-Leadops-Signature"
+SENDGRID_KEY = "LEADOPS_SENDGRID_WEBHOOK_PUBLIC_KEY"
 INBOUND_EMAIL_KEY = "LEADOPS_INBOUND_EMAIL_PUBLIC_KEY"
 MAX_FORM_FIELDS = 200
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -75,9 +76,7 @@ async def _store(request: Request, records: Sequence[inbound.InboxRecord]) -> in
 # -- SendGrid ----------------------------------------------------------------------------
 
 
-def _check_sendgrid(
-    request: Request, body: bytes, key: str, setting: str = "LEADOPS_SENDGRID_WEBHOOK_PUBLIC_KEY"
-) -> None:
+def _check_sendgrid(request: Request, body: bytes, key: str, setting: str) -> None:
     """SendGrid's ECDSA signature of timestamp + body (the Event Webhook's, and the Inbound
     Parse security policy's: the same headers and scheme), with a fresh timestamp."""
     state = state_of(request)
@@ -102,11 +101,9 @@ async def sendgrid_events(request: Request) -> Response:
     """SendGrid Event Webhook: a JSON array of events."""
     settings = state_of(request).settings
     try:
-        _configured(
-            request, settings.sendgrid_webhook_public_key, "LEADOPS_SENDGRID_WEBHOOK_PUBLIC_KEY"
-        )
+        _configured(request, settings.sendgrid_webhook_public_key, SENDGRID_KEY)
         body = await _body(request)
-        _check_sendgrid(request, body, settings.sendgrid_webhook_public_key)
+        _check_sendgrid(request, body, settings.sendgrid_webhook_public_key, SENDGRID_KEY)
         records = sendgrid_records(body)
         _payloads(records)
     except Refused as refused:
@@ -121,8 +118,7 @@ async def sendgrid_events(request: Request) -> Response:
 async def sendgrid_inbound(request: Request) -> Response:
     """SendGrid Inbound Parse: one email to the inbound domain (a reply to a nurture email),
     multipart/form-data, signed by the Parse webhook's security policy."""
-    state = state_of(request)
-    settings = state.settings
+    settings = state_of(request).settings
     key = settings.inbound_email_public_key
     try:
         _configured(request, key, INBOUND_EMAIL_KEY)
