@@ -4,8 +4,10 @@ sender's authentication, raw MIME posts."""
 from __future__ import annotations
 
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from leadops.models.events import EventType
 from leadops.providers.inbound import BadPayload
@@ -19,6 +21,7 @@ from leadops.providers.sendgrid.inbound_parse import (
     sender_authenticated,
     touch_in,
 )
+from tests.conftest import make_settings
 from tests.engagement import INBOUND_DOMAIN, parse_body, parse_fields
 
 KEY = b"inbound-test-key-0123456789"
@@ -120,3 +123,12 @@ def test_a_raw_mime_post_is_read_from_the_whole_message() -> None:
     assert record.payload["text"] == "Away until Monday."
     assert record.payload["touch_id"] == 7
     assert [a["filename"] for a in record.payload["attachments"]] == ["a.pdf"]
+
+
+def test_the_inbound_domain_and_key_are_checked_when_settings_load(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, inbound_email_domain=" Reply.Northwind.Example. ")
+    assert settings.inbound_email_domain == "reply.northwind.example"
+    with pytest.raises(ValidationError, match="not a domain name"):
+        make_settings(tmp_path, inbound_email_domain="reply@northwind.example")
+    with pytest.raises(ValidationError, match="public key"):
+        make_settings(tmp_path, inbound_email_public_key="not-a-key")
