@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,3 +214,94 @@ def inbound_params(sid: str, phone: str, body: str) -> dict[str, str]:
         "MessageType": "text",
         "ApiVersion": "2010-04-01",
     }
+
+
+# -- SendGrid Inbound Parse ---------------------------------------------------------------
+
+INBOUND_DOMAIN = "reply.northwind.example"
+PARSE_BOUNDARY = "xYzZY"  # the boundary SendGrid's own Inbound Parse examples use
+
+
+def parse_fields(
+    to: str,
+    sender: str = "Ada Lovelace <ada@harbourbank.example>",
+    text: str = "Yes, let's talk.",
+    *,
+    subject: str = "Re: Your metrics guide",
+    message_id: str = "<CAF=reply-1@mail.harbourbank.example>",
+    headers: str = "",
+    spf: str = "pass",
+) -> dict[str, str]:
+    """The fields of an Inbound Parse post (default, parsed mode) as SendGrid documents
+    them: `envelope` and `charsets` are JSON strings, `SPF` upper case, `dkim` not JSON."""
+    address = sender.rpartition("<")[2].rstrip(">")
+    domain = address.rpartition("@")[2]
+    return {
+        "headers": (
+            f"Received: by mx0047p1mdw1.sendgrid.net with SMTP id 7zB0UrTv3W\r\n"
+            f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Message-ID: {message_id}\r\nDate: Tue, 1 Dec 2026 13:00:00 +0000\r\n"
+            "MIME-Version: 1.0\r\n" + headers
+        ),
+        "dkim": f"{{@{domain} : pass}}" if spf == "pass" else "none",
+        "to": to,
+        "from": sender,
+        "text": text,
+        "html": "<div>" + text.split("\n")[0] + "</div>",
+        "sender_ip": "209.85.220.41",
+        "envelope": json.dumps({"to": [to.rpartition("<")[2].rstrip(">")], "from": address}),
+        "attachments": "0",
+        "subject": subject,
+        "spam_score": "0.011",
+        "charsets": json.dumps(
+            {"to": "UTF-8", "from": "UTF-8", "subject": "UTF-8", "text": "UTF-8", "html": "UTF-8"}
+        ),
+        "SPF": spf,
+    }
+
+
+def parse_body(
+    fields: Mapping[str, str | bytes], files: Sequence[tuple[str, str, str, bytes]] = ()
+) -> tuple[bytes, str]:
+    """A multipart/form-data body of these fields and attachment parts (name, filename,
+    type, bytes), and its Content-Type."""
+    body = b""
+    for name, value in fields.items():
+        body += (
+            (
+                f'--{PARSE_BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            ).encode()
+            + (value if isinstance(value, bytes) else value.encode())
+            + b"\r\n"
+        )
+    for name, filename, kind, data in files:
+        body += (
+            (
+                f"--{PARSE_BOUNDARY}\r\nContent-Disposition: form-data; "
+                f'name="{name}"; filename="{filename}"\r\nContent-Type: {kind}\r\n\r\n'
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    body += f"--{PARSE_BOUNDARY}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={PARSE_BOUNDARY}"
+
+
+def post_inbound_email(
+    client: TestClient,
+    key: SigningKey,
+    body: bytes,
+    content_type: str,
+    timestamp: str,
+    path: str = "/webhooks/sendgrid/inbound",
+) -> Response:
+    """POST an Inbound Parse body signed as SendGrid's Parse security policy signs it."""
+    return client.post(
+        path,
+        content=body,
+        headers={
+            "Content-Type": content_type,
+            "X-Twilio-Email-Event-Webhook-Signature": key.sign(timestamp, body),
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        },
+    )

@@ -28,6 +28,7 @@ from leadops.core.configfile import ConfigError
 from leadops.core.keys import ec_public_key
 
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 
 
 def _toml_file() -> Path:
@@ -138,6 +139,12 @@ class Settings(BaseSettings):
     webhooks_insecure_dev: bool = False  # accept unsigned requests where no secret is set
     webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     webhook_max_age_seconds: int = Field(default=600, ge=10)  # signed timestamps older: refused
+    # Email replies through SendGrid Inbound Parse (POST /webhooks/sendgrid/inbound): the
+    # domain whose MX points at SendGrid (nurture emails get a Reply-To there), the Parse
+    # security policy's public key, and the largest email (attachments included) accepted
+    inbound_email_domain: str = ""
+    inbound_email_public_key: str = ""  # base64 DER public key of the Parse security policy
+    inbound_email_max_bytes: int = Field(default=10_485_760, ge=1024)
     # Escalation: routing file, acknowledge links, Slack incoming webhooks
     routing_file: Path | None = None  # default: <config_dir>/routing.yaml
     ack_link_valid_hours: int = Field(default=72, ge=1)
@@ -213,12 +220,23 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str) -> str:
         return known_timezone(value)
 
-    @field_validator("sendgrid_webhook_public_key")
+    @field_validator("sendgrid_webhook_public_key", "inbound_email_public_key")
     @classmethod
     def _loadable_public_key(cls, value: str) -> str:
         value = value.strip()
         if value:
             ec_public_key(value)
+        return value
+
+    @field_validator("inbound_email_domain")
+    @classmethod
+    def _mail_domain(cls, value: str) -> str:
+        value = value.strip().lower().rstrip(".")
+        if value and not _DOMAIN.fullmatch(value):
+            raise ValueError(
+                f"LEADOPS_INBOUND_EMAIL_DOMAIN {value[:80]!r} is not a domain name "
+                "(e.g. reply.northwind.example, whose MX record points at mx.sendgrid.net)"
+            )
         return value
 
     @model_validator(mode="after")

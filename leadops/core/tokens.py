@@ -1,4 +1,5 @@
-"""Signed, optionally expiring tokens for links (unsubscribe, confirmation, acknowledge).
+"""Signed, optionally expiring tokens for links (unsubscribe, confirmation, acknowledge), and
+short ones for email addresses (`short_sign`: the Reply-To of nurture emails).
 
 A token is `base64url(json payload).base64url(HMAC-SHA256)`, unpadded; the payload names
 its purpose so a token made for one kind of link is refused by another. Only that one
@@ -69,3 +70,30 @@ def verify(purpose: str, token: str, key: bytes, *, now: datetime) -> dict[str, 
     if not isinstance(data, dict):
         raise InvalidToken("malformed token")
     return data
+
+
+# -- short tokens ------------------------------------------------------------------------
+# A number and the first 80 bits of its HMAC in lower-case hex: short enough for the local
+# part of an email address (at most 64 characters) and unharmed by mail systems that fold
+# its case. One canonical spelling: no leading zeros, lower case (compare folded input).
+_SHORT = re.compile(r"(0|[1-9][0-9]{0,18})-([0-9a-f]{20})")
+
+
+def _short_mac(purpose: str, number: int, key: bytes) -> str:
+    return hmac.new(key, f"{purpose}:{number}".encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def short_sign(purpose: str, number: int, key: bytes) -> str:
+    """`<number>-<mac>`: a token naming `number` for `purpose`, signed with `key`."""
+    return f"{number}-{_short_mac(purpose, number, key)}"
+
+
+def short_verify(purpose: str, token: str, key: bytes) -> int:
+    """The number a `short_sign` token names, or InvalidToken."""
+    found = _SHORT.fullmatch(token)
+    if found is None:
+        raise InvalidToken("malformed token")
+    number = int(found.group(1))
+    if not hmac.compare_digest(found.group(2), _short_mac(purpose, number, key)):
+        raise InvalidToken("signature does not match")
+    return number

@@ -13,6 +13,7 @@ from leadops.delivery.render import Renderer, RenderError
 from leadops.delivery.utm import tagged_links
 from leadops.models import Channel, Lead
 from leadops.providers.base import OutgoingMessage
+from leadops.providers.sendgrid.inbound_parse import reply_address
 
 UNSUBSCRIBE = "unsubscribe"
 
@@ -44,6 +45,14 @@ def unsubscribe_url(settings: Settings, lead_id: int, channel: str = "all") -> s
     """A signed one-click unsubscribe link (served at /u/{token} by the webhooks app)."""
     token = sign(UNSUBSCRIBE, {"lead": lead_id, "channel": channel}, settings.signing_key())
     return f"{settings.public_url.rstrip('/')}/u/{token}"
+
+
+def touch_reply_to(settings: Settings, touch_id: int) -> str:
+    """The Reply-To of a nurture email: its signed address at LEADOPS_INBOUND_EMAIL_DOMAIN,
+    so a reply arrives through SendGrid Inbound Parse naming the touch; empty (the
+    channel's default) when no inbound domain is set."""
+    domain = settings.inbound_email_domain
+    return reply_address(domain, touch_id, settings.signing_key()) if domain else ""
 
 
 def lead_context(lead: Lead) -> dict[str, Any]:
@@ -142,6 +151,7 @@ def compose(
             html=email.html,
             text=email.text,
             unsubscribe_url=unsubscribe,
+            reply_to=touch_reply_to(settings, touch_id),
         )
     assert lead.phone is not None
     template = campaign.step(step_key).whatsapp

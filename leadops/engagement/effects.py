@@ -18,8 +18,11 @@ from leadops.engagement.report import RescoreReport
 from leadops.engagement.resolve import (
     Lookup,
     event_time,
+    from_the_lead,
+    no_lead,
     payload_int,
     resolve,
+    sender_of,
     touch_of,
     translate,
 )
@@ -57,7 +60,7 @@ CHANNEL_OF = {
     inbound.TWILIO_INBOUND: "whatsapp",
 }
 # Suppressions that are the person saying stop (also recorded as unsubscribed_at).
-OPT_OUT_EVENTS = frozenset({"unsubscribe", "spamreport", "whatsapp_opt_out"})
+OPT_OUT_EVENTS = frozenset({"unsubscribe", "spamreport", "whatsapp_opt_out", "email_opt_out"})
 
 
 class Batch:
@@ -218,6 +221,11 @@ def _consent(batch: Batch, row: Any, event: EventType, lead_id: int) -> str:
         why = f"unsubscribe link ({row.payload['method']})"
         points = batch.score(lead_id, "unsubscribe", at, row.id, why)
         return points + " (suppressed when the link was used)"
+    if event == EventType.OPTED_OUT and row.source == inbound.SENDGRID_INBOUND:
+        words = str(row.payload.get("text") or "").strip() or row.payload.get("subject", "")
+        why = f"email opt-out {words.splitlines()[0][:60]!r}" if words else "email opt-out"
+        points = batch.score(lead_id, "unsubscribe", at, row.id, why)
+        return f"{points}, " + batch.suppress(lead_id, "email_opt_out", at, stop=True)
     if event == EventType.OPTED_OUT:
         why = f"WhatsApp opt-out {inbound_text(row.payload)!r}"
         points = batch.score(lead_id, "unsubscribe", at, row.id, why)
@@ -226,12 +234,17 @@ def _consent(batch: Batch, row: Any, event: EventType, lead_id: int) -> str:
     return f"{points}, " + batch.suppress(lead_id, SUPPRESSES[event], at)
 
 
-def _reply(batch: Batch, row: Any, lead_id: int) -> str:
+def _reply(batch: Batch, row: Any, lead_id: int, found: Lookup) -> str:
     at = event_time(row)
     batch.engage(lead_id, at)
-    points = batch.score(lead_id, "reply", at, row.id, "replied on WhatsApp")
+    why, note = "replied on WhatsApp", ""
+    if row.source == inbound.SENDGRID_INBOUND:
+        why = "replied by email"
+        if not from_the_lead(row, lead_id, found):
+            note = f" (from {sender_of(row)[:80]}, through the lead's reply address)"
+    points = batch.score(lead_id, "reply", at, row.id, why + note)
     batch.stop(lead_id, "replied")
-    return f"{points}, sequence stopped"
+    return f"{points}, sequence stopped{note}"
 
 
 def _site(batch: Batch, row: Any, lead_id: int) -> str | None:
@@ -270,19 +283,23 @@ class Applied:
     result: str = ""
 
 
-def _apply(batch: Batch, row: Any, event: EventType, lead_id: int, touch: Touch) -> str | None:
+def _apply(
+    batch: Batch, row: Any, event: EventType, lead_id: int, touch: Touch, found: Lookup
+) -> str | None:
     if event in DELIVERY_EVENTS:
         return _delivery(batch, row, event, lead_id, touch)
     if event in (EventType.OPENED, EventType.MACHINE_OPEN, EventType.CLICKED):
         return _engagement(batch, row, event, lead_id)
     if event == EventType.REPLIED:
-        return _reply(batch, row, lead_id)
+        return _reply(batch, row, lead_id, found)
     if event in CONSENT_EVENTS:
         return _consent(batch, row, event, lead_id)
     if event == EventType.HAND_RAISE:
         return _form(batch, row, lead_id)
     if event == EventType.ACTIVITY:
         return _site(batch, row, lead_id)
+    if row.source == inbound.SENDGRID_INBOUND:
+        return f"{row.kind.replace('_', ' ')} ({row.payload.get('automatic', '')}): not a reply"
     return f"{row.kind}: nothing to apply"
 
 
@@ -296,13 +313,22 @@ def apply_row(batch: Batch, row: Any, found: Lookup) -> Applied:
             return Applied(
                 InboxStatus.IGNORED, event, result="no touch with this touch_id or MessageSid"
             )
-        return Applied(InboxStatus.IGNORED, event, result="no matching lead")
+        return Applied(InboxStatus.IGNORED, event, result=no_lead(row))
+    if (
+        event == EventType.OPTED_OUT
+        and row.source == inbound.SENDGRID_INBOUND
+        and not from_the_lead(row, lead_id, found)
+    ):
+        # Opt-out words from another address answering through the lead's reply address
+        # never suppress the lead: they count as a reply (which stops the sequence too).
+        event = EventType.REPLIED
     touch_id = touch_of(row, lead_id, touch, found)
     if row.source == inbound.TWILIO_STATUS and touch is not None:
         _keep_sid(batch, row, touch)
     if row.source == inbound.TWILIO_INBOUND:
+        # last_inbound_at opens WhatsApp's 24-hour window: only a WhatsApp message does
         batch.inbound[lead_id] = max(row.received_at, batch.inbound.get(lead_id, row.received_at))
-    result = _apply(batch, row, event, lead_id, touch)
+    result = _apply(batch, row, event, lead_id, touch, found)
     if result is None:
         return Applied(
             InboxStatus.IGNORED,

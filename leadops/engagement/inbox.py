@@ -1,10 +1,11 @@
 """The webhook inbox: every incoming event stored once, processed later by the rescore run.
 
 Each event gets a deterministic `dedupe_key` (SendGrid sg_event_id, Twilio SID + status,
-or a hash of the content), so a provider's retry or a replayed request is stored once.
-Refused requests are not stored; they are counted per source and reason. Bodies are
-parsed where they come from (providers/sendgrid/events.py, providers/twilio/events.py,
-engagement/site.py); the unsubscribe link and hand-raise forms make their records here.
+an email's Message-ID, or a hash of the content), so a provider's retry or a replayed
+request is stored once. Refused requests are not stored; they are counted per source and
+reason. Bodies are parsed where they come from (providers/sendgrid/events.py and
+inbound_parse.py, providers/twilio/events.py, engagement/site.py); the unsubscribe link
+and hand-raise forms make their records here.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadops.core.clock import parse_instant
-from leadops.engagement.scoring import ScoringConfig, classify_inbound
+from leadops.engagement.scoring import ScoringConfig, classify_inbound, classify_inbound_email
 from leadops.models import LEADS, TOUCHES
 from leadops.models.events import EventType
 from leadops.providers import inbound
@@ -22,8 +22,13 @@ from leadops.providers.sendgrid.events import sendgrid_event
 from leadops.providers.twilio.events import twilio_status_event
 
 # Events that name only their lead, and the channel of the message they answer (None: any):
-# they are about the lead's last message sent before them.
-ABOUT_LAST_SENT = {inbound.TWILIO_INBOUND: "whatsapp", inbound.UNSUBSCRIBE: None}
+# they are about the lead's last message sent before them. An inbound email names its
+# message when its reply address does; matched by its sender, it is about the last email.
+ABOUT_LAST_SENT = {
+    inbound.TWILIO_INBOUND: "whatsapp",
+    inbound.UNSUBSCRIBE: None,
+    inbound.SENDGRID_INBOUND: "email",
+}
 
 
 def payload_int(value: Any) -> int | None:
@@ -61,6 +66,8 @@ def translate(row: Any, config: ScoringConfig) -> EventType:
         return twilio_status_event(row.kind, code, config.invalid_number_error_codes)
     if row.source == inbound.TWILIO_INBOUND:
         return classify_inbound(config, p)
+    if row.source == inbound.SENDGRID_INBOUND:
+        return classify_inbound_email(config, row.kind, p)
     if row.source == inbound.UNSUBSCRIBE:
         return EventType.UNSUBSCRIBED
     if row.source == inbound.FORM:
@@ -91,6 +98,11 @@ def lookup(connection: Connection, rows: Sequence[Any]) -> Lookup:
             sids.add(p.get("MessageSid", ""))
         elif row.source == inbound.TWILIO_INBOUND:
             phones.add(phone_of(p.get("From", "")))
+        elif row.source == inbound.SENDGRID_INBOUND:
+            touch_id = payload_int(p.get("touch_id"))
+            if touch_id is not None:
+                touch_ids.add(touch_id)
+            emails.add(sender_of(row))
         elif row.source in (inbound.UNSUBSCRIBE, inbound.FORM):
             lead_ids.add(int(p["lead_id"]))
         elif row.source == inbound.SITE and isinstance(p.get("email"), str):
@@ -134,6 +146,11 @@ def lookup(connection: Connection, rows: Sequence[Any]) -> Lookup:
         )
         if phone in found_phones
     }
+    about_last |= {
+        found_emails[sender_of(r)]
+        for r in rows
+        if r.source == inbound.SENDGRID_INBOUND and sender_of(r) in found_emails
+    }
     sent: dict[int, list[tuple[datetime, int, str]]] = {}
     for lead_id, sent_at, touch_id, channel in connection.execute(
         sa.select(t.lead_id, t.sent_at, t.id, t.channel)
@@ -163,6 +180,14 @@ def resolve(row: Any, found: Lookup) -> tuple[int | None, dict[str, Any] | None]
         lead_id = touch["lead_id"] if touch else None
     elif row.source == inbound.TWILIO_INBOUND:
         lead_id = found.phones.get(phone_of(p.get("From", "")))
+    elif row.source == inbound.SENDGRID_INBOUND:
+        # the touch its signed reply address names; else a sender SPF or DKIM vouches for
+        touch_id = payload_int(p.get("touch_id"))
+        touch = found.touches.get(touch_id) if touch_id is not None else None
+        if touch is not None:
+            lead_id = touch["lead_id"]
+        elif p.get("sender_authenticated") is True:
+            lead_id = found.emails.get(sender_of(row))
     elif row.source in (inbound.UNSUBSCRIBE, inbound.FORM):
         lead_id = int(p["lead_id"])
     elif row.source == inbound.SITE:
@@ -175,9 +200,11 @@ def resolve(row: Any, found: Lookup) -> tuple[int | None, dict[str, Any] | None]
 def touch_of(row: Any, lead_id: int, touch: dict[str, Any] | None, found: Lookup) -> int | None:
     """The message an event is about: the touch it names, if it is the lead's; for an
     event that names only its lead, the lead's last message sent at or before it arrived
-    (on the channel the event came by, for an inbound WhatsApp message)."""
+    (on the channel the event came by, for an inbound message)."""
+    if touch is not None and touch["lead_id"] == lead_id:
+        return int(touch["id"])
     if row.source not in ABOUT_LAST_SENT:
-        return int(touch["id"]) if touch is not None and touch["lead_id"] == lead_id else None
+        return None
     channel = ABOUT_LAST_SENT[row.source]
     last = None
     for sent_at, touch_id, touch_channel in found.sent.get(lead_id, []):
@@ -186,6 +213,33 @@ def touch_of(row: Any, lead_id: int, touch: dict[str, Any] | None, found: Lookup
         if channel is None or touch_channel == channel:
             last = touch_id
     return last
+
+
+def sender_of(row: Any) -> str:
+    """The sender address of an inbound email, lower-cased (as intake stores emails)."""
+    return str(row.payload.get("sender") or "").lower()
+
+
+def from_the_lead(row: Any, lead_id: int, found: Lookup) -> bool:
+    """Whether an inbound email's sender address is the lead's own (not a colleague's or
+    another address of theirs answering through the reply address)."""
+    return found.emails.get(sender_of(row)) == lead_id
+
+
+def no_lead(row: Any) -> str:
+    """Why an event matched no lead, for its inbox row."""
+    if row.source != inbound.SENDGRID_INBOUND:
+        return "no matching lead"
+    p = row.payload
+    address = {
+        "valid": "its reply address names a touch that does not exist",
+        "invalid": "its reply address does not verify",
+    }.get(str(p.get("token")), "no reply address")
+    if p.get("sender_authenticated") is not True:
+        sender = "the sender is not vouched for by SPF or DKIM"
+    else:
+        sender = "the sender's address is no lead's"
+    return f"no matching lead: {address}, and {sender}"
 
 
 def event_time(row: Any) -> datetime:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from leadops.core.configfile import load_model
 from leadops.models.events import EventType
 from leadops.models.vocab import FUNNEL_ORDER, LifecycleStage
+from leadops.providers.sendgrid.inbound_parse import inbound_email_event
 from leadops.providers.twilio.events import fold_keyword, twilio_inbound_event
 
 ENGAGEMENT_RULES = frozenset(
@@ -48,6 +49,7 @@ SUPPRESSION_EVENTS = frozenset(
         "bounce",
         "dropped",
         "whatsapp_opt_out",
+        "email_opt_out",
         "invalid_number",
     }
 )
@@ -142,7 +144,9 @@ class ScoringConfig(BaseModel):
                 f"unknown suppression event(s) {unknown}; known: "
                 f"{', '.join(sorted(SUPPRESSION_EVENTS))}"
             )
-        return value
+        # An opt-out by email reply always suppresses email, in a scoring.yaml older than it
+        # too; `all` also stops WhatsApp.
+        return {"email_opt_out": "email", **value}
 
     @field_validator("hand_raise")
     @classmethod
@@ -301,6 +305,15 @@ def classify_inbound(config: ScoringConfig, params: Mapping[str, Any]) -> EventT
     return twilio_inbound_event(
         params, _keyword_set(config.opt_out_keywords), _keyword_set(config.opt_in_keywords)
     )
+
+
+def classify_inbound_email(
+    config: ScoringConfig, kind: str, payload: Mapping[str, Any]
+) -> EventType:
+    """An email to the inbound domain is an opt-out (by this config's opt-out keywords), a
+    reply, or nothing to apply (an automatic reply, a bounce). Opt-in keywords do not
+    apply to email: "Yes" in an email is a reply."""
+    return inbound_email_event(kind, payload, _keyword_set(config.opt_out_keywords))
 
 
 def _keyword_set(groups: dict[str, tuple[str, ...]]) -> frozenset[str]:

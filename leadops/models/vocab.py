@@ -71,6 +71,7 @@ class SuppressionReason(StrEnum):
     GROUP_UNSUBSCRIBE = "group_unsubscribe"  # a SendGrid unsubscribe group
     SPAMREPORT = "spamreport"  # marked as spam
     WHATSAPP_OPT_OUT = "whatsapp_opt_out"  # STOP and the other opt-out keywords
+    EMAIL_OPT_OUT = "email_opt_out"  # an email reply saying unsubscribe, stop...
     BOUNCE = "bounce"  # hard bounce reported by the provider
     DROPPED = "dropped"  # SendGrid dropped an invalid, bounced or unsubscribed address
     INVALID_NUMBER = "invalid_number"  # Twilio: the number cannot be reached on WhatsApp
@@ -87,6 +88,7 @@ OPT_IN_CLEARS = frozenset(
         SuppressionReason.GROUP_UNSUBSCRIBE,
         SuppressionReason.SPAMREPORT,
         SuppressionReason.WHATSAPP_OPT_OUT,
+        SuppressionReason.EMAIL_OPT_OUT,
         SuppressionReason.INVALID_NUMBER,
     }
 )

@@ -23,6 +23,9 @@ class OutgoingMessage:
     text: str = ""
     body: str = ""
     unsubscribe_url: str = ""
+    # Email: where replies go (a nurture touch's signed Inbound Parse address), if not the
+    # channel's default (LEADOPS_REPLY_TO_EMAIL)
+    reply_to: str = ""
     to_name: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     # What `touch_id` numbers: a nurture touch ("touch"), or another record such as a rep

@@ -20,6 +20,7 @@ TWILIO_INBOUND = "twilio_inbound"
 UNSUBSCRIBE = "unsubscribe"
 SITE = "site"
 FORM = "form"  # a hand-raise web form (a demo or contact request)
+SENDGRID_INBOUND = "sendgrid_inbound"  # an email to the inbound domain (Inbound Parse)
 
 MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds (PostgreSQL)
 _DIGITS = re.compile(r"[0-9]{1,19}")

@@ -65,6 +65,8 @@ class OutboxChannel:
         mail["To"] = formataddr((message.to_name, message.to))
         mail["Subject"] = message.subject
         mail["Date"] = format_datetime(message.created_at)
+        if message.reply_to:
+            mail["Reply-To"] = formataddr((self.sender_name, message.reply_to))
         mail["Message-ID"] = make_msgid(idstring=f"t{message.touch_id}", domain="leadops.local")
         if message.unsubscribe_url:
             mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"

@@ -22,6 +22,7 @@ from leadops.web.guard import ContentLengthGuard
 
 # The webhook_rejections source of each path prefix (the most specific first).
 SOURCES = (
+    ("/webhooks/sendgrid/inbound", "sendgrid_inbound"),
     ("/webhooks/sendgrid", "sendgrid"),
     ("/webhooks/twilio/status", "twilio_status"),
     ("/webhooks/twilio/inbound", "twilio_inbound"),
@@ -58,7 +59,14 @@ def create_app(
     async def count(path: str, reason: str) -> None:
         await count_refusal(state, source_of(path), reason)
 
-    app.add_middleware(ContentLengthGuard, limit=settings.webhook_max_body_bytes, count=count)
+    # Emails come with attachments: Inbound Parse alone may send more than the other routes.
+    allowances = {"/webhooks/sendgrid/inbound": settings.inbound_email_max_bytes}
+    app.add_middleware(
+        ContentLengthGuard,
+        limit=settings.webhook_max_body_bytes,
+        count=count,
+        allowances=allowances,
+    )
     app.include_router(forms.router)
     app.include_router(webhooks.router)
     app.include_router(unsubscribe.router)

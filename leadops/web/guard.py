@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from starlette.requests import Request
@@ -124,12 +124,16 @@ Count = Callable[[str, str], Awaitable[None]]
 
 class ContentLengthGuard:
     """ASGI middleware: refuse a malformed or oversized Content-Length on any path before
-    the route runs (routes then read with their own, smaller cap)."""
+    the route runs (routes then read with their own, smaller cap). `allowances` gives
+    single paths a cap of their own instead of `limit`."""
 
-    def __init__(self, app: Any, limit: int, count: Count) -> None:
+    def __init__(
+        self, app: Any, limit: int, count: Count, allowances: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
         self.count = count
+        self.allowances = dict(allowances or {})
 
     async def __call__(
         self,
@@ -140,7 +144,8 @@ class ContentLengthGuard:
         if scope["type"] == "http":
             request = Request(scope)
             try:
-                declared_length(request, self.limit)
+                limit = self.allowances.get(scope.get("path", ""), self.limit)
+                declared_length(request, limit)
             except Refused as refused:
                 from starlette.responses import JSONResponse
 

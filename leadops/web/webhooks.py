@@ -19,6 +19,7 @@ from leadops.engagement import inbox
 from leadops.engagement.site import SITE_EVENTS, site_records, verify_site
 from leadops.providers import inbound
 from leadops.providers.sendgrid.events import sendgrid_records
+from leadops.providers.sendgrid.inbound_parse import inbound_email_record
 from leadops.providers.sendgrid.signature import verify_sendgrid
 from leadops.providers.twilio.events import twilio_inbound_record, twilio_status_record
 from leadops.providers.twilio.signature import verify_twilio
@@ -31,6 +32,8 @@ SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 TWILIO_SIGNATURE = "X-Twilio-Signature"
 SITE_SIGNATURE = "X-Leadops-Signature"
+SENDGRID_KEY = "LEADOPS_SENDGRID_WEBHOOK_PUBLIC_KEY"
+INBOUND_EMAIL_KEY = "LEADOPS_INBOUND_EMAIL_PUBLIC_KEY"
 MAX_FORM_FIELDS = 200
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
@@ -73,13 +76,14 @@ async def _store(request: Request, records: Sequence[inbound.InboxRecord]) -> in
 # -- SendGrid ----------------------------------------------------------------------------
 
 
-def _check_sendgrid(request: Request, body: bytes) -> None:
+def _check_sendgrid(request: Request, body: bytes, key: str, setting: str) -> None:
+    """SendGrid's ECDSA signature of timestamp + body (the Event Webhook's, and the Inbound
+    Parse security policy's: the same headers and scheme), with a fresh timestamp."""
     state = state_of(request)
-    key = state.settings.sendgrid_webhook_public_key
     if not key:
         if state.settings.webhooks_insecure_dev:
             return
-        raise _unconfigured("LEADOPS_SENDGRID_WEBHOOK_PUBLIC_KEY")
+        raise _unconfigured(setting)
     signature = request.headers.get(SENDGRID_SIGNATURE)
     timestamp = request.headers.get(SENDGRID_TIMESTAMP)
     if not signature or not timestamp:
@@ -97,11 +101,9 @@ async def sendgrid_events(request: Request) -> Response:
     """SendGrid Event Webhook: a JSON array of events."""
     settings = state_of(request).settings
     try:
-        _configured(
-            request, settings.sendgrid_webhook_public_key, "LEADOPS_SENDGRID_WEBHOOK_PUBLIC_KEY"
-        )
+        _configured(request, settings.sendgrid_webhook_public_key, SENDGRID_KEY)
         body = await _body(request)
-        _check_sendgrid(request, body)
+        _check_sendgrid(request, body, settings.sendgrid_webhook_public_key, SENDGRID_KEY)
         records = sendgrid_records(body)
         _payloads(records)
     except Refused as refused:
@@ -110,6 +112,32 @@ async def sendgrid_events(request: Request) -> Response:
         return await refuse(request, inbound.SENDGRID, malformed(str(exc)))
     stored = await _store(request, records)
     return JSONResponse({"received": len(records), "stored": stored})
+
+
+@router.post("/webhooks/sendgrid/inbound")
+async def sendgrid_inbound(request: Request) -> Response:
+    """SendGrid Inbound Parse: one email to the inbound domain (a reply to a nurture email),
+    multipart/form-data, signed by the Parse webhook's security policy."""
+    settings = state_of(request).settings
+    key = settings.inbound_email_public_key
+    try:
+        _configured(request, key, INBOUND_EMAIL_KEY)
+        body = await read_body(request, settings.inbound_email_max_bytes)
+        _check_sendgrid(request, body, key, INBOUND_EMAIL_KEY)
+        record = await run_in_threadpool(
+            inbound_email_record,
+            body,
+            request.headers.get("content-type", ""),
+            domain=settings.inbound_email_domain,
+            key=settings.signing_key(),
+        )
+        _payloads([record])
+    except Refused as refused:
+        return await refuse(request, inbound.SENDGRID_INBOUND, refused)
+    except inbound.BadPayload as exc:
+        return await refuse(request, inbound.SENDGRID_INBOUND, malformed(str(exc)))
+    stored = await _store(request, [record])
+    return JSONResponse({"received": 1, "stored": stored, "kind": record.kind})
 
 
 # -- Twilio ------------------------------------------------------------------------------

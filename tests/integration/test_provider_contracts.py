@@ -20,6 +20,7 @@ from leadops.providers.base import (
     PermanentSendError,
     TransientSendError,
 )
+from leadops.providers.sendgrid.inbound_parse import reply_address
 from leadops.providers.sendgrid.send import SendGridChannel
 from leadops.providers.twilio.send import TwilioWhatsAppChannel
 from leadops.testing.fakes import (
@@ -157,6 +158,16 @@ def test_sendgrid_accepted_mail_carries_ids_categories_and_one_click_headers(
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
     assert "mail_settings" not in mail
+
+
+def test_sendgrid_a_touch_reply_address_is_the_reply_to(
+    sendgrid: FakeSendGrid, channels: tuple[SendGridChannel, TwilioWhatsAppChannel]
+) -> None:
+    address = reply_address("reply.northwind.example", 41, b"k" * 32)
+    channels[0].send(email(reply_to=address))
+    sendgrid.check_contract()
+    [accepted] = sendgrid.log
+    assert accepted.body["reply_to"] == {"email": address, "name": "Northwind Analytics"}
 
 
 def test_sendgrid_messages_that_are_not_touches_carry_their_kind_not_a_lead(

@@ -55,6 +55,7 @@ from leadops.sales.escalation import escalate
 from leadops.sales.notify import ack_url
 from leadops.web.app import create_app
 from tests.engagement import (
+    INBOUND_DOMAIN,
     PUBLIC_URL,
     SITE_SECRET,
     T0,
@@ -62,6 +63,8 @@ from tests.engagement import (
     SigningKey,
     engagement_settings,
     new_signing_key,
+    parse_body,
+    parse_fields,
 )
 from tests.integration.test_escalation import runtime_for
 
@@ -109,7 +112,12 @@ class World:
                 webhooks_insecure_dev=True,
             )
         else:
-            self.settings = engagement_settings(tmp, self.key)
+            self.settings = engagement_settings(
+                tmp,
+                self.key,
+                inbound_email_domain=INBOUND_DOMAIN,
+                inbound_email_public_key=self.key.public_b64,
+            )
         self.engine = engine
         self.clock = SimulatedClock(T0)
         self.client = TestClient(create_app(self.settings, engine, self.clock))
@@ -303,6 +311,68 @@ def test_sendgrid_events(world: World, data: st.DataObject) -> None:
     headers = sendgrid_headers(world.key, stamp, body)
     headers["Content-Length"] = data.draw(odd_lengths)
     world.check(sendgrid_post(world, body, headers), trusted=False)
+
+
+# -- SendGrid Inbound Parse --------------------------------------------------------------
+
+hostile_field = (
+    texts
+    | st.binary(max_size=40)
+    | st.sampled_from(
+        ["\x00", "{}", "[]", '{"to": 5}', '{"to": ["a@b"], "from": ""}', "<>", "=?utf-8?q?x?="]
+    )
+)
+parse_names = st.sampled_from(
+    [
+        "from",
+        "to",
+        "cc",
+        "envelope",
+        "charsets",
+        "headers",
+        "text",
+        "html",
+        "subject",
+        "SPF",
+        "dkim",
+        "email",
+        "attachment-info",
+        "attachments",
+    ]
+)
+
+
+@settings(FUZZ, max_examples=max(FUZZ.max_examples // 2, 1))  # each applies the inbox
+@given(data=st.data())
+def test_inbound_emails(world: World, data: st.DataObject) -> None:
+    to = data.draw(
+        st.sampled_from([f"reply@{INBOUND_DOMAIN}", f"reply+1-{'0' * 20}@{INBOUND_DOMAIN}"])
+    )
+    fields: dict[str, str | bytes] = dict(
+        parse_fields(to, f"Ada <{LEAD_EMAIL}>", data.draw(texts), message_id=data.draw(texts))
+    )
+    for name in data.draw(st.lists(parse_names, max_size=3)):
+        fields[name] = data.draw(hostile_field)
+    body, content_type = parse_body(fields)
+    stamp = str(int(world.clock.now().timestamp()))
+    path = "/webhooks/sendgrid/inbound"
+
+    def post(content: bytes, headers: dict[str, Any]) -> Callable[[], Response]:
+        return lambda: world.client.post(path, content=content, headers=headers)
+
+    def signed(key: SigningKey) -> dict[str, Any]:
+        return {
+            "Content-Type": content_type,
+            "X-Twilio-Email-Event-Webhook-Signature": key.sign(stamp, body),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+        }
+
+    world.check(post(body, signed(world.key)), trusted=True)
+    changed = mutate(body, data.draw(mutations), data)
+    if changed != body:
+        world.check(post(changed, signed(world.key)), trusted=False)
+    world.check(post(body, signed(new_signing_key())), trusted=False)
+    world.check(post(body, {"Content-Type": content_type}), trusted=False)
 
 
 # -- Twilio ------------------------------------------------------------------------------

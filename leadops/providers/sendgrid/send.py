@@ -161,7 +161,9 @@ class SendGridChannel:
             ],
             "categories": [message.campaign, f"{message.campaign}.{message.step}"],
         }
-        if self._reply_to:
+        if message.reply_to:
+            body["reply_to"] = {"email": message.reply_to, "name": self._from["name"]}
+        elif self._reply_to:
             body["reply_to"] = {"email": self._reply_to}
         if message.unsubscribe_url:
             body["headers"] = {
