@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     webhooks_insecure_dev: bool = False  # accept unsigned requests where no secret is set
     webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     webhook_max_age_seconds: int = Field(default=600, ge=10)  # signed timestamps older: refused
+    # A hand-raise reaching `leadops serve` starts a pass at once (leadops.ops.handoff):
+    # auto = a Prefect background task when PREFECT_API_URL is set, else a thread in serve
+    fast_path: Literal["auto", "prefect", "thread", "off"] = "auto"
     # Escalation: routing file, acknowledge links, Slack incoming webhooks
     routing_file: Path | None = None  # default: <config_dir>/routing.yaml
     ack_link_valid_hours: int = Field(default=72, ge=1)
