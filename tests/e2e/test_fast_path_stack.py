@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from leadops.core.db import make_engine
 from leadops.engagement.site import site_signature
 from leadops.models import ESCALATION_NOTIFICATIONS, ESCALATIONS, LEADS
+from leadops.ops.check import Status
+from leadops.ops.doctor_prefect import check_fast_path
 from leadops.ops.prefect_stack import LocalStack
 from tests.e2e.conftest import REAL_STACK, SITE_SECRET
 
@@ -103,6 +105,8 @@ def test_a_demo_request_reaches_the_rep_through_the_task_worker_without_the_sche
                 if datetime.fromisoformat(run["start_time"]) >= posted
             ]
         assert done[0]["flow_run_id"] is None  # a background task, not a flow run
+        doctor = check_fast_path("prefect", stack.api_url, datetime.now(UTC))
+        assert (doctor.status, doctor.detail[:25]) == (Status.OK, "hand-off task worker live")
     finally:
         engine.dispose()
         for deployment_id in ids:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from sqlalchemy.engine import Engine
 
 from leadops.core.settings import Settings
 from leadops.models import ESCALATION_NOTIFICATIONS, ESCALATIONS, INBOX
+from leadops.ops.check import Status
+from leadops.ops.doctor_prefect import check_fast_path
 from leadops.ops.handoff import Kicker, fast_path_mode, run_fast_pass
 from leadops.web.app import create_app
 from tests.engagement import Harness, engagement_settings, new_signing_key, sg_event, status_params
@@ -141,3 +144,12 @@ def test_auto_is_prefect_with_an_api_and_the_thread_without(tmp_path: Path) -> N
     assert fast_path_mode(settings, {}) == "thread"
     off = Settings(data_dir=tmp_path, fast_path="off")
     assert fast_path_mode(off, {"PREFECT_API_URL": "http://127.0.0.1:4200/api"}) == "off"
+
+
+def test_doctor_names_where_the_fast_path_runs() -> None:
+    now = datetime.now(UTC)
+    assert check_fast_path("thread", None, now).status == Status.OK
+    off = check_fast_path("off", "http://127.0.0.1:4200/api", now)
+    assert off.status == Status.WARN and "every-minute escalate pass" in off.detail
+    missing = check_fast_path("prefect", None, now)
+    assert missing.status == Status.FAIL and "PREFECT_API_URL" in missing.detail
