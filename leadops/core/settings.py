@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     inbound_email_domain: str = ""
     inbound_email_public_key: str = ""  # base64 DER public key of the Parse security policy
     inbound_email_max_bytes: int = Field(default=10_485_760, ge=1024)
+    # A hand-raise reaching `leadops serve` starts a pass at once (leadops.ops.handoff):
+    # auto = a Prefect background task when PREFECT_API_URL is set, else a thread in serve
+    fast_path: Literal["auto", "prefect", "thread", "off"] = "auto"
     # Escalation: routing file, acknowledge links, Slack incoming webhooks
     routing_file: Path | None = None  # default: <config_dir>/routing.yaml
     ack_link_valid_hours: int = Field(default=72, ge=1)

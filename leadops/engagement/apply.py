@@ -58,6 +58,11 @@ def process_inbox(
     i = INBOX.c
     while True:
         with engine.begin() as connection:
+            if connection.dialect.name == "sqlite":
+                # Take SQLite's write lock before reading: two passes at once (the fast
+                # path and the every-minute pass) then never read the same pending
+                # events; the second waits for the first's batch and reads what is left.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
             query = (
                 sa.select(i.id, i.source, i.kind, i.payload, i.received_at)
                 .where(i.status == InboxStatus.PENDING)

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from leadops.core.clock import clock_for
 from leadops.core.settings import Settings
 from leadops.ops.check import Check, Status
-from leadops.ops.doctor_prefect import check_prefect, check_schedules
+from leadops.ops.doctor_prefect import check_fast_path, check_prefect, check_schedules
+from leadops.ops.handoff import fast_path_mode
 from leadops.ops.industries import check_industries
 from leadops.runtime import Runtime, build_runtime
 
@@ -340,12 +341,18 @@ def run_checks(factory: Callable[[], Settings]) -> list[Check]:
     prefect = check_prefect()
     checks.append(prefect)
     api_url = os.environ.get("PREFECT_API_URL")
+    mode = fast_path_mode(settings, os.environ)
+    if mode != "prefect" or not api_url:
+        checks.append(check_fast_path(mode, api_url, clock_for(None).now()))
     if api_url and prefect.status == Status.OK:
         import requests
 
         project = Path(os.environ.get("LEADOPS_HOME") or ".")
         try:
-            checks += check_schedules(api_url, project / "prefect.yaml", clock_for(None).now())
+            now = clock_for(None).now()
+            checks += check_schedules(api_url, project / "prefect.yaml", now)
+            if mode == "prefect":
+                checks.append(check_fast_path(mode, api_url, now))
         except requests.RequestException as exc:
             checks.append(
                 Check(

@@ -1,13 +1,13 @@
-"""The doctor's Prefect checks: the API answers, and what scheduled runs need (the work
-pool, a live worker on it, every deployment of prefect.yaml deployed with an active
-schedule, recent scheduled runs not all late, failed or crashed). They read the Prefect
-REST API and change nothing."""
+"""The doctor's Prefect checks: the API answers, what scheduled runs need (the work pool,
+a live worker on it, every deployment of prefect.yaml deployed with an active schedule,
+recent scheduled runs not all late, failed or crashed) and the fast path's task worker.
+They read the Prefect REST API and change nothing."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +261,76 @@ def _describe(schedule: dict[str, Any]) -> str:
     if schedule.get("interval") is not None:
         return f"every {schedule['interval']:.0f} s"
     return str(schedule.get("rrule", "schedule"))
+
+
+# The fast path's task (flows/handoff.py): Prefect's task key is the function's name, a
+# dash and a hash of its code, so `leadops serve` and the task worker must run one version.
+HANDOFF_TASK = "handoff_task-"
+HANDOFF_RUNS = "hand-off-"
+STUCK_SECONDS = 60  # a submitted hand-off not started by then has no worker to take it
+HANDOFF_FIX = (
+    "start `leadops handoff-worker` in LEADOPS_HOME with the same LEADOPS_* settings and "
+    "PREFECT_API_URL as `leadops serve`; after an upgrade restart both"
+)
+
+
+def check_fast_path(mode: str, api_url: str | None, now: datetime) -> Check:
+    """Where hand-raises go at once (LEADOPS_FAST_PATH resolved, see
+    leadops.ops.handoff.fast_path_mode); with Prefect, that a task worker serves the
+    hand-off task and no submitted hand-off has waited past STUCK_SECONDS."""
+    if mode == "off":
+        return Check(
+            "fast path",
+            Status.WARN,
+            "LEADOPS_FAST_PATH=off: a hand-raise waits for the every-minute escalate pass",
+            "unset LEADOPS_FAST_PATH (auto) to notify reps within seconds",
+        )
+    if mode == "thread":
+        return Check(
+            "fast path",
+            Status.OK,
+            "`leadops serve` runs the pass of each hand-raise in a thread (no PREFECT_API_URL)",
+        )
+    if not api_url:
+        return Check(
+            "fast path",
+            Status.FAIL,
+            "LEADOPS_FAST_PATH=prefect but PREFECT_API_URL is not set: `leadops serve` refuses "
+            "to start",
+            "set PREFECT_API_URL, or LEADOPS_FAST_PATH=auto",
+        )
+    call = _caller(api_url.rstrip("/"))
+    workers = call("POST", "/task_workers/filter", {})
+    live = [w["identifier"] for w in workers if any(HANDOFF_TASK in k for k in w["task_keys"])]
+    waiting = call(
+        "POST",
+        "/task_runs/filter",
+        {
+            "task_runs": {
+                "name": {"like_": HANDOFF_RUNS},
+                "state": {"type": {"any_": ["SCHEDULED"]}},
+                "expected_start_time": {
+                    "before_": (now - timedelta(seconds=STUCK_SECONDS)).isoformat()
+                },
+            },
+            "limit": 100,
+        },
+    )
+    # Not a failure: the every-minute pass still escalates, within a minute or two.
+    if not live:
+        return Check(
+            "fast path",
+            Status.WARN,
+            "no task worker serves the hand-off task: hand-raises wait for the every-minute "
+            f"escalate pass ({len(waiting)} submitted hand-offs waiting)",
+            HANDOFF_FIX,
+        )
+    if waiting:
+        return Check(
+            "fast path",
+            Status.WARN,
+            f"{len(waiting)} submitted hand-offs waited over {STUCK_SECONDS} s although a task "
+            "worker is live: it serves another version of flows/handoff.py",
+            HANDOFF_FIX,
+        )
+    return Check("fast path", Status.OK, f"hand-off task worker live: {', '.join(live)}")

@@ -1,5 +1,6 @@
 """Drive Prefect's own CLI: deploy leadops, or run a whole local stack (server, work pool,
-deployments, worker) for a smoke check or screenshots.
+deployments, worker, and where asked the fast path's task worker and `leadops serve`) for
+a smoke check, a benchmark or screenshots.
 
 Every command here is the non-interactive one the README documents; `leadops deploy` uses
 `deploy_all`, and `LocalStack` starts a private server (its own PREFECT_HOME and port)
@@ -44,6 +45,12 @@ def prefect_executable() -> str:
     """The `prefect` command installed beside this Python."""
     candidate = Path(sys.executable).with_name("prefect")
     return str(candidate) if candidate.exists() else "prefect"
+
+
+def leadops_executable() -> str:
+    """The `leadops` command installed beside this Python."""
+    candidate = Path(sys.executable).with_name("leadops")
+    return str(candidate) if candidate.exists() else "leadops"
 
 
 def run_prefect(
@@ -199,12 +206,19 @@ class LocalStack:
             | self.extra_env
         )
 
-    def _spawn(self, name: str, args: Sequence[str]) -> None:
+    def _spawn(
+        self,
+        name: str,
+        args: Sequence[str],
+        *,
+        executable: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         log = (self.home / f"{name}.log").open("ab")
         self._logs.append(log)
         self.processes[name] = subprocess.Popen(  # noqa: S603  # our own executable
-            [prefect_executable(), *args],
-            env=self.env,
+            [executable or prefect_executable(), *args],
+            env=self.env | dict(env or {}),
             cwd=self.project,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -252,6 +266,35 @@ class LocalStack:
 
     def start_worker(self) -> None:
         self._spawn("worker", ["worker", "start", "--pool", WORK_POOL])
+
+    def start_handoff_worker(self) -> None:
+        """`leadops handoff-worker`: the fast path's task worker."""
+        self._spawn("handoff-worker", ["handoff-worker"], executable=leadops_executable())
+
+    def start_app(
+        self, env: Mapping[str, str] | None = None, timeout: float = 60, port: int | None = None
+    ) -> str:
+        """`leadops serve` on a free port (its fast path submits to this server); returns
+        its base URL once /healthz answers."""
+        port = port or free_port()
+        base = f"http://127.0.0.1:{port}"
+        self._spawn("app", ["serve", "--port", str(port)], executable=leadops_executable(), env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            app = self.processes["app"]
+            if app.poll() is not None:
+                raise PrefectCommandError(
+                    f"leadops serve exited {app.returncode}:\n{self.log_tail('app')}"
+                )
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).ok:
+                    return base
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise PrefectCommandError(
+            f"leadops serve did not answer within {timeout:.0f} s:\n{self.log_tail('app')}"
+        )
 
     def stop_process(self, name: str, timeout: float = 15) -> None:
         """SIGTERM one process group started here (e.g. the worker) and wait for it.

@@ -19,6 +19,7 @@ from leadops.runtime import Runtime, build_runtime
 from leadops.web import escalations, forms, unsubscribe, webhooks
 from leadops.web.deps import count_refusal, state_of
 from leadops.web.guard import ContentLengthGuard
+from leadops.web.handoff import OnEvent
 
 # The webhook_rejections source of each path prefix (the most specific first).
 SOURCES = (
@@ -45,9 +46,11 @@ def create_app(
     clock: Clock | None = None,
     *,
     runtime: Runtime | None = None,
+    on_event: OnEvent | None = None,
 ) -> FastAPI:
     """Build the app on `runtime`, or on one built from `settings`, `engine` and `clock`.
-    Without arguments it uses the process settings and the system clock."""
+    Without arguments it uses the process settings and the system clock. `on_event` is
+    called after a possible hand-raise is stored (the fast path, leadops.web.handoff)."""
     if runtime is None:
         runtime = build_runtime(settings or get_settings(), engine=engine, clock=clock)
     _ = runtime.engine  # fail now, with a clear message, if the database is not ready
@@ -55,6 +58,7 @@ def create_app(
     settings = runtime.settings
     app = FastAPI(title="leadops", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.leadops = state
+    app.state.on_event = on_event
 
     async def count(path: str, reason: str) -> None:
         await count_refusal(state, source_of(path), reason)

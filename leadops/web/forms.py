@@ -22,6 +22,7 @@ from leadops.intake import forms
 from leadops.models import FormSubmissionStatus
 from leadops.web.deps import count_refusal, refuse, state_of
 from leadops.web.guard import Refused, malformed, read_body
+from leadops.web.handoff import kick
 from leadops.web.pages import FORM_LOOK, page
 
 router = APIRouter(prefix="/forms", tags=["forms"])
@@ -66,6 +67,8 @@ async def capture_lead(request: Request, form: str = Query(..., max_length=64)) 
         submission_key=key,
         rules=state.form_rules[form_config.key],
     )
+    if form_config.hand_raise and result.lead_id is not None and not result.repeated:
+        kick(request)
     document = {
         "submission": result.submission_id,
         "status": result.status,

@@ -1,6 +1,7 @@
 """Provider and site webhooks: verify, store once in the inbox, answer fast.
 
-Nothing is processed here: the rescore run (flows/rescore.py) applies stored events.
+Nothing is processed here: the rescore run (flows/rescore.py) applies stored events, and
+a stored event that may raise a hand kicks the fast path (leadops.web.handoff).
 A request that is forged, stale, malformed or too large gets a 4xx and is counted in
 webhook_rejections; an endpoint whose secret is not configured answers 503 (so the
 provider retries later) unless LEADOPS_WEBHOOKS_INSECURE_DEV is set.
@@ -25,6 +26,7 @@ from leadops.providers.twilio.events import twilio_inbound_record, twilio_status
 from leadops.providers.twilio.signature import verify_twilio
 from leadops.web.deps import refuse, state_of
 from leadops.web.guard import Refused, ascii_int, check_text, malformed, read_body
+from leadops.web.handoff import kick
 
 router = APIRouter()
 
@@ -70,7 +72,10 @@ def _unconfigured(setting: str) -> Refused:
 
 async def _store(request: Request, records: Sequence[inbound.InboxRecord]) -> int:
     state = state_of(request)
-    return await run_in_threadpool(inbox.store, state.engine, records, state.clock.now())
+    stored = await run_in_threadpool(inbox.store, state.engine, records, state.clock.now())
+    if stored:
+        kick(request, records)
+    return stored
 
 
 # -- SendGrid ----------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 `prefect_stack` starts `prefect server start` with a fast scheduler, deploys the project's
 prefect.yaml onto the process work pool `leadops` as an operator does, and starts a
-process worker. Tests that use it carry `REAL_STACK` (the marker and one xdist group), so
-under `pytest -n 2 --dist loadgroup` one worker process runs them all on one server.
+process worker; `fast_path_app` adds `leadops serve` and the fast path's task worker
+(`leadops handoff-worker`) to it. Tests that use it carry `REAL_STACK` (the marker and
+one xdist group), so under `pytest -n 2 --dist loadgroup` one worker process runs them
+all on one server.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ REAL_STACK = [
     pytest.mark.xdist_group("prefect_server"),
 ]
 SAMPLE_ROWS = 30  # leads from config/sample_leads.csv (bad rows included)
+SITE_SECRET = "stack-site-events-secret"
 
 # The scheduler looks for work every 2 s (default 60 s) and keeps at most 3 runs ahead
 # per deployment (default: up to 100, an hour ahead at least, which for a 10-second
@@ -126,3 +129,17 @@ def _stack(folder: Path, project: Path, database: dict[str, str]) -> Iterator[Lo
         stack.deploy()
         stack.start_worker()
         yield stack
+
+
+@pytest.fixture(scope="session")
+def fast_path_app(prefect_stack: LocalStack) -> Iterator[str]:
+    """`leadops serve` (site events signed with SITE_SECRET) and `leadops handoff-worker`
+    on the shared stack; yields the app's base URL."""
+    stack = prefect_stack
+    stack.start_handoff_worker()
+    try:
+        yield stack.start_app({"LEADOPS_SITE_EVENTS_SECRET": SITE_SECRET})
+    finally:
+        for name in ("app", "handoff-worker"):
+            if name in stack.processes:
+                stack.stop_process(name)
