@@ -42,23 +42,27 @@ def percentiles(
     select_from: Any = None,
 ) -> sa.Select[Any]:
     """Rows of ([key,] n, one value per fraction): the count and the percentiles of
-    `value` over the rows matching `where`, per `key` (one row for all when None).
+    `value` over the rows matching `where`, per `key` (one row for all when None; its n
+    is None when no row matches).
 
     A percentile p is PostgreSQL's percentile_cont(p): at rank p * (n - 1) of the sorted
     values (from 0), interpolated between the two closest ranks, so the median of an
     even count is the mean of the two middle values. Computed with window functions that
     SQLite runs too; each fraction is (numerator, denominator), e.g. MEDIAN or P90.
     """
-    partition = [key] if key is not None else None
-    ranked_query = sa.select(
-        *([key.label("k")] if key is not None else []),
-        sa.cast(value, sa.Float).label("v"),
-        sa.func.row_number().over(partition_by=partition, order_by=value).label("rn"),
-        sa.func.count().over(partition_by=partition).label("n"),
+    values = sa.select(
+        *([key.label("k")] if key is not None else []), sa.cast(value, sa.Float).label("v")
     ).where(where)
     if select_from is not None:
-        ranked_query = ranked_query.select_from(select_from)
-    ranked = ranked_query.subquery("ranked")
+        values = values.select_from(select_from)
+    d = values.subquery("deltas").c  # each value computed once, then ranked
+    partition = [d.k] if key is not None else None
+    ranked = sa.select(
+        *([d.k] if key is not None else []),
+        d.v,
+        sa.func.row_number().over(partition_by=partition, order_by=d.v).label("rn"),
+        sa.func.count().over(partition_by=partition).label("n"),
+    ).subquery("ranked")
     r = ranked.c
     index = r.rn - _int(1)
     columns = []

@@ -131,9 +131,13 @@ def speed_to_lead(conn: Connection, dialect: str, now: datetime, report: KpiRepo
     def group(by: str, key: str) -> SpeedToLead:
         return groups.setdefault((by, key), SpeedToLead(by, key))
 
-    keys = {"rep": sa.func.coalesce(e.first_contact_by, e.rep_key, QUEUE), "source": source}
-    for by, key in (("all", None), *keys.items()):
-        query = percentiles(delta, (MEDIAN, P90), where=contacted, key=key, select_from=joined)
+    rep = sa.func.coalesce(e.first_contact_by, e.rep_key, QUEUE)
+    for by, key, rows in (
+        ("all", None, ESCALATIONS),
+        ("rep", rep, ESCALATIONS),
+        ("source", source, joined),
+    ):
+        query = percentiles(delta, (MEDIAN, P90), where=contacted, key=key, select_from=rows)
         for row in conn.execute(query):
             *names, n, median, p90 = row
             if not n:
