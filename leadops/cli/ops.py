@@ -73,6 +73,8 @@ def _report_tables(result: Report) -> None:
         "Campaign steps": kpis.step_rows(k),
         "Engagement per step: unique messages, of those sent": kpis.engagement_rows(k),
         "Escalations": kpis.escalation_rows(k),
+        "Speed to lead: creation or hand-raise to a rep's first contact": kpis.speed_rows(k),
+        f"Sales outcomes ({k.currency})": kpis.outcome_rows(k),
         f"Stuck work: {result.stuck.total} (threshold {result.stuck.threshold})": (
             stuck.finding_rows(result.stuck)
         ),

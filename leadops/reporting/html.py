@@ -16,6 +16,8 @@ from leadops.reporting.kpis import (
     escalation_rows,
     funnel_rows,
     headline_rows,
+    outcome_rows,
+    speed_rows,
     step_rows,
 )
 from leadops.reporting.stuck import StuckReport, finding_rows
@@ -224,6 +226,12 @@ def render(kpis: KpiReport, stuck: StuckReport, *, title: str = "leadops report"
 <div class="grid"><div class="panel">{funnel}</div><div class="panel">{scores}</div>
 <div class="panel">{sends}</div><div class="panel wide">{engagement}</div></div>
 <h2>Escalations to sales</h2>{_table(escalation_rows(kpis))}
+<h2>Speed to lead</h2>
+<p class="sub">From the hand-raise (a demo request, a reply) or the lead&rsquo;s creation (a
+lead that reached SQL) to the rep&rsquo;s first logged contact; each escalation counts on its
+own. Per rep: who made the first contact, else who holds it now.</p>
+{_table(speed_rows(kpis))}
+<h2>Sales outcomes</h2>{_table(outcome_rows(kpis))}
 <h2>Conversion by stage</h2>{_table(funnel_rows(kpis))}
 <h2>Cost per lead by source ({escape(kpis.currency)})</h2>{_table(cost_rows(kpis))}
 <h2>Campaign steps</h2>{_table(step_rows(kpis), "no messages yet")}

@@ -57,11 +57,50 @@ class EscalationStats:
     ack_median_minutes: float | None = None  # escalation created to acknowledgement
     ack_avg_minutes: float | None = None
     within_sla: float | None = None  # share acknowledged by the first rep's SLA due time
-    # Sales response: lead became SQL (its stage change; else the escalation) to the
-    # first rep acknowledgement.
+    # SQL to acknowledgement: lead became SQL (its stage change; else the escalation) to
+    # the first rep acknowledgement (speed to lead, to the first contact, is SpeedToLead).
     response_count: int = 0
     response_avg_hours: float | None = None
     response_median_hours: float | None = None
+
+
+@dataclass
+class SpeedToLead:
+    """Speed to lead of a group of escalations (`by` all, rep or source; `key` names the
+    rep or source): minutes from the start of the clock to the rep's first logged contact,
+    and the escalations still without one. Defined in leadops.reporting.sales_kpis."""
+
+    by: str
+    key: str
+    contacted: int = 0  # escalations with a first contact
+    median_minutes: float | None = None
+    p90_minutes: float | None = None
+    waiting: int = 0  # active (open, acknowledged, re-routed), no first contact yet
+    oldest_waiting_hours: float | None = None  # since the start of the oldest one waiting
+    closed_uncontacted: int = 0  # closed without a first contact ever logged
+
+
+@dataclass
+class SalesOutcomes:
+    """How the escalations ended. Amounts are in the report's currency (major unit)."""
+
+    won: int = 0
+    won_amount_total: float | None = None  # None: no amount recorded
+    won_amount_average: float | None = None  # over the escalations won with an amount
+    won_without_amount: int = 0
+    lost: int = 0
+    not_ready: int = 0  # back in nurture (status recycled)
+    not_ready_retry_scheduled: int = 0  # its retry date still ahead
+    # its retry date passed and the lead was not escalated again since
+    not_ready_retry_due: int = 0
+    disqualified: int = 0
+
+
+@dataclass
+class OutcomeReason:
+    outcome: str  # lost, not_ready or disqualified
+    reason: str  # a LostReason, NotReadyReason or DisqualifyReason code; (none): not given
+    escalations: int
 
 
 @dataclass
@@ -86,6 +125,10 @@ class KpiReport:
     uncontactable: int = 0
     steps: list[StepRates] = field(default_factory=list)
     escalations: EscalationStats = field(default_factory=EscalationStats)
+    # Overall first, then per rep, then per source
+    speed_to_lead: list[SpeedToLead] = field(default_factory=list)
+    outcomes: SalesOutcomes = field(default_factory=SalesOutcomes)
+    outcome_reasons: list[OutcomeReason] = field(default_factory=list)
     sends_per_day: list[tuple[date, int]] = field(default_factory=list)
     # Data quality: leads imported with a bad field kept and flagged (open issues)
     flagged_leads: int = 0

@@ -4,7 +4,8 @@ it into the tables `leadops report`, the report flow and the HTML page show.
 Every figure is one or a few aggregate queries (no per-lead Python loops), so the
 report costs the same on 200 leads as on 200,000: lead KPIs in leadops.reporting.lead_kpis,
 cost per lead in leadops.reporting.spend, per-step delivery and engagement rates in
-leadops.reporting.step_kpis, sales response times in leadops.reporting.sales_kpis. A figure
+leadops.reporting.step_kpis, the hand-offs to sales (acknowledgement, speed to lead,
+outcomes) in leadops.reporting.sales_kpis. A figure
 the database cannot support is listed in `KpiReport.missing`, never estimated.
 """
 
@@ -35,6 +36,8 @@ def compute(engine: Engine, now: datetime, *, config_dir: Path) -> KpiReport:
         lead_kpis.data_quality(conn, report)
         step_kpis.step_rates(conn, report)
         sales_kpis.escalations(conn, dialect, now, report)
+        sales_kpis.speed_to_lead(conn, dialect, now, report)
+        sales_kpis.outcomes(conn, now, report)
         step_kpis.sends_per_day(conn, dialect, now, report)
     return report
 
@@ -47,9 +50,23 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def duration(minutes: float | None) -> str:
+    """A duration for people: 45 s, 12.5 min, 3.2 h, 4.1 d ("-" when unknown)."""
+    if minutes is None:
+        return "-"
+    if minutes < 1:
+        return f"{60 * minutes:.0f} s"
+    if minutes < 60:
+        return f"{minutes:.1f} min"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / 1440:.1f} d"
+
+
 def headline_rows(report: KpiReport) -> list[dict[str, str]]:
     """The headline KPIs as (kpi, value, note) rows for a table."""
     esc = report.escalations
+    speed = report.speed_to_lead[0] if report.speed_to_lead else None
     return [
         {"kpi": "leads", "value": str(report.leads_total), "note": ""},
         {
@@ -59,7 +76,14 @@ def headline_rows(report: KpiReport) -> list[dict[str, str]]:
             f"{report.response_leads} leads reached",
         },
         {
-            "kpi": "sales response time (SQL to rep acknowledgement)",
+            "kpi": "speed to lead (to a rep's first contact)",
+            "value": f"{duration(speed.median_minutes if speed else None)} median",
+            "note": f"p90 {duration(speed.p90_minutes if speed else None)} over "
+            f"{speed.contacted if speed else 0} escalation(s) contacted; "
+            f"{speed.waiting if speed else 0} not contacted yet",
+        },
+        {
+            "kpi": "SQL to rep acknowledgement",
             "value": f"{_num(esc.response_median_hours)} h median",
             "note": f"{_num(esc.response_avg_hours)} h avg over {esc.response_count} "
             f"acknowledged escalation(s); {esc.awaiting} waiting for a rep",
@@ -180,3 +204,61 @@ def escalation_rows(report: KpiReport) -> list[dict[str, str]]:
         {"figure": "time to acknowledge", "value": minutes},
         {"figure": "acknowledged within the first rep's SLA", "value": _pct(esc.within_sla)},
     ]
+
+
+def speed_rows(report: KpiReport) -> list[dict[str, Any]]:
+    """Speed to lead, overall then per rep and per source, as table rows."""
+    return [
+        {
+            "by": s.by,
+            "rep or source": "" if s.by == "all" else s.key,
+            "contacted": s.contacted,
+            "median": duration(s.median_minutes),
+            "p90": duration(s.p90_minutes),
+            "not contacted yet": s.waiting,
+            "oldest waiting": duration(
+                None if s.oldest_waiting_hours is None else 60 * s.oldest_waiting_hours
+            ),
+            "closed, never contacted": s.closed_uncontacted,
+        }
+        for s in report.speed_to_lead
+    ]
+
+
+def outcome_rows(report: KpiReport) -> list[dict[str, Any]]:
+    """How the escalations ended, by outcome and reason, as (outcome, reason, escalations,
+    note) rows: won with its amounts, then each reason of lost, not ready, disqualified."""
+    o, money = report.outcomes, report.currency
+    rows: list[dict[str, Any]] = [
+        {
+            "outcome": "won",
+            "reason": "",
+            "escalations": o.won,
+            "note": f"{_num(o.won_amount_total, 2)} {money} total, "
+            f"{_num(o.won_amount_average, 2)} {money} average"
+            + (f"; {o.won_without_amount} without an amount" if o.won_without_amount else ""),
+        }
+    ]
+    notes = {
+        "not_ready": f"retry scheduled {o.not_ready_retry_scheduled}, "
+        f"due and not escalated again {o.not_ready_retry_due}"
+    }
+    for outcome, total in (
+        ("lost", o.lost),
+        ("not_ready", o.not_ready),
+        ("disqualified", o.disqualified),
+    ):
+        rows.append(
+            {
+                "outcome": outcome,
+                "reason": "all",
+                "escalations": total,
+                "note": notes.get(outcome, ""),
+            }
+        )
+        rows += [
+            {"outcome": outcome, "reason": r.reason, "escalations": r.escalations, "note": ""}
+            for r in report.outcome_reasons
+            if r.outcome == outcome
+        ]
+    return rows

@@ -91,6 +91,10 @@ def markdown(report: Report, html_path: Path | None = None) -> str:
         markdown_table(kpis.engagement_rows(k)),
         "## Escalations\n",
         markdown_table(kpis.escalation_rows(k)),
+        "## Speed to lead\n",
+        markdown_table(kpis.speed_rows(k)),
+        "## Sales outcomes\n",
+        markdown_table(kpis.outcome_rows(k)),
     ]
     if k.missing:
         parts += [

@@ -35,8 +35,9 @@ RATIO_WORDS = ("conversion", "within", "rate", "share")
 DIGITS = 4
 
 
-def unit_of(name: str) -> str:
-    """The unit of a figure, from its name: h, min, ratio (0 to 1), points or count."""
+def unit_of(name: str, currency: str = "currency") -> str:
+    """The unit of a figure, from its name: h, min, ratio (0 to 1), points, the currency
+    (an amount) or count."""
     if name.endswith("_hours"):
         return "h"
     if name.endswith("_minutes"):
@@ -45,6 +46,8 @@ def unit_of(name: str) -> str:
         return "ratio"
     if name.startswith("score"):
         return "points"
+    if "_amount_" in name:
+        return currency
     return "count"
 
 
@@ -73,7 +76,9 @@ def _pairs(name: str, value: Mapping[Any, Any] | list[Any]) -> list[dict[str, An
     return [{key_column: _number(k), value_column: _number(v)} for k, v in items]
 
 
-def _figures(source: Any, exclude: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], dict]:
+def _figures(
+    source: Any, currency: str, exclude: tuple[str, ...] = ()
+) -> tuple[list[dict[str, Any]], dict]:
     """(name, value, unit) rows of a data class's numbers, and its other fields by name."""
     rows: list[dict[str, Any]] = []
     others: dict[str, Any] = {}
@@ -82,7 +87,8 @@ def _figures(source: Any, exclude: tuple[str, ...] = ()) -> tuple[list[dict[str,
         if item.name in exclude:
             continue
         if value is None or isinstance(value, int | float):
-            rows.append({"name": item.name, "value": _number(value), "unit": unit_of(item.name)})
+            unit = unit_of(item.name, currency)
+            rows.append({"name": item.name, "value": _number(value), "unit": unit})
         else:
             others[item.name] = value
     return rows, others
@@ -90,7 +96,7 @@ def _figures(source: Any, exclude: tuple[str, ...] = ()) -> tuple[list[dict[str,
 
 def report_sections(kpis: KpiReport, stuck: StuckReport) -> dict[str, list[dict[str, Any]]]:
     """Every section of the report by name, each a list of rows of plain values."""
-    figures, others = _figures(kpis, exclude=META)
+    figures, others = _figures(kpis, kpis.currency, exclude=META)
     figures += [
         {"name": name, "value": _number(getattr(kpis, name)), "unit": unit_of(name)}
         for name in DERIVED
@@ -110,7 +116,7 @@ def report_sections(kpis: KpiReport, stuck: StuckReport) -> dict[str, list[dict[
     for name, value in others.items():
         section = SECTION_NAMES.get(name, name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            rows, nested = _figures(value)
+            rows, nested = _figures(value, kpis.currency)
             for sub, sub_value in nested.items():
                 rows += [
                     {"name": f"{sub}_{r[0]}", "value": r[1], "unit": "count"}

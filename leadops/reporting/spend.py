@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from leadops.core.configfile import ConfigError
 from leadops.models import LEADS
 from leadops.reporting.kpi_figures import KpiReport, SourceCost
+from leadops.reporting.kpi_sql import NO_SOURCE
 
 
 def load_spend(config_dir: Path) -> tuple[str, dict[str, float]]:
@@ -40,7 +41,7 @@ def load_spend(config_dir: Path) -> tuple[str, dict[str, float]]:
 
 def costs(conn: Connection, spend: dict[str, float], report: KpiReport) -> None:
     rows = conn.execute(sa.select(LEADS.c.source, sa.func.count()).group_by(LEADS.c.source)).all()
-    leads = {source or "(none)": int(n) for source, n in rows}
+    leads = {source or NO_SOURCE: int(n) for source, n in rows}
     for source in sorted(set(leads) | set(spend)):
         n = leads.get(source, 0)
         amount = spend.get(source)

@@ -54,10 +54,5 @@ def test_numbers_stay_numbers_with_their_unit() -> None:
 
 
 def test_units_follow_the_figure_names() -> None:
-    assert [unit_of(n) for n in ("x_hours", "y_minutes", "within_sla", "score_avg", "leads")] == [
-        "h",
-        "min",
-        "ratio",
-        "points",
-        "count",
-    ]
+    names = ("x_hours", "y_minutes", "within_sla", "score_avg", "won_amount_total", "won")
+    assert [unit_of(n, "EUR") for n in names] == ["h", "min", "ratio", "points", "EUR", "count"]
