@@ -9,6 +9,7 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -37,6 +38,7 @@ from leadops.models import (
 )
 from leadops.models.vocab import SuppressionReason
 from leadops.nurture.tick import run_tick
+from leadops.reporting.kpis import compute
 from leadops.runtime import load_runtime
 from leadops.sales.acks import close
 from leadops.sales.escalation import escalate
@@ -196,6 +198,15 @@ def test_a_rep_acknowledges_logs_a_call_and_closes_won_from_the_emailed_link(
         ("contacted", "call", None, None, "ana"),
         ("won", None, None, 125050, "ana"),
     ]
+
+    # The report's speed to lead and outcomes count it (the rep's first contact, the amount).
+    figures = compute(engine, NOW + timedelta(minutes=10), config_dir=runtime.settings.config_dir)
+    assert escalation.started_at is not None
+    minutes = (escalation.first_contact_at - escalation.started_at).total_seconds() / 60
+    overall = {(s.by, s.key): s for s in figures.speed_to_lead}
+    assert overall[("rep", "ana")].contacted == 1
+    assert overall[("rep", "ana")].median_minutes == pytest.approx(minutes)
+    assert (figures.outcomes.won, figures.outcomes.won_amount_total) == (1, 1250.5)
 
     stale = client.post(path, data={**won_form, "nonce": "n" * 22, "csrf": "0" * 64})
     assert stale.status_code == 403  # a key the page never gave
