@@ -151,14 +151,23 @@ def lookup(connection: Connection, rows: Sequence[Any]) -> Lookup:
         for r in rows
         if r.source == inbound.SENDGRID_INBOUND and sender_of(r) in found_emails
     }
+    sent = _sent_touches(connection, about_last & existing)
+    return Lookup(touches, by_sid, found_emails, found_phones, existing, sent)
+
+
+def _sent_touches(
+    connection: Connection, lead_ids: set[int]
+) -> dict[int, list[tuple[datetime, int, str]]]:
+    """Each lead's sent touches (sent at, touch id, channel), oldest first."""
+    t = TOUCHES.c
     sent: dict[int, list[tuple[datetime, int, str]]] = {}
     for lead_id, sent_at, touch_id, channel in connection.execute(
         sa.select(t.lead_id, t.sent_at, t.id, t.channel)
-        .where(t.lead_id.in_(about_last & existing), t.sent_at.is_not(None))
+        .where(t.lead_id.in_(lead_ids), t.sent_at.is_not(None))
         .order_by(t.sent_at, t.id)
     ).all():
         sent.setdefault(lead_id, []).append((sent_at, touch_id, channel))
-    return Lookup(touches, by_sid, found_emails, found_phones, existing, sent)
+    return sent
 
 
 def resolve(row: Any, found: Lookup) -> tuple[int | None, dict[str, Any] | None]:

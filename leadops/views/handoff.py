@@ -28,7 +28,7 @@ from leadops.models.events import EventType
 from leadops.providers.inbound import TWILIO_INBOUND
 from leadops.providers.twilio.events import inbound_text
 from leadops.sales.acks import escalation_activities
-from leadops.sales.notify import notification_context
+from leadops.sales.messages import notification_context
 from leadops.sales.runtime import EscalationRuntime
 
 ANSWER_SUBMISSIONS = 3  # the lead's latest form submissions shown

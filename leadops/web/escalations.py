@@ -29,7 +29,7 @@ from leadops.models import ActivityKind
 from leadops.providers.inbound import MAX_ID
 from leadops.sales.acks import Action, ActionResult, act, parse_amount, parse_retry
 from leadops.sales.escalation import EscalationError
-from leadops.sales.notify import ACK
+from leadops.sales.messages import ACK
 from leadops.views.handoff import handoff_story
 from leadops.web.deps import count_refusal, state_of
 from leadops.web.guard import Refused, malformed, read_body

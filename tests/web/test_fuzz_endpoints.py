@@ -52,7 +52,7 @@ from leadops.models import (
 from leadops.providers.sendgrid.events import SENDGRID_EVENTS
 from leadops.runtime import load_runtime
 from leadops.sales.escalation import escalate
-from leadops.sales.notify import ack_url
+from leadops.sales.messages import ack_url
 from leadops.web.app import create_app
 from tests.engagement import (
     INBOUND_DOMAIN,

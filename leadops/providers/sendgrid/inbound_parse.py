@@ -102,6 +102,19 @@ class Attachment:
         }
 
 
+def _read_header(part: _Part, name: str, value: str) -> None:
+    """Take a part's name, file name and content type from one of its headers."""
+    if name == "content-disposition":
+        disposition, params = parse_options_header(value)
+        if disposition != b"form-data" or b"name" not in params:
+            raise BadPayload("a part's Content-Disposition must be form-data with a name")
+        part.name = params[b"name"].decode("utf-8", "replace")
+        if b"filename" in params:
+            part.filename = params[b"filename"].decode("utf-8", "replace")
+    elif name == "content-type":
+        part.content_type = value.strip()
+
+
 def form_parts(body: bytes, content_type: str) -> tuple[dict[str, bytes], list[Attachment]]:
     """The fields (raw bytes) and attachments of a multipart/form-data body, parsed
     strictly: one closing boundary, at most MAX_PARTS parts, no field twice."""
@@ -130,16 +143,7 @@ def form_parts(body: bytes, content_type: str) -> tuple[dict[str, bytes], list[A
         name = header["name"].decode("latin-1").strip().lower()
         value = header["value"].decode("utf-8", "replace")
         header["name"], header["value"] = b"", b""
-        part = parts[-1]
-        if name == "content-disposition":
-            disposition, params = parse_options_header(value)
-            if disposition != b"form-data" or b"name" not in params:
-                raise BadPayload("a part's Content-Disposition must be form-data with a name")
-            part.name = params[b"name"].decode("utf-8", "replace")
-            if b"filename" in params:
-                part.filename = params[b"filename"].decode("utf-8", "replace")
-        elif name == "content-type":
-            part.content_type = value.strip()
+        _read_header(parts[-1], name, value)
 
     def on_headers_finished() -> None:
         part = parts[-1]
