@@ -25,7 +25,7 @@ from leadops.models import (
     NotReadyReason,
 )
 from leadops.models.events import EventType
-from leadops.providers.inbound import TWILIO_INBOUND
+from leadops.providers.inbound import SENDGRID_INBOUND, TWILIO_INBOUND
 from leadops.providers.twilio.events import inbound_text
 from leadops.sales.acks import escalation_activities
 from leadops.sales.messages import notification_context
@@ -89,6 +89,16 @@ def _answers(session: Session, lead_id: int) -> list[dict[str, Any]]:
     return found
 
 
+def _reply_text(source: str, payload: dict[str, Any]) -> str:
+    """What the lead wrote in an inbound message: a WhatsApp message's text, or the new
+    text of an email reply (quotes and signature already cut at the webhook)."""
+    if source == TWILIO_INBOUND:
+        return inbound_text(payload)
+    if source == SENDGRID_INBOUND:
+        return str(payload.get("text") or "")
+    return ""
+
+
 def _events(session: Session, lead_id: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The lead's recent engagement (newest first, a reply with its text) and totals."""
     i = INBOX.c
@@ -100,7 +110,7 @@ def _events(session: Session, lead_id: int) -> tuple[list[dict[str, Any]], dict[
     ).all()
     events = []
     for at, event, kind, source, payload in rows:
-        text = inbound_text(payload or {})[:ANSWER_CHARS] if source == TWILIO_INBOUND else ""
+        text = _reply_text(source, payload or {})[:ANSWER_CHARS]
         what = ENGAGEMENT_EVENTS[EventType(event)]
         if event in (EventType.HAND_RAISE, EventType.ACTIVITY):
             what += f" ({kind.replace('_', ' ')})"

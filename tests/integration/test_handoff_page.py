@@ -28,6 +28,8 @@ from leadops.delivery.policy import (
 )
 from leadops.models import (
     ESCALATION_ACTIVITIES,
+    INBOX,
+    LEADS,
     TOUCHES,
     WEBHOOK_REJECTIONS,
     Escalation,
@@ -45,6 +47,7 @@ from leadops.sales.escalation import escalate
 from leadops.sales.runtime import EscalationRuntime
 from leadops.sales.scan import RETRY_DUE, find_retries_due, run_escalations
 from leadops.sales.sla import check_slas
+from leadops.views.handoff import _events
 from leadops.web.app import create_app
 from tests.integration.test_escalation import NOW, add_lead, get, runtime_for
 
@@ -401,3 +404,35 @@ def test_a_retry_skips_leads_that_became_customers_were_suppressed_or_disqualifi
         (True, ids["due"])
     ]
     assert find_retries_due(runtime, retry_at + timedelta(hours=1)) == []
+
+
+def test_the_page_shows_what_the_lead_wrote_in_an_email_reply(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as connection:
+        lead = connection.execute(
+            LEADS.insert().values(email="ada@example.com", created_at=NOW, updated_at=NOW)
+        ).inserted_primary_key[0]
+        for n, (source, payload) in enumerate(
+            [
+                ("sendgrid_inbound", {"text": "Can we talk on Friday?", "subject": "Re: guide"}),
+                ("twilio_inbound", {"Body": "Call me"}),
+            ]
+        ):
+            connection.execute(
+                INBOX.insert().values(
+                    source=source,
+                    kind="reply",
+                    event="replied",
+                    dedupe_key=f"r{n}",
+                    payload=payload,
+                    lead_id=lead,
+                    received_at=NOW + timedelta(minutes=n),
+                    status="processed",
+                )
+            )
+    with Session(sqlite_engine) as session:
+        events, counts = _events(session, int(lead))
+    assert [(e["what"], e["text"]) for e in events] == [
+        ("replied", "Call me"),
+        ("replied", "Can we talk on Friday?"),
+    ]
+    assert counts["replies"] == 2
