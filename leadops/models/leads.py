@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -33,6 +33,15 @@ class Lead(SQLModel, table=True):
     lifecycle_stage: str = Field(default=LifecycleStage.LEAD, max_length=20, index=True)
     segment: str | None = Field(default=None, max_length=64)
     score: int = 0
+    # Qualification beside the stage: grade (fit A-D x engagement 1-3, e.g. "B2"), band
+    # (cold / warm / hot), and a status that is not a stage (iql, pql, sal, disqualified).
+    grade: str | None = Field(default=None, max_length=4)
+    band: str | None = Field(default=None, max_length=10)
+    lead_status: str | None = Field(default=None, max_length=20)
+    status_reason: str | None = Field(default=None, max_length=50)
+    status_at: datetime | None = ts()
+    # Custom properties declared in config (BANT and others): name -> value.
+    properties: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
     email_consent: bool = False
     email_consent_at: datetime | None = ts()
@@ -42,6 +51,14 @@ class Lead(SQLModel, table=True):
     email_suppression_reason: str | None = Field(default=None, max_length=100)
     whatsapp_suppressed_at: datetime | None = ts()
     whatsapp_suppression_reason: str | None = Field(default=None, max_length=100)
+    # A server default, not a client one: inserts that name no SMS column (older code,
+    # bulk loads) store False.
+    sms_consent: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
+    sms_consent_at: datetime | None = ts()
+    sms_suppressed_at: datetime | None = ts()
+    sms_suppression_reason: str | None = Field(default=None, max_length=100)
     unsubscribed_at: datetime | None = ts()
 
     last_engaged_at: datetime | None = ts()

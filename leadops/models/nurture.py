@@ -52,6 +52,8 @@ class Enrollment(SQLModel, table=True):
     started_at: datetime = ts(nullable=False)
     ended_at: datetime | None = ts()
     end_reason: str | None = Field(default=None, max_length=100)
+    # "holdout" when the lead is in the campaign's holdout (enrolled, sent nothing).
+    arm: str | None = Field(default=None, max_length=32)
 
 
 class Touch(SQLModel, table=True):
@@ -89,6 +91,8 @@ class Touch(SQLModel, table=True):
     provider_message_id: str | None = Field(default=None, max_length=100, index=True)
     error: str | None = None
     subject: str | None = Field(default=None, max_length=400)
+    # The A/B variant of the step this touch was composed from (None: the step itself).
+    variant: str | None = Field(default=None, max_length=32)
     created_at: datetime = ts(nullable=False)
     updated_at: datetime = ts(nullable=False)
 
