@@ -16,9 +16,8 @@ Throughput: a claimed batch is decided and rendered at once, holds and skips are
 in one statement, and sends go out in chunks (`dispatch_chunk_size`, at least one per
 sending thread) through each channel's pool (threads behind a token bucket): one commit
 per chunk, not per message, which carries the chunk's `sending` mark and the outcomes known
-so far. A chunk is committed as `sending` before any of it is handed to the pool, and at
-most two chunks are in flight (leadops.delivery.flight), so a crash leaves at most two
-chunks in doubt.
+so far. A chunk is committed as `sending` before the pool gets any of it, and at most two
+chunks are in flight (leadops.delivery.flight): a crash leaves at most two in doubt.
 
 Several dispatcher processes may share one database (leadops.delivery.workers, `leadops
 run --workers N`): each claims its own batches under its own claim token. On PostgreSQL
@@ -411,6 +410,7 @@ class Dispatcher:
             channel=touch.channel,
             campaign=campaign,
             step_key=touch.step,
+            variant=touch.variant,
             renderer=self.renderer,
             settings=self.settings,
             now=now,

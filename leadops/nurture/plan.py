@@ -167,6 +167,7 @@ def _states(
                 started_at=enrollment.started_at,
                 planned=frozenset(planned.get(enrollment.id, set())),
                 open_touches=open_count[enrollment.id],
+                arm=enrollment.arm,
             ),
             past_campaigns=frozenset(past.get(lead.id, set())),
             in_sales_hands=lead.id in escalated,
@@ -221,6 +222,7 @@ def _apply(
                 "segment": plan.segment,
                 "status": EnrollmentStatus.ACTIVE,
                 "started_at": now,
+                "arm": plan.enroll_arm,
             }
         )
         touches = writes.waiting.setdefault(plan.lead_id, [])
@@ -238,6 +240,7 @@ def _apply(
                     "step": due.step,
                     "step_day": due.step_day,
                     "channel": due.channel,
+                    "variant": due.variant,
                     "status": INITIAL_STATUS,  # a new touch starts here (touch_states)
                     "due_at": due.due_at,
                     "not_before": due.due_at,

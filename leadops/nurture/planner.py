@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from leadops.delivery.campaigns import Campaign
 from leadops.models.vocab import Channel
+from leadops.nurture.experiments import HOLDOUT, arm_for, variant_for
 from leadops.nurture.segments import LeadFacts, SegmentConfig, choose_rule
 
 
@@ -24,6 +25,7 @@ class ActiveEnrollment:
     started_at: datetime
     planned: frozenset[tuple[str, str]]  # (step, channel) touches that already exist
     open_touches: int  # touches not yet final (pending, held, claimed, sending)
+    arm: str | None = None  # "holdout": enrolled to measure the campaign's lift, sent nothing
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class DueTouch:
     step_day: int
     channel: str
     due_at: datetime
+    variant: str | None = None  # the step's A/B variant for this lead (None: no test)
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Plan:
     exit_reason: str | None = None  # end the active enrollment with this reason
     complete: bool = False  # the active enrollment has finished its cycle
     enroll_campaign: str | None = None  # start a new enrollment in this campaign now
+    enroll_arm: str | None = None  # the new enrollment's arm ("holdout" or None)
     touches: list[DueTouch] = field(default_factory=list)
 
     @property
@@ -84,14 +88,18 @@ def due_touches(
     planned: frozenset[tuple[str, str]],
     now: datetime,
 ) -> list[DueTouch]:
+    """The steps due by `now` on the lead's channels that have no touch yet, each on the
+    lead's variant and that variant's day (a variant may move a step's day)."""
     touches = []
     for step in campaign.steps:
-        due_at = step_due_at(started_at, step.day)
+        variant = variant_for(campaign.key, step, state.lead_id)
+        day = step.day_of(variant)
+        due_at = step_due_at(started_at, day)
         if due_at > now:
-            break
+            continue
         for channel in channels_for(state, step.channels):
             if (step.key, channel) not in planned:
-                touches.append(DueTouch(step.key, step.day, channel, due_at))
+                touches.append(DueTouch(step.key, day, channel, due_at, variant))
     return touches
 
 
@@ -129,6 +137,10 @@ def plan_lead(
 
     if active is not None:
         campaign = enrolled_campaigns[active.campaign_version_id]
+        if active.arm == HOLDOUT:  # held out: never planned, so nothing can be sent
+            cycle_end = active.started_at + timedelta(days=campaign.cycle_days)
+            plan.complete = now >= cycle_end and active.open_touches == 0
+            return plan
         plan.touches = due_touches(state, campaign, active.started_at, active.planned, now)
         cycle_end = active.started_at + timedelta(days=campaign.cycle_days)
         if now >= cycle_end and active.open_touches == 0 and not plan.touches:
@@ -141,16 +153,26 @@ def plan_lead(
         and rule.campaign not in paused
         and campaigns[rule.campaign].enrolls_at(now)
     ):
+        campaign = campaigns[rule.campaign]
         plan.enroll_campaign = rule.campaign
-        plan.touches = due_touches(state, campaigns[rule.campaign], now, frozenset(), now)
+        plan.enroll_arm = arm_for(campaign, state.lead_id)
+        if plan.enroll_arm != HOLDOUT:
+            plan.touches = due_touches(state, campaign, now, frozenset(), now)
     return plan
 
 
 def next_step_due(campaign: Campaign, started_at: datetime, after: datetime) -> datetime | None:
-    """When the enrollment next needs the planner: its next step, or the end of its cycle."""
-    for step in campaign.steps:
-        due = step_due_at(started_at, step.day)
+    """When the enrollment next needs the planner: its next step (on any variant's
+    day), or the end of its cycle."""
+    days = sorted({step.day for step in campaign.steps} | variant_days(campaign))
+    for day in days:
+        due = step_due_at(started_at, day)
         if due > after:
             return due
     end = started_at + timedelta(days=campaign.cycle_days)
     return end if end > after else None
+
+
+def variant_days(campaign: Campaign) -> set[int]:
+    """The send days variants move steps to."""
+    return {variant.day for step in campaign.steps for variant in step.variants if variant.day}
