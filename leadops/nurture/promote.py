@@ -68,6 +68,8 @@ def promotion(path: Path, step: str, winner: str) -> Promotion:
     """The edit of campaign file `path` that sends `winner` to every new lead on `step`."""
     campaign = load_campaign(path)
     keys = [variant.key for variant in campaign.step(step).variants]
+    if not keys:
+        raise ConfigError(path, None, f"step {step!r} has no variants")
     if winner not in keys:
         raise ConfigError(path, None, f"step {step!r} has no variant {winner!r} (has {keys})")
     text = path.read_text(encoding="utf-8")
