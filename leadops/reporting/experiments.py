@@ -13,12 +13,12 @@ lead cannot click what it was never sent).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from leadops.core.clock import ensure_utc
 from leadops.delivery.campaigns import Campaign, ExperimentMetric
@@ -268,3 +268,44 @@ def campaign_results(conn: Connection, campaign: Campaign) -> CampaignResults:
 def _step_order(campaign: Campaign) -> Any:
     keys = [step.key for step in campaign.steps]
     return lambda key: (keys.index(key) if key in keys else len(keys), key)
+
+
+def all_results(engine: Engine, campaigns: Mapping[str, Campaign]) -> list[CampaignResults]:
+    """The results of every campaign that has an A/B test or a holdout in its file."""
+    tested = [
+        campaign
+        for campaign in campaigns.values()
+        if campaign.holdout or any(step.variants for step in campaign.steps)
+    ]
+    with engine.connect() as conn:
+        return [campaign_results(conn, campaign) for campaign in tested]
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:+.2%}"
+
+
+def display_rows(results: Iterable[CampaignResults]) -> list[dict[str, Any]]:
+    """The results for people (the HTML report, the report flow's table artifact): one
+    row per variant and arm, rates and intervals as percentages."""
+    rows = []
+    for result in results:
+        for row in result.rows():
+            rows.append(
+                {
+                    "campaign": result.campaign,
+                    "step": row["step"] or "(whole campaign)",
+                    "arm": row["arm"],
+                    **{name: row[name] for name in COUNTS},
+                    "metric": row["metric"],
+                    "rate": f"{row['rate']:.2%}",
+                    "difference": _share(row["difference"]),
+                    "interval": ""
+                    if row["low"] is None
+                    else f"{_share(row['low'])} to {_share(row['high'])}",
+                    "verdict": ""
+                    if row["verdict"] is None
+                    else f"{row['verdict']}, send {row['keep']}",
+                }
+            )
+    return rows

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from leadops.core.settings import Settings
+from leadops.delivery.campaigns import load_campaigns
 from leadops.reporting import html as report_html
 from leadops.reporting import kpis, stuck
+from leadops.reporting.experiments import CampaignResults, all_results, display_rows
 from leadops.reporting.kpi_figures import KpiReport
 
 
@@ -23,6 +25,7 @@ from leadops.reporting.kpi_figures import KpiReport
 class Report:
     kpis: KpiReport
     stuck: stuck.StuckReport
+    experiments: list[CampaignResults] = field(default_factory=list)  # A/B tests, holdouts
 
     @property
     def now(self) -> datetime:
@@ -40,6 +43,7 @@ def build_report(engine: Engine, settings: Settings, now: datetime) -> Report:
             stuck_after=timedelta(hours=settings.stuck_after_hours),
             lookback=timedelta(hours=settings.stuck_lookback_hours),
         ),
+        experiments=all_results(engine, load_campaigns(settings.config_dir)),
     )
 
 
@@ -47,7 +51,10 @@ def write_html(report: Report, path: Path) -> Path:
     """Write the self-contained HTML page; returns the absolute path."""
     path = path.expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html.render(report.kpis, report.stuck), encoding="utf-8")
+    path.write_text(
+        report_html.render(report.kpis, report.stuck, experiments=report.experiments),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -95,6 +102,8 @@ def markdown(report: Report, html_path: Path | None = None) -> str:
         markdown_table(kpis.speed_rows(k)),
         "## Sales outcomes\n",
         markdown_table(kpis.outcome_rows(k)),
+        "## Experiments and holdouts\n",
+        markdown_table(display_rows(report.experiments)),
     ]
     if k.missing:
         parts += [
