@@ -186,6 +186,13 @@ class _Projector:
             }
         )
         self.campaign_of_segment = {r.segment: r.campaign for r in runtime.segments.rules}
+        # The campaigns whose holdout or A/B variants (that move a step's day) change what
+        # a lead is sent: each lead's draws in them are part of its profile.
+        self.experiments = [
+            (c, tuple(step for step in c.steps if any(v.day for v in step.variants)))
+            for c in runtime.campaigns.values()
+            if c.holdout or any(v.day for step in c.steps for v in step.variants)
+        ]
         # Scores and company sizes count only by the rules' thresholds they reach.
         when = [r.when for r in runtime.segments.rules]
         self.score_steps = sorted({w.score_at_least for w in when if w.score_at_least is not None})
@@ -230,6 +237,10 @@ class _Projector:
             batch.active.get(lead_id),
             batch.past.get(lead_id),
             lead_id in batch.escalated,
+            tuple(
+                (arm_for(c, lead_id), *(variant_for(c.key, step, lead_id) for step in steps))
+                for c, steps in self.experiments
+            ),
         )
         contact = (
             lead.email and "@",

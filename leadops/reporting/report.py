@@ -43,8 +43,15 @@ def build_report(engine: Engine, settings: Settings, now: datetime) -> Report:
             stuck_after=timedelta(hours=settings.stuck_after_hours),
             lookback=timedelta(hours=settings.stuck_lookback_hours),
         ),
-        experiments=all_results(engine, load_campaigns(settings.config_dir)),
+        experiments=_experiments(engine, settings),
     )
+
+
+def _experiments(engine: Engine, settings: Settings) -> list[CampaignResults]:
+    """The A/B tests and holdouts of the campaign files (none without campaign files)."""
+    if not any((settings.config_dir / "campaigns").glob("*.yaml")):
+        return []
+    return all_results(engine, load_campaigns(settings.config_dir))
 
 
 def write_html(report: Report, path: Path) -> Path:

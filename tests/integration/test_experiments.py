@@ -28,7 +28,7 @@ MODEL = EngagementModel.model_validate(
     {
         "seed": 11,
         "default": {"open": 0.3, "click": 0.1, "reply": 0.1},
-        "steps": {"educate/day-1/b": {"open": 0.6, "click": 0.5, "reply": 0.3}},
+        "steps": {"re-engage/day-1/b": {"open": 0.6, "click": 0.5, "reply": 0.3}},
     }
 )
 
@@ -37,7 +37,7 @@ def _config(tmp_path: Path) -> Path:
     """The sample config with a bigger holdout, so a few dozen leads show both arms."""
     folder = tmp_path / "config"
     shutil.copytree(ROOT / "config", folder)
-    path = folder / "campaigns" / "educate.yaml"
+    path = folder / "campaigns" / "re-engage.yaml"
     path.write_text(path.read_text().replace("holdout: 0.1", "holdout: 0.3"))
     return folder
 
@@ -46,6 +46,8 @@ def _run(engine: Engine, settings: Settings) -> dict[str, list[tuple[str, str, s
     """Seed the leads, simulate DAYS days with engagement, and return each lead's touches
     (by email: step, channel, variant)."""
     seed_leads(engine, LEADS_N, START)
+    with engine.begin() as conn:  # recycled leads: the segments send them to re-engage
+        conn.execute(sa.update(LEADS).values(lifecycle_stage="recycled"))
     runtime = load_runtime(settings, engine=engine)
     for day in range(DAYS):
         begin = START + timedelta(days=day)
@@ -78,27 +80,29 @@ def test_holdout_gets_nothing_variants_stick_and_results_show_the_lift(
     settings = make_settings(tmp_path, config_dir=_config(tmp_path))
     touches = _run(engine, settings)
     runtime = load_runtime(settings, engine=engine)
-    educate = runtime.campaigns["educate"]
+    campaign = runtime.campaigns["re-engage"]
     e, t = ENROLLMENTS.c, TOUCHES.c
     with engine.connect() as conn:
-        enrollments = conn.execute(sa.select(e.lead_id, e.arm).where(e.campaign == "educate")).all()
+        enrollments = conn.execute(
+            sa.select(e.lead_id, e.arm).where(e.campaign == "re-engage")
+        ).all()
         held = {lead for lead, arm in enrollments if arm == HOLDOUT}
         assert {lead for lead, arm in enrollments} == set(range(1, LEADS_N + 1))
-        assert held == {lead for lead, _ in enrollments if arm_for(educate, lead) == HOLDOUT}
+        assert held == {lead for lead, _ in enrollments if arm_for(campaign, lead) == HOLDOUT}
         assert 5 <= len(held) <= 20
         rows = conn.execute(
             sa.select(t.lead_id, t.step, t.variant, t.status, t.subject, t.channel)
         ).all()
-        results = campaign_results(conn, educate)
+        results = campaign_results(conn, campaign)
     assert not [row for row in rows if row.lead_id in held]  # never planned, never sent
     day1 = [row for row in rows if row.step == "day-1"]
     assert {row.lead_id for row in day1} == set(range(1, LEADS_N + 1)) - held
     for row in day1:
-        assert row.variant == variant_for("educate", educate.steps[0], row.lead_id)
+        assert row.variant == variant_for("re-engage", campaign.steps[0], row.lead_id)
         assert row.status in SENT_TOUCH_STATUSES
         if row.channel == "email":
-            monday = "5 numbers your team should check every Monday"
-            assert (monday in row.subject) == (row.variant == "b")
+            ideas = "we keep sending you reporting ideas?"
+            assert (ideas in row.subject) == (row.variant == "b")
     assert all(row.variant is None for row in rows if row.step != "day-1")
     assert len(touches) == LEADS_N - len(held)
     assert {event for lists in touches.values() for step, event, _ in lists if step == "event"} >= {
