@@ -261,6 +261,7 @@ def campaigns_results(campaign: CampaignArgument, fmt: FormatOption = Format.TAB
     Example: leadops campaigns results educate --format json
     """
     from leadops.reporting.experiments import campaign_results
+    from leadops.reporting.sequential import MIN_SAMPLE
 
     runtime = _runtime(_settings())
     found = runtime.campaigns.get(campaign)
@@ -299,7 +300,12 @@ def campaigns_results(campaign: CampaignArgument, fmt: FormatOption = Format.TAB
             f"({lift.low:+.2%} to {lift.high:+.2%}, 95% always-valid)",
             highlight=False,
         )
-    if not results.experiments and not results.lift:
+    if results.holdout_share and not results.lift:
+        console.print(
+            f"lift over the holdout: too early (fewer than {MIN_SAMPLE} leads in an arm)",
+            highlight=False,
+        )
+    if not results.experiments and not results.holdout_share:
         console.print(f"{campaign} has no experiment or holdout results yet", highlight=False)
 
 

@@ -7,7 +7,8 @@ A variant's "assigned" leads are those its step was planned for; the test's rate
 the leads it was sent to. A lead reached the goal when its enrollment ended with a reason
 starting "goal" (the campaign's `goal:`), and SQL when scoring moved it to SQL or beyond
 after it enrolled. The holdout's lift is measured on goal and SQL reached (a held-out
-lead cannot click what it was never sent).
+lead cannot click what it was never sent). Below the test's minimum sample (MIN_SAMPLE
+leads in each variant or arm) no difference or interval is given.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from leadops.models.events import DELIVERED_EVENTS, EventType
 from leadops.models.vocab import FUNNEL_ORDER, LifecycleStage
 from leadops.nurture.experiments import HOLDOUT
 from leadops.reporting.kpi_sql import SENT
-from leadops.reporting.sequential import Arm, Comparison, Verdict, compare, verdict
+from leadops.reporting.sequential import (
+    MIN_SAMPLE,
+    TOO_EARLY,
+    Arm,
+    Comparison,
+    Verdict,
+    compare,
+    verdict,
+)
 
 GOAL_PREFIX = "goal"  # enrollments.end_reason of a lead that reached the campaign's goal
 TREATED = "campaign"  # the arm of leads who get the campaign
@@ -72,7 +81,8 @@ class CampaignResults:
         """One row per variant and per arm (machine formats: every number as a number)."""
         rows = []
         for experiment in self.experiments:
-            tests = {c.challenger: c for c in experiment.verdict.comparisons}
+            early = experiment.verdict.status == TOO_EARLY  # no interval to trust yet
+            tests = {} if early else {c.challenger: c for c in experiment.verdict.comparisons}
             for counts in experiment.variants:
                 test = tests.get(counts.key)
                 arm = counts.arm(experiment.metric)
@@ -258,8 +268,8 @@ def campaign_results(conn: Connection, campaign: Campaign) -> CampaignResults:
         experiments.append(ExperimentResult(step_key, metric, found, result))
     arms = _arm_counts(enrollments, _campaign_sends(conn, campaign.key), goal, sql)
     treated, holdout = arms
-    lift = {}
-    if holdout.count("assigned"):
+    lift = {}  # once both arms have the minimum sample
+    if min(holdout.count("assigned"), treated.count("assigned")) >= MIN_SAMPLE:
         for name in ("goal", "sql"):
             lift[name] = compare(holdout.arm(name, "assigned"), treated.arm(name, "assigned"))
     return CampaignResults(campaign.key, campaign.holdout, arms, lift, experiments)
