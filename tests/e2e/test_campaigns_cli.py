@@ -121,7 +121,7 @@ def test_results_and_promote_a_winner(workdir: Path) -> None:
     written = invoke("campaigns", "promote", "re-engage", "day-1", "b", "--write")
     assert "new leads get b on day-1 from the next" in written
     assert "weight: 0" in path.read_text() and "# A/B tests and the holdout" in path.read_text()
-    with pytest.raises(CliError, match="re-engage.yaml: step 'day-1' has no variant 'z'"):
+    with pytest.raises(CliError, match=r"re-engage\.yaml: step 'day-1' has no variant 'z'"):
         invoke("campaigns", "promote", "re-engage", "day-1", "z")
     with pytest.raises(CliError, match="unknown campaign 'nope'"):
         invoke("campaigns", "results", "nope")
