@@ -60,6 +60,13 @@ def templates_preview(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the part to this file, byte for byte.")
     ] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="An A/B variant of the step (default: with --lead, the lead's own; else none).",
+        ),
+    ] = None,
 ) -> None:
     """Print a rendered message: one part exactly as it is sent (or, with --out, write
     it to a file), or all parts labelled.
@@ -74,7 +81,7 @@ def templates_preview(
         raise CliError(f"a whatsapp message has only a text part, not --part {part}")
     if out is not None and part == "all":
         raise CliError("--out writes one part: use --part subject, txt or html")
-    parts = _rendered_parts(campaign, step, channel, lead)
+    parts = _rendered_parts(campaign, step, channel, lead, variant)
     if out is not None:
         data = parts[part].encode("utf-8")
         out.write_bytes(data)
@@ -90,7 +97,9 @@ def _line_ended(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def _rendered_parts(campaign: str, step: str, channel: str, lead: int | None) -> dict[str, str]:
+def _rendered_parts(
+    campaign: str, step: str, channel: str, lead: int | None, variant: str | None = None
+) -> dict[str, str]:
     """The message's parts by name: subject, txt and html for email, txt for whatsapp."""
     from leadops.delivery.compose import (
         SAMPLE_LEAD,
@@ -99,6 +108,7 @@ def _rendered_parts(campaign: str, step: str, channel: str, lead: int | None) ->
         unsubscribe_url,
     )
     from leadops.delivery.render import RenderError
+    from leadops.nurture.experiments import variant_for
     from leadops.views.leads import lead_template_context
 
     runtime = _build(_settings())
@@ -112,7 +122,10 @@ def _rendered_parts(campaign: str, step: str, channel: str, lead: int | None) ->
             raise CliError(f"no lead with id {lead}")
         sample, unsubscribe = found, unsubscribe_url(settings, lead)
     try:
-        campaigns[campaign].step(step)
+        found_step = campaigns[campaign].step(step)
+        if variant is None and lead is not None:
+            variant = variant_for(campaign, found_step, lead)
+        found_step.variant(variant)
     except KeyError as exc:
         raise CliError(str(exc.args[0])) from exc
     context = template_context(
@@ -122,12 +135,13 @@ def _rendered_parts(campaign: str, step: str, channel: str, lead: int | None) ->
         settings=settings,
         unsubscribe=unsubscribe,
         channel=channel,
+        variant=variant,
     )
     renderer = runtime.renderer
     try:
         if channel == "whatsapp":
-            return {"txt": renderer.whatsapp(campaign, step, context)}
-        email = renderer.email(campaign, step, context)
+            return {"txt": renderer.whatsapp(campaign, step, context, variant)}
+        email = renderer.email(campaign, step, context, variant)
     except RenderError as exc:
         raise CliError(str(exc)) from exc
     return {"subject": email.subject, "txt": email.text, "html": email.html}
