@@ -26,7 +26,9 @@ the claim skips rows another worker has locked (SKIP LOCKED); on SQLite the clai
 UPDATE takes the write lock and only turns rows that are still `pending` into claimed
 ones, and each worker then reads back only the rows carrying its token, so no row is ever
 claimed by two workers. Rows a stopped process left `claimed` or `sending` are resolved by
-the lease rules above (`recover_stale`), never re-sent while in doubt.
+the lease rules above (`recover_stale`), never re-sent while in doubt. Each write
+transaction holds Ctrl-C and SIGTERM until it ends (leadops.core.interrupts): a signal
+never cuts one in half and leaves SQLite's write lock to the clean-up that follows.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from sqlmodel import select as sqlmodel_select
 
 from leadops import deadletters
 from leadops.core.clock import Clock
+from leadops.core.interrupts import signals_held
 from leadops.core.settings import Settings
 from leadops.delivery.campaigns import Campaign, StoredCampaigns, open_pauses
 from leadops.delivery.compose import compose
@@ -172,7 +175,7 @@ class Dispatcher:
         # Materialized: picked once. (As a plain IN subquery PostgreSQL may run it again
         # for the rows it meant to update, and each run skips the rows the last one locked.)
         picked = due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
-        with self.engine.begin() as conn:
+        with signals_held(), self.engine.begin() as conn:
             rows = conn.execute(
                 move_touches(
                     TouchStatus.CLAIMED,
@@ -296,7 +299,7 @@ class Dispatcher:
                 if ready:
                     # The outcomes known so far are written with this chunk's `sending`
                     # mark: one transaction per chunk.
-                    with conn.begin():
+                    with signals_held(), conn.begin():
                         self._record_attempts(flight.take_finished(), report, conn)
                         owned = self._mark_sending(token, ready, conn)
                     for touch, message in ready:
@@ -305,7 +308,7 @@ class Dispatcher:
                             continue
                         flight.submit(token, touch, message, pools[touch.channel].submit(message))
                 flight.drain(flight.chunk)
-            with conn.begin():
+            with signals_held(), conn.begin():
                 self._record_attempts(flight.take_finished(), report, conn)
                 write_outcomes(self.engine, self.clock, token, outcomes, conn)
                 for touch, error in dead:
@@ -479,7 +482,7 @@ class Dispatcher:
             outcomes[token].append(outcome.row)
             if outcome.suppress is not None:
                 refused.append((touch.lead_id, touch.channel, outcome.suppress))
-        with transaction(self.engine, conn) as conn:
+        with signals_held(), transaction(self.engine, conn) as conn:
             for token, rows in outcomes.items():
                 write_outcomes(self.engine, self.clock, token, rows, conn)
             for lead_id, channel, reason in refused:
