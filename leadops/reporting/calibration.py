@@ -247,7 +247,9 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _range(low: int | None, high: int | None) -> str:
+def score_range(group: CalibrationGroup) -> str:
+    """The scores of a group's leads: "15" or "15 to 30"."""
+    low, high = group.score_min, group.score_max
     return str(low) if low == high else f"{low} to {high}"
 
 
@@ -258,7 +260,7 @@ def group_rows(report: KpiReport) -> list[dict[str, Any]]:
             "by": g.by,
             "group": g.group,
             "leads": g.leads,
-            "scores": _range(g.score_min, g.score_max),
+            "scores": score_range(g),
             **{o: f"{_pct(g.rate(o))} ({getattr(g, o)})" for o in OUTCOMES},
             "note": f"under {stats.MIN_GROUP} leads: read with care" if g.few else "",
         }
