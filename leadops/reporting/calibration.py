@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from leadops.models import (
     ESCALATIONS,
@@ -191,6 +191,14 @@ def compute(conn: Connection, now: datetime, report: KpiReport) -> None:
             )
     report.calibration.sort(key=_group_order)
     _rule_lift(conn, before, frame, int(n), [int(t) for t in totals], report)
+
+
+def calibration_report(engine: Engine, now: datetime) -> KpiReport:
+    """A report holding the calibration alone (`leadops scoring calibration`)."""
+    report = KpiReport(now=now)
+    with engine.connect() as conn:
+        compute(conn, now, report)
+    return report
 
 
 def _rule_lift(

@@ -95,10 +95,10 @@ def markdown(report: Report, html_path: Path | None = None) -> str:
         markdown_table(kpis.speed_rows(k)),
         "## Sales outcomes\n",
         markdown_table(kpis.outcome_rows(k)),
-        "## Calibration: conversion by score decile, band and grade\n",
-        markdown_table(calibration.group_rows(k)),
         "## Scoring rules: lift on SQL, SAL and customer\n",
         markdown_table(calibration.rule_rows(k)),
+        "## Calibration: conversion by score decile, band and grade\n",
+        markdown_table(calibration.group_rows(k)),
     ]
     if k.missing:
         parts += [

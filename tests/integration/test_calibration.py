@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from leadops.models import ESCALATIONS, LEADS, SCORE_LEDGER, STAGE_CHANGES
-from leadops.reporting import calibration
+from leadops.reporting import calibration, html
 from leadops.reporting.kpi_figures import KpiReport, RuleLift
 from leadops.reporting.lift import MIN_GROUP
+from leadops.reporting.stuck import StuckReport
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -150,7 +151,7 @@ def test_the_rule_that_predicts_sales_shows_lift_and_the_noise_rule_does_not(
     }
 
 
-def test_leads_are_scored_before_their_hand_off_and_grouped(
+def test_leads_are_scored_before_their_hand_off_grouped_and_drawn(
     history: tuple[KpiReport, dict[str, int]],
 ) -> None:
     report, counts = history
@@ -172,3 +173,11 @@ def test_leads_are_scored_before_their_hand_off_and_grouped(
     assert grades == ["A1", "C3", "(not graded)"]
     assert bands["(not graded)"].leads == LEADS_N // 10
     assert all(g.few == (g.leads < MIN_GROUP) for g in report.calibration)
+
+    # The HTML page draws the lift of each rule and the groups.
+    page = html.render(report, StuckReport(now=NOW, threshold=0, findings=[]))
+    assert "Lift of each scoring rule" in page and "Conversion by score decile" in page
+    # pricing_page's interval on SAL, drawn with its numbers in the tooltip
+    good = _lift(report, "pricing_page", "sal")
+    assert f"pricing_page ({good.fired} leads) sal: {good.lift:.2f}x" in page
+    assert "subscribe (400 leads)" in page and "sal: too few" in page
