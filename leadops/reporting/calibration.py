@@ -88,7 +88,8 @@ def _before_handoff(handoffs: Any, now: datetime) -> Any:
         sa.select(s.lead_id, s.kind, s.rule, s.points, running.label("running"))
         .select_from(SCORE_LEDGER.outerjoin(handoffs, handoffs.c.lead_id == s.lead_id))
         .where(s.event_at <= cutoff)
-        .subquery("before_handoff")
+        .cte("before_handoff")
+        .prefix_with("MATERIALIZED")
     )
 
 
@@ -143,6 +144,7 @@ def _frame(handoffs: Any, before: Any) -> Any:
             )
         )
         .cte("calibration")
+        .prefix_with("MATERIALIZED")
     )
 
 
@@ -154,43 +156,108 @@ def _group_order(group: CalibrationGroup) -> tuple[int, int, str]:
     return by, rank + (10 if group.group == NOT_GRADED else 0), group.group
 
 
-def compute(conn: Connection, now: datetime, report: KpiReport) -> None:
-    """Fill the report's calibration: its groups and the lift of every rule that fired."""
+def _fired(before: Any) -> Any:
+    """(lead_id, kind, rule): the rules each lead fired before its hand-off."""
+    b = before.c
+    return (
+        sa.select(b.lead_id, b.kind, b.rule)
+        .where(b.kind != ScoreKind.DECAY)
+        .group_by(b.lead_id, b.kind, b.rule)
+        .having(sa.or_(b.kind != ScoreKind.FIT, sa.func.sum(b.points) != 0))
+        .subquery("fired")
+    )
+
+
+def _counts(now: datetime) -> sa.CompoundSelect:
+    """One statement, each per-lead step computed once (materialized): rows of (by, kind,
+    key, leads, lowest and highest score, then the leads of each outcome), for all the
+    leads (`all`), each decile, band and grade, and each rule fired (`rule`, by kind)."""
     handoffs = _handoffs()
     before = _before_handoff(handoffs, now)
     frame = _frame(handoffs, before)
-    f = frame.c
-    sums = [sa.func.coalesce(sa.func.sum(getattr(f, name)), 0) for name in OUTCOMES]
-    n, *totals = conn.execute(sa.select(sa.func.count(), *sums).select_from(frame)).one()
-    report.calibration_leads = int(n)
-    leads = int(conn.execute(sa.select(sa.func.count()).select_from(LEADS)).scalar_one())
-    report.calibration_not_scored = leads - report.calibration_leads
+    f, fired = frame.c, _fired(before)
+    sums = [sa.func.coalesce(sa.func.sum(f[name]), 0) for name in OUTCOMES]
+    scores = [sa.func.min(f.score), sa.func.max(f.score)]
+    none = sa.literal("", sa.String)
+
+    def labelled(by: str) -> Any:
+        return sa.literal(by, sa.String).label("by")
+
+    parts = [sa.select(labelled("all"), none, none, sa.func.count(), *scores, *sums)]
     for by in ("decile", "band", "grade"):
-        key = getattr(f, by)
-        rows = conn.execute(
-            sa.select(key, sa.func.count(), sa.func.min(f.score), sa.func.max(f.score), *sums)
-            .select_from(frame)
-            .group_by(key)
-        ).all()
-        for group, count, low, high, sql, sal, customer in rows:
-            report.calibration.append(
-                CalibrationGroup(
-                    by=by,
-                    group=str(group),
-                    leads=int(count),
-                    score_min=int(low),
-                    score_max=int(high),
-                    sql=int(sql),
-                    sal=int(sal),
-                    customer=int(customer),
-                    sql_conversion=stats.rate(int(sql), int(count)),
-                    sal_conversion=stats.rate(int(sal), int(count)),
-                    customer_conversion=stats.rate(int(customer), int(count)),
-                    few=int(count) < stats.MIN_GROUP,
-                )
-            )
+        key = sa.cast(f[by], sa.String)
+        parts.append(
+            sa.select(labelled(by), none, key, sa.func.count(), *scores, *sums).group_by(f[by])
+        )
+    parts.append(
+        sa.select(labelled("rule"), fired.c.kind, fired.c.rule, sa.func.count(), *scores, *sums)
+        .select_from(fired.join(frame, f.lead_id == fired.c.lead_id))
+        .group_by(fired.c.kind, fired.c.rule)
+    )
+    return sa.union_all(*parts)
+
+
+def compute(conn: Connection, now: datetime, report: KpiReport) -> None:
+    """Fill the report's calibration: its groups and the lift of every rule that fired."""
+    rows = conn.execute(_counts(now)).all()
+    totals = next(r for r in rows if r.by == "all")
+    report.calibration_leads = n = int(totals[3])
+    leads = int(conn.execute(sa.select(sa.func.count()).select_from(LEADS)).scalar_one())
+    report.calibration_not_scored = leads - n
+    rules = [r for r in rows if r.by == "rule"]
+    z = stats.z_for(len(rules))
+    for by, kind, key, count, low, high, *done in rows:
+        if by == "rule":
+            _rule_lift(report, kind, key, int(count), [int(d) for d in done], totals, z)
+        elif by != "all":
+            report.calibration.append(_group(by, key, int(count), low, high, done))
     report.calibration.sort(key=_group_order)
-    _rule_lift(conn, before, frame, int(n), [int(t) for t in totals], report)
+    report.rule_lift.sort(key=_rule_order)
+
+
+def _group(by: str, key: str, count: int, low: Any, high: Any, done: list[Any]) -> CalibrationGroup:
+    sql, sal, customer = (int(d) for d in done)
+    return CalibrationGroup(
+        by=by,
+        group=key,
+        leads=count,
+        score_min=int(low),
+        score_max=int(high),
+        sql=sql,
+        sal=sal,
+        customer=customer,
+        sql_conversion=stats.rate(sql, count),
+        sal_conversion=stats.rate(sal, count),
+        customer_conversion=stats.rate(customer, count),
+        few=count < stats.MIN_GROUP,
+    )
+
+
+def _rule_lift(
+    report: KpiReport, kind: str, rule: str, n: int, done: list[int], totals: Any, z: float
+) -> None:
+    """The rule's lift on each outcome: the `n` leads that fired it against the others."""
+    leads = int(totals[3])
+    for outcome, a, total in zip(OUTCOMES, done, totals[6:], strict=True):
+        c = int(total) - a
+        result = stats.lift(a, n, c, leads - n, z)
+        report.rule_lift.append(
+            RuleLift(
+                rule=rule,
+                kind=kind,
+                outcome=outcome,
+                fired=n,
+                fired_converted=a,
+                not_fired=leads - n,
+                not_fired_converted=c,
+                fired_conversion=stats.rate(a, n),
+                not_fired_conversion=stats.rate(c, leads - n),
+                lift=result.lift,
+                lift_low=result.low,
+                lift_high=result.high,
+                verdict=str(result.verdict),
+            )
+        )
 
 
 def calibration_report(engine: Engine, now: datetime) -> KpiReport:
@@ -199,51 +266,6 @@ def calibration_report(engine: Engine, now: datetime) -> KpiReport:
     with engine.connect() as conn:
         compute(conn, now, report)
     return report
-
-
-def _rule_lift(
-    conn: Connection, before: Any, frame: Any, leads: int, totals: list[int], report: KpiReport
-) -> None:
-    """Per rule and outcome: the leads that fired it against the others."""
-    b, f = before.c, frame.c
-    fired = (
-        sa.select(b.lead_id, b.kind, b.rule)
-        .where(b.kind != ScoreKind.DECAY)
-        .group_by(b.lead_id, b.kind, b.rule)
-        .having(sa.or_(b.kind != ScoreKind.FIT, sa.func.sum(b.points) != 0))
-        .subquery("fired")
-    )
-    rows = conn.execute(
-        sa.select(
-            fired.c.kind, fired.c.rule, sa.func.count(), *(sa.func.sum(f[o]) for o in OUTCOMES)
-        )
-        .select_from(fired.join(frame, f.lead_id == fired.c.lead_id))
-        .group_by(fired.c.kind, fired.c.rule)
-    ).all()
-    z = stats.z_for(len(rows))
-    for kind, rule, count, *converted in rows:
-        n = int(count)
-        for outcome, done, total in zip(OUTCOMES, converted, totals, strict=True):
-            a, c = int(done), total - int(done)
-            result = stats.lift(a, n, c, leads - n, z)
-            report.rule_lift.append(
-                RuleLift(
-                    rule=rule,
-                    kind=kind,
-                    outcome=outcome,
-                    fired=n,
-                    fired_converted=a,
-                    not_fired=leads - n,
-                    not_fired_converted=c,
-                    fired_conversion=stats.rate(a, n),
-                    not_fired_conversion=stats.rate(c, leads - n),
-                    lift=result.lift,
-                    lift_low=result.low,
-                    lift_high=result.high,
-                    verdict=str(result.verdict),
-                )
-            )
-    report.rule_lift.sort(key=_rule_order)
 
 
 def _rule_order(row: RuleLift) -> tuple[bool, str, int]:
