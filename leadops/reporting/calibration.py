@@ -283,6 +283,11 @@ def score_range(group: CalibrationGroup) -> str:
     return str(low) if low == high else f"{low} to {high}"
 
 
+def group_label(group: CalibrationGroup) -> str:
+    """A group's leads for a chart label: "40 leads", "12 leads, few"."""
+    return f"{group.leads} leads" + (", few" if group.few else "")
+
+
 def group_rows(report: KpiReport) -> list[dict[str, Any]]:
     """Conversion by decile, band and grade, as table rows ("rate (leads)")."""
     return [
@@ -299,8 +304,10 @@ def group_rows(report: KpiReport) -> list[dict[str, Any]]:
 
 
 def _lift_cell(r: RuleLift) -> str:
+    """ "2.10x (1.40 to 3.20) predicts"; only the words when there is no verdict (the
+    machine formats keep the numbers)."""
     words = stats.VERDICT_WORDS[stats.Verdict(r.verdict)]
-    if r.lift is None or r.lift_low is None or r.lift_high is None:
+    if r.verdict == stats.Verdict.TOO_FEW or None in (r.lift, r.lift_low, r.lift_high):
         return words
     return f"{r.lift:.2f}x ({r.lift_low:.2f} to {r.lift_high:.2f}) {words}"
 

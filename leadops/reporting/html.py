@@ -244,7 +244,8 @@ def _calibration_section(kpis: KpiReport) -> str:
     deciles = grouped_rate_chart(
         [
             (
-                f"decile {g.group}: score {calibration.score_range(g)} ({g.leads} leads)",
+                f"decile {g.group}: score {calibration.score_range(g)} "
+                f"({calibration.group_label(g)})",
                 [(o, g.rate(o)) for o in outcomes],
             )
             for g in kpis.calibration
@@ -255,7 +256,7 @@ def _calibration_section(kpis: KpiReport) -> str:
     )
     groups = grouped_rate_chart(
         [
-            (f"{g.by} {g.group} ({g.leads} leads)", [(o, g.rate(o)) for o in outcomes])
+            (f"{g.by} {g.group} ({calibration.group_label(g)})", [(o, g.rate(o)) for o in outcomes])
             for g in kpis.calibration
             if g.by != "decile"
         ],

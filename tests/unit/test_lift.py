@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import UTC, datetime
 
 import pytest
 
+from leadops.reporting import calibration
+from leadops.reporting.kpi_figures import KpiReport, RuleLift
 from leadops.reporting.lift import MIN_GROUP, Verdict, lift, rate, z_for
 
 Z95 = z_for(1)
@@ -61,3 +64,13 @@ def test_rules_that_predict_nothing_rarely_show_lift_together() -> None:
             verdicts.append(lift(a, 80, c, 120, z).verdict)
         wrong += any(v in (Verdict.LIFT, Verdict.NEGATIVE) for v in verdicts)
     assert wrong / 500 <= 0.08
+
+
+def test_the_table_shows_no_numbers_without_a_verdict() -> None:
+    def row(rule: str, verdict: str) -> RuleLift:
+        return RuleLift(rule, "engagement", "sal", 20, 8, 200, 20, 0.4, 0.1, 4.0, 1.9, 8.3, verdict)
+
+    report = KpiReport(now=datetime(2026, 12, 1, tzinfo=UTC))
+    report.rule_lift = [row("reply", "too_few"), row("pricing_page", "lift")]
+    cells = {r["rule"]: r["sal lift"] for r in calibration.rule_rows(report)}
+    assert cells == {"reply": "too few leads", "pricing_page": "4.00x (1.90 to 8.30) predicts"}
