@@ -304,8 +304,8 @@ def group_rows(report: KpiReport) -> list[dict[str, Any]]:
 
 
 def _lift_cell(r: RuleLift) -> str:
-    """ "2.10x (1.40 to 3.20) predicts"; only the words when there is no verdict (the
-    machine formats keep the numbers)."""
+    """A lift for people, e.g. "2.10x (1.40 to 3.20) predicts"; only the words when there
+    is no verdict (the machine formats keep the numbers)."""
     words = stats.VERDICT_WORDS[stats.Verdict(r.verdict)]
     if r.verdict == stats.Verdict.TOO_FEW or None in (r.lift, r.lift_low, r.lift_high):
         return words
