@@ -26,9 +26,8 @@ the claim skips rows another worker has locked (SKIP LOCKED); on SQLite the clai
 UPDATE takes the write lock and only turns rows that are still `pending` into claimed
 ones, and each worker then reads back only the rows carrying its token, so no row is ever
 claimed by two workers. Rows a stopped process left `claimed` or `sending` are resolved by
-the lease rules above (`recover_stale`), never re-sent while in doubt. Each write
-transaction holds Ctrl-C and SIGTERM until it ends (leadops.core.interrupts): a signal
-never cuts one in half and leaves SQLite's write lock to the clean-up that follows.
+the lease rules above (`recover_stale`), never re-sent while in doubt. A signal waits for
+the write transaction in progress (leadops.core.interrupts): none is cut in half.
 """
 
 from __future__ import annotations
@@ -290,15 +289,13 @@ class Dispatcher:
         loaded = self._load(batch)
         outcomes: list[dict[str, Any]] = []
         dead: list[tuple[ClaimedTouch, str]] = []
-        # One connection for the whole batch: its transaction per chunk doesn't check a
-        # connection out of the pool (and ping the server) each time.
+        # One connection for the whole batch, not a checkout (and server ping) per chunk.
         with self.engine.connect() as conn:
             for start in range(0, len(batch), flight.chunk):
                 chunk = batch[start : start + flight.chunk]
                 ready = self._decide_chunk(chunk, loaded, now, report, outcomes, dead)
                 if ready:
-                    # The outcomes known so far are written with this chunk's `sending`
-                    # mark: one transaction per chunk.
+                    # One transaction per chunk: its `sending` mark and the outcomes so far.
                     with signals_held(), conn.begin():
                         self._record_attempts(flight.take_finished(), report, conn)
                         owned = self._mark_sending(token, ready, conn)
