@@ -1,0 +1,157 @@
+"""Step conditions, a wait for an event and a campaign goal in a 30-day simulation on a
+real database: webhook and site events are stored in the inbox as the providers post
+them and applied by the quick rescore pass, while the simulation runs its ticks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from leadops.core.clock import ensure_utc
+from leadops.delivery.campaigns import StoredCampaigns
+from leadops.engagement.inbox import store
+from leadops.engagement.rescore import run_inbox
+from leadops.engagement.site import site_records
+from leadops.models import ENROLLMENTS, LEADS, TOUCHES
+from leadops.nurture.segments import load_segments
+from leadops.nurture.tick import TickReport, simulate
+from leadops.nurture.why import explain_lead
+from leadops.providers.sendgrid.events import sendgrid_records
+from leadops.runtime import load_runtime
+from tests.conftest import ROOT, make_settings
+from tests.engagement import T0, sg_event
+
+RULES = """\
+send_days: [mon, tue, wed, thu, fri, sat, sun]
+goal: {name: Trial started, events: [trial_started]}
+"""
+
+
+def _config(tmp_path: Path) -> Path:
+    """The sample config; educate's day-10 waits for a click on day-1 (sent two days
+    after it), its day-20 goes only to leads who did not click day-1, and its goal is a
+    started trial."""
+    folder = tmp_path / "config"
+    shutil.copytree(ROOT / "config", folder)
+    path = folder / "campaigns" / "educate.yaml"
+    text = path.read_text(encoding="utf-8").replace("cycle_days: 30\n", "cycle_days: 30\n" + RULES)
+    for step, rule in (
+        ("day-10", "    wait_for: {clicked: day-1, days_after: 2}\n"),
+        ("day-20", "    unless: {clicked: day-1}\n"),
+    ):
+        start = text.index(f"  - key: {step}\n")
+        end = text.index("channels: [email, whatsapp]\n", start) + len(
+            "channels: [email, whatsapp]\n"
+        )
+        text = text[:end] + rule + text[end:]
+    path.write_text(text, encoding="utf-8")
+    return folder
+
+
+def _lead(engine: Engine, email: str) -> int:
+    values: dict[str, Any] = {
+        "email": email,
+        "first_name": "Ada",
+        "timezone": "UTC",
+        "lifecycle_stage": "lead",
+        "email_consent": True,
+        "created_at": T0,
+        "updated_at": T0,
+        "last_engaged_at": T0,
+    }
+    with engine.begin() as connection:
+        return int(connection.execute(LEADS.insert().values(values)).inserted_primary_key[0])
+
+
+def _touches(engine: Engine, lead_id: int) -> dict[str, dict[str, Any]]:
+    t = TOUCHES.c
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(TOUCHES).where(t.lead_id == lead_id, t.campaign == "educate")
+        ).all()
+    return {row.step: row._asdict() for row in rows}
+
+
+def test_a_condition_a_wait_and_a_goal_behave_as_declared(engine: Engine, tmp_path: Path) -> None:
+    """On SQLite, and on PostgreSQL where reachable."""
+    settings = make_settings(tmp_path, config_dir=_config(tmp_path))
+    runtime = load_runtime(settings, engine=engine)
+    clicker = _lead(engine, "clicker@example.com")
+    quiet = _lead(engine, "quiet@example.com")
+    trial = _lead(engine, "trial@example.com")
+    done: set[str] = set()
+
+    def engage(tick: TickReport) -> None:
+        """The clicker clicks day-1 a day after it went out; the trial lead starts a
+        trial on day 5, before its day-10 step."""
+        now, records = tick.now, []
+        if now >= T0 + timedelta(days=1) and "click" not in done:
+            touch = _touches(engine, clicker)["day-1"]
+            event = sg_event("click", clicker, touch["id"], now, email="clicker@example.com")
+            records += sendgrid_records(
+                json.dumps([{**event, "url": "https://x.example/g"}]).encode()
+            )
+            done.add("click")
+        if now >= T0 + timedelta(days=4) and "trial" not in done:
+            body = {
+                "type": "trial_started",
+                "email": "trial@example.com",
+                "occurred_at": now.isoformat(),
+            }
+            records += site_records(json.dumps(body).encode())
+            done.add("trial")
+        if records:
+            store(engine, records, now)
+            run_inbox(runtime, now)
+
+    simulate(runtime, T0, T0 + timedelta(days=30), on_tick=engage)
+    assert done == {"click", "trial"}
+
+    clicked = _touches(engine, clicker)
+    click_at = T0 + timedelta(days=1)
+    # day-10 waited for the click and went out two days after it, not on day 10
+    assert clicked["day-10"]["status"] == "sent"
+    assert ensure_utc(clicked["day-10"]["sent_at"]) - click_at < timedelta(days=2, hours=1)
+    assert ensure_utc(clicked["day-10"]["sent_at"]) >= click_at + timedelta(days=2)
+    # day-20 excludes the leads who clicked day-1: skipped, with why
+    assert clicked["day-20"]["status"] == "skipped"
+    assert clicked["day-20"]["hold_reason"] == "condition_not_met"
+
+    quiet_steps = _touches(engine, quiet)
+    assert {step: row["status"] for step, row in quiet_steps.items()} == {
+        "day-1": "sent",
+        "day-10": "sent",
+        "day-20": "sent",
+    }
+    # no click: the wait timed out and day-10 went out on its own day
+    assert ensure_utc(quiet_steps["day-10"]["sent_at"]).date() == (T0 + timedelta(days=9)).date()
+
+    # the goal ended the campaign for the trial lead: nothing more from it
+    trial_steps = _touches(engine, trial)
+    assert [step for step, row in trial_steps.items() if row["sent_at"]] == ["day-1"]
+    e = ENROLLMENTS.c
+    with engine.connect() as connection:
+        status, reason = connection.execute(
+            sa.select(e.status, e.end_reason).where(e.lead_id == trial, e.campaign == "educate")
+        ).one()
+    assert status == "goal_reached"
+    assert reason == "goal reached: Trial started (trial_started)"
+
+    with Session(engine) as session:
+        why = explain_lead(
+            session,
+            clicker,
+            segments=load_segments(settings.config_dir, set(runtime.campaigns)),
+            stored=StoredCampaigns(),
+            now=T0 + timedelta(days=30),
+        )
+    day20 = next(s for s in why.steps if s.campaign == "educate" and s.step == "day-20")
+    assert day20.state == "skipped"
+    assert day20.explanation.endswith("(unless: clicked day-1)")
