@@ -147,9 +147,12 @@ class Condition(BaseModel):
         parts = []
         for name in Condition.model_fields:
             value = getattr(self, name)
-            if value is not None:
+            label = name.replace("_", " ")
+            if isinstance(value, bool):
+                parts.append(label if value else f"not {label}")
+            elif value is not None:
                 shown = "|".join(map(str, value)) if isinstance(value, tuple) else value
-                parts.append(f"{name} {shown}".replace("_", " "))
+                parts.append(f"{label} {shown}")
         return ", ".join(parts)
 
 

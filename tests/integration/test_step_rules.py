@@ -24,33 +24,37 @@ from leadops.nurture.segments import load_segments
 from leadops.nurture.tick import TickReport, simulate
 from leadops.nurture.why import explain_lead
 from leadops.providers.sendgrid.events import sendgrid_records
+from leadops.reporting.kpis import compute, goal_rows
+from leadops.reporting.report_data import report_sections
+from leadops.reporting.stuck import StuckReport
 from leadops.runtime import load_runtime
 from tests.conftest import ROOT, make_settings
 from tests.engagement import T0, sg_event
 
-RULES = """\
-send_days: [mon, tue, wed, thu, fri, sat, sun]
-goal: {name: Trial started, events: [trial_started]}
-"""
-
 
 def _config(tmp_path: Path) -> Path:
-    """The sample config; educate's day-10 waits for a click on day-1 (sent two days
-    after it), its day-20 goes only to leads who did not click day-1, and its goal is a
-    started trial."""
+    """The sample config, where educate's day-10 waits for a click on day-1 (and goes
+    out two days after it); here its day-20 goes only to leads who did not click day-1,
+    its goal is a started trial and it sends on every day of the week."""
     folder = tmp_path / "config"
     shutil.copytree(ROOT / "config", folder)
     path = folder / "campaigns" / "educate.yaml"
-    text = path.read_text(encoding="utf-8").replace("cycle_days: 30\n", "cycle_days: 30\n" + RULES)
-    for step, rule in (
-        ("day-10", "    wait_for: {clicked: day-1, days_after: 2}\n"),
-        ("day-20", "    unless: {clicked: day-1}\n"),
+    text = path.read_text(encoding="utf-8")
+    for old, new in (
+        ("wait_for: {clicked: day-1, days_after: 2}\n", None),
+        (
+            "goal: {name: Became MQL, stage: mql}\n",
+            "goal: {name: Trial started, events: [trial_started]}\n"
+            "send_days: [mon, tue, wed, thu, fri, sat, sun]\n",
+        ),
+        (
+            "name: Industry benchmark report\n    channels: [email, whatsapp]\n",
+            "name: Industry benchmark report\n    channels: [email, whatsapp]\n"
+            "    unless: {clicked: day-1}\n",
+        ),
     ):
-        start = text.index(f"  - key: {step}\n")
-        end = text.index("channels: [email, whatsapp]\n", start) + len(
-            "channels: [email, whatsapp]\n"
-        )
-        text = text[:end] + rule + text[end:]
+        assert old in text, old
+        text = text.replace(old, new or old)
     path.write_text(text, encoding="utf-8")
     return folder
 
@@ -155,3 +159,19 @@ def test_a_condition_a_wait_and_a_goal_behave_as_declared(engine: Engine, tmp_pa
     day20 = next(s for s in why.steps if s.campaign == "educate" and s.step == "day-20")
     assert day20.state == "skipped"
     assert day20.explanation.endswith("(unless: clicked day-1)")
+
+    # the report: goal conversion of the campaign, and of each step sent before the goal
+    kpis = compute(engine, T0 + timedelta(days=30), config_dir=settings.config_dir)
+    rows = [(g.step, g.enrollments, g.goal_reached) for g in kpis.goals]
+    assert rows == [(None, 3, 1), ("day-1", 3, 1), ("day-10", 2, 0), ("day-20", 1, 0)]
+    assert goal_rows(kpis)[0]["conversion"] == "33.3%"
+    goals = report_sections(kpis, StuckReport(now=kpis.now, threshold=0, findings=[]))["goals"]
+    assert goals[0] == {
+        "campaign": "educate",
+        "goal": "Trial started",
+        "step": None,
+        "step_day": None,
+        "enrollments": 3,
+        "goal_reached": 1,
+        "conversion": 0.3333,
+    }

@@ -167,3 +167,10 @@ def test_when_and_unless_decide_on_the_day_the_step_is_due() -> None:
     excluded = timing(DAY10, clicked, unless=Condition(clicked="day-1"))
     assert (excluded.skip, excluded.detail) == (CONDITION_NOT_MET, "unless: clicked day-1")
     assert timing(DAY10, Behaviour(), unless=Condition(clicked="day-1")) == StepTiming(DAY10)
+
+
+def test_a_condition_describes_itself_as_the_file_gives_it() -> None:
+    condition = Condition(
+        clicked="day-1", visited_pricing=True, replied=False, band=("warm", "hot")
+    )
+    assert condition.describe() == "clicked day-1, not replied, visited pricing, band warm|hot"
