@@ -36,9 +36,22 @@ class Step(BaseModel):
     whatsapp: dict[str, Any] = Field(default_factory=dict)
     # Behaviour rules (leadops.delivery.conditions): sent only `when` the condition holds
     # and not if `unless` holds, else skipped; `wait_for` an event until the step's day.
-    when: Condition | None = None
-    unless: Condition | None = None
-    wait_for: WaitFor | None = None
+    when: Condition | None = Field(default=None, description="sent only when this holds")
+    unless: Condition | None = Field(default=None, description="skipped when this holds")
+    wait_for: WaitFor | None = Field(
+        default=None, description="sent after this event, at the latest on the step's day"
+    )
+
+    def rules(self) -> str:
+        """The step's behaviour rules in words (empty: none)."""
+        parts = [
+            f"{name} {rule.describe()}"
+            for name, rule in (("when", self.when), ("unless", self.unless))
+            if rule is not None
+        ]
+        if self.wait_for is not None:
+            parts.append(f"wait_for {self.wait_for.describe_wait()}")
+        return "; ".join(parts)
 
     @field_validator("whatsapp")
     @classmethod
@@ -116,7 +129,7 @@ class Campaign(BaseModel):
     send_days: tuple[str, ...] | None = None
     send_window: SendHours | None = None
     # The campaign ends for a lead when its goal happens (leadops.delivery.conditions).
-    goal: Goal | None = None
+    goal: Goal | None = Field(default=None, description="the campaign ends when it happens")
 
     @field_validator("starts_at", "ends_at", mode="before")
     @classmethod

@@ -69,16 +69,31 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    opened: str | None = None  # an earlier step's key: its email opened or WhatsApp read
-    clicked: str | None = None  # an earlier step's key: a link in its email clicked
-    replied: bool | None = None
-    visited_pricing: bool | None = None
-    event: str | None = None  # a site or form event (EVENT_NAMES)
-    score_at_least: int | None = None
-    score_below: int | None = None
-    stage: tuple[LifecycleStage, ...] | None = Field(default=None, min_length=1)
-    grade: tuple[str, ...] | None = Field(default=None, min_length=1)
-    band: tuple[Band, ...] | None = Field(default=None, min_length=1)
+    opened: str | None = Field(
+        default=None, description="an earlier step's key: its email opened or WhatsApp read"
+    )
+    clicked: str | None = Field(
+        default=None, description="an earlier step's key: a link in its email clicked"
+    )
+    replied: bool | None = Field(default=None, description="replied (or not) since enrolling")
+    visited_pricing: bool | None = Field(
+        default=None, description="viewed a pricing page (or not) since enrolling"
+    )
+    event: str | None = Field(
+        default=None,
+        description=f"a site or form event since enrolling: {', '.join(sorted(EVENT_NAMES))}",
+    )
+    score_at_least: int | None = Field(default=None, description="the lead's score now")
+    score_below: int | None = Field(default=None, description="the lead's score now")
+    stage: tuple[LifecycleStage, ...] | None = Field(
+        default=None, min_length=1, description="the lead's lifecycle stage now is one of these"
+    )
+    grade: tuple[str, ...] | None = Field(
+        default=None, min_length=1, description="the lead's grade now (A1, B2...) is one of these"
+    )
+    band: tuple[Band, ...] | None = Field(
+        default=None, min_length=1, description="the lead's band now is one of these"
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> Condition:
@@ -161,8 +176,17 @@ class WaitFor(Condition):
     out `days_after` days later; when it has not happened by the step's day the step goes
     out then (`on_timeout: send`) or is skipped (`on_timeout: skip`)."""
 
-    days_after: int = Field(default=0, ge=0, le=365)
-    on_timeout: Literal["send", "skip"] = "send"
+    days_after: int = Field(
+        default=0, ge=0, le=365, description="days after the event the step goes out"
+    )
+    on_timeout: Literal["send", "skip"] = Field(
+        default="send", description="no event by the step's day: send it then, or skip it"
+    )
+
+    def describe_wait(self) -> str:
+        """The wait in words: "clicked day-1, +2 d, else send on the step's day"."""
+        after = f", +{self.days_after} d" if self.days_after else ""
+        return f"{self.describe()}{after}, else {self.on_timeout} on the step's day"
 
     @model_validator(mode="after")
     def _an_event(self) -> WaitFor:
@@ -177,9 +201,13 @@ class Goal(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=60)
-    events: tuple[str, ...] = ()
-    stage: LifecycleStage | None = None
+    name: str = Field(min_length=1, max_length=60, description="shown in the report")
+    events: tuple[str, ...] = Field(
+        default=(), description="any of these site or form events since enrolling"
+    )
+    stage: LifecycleStage | None = Field(
+        default=None, description="this stage or a later one reached since enrolling"
+    )
 
     @model_validator(mode="after")
     def _something(self) -> Goal:
@@ -190,6 +218,11 @@ class Goal(BaseModel):
         if self.stage is not None and self.stage not in FUNNEL_ORDER:
             raise ValueError(f"stage {self.stage} is not a funnel stage")
         return self
+
+    def describe(self) -> str:
+        """The goal in words: "Demo booked: demo_requested or appointment_booked, or sql"."""
+        what = [*self.events, *([f"{self.stage} or later"] if self.stage else [])]
+        return f"{self.name}: {' or '.join(what)}"
 
     def reached(self, b: Behaviour) -> str | None:
         """What reached the goal (an event or a stage; None: not reached)."""
