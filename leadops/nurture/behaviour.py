@@ -48,21 +48,24 @@ StepEvent = tuple[int, str, str]  # enrollment id, "opened" or "clicked", step k
 
 
 def _step_events(conn: Connection, enrollments: list[Enrolled]) -> dict[StepEvent, datetime]:
-    """(enrollment, "opened" | "clicked", step) -> when it first happened."""
+    """(enrollment, "opened" | "clicked", step) -> when it first happened. Read by lead
+    (inbox.lead_id is indexed), then kept for the message's own enrollment."""
     i, t = INBOX.c, TOUCHES.c
     kinds = {str(e): "opened" for e in OPENED_EVENTS} | {str(EventType.CLICKED): "clicked"}
+    ids = {e.id for e in enrollments}
     rows = conn.execute(
         sa.select(t.enrollment_id, t.step, i.event, i.received_at)
         .select_from(INBOX.join(TOUCHES, t.id == i.touch_id))
         .where(
-            t.enrollment_id.in_([e.id for e in enrollments]),
+            i.lead_id.in_([e.lead_id for e in enrollments]),
             i.status == InboxStatus.PROCESSED,
             i.event.in_(list(kinds)),
         )
     ).all()
     found: dict[StepEvent, datetime] = {}
     for enrollment_id, step, event, at in rows:
-        _first(found, (enrollment_id, kinds[event], step), ensure_utc(at))
+        if enrollment_id in ids:
+            _first(found, (enrollment_id, kinds[event], step), ensure_utc(at))
     return found
 
 

@@ -33,9 +33,8 @@ from leadops.models import (
     CampaignVersion,
     Enrollment,
     EnrollmentStatus,
-    TouchStatus,
 )
-from leadops.models.touch_states import INITIAL_STATUS
+from leadops.models.touch_states import INITIAL_STATUS, SKIPPED_AT_PLANNING
 from leadops.nurture.behaviour import Enrolled, enrollment_behaviour, lead_behaviour
 from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, plan_lead
 from leadops.nurture.runtime import Runtime
@@ -263,7 +262,7 @@ def _apply(
                     "channel": due.channel,
                     # a new touch starts here (touch_states); a step whose rules say
                     # not to send it is recorded as skipped, with why
-                    "status": TouchStatus.SKIPPED if due.skip else INITIAL_STATUS,
+                    "status": SKIPPED_AT_PLANNING if due.skip else INITIAL_STATUS,
                     "hold_reason": due.skip,
                     "error": due.detail,
                     "due_at": due.due_at,

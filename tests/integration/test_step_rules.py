@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from leadops.models import ENROLLMENTS, LEADS, TOUCHES
 from leadops.nurture.segments import load_segments
 from leadops.nurture.tick import TickReport, simulate
 from leadops.nurture.why import explain_lead
+from leadops.providers.inbound import InboxRecord
 from leadops.providers.sendgrid.events import sendgrid_records
 from leadops.reporting.kpis import compute, goal_rows
 from leadops.reporting.report_data import report_sections
@@ -87,36 +88,36 @@ def test_a_condition_a_wait_and_a_goal_behave_as_declared(engine: Engine, tmp_pa
     """On SQLite, and on PostgreSQL where reachable."""
     settings = make_settings(tmp_path, config_dir=_config(tmp_path))
     runtime = load_runtime(settings, engine=engine)
-    clicker = _lead(engine, "clicker@example.com")
-    quiet = _lead(engine, "quiet@example.com")
-    trial = _lead(engine, "trial@example.com")
-    done: set[str] = set()
+    emails = {
+        _lead(engine, f"{name}@example.com"): f"{name}@example.com"
+        for name in ("clicker", "quiet", "trial", "both")
+    }
+    clicker, quiet, trial, both = emails
+    # (day, lead, event): the clicker clicks day-1 a day after it went out; the trial
+    # lead starts a trial on day 5, before its day-10 step; the last lead clicks, which
+    # schedules its day-10 for two days later, and starts a trial the day before that.
+    plan = [(1, clicker, "click"), (4, trial, "trial"), (1, both, "click"), (2, both, "trial")]
+    done: list[tuple[int, int, str]] = []
+
+    def record(lead_id: int, kind: str, now: datetime) -> list[InboxRecord]:
+        email = emails[lead_id]
+        if kind == "click":
+            touch = _touches(engine, lead_id)["day-1"]
+            event = sg_event("click", lead_id, touch["id"], now, email=email, url="https://x.ex/g")
+            return sendgrid_records(json.dumps([event]).encode())
+        body = {"type": "trial_started", "email": email, "occurred_at": now.isoformat()}
+        return site_records(json.dumps(body).encode())
 
     def engage(tick: TickReport) -> None:
-        """The clicker clicks day-1 a day after it went out; the trial lead starts a
-        trial on day 5, before its day-10 step."""
-        now, records = tick.now, []
-        if now >= T0 + timedelta(days=1) and "click" not in done:
-            touch = _touches(engine, clicker)["day-1"]
-            event = sg_event("click", clicker, touch["id"], now, email="clicker@example.com")
-            records += sendgrid_records(
-                json.dumps([{**event, "url": "https://x.example/g"}]).encode()
-            )
-            done.add("click")
-        if now >= T0 + timedelta(days=4) and "trial" not in done:
-            body = {
-                "type": "trial_started",
-                "email": "trial@example.com",
-                "occurred_at": now.isoformat(),
-            }
-            records += site_records(json.dumps(body).encode())
-            done.add("trial")
+        due = [e for e in plan if e not in done and tick.now >= T0 + timedelta(days=e[0])]
+        records = [r for _, lead_id, kind in due for r in record(lead_id, kind, tick.now)]
+        done.extend(due)
         if records:
-            store(engine, records, now)
-            run_inbox(runtime, now)
+            store(engine, records, tick.now)
+            run_inbox(runtime, tick.now)
 
     simulate(runtime, T0, T0 + timedelta(days=30), on_tick=engage)
-    assert done == {"click", "trial"}
+    assert sorted(done) == sorted(plan)
 
     clicked = _touches(engine, clicker)
     click_at = T0 + timedelta(days=1)
@@ -147,6 +148,10 @@ def test_a_condition_a_wait_and_a_goal_behave_as_declared(engine: Engine, tmp_pa
         ).one()
     assert status == "goal_reached"
     assert reason == "goal reached: Trial started (trial_started)"
+    # a step already scheduled (it waited for the click) is skipped when the goal comes
+    scheduled = _touches(engine, both)["day-10"]
+    assert (scheduled["status"], scheduled["hold_reason"]) == ("skipped", "goal_reached")
+    assert scheduled["sent_at"] is None
 
     with Session(engine) as session:
         why = explain_lead(
@@ -163,15 +168,15 @@ def test_a_condition_a_wait_and_a_goal_behave_as_declared(engine: Engine, tmp_pa
     # the report: goal conversion of the campaign, and of each step sent before the goal
     kpis = compute(engine, T0 + timedelta(days=30), config_dir=settings.config_dir)
     rows = [(g.step, g.enrollments, g.goal_reached) for g in kpis.goals]
-    assert rows == [(None, 3, 1), ("day-1", 3, 1), ("day-10", 2, 0), ("day-20", 1, 0)]
-    assert goal_rows(kpis)[0]["conversion"] == "33.3%"
+    assert rows == [(None, 4, 2), ("day-1", 4, 2), ("day-10", 2, 0), ("day-20", 1, 0)]
+    assert goal_rows(kpis)[0]["conversion"] == "50.0%"
     goals = report_sections(kpis, StuckReport(now=kpis.now, threshold=0, findings=[]))["goals"]
     assert goals[0] == {
         "campaign": "educate",
         "goal": "Trial started",
         "step": None,
         "step_day": None,
-        "enrollments": 3,
-        "goal_reached": 1,
-        "conversion": 0.3333,
+        "enrollments": 4,
+        "goal_reached": 2,
+        "conversion": 0.5,
     }
