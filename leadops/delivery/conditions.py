@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from leadops.models.events import HAND_RAISE_FORMS, SITE_EVENTS
 from leadops.models.vocab import FUNNEL_ORDER, LifecycleStage
 
 # Reason codes of touches a condition or a wait skipped (legend: leadops.delivery.policy).
@@ -25,18 +26,9 @@ CONDITION_NOT_MET = "condition_not_met"
 WAIT_TIMED_OUT = "wait_timed_out"
 GOAL_REACHED = "goal_reached"
 
-# Site and form events a condition or goal can name (the type a site event or a
-# hand-raise form is stored with, leadops.engagement.site and config/intake.yaml).
-EVENT_NAMES = frozenset(
-    {
-        "demo_requested",
-        "trial_started",
-        "appointment_booked",
-        "appointment_cancelled",
-        "subscribed",
-        "contact_request",
-    }
-)
+# The site and form events a condition or goal can name (a page view counts through
+# `visited_pricing`).
+EVENT_NAMES = (SITE_EVENTS - {"page_view"}) | HAND_RAISE_FORMS
 Band = Literal["cold", "warm", "hot"]
 TIMED_CHECKS = ("opened", "clicked", "replied", "visited_pricing", "event")
 
