@@ -50,6 +50,7 @@ class PlanReport:
     leads: int = 0
     enrolled: Counter[str] = field(default_factory=Counter)
     exited: int = 0
+    goals_reached: int = 0  # of the exits, those the campaign's goal ended
     completed: int = 0
     planned: int = 0
     planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -59,6 +60,7 @@ class PlanReport:
         self.leads += other.leads
         self.enrolled.update(other.enrolled)
         self.exited += other.exited
+        self.goals_reached += other.goals_reached
         self.completed += other.completed
         self.planned += other.planned
         self.planned_steps.update(other.planned_steps)
@@ -224,6 +226,7 @@ def _apply(
         # leaves nurture (leadops.delivery.suppression): its held touches are skipped too
         writes.exits.append((plan.lead_id, plan.exit_reason, plan.goal_reached))
         report.exited += 1
+        report.goals_reached += plan.goal_reached
     elif enrollment is not None and plan.complete:
         enrollment.status = EnrollmentStatus.COMPLETED
         enrollment.ended_at = now
@@ -414,13 +417,14 @@ def plan_all(
             if progress is not None:
                 progress(report.leads)
     log.info(
-        "planned %s%s: %d leads, %d newly enrolled, %d exited, %d completed, "
+        "planned %s%s: %d leads, %d newly enrolled, %d exited (%d goal reached), %d completed, "
         "%d touches created, %d rows already written by another planner",
         now.isoformat(),
         f" (partition {k} of {n})" if n > 1 else "",
         report.leads,
         sum(report.enrolled.values()),
         report.exited,
+        report.goals_reached,
         report.completed,
         report.planned,
         report.conflicts,

@@ -98,6 +98,7 @@ def test_a_condition_a_wait_and_a_goal_behave_as_declared(engine: Engine, tmp_pa
     # schedules its day-10 for two days later, and starts a trial the day before that.
     plan = [(1, clicker, "click"), (4, trial, "trial"), (1, both, "click"), (2, both, "trial")]
     done: list[tuple[int, int, str]] = []
+    goals: list[int] = []
 
     def record(lead_id: int, kind: str, now: datetime) -> list[InboxRecord]:
         email = emails[lead_id]
@@ -109,6 +110,7 @@ def test_a_condition_a_wait_and_a_goal_behave_as_declared(engine: Engine, tmp_pa
         return site_records(json.dumps(body).encode())
 
     def engage(tick: TickReport) -> None:
+        goals.append(tick.plan.goals_reached)
         due = [e for e in plan if e not in done and tick.now >= T0 + timedelta(days=e[0])]
         records = [r for _, lead_id, kind in due for r in record(lead_id, kind, tick.now)]
         done.extend(due)
@@ -118,6 +120,7 @@ def test_a_condition_a_wait_and_a_goal_behave_as_declared(engine: Engine, tmp_pa
 
     simulate(runtime, T0, T0 + timedelta(days=30), on_tick=engage)
     assert sorted(done) == sorted(plan)
+    assert sum(goals) == 2  # the ticks' plans ended two enrollments by their goal
 
     clicked = _touches(engine, clicker)
     click_at = T0 + timedelta(days=1)
