@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from leadops.core.bulk import bulk_insert
+from leadops.core.clock import ensure_utc
 from leadops.delivery.campaigns import StoredCampaigns, open_pauses, register_versions
 from leadops.delivery.conditions import GOAL_REACHED, Behaviour
 from leadops.delivery.suppression import leave_nurture
@@ -118,15 +119,24 @@ def _lead_batches(session: Session, partition: Partition = WHOLE) -> Iterator[li
 
 
 def _behaviours(
-    session: Session, stored: StoredCampaigns, leads: list[LeadRow], active: dict[int, Enrollment]
+    session: Session,
+    stored: StoredCampaigns,
+    leads: list[LeadRow],
+    active: dict[int, Enrollment],
+    first_touch: dict[int, datetime],
 ) -> dict[int, Behaviour]:
     """The behaviour of the active enrollments whose campaign version has step rules or
-    a goal (by enrollment id); the others need none."""
+    a goal (by enrollment id); the others need none. An enrollment's behaviour counts from
+    when it began: its first touch's creation, since resuming a paused campaign moves
+    `started_at` later (leadops.nurture.calendar)."""
     ruled = []
     for enrollment in active.values():
         campaign = stored.get(session, enrollment.campaign_version_id)
         if enrollment.id is not None and campaign.has_rules():
-            ruled.append(Enrolled(enrollment.id, enrollment.lead_id, enrollment.started_at))
+            began = min(
+                enrollment.started_at, first_touch.get(enrollment.id, enrollment.started_at)
+            )
+            ruled.append(Enrolled(enrollment.id, enrollment.lead_id, began))
     now_of = {lead.id: lead_behaviour(lead) for lead in leads}
     return enrollment_behaviour(session.connection(), ruled, now_of)
 
@@ -154,20 +164,23 @@ def _states(
     )
     planned: dict[int, set[tuple[str, str]]] = {}
     open_count: Counter[int] = Counter()
+    first_touch: dict[int, datetime] = {}
     if active:
         t = TOUCHES.c
         rows = session.execute(
-            select(t.enrollment_id, t.step, t.channel, t.status).where(
+            select(t.enrollment_id, t.step, t.channel, t.status, t.created_at).where(
                 t.enrollment_id.in_([e.id for e in active.values()])
             )
         ).all()
-        for enrollment_id, step, channel, status in rows:
+        for enrollment_id, step, channel, status, created_at in rows:
             planned.setdefault(enrollment_id, set()).add((step, channel))
             if status not in FINAL_TOUCH_STATUSES:
                 open_count[enrollment_id] += 1
+            created = ensure_utc(created_at)
+            first_touch[enrollment_id] = min(created, first_touch.get(enrollment_id, created))
 
     forms = first_forms(session, ids)
-    behaviours = _behaviours(session, stored, leads, active)
+    behaviours = _behaviours(session, stored, leads, active, first_touch)
     result = []
     for lead in leads:
         assert lead.id is not None

@@ -14,14 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from leadops.core.clock import ensure_utc
+from leadops.core.clock import SimulatedClock, ensure_utc
 from leadops.delivery.campaigns import StoredCampaigns
 from leadops.engagement.inbox import store
 from leadops.engagement.rescore import run_inbox
 from leadops.engagement.site import site_records
 from leadops.models import ENROLLMENTS, LEADS, TOUCHES
+from leadops.nurture.calendar import pause_campaign, resume_campaign
 from leadops.nurture.segments import load_segments
-from leadops.nurture.tick import TickReport, simulate
+from leadops.nurture.tick import TickReport, run_tick, simulate
 from leadops.nurture.why import explain_lead
 from leadops.providers.inbound import InboxRecord
 from leadops.providers.sendgrid.events import sendgrid_records
@@ -183,3 +184,32 @@ def test_a_condition_a_wait_and_a_goal_behave_as_declared(engine: Engine, tmp_pa
         "goal_reached": 2,
         "conversion": 0.5,
     }
+
+
+def test_what_the_lead_did_before_a_pause_still_counts_after_it(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """Resuming a paused campaign moves its enrollments' start later; a trial started
+    before the pause still reaches the goal after it."""
+    settings = make_settings(tmp_path, config_dir=_config(tmp_path))
+    runtime = load_runtime(settings, engine=sqlite_engine)
+    lead = _lead(sqlite_engine, "trial@example.com")
+    clock = SimulatedClock(T0)
+    run_tick(runtime, clock)
+    pause_campaign(sqlite_engine, runtime.campaigns, "educate", by="ops", reason="t", now=T0)
+    at = T0 + timedelta(hours=2)
+    body = {"type": "trial_started", "email": "trial@example.com", "occurred_at": at.isoformat()}
+    store(sqlite_engine, site_records(json.dumps(body).encode()), at)
+    run_inbox(runtime, at)
+    clock.set(T0 + timedelta(days=3))
+    resume_campaign(
+        sqlite_engine, runtime.campaigns, "educate", by="ops", reason="t", now=clock.now()
+    )
+    assert run_tick(runtime, clock).plan.goals_reached == 1
+    e = ENROLLMENTS.c
+    with sqlite_engine.connect() as connection:
+        started, status = connection.execute(
+            sa.select(e.started_at, e.status).where(e.lead_id == lead)
+        ).one()
+    assert ensure_utc(started) > at  # the resume moved the start past the trial
+    assert status == "goal_reached"
