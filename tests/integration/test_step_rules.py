@@ -26,6 +26,7 @@ from leadops.nurture.tick import TickReport, run_tick, simulate
 from leadops.nurture.why import explain_lead
 from leadops.providers.inbound import InboxRecord
 from leadops.providers.sendgrid.events import sendgrid_records
+from leadops.reporting.html import render
 from leadops.reporting.kpis import compute, goal_rows
 from leadops.reporting.report_data import report_sections
 from leadops.reporting.stuck import StuckReport
@@ -174,7 +175,10 @@ def test_a_condition_a_wait_and_a_goal_behave_as_declared(engine: Engine, tmp_pa
     rows = [(g.step, g.enrollments, g.goal_reached) for g in kpis.goals]
     assert rows == [(None, 4, 2), ("day-1", 4, 2), ("day-10", 2, 0), ("day-20", 1, 0)]
     assert goal_rows(kpis)[0]["conversion"] == "50.0%"
-    goals = report_sections(kpis, StuckReport(now=kpis.now, threshold=0, findings=[]))["goals"]
+    stuck = StuckReport(now=kpis.now, threshold=0, findings=[])
+    page = render(kpis, stuck)
+    assert "<h2>Goal conversion</h2>" in page and "<td>Trial started</td>" in page
+    goals = report_sections(kpis, stuck)["goals"]
     assert goals[0] == {
         "campaign": "educate",
         "goal": "Trial started",
