@@ -228,3 +228,11 @@ def campaigns_forecast(
             console.print(f"{leads} leads wait to enroll in {campaign}", highlight=False)
         for campaign, held in sorted(result.held_paused.items()):
             console.print(f"{held} messages held: {campaign} is paused", highlight=False)
+        ruled = [
+            f"{c.key} {s.key}" for c in runtime.campaigns.values() for s in c.steps if s.rules()
+        ]
+        if ruled:
+            console.print(
+                f"steps with conditions or waits, counted on their day: {', '.join(ruled)}",
+                highlight=False,
+            )
