@@ -140,9 +140,11 @@ def plan_lead(
 
     goal = active and enrolled_campaigns[active.campaign_version_id].goal
     if active is not None and goal and (what := goal.reached(active.behaviour)):
+        # the campaign is over for the lead (before any other exit); it may enroll in
+        # another campaign now, as a lead that moved does
         plan.exit_reason = f"goal reached: {goal.name} ({what})"
         plan.goal_reached = True
-        return plan
+        active = None
 
     if state.in_sales_hands:
         if active is not None:

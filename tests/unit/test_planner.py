@@ -391,8 +391,9 @@ def test_a_paused_or_ended_campaign_enrolls_nobody_and_in_flight_leads_go_on(
 
 
 def test_the_goal_ends_the_enrollment_before_any_other_exit(campaigns, segments) -> None:  # type: ignore[no-untyped-def]
-    """Educate's goal (config/campaigns/educate.yaml) is becoming an MQL: the segment rules
-    would move the lead to connect, but the enrollment ends as its goal reached."""
+    """Educate's goal (config/campaigns/educate.yaml) is becoming an MQL: the enrollment
+    ends as its goal reached, not as a move, and the lead enrolls in connect as a lead that
+    moved does (unless it is in sales' hands)."""
     active = replace(
         enrollment("educate", planned=frozenset(ALL_DAY1)),
         behaviour=Behaviour(stage="mql", stages={"mql": START + timedelta(days=3)}),
@@ -401,7 +402,11 @@ def test_the_goal_ends_the_enrollment_before_any_other_exit(campaigns, segments)
     result = plan(lead, START + timedelta(days=4), campaigns, segments)
     assert result.goal_reached
     assert result.exit_reason == "goal reached: Became MQL (became mql)"
-    assert result.touches == []
+    assert result.enroll_campaign == "connect"  # and enrolls where its segment points
+    assert keys(result.touches) == ALL_DAY1
+    in_sales = replace(lead, in_sales_hands=True)
+    handed = plan(in_sales, START + timedelta(days=4), campaigns, segments)
+    assert (handed.goal_reached, handed.enroll_campaign, handed.touches) == (True, None, [])
 
 
 def test_a_waiting_step_is_planned_when_its_event_is_seen(campaigns, segments) -> None:  # type: ignore[no-untyped-def]
