@@ -363,17 +363,14 @@ def _write(session: Session, writes: _Writes, report: PlanReport, now: datetime)
     another planner created first gets no touches from this one."""
     session.flush()
     for lead_id, reason, goal in writes.exits:
-        if goal:
-            leave_nurture(
-                session.connection(),
-                lead_id,
-                GOAL_REACHED,
-                now,
-                end_reason=reason,
-                status=EnrollmentStatus.GOAL_REACHED,
-            )
-        else:
-            leave_nurture(session.connection(), lead_id, "enrollment_ended", now, end_reason=reason)
+        leave_nurture(
+            session.connection(),
+            lead_id,
+            GOAL_REACHED if goal else "enrollment_ended",
+            now,
+            end_reason=reason,
+            status=EnrollmentStatus.GOAL_REACHED if goal else EnrollmentStatus.EXITED,
+        )
     _update_segments(session, writes.segments, now)
     if writes.enrollments:
         created = bulk_insert(
