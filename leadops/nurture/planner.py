@@ -130,7 +130,9 @@ def plan_lead(
     campaign versions by version id (what an active enrollment follows). A campaign that
     is `paused`, not started yet or past its end enrolls nobody: the lead waits, and
     enrolls once the campaign takes leads again. Enrollments in flight go on (a paused
-    campaign's touches are held by the contact policy).
+    campaign's touches are held by the contact policy). An enrollment whose campaign's
+    goal happened ends first of all (leadops.delivery.conditions), and its steps' rules
+    decide which touches are due (`due_touches`).
     """
     active = state.active
     rule = choose_rule(
