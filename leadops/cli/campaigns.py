@@ -65,7 +65,8 @@ def campaigns_list(now: NowOption = None, fmt: FormatOption = Format.TABLE) -> N
 def campaigns_show(
     campaign: CampaignArgument, now: NowOption = None, fmt: FormatOption = Format.TABLE
 ) -> None:
-    """Show one campaign: its calendar, steps and pause history.
+    """Show one campaign: its calendar, goal, steps (with their conditions and waits)
+    and pause history.
 
     Example: leadops campaigns show educate
     """
@@ -88,9 +89,16 @@ def campaigns_show(
         "blackout_dates": ", ".join(day.isoformat() for day in found.blackout_dates) or None,
         "send_days": ", ".join(found.send_days) if found.send_days else "settings",
         "send_window": f"{window.start:%H:%M}-{window.end:%H:%M}" if window else "settings",
+        "goal": found.goal.describe() if found.goal else None,
     }
     steps = [
-        {"step": s.key, "day": s.day, "name": s.name, "channels": ", ".join(s.channels)}
+        {
+            "step": s.key,
+            "day": s.day,
+            "name": s.name,
+            "channels": ", ".join(s.channels),
+            "rules": s.rules() or None,
+        }
         for s in found.steps
     ]
     pauses = [
@@ -113,7 +121,7 @@ def campaigns_show(
         fmt,
         title=f"Campaign {campaign}",
     )
-    emit(steps, ["step", "day", "name", "channels"], fmt, title="Steps")
+    emit(steps, ["step", "day", "name", "channels", "rules"], fmt, title="Steps")
     emit(pauses, list(pauses[0]) if pauses else ["paused_at"], fmt, title="Pauses")
 
 
@@ -220,3 +228,11 @@ def campaigns_forecast(
             console.print(f"{leads} leads wait to enroll in {campaign}", highlight=False)
         for campaign, held in sorted(result.held_paused.items()):
             console.print(f"{held} messages held: {campaign} is paused", highlight=False)
+        ruled = [
+            f"{c.key} {s.key}" for c in runtime.campaigns.values() for s in c.steps if s.rules()
+        ]
+        if ruled:
+            console.print(
+                f"steps with conditions or waits, counted on their day: {', '.join(ruled)}",
+                highlight=False,
+            )

@@ -73,6 +73,9 @@ REASON_MEANINGS: dict[str, str] = {
     "whatsapp_opt_out": "the lead opted out on WhatsApp (STOP)",
     "disqualified": "a rep disqualified the lead (not a lead for sales); marketing stops",
     "email_opt_out": "the lead replied to an email asking to stop (unsubscribe, stop)",
+    "condition_not_met": "the step's condition (when / unless in the campaign file) said skip",
+    "wait_timed_out": "the event the step waited for (wait_for) did not happen by its day",
+    "goal_reached": "the lead reached the campaign's goal; the campaign ended for it",
 }
 
 

@@ -123,10 +123,11 @@ def leave_nurture(
     *,
     scope: NurtureScope = NurtureScope.ENROLLMENT,
     end_reason: str | None = None,
+    status: EnrollmentStatus = EnrollmentStatus.EXITED,
 ) -> bool:
-    """The lead leaves nurture: its active enrollment ends (`end_reason`, else `reason`)
-    and its pending touches in `scope` are skipped with `reason`. Returns whether an
-    active enrollment ended."""
+    """The lead leaves nurture: its active enrollment ends (as `status`, with `end_reason`,
+    else `reason`) and its pending touches in `scope` are skipped with `reason`. Returns
+    whether an active enrollment ended."""
     e, t = ENROLLMENTS.c, TOUCHES.c
     active = connection.execute(
         sa.select(e.id).where(e.lead_id == lead_id, e.status == EnrollmentStatus.ACTIVE)
@@ -136,7 +137,7 @@ def leave_nurture(
             sa.update(ENROLLMENTS)
             .where(e.id == active)
             .values(
-                status=EnrollmentStatus.EXITED,
+                status=status,
                 ended_at=now,
                 end_reason=(end_reason or reason)[:100],
             )

@@ -27,11 +27,11 @@ from leadops.engagement.resolve import (
     translate,
 )
 from leadops.engagement.scoring import ScoringConfig, capped, channels_of, is_pricing_url
-from leadops.engagement.site import SITE_EVENTS
 from leadops.models import SCORE_LEDGER, TOUCHES, InboxStatus, ScoreKind, TouchStatus
 from leadops.models.events import (
     BOUNCED_EVENTS,
     DELIVERED_EVENTS,
+    SITE_EVENTS,
     UNSUBSCRIBED_EVENTS,
     EventType,
 )

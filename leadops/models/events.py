@@ -51,3 +51,17 @@ BOUNCED_EVENTS = frozenset(
         EventType.INVALID_NUMBER,
     }
 )
+
+# The types of site and product events (the site webhook, leadops.engagement.site) and of
+# hand-raise web forms (config/intake.yaml `hand_raise`), as stored in `inbox.kind`.
+SITE_EVENTS = frozenset(
+    {
+        "page_view",
+        "demo_requested",
+        "trial_started",
+        "appointment_booked",
+        "appointment_cancelled",
+        "subscribed",
+    }
+)
+HAND_RAISE_FORMS = frozenset({"demo_requested", "contact_request"})

@@ -98,6 +98,7 @@ class EnrollmentStatus(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
     EXITED = "exited"
+    GOAL_REACHED = "goal_reached"  # the campaign's goal happened (campaign file `goal:`)
 
 
 class QuarantineStatus(StrEnum):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from leadops.delivery.campaigns import Campaign
+from leadops.delivery.conditions import Behaviour, step_timing
 from leadops.models.vocab import Channel
 from leadops.nurture.segments import LeadFacts, SegmentConfig, choose_rule
 
@@ -24,6 +25,7 @@ class ActiveEnrollment:
     started_at: datetime
     planned: frozenset[tuple[str, str]]  # (step, channel) touches that already exist
     open_touches: int  # touches not yet final (pending, held, claimed, sending)
+    behaviour: Behaviour = field(default_factory=Behaviour)  # what it did in this enrollment
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class LeadState:
     active: ActiveEnrollment | None
     past_campaigns: frozenset[str]  # campaigns the lead was ever enrolled in
     in_sales_hands: bool = False  # an active escalation: no nurture until it closes
+    behaviour: Behaviour = field(default_factory=Behaviour)  # score, stage, grade, band now
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class DueTouch:
     step_day: int
     channel: str
     due_at: datetime
+    skip: str | None = None  # written as skipped with this reason code (a step condition)
+    detail: str | None = None  # what the condition found, for `leadops leads why`
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Plan:
     lead_id: int
     segment: str | None
     exit_reason: str | None = None  # end the active enrollment with this reason
+    goal_reached: bool = False  # it ends because the campaign's goal happened
     complete: bool = False  # the active enrollment has finished its cycle
     enroll_campaign: str | None = None  # start a new enrollment in this campaign now
     touches: list[DueTouch] = field(default_factory=list)
@@ -83,15 +89,29 @@ def due_touches(
     started_at: datetime,
     planned: frozenset[tuple[str, str]],
     now: datetime,
+    behaviour: Behaviour | None = None,
 ) -> list[DueTouch]:
+    """The touches to write now: steps due by their day, or by the event they wait for
+    (due later, maybe), and steps whose condition failed (written as skipped)."""
     touches = []
     for step in campaign.steps:
-        due_at = step_due_at(started_at, step.day)
-        if due_at > now:
-            break
-        for channel in channels_for(state, step.channels):
-            if (step.key, channel) not in planned:
-                touches.append(DueTouch(step.key, step.day, channel, due_at))
+        channels = [c for c in channels_for(state, step.channels) if (step.key, c) not in planned]
+        if not channels:
+            continue
+        timing = step_timing(
+            day_due=step_due_at(started_at, step.day),
+            now=now,
+            behaviour=behaviour or state.behaviour,
+            when=step.when,
+            unless=step.unless,
+            wait_for=step.wait_for,
+        )
+        if timing.due_at is None:
+            continue
+        for channel in channels:
+            touches.append(
+                DueTouch(step.key, step.day, channel, timing.due_at, timing.skip, timing.detail)
+            )
     return touches
 
 
@@ -110,13 +130,23 @@ def plan_lead(
     campaign versions by version id (what an active enrollment follows). A campaign that
     is `paused`, not started yet or past its end enrolls nobody: the lead waits, and
     enrolls once the campaign takes leads again. Enrollments in flight go on (a paused
-    campaign's touches are held by the contact policy).
+    campaign's touches are held by the contact policy). An enrollment whose campaign's
+    goal happened ends first of all (leadops.delivery.conditions), and its steps' rules
+    decide which touches are due (`due_touches`).
     """
     active = state.active
     rule = choose_rule(
         segments, state.facts, now, active_campaign=active.campaign if active else None
     )
     plan = Plan(lead_id=state.lead_id, segment=rule.segment if rule else None)
+
+    goal = active and enrolled_campaigns[active.campaign_version_id].goal
+    if active is not None and goal and (what := goal.reached(active.behaviour)):
+        # the campaign is over for the lead (before any other exit); it may enroll in
+        # another campaign now, as a lead that moved does
+        plan.exit_reason = f"goal reached: {goal.name} ({what})"
+        plan.goal_reached = True
+        active = None
 
     if state.in_sales_hands:
         if active is not None:
@@ -129,7 +159,9 @@ def plan_lead(
 
     if active is not None:
         campaign = enrolled_campaigns[active.campaign_version_id]
-        plan.touches = due_touches(state, campaign, active.started_at, active.planned, now)
+        plan.touches = due_touches(
+            state, campaign, active.started_at, active.planned, now, active.behaviour
+        )
         cycle_end = active.started_at + timedelta(days=campaign.cycle_days)
         if now >= cycle_end and active.open_touches == 0 and not plan.touches:
             plan.complete = True

@@ -17,6 +17,7 @@ from leadops.reporting.kpis import (
     engagement_rows,
     escalation_rows,
     funnel_rows,
+    goal_rows,
     headline_rows,
     outcome_rows,
     speed_rows,
@@ -359,6 +360,10 @@ own. Per rep: who made the first contact, else who holds it now.</p>
 by the channel, later bounces included); &ldquo;-&rdquo;: the channel does not report it.
 Opens by mail privacy proxies are not opens.</p>
 {_table(engagement_rows(kpis), "no messages sent yet")}
+<h2>Goal conversion</h2>
+<p class="sub">Per campaign with a goal: the enrollments the goal ended; per step: of the
+enrollments sent that step, those that reached the goal after it went out.</p>
+{_table(goal_rows(kpis), "no campaign has a goal")}
 {missing_section}
 </main></body></html>
 """

@@ -45,6 +45,24 @@ class StepRates:
 
 
 @dataclass
+class GoalRates:
+    """Goal conversion of a campaign (`step` None) or of one of its steps: of the
+    enrollments (for a step: those it was sent to), how many reached the goal (for a
+    step: after the step went out). Defined in leadops.reporting.goal_kpis."""
+
+    campaign: str
+    goal: str
+    step: str | None
+    step_day: int | None
+    enrollments: int
+    goal_reached: int
+    conversion: float | None = None  # goal_reached / enrollments
+
+    def __post_init__(self) -> None:
+        self.conversion = self.goal_reached / self.enrollments if self.enrollments else None
+
+
+@dataclass
 class EscalationStats:
     """Hand-offs to sales: where they stand now and how fast reps picked them up."""
 
@@ -167,6 +185,7 @@ class KpiReport:
     # or suppressed on every channel): not counted as never followed up
     uncontactable: int = 0
     steps: list[StepRates] = field(default_factory=list)
+    goals: list[GoalRates] = field(default_factory=list)  # campaigns with a goal
     escalations: EscalationStats = field(default_factory=EscalationStats)
     # Overall first, then per rep, then per source
     speed_to_lead: list[SpeedToLead] = field(default_factory=list)

@@ -89,6 +89,8 @@ def markdown(report: Report, html_path: Path | None = None) -> str:
         markdown_table(kpis.step_rows(k)),
         "## Engagement per step (of the messages sent)\n",
         markdown_table(kpis.engagement_rows(k)),
+        "## Goal conversion per campaign and step\n",
+        markdown_table(kpis.goal_rows(k)),
         "## Escalations\n",
         markdown_table(kpis.escalation_rows(k)),
         "## Speed to lead\n",

@@ -17,7 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from leadops.engagement import inbox
-from leadops.engagement.site import SITE_EVENTS, site_records, verify_site
+from leadops.engagement.site import site_records, verify_site
+from leadops.models.events import SITE_EVENTS
 from leadops.providers import inbound
 from leadops.providers.sendgrid.events import sendgrid_records
 from leadops.providers.sendgrid.inbound_parse import inbound_email_record

@@ -40,7 +40,7 @@ from leadops.core.clock import SimulatedClock
 from leadops.core.tokens import sign
 from leadops.delivery.compose import UNSUBSCRIBE
 from leadops.engagement.rescore import run_inbox
-from leadops.engagement.site import SITE_EVENTS, site_signature
+from leadops.engagement.site import site_signature
 from leadops.models import (
     ESCALATIONS,
     FORM_SUBMISSIONS,
@@ -49,6 +49,7 @@ from leadops.models import (
     STAGE_CHANGES,
     WEBHOOK_REJECTIONS,
 )
+from leadops.models.events import SITE_EVENTS
 from leadops.providers.sendgrid.events import SENDGRID_EVENTS
 from leadops.runtime import load_runtime
 from leadops.sales.escalation import escalate
