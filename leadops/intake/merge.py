@@ -57,6 +57,19 @@ def record_data(record: LeadRecord) -> dict[str, Any]:
     }
 
 
+def merged_properties(
+    current: dict[str, Any] | None, incoming: dict[str, Any], fill_only: frozenset[str] | None
+) -> dict[str, Any] | None:
+    """The lead's custom properties after a merge: a trusted source (CSV, CRM) sets those it
+    carries; with `fill_only` (a web form) only the listed properties.NAME without a value
+    are filled."""
+    merged = dict(current or {})
+    for name, value in incoming.items():
+        if fill_only is None or (f"properties.{name}" in fill_only and merged.get(name) is None):
+            merged[name] = value
+    return merged or None
+
+
 def stage_after_merge(current: str, incoming: str) -> str:
     """The lifecycle stage after a merge: forward only; `unsubscribed` always wins."""
     if LifecycleStage.UNSUBSCRIBED in (current, incoming):
@@ -91,6 +104,10 @@ def merge_into(
             change(name, value)
     if "job_title" in changes and not lead.get("seniority"):
         change("seniority", seniority_of(lead["job_title"]))
+    if record.properties:
+        change(
+            "properties", merged_properties(lead.get("properties"), record.properties, fill_only)
+        )
     if fill_only is not None:
         if changes:
             lead["updated_at"] = now
