@@ -16,10 +16,13 @@ from leadops.engagement.report import SQL_TRIGGER, RescoreReport, SalesReady
 from leadops.engagement.scoring import (
     FitFacts,
     ScoringConfig,
+    band_of,
     decay_delta,
     fit_adjustments,
     fit_points,
+    grade_of,
     next_stage,
+    sql_gate_mismatch,
     top_reasons,
 )
 from leadops.models import (
@@ -45,7 +48,14 @@ NOT_ACTIVITY = ("no_opens", "email_open_machine", "unsubscribe")
 def fit_columns() -> list[sa.ColumnElement[Any]]:
     """The lead columns the fit rules read (with the id)."""
     lead = LEADS.c
-    return [lead.id, lead.seniority, lead.industry, lead.country, lead.company_size]
+    return [
+        lead.id,
+        lead.seniority,
+        lead.industry,
+        lead.country,
+        lead.company_size,
+        lead.properties,
+    ]
 
 
 def fit_rows(
@@ -64,7 +74,8 @@ def fit_rows(
         recorded[lead_id][rule] = int(points)
     rows = []
     for r in leads:
-        desired = fit_points(config, FitFacts(r.seniority, r.industry, r.country, r.company_size))
+        facts = FitFacts(r.seniority, r.industry, r.country, r.company_size, r.properties)
+        desired = fit_points(config, facts)
         for rule, delta in fit_adjustments(desired, recorded[r.id]).items():
             verb = "matches" if rule in desired else "no longer matches"
             rows.append(
@@ -361,6 +372,68 @@ def breakdowns(connection: Connection, lead_ids: Iterable[int]) -> dict[int, lis
     return result
 
 
+def _grade(connection: Connection, config: ScoringConfig, chunk: list[int]) -> None:
+    """Store each lead's grade (fit and engagement points apart) and band."""
+    s = SCORE_LEDGER.c
+    points: dict[int, dict[str, int]] = {lead_id: {"fit": 0, "engagement": 0} for lead_id in chunk}
+    for lead_id, kind, total in connection.execute(
+        sa.select(s.lead_id, s.kind, sa.func.sum(s.points))
+        .where(s.lead_id.in_(chunk))
+        .group_by(s.lead_id, s.kind)
+    ).all():
+        points[lead_id]["fit" if kind == ScoreKind.FIT else "engagement"] += int(total)
+    rows = []
+    for lead_id, p in points.items():
+        grade = grade_of(config.grades, p["fit"], p["engagement"])
+        rows.append({"lid": lead_id, "grade": grade, "band": band_of(config.bands, grade)})
+    connection.execute(
+        sa.update(LEADS)
+        .where(LEADS.c.id == sa.bindparam("lid"))
+        .values(grade=sa.bindparam("grade"), band=sa.bindparam("band")),
+        rows,
+    )
+
+
+def _move_stages(
+    connection: Connection,
+    config: ScoringConfig,
+    chunk: list[int],
+    now: datetime,
+    report: RescoreReport,
+) -> list[tuple[int, str]]:
+    """Move the chunk's leads to the stage their score reaches (the SQL gate holding
+    back those it refuses); returns (lead, new stage) for each move."""
+    moves = []
+    c = LEADS.c
+    for lead_id, stage, score, properties in connection.execute(
+        sa.select(c.id, c.lifecycle_stage, c.score, c.properties).where(c.id.in_(chunk))
+    ).all():
+        held = sql_gate_mismatch(config, properties) if score >= config.thresholds.sql else None
+        target = next_stage(stage, score, config.thresholds, gated=held is not None)
+        if target is None:
+            continue
+        threshold = getattr(config.thresholds, target)
+        reason = f"score {score} reached the {target} threshold {threshold}"
+        if held is not None:
+            reason += f" (not sql: {held})"
+        connection.execute(
+            sa.update(LEADS).where(c.id == lead_id).values(lifecycle_stage=target, updated_at=now)
+        )
+        connection.execute(
+            STAGE_CHANGES.insert().values(
+                lead_id=lead_id,
+                from_stage=stage,
+                to_stage=target,
+                score=score,
+                reason=reason[:300],
+                changed_at=now,
+            )
+        )
+        report.stage_changes[f"{stage}->{target}"] += 1
+        moves.append((lead_id, target))
+    return moves
+
+
 def apply_scores_and_stages(
     engine: Engine,
     config: ScoringConfig,
@@ -384,31 +457,8 @@ def apply_scores_and_stages(
             )
             connection.execute(sa.update(LEADS).where(LEADS.c.id.in_(chunk)).values(score=total))
             report.rescored_leads += len(chunk)
-            for lead_id, stage, score in connection.execute(
-                sa.select(LEADS.c.id, LEADS.c.lifecycle_stage, LEADS.c.score).where(
-                    LEADS.c.id.in_(chunk)
-                )
-            ).all():
-                target = next_stage(stage, score, config.thresholds)
-                if target is None:
-                    continue
-                threshold = getattr(config.thresholds, target)
-                connection.execute(
-                    sa.update(LEADS)
-                    .where(LEADS.c.id == lead_id)
-                    .values(lifecycle_stage=target, updated_at=now)
-                )
-                connection.execute(
-                    STAGE_CHANGES.insert().values(
-                        lead_id=lead_id,
-                        from_stage=stage,
-                        to_stage=target,
-                        score=score,
-                        reason=f"score {score} reached the {target} threshold {threshold}",
-                        changed_at=now,
-                    )
-                )
-                report.stage_changes[f"{stage}->{target}"] += 1
+            _grade(connection, config, chunk)
+            for lead_id, target in _move_stages(connection, config, chunk, now, report):
                 moved.add(lead_id)
                 if target == LifecycleStage.SQL:
                     ready.append((lead_id, SQL_TRIGGER, now))

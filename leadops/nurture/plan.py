@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from leadops.core.bulk import bulk_insert
 from leadops.delivery.campaigns import open_pauses, register_versions
-from leadops.delivery.suppression import leave_nurture
+from leadops.delivery.suppression import leave_nurture, suppress
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
     ENROLLMENTS,
@@ -34,6 +34,7 @@ from leadops.models import (
     EnrollmentStatus,
 )
 from leadops.models.touch_states import INITIAL_STATUS
+from leadops.models.vocab import Channel, SuppressionReason
 from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, plan_lead
 from leadops.nurture.runtime import Runtime
 from leadops.nurture.segments import LeadFacts, first_forms
@@ -49,6 +50,7 @@ class PlanReport:
     enrolled: Counter[str] = field(default_factory=Counter)
     exited: int = 0
     completed: int = 0
+    sunset: int = 0  # leads that finished a sunset campaign without engaging
     planned: int = 0
     planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     conflicts: int = 0  # rows another planner had already written (skipped)
@@ -58,6 +60,7 @@ class PlanReport:
         self.enrolled.update(other.enrolled)
         self.exited += other.exited
         self.completed += other.completed
+        self.sunset += other.sunset
         self.planned += other.planned
         self.planned_steps.update(other.planned_steps)
         self.conflicts += other.conflicts
@@ -91,6 +94,11 @@ _LEAD_FIELDS = (
     LEADS.c.whatsapp_consent,
     LEADS.c.segment,
     LEADS.c.source,
+    LEADS.c.grade,
+    LEADS.c.band,
+    LEADS.c.properties,
+    LEADS.c.email_suppression_reason,
+    LEADS.c.whatsapp_suppression_reason,
 )
 LeadRow = Any  # a row of _LEAD_FIELDS
 
@@ -170,6 +178,8 @@ def _states(
             ),
             past_campaigns=frozenset(past.get(lead.id, set())),
             in_sales_hands=lead.id in escalated,
+            sunset=SuppressionReason.SUNSET
+            in (lead.email_suppression_reason, lead.whatsapp_suppression_reason),
         )
         result.append((lead, enrollment, state))
     return result
@@ -185,6 +195,7 @@ class _Writes:
     waiting: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     segments: list[dict[str, object]] = field(default_factory=list)  # lead_id, segment
     exits: list[tuple[int, str]] = field(default_factory=list)  # lead_id, end reason
+    sunsets: list[tuple[int, list[str]]] = field(default_factory=list)  # lead_id, channels
 
 
 def _apply(
@@ -207,6 +218,12 @@ def _apply(
         enrollment.ended_at = now
         enrollment.end_reason = "cycle finished"
         report.completed += 1
+        if plan.sunset:
+            enrollment.end_reason = "cycle finished without engagement: sunset"
+            channels = [Channel.EMAIL.value] if lead.email else []
+            channels += [Channel.WHATSAPP.value] if lead.phone else []
+            writes.sunsets.append((plan.lead_id, channels))
+            report.sunset += 1
     campaign: str | None = None
     version_id: int | None = None
     touches = writes.touches
@@ -322,6 +339,8 @@ def _write(session: Session, writes: _Writes, report: PlanReport, now: datetime)
     session.flush()
     for lead_id, reason in writes.exits:
         leave_nurture(session.connection(), lead_id, "enrollment_ended", now, end_reason=reason)
+    for lead_id, channels in writes.sunsets:
+        suppress(session.connection(), lead_id, channels, SuppressionReason.SUNSET, now)
     _update_segments(session, writes.segments, now)
     if writes.enrollments:
         created = bulk_insert(

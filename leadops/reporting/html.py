@@ -20,6 +20,7 @@ from leadops.reporting.kpis import (
     speed_rows,
     step_rows,
 )
+from leadops.reporting.qualification import qualification_rows
 from leadops.reporting.stuck import StuckReport, finding_rows
 
 BAR = "#3b6fd8"
@@ -233,6 +234,7 @@ own. Per rep: who made the first contact, else who holds it now.</p>
 {_table(speed_rows(kpis))}
 <h2>Sales outcomes</h2>{_table(outcome_rows(kpis))}
 <h2>Conversion by stage</h2>{_table(funnel_rows(kpis))}
+<h2>Lead status, bands and sunset</h2>{_table(qualification_rows(kpis))}
 <h2>Cost per lead by source ({escape(kpis.currency)})</h2>{_table(cost_rows(kpis))}
 <h2>Campaign steps</h2>{_table(step_rows(kpis), "no messages yet")}
 <h2>Engagement per step</h2>
