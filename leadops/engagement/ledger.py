@@ -372,8 +372,10 @@ def breakdowns(connection: Connection, lead_ids: Iterable[int]) -> dict[int, lis
     return result
 
 
-def _grade(connection: Connection, config: ScoringConfig, chunk: list[int]) -> None:
+def grade_leads(connection: Connection, config: ScoringConfig, chunk: list[int]) -> None:
     """Store each lead's grade (fit and engagement points apart) and band."""
+    if not chunk:
+        return
     s = SCORE_LEDGER.c
     points: dict[int, dict[str, int]] = {lead_id: {"fit": 0, "engagement": 0} for lead_id in chunk}
     for lead_id, kind, total in connection.execute(
@@ -457,7 +459,7 @@ def apply_scores_and_stages(
             )
             connection.execute(sa.update(LEADS).where(LEADS.c.id.in_(chunk)).values(score=total))
             report.rescored_leads += len(chunk)
-            _grade(connection, config, chunk)
+            grade_leads(connection, config, chunk)
             for lead_id, target in _move_stages(connection, config, chunk, now, report):
                 moved.add(lead_id)
                 if target == LifecycleStage.SQL:
