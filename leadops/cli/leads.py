@@ -186,7 +186,8 @@ def leads_show(
         row: dict[str, Any] = dict(lead)
         if fmt == Format.JSON:
             row["data_issues"] = [{k: _plain_value(v) for k, v in i.items()} for i in issues]
-        else:
+        else:  # CSV: the custom properties as a JSON object in their cell
+            row["properties"] = json.dumps(row["properties"]) if row["properties"] else ""
             row["data_issues"] = "; ".join(
                 f"{i['field']}={i['value']!r} {i['reason']}"
                 + (" (resolved)" if i["resolved_at"] else "")
