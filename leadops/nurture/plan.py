@@ -397,7 +397,7 @@ def plan_all(
             if progress is not None:
                 progress(report.leads)
     log.info(
-        "planned %s%s: %d leads, %d newly enrolled, %d exited, %d completed, "
+        "planned %s%s: %d leads, %d newly enrolled, %d exited, %d completed (%d sunset), "
         "%d touches created, %d rows already written by another planner",
         now.isoformat(),
         f" (partition {k} of {n})" if n > 1 else "",
@@ -405,6 +405,7 @@ def plan_all(
         sum(report.enrolled.values()),
         report.exited,
         report.completed,
+        report.sunset,
         report.planned,
         report.conflicts,
     )

@@ -303,12 +303,13 @@ class RoutingConfig(_Strict):
         return None if domain in self.personal_domains else domain
 
 
-def load_routing(path: Path) -> RoutingConfig:
+def load_routing(path: Path, config_dir: Path | None = None) -> RoutingConfig:
     """Load and validate routing.yaml (the reps' property tests against properties.yaml
-    beside it); errors are ConfigError naming file and line."""
+    in `config_dir`, default the file's folder); errors are ConfigError naming file and
+    line."""
     config = load_model(path, RoutingConfig)
     tests = [(("reps", i, "properties"), rep.properties) for i, rep in enumerate(config.reps)]
-    check_tests(path, load_properties(path.parent), tests)
+    check_tests(path, load_properties(config_dir or path.parent), tests)
     return config
 
 
