@@ -70,6 +70,16 @@ def merged_properties(
     return merged or None
 
 
+def _filled_fields(changes: dict[str, list[Any]]) -> list[str]:
+    """The fields a merge gave a value, each custom property as properties.NAME (so the
+    flag on that property resolves)."""
+    names = [name for name in changes if name != "properties"]
+    if "properties" in changes:
+        old, new = ((value or {}) for value in changes["properties"])
+        names += [f"properties.{key}" for key in new if old.get(key) != new[key]]
+    return names
+
+
 def stage_after_merge(current: str, incoming: str) -> str:
     """The lifecycle stage after a merge: forward only; `unsubscribed` always wins."""
     if LifecycleStage.UNSUBSCRIBED in (current, incoming):
@@ -233,7 +243,7 @@ def merge_record(
     else:
         target = plan.pending_by_row[id(row)]
     if isinstance(target, int):
-        for name in changes:
+        for name in _filled_fields(changes):
             plan.filled.setdefault(name, set()).add(target)
     if outcome.issues:
         plan.flagged.append((target, entry, outcome.issues, had))
