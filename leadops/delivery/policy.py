@@ -72,7 +72,7 @@ REASON_MEANINGS: dict[str, str] = {
     "invalid_address": "the email provider refused the address when sending",
     "whatsapp_opt_out": "the lead opted out on WhatsApp (STOP)",
     "disqualified": "a rep disqualified the lead (not a lead for sales); marketing stops",
-    "sunset": "finished re-engage without engaging: marketing stops until the lead engages again",
+    "sunset": "did not engage through re-engage: marketing stops until the lead engages",
     "email_opt_out": "the lead replied to an email asking to stop (unsubscribe, stop)",
 }
 
