@@ -63,7 +63,7 @@ def report(
 
 
 def _report_tables(result: Report) -> None:
-    from leadops.reporting import kpis, stuck
+    from leadops.reporting import calibration, kpis, stuck
     from leadops.reporting.qualification import qualification_rows
 
     k = result.kpis
@@ -77,6 +77,8 @@ def _report_tables(result: Report) -> None:
         "Escalations": kpis.escalation_rows(k),
         "Speed to lead: creation or hand-raise to a rep's first contact": kpis.speed_rows(k),
         f"Sales outcomes ({k.currency})": kpis.outcome_rows(k),
+        "Scoring rules: lift on SQL, SAL and customer": calibration.rule_rows(k),
+        "Calibration: conversion by score decile, band and grade": calibration.group_rows(k),
         f"Stuck work: {result.stuck.total} (threshold {result.stuck.threshold})": (
             stuck.finding_rows(result.stuck)
         ),

@@ -26,7 +26,8 @@ the claim skips rows another worker has locked (SKIP LOCKED); on SQLite the clai
 UPDATE takes the write lock and only turns rows that are still `pending` into claimed
 ones, and each worker then reads back only the rows carrying its token, so no row is ever
 claimed by two workers. Rows a stopped process left `claimed` or `sending` are resolved by
-the lease rules above (`recover_stale`), never re-sent while in doubt.
+the lease rules above (`recover_stale`), never re-sent while in doubt. A signal waits for
+the write transaction in progress (leadops.core.interrupts): none is cut in half.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from sqlmodel import select as sqlmodel_select
 
 from leadops import deadletters
 from leadops.core.clock import Clock
+from leadops.core.interrupts import signals_held
 from leadops.core.settings import Settings
 from leadops.delivery.campaigns import Campaign, StoredCampaigns, open_pauses
 from leadops.delivery.compose import compose
@@ -172,7 +174,7 @@ class Dispatcher:
         # Materialized: picked once. (As a plain IN subquery PostgreSQL may run it again
         # for the rows it meant to update, and each run skips the rows the last one locked.)
         picked = due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
-        with self.engine.begin() as conn:
+        with signals_held(), self.engine.begin() as conn:
             rows = conn.execute(
                 move_touches(
                     TouchStatus.CLAIMED,
@@ -287,16 +289,14 @@ class Dispatcher:
         loaded = self._load(batch)
         outcomes: list[dict[str, Any]] = []
         dead: list[tuple[ClaimedTouch, str]] = []
-        # One connection for the whole batch: its transaction per chunk doesn't check a
-        # connection out of the pool (and ping the server) each time.
+        # One connection for the whole batch, not a checkout (and server ping) per chunk.
         with self.engine.connect() as conn:
             for start in range(0, len(batch), flight.chunk):
                 chunk = batch[start : start + flight.chunk]
                 ready = self._decide_chunk(chunk, loaded, now, report, outcomes, dead)
                 if ready:
-                    # The outcomes known so far are written with this chunk's `sending`
-                    # mark: one transaction per chunk.
-                    with conn.begin():
+                    # One transaction per chunk: its `sending` mark and the outcomes so far.
+                    with signals_held(), conn.begin():
                         self._record_attempts(flight.take_finished(), report, conn)
                         owned = self._mark_sending(token, ready, conn)
                     for touch, message in ready:
@@ -305,7 +305,7 @@ class Dispatcher:
                             continue
                         flight.submit(token, touch, message, pools[touch.channel].submit(message))
                 flight.drain(flight.chunk)
-            with conn.begin():
+            with signals_held(), conn.begin():
                 self._record_attempts(flight.take_finished(), report, conn)
                 write_outcomes(self.engine, self.clock, token, outcomes, conn)
                 for touch, error in dead:
@@ -479,7 +479,7 @@ class Dispatcher:
             outcomes[token].append(outcome.row)
             if outcome.suppress is not None:
                 refused.append((touch.lead_id, touch.channel, outcome.suppress))
-        with transaction(self.engine, conn) as conn:
+        with signals_held(), transaction(self.engine, conn) as conn:
             for token, rows in outcomes.items():
                 write_outcomes(self.engine, self.clock, token, rows, conn)
             for lead_id, channel, reason in refused:

@@ -104,6 +104,49 @@ class OutcomeReason:
 
 
 @dataclass
+class CalibrationGroup:
+    """Leads of one score decile, band or grade (`by`), and how many of them reached SQL,
+    were accepted by sales (SAL) and became customers. Defined in
+    leadops.reporting.calibration."""
+
+    by: str  # decile, band or grade
+    group: str  # the decile 1 (lowest scores) to 10, the band, the grade; (not graded)
+    leads: int = 0
+    score_min: int | None = None  # the scores of its leads before the hand-off to sales
+    score_max: int | None = None
+    sql: int = 0
+    sal: int = 0
+    customer: int = 0
+    sql_conversion: float | None = None  # of its leads
+    sal_conversion: float | None = None
+    customer_conversion: float | None = None
+    few: bool = False  # fewer leads than the minimum: read its rates with care
+
+    def rate(self, outcome: str) -> float | None:
+        return getattr(self, f"{outcome}_conversion")
+
+
+@dataclass
+class RuleLift:
+    """How the leads that fired a scoring rule before the hand-off converted to one
+    outcome, against the leads that did not (leadops.reporting.lift)."""
+
+    rule: str
+    kind: str  # fit or engagement
+    outcome: str  # sql, sal or customer
+    fired: int
+    fired_converted: int
+    not_fired: int
+    not_fired_converted: int
+    fired_conversion: float | None
+    not_fired_conversion: float | None
+    lift: float | None  # fired_conversion / not_fired_conversion
+    lift_low: float | None  # the interval (simultaneous over the report's rules)
+    lift_high: float | None
+    verdict: str  # lift, negative, none or too_few
+
+
+@dataclass
 class KpiReport:
     now: datetime
     leads_total: int = 0
@@ -139,6 +182,12 @@ class KpiReport:
     lead_status: dict[str, int] = field(default_factory=dict)
     bands: dict[str, int] = field(default_factory=dict)
     sunset: int = 0
+    # Calibration: leads scored before their hand-off to sales (if any), those handed off
+    # before any score (left out), conversion by group and the lift of each rule.
+    calibration_leads: int = 0
+    calibration_not_scored: int = 0
+    calibration: list[CalibrationGroup] = field(default_factory=list)
+    rule_lift: list[RuleLift] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)
 
     @property

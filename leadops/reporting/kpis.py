@@ -5,7 +5,8 @@ Every figure is one or a few aggregate queries (no per-lead Python loops), so th
 report costs the same on 200 leads as on 200,000: lead KPIs in leadops.reporting.lead_kpis,
 cost per lead in leadops.reporting.spend, per-step delivery and engagement rates in
 leadops.reporting.step_kpis, the hand-offs to sales (acknowledgement, speed to lead,
-outcomes) in leadops.reporting.sales_kpis. A figure
+outcomes) in leadops.reporting.sales_kpis, whether scores and rules predict sales in
+leadops.reporting.calibration. A figure
 the database cannot support is listed in `KpiReport.missing`, never estimated.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from leadops.reporting import lead_kpis, qualification, sales_kpis, spend, step_kpis
+from leadops.reporting import calibration, lead_kpis, qualification, sales_kpis, spend, step_kpis
 from leadops.reporting.kpi_figures import KpiReport
 
 
@@ -40,6 +41,7 @@ def compute(engine: Engine, now: datetime, *, config_dir: Path) -> KpiReport:
         sales_kpis.speed_to_lead(conn, dialect, now, report)
         sales_kpis.outcomes(conn, now, report)
         step_kpis.sends_per_day(conn, dialect, now, report)
+        calibration.compute(conn, now, report)
     return report
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from leadops.core.settings import Settings
+from leadops.reporting import calibration, kpis, stuck
 from leadops.reporting import html as report_html
-from leadops.reporting import kpis, stuck
 from leadops.reporting.kpi_figures import KpiReport
 from leadops.reporting.qualification import qualification_rows
 
@@ -98,6 +98,10 @@ def markdown(report: Report, html_path: Path | None = None) -> str:
         markdown_table(kpis.speed_rows(k)),
         "## Sales outcomes\n",
         markdown_table(kpis.outcome_rows(k)),
+        "## Scoring rules: lift on SQL, SAL and customer\n",
+        markdown_table(calibration.rule_rows(k)),
+        "## Calibration: conversion by score decile, band and grade\n",
+        markdown_table(calibration.group_rows(k)),
     ]
     if k.missing:
         parts += [
