@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from leadops.core.configfile import load_model
 from leadops.models.events import EventType
 from leadops.models.properties import PropertyTests, check_tests, load_properties, property_mismatch
-from leadops.models.vocab import FUNNEL_ORDER, LifecycleStage
+from leadops.models.vocab import FUNNEL_ORDER, Band, LifecycleStage
 from leadops.providers.sendgrid.inbound_parse import inbound_email_event
 from leadops.providers.twilio.events import fold_keyword, twilio_inbound_event
 
@@ -145,7 +145,6 @@ class Grades(BaseModel):
 
 
 GRADE = re.compile(r"^[A-D][1-3]$")
-BANDS = ("hot", "warm", "cold")
 
 
 class Bands(BaseModel):
@@ -365,11 +364,11 @@ def grade_of(grades: Grades, fit: int, engagement: int) -> str:
     return f"{letter}{digit}"
 
 
-def band_of(bands: Bands, grade: str) -> str:
+def band_of(bands: Bands, grade: str) -> Band:
     """hot, warm or cold, by the grade."""
     if grade in bands.hot:
-        return "hot"
-    return "warm" if grade in bands.warm else "cold"
+        return Band.HOT
+    return Band.WARM if grade in bands.warm else Band.COLD
 
 
 # -- stages ------------------------------------------------------------------------------

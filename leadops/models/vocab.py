@@ -96,6 +96,14 @@ OPT_IN_CLEARS = frozenset(
 )
 
 
+class Band(StrEnum):
+    """A lead's temperature by its grade (leads.band; config/scoring.yaml bands)."""
+
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+
+
 class LeadStatus(StrEnum):
     """A lead's status beside its stage (leads.lead_status): what the stage cannot say.
     It moves up IQL -> PQL -> SAL; disqualified ends it (only sales sets it)."""

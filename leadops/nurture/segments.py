@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import ColumnElement, select
@@ -21,7 +21,7 @@ from sqlmodel import Session
 from leadops.core.configfile import ConfigError, line_of, load_model, read_yaml
 from leadops.models import FORM_SUBMISSIONS
 from leadops.models.properties import PropertyTests, check_tests, load_properties, property_mismatch
-from leadops.models.vocab import LifecycleStage
+from leadops.models.vocab import Band, LifecycleStage
 
 
 class Conditions(BaseModel):
@@ -47,7 +47,7 @@ class Conditions(BaseModel):
     grade: tuple[str, ...] | None = Field(
         default=None, description="The lead's grade: fit A-D and engagement 1-3, e.g. A1, B2."
     )
-    band: tuple[Literal["hot", "warm", "cold"], ...] | None = Field(
+    band: tuple[Band, ...] | None = Field(
         default=None, description="The lead's band: hot, warm or cold."
     )
     properties: PropertyTests | None = Field(

@@ -9,10 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadops.models import LEADS
-from leadops.models.vocab import LeadStatus, SuppressionReason
+from leadops.models.vocab import Band, LeadStatus, SuppressionReason
 from leadops.reporting.kpi_figures import KpiReport
-
-BANDS = ("hot", "warm", "cold")
 
 
 def qualification(conn: Connection, report: KpiReport) -> None:
@@ -32,7 +30,7 @@ def qualification(conn: Connection, report: KpiReport) -> None:
         .tuples()
         .all()
     )
-    report.bands = {band: int(bands.get(band, 0)) for band in BANDS}
+    report.bands = {band.value: int(bands.get(band.value, 0)) for band in Band}
     sunset = sa.or_(
         c.email_suppression_reason == SuppressionReason.SUNSET,
         c.whatsapp_suppression_reason == SuppressionReason.SUNSET,

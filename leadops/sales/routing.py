@@ -31,6 +31,7 @@ from leadops.core.clock import known_timezone
 from leadops.core.configfile import load_model
 from leadops.core.settings import WEEKDAY_NAMES
 from leadops.models.properties import PropertyTests, check_tests, load_properties, property_mismatch
+from leadops.models.vocab import Band
 from leadops.sales.triggers import NOT_HAND_RAISES, raised_on
 
 MATCH_RULES = ("territory", "industry", "language", "grade", "band", "properties")
@@ -174,7 +175,7 @@ class Rep(Contact):
     grades: list[Annotated[str, StringConstraints(pattern=r"^[A-D][1-3]$")]] = Field(
         default_factory=list
     )
-    bands: list[Literal["hot", "warm", "cold"]] = Field(default_factory=list)
+    bands: list[Band] = Field(default_factory=list)
     properties: PropertyTests | None = None
     weight: int = Field(default=1, ge=1, le=100)
     capacity: int = Field(default=10, ge=1)
