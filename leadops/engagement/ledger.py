@@ -372,6 +372,19 @@ def breakdowns(connection: Connection, lead_ids: Iterable[int]) -> dict[int, lis
     return result
 
 
+def grade_ungraded(engine: Engine, config: ScoringConfig) -> int:
+    """Grade the leads that have no grade yet (stored before grades existed, or never
+    rescored), LEAD_BATCH at a time; returns how many."""
+    with engine.connect() as connection:
+        ids = list(
+            connection.execute(sa.select(LEADS.c.id).where(LEADS.c.grade.is_(None))).scalars()
+        )
+    for start in range(0, len(ids), LEAD_BATCH):
+        with engine.begin() as connection:
+            grade_leads(connection, config, ids[start : start + LEAD_BATCH])
+    return len(ids)
+
+
 def grade_leads(connection: Connection, config: ScoringConfig, chunk: list[int]) -> None:
     """Store each lead's grade (fit and engagement points apart) and band."""
     if not chunk:

@@ -20,6 +20,7 @@ from leadops.engagement.ledger import (
     apply_fit,
     apply_no_opens,
     apply_scores_and_stages,
+    grade_ungraded,
 )
 from leadops.engagement.report import RescoreReport
 from leadops.engagement.scoring import ScoringConfig, load_scoring
@@ -59,7 +60,8 @@ def inactive_unenrolled(runtime: Runtime, now: datetime) -> set[int]:
 def run_rescore(
     runtime: Runtime, now: datetime, *, config: ScoringConfig | None = None
 ) -> RescoreReport:
-    """One rescore run at `now`: inbox, fit, no-opens, decay, scores, stages, re-segment."""
+    """One rescore run at `now`: inbox, fit, no-opens, decay, scores, grades, stages,
+    re-segment."""
     config = config or load_scoring(runtime.settings.config_dir)
     report = RescoreReport(now=now)
     engine = runtime.engine
@@ -68,6 +70,7 @@ def run_rescore(
     touched |= apply_no_opens(engine, config, now, report)
     touched |= apply_decay(engine, config, now, report)
     moved = apply_scores_and_stages(engine, config, touched, hand_raised, now, report)
+    grade_ungraded(engine, config)
     report.plan = plan_leads(runtime, moved | inactive_unenrolled(runtime, now), now)
     log.info(
         "rescore %s: %d events, %d ignored, %d ledger rows, %d stage changes, %d sales-ready",

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from leadops.core.settings import Settings
 from leadops.engagement import inbox
+from leadops.engagement.rescore import run_rescore
 from leadops.engagement.site import site_records
 from leadops.intake.config import load_intake_config
 from leadops.intake.run import import_file
@@ -266,3 +267,15 @@ def test_a_lead_that_ignores_re_engage_is_sunset_until_it_engages(
     apply_inbox_and_escalate(runtime, runtime.escalation, back)  # type: ignore[arg-type]
     assert _lead(sqlite_engine, "quiet@acme.example").email_suppressed_at is None
     assert plan_all(runtime, back).enrolled == {"offer": 1}
+
+
+def test_the_rescore_run_grades_leads_stored_before_grades(
+    tmp_path: Path, sqlite_engine: Engine
+) -> None:
+    runtime, _ = _runtime(tmp_path, sqlite_engine, _config(tmp_path))
+    with Session(sqlite_engine) as session:  # as migration 0016 leaves a lead: no grade
+        session.add(Lead(email="old@acme.example", created_at=NOW, updated_at=NOW))
+        session.commit()
+    run_rescore(runtime, NOW)
+    old = _lead(sqlite_engine, "old@acme.example")
+    assert (old.grade, old.band) == ("D3", "cold")
