@@ -12,15 +12,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from leadops.engagement.grading import grade_leads
 from leadops.engagement.report import SQL_TRIGGER, RescoreReport, SalesReady
 from leadops.engagement.scoring import (
     FitFacts,
     ScoringConfig,
-    band_of,
     decay_delta,
     fit_adjustments,
     fit_points,
-    grade_of,
     next_stage,
     sql_gate_mismatch,
     top_reasons,
@@ -370,43 +369,6 @@ def breakdowns(connection: Connection, lead_ids: Iterable[int]) -> dict[int, lis
     ).all():
         result[lead_id].append((rule, int(points)))
     return result
-
-
-def grade_ungraded(engine: Engine, config: ScoringConfig) -> int:
-    """Grade the leads that have no grade yet (stored before grades existed, or never
-    rescored), LEAD_BATCH at a time; returns how many."""
-    with engine.connect() as connection:
-        ids = list(
-            connection.execute(sa.select(LEADS.c.id).where(LEADS.c.grade.is_(None))).scalars()
-        )
-    for start in range(0, len(ids), LEAD_BATCH):
-        with engine.begin() as connection:
-            grade_leads(connection, config, ids[start : start + LEAD_BATCH])
-    return len(ids)
-
-
-def grade_leads(connection: Connection, config: ScoringConfig, chunk: list[int]) -> None:
-    """Store each lead's grade (fit and engagement points apart) and band."""
-    if not chunk:
-        return
-    s = SCORE_LEDGER.c
-    points: dict[int, dict[str, int]] = {lead_id: {"fit": 0, "engagement": 0} for lead_id in chunk}
-    for lead_id, kind, total in connection.execute(
-        sa.select(s.lead_id, s.kind, sa.func.sum(s.points))
-        .where(s.lead_id.in_(chunk))
-        .group_by(s.lead_id, s.kind)
-    ).all():
-        points[lead_id]["fit" if kind == ScoreKind.FIT else "engagement"] += int(total)
-    rows = []
-    for lead_id, p in points.items():
-        grade = grade_of(config.grades, p["fit"], p["engagement"])
-        rows.append({"lid": lead_id, "grade": grade, "band": band_of(config.bands, grade)})
-    connection.execute(
-        sa.update(LEADS)
-        .where(LEADS.c.id == sa.bindparam("lid"))
-        .values(grade=sa.bindparam("grade"), band=sa.bindparam("band")),
-        rows,
-    )
 
 
 def _move_stages(

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from leadops.engagement.apply import process_inbox
+from leadops.engagement.grading import grade_ungraded
 from leadops.engagement.ledger import (
     apply_decay,
     apply_fit,
     apply_no_opens,
     apply_scores_and_stages,
-    grade_ungraded,
 )
 from leadops.engagement.report import RescoreReport
 from leadops.engagement.scoring import ScoringConfig, load_scoring

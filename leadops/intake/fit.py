@@ -12,7 +12,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from leadops.engagement.ledger import fit_columns, fit_rows, grade_leads
+from leadops.engagement.grading import grade_leads
+from leadops.engagement.ledger import fit_columns, fit_rows
 from leadops.engagement.scoring import ScoringConfig
 from leadops.models import LEADS, SCORE_LEDGER
 
