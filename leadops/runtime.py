@@ -120,7 +120,7 @@ class Runtime:
         if not path.exists():
             handoff_log.warning("escalation is off: %s does not exist", path)
             return None
-        return load_routing(path)
+        return load_routing(path, self.settings.config_dir)
 
     @cached_property
     def escalation(self) -> EscalationRuntime | None:

@@ -65,11 +65,13 @@ def report(
 
 def _report_tables(result: Report) -> None:
     from leadops.reporting import calibration, kpis, stuck
+    from leadops.reporting.qualification import qualification_rows
 
     k = result.kpis
     emit(kpis.headline_rows(k), ["kpi", "value", "note"], Format.TABLE, title="KPIs")
     sections = {
         "Conversion by stage": kpis.funnel_rows(k),
+        "Lead status, bands and sunset": qualification_rows(k),
         "Cost per lead by source": kpis.cost_rows(k),
         "Campaign steps": kpis.step_rows(k),
         "Engagement per step: unique messages, of those sent": kpis.engagement_rows(k),

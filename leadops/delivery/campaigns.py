@@ -118,6 +118,9 @@ class Campaign(BaseModel):
     steps: tuple[Step, ...] = Field(min_length=1)
     # UTM tags on `links` (leadops.delivery.utm); on by default.
     utm: UtmConfig = Field(default_factory=UtmConfig)
+    # A lead that finishes this campaign without engaging during it is sunset: marketing
+    # suppressed on every channel (reason `sunset`) until it engages again.
+    sunset: bool = False
 
     # The calendar: leads enroll from `starts_at` until before `ends_at` (enrollments in
     # flight at the end finish their steps); nothing goes out on a blackout date (a date
@@ -232,6 +235,8 @@ class Campaign(BaseModel):
                     del step[key]
         if self.utm == UtmConfig():  # a campaign without a `utm:` block keeps its checksum
             del data["utm"]
+        if not self.sunset:  # nor one without `sunset: true`
+            del data["sunset"]
         canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -31,11 +31,14 @@ SAMPLE_LEAD: dict[str, Any] = {
     "country": "GB",
     "lifecycle_stage": "mql",
     "company_size": 240,
+    "grade": "B2",
+    "band": "warm",
+    "properties": {"budget": "approved", "timeline": "this_quarter"},
 }
 SAMPLE_LEADS: tuple[dict[str, Any], ...] = (
     SAMPLE_LEAD,
     {key: None for key in SAMPLE_LEAD}
-    | {"email": "someone@example.com", "lifecycle_stage": "lead"},
+    | {"email": "someone@example.com", "lifecycle_stage": "lead", "properties": {}},
     SAMPLE_LEAD | {"first_name": "<script>alert(1)</script>", "company": 'Smith & Sons "Ltd"'},
 )
 SAMPLE_UNSUBSCRIBE = "https://example.invalid/u/sample-token"
@@ -69,6 +72,10 @@ def lead_context(lead: Lead) -> dict[str, Any]:
         "country": lead.country,
         "lifecycle_stage": lead.lifecycle_stage,
         "company_size": lead.company_size,
+        "grade": lead.grade,
+        "band": lead.band,
+        # custom properties (config/properties.yaml): {{ lead.properties.get("timeline") }}
+        "properties": dict(lead.properties or {}),
     }
 
 

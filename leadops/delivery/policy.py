@@ -72,6 +72,7 @@ REASON_MEANINGS: dict[str, str] = {
     "invalid_address": "the email provider refused the address when sending",
     "whatsapp_opt_out": "the lead opted out on WhatsApp (STOP)",
     "disqualified": "a rep disqualified the lead (not a lead for sales); marketing stops",
+    "sunset": "did not engage through re-engage: marketing stops until the lead engages",
     "email_opt_out": "the lead replied to an email asking to stop (unsubscribe, stop)",
     "condition_not_met": "the step's condition (when / unless in the campaign file) said skip",
     "wait_timed_out": "the event the step waited for (wait_for) did not happen by its day",

@@ -108,6 +108,21 @@ def opt_in(connection: Connection, lead_id: int, channel: str, now: datetime) ->
     return True
 
 
+def lift_sunset(connection: Connection, lead_ids: Iterable[int], now: datetime) -> set[int]:
+    """These leads engaged: lift a `sunset` suppression on each of their channels.
+    Returns the leads lifted."""
+    ids = sorted(set(lead_ids))
+    lifted: set[int] = set()
+    for channel in ("email", "whatsapp"):
+        at, why = f"{channel}_suppressed_at", LEADS.c[f"{channel}_suppression_reason"]
+        which = sa.and_(LEADS.c.id.in_(ids), why == SuppressionReason.SUNSET)
+        lifted |= set(connection.execute(sa.select(LEADS.c.id).where(which)).scalars())
+        connection.execute(
+            sa.update(LEADS).where(which).values({at: None, why.name: None, "updated_at": now})
+        )
+    return lifted
+
+
 class NurtureScope(StrEnum):
     """What leaving nurture skips besides ending the active enrollment."""
 

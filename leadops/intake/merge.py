@@ -57,6 +57,29 @@ def record_data(record: LeadRecord) -> dict[str, Any]:
     }
 
 
+def merged_properties(
+    current: dict[str, Any] | None, incoming: dict[str, Any], fill_only: frozenset[str] | None
+) -> dict[str, Any] | None:
+    """The lead's custom properties after a merge: a trusted source (CSV, CRM) sets those it
+    carries; with `fill_only` (a web form) only the listed properties.NAME without a value
+    are filled."""
+    merged = dict(current or {})
+    for name, value in incoming.items():
+        if fill_only is None or (f"properties.{name}" in fill_only and merged.get(name) is None):
+            merged[name] = value
+    return merged or None
+
+
+def _filled_fields(changes: dict[str, list[Any]]) -> list[str]:
+    """The fields a merge gave a value, each custom property as properties.NAME (so the
+    flag on that property resolves)."""
+    names = [name for name in changes if name != "properties"]
+    if "properties" in changes:
+        old, new = ((value or {}) for value in changes["properties"])
+        names += [f"properties.{key}" for key in new if old.get(key) != new[key]]
+    return names
+
+
 def stage_after_merge(current: str, incoming: str) -> str:
     """The lifecycle stage after a merge: forward only; `unsubscribed` always wins."""
     if LifecycleStage.UNSUBSCRIBED in (current, incoming):
@@ -91,6 +114,10 @@ def merge_into(
             change(name, value)
     if "job_title" in changes and not lead.get("seniority"):
         change("seniority", seniority_of(lead["job_title"]))
+    if record.properties:
+        change(
+            "properties", merged_properties(lead.get("properties"), record.properties, fill_only)
+        )
     if fill_only is not None:
         if changes:
             lead["updated_at"] = now
@@ -216,7 +243,7 @@ def merge_record(
     else:
         target = plan.pending_by_row[id(row)]
     if isinstance(target, int):
-        for name in changes:
+        for name in _filled_fields(changes):
             plan.filled.setdefault(name, set()).add(target)
     if outcome.issues:
         plan.flagged.append((target, entry, outcome.issues, had))

@@ -77,6 +77,7 @@ class SuppressionReason(StrEnum):
     INVALID_NUMBER = "invalid_number"  # Twilio: the number cannot be reached on WhatsApp
     INVALID_ADDRESS = "invalid_address"  # the provider refused the email address on send
     DISQUALIFIED = "disqualified"  # a rep disqualified the lead: not a lead for sales at all
+    SUNSET = "sunset"  # finished a sunset campaign (re-engage) without engaging; lifted by engaging
 
 
 # The person asked to stop, so their opt-in lifts it; a number Twilio could not reach is
@@ -90,8 +91,35 @@ OPT_IN_CLEARS = frozenset(
         SuppressionReason.WHATSAPP_OPT_OUT,
         SuppressionReason.EMAIL_OPT_OUT,
         SuppressionReason.INVALID_NUMBER,
+        SuppressionReason.SUNSET,
     }
 )
+
+
+class Band(StrEnum):
+    """A lead's temperature by its grade (leads.band; config/scoring.yaml bands)."""
+
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+
+
+class LeadStatus(StrEnum):
+    """A lead's status beside its stage (leads.lead_status): what the stage cannot say.
+    It moves up IQL -> PQL -> SAL; disqualified ends it (only sales sets it)."""
+
+    IQL = "iql"  # information qualified: gave its details for content (a content form)
+    PQL = "pql"  # product qualified: product use (trial started; scoring.yaml pql_events)
+    SAL = "sal"  # sales accepted: a rep acknowledged its escalation
+    DISQUALIFIED = "disqualified"  # a rep disqualified it (status_reason: DisqualifyReason)
+
+
+STATUS_ORDER: dict[str, int] = {
+    LeadStatus.IQL: 1,
+    LeadStatus.PQL: 2,
+    LeadStatus.SAL: 3,
+    LeadStatus.DISQUALIFIED: 4,
+}
 
 
 class EnrollmentStatus(StrEnum):

@@ -23,7 +23,7 @@ from leadops.core.bulk import bulk_insert
 from leadops.core.clock import ensure_utc
 from leadops.delivery.campaigns import StoredCampaigns, open_pauses, register_versions
 from leadops.delivery.conditions import GOAL_REACHED, Behaviour
-from leadops.delivery.suppression import leave_nurture
+from leadops.delivery.suppression import leave_nurture, suppress
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
     ENROLLMENTS,
@@ -36,6 +36,7 @@ from leadops.models import (
     EnrollmentStatus,
 )
 from leadops.models.touch_states import INITIAL_STATUS, SKIPPED_AT_PLANNING
+from leadops.models.vocab import Channel, SuppressionReason
 from leadops.nurture.behaviour import Enrolled, enrollment_behaviour, lead_behaviour
 from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, plan_lead
 from leadops.nurture.runtime import Runtime
@@ -53,6 +54,7 @@ class PlanReport:
     exited: int = 0
     goals_reached: int = 0  # of the exits, those the campaign's goal ended
     completed: int = 0
+    sunset: int = 0  # leads that finished a sunset campaign without engaging
     planned: int = 0
     planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     conflicts: int = 0  # rows another planner had already written (skipped)
@@ -63,6 +65,7 @@ class PlanReport:
         self.exited += other.exited
         self.goals_reached += other.goals_reached
         self.completed += other.completed
+        self.sunset += other.sunset
         self.planned += other.planned
         self.planned_steps.update(other.planned_steps)
         self.conflicts += other.conflicts
@@ -98,6 +101,9 @@ _LEAD_FIELDS = (
     LEADS.c.source,
     LEADS.c.grade,
     LEADS.c.band,
+    LEADS.c.properties,
+    LEADS.c.email_suppression_reason,
+    LEADS.c.whatsapp_suppression_reason,
 )
 LeadRow = Any  # a row of _LEAD_FIELDS
 
@@ -206,6 +212,8 @@ def _states(
             past_campaigns=frozenset(past.get(lead.id, set())),
             in_sales_hands=lead.id in escalated,
             behaviour=lead_behaviour(lead),
+            sunset=SuppressionReason.SUNSET
+            in (lead.email_suppression_reason, lead.whatsapp_suppression_reason),
         )
         result.append((lead, enrollment, state))
     return result
@@ -222,6 +230,7 @@ class _Writes:
     segments: list[dict[str, object]] = field(default_factory=list)  # lead_id, segment
     # lead_id, end reason, whether the campaign's goal ended it
     exits: list[tuple[int, str, bool]] = field(default_factory=list)
+    sunsets: list[tuple[int, list[str]]] = field(default_factory=list)  # lead_id, channels
 
 
 def _apply(
@@ -245,6 +254,12 @@ def _apply(
         enrollment.ended_at = now
         enrollment.end_reason = "cycle finished"
         report.completed += 1
+        if plan.sunset:
+            enrollment.end_reason = "cycle finished without engagement: sunset"
+            channels = [Channel.EMAIL.value] if lead.email else []
+            channels += [Channel.WHATSAPP.value] if lead.phone else []
+            writes.sunsets.append((plan.lead_id, channels))
+            report.sunset += 1
     campaign: str | None = None
     version_id: int | None = None
     touches = writes.touches
@@ -371,6 +386,8 @@ def _write(session: Session, writes: _Writes, report: PlanReport, now: datetime)
             end_reason=reason,
             status=EnrollmentStatus.GOAL_REACHED if goal else EnrollmentStatus.EXITED,
         )
+    for lead_id, channels in writes.sunsets:
+        suppress(session.connection(), lead_id, channels, SuppressionReason.SUNSET, now)
     _update_segments(session, writes.segments, now)
     if writes.enrollments:
         created = bulk_insert(
@@ -427,7 +444,8 @@ def plan_all(
             if progress is not None:
                 progress(report.leads)
     log.info(
-        "planned %s%s: %d leads, %d newly enrolled, %d exited (%d goal reached), %d completed, "
+        "planned %s%s: %d leads, %d newly enrolled, %d exited (%d goal reached), "
+        "%d completed (%d sunset), "
         "%d touches created, %d rows already written by another planner",
         now.isoformat(),
         f" (partition {k} of {n})" if n > 1 else "",
@@ -436,6 +454,7 @@ def plan_all(
         report.exited,
         report.goals_reached,
         report.completed,
+        report.sunset,
         report.planned,
         report.conflicts,
     )

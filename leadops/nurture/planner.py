@@ -40,6 +40,7 @@ class LeadState:
     past_campaigns: frozenset[str]  # campaigns the lead was ever enrolled in
     in_sales_hands: bool = False  # an active escalation: no nurture until it closes
     behaviour: Behaviour = field(default_factory=Behaviour)  # score, stage, grade, band now
+    sunset: bool = False  # sunset (suppressed for not engaging): no new campaign until it engages
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Plan:
     exit_reason: str | None = None  # end the active enrollment with this reason
     goal_reached: bool = False  # it ends because the campaign's goal happened
     complete: bool = False  # the active enrollment has finished its cycle
+    sunset: bool = False  # ... a sunset campaign's cycle, without engaging during it
     enroll_campaign: str | None = None  # start a new enrollment in this campaign now
     touches: list[DueTouch] = field(default_factory=list)
 
@@ -165,6 +167,10 @@ def plan_lead(
         cycle_end = active.started_at + timedelta(days=campaign.cycle_days)
         if now >= cycle_end and active.open_touches == 0 and not plan.touches:
             plan.complete = True
+            plan.sunset = campaign.sunset and state.facts.last_active_at < active.started_at
+        return plan
+
+    if state.sunset:
         return plan
 
     if (

@@ -43,6 +43,7 @@ from leadops.models import (
     ScoreKind,
     UTCDateTime,
 )
+from leadops.models.vocab import Band, LeadStatus
 from leadops.reporting import lift as stats
 from leadops.reporting.kpi_figures import CalibrationGroup, KpiReport, RuleLift
 from leadops.reporting.lead_kpis import _peak_rank
@@ -50,12 +51,12 @@ from leadops.sales.triggers import IMPORTED_SQL
 
 OUTCOMES = ("sql", "sal", "customer")
 NOT_GRADED = "(not graded)"
-SAL_STATUS = "sal"  # leads.lead_status of a lead a rep accepted
+SAL_STATUS = LeadStatus.SAL  # leads.lead_status of a lead a rep accepted
 DECILES = 10
 SQL_RANK = FUNNEL_ORDER[LifecycleStage.SQL]
 CUSTOMER_RANK = FUNNEL_ORDER[LifecycleStage.CUSTOMER]
 SALES_STAGES = [str(stage) for stage, rank in FUNNEL_ORDER.items() if rank >= SQL_RANK]
-BAND_ORDER = {"cold": 0, "warm": 1, "hot": 2}
+BAND_ORDER: dict[str, int] = {Band.COLD: 0, Band.WARM: 1, Band.HOT: 2}
 
 
 def _handoffs() -> Any:

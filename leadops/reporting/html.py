@@ -24,6 +24,7 @@ from leadops.reporting.kpis import (
     step_rows,
 )
 from leadops.reporting.lift import CONFIDENCE, MIN_CONVERSIONS, MIN_GROUP
+from leadops.reporting.qualification import qualification_rows
 from leadops.reporting.stuck import StuckReport, finding_rows
 
 BAR = "#3b6fd8"
@@ -353,6 +354,7 @@ own. Per rep: who made the first contact, else who holds it now.</p>
 <h2>Sales outcomes</h2>{_table(outcome_rows(kpis))}
 {_calibration_section(kpis)}
 <h2>Conversion by stage</h2>{_table(funnel_rows(kpis))}
+<h2>Lead status, bands and sunset</h2>{_table(qualification_rows(kpis))}
 <h2>Cost per lead by source ({escape(kpis.currency)})</h2>{_table(cost_rows(kpis))}
 <h2>Campaign steps</h2>{_table(step_rows(kpis), "no messages yet")}
 <h2>Engagement per step</h2>

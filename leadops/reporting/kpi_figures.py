@@ -197,6 +197,10 @@ class KpiReport:
     flagged_by_reason: dict[str, int] = field(default_factory=dict)
     quarantined_open: int = 0  # records refused whole, waiting for a decision
     quarantined_files_open: int = 0
+    # Qualification beside the funnel: leads per lead status and per band, and sunset
+    lead_status: dict[str, int] = field(default_factory=dict)
+    bands: dict[str, int] = field(default_factory=dict)
+    sunset: int = 0
     # Calibration: leads scored before their hand-off to sales (if any), those handed off
     # before any score (left out), conversion by group and the lift of each rule.
     calibration_leads: int = 0

@@ -19,7 +19,15 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from leadops.reporting import calibration, goal_kpis, lead_kpis, sales_kpis, spend, step_kpis
+from leadops.reporting import (
+    calibration,
+    goal_kpis,
+    lead_kpis,
+    qualification,
+    sales_kpis,
+    spend,
+    step_kpis,
+)
 from leadops.reporting.kpi_figures import KpiReport
 
 
@@ -36,6 +44,7 @@ def compute(engine: Engine, now: datetime, *, config_dir: Path) -> KpiReport:
         spend.costs(conn, spend_by_source, report)
         lead_kpis.never_followed_up(conn, now, report)
         lead_kpis.data_quality(conn, report)
+        qualification.qualification(conn, report)
         step_kpis.step_rates(conn, report)
         goal_kpis.goal_rates(conn, report)
         sales_kpis.escalations(conn, dialect, now, report)

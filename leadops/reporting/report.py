@@ -17,6 +17,7 @@ from leadops.core.settings import Settings
 from leadops.reporting import calibration, kpis, stuck
 from leadops.reporting import html as report_html
 from leadops.reporting.kpi_figures import KpiReport
+from leadops.reporting.qualification import qualification_rows
 
 
 @dataclass
@@ -83,6 +84,8 @@ def markdown(report: Report, html_path: Path | None = None) -> str:
         markdown_table(kpis.headline_rows(k)),
         "## Conversion by stage\n",
         markdown_table(kpis.funnel_rows(k)),
+        "## Lead status, bands and sunset\n",
+        markdown_table(qualification_rows(k)),
         f"## Cost per lead by source ({k.currency})\n",
         markdown_table(kpis.cost_rows(k)),
         "## Campaign steps\n",

@@ -27,6 +27,8 @@ PAIR_COLUMNS = {
     "sends_per_day": ("day", "sent"),
     "never_followed_up_by_stage": ("stage", "leads"),
     "flagged_by_reason": ("reason", "leads"),
+    "lead_status": ("status", "leads"),
+    "bands": ("band", "leads"),
     "missing": ("figure", "why"),
 }
 # Read-only figures computed from the fields (properties of KpiReport).

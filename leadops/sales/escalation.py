@@ -139,6 +139,9 @@ def profile_of(routing: RoutingConfig, lead: Lead) -> LeadProfile:
         country=lead.country,
         industry=lead.industry,
         language=routing.language_of(lead.country),
+        grade=lead.grade,
+        band=lead.band,
+        properties=lead.properties,
     )
 
 

@@ -98,7 +98,7 @@ def test_campaign_file_utm_block_is_validated_and_keeps_old_checksums(tmp_path: 
     plain = load_campaign(path)
     assert plain.utm == UtmConfig()
     without_field = plain.model_dump(mode="json")
-    for key in ("utm", *CALENDAR_KEYS, *OPTIONAL_CAMPAIGN_KEYS):
+    for key in ("utm", "sunset", *CALENDAR_KEYS, *OPTIONAL_CAMPAIGN_KEYS):
         del without_field[key]  # unset blocks are left out of the checksum
     for step in without_field["steps"]:
         for key in OPTIONAL_STEP_KEYS:
