@@ -58,6 +58,8 @@ class Lead(NamedTuple):
     whatsapp_suppressed_at: datetime | None
     unsubscribed_at: datetime | None
     timezone: str
+    sms_consent: bool
+    sms_suppressed_at: datetime | None
 
 
 _LEAD_COLUMNS = [LEADS.c[name] for name in Lead._fields]

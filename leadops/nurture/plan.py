@@ -89,6 +89,7 @@ _LEAD_FIELDS = (
     LEADS.c.last_engaged_at,
     LEADS.c.created_at,
     LEADS.c.whatsapp_consent,
+    LEADS.c.sms_consent,
     LEADS.c.segment,
     LEADS.c.source,
 )
@@ -157,6 +158,7 @@ def _states(
             has_email=lead.email is not None,
             has_phone=lead.phone is not None,
             whatsapp_consent=lead.whatsapp_consent,
+            sms_consent=lead.sms_consent,
             segment=lead.segment,
             active=None
             if enrollment is None or enrollment.id is None
