@@ -166,9 +166,14 @@ def _rendered_parts(
             raise CliError(f"no lead with id {lead}")
         sample, unsubscribe = found, unsubscribe_url(settings, lead)
     try:
-        campaigns[campaign].step(step)
+        channels = campaigns[campaign].step(step).channels
     except KeyError as exc:
         raise CliError(str(exc.args[0])) from exc
+    if channel not in channels:
+        raise CliError(
+            f"step {step} of {campaign} has no {channel} message "
+            f"(its channels: {', '.join(channels)})"
+        )
     context = template_context(
         lead=sample,
         campaign=campaigns[campaign],
