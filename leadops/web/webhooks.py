@@ -198,7 +198,8 @@ async def twilio_status(request: Request) -> Response:
 
 @router.post("/webhooks/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
-    """An inbound WhatsApp message: a reply, or an opt-out/opt-in keyword."""
+    """An inbound WhatsApp message or SMS (a From without `whatsapp:`): a reply, or an
+    opt-out, opt-in or (SMS) help keyword."""
     token = state_of(request).settings.twilio_auth_token
     try:
         _configured(request, token, "LEADOPS_TWILIO_AUTH_TOKEN")
