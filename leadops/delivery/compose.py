@@ -221,6 +221,7 @@ class TemplateCheck:
     sms: dict[str, Segments] = field(default_factory=dict)
 
     def count_sms(self, where: str, body: str, sender: str) -> None:
+        """Keep the larger of `where`'s count so far and `body`'s as a first SMS."""
         found = sms_segments(first_sms(body, sender))
         known = self.sms.get(where)
         if known is None or (found.segments, found.units) > (known.segments, known.units):

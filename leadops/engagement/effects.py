@@ -37,7 +37,7 @@ from leadops.models.events import (
 )
 from leadops.models.touch_states import move_touches
 from leadops.providers import inbound
-from leadops.providers.twilio.events import inbound_channel, inbound_text
+from leadops.providers.twilio.events import SMS_UNSUBSCRIBED_CODE, inbound_channel, inbound_text
 
 Touch = dict[str, Any] | None
 # The scoring.yaml `suppression:` entry each event applies (its scope: which channels).
@@ -63,8 +63,6 @@ CHANNEL_OF = {
 OPT_OUT_EVENTS = frozenset(
     {"unsubscribe", "spamreport", "whatsapp_opt_out", "email_opt_out", "sms_opt_out"}
 )
-# Twilio's error for an SMS to a number that replied STOP (its opt-out, in a status callback).
-SMS_UNSUBSCRIBED_CODE = 21610
 
 
 class Batch:

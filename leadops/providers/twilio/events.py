@@ -68,6 +68,9 @@ SMS_OPT_OUT_KEYWORDS = frozenset(
 )
 SMS_OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
 SMS_HELP_KEYWORDS = frozenset({"HELP", "INFO"})
+# Twilio's error for an SMS to a number that replied STOP ("unsubscribed recipient"), on
+# send and in status callbacks.
+SMS_UNSUBSCRIBED_CODE = 21610
 
 
 def inbound_channel(params: Mapping[str, Any]) -> str:

@@ -17,9 +17,9 @@ from twilio.base.exceptions import TwilioRestException
 from leadops.core.settings import Settings
 from leadops.models.vocab import SuppressionReason
 from leadops.providers.base import OutgoingMessage, PermanentSendError
+from leadops.providers.twilio.events import SMS_UNSUBSCRIBED_CODE
 from leadops.providers.twilio.send import TwilioWhatsAppChannel, status_callback_url
 
-UNSUBSCRIBED_CODE = 21610  # "Attempt to send to unsubscribed recipient"
 # Invalid To, cannot be reached, not a mobile number, a landline or unknown destination.
 INVALID_NUMBER_CODES = frozenset({21211, 21214, 21614, 30005, 30006})
 
@@ -50,7 +50,7 @@ class TwilioSmsChannel(TwilioWhatsAppChannel):
         found = super()._classify(exc, headers)
         if not isinstance(found, PermanentSendError):
             return found
-        if exc.code == UNSUBSCRIBED_CODE:
+        if exc.code == SMS_UNSUBSCRIBED_CODE:
             return PermanentSendError(
                 str(found), suppress=True, reason=SuppressionReason.SMS_OPT_OUT
             )
