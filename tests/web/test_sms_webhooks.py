@@ -66,6 +66,20 @@ def test_sms_keywords(body: str, expected: EventType) -> None:
     assert twilio_inbound_event(params, {"STOP", "BAJA"}, {"START"}) == expected
 
 
+def test_only_an_sms_stop_suppresses_on_arrival(h: Harness) -> None:
+    lead_id = h.add_lead("ada@example.com", PHONE, sms_consent=True)
+    for n, params in enumerate(
+        [
+            sms_params("", "STOP") | {"From": "whatsapp:" + PHONE},  # WhatsApp: at rescore
+            sms_params("", "stop it, you are texting too often"),  # a reply, not a keyword
+            sms_params("", "STOP", phone="+14155550999"),  # another number
+        ]
+    ):
+        params["MessageSid"] = params["SmsMessageSid"] = f"SM{n:032d}"
+        assert h.twilio("/webhooks/twilio/inbound", params).status_code == 200
+    assert h.lead(lead_id)["sms_suppressed_at"] is None
+
+
 def test_whatsapp_keeps_its_own_keywords() -> None:
     params = sms_params("SM1", "HELP") | {"From": "whatsapp:" + PHONE}
     assert inbound_channel(params) == "whatsapp"
@@ -77,6 +91,8 @@ def test_stop_suppresses_sms_only_and_start_lifts_it(h: Harness) -> None:
     assert (
         h.twilio("/webhooks/twilio/inbound", sms_params("SM" + "1" * 32, "STOP")).status_code == 200
     )
+    # suppressed on arrival, before any rescore run
+    assert h.lead(lead_id)["sms_suppressed_at"] == h.clock.now()
     h.rescore()
     lead = h.lead(lead_id)
     assert (lead["sms_suppression_reason"], lead["sms_suppressed_at"]) == (
