@@ -54,7 +54,8 @@ def first_sms(body: str, sender: str) -> str:
     """The first SMS to a lead: `body` led by the sender's name and closed by the opt-out
     line, each added only when the text lacks it."""
     text = body.strip()
-    if sender and sender.casefold() not in text.casefold():
+    named = re.search(rf"(?<!\w){re.escape(sender)}(?!\w)", text, re.IGNORECASE)
+    if sender and not named:
         text = f"{sender}: {text}"
     if not _STOP.search(text):
         text = f"{text}\n{OPT_OUT_LINE}"

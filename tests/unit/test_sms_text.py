@@ -43,3 +43,5 @@ def test_first_sms_keeps_a_sender_and_stop_line_already_written() -> None:
     assert first_sms(body, "Northwind") == body
     # "stop" inside a word or lower case is not the keyword: the line is added
     assert first_sms("Northwind: a non-stop week", "Northwind").endswith(OPT_OUT_LINE)
+    # a short sender name inside another word is not the sender named
+    assert first_sms("Unwanted? Reply STOP", "NW") == "NW: Unwanted? Reply STOP"
