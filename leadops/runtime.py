@@ -90,7 +90,7 @@ class Runtime:
 
     @cached_property
     def channels(self) -> Mapping[str, ChannelSender]:
-        """The touch channels' senders (email, whatsapp), as the settings choose them."""
+        """The touch channels' senders (email, whatsapp, sms), as the settings choose them."""
         return build_channels(self.settings)
 
     @cached_property

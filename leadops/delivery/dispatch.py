@@ -15,10 +15,9 @@ Exactly-once rules:
 Throughput: a claimed batch is decided and rendered at once, holds and skips are written
 in one statement, and sends go out in chunks (`dispatch_chunk_size`, at least one per
 sending thread) through each channel's pool (threads behind a token bucket): one commit
-per chunk, not per message, which carries the chunk's `sending` mark and the outcomes known
-so far. A chunk is committed as `sending` before any of it is handed to the pool, and at
-most two chunks are in flight (leadops.delivery.flight), so a crash leaves at most two
-chunks in doubt.
+per chunk, not per message, carrying the chunk's `sending` mark and the outcomes known. A
+chunk is committed as `sending` before any of it is handed to the pool, and at most two
+chunks are in flight (leadops.delivery.flight), so a crash leaves at most two in doubt.
 
 Several dispatcher processes may share one database (leadops.delivery.workers, `leadops
 run --workers N`): each claims its own batches under its own claim token. On PostgreSQL
@@ -51,7 +50,7 @@ from leadops.core.clock import Clock
 from leadops.core.interrupts import signals_held
 from leadops.core.settings import Settings
 from leadops.delivery.campaigns import Campaign, StoredCampaigns, open_pauses
-from leadops.delivery.compose import compose
+from leadops.delivery.compose import compose, first_sms_to
 from leadops.delivery.flight import Flight
 from leadops.delivery.outcomes import (
     CLAIMED_COLUMNS,
@@ -414,6 +413,7 @@ class Dispatcher:
             renderer=self.renderer,
             settings=self.settings,
             now=now,
+            first_to_lead=first_sms_to(loaded.done, touch.lead_id, touch.channel),
         )
 
     @staticmethod

@@ -1,7 +1,8 @@
 """Render messages from Jinja2 templates in a sandbox.
 
 Templates live in templates/email/<campaign>/<step>.{subject,html,txt}.j2 and
-templates/whatsapp/<campaign>/<step>.txt.j2. Undefined names are errors (StrictUndefined)
+templates/whatsapp/<campaign>/<step>.txt.j2 (SMS: templates/sms/<campaign>/<step>.txt.j2).
+Undefined names are errors (StrictUndefined)
 and HTML is autoescaped. Every failure becomes a RenderError naming template and line.
 """
 
@@ -50,8 +51,8 @@ def template_names(channel: str, campaign: str, step: str) -> dict[str, str]:
     if channel == Channel.EMAIL:
         base = f"email/{campaign}/{step}"
         return {part: f"{base}.{part}.j2" for part in ("subject", "html", "txt")}
-    if channel == Channel.WHATSAPP:
-        return {"body": f"whatsapp/{campaign}/{step}.txt.j2"}
+    if channel in (Channel.WHATSAPP, Channel.SMS):
+        return {"body": f"{channel}/{campaign}/{step}.txt.j2"}
     raise ValueError(f"unknown channel {channel!r}")
 
 
@@ -165,7 +166,11 @@ class Renderer:
         return errors
 
     def whatsapp(self, campaign: str, step: str, context: dict[str, Any]) -> str:
-        name = template_names(Channel.WHATSAPP, campaign, step)["body"]
+        return self.text(Channel.WHATSAPP, campaign, step, context)
+
+    def text(self, channel: str, campaign: str, step: str, context: dict[str, Any]) -> str:
+        """The body of a WhatsApp message or an SMS, stripped; empty is an error."""
+        name = template_names(channel, campaign, step)["body"]
         body = self.render(name, context).strip()
         if not body:
             raise RenderError(name, None, "message renders empty")

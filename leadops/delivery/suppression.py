@@ -113,7 +113,7 @@ def lift_sunset(connection: Connection, lead_ids: Iterable[int], now: datetime) 
     Returns the leads lifted."""
     ids = sorted(set(lead_ids))
     lifted: set[int] = set()
-    for channel in ("email", "whatsapp"):
+    for channel in ("email", "whatsapp", "sms"):
         at, why = f"{channel}_suppressed_at", LEADS.c[f"{channel}_suppression_reason"]
         which = sa.and_(LEADS.c.id.in_(ids), why == SuppressionReason.SUNSET)
         lifted |= set(connection.execute(sa.select(LEADS.c.id).where(which)).scalars())

@@ -52,9 +52,10 @@ SUPPRESSION_EVENTS = frozenset(
         "whatsapp_opt_out",
         "email_opt_out",
         "invalid_number",
+        "sms_opt_out",
     }
 )
-Scope = Literal["email", "whatsapp", "all"]
+Scope = Literal["email", "whatsapp", "sms", "all"]
 
 # Stages scoring may move a lead out of, and the stages it may move a lead into.
 PROMOTABLE = frozenset({LifecycleStage.SUBSCRIBER, LifecycleStage.LEAD, LifecycleStage.RECYCLED})
@@ -213,9 +214,9 @@ class ScoringConfig(BaseModel):
                 f"unknown suppression event(s) {unknown}; known: "
                 f"{', '.join(sorted(SUPPRESSION_EVENTS))}"
             )
-        # An opt-out by email reply always suppresses email, in a scoring.yaml older than it
-        # too; `all` also stops WhatsApp.
-        return {"email_opt_out": "email", **value}
+        # An opt-out by email reply always suppresses email, and an SMS STOP always SMS, in
+        # a scoring.yaml older than they are too; `all` stops every channel.
+        return {"email_opt_out": "email", "sms_opt_out": "sms", **value}
 
     @field_validator("hand_raise", "pql_events")
     @classmethod
@@ -406,8 +407,8 @@ def is_pricing_url(config: ScoringConfig, url: str) -> bool:
 
 
 def classify_inbound(config: ScoringConfig, params: Mapping[str, Any]) -> EventType:
-    """An inbound WhatsApp message (its form fields) is an opt-out, an opt-in or a reply,
-    by this config's keywords."""
+    """An inbound WhatsApp message or SMS (its form fields) is an opt-out, an opt-in or a
+    reply by this config's keywords (on SMS, Twilio's own keywords too, and HELP)."""
     return twilio_inbound_event(
         params, _keyword_set(config.opt_out_keywords), _keyword_set(config.opt_in_keywords)
     )
@@ -427,7 +428,7 @@ def _keyword_set(groups: dict[str, tuple[str, ...]]) -> frozenset[str]:
 
 
 def channels_of(scope: Scope) -> tuple[str, ...]:
-    return ("email", "whatsapp") if scope == "all" else (scope,)
+    return ("email", "whatsapp", "sms") if scope == "all" else (scope,)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ CANONICAL_COLUMNS = (
     "source",
     "email_consent",
     "whatsapp_consent",
+    "sms_consent",
     "created_at",
 )
 # Every lead field a source column may map to.
@@ -96,7 +97,7 @@ def industry_key(value: object) -> str:
 
 
 # What a mapped value must be, per lead column with a fixed vocabulary.
-BOOLEAN_COLUMNS = frozenset({"email_consent", "whatsapp_consent"})
+BOOLEAN_COLUMNS = frozenset({"email_consent", "whatsapp_consent", "sms_consent"})
 
 
 class ValueMapping(_Strict):
@@ -248,7 +249,15 @@ class HubSpotSource(ValueMapping):
 # The lead fields a web form may never set: anyone who can post the form could otherwise
 # move a lead's stage, consent or unsubscribe, or rewrite where and when it came from.
 TRUSTED_ONLY_COLUMNS = frozenset(
-    {"lifecycle_stage", "source", "email_consent", "whatsapp_consent", "created_at", "crm_id"}
+    {
+        "lifecycle_stage",
+        "source",
+        "email_consent",
+        "whatsapp_consent",
+        "sms_consent",
+        "created_at",
+        "crm_id",
+    }
 )
 # The lead fields a web form may fill (only when empty on an existing lead).
 FORM_COLUMNS = LEAD_COLUMNS - TRUSTED_ONLY_COLUMNS

@@ -212,7 +212,11 @@ def submit(
                 now=now,
                 default_region=settings.default_region,
                 default_timezone=settings.default_timezone,
-                consent_override={"email_consent": False, "whatsapp_consent": False},
+                consent_override={
+                    "email_consent": False,
+                    "whatsapp_consent": False,
+                    "sms_consent": False,
+                },
                 fill_only=frozenset(form.fields.values()),
                 rules=rules,
             )

@@ -353,7 +353,9 @@ def import_records(
             if match is None:
                 create_lead(plan, record, outcome, entry, now)
                 report.created += 1
-                report.no_consent += not (record.email_consent or record.whatsapp_consent)
+                report.no_consent += not (
+                    record.email_consent or record.whatsapp_consent or record.sms_consent
+                )
             else:
                 merge_record(plan, match, record, outcome, entry, now=now, fill_only=fill_only)
                 report.merged += 1

@@ -44,6 +44,7 @@ def lead_row(record: LeadRecord, now: datetime) -> dict[str, Any]:
     row["last_engaged_at"] = None
     row["email_consent_at"] = now if record.email_consent else None
     row["whatsapp_consent_at"] = now if record.whatsapp_consent else None
+    row["sms_consent_at"] = now if record.sms_consent else None
     row["unsubscribed_at"] = now if record.lifecycle_stage == LifecycleStage.UNSUBSCRIBED else None
     return row
 
@@ -126,7 +127,7 @@ def merge_into(
     change("lifecycle_stage", stage)
     if stage == LifecycleStage.UNSUBSCRIBED and lead.get("unsubscribed_at") is None:
         change("unsubscribed_at", now)
-    for channel in ("email", "whatsapp"):
+    for channel in ("email", "whatsapp", "sms"):
         if getattr(record, f"{channel}_consent") and not lead[f"{channel}_consent"]:
             change(f"{channel}_consent", True)
             change(f"{channel}_consent_at", now)

@@ -81,6 +81,7 @@ class LeadRecord:
     crm_id: str | None = None
     email_consent: bool = False
     whatsapp_consent: bool = False
+    sms_consent: bool = False
     created_at: datetime | None = None
     properties: dict[str, Any] | None = None  # declared custom properties, read by type
 
@@ -360,9 +361,9 @@ def _time_zone(
 
 
 def _consent(fields: _Fields, record: LeadRecord) -> None:
-    """Email and WhatsApp consent; a value that cannot be read refuses the record."""
+    """Email, WhatsApp and SMS consent; a value that cannot be read refuses the record."""
     raw = fields.raw
-    for channel in ("email_consent", "whatsapp_consent"):
+    for channel in ("email_consent", "whatsapp_consent", "sms_consent"):
         consent = parse_bool(raw.get(channel))
         if consent is None or channel in fields.garbled:
             fields.outcome.reject(
@@ -370,8 +371,8 @@ def _consent(fields: _Fields, record: LeadRecord) -> None:
             )
             consent = False
         setattr(record, channel, consent)
-    if record.whatsapp_consent and record.phone is None:
-        record.whatsapp_consent = False  # WhatsApp consent needs a number to message
+    if record.phone is None:  # WhatsApp and SMS consent need a number to message
+        record.whatsapp_consent = record.sms_consent = False
 
 
 def _created_at(fields: _Fields, record: LeadRecord, now: datetime) -> None:

@@ -27,7 +27,8 @@ class EventType(StrEnum):
     UNSUBSCRIBED = "unsubscribed"  # unsubscribed (provider or our unsubscribe link)
     GROUP_UNSUBSCRIBED = "group_unsubscribed"  # left one email unsubscribe group
     RESUBSCRIBED = "resubscribed"  # opted back in (SendGrid group, WhatsApp keyword)
-    OPTED_OUT = "opted_out"  # an opt-out keyword (STOP...) on WhatsApp
+    OPTED_OUT = "opted_out"  # an opt-out keyword (STOP...) on WhatsApp or SMS
+    HELP = "help"  # an SMS help keyword (HELP, INFO): Twilio answers it; not a reply
     REPLIED = "replied"  # an inbound message that is not a keyword
     # Our own sources
     ACTIVITY = "activity"  # a site or product event; its own type is in `inbox.kind`

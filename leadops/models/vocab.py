@@ -35,6 +35,7 @@ FUNNEL_ORDER: dict[str, int] = {
 class Channel(StrEnum):
     EMAIL = "email"
     WHATSAPP = "whatsapp"
+    SMS = "sms"
 
 
 class TouchStatus(StrEnum):
@@ -74,7 +75,8 @@ class SuppressionReason(StrEnum):
     EMAIL_OPT_OUT = "email_opt_out"  # an email reply saying unsubscribe, stop...
     BOUNCE = "bounce"  # hard bounce reported by the provider
     DROPPED = "dropped"  # SendGrid dropped an invalid, bounced or unsubscribed address
-    INVALID_NUMBER = "invalid_number"  # Twilio: the number cannot be reached on WhatsApp
+    INVALID_NUMBER = "invalid_number"  # Twilio: the number cannot be reached (WhatsApp, SMS)
+    SMS_OPT_OUT = "sms_opt_out"  # SMS STOP keywords, or Twilio 21610 (the number sent STOP)
     INVALID_ADDRESS = "invalid_address"  # the provider refused the email address on send
     DISQUALIFIED = "disqualified"  # a rep disqualified the lead: not a lead for sales at all
     SUNSET = "sunset"  # finished a sunset campaign (re-engage) without engaging; lifted by engaging
@@ -92,6 +94,7 @@ OPT_IN_CLEARS = frozenset(
         SuppressionReason.EMAIL_OPT_OUT,
         SuppressionReason.INVALID_NUMBER,
         SuppressionReason.SUNSET,
+        SuppressionReason.SMS_OPT_OUT,
     }
 )
 

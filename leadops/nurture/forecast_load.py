@@ -61,6 +61,8 @@ class Lead(NamedTuple):
     grade: str | None
     band: str | None
     properties: dict[str, Any] | None
+    sms_consent: bool
+    sms_suppressed_at: datetime | None
 
 
 _LEAD_COLUMNS = [LEADS.c[name] for name in Lead._fields]

@@ -97,6 +97,7 @@ _LEAD_FIELDS = (
     LEADS.c.last_engaged_at,
     LEADS.c.created_at,
     LEADS.c.whatsapp_consent,
+    LEADS.c.sms_consent,
     LEADS.c.segment,
     LEADS.c.source,
     LEADS.c.grade,
@@ -104,6 +105,7 @@ _LEAD_FIELDS = (
     LEADS.c.properties,
     LEADS.c.email_suppression_reason,
     LEADS.c.whatsapp_suppression_reason,
+    LEADS.c.sms_suppression_reason,
 )
 LeadRow = Any  # a row of _LEAD_FIELDS
 
@@ -197,6 +199,7 @@ def _states(
             has_email=lead.email is not None,
             has_phone=lead.phone is not None,
             whatsapp_consent=lead.whatsapp_consent,
+            sms_consent=lead.sms_consent,
             segment=lead.segment,
             active=None
             if enrollment is None or enrollment.id is None
@@ -213,7 +216,11 @@ def _states(
             in_sales_hands=lead.id in escalated,
             behaviour=lead_behaviour(lead),
             sunset=SuppressionReason.SUNSET
-            in (lead.email_suppression_reason, lead.whatsapp_suppression_reason),
+            in (
+                lead.email_suppression_reason,
+                lead.whatsapp_suppression_reason,
+                lead.sms_suppression_reason,
+            ),
         )
         result.append((lead, enrollment, state))
     return result
@@ -258,6 +265,7 @@ def _apply(
             enrollment.end_reason = "cycle finished without engagement: sunset"
             channels = [Channel.EMAIL.value] if lead.email else []
             channels += [Channel.WHATSAPP.value] if lead.phone else []
+            channels += [Channel.SMS.value] if lead.phone and lead.sms_consent else []
             writes.sunsets.append((plan.lead_id, channels))
             report.sunset += 1
     campaign: str | None = None

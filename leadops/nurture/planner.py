@@ -41,6 +41,7 @@ class LeadState:
     in_sales_hands: bool = False  # an active escalation: no nurture until it closes
     behaviour: Behaviour = field(default_factory=Behaviour)  # score, stage, grade, band now
     sunset: bool = False  # sunset (suppressed for not engaging): no new campaign until it engages
+    sms_consent: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,13 @@ def step_due_at(started_at: datetime, day: int) -> datetime:
 
 
 def channels_for(state: LeadState, campaign_channels: tuple[Channel, ...]) -> list[str]:
-    """The step's channels this lead can be reached on (WhatsApp only with opt-in)."""
+    """The step's channels this lead can be reached on (WhatsApp and SMS only with opt-in)."""
     reachable = []
     for channel in campaign_channels:
-        if (channel == Channel.EMAIL and state.has_email) or (
-            channel == Channel.WHATSAPP and state.has_phone and state.whatsapp_consent
+        if (
+            (channel == Channel.EMAIL and state.has_email)
+            or (channel == Channel.WHATSAPP and state.has_phone and state.whatsapp_consent)
+            or (channel == Channel.SMS and state.has_phone and state.sms_consent)
         ):
             reachable.append(channel.value)
     return reachable

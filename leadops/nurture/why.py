@@ -211,12 +211,15 @@ def _untouched_state(
     if enrollment.status != EnrollmentStatus.ACTIVE:
         ended = f"the enrollment ended at {_at(enrollment.ended_at)} ({enrollment.end_reason})"
         return "not_sent", due, "enrollment_ended", f"not sent: {ended}, due {_at(due)}"
-    if channel == Channel.WHATSAPP and not lead.phone:
+    if channel in (Channel.WHATSAPP, Channel.SMS) and not lead.phone:
         return "not_sent", due, block, "not sent: the lead has no phone number"
     if channel == Channel.EMAIL and not lead.email:
         return "not_sent", due, block, "not sent: the lead has no email address"
     if channel == Channel.WHATSAPP and not lead.whatsapp_consent:
         text = "waiting for consent: no WhatsApp opt-in (planned once the lead opts in)"
+        return "waiting_for_consent", due, block, text
+    if channel == Channel.SMS and not lead.sms_consent:
+        text = "waiting for consent: no SMS opt-in (planned once the lead opts in)"
         return "waiting_for_consent", due, block, text
     note = f"; would be skipped as things stand: {reason_meaning(block)}" if block else ""
     if due > now:

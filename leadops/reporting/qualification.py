@@ -34,6 +34,7 @@ def qualification(conn: Connection, report: KpiReport) -> None:
     sunset = sa.or_(
         c.email_suppression_reason == SuppressionReason.SUNSET,
         c.whatsapp_suppression_reason == SuppressionReason.SUNSET,
+        c.sms_suppression_reason == SuppressionReason.SUNSET,
     )
     report.sunset = int(conn.execute(sa.select(sa.func.count()).where(sunset)).scalar_one())
 

@@ -298,7 +298,7 @@ def _close(
         .values(lifecycle_stage=stage, updated_at=now)
     )
     if outcome == Outcome.DISQUALIFIED:
-        channels = [Channel.EMAIL.value, Channel.WHATSAPP.value]
+        channels = [Channel.EMAIL.value, Channel.WHATSAPP.value, Channel.SMS.value]
         suppress(
             session.connection(), escalation.lead_id, channels, SuppressionReason.DISQUALIFIED, now
         )

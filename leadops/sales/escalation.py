@@ -152,6 +152,8 @@ def _addresses(contact: Contact) -> list[tuple[str, str]]:
             found.append((channel, contact.email))
         elif channel == "whatsapp" and contact.whatsapp:
             found.append((channel, contact.whatsapp))
+        elif channel == "sms" and contact.sms:
+            found.append((channel, contact.sms))
         elif channel == "slack" and contact.slack_env:
             found.append((channel, f"env:{contact.slack_env}"))
     return found

@@ -37,7 +37,7 @@ from leadops.sales.triggers import NOT_HAND_RAISES, raised_on
 MATCH_RULES = ("territory", "industry", "language", "grade", "band", "properties")
 RULES = ("account_owner", *MATCH_RULES, "round_robin")
 DEFAULT_RULES = ("account_owner", "territory", "industry", "language", "round_robin")
-NotifyChannel = Literal["email", "whatsapp", "slack"]
+NotifyChannel = Literal["email", "whatsapp", "sms", "slack"]
 # The hand-off intro's channels: email, WhatsApp, or the channel the hand was raised on.
 IntroChannel = Literal["email", "whatsapp", "raised_on"]
 HTTP_URL = re.compile(r"^https?://[^\s/?#]+\.[^\s/?#]+[^\s]*$")
@@ -74,6 +74,7 @@ class Contact(_Strict):
     name: str = Field(min_length=1, max_length=100)
     email: str | None = Field(default=None, max_length=320)
     whatsapp: str | None = None
+    sms: str | None = None  # a mobile number (E.164) for text messages
     # An environment variable holding the Slack incoming-webhook URL (a secret), as env:NAME.
     slack_webhook_url: str | None = None
     notify: list[NotifyChannel] = Field(default_factory=lambda: _EMAIL_ONLY.copy(), min_length=1)
@@ -106,7 +107,7 @@ class Contact(_Strict):
             raise ValueError(f"{value!r} is not an email address")
         return value
 
-    @field_validator("whatsapp")
+    @field_validator("whatsapp", "sms")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
         if value is not None and not E164.match(value):
@@ -125,7 +126,12 @@ class Contact(_Strict):
 
     @model_validator(mode="after")
     def _reachable(self) -> Contact:
-        needs = {"email": self.email, "whatsapp": self.whatsapp, "slack": self.slack_webhook_url}
+        needs = {
+            "email": self.email,
+            "whatsapp": self.whatsapp,
+            "sms": self.sms,
+            "slack": self.slack_webhook_url,
+        }
         for index, channel in enumerate(self.notify):
             if not needs[channel]:
                 field = "slack_webhook_url" if channel == "slack" else channel

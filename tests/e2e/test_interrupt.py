@@ -104,9 +104,10 @@ def sent_messages(outbox: Path) -> Counter[tuple[str, str, str, str]]:
         mail = email.message_from_bytes(path.read_bytes())
         campaign, step = str(mail["X-Leadops-Campaign"]).split("/")
         seen[(str(mail["X-Leadops-Lead-Id"]), campaign, step, "email")] += 1
-    for path in outbox.rglob("t*.json"):
+    for path in outbox.rglob("t*.json"):  # <outbox>/<whatsapp or sms>/<campaign>/<step>/
         doc = json.loads(path.read_text())
-        seen[(str(doc["lead_id"]), doc["campaign"], doc["step"], "whatsapp")] += 1
+        channel = path.relative_to(outbox).parts[0]
+        seen[(str(doc["lead_id"]), doc["campaign"], doc["step"], channel)] += 1
     return seen
 
 

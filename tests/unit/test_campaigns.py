@@ -48,7 +48,7 @@ def test_good_campaign_loads(tmp_path: Path) -> None:
 
 
 def test_unknown_channel(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("channels: [email, whatsapp]", "channels: [email, sms]"))
+    path = write(tmp_path, GOOD.replace("channels: [email, whatsapp]", "channels: [email, fax]"))
     err = error_for(path)
     assert err.path == str(path)
     assert err.line == 12

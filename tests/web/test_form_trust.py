@@ -31,12 +31,14 @@ FORBIDDEN = {
     "lifecycle_stage": "sql",
     "email_consent": "true",
     "whatsapp_consent": "true",
+    "sms_consent": "true",
     "source": "partner-list",
     "crm_id": "hs-31337",
     "created_at": "2020-01-01T00:00:00Z",
     "unsubscribed_at": "2026-11-01T00:00:00Z",
     "email_suppressed_at": "2026-11-01T00:00:00Z",
     "whatsapp_suppressed_at": "2026-11-01T00:00:00Z",
+    "sms_suppressed_at": "2026-11-01T00:00:00Z",
     "score": "500",
 }
 
@@ -87,6 +89,7 @@ def test_a_new_lead_from_a_form_takes_none_of_the_forbidden_fields(
     lead = _lead(engine, "new@example.com")
     assert lead["lifecycle_stage"] == "lead"
     assert lead["email_consent"] is False and lead["whatsapp_consent"] is False
+    assert lead["sms_consent"] is False and lead["sms_suppressed_at"] is None
     assert lead["source"] == "web-form:contact-us"
     assert lead["crm_id"] is None
     assert _stored(lead["created_at"]) == NOW
