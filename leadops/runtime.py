@@ -90,7 +90,7 @@ class Runtime:
 
     @cached_property
     def channels(self) -> Mapping[str, ChannelSender]:
-        """The touch channels' senders (email, whatsapp), as the settings choose them."""
+        """The touch channels' senders (email, whatsapp, sms), as the settings choose them."""
         return build_channels(self.settings)
 
     @cached_property
@@ -120,7 +120,7 @@ class Runtime:
         if not path.exists():
             handoff_log.warning("escalation is off: %s does not exist", path)
             return None
-        return load_routing(path)
+        return load_routing(path, self.settings.config_dir)
 
     @cached_property
     def escalation(self) -> EscalationRuntime | None:

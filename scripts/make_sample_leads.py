@@ -1535,6 +1535,16 @@ def build(rng: random.Random) -> tuple[list[dict], list[tuple[int, dict]]]:
     return rows, bad_rows
 
 
+def sms_consent(row: dict) -> bool:
+    """North American leads who opted in to WhatsApp on a form also ticked the SMS box
+    (derived, so the rest of the file stays as the seed made it)."""
+    return bool(
+        row.get("phone")
+        and row.get("whatsapp_consent") == "true"
+        and row.get("country") in ("US", "CA")
+    )
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[1]) if len(argv) > 1 else OUT
     rng = random.Random(SEED)
@@ -1548,6 +1558,8 @@ def main(argv: list[str]) -> int:
             j += 1
         merged.append(row)
     merged.extend(b for _, b in inserts[j:])
+    for row in merged:
+        row["sms_consent"] = "true" if sms_consent(row) else "false"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=HEADER, lineterminator="\n")

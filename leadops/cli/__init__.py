@@ -27,6 +27,7 @@ from leadops.cli import (
     ops,
     outbox,
     quarantine,
+    scoring,
     segments,
     serve,
     stats,
@@ -56,6 +57,7 @@ app.add_typer(templates.templates_app, name="templates")
 app.add_typer(campaigns.campaigns_app, name="campaigns")
 app.add_typer(quarantine.quarantine_app, name="quarantine")
 app.add_typer(segments.segments_app, name="segments")
+app.add_typer(scoring.scoring_app, name="scoring")
 app.add_typer(db.db_app, name="db")
 app.add_typer(intake.intake_app, name="intake")
 app.add_typer(escalations.escalations_app, name="escalations")

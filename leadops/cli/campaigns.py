@@ -65,8 +65,8 @@ def campaigns_list(now: NowOption = None, fmt: FormatOption = Format.TABLE) -> N
 def campaigns_show(
     campaign: CampaignArgument, now: NowOption = None, fmt: FormatOption = Format.TABLE
 ) -> None:
-    """Show one campaign: its calendar, holdout, steps (with their A/B variants) and
-    pause history.
+    """Show one campaign: its calendar, goal, holdout, steps (with their conditions, waits
+    and A/B variants) and pause history.
 
     Example: leadops campaigns show educate
     """
@@ -90,6 +90,7 @@ def campaigns_show(
         "send_days": ", ".join(found.send_days) if found.send_days else "settings",
         "send_window": f"{window.start:%H:%M}-{window.end:%H:%M}" if window else "settings",
         "holdout": f"{found.holdout:.0%}" if found.holdout else None,
+        "goal": found.goal.describe() if found.goal else None,
     }
     steps = [
         {
@@ -102,6 +103,7 @@ def campaigns_show(
                 for v in s.variants
             )
             or None,
+            "rules": s.rules() or None,
         }
         for s in found.steps
     ]
@@ -125,7 +127,7 @@ def campaigns_show(
         fmt,
         title=f"Campaign {campaign}",
     )
-    emit(steps, ["step", "day", "name", "channels", "variants"], fmt, title="Steps")
+    emit(steps, ["step", "day", "name", "channels", "rules", "variants"], fmt, title="Steps")
     emit(pauses, list(pauses[0]) if pauses else ["paused_at"], fmt, title="Pauses")
 
 
@@ -232,6 +234,14 @@ def campaigns_forecast(
             console.print(f"{leads} leads wait to enroll in {campaign}", highlight=False)
         for campaign, held in sorted(result.held_paused.items()):
             console.print(f"{held} messages held: {campaign} is paused", highlight=False)
+        ruled = [
+            f"{c.key} {s.key}" for c in runtime.campaigns.values() for s in c.steps if s.rules()
+        ]
+        if ruled:
+            console.print(
+                f"steps with conditions or waits, counted on their day: {', '.join(ruled)}",
+                highlight=False,
+            )
 
 
 RESULT_COLUMNS = [

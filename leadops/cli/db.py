@@ -33,7 +33,7 @@ def init() -> None:
     from leadops.sales.runtime import routing_path
 
     routing_file = routing_path(settings)
-    routing = load_routing(routing_file) if routing_file.exists() else None
+    routing = load_routing(routing_file, settings.config_dir) if routing_file.exists() else None
     console.print(f"[green]database ready[/] {engine.url.render_as_string(hide_password=True)}")
     console.print(
         f"[green]config ok[/] {len(campaigns)} campaigns ({', '.join(sorted(campaigns))}), "

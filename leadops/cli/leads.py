@@ -140,6 +140,9 @@ LEAD_COLUMNS = [
     "lifecycle_stage",
     "segment",
     "score",
+    "grade",
+    "band",
+    "lead_status",
     "email_consent",
     "whatsapp_consent",
 ]
@@ -183,7 +186,8 @@ def leads_show(
         row: dict[str, Any] = dict(lead)
         if fmt == Format.JSON:
             row["data_issues"] = [{k: _plain_value(v) for k, v in i.items()} for i in issues]
-        else:
+        else:  # CSV: the custom properties as a JSON object in their cell
+            row["properties"] = json.dumps(row["properties"]) if row["properties"] else ""
             row["data_issues"] = "; ".join(
                 f"{i['field']}={i['value']!r} {i['reason']}"
                 + (" (resolved)" if i["resolved_at"] else "")
@@ -191,12 +195,12 @@ def leads_show(
             )
         emit([row], [*lead, "data_issues"], fmt)
         return
-    emit(
-        [{"field": k, "value": v} for k, v in lead.items()],
-        ["field", "value"],
-        fmt,
-        title=f"Lead {lead_id}",
-    )
+    shown = [{"field": k, "value": v} for k, v in lead.items() if k != "properties"]
+    shown += [
+        {"field": f"properties.{name}", "value": value}
+        for name, value in sorted((lead["properties"] or {}).items())
+    ]
+    emit(shown, ["field", "value"], fmt, title=f"Lead {lead_id}")
     open_issues = sum(1 for i in issues if i["resolved_at"] is None)
     emit(
         [{**i, "status": "resolved" if i["resolved_at"] else "open"} for i in issues],

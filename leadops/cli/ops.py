@@ -37,7 +37,8 @@ def report(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """KPIs and stuck work: response times, funnel, nurture conversion, scores, cost per
-    lead, leads never followed up, per-step delivery and engagement rates, escalations.
+    lead, leads never followed up, per-step delivery and engagement rates, goal conversion
+    per campaign and step, escalations.
     --format json|csv carries every section with numbers as numbers (see the marketing
     guide). Exit code 2 when stuck work is above LEADOPS_STUCK_THRESHOLD.
 
@@ -67,19 +68,24 @@ def report(
 
 
 def _report_tables(result: Report) -> None:
-    from leadops.reporting import kpis, stuck
+    from leadops.reporting import calibration, kpis, stuck
     from leadops.reporting.experiments import display_rows
+    from leadops.reporting.qualification import qualification_rows
 
     k = result.kpis
     emit(kpis.headline_rows(k), ["kpi", "value", "note"], Format.TABLE, title="KPIs")
     sections = {
         "Conversion by stage": kpis.funnel_rows(k),
+        "Lead status, bands and sunset": qualification_rows(k),
         "Cost per lead by source": kpis.cost_rows(k),
         "Campaign steps": kpis.step_rows(k),
         "Engagement per step: unique messages, of those sent": kpis.engagement_rows(k),
+        "Goal conversion per campaign and step": kpis.goal_rows(k),
         "Escalations": kpis.escalation_rows(k),
         "Speed to lead: creation or hand-raise to a rep's first contact": kpis.speed_rows(k),
         f"Sales outcomes ({k.currency})": kpis.outcome_rows(k),
+        "Scoring rules: lift on SQL, SAL and customer": calibration.rule_rows(k),
+        "Calibration: conversion by score decile, band and grade": calibration.group_rows(k),
         f"Stuck work: {result.stuck.total} (threshold {result.stuck.threshold})": (
             stuck.finding_rows(result.stuck)
         ),
@@ -95,6 +101,7 @@ def _report_tables(result: Report) -> None:
             "Cost per lead by source": ["source"],
             "Campaign steps": ["campaign"],
             "Engagement per step: unique messages, of those sent": ["campaign"],
+            "Goal conversion per campaign and step": ["campaign"],
         },
     )
     for name, why in k.missing:

@@ -47,7 +47,7 @@ def outbox_list(
     status: Annotated[
         str | None, typer.Option(help="Only this status (sent, pending, ambiguous...).")
     ] = None,
-    channel: Annotated[str | None, typer.Option(help="Only email or whatsapp.")] = None,
+    channel: Annotated[str | None, typer.Option(help="Only email, whatsapp or sms.")] = None,
     campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
     lead: Annotated[int | None, typer.Option(help="Only this lead id.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows (0 for all).")] = 200,

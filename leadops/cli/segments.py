@@ -40,7 +40,7 @@ def segments_test(
     if not path.is_file():
         raise CliError(f"{path}: no such file")
     # a draft (--file) is read from its own path, against the runtime's campaigns
-    config = load_segments_file(path, set(runtime.campaigns))
+    config = load_segments_file(path, set(runtime.campaigns), settings.config_dir)
     engine = runtime.engine
     at = _instant(now)
     with Session(engine) as session:

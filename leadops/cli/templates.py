@@ -16,13 +16,16 @@ from leadops.cli.common import (
     err,
 )
 from leadops.cli.output import Format, emit
+from leadops.delivery.sms_text import Segments, first_sms, sms_segments
 
 templates_app = typer.Typer(help="Check and preview message templates.", no_args_is_help=True)
 
 
 @templates_app.command("check")
 def templates_check() -> None:
-    """Render every campaign step on every channel against sample leads; list each error.
+    """Render every campaign step on every channel against sample leads; list each error,
+    and the segments each SMS step takes as a lead's first SMS (a warning above
+    LEADOPS_SMS_MAX_SEGMENTS).
 
     Example: leadops templates check
     """
@@ -41,6 +44,37 @@ def templates_check() -> None:
         )
         raise typer.Exit(1)
     console.print(f"[green]all templates render[/] ({checked} renders checked)")
+    _sms_segments(result.sms, runtime.settings.sms_max_segments)
+
+
+def _sms_segments(found: dict[str, Segments], limit: int) -> None:
+    """The SMS steps' segment counts, and a warning for each above `limit`."""
+    if not found:
+        return
+    rows = [
+        {
+            "sms step": where,
+            "segments": seg.segments,
+            "encoding": seg.encoding,
+            "characters": seg.units,
+        }
+        for where, seg in sorted(found.items())
+    ]
+    emit(
+        rows,
+        ["sms step", "segments", "encoding", "characters"],
+        Format.TABLE,
+        title="SMS segments (as a lead's first SMS, the longest sample)",
+        console=console,
+    )
+    for where, seg in sorted(found.items()):
+        if seg.segments > limit:
+            err.print(
+                f"warning: {where} takes {seg} as a first SMS, above "
+                f"LEADOPS_SMS_MAX_SEGMENTS={limit}; each segment is billed as one message",
+                highlight=False,
+                markup=False,
+            )
 
 
 PARTS = ("subject", "txt", "html", "all")
@@ -50,7 +84,7 @@ PARTS = ("subject", "txt", "html", "all")
 def templates_preview(
     campaign: Annotated[str, typer.Argument(help="Campaign key, e.g. educate.")],
     step: Annotated[str, typer.Argument(help="Step key, e.g. day-1.")],
-    channel: Annotated[str, typer.Option(help="email or whatsapp.")] = "email",
+    channel: Annotated[str, typer.Option(help="email, whatsapp or sms.")] = "email",
     lead: Annotated[
         int | None, typer.Option(help="Render for this lead id (default: a sample).")
     ] = None,
@@ -69,19 +103,20 @@ def templates_preview(
     ] = None,
 ) -> None:
     """Print a rendered message: one part exactly as it is sent (or, with --out, write
-    it to a file), or all parts labelled.
+    it to a file), or all parts labelled. An SMS is shown as a lead's first SMS (with the
+    sender and the opt-out line), its segment counts on stderr.
 
     Example: leadops templates preview offer day-10 --lead 3 --part html --out day-10.html
     """
     if part not in PARTS:
         raise CliError(f"--part {part!r} is not one of {', '.join(PARTS)}")
-    if channel not in ("email", "whatsapp"):
-        raise CliError(f"--channel {channel!r} is not one of email, whatsapp")
-    if channel == "whatsapp" and part not in ("txt", "all"):
-        raise CliError(f"a whatsapp message has only a text part, not --part {part}")
+    if channel not in ("email", "whatsapp", "sms"):
+        raise CliError(f"--channel {channel!r} is not one of email, whatsapp, sms")
+    if channel != "email" and part not in ("txt", "all"):
+        raise CliError(f"a {channel} message has only a text part, not --part {part}")
     if out is not None and part == "all":
         raise CliError("--out writes one part: use --part subject, txt or html")
-    parts = _rendered_parts(campaign, step, channel, lead, variant)
+    parts, notes = _rendered_parts(campaign, step, channel, lead, variant)
     if out is not None:
         data = parts[part].encode("utf-8")
         out.write_bytes(data)
@@ -91,6 +126,22 @@ def templates_preview(
             sys.stdout.write(f"--- {name} ---\n{_line_ended(text)}")
     else:
         sys.stdout.write(_line_ended(parts[part]))
+    sys.stdout.flush()
+    for note in notes:
+        err.print(note, highlight=False, markup=False, soft_wrap=True)
+
+
+def _segment_notes(body: str, sender: str, limit: int) -> list[str]:
+    """What the SMS costs as a lead's first SMS and as a later one, and a warning above
+    `limit` segments."""
+    first, later = sms_segments(first_sms(body, sender)), sms_segments(body)
+    notes = [f"first SMS to a lead: {first}; later SMS: {later}"]
+    if first.segments > limit:
+        notes.append(
+            f"warning: {first.segments} segments is above LEADOPS_SMS_MAX_SEGMENTS={limit}; "
+            "each segment is billed as one message"
+        )
+    return notes
 
 
 def _line_ended(text: str) -> str:
@@ -99,8 +150,9 @@ def _line_ended(text: str) -> str:
 
 def _rendered_parts(
     campaign: str, step: str, channel: str, lead: int | None, variant: str | None = None
-) -> dict[str, str]:
-    """The message's parts by name: subject, txt and html for email, txt for whatsapp."""
+) -> tuple[dict[str, str], list[str]]:
+    """The message's parts by name (subject, txt and html for email, txt for WhatsApp and
+    SMS: an SMS as the lead's first), and notes for stderr (an SMS's segments)."""
     from leadops.delivery.compose import (
         SAMPLE_LEAD,
         SAMPLE_UNSUBSCRIBE,
@@ -126,8 +178,14 @@ def _rendered_parts(
         if variant is None and lead is not None:
             variant = variant_for(campaign, found_step, lead)
         found_step.variant(variant)
+        channels = found_step.channels
     except KeyError as exc:
         raise CliError(str(exc.args[0])) from exc
+    if channel not in channels:
+        raise CliError(
+            f"step {step} of {campaign} has no {channel} message "
+            f"(its channels: {', '.join(channels)})"
+        )
     context = template_context(
         lead=sample,
         campaign=campaigns[campaign],
@@ -139,9 +197,14 @@ def _rendered_parts(
     )
     renderer = runtime.renderer
     try:
+        if channel == "sms":
+            body = renderer.text(channel, campaign, step, context)
+            sender = settings.resolved_sms_sender
+            notes = _segment_notes(body, sender, settings.sms_max_segments)
+            return {"txt": first_sms(body, sender)}, notes
         if channel == "whatsapp":
-            return {"txt": renderer.whatsapp(campaign, step, context, variant)}
+            return {"txt": renderer.whatsapp(campaign, step, context, variant)}, []
         email = renderer.email(campaign, step, context, variant)
     except RenderError as exc:
         raise CliError(str(exc)) from exc
-    return {"subject": email.subject, "txt": email.text, "html": email.html}
+    return {"subject": email.subject, "txt": email.text, "html": email.html}, []

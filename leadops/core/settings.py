@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     # Channels: the file outbox (default) or the real provider
     email_channel: Literal["outbox", "sendgrid"] = "outbox"
     whatsapp_channel: Literal["outbox", "twilio"] = "outbox"
+    sms_channel: Literal["outbox", "twilio"] = "outbox"
 
     # Who sends, and what every email footer must carry (CAN-SPAM)
     company_name: str = "Northwind Analytics"
@@ -131,6 +132,10 @@ class Settings(BaseSettings):
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr | None = None
     twilio_whatsapp_from: str = ""
+    # SMS goes from a Messaging Service (MG..., preferred: it holds the numbers, Advanced
+    # Opt-Out and the sender pool) or else from one E.164 number.
+    twilio_messaging_service_sid: str = ""
+    twilio_sms_from: str = ""
     twilio_base_url: str = "https://api.twilio.com"
 
     # Engagement webhooks (leadops serve) and rescoring
@@ -171,6 +176,10 @@ class Settings(BaseSettings):
     twilio_rate_per_second: float = Field(default=50.0, gt=0)
     twilio_concurrency: int = Field(default=16, ge=1, le=64)
     whatsapp_session_hours: int = Field(default=24, ge=1, le=24)
+    # The name the first SMS to a lead starts with (empty: company_name).
+    sms_sender_name: str = ""
+    # `templates check` / `preview` warn about an SMS of more segments than this.
+    sms_max_segments: int = Field(default=2, ge=1, le=10)
     provider_retry_attempts: int = Field(default=3, ge=1, le=10)
     provider_retry_max_wait_seconds: float = Field(default=5.0, ge=0)
     # Throughput: dispatcher processes sharing the database (rate limits and concurrency
@@ -231,6 +240,27 @@ class Settings(BaseSettings):
             ec_public_key(value)
         return value
 
+    @field_validator("twilio_messaging_service_sid")
+    @classmethod
+    def _messaging_service(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"MG[0-9a-fA-F]{32}", value):
+            raise ValueError(
+                f"LEADOPS_TWILIO_MESSAGING_SERVICE_SID {value[:40]!r} is not a Messaging "
+                "Service SID (MG + 32 hex digits)"
+            )
+        return value
+
+    @field_validator("twilio_sms_from")
+    @classmethod
+    def _sms_from(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"\+[1-9][0-9]{6,14}", value):
+            raise ValueError(
+                f"LEADOPS_TWILIO_SMS_FROM {value[:40]!r} is not an E.164 number (+ and digits)"
+            )
+        return value
+
     @field_validator("inbound_email_domain")
     @classmethod
     def _mail_domain(cls, value: str) -> str:
@@ -264,13 +294,31 @@ class Settings(BaseSettings):
                 missing.append("LEADOPS_TWILIO_AUTH_TOKEN")
             if not self.twilio_whatsapp_from.strip():
                 missing.append("LEADOPS_TWILIO_WHATSAPP_FROM")
+        missing += self._missing_sms_credentials()
         if missing:
             raise ValueError(
                 "provider channel chosen without credentials: set "
-                + ", ".join(missing)
-                + " (or choose LEADOPS_EMAIL_CHANNEL / LEADOPS_WHATSAPP_CHANNEL=outbox)"
+                + ", ".join(dict.fromkeys(missing))
+                + " (or choose LEADOPS_EMAIL_CHANNEL / LEADOPS_WHATSAPP_CHANNEL /"
+                " LEADOPS_SMS_CHANNEL=outbox)"
             )
         return self
+
+    def _missing_sms_credentials(self) -> list[str]:
+        if self.sms_channel != "twilio":
+            return []
+        token = self.twilio_auth_token.get_secret_value() if self.twilio_auth_token else ""
+        missing = [] if self.twilio_account_sid.strip() else ["LEADOPS_TWILIO_ACCOUNT_SID"]
+        if not token.strip():
+            missing.append("LEADOPS_TWILIO_AUTH_TOKEN")
+        if not (self.twilio_messaging_service_sid.strip() or self.twilio_sms_from.strip()):
+            missing.append("LEADOPS_TWILIO_MESSAGING_SERVICE_SID or LEADOPS_TWILIO_SMS_FROM")
+        return missing
+
+    @property
+    def resolved_sms_sender(self) -> str:
+        """The sender identity of the first SMS to a lead."""
+        return self.sms_sender_name.strip() or self.company_name
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from leadops.core.configfile import ConfigError, load_model
 from leadops.core.settings import WEEKDAY_NAMES
+from leadops.delivery.conditions import Condition, Goal, WaitFor
 from leadops.delivery.policy import SendWindow
 from leadops.delivery.utm import UtmConfig
 from leadops.models import CampaignPause, CampaignVersion, Channel
@@ -81,6 +82,24 @@ class Step(BaseModel):
     # weights, judged on `metric` (default: clicked when the step has email, else replied).
     variants: tuple[Variant, ...] = ()
     metric: ExperimentMetric | None = None
+    # Behaviour rules (leadops.delivery.conditions): sent only `when` the condition holds
+    # and not if `unless` holds, else skipped; `wait_for` an event until the step's day.
+    when: Condition | None = Field(default=None, description="sent only when this holds")
+    unless: Condition | None = Field(default=None, description="skipped when this holds")
+    wait_for: WaitFor | None = Field(
+        default=None, description="sent after this event, at the latest on the step's day"
+    )
+
+    def rules(self) -> str:
+        """The step's behaviour rules in words (empty: none)."""
+        parts = [
+            f"{name} {rule.describe()}"
+            for name, rule in (("when", self.when), ("unless", self.unless))
+            if rule is not None
+        ]
+        if self.wait_for is not None:
+            parts.append(f"wait_for {self.wait_for.describe_wait()}")
+        return "; ".join(parts)
 
     @field_validator("whatsapp")
     @classmethod
@@ -157,6 +176,10 @@ class SendHours(BaseModel):
 # The calendar keys of a campaign: left out of its checksum while unset, so a campaign
 # file without them keeps the version it had before they existed.
 CALENDAR_KEYS = ("starts_at", "ends_at", "blackout_dates", "send_days", "send_window")
+# Optional keys of a campaign and of its steps, left out of the checksum while unset (the
+# same reason as the calendar keys).
+OPTIONAL_CAMPAIGN_KEYS = ("goal",)
+OPTIONAL_STEP_KEYS = ("when", "unless", "wait_for")
 
 
 class Campaign(BaseModel):
@@ -172,6 +195,9 @@ class Campaign(BaseModel):
     steps: tuple[Step, ...] = Field(min_length=1)
     # UTM tags on `links` (leadops.delivery.utm); on by default.
     utm: UtmConfig = Field(default_factory=UtmConfig)
+    # A lead that finishes this campaign without engaging during it is sunset: marketing
+    # suppressed on every channel (reason `sunset`) until it engages again.
+    sunset: bool = False
 
     # The calendar: leads enroll from `starts_at` until before `ends_at` (enrollments in
     # flight at the end finish their steps); nothing goes out on a blackout date (a date
@@ -185,6 +211,8 @@ class Campaign(BaseModel):
     # The share of enrolling leads held out (enrolled with arm "holdout", sent nothing),
     # to measure the lift of the whole campaign (leadops.nurture.experiments).
     holdout: float = Field(default=0.0, ge=0.0, le=0.5)
+    # The campaign ends for a lead when its goal happens (leadops.delivery.conditions).
+    goal: Goal | None = Field(default=None, description="the campaign ends when it happens")
 
     @field_validator("starts_at", "ends_at", mode="before")
     @classmethod
@@ -259,7 +287,22 @@ class Campaign(BaseModel):
                         f"steps.{index}.variants.{number}.day: variant {variant.key!r} is on "
                         f"day {variant.day}, after the {self.cycle_days}-day cycle"
                     )
+            for rule in OPTIONAL_STEP_KEYS:
+                condition = getattr(step, rule)
+                for name in ("opened", "clicked"):
+                    key = getattr(condition, name, None)
+                    if key is not None and key not in seen - {step.key}:
+                        raise ValueError(
+                            f"steps.{index}.{rule}.{name}: {key!r} is not an earlier step "
+                            f"of this campaign (a condition looks at steps before it)"
+                        )
         return self
+
+    def has_rules(self) -> bool:
+        """Whether a step has a condition or a wait, or the campaign a goal."""
+        return self.goal is not None or any(
+            getattr(step, key) is not None for step in self.steps for key in OPTIONAL_STEP_KEYS
+        )
 
     def step(self, key: str) -> Step:
         for step in self.steps:
@@ -269,9 +312,13 @@ class Campaign(BaseModel):
 
     def checksum(self) -> str:
         data = self.model_dump(mode="json")
-        for key in CALENDAR_KEYS:
+        for key in CALENDAR_KEYS + OPTIONAL_CAMPAIGN_KEYS:
             if data[key] in (None, []):
                 del data[key]
+        for step in data["steps"]:
+            for key in OPTIONAL_STEP_KEYS:
+                if step[key] is None:
+                    del step[key]
         if self.utm == UtmConfig():  # a campaign without a `utm:` block keeps its checksum
             del data["utm"]
         if not self.holdout:  # the same for a campaign without experiments
@@ -279,6 +326,8 @@ class Campaign(BaseModel):
         for step in data["steps"]:
             if not step["variants"] and step["metric"] is None:
                 del step["variants"], step["metric"]
+        if not self.sunset:  # nor one without `sunset: true`
+            del data["sunset"]
         canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -11,6 +11,7 @@ from leadops.core.settings import Settings
 from leadops.core.tokens import sign
 from leadops.delivery.campaigns import Campaign
 from leadops.delivery.render import Renderer, RenderError
+from leadops.delivery.sms_text import Segments, first_sms, sms_segments
 from leadops.delivery.utm import tagged_links
 from leadops.models import Channel, Lead
 from leadops.providers.base import OutgoingMessage
@@ -32,11 +33,14 @@ SAMPLE_LEAD: dict[str, Any] = {
     "country": "GB",
     "lifecycle_stage": "mql",
     "company_size": 240,
+    "grade": "B2",
+    "band": "warm",
+    "properties": {"budget": "approved", "timeline": "this_quarter"},
 }
 SAMPLE_LEADS: tuple[dict[str, Any], ...] = (
     SAMPLE_LEAD,
     {key: None for key in SAMPLE_LEAD}
-    | {"email": "someone@example.com", "lifecycle_stage": "lead"},
+    | {"email": "someone@example.com", "lifecycle_stage": "lead", "properties": {}},
     SAMPLE_LEAD | {"first_name": "<script>alert(1)</script>", "company": 'Smith & Sons "Ltd"'},
 )
 SAMPLE_UNSUBSCRIBE = "https://example.invalid/u/sample-token"
@@ -70,6 +74,10 @@ def lead_context(lead: Lead) -> dict[str, Any]:
         "country": lead.country,
         "lifecycle_stage": lead.lifecycle_stage,
         "company_size": lead.company_size,
+        "grade": lead.grade,
+        "band": lead.band,
+        # custom properties (config/properties.yaml): {{ lead.properties.get("timeline") }}
+        "properties": dict(lead.properties or {}),
     }
 
 
@@ -127,9 +135,11 @@ def compose(
     settings: Settings,
     now: datetime,
     variant: str | None = None,
+    first_to_lead: bool = False,
 ) -> OutgoingMessage:
-    """Render the touch's templates (its A/B `variant`'s where it has them) for this lead.
-    Raises RenderError on a broken template."""
+    """Render the touch's templates (its A/B `variant`'s where it has them) for this lead;
+    `first_to_lead`: the lead's first SMS (it then names the sender and carries the opt-out
+    line, leadops.delivery.sms_text.first_sms). Raises RenderError on a broken template."""
     assert lead.id is not None
     unsubscribe = unsubscribe_url(settings, lead.id)
     context = template_context(
@@ -160,6 +170,18 @@ def compose(
             reply_to=touch_reply_to(settings, touch_id),
         )
     assert lead.phone is not None
+    if channel == Channel.SMS:
+        body = renderer.text(Channel.SMS, campaign.key, step_key, context, variant)
+        return OutgoingMessage(
+            touch_id=touch_id,
+            lead_id=lead.id,
+            channel=channel,
+            to=lead.phone,
+            campaign=campaign.key,
+            step=step_key,
+            created_at=now,
+            body=first_sms(body, settings.resolved_sms_sender) if first_to_lead else body,
+        )
     template = campaign.step(step_key).whatsapp_of(variant)
     variables = {
         str(name): renderer.render_string(
@@ -183,6 +205,15 @@ def compose(
     )
 
 
+def first_sms_to(done: set[tuple[int, str, str, str]], lead_id: int, channel: str) -> bool:
+    """Whether a message on `channel` is an SMS and the lead's first: no SMS to the lead
+    among `done`, the dispatcher's (lead, campaign, step, channel) of messages sent,
+    sending or in doubt."""
+    if channel != Channel.SMS:
+        return False
+    return not any(key[0] == lead_id and key[3] == Channel.SMS for key in done)
+
+
 def whatsapp_session_open(lead: Lead, now: datetime, hours: int = 24) -> bool:
     """Whether the lead wrote to us within the last `hours`, so free text may be sent."""
     last = lead.last_inbound_at
@@ -191,12 +222,21 @@ def whatsapp_session_open(lead: Lead, now: datetime, hours: int = 24) -> bool:
 
 @dataclass
 class TemplateCheck:
-    """What `check_all_templates` found: renders tried, renders that worked, and every
-    error in the order met (`distinct_errors` drops repeats)."""
+    """What `check_all_templates` found: renders tried, renders that worked, every error
+    in the order met (`distinct_errors` drops repeats), and per SMS step (`campaign/step`)
+    the most segments it takes as a lead's first SMS (sender and opt-out line added)."""
 
     tried: int = 0
     rendered: int = 0
     errors: list[RenderError] = field(default_factory=list)
+    sms: dict[str, Segments] = field(default_factory=dict)
+
+    def count_sms(self, where: str, body: str, sender: str) -> None:
+        """Keep the larger of `where`'s count so far and `body`'s as a first SMS."""
+        found = sms_segments(first_sms(body, sender))
+        known = self.sms.get(where)
+        if known is None or (found.segments, found.units) > (known.segments, known.units):
+            self.sms[where] = found
 
     @property
     def distinct_errors(self) -> list[RenderError]:
@@ -239,7 +279,12 @@ def check_all_templates(
                             result.errors.extend(errors)
                             continue
                     else:
-                        renderer.whatsapp(campaign.key, step.key, context, variant)
+                        body = renderer.text(channel, campaign.key, step.key, context, variant)
+                        if channel == Channel.SMS:
+                            where = f"{campaign.key}/{step.key}" + (
+                                f".{variant}" if variant else ""
+                            )
+                            result.count_sms(where, body, settings.resolved_sms_sender)
                     result.rendered += 1
                 except RenderError as exc:
                     result.errors.append(exc)

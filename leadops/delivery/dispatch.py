@@ -15,9 +15,9 @@ Exactly-once rules:
 Throughput: a claimed batch is decided and rendered at once, holds and skips are written
 in one statement, and sends go out in chunks (`dispatch_chunk_size`, at least one per
 sending thread) through each channel's pool (threads behind a token bucket): one commit
-per chunk, not per message, which carries the chunk's `sending` mark and the outcomes known
-so far. A chunk is committed as `sending` before the pool gets any of it, and at most two
-chunks are in flight (leadops.delivery.flight): a crash leaves at most two in doubt.
+per chunk, not per message, carrying the chunk's `sending` mark and the outcomes known. A
+chunk is committed as `sending` before any of it is handed to the pool, and at most two
+chunks are in flight (leadops.delivery.flight), so a crash leaves at most two in doubt.
 
 Several dispatcher processes may share one database (leadops.delivery.workers, `leadops
 run --workers N`): each claims its own batches under its own claim token. On PostgreSQL
@@ -25,7 +25,8 @@ the claim skips rows another worker has locked (SKIP LOCKED); on SQLite the clai
 UPDATE takes the write lock and only turns rows that are still `pending` into claimed
 ones, and each worker then reads back only the rows carrying its token, so no row is ever
 claimed by two workers. Rows a stopped process left `claimed` or `sending` are resolved by
-the lease rules above (`recover_stale`), never re-sent while in doubt.
+the lease rules above (`recover_stale`), never re-sent while in doubt. A signal waits for
+the write transaction in progress (leadops.core.interrupts): none is cut in half.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ from sqlmodel import select as sqlmodel_select
 
 from leadops import deadletters
 from leadops.core.clock import Clock
+from leadops.core.interrupts import signals_held
 from leadops.core.settings import Settings
 from leadops.delivery.campaigns import Campaign, StoredCampaigns, open_pauses
-from leadops.delivery.compose import compose
+from leadops.delivery.compose import compose, first_sms_to
 from leadops.delivery.flight import Flight
 from leadops.delivery.outcomes import (
     CLAIMED_COLUMNS,
@@ -168,10 +170,9 @@ class Dispatcher:
         )
         if self.engine.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
-        # Materialized: picked once. (As a plain IN subquery PostgreSQL may run it again
-        # for the rows it meant to update, and each run skips the rows the last one locked.)
+        # Materialized: picked once (a plain IN subquery PostgreSQL may run again, skipping rows).
         picked = due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
-        with self.engine.begin() as conn:
+        with signals_held(), self.engine.begin() as conn:
             rows = conn.execute(
                 move_touches(
                     TouchStatus.CLAIMED,
@@ -286,16 +287,14 @@ class Dispatcher:
         loaded = self._load(batch)
         outcomes: list[dict[str, Any]] = []
         dead: list[tuple[ClaimedTouch, str]] = []
-        # One connection for the whole batch: its transaction per chunk doesn't check a
-        # connection out of the pool (and ping the server) each time.
+        # One connection for the whole batch, not a checkout (and server ping) per chunk.
         with self.engine.connect() as conn:
             for start in range(0, len(batch), flight.chunk):
                 chunk = batch[start : start + flight.chunk]
                 ready = self._decide_chunk(chunk, loaded, now, report, outcomes, dead)
                 if ready:
-                    # The outcomes known so far are written with this chunk's `sending`
-                    # mark: one transaction per chunk.
-                    with conn.begin():
+                    # One transaction per chunk: its `sending` mark and the outcomes so far.
+                    with signals_held(), conn.begin():
                         self._record_attempts(flight.take_finished(), report, conn)
                         owned = self._mark_sending(token, ready, conn)
                     for touch, message in ready:
@@ -304,7 +303,7 @@ class Dispatcher:
                             continue
                         flight.submit(token, touch, message, pools[touch.channel].submit(message))
                 flight.drain(flight.chunk)
-            with conn.begin():
+            with signals_held(), conn.begin():
                 self._record_attempts(flight.take_finished(), report, conn)
                 write_outcomes(self.engine, self.clock, token, outcomes, conn)
                 for touch, error in dead:
@@ -414,6 +413,7 @@ class Dispatcher:
             renderer=self.renderer,
             settings=self.settings,
             now=now,
+            first_to_lead=first_sms_to(loaded.done, touch.lead_id, touch.channel),
         )
 
     @staticmethod
@@ -479,7 +479,7 @@ class Dispatcher:
             outcomes[token].append(outcome.row)
             if outcome.suppress is not None:
                 refused.append((touch.lead_id, touch.channel, outcome.suppress))
-        with transaction(self.engine, conn) as conn:
+        with signals_held(), transaction(self.engine, conn) as conn:
             for token, rows in outcomes.items():
                 write_outcomes(self.engine, self.clock, token, rows, conn)
             for lead_id, channel, reason in refused:

@@ -200,9 +200,8 @@ def attempt_outcome(touch: ClaimedTouch, attempt: Attempt, now: datetime) -> Out
         return Outcome("held", retry, Reason.PROVIDER_RETRY)
     if answer.outcome == SendOutcome.FAILED:
         failed = touch_row(touch, subject=subject, status=TouchStatus.FAILED, error=answer.error)
-        return Outcome(
-            "failed", failed, suppress=bad_address(touch.channel) if answer.suppress else None
-        )
+        reason = bad_address(touch.channel, answer.suppress_reason) if answer.suppress else None
+        return Outcome("failed", failed, suppress=reason)
     return Outcome(
         "ambiguous",
         touch_row(touch, subject=subject, status=TouchStatus.AMBIGUOUS, error=answer.error),
@@ -218,10 +217,12 @@ def stopped_outcome(proof: str | None, now: datetime) -> tuple[TouchStatus, dict
     return TouchStatus.AMBIGUOUS, {"error": error}
 
 
-def bad_address(channel: str) -> SuppressionReason:
+def bad_address(channel: str, reason: str = "") -> SuppressionReason:
     """The suppression reason of an address a provider refused on send (its words stay
-    in the touch's error)."""
-    if channel == Channel.WHATSAPP:
+    in the touch's error): the provider's reason code when it gave one."""
+    if reason:
+        return SuppressionReason(reason)
+    if channel in (Channel.WHATSAPP, Channel.SMS):
         return SuppressionReason.INVALID_NUMBER
     return SuppressionReason.INVALID_ADDRESS
 

@@ -13,6 +13,9 @@ Two classes of message (`MessageClass`):
 
 WhatsApp free text (no approved template) may only go inside the 24-hour window after
 the lead's last inbound WhatsApp message (Twilio error 63016 otherwise).
+
+SMS needs the lead's SMS consent and keeps to quiet hours: 08:00-21:00 in the lead's time
+zone (TCPA), narrowed further by the send window where that is stricter (`sms_window`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Reason(StrEnum):
     PROVIDER_RETRY = "provider_retry"
     CAMPAIGN_PAUSED = "campaign_paused"
     WHATSAPP_SESSION_CLOSED = "whatsapp_session_closed"
+    SMS_QUIET_HOURS = "sms_quiet_hours"
 
 
 # The one legend of the codes in touches.hold_reason: the policy's Reason codes, then the
@@ -59,6 +63,7 @@ REASON_MEANINGS: dict[str, str] = {
     Reason.WHATSAPP_SESSION_CLOSED: (
         "free WhatsApp text needs a message from the lead in the last 24 hours; none came"
     ),
+    Reason.SMS_QUIET_HOURS: "SMS waits for 08:00-21:00 in the lead's time zone (quiet hours)",
     "dead_letter": "set aside after an unexpected error; `leadops deadletters retry` puts it back",
     "enrollment_ended": "the lead's enrollment ended before this step went out",
     "holdout": "the lead is in the campaign's holdout: sent nothing, to measure its lift",
@@ -69,11 +74,16 @@ REASON_MEANINGS: dict[str, str] = {
     "bounce": "the email address hard-bounced",
     "dropped": "the email provider dropped the address (invalid or known bad)",
     "spamreport": "the lead marked an email as spam",
-    "invalid_number": "the phone number cannot receive WhatsApp messages",
+    "invalid_number": "the phone number cannot receive WhatsApp or SMS messages",
     "invalid_address": "the email provider refused the address when sending",
     "whatsapp_opt_out": "the lead opted out on WhatsApp (STOP)",
     "disqualified": "a rep disqualified the lead (not a lead for sales); marketing stops",
+    "sunset": "did not engage through re-engage: marketing stops until the lead engages",
     "email_opt_out": "the lead replied to an email asking to stop (unsubscribe, stop)",
+    "condition_not_met": "the step's condition (when / unless in the campaign file) said skip",
+    "wait_timed_out": "the event the step waited for (wait_for) did not happen by its day",
+    "goal_reached": "the lead reached the campaign's goal; the campaign ended for it",
+    "sms_opt_out": "the lead opted out of SMS (STOP, or Twilio error 21610)",
 }
 
 
@@ -143,6 +153,21 @@ class SendWindow:
         raise ValueError("send window has no weekdays")
 
 
+# Quiet hours for SMS (TCPA): messages go out only from 08:00 to 21:00, the lead's time.
+SMS_EARLIEST = time(8, 0)
+SMS_LATEST = time(21, 0)
+
+
+def sms_window(window: SendWindow) -> SendWindow:
+    """The send window narrowed to SMS quiet hours (the stricter of the two)."""
+    return SendWindow(
+        start=max(window.start, SMS_EARLIEST),
+        end=min(window.end, SMS_LATEST),
+        weekdays=window.weekdays,
+        blackouts=window.blackouts,
+    )
+
+
 @dataclass(frozen=True)
 class Caps:
     per_day: int
@@ -162,6 +187,8 @@ class ContactFacts:
     unsubscribed: bool
     lifecycle_stage: str
     timezone: str
+    sms_consent: bool = False
+    sms_suppressed: bool = False
 
 
 def _cap_release(
@@ -202,6 +229,8 @@ def decide(
         suppressed, consent, address = lead.email_suppressed, lead.email_consent, lead.email
     elif channel == Channel.WHATSAPP:
         suppressed, consent, address = lead.whatsapp_suppressed, lead.whatsapp_consent, lead.phone
+    elif channel == Channel.SMS:
+        suppressed, consent, address = lead.sms_suppressed, lead.sms_consent, lead.phone
     else:
         raise ValueError(f"unknown channel {channel!r}")
     if suppressed:
@@ -218,6 +247,10 @@ def decide(
     zone = ZoneInfo(lead.timezone)
     if not window.is_open(now, zone):
         return Decision(Action.HOLD, Reason.OUTSIDE_SEND_WINDOW, window.next_open(now, zone))
+    if channel == Channel.SMS:
+        window = sms_window(window)
+        if not window.is_open(now, zone):
+            return Decision(Action.HOLD, Reason.SMS_QUIET_HOURS, window.next_open(now, zone))
     if not marketing:
         return SEND
     releases = [
@@ -268,4 +301,6 @@ def contact_facts(lead: Lead | Any) -> ContactFacts:
         unsubscribed=lead.unsubscribed_at is not None,
         lifecycle_stage=lead.lifecycle_stage,
         timezone=lead.timezone,
+        sms_consent=lead.sms_consent,
+        sms_suppressed=lead.sms_suppressed_at is not None,
     )

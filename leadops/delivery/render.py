@@ -1,9 +1,9 @@
 """Render messages from Jinja2 templates in a sandbox.
 
 Templates live in templates/email/<campaign>/<step>.{subject,html,txt}.j2 and
-templates/whatsapp/<campaign>/<step>.txt.j2. An A/B variant of a step may have its own
-parts, <step>.<variant>.<part>.j2 (e.g. day-1.b.subject.j2); a part it lacks is the
-step's. Undefined names are errors (StrictUndefined)
+templates/whatsapp/<campaign>/<step>.txt.j2 (SMS: templates/sms/<campaign>/<step>.txt.j2).
+An A/B variant of a step may have its own parts, <step>.<variant>.<part>.j2 (e.g.
+day-1.b.subject.j2); a part it lacks is the step's. Undefined names are errors (StrictUndefined)
 and HTML is autoescaped. Every failure becomes a RenderError naming template and line.
 """
 
@@ -56,8 +56,8 @@ def template_names(
     if channel == Channel.EMAIL:
         base = f"email/{campaign}/{name}"
         return {part: f"{base}.{part}.j2" for part in ("subject", "html", "txt")}
-    if channel == Channel.WHATSAPP:
-        return {"body": f"whatsapp/{campaign}/{name}.txt.j2"}
+    if channel in (Channel.WHATSAPP, Channel.SMS):
+        return {"body": f"{channel}/{campaign}/{name}.txt.j2"}
     raise ValueError(f"unknown channel {channel!r}")
 
 
@@ -187,7 +187,19 @@ class Renderer:
     def whatsapp(
         self, campaign: str, step: str, context: dict[str, Any], variant: str | None = None
     ) -> str:
-        name = self.names(Channel.WHATSAPP, campaign, step, variant)["body"]
+        return self.text(Channel.WHATSAPP, campaign, step, context, variant)
+
+    def text(
+        self,
+        channel: str,
+        campaign: str,
+        step: str,
+        context: dict[str, Any],
+        variant: str | None = None,
+    ) -> str:
+        """The body of a WhatsApp message or an SMS (its A/B variant's where it has its
+        own), stripped; empty is an error."""
+        name = self.names(channel, campaign, step, variant)["body"]
         body = self.render(name, context).strip()
         if not body:
             raise RenderError(name, None, "message renders empty")

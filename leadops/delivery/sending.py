@@ -46,6 +46,7 @@ class Classified:
     error: str | None = None
     retry_after: float | None = None  # the provider's Retry-After, seconds
     suppress: bool = False  # failed because the address cannot receive
+    suppress_reason: str = ""  # the provider's reason code for it, if it gave one
 
 
 def classify(error: BaseException | None) -> Classified:
@@ -57,7 +58,9 @@ def classify(error: BaseException | None) -> Classified:
     if isinstance(error, TransientSendError):
         return Classified(SendOutcome.RETRY, str(error), retry_after=error.retry_after)
     if isinstance(error, PermanentSendError):
-        return Classified(SendOutcome.FAILED, str(error), suppress=error.suppress)
+        return Classified(
+            SendOutcome.FAILED, str(error), suppress=error.suppress, suppress_reason=error.reason
+        )
     if isinstance(error, AmbiguousSendError):
         return Classified(SendOutcome.AMBIGUOUS, str(error))
     # our own bug, or a network error, after the request may have left: never resend

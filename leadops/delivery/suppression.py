@@ -108,6 +108,21 @@ def opt_in(connection: Connection, lead_id: int, channel: str, now: datetime) ->
     return True
 
 
+def lift_sunset(connection: Connection, lead_ids: Iterable[int], now: datetime) -> set[int]:
+    """These leads engaged: lift a `sunset` suppression on each of their channels.
+    Returns the leads lifted."""
+    ids = sorted(set(lead_ids))
+    lifted: set[int] = set()
+    for channel in ("email", "whatsapp", "sms"):
+        at, why = f"{channel}_suppressed_at", LEADS.c[f"{channel}_suppression_reason"]
+        which = sa.and_(LEADS.c.id.in_(ids), why == SuppressionReason.SUNSET)
+        lifted |= set(connection.execute(sa.select(LEADS.c.id).where(which)).scalars())
+        connection.execute(
+            sa.update(LEADS).where(which).values({at: None, why.name: None, "updated_at": now})
+        )
+    return lifted
+
+
 class NurtureScope(StrEnum):
     """What leaving nurture skips besides ending the active enrollment."""
 
@@ -123,10 +138,11 @@ def leave_nurture(
     *,
     scope: NurtureScope = NurtureScope.ENROLLMENT,
     end_reason: str | None = None,
+    status: EnrollmentStatus = EnrollmentStatus.EXITED,
 ) -> bool:
-    """The lead leaves nurture: its active enrollment ends (`end_reason`, else `reason`)
-    and its pending touches in `scope` are skipped with `reason`. Returns whether an
-    active enrollment ended."""
+    """The lead leaves nurture: its active enrollment ends (as `status`, with `end_reason`,
+    else `reason`) and its pending touches in `scope` are skipped with `reason`. Returns
+    whether an active enrollment ended."""
     e, t = ENROLLMENTS.c, TOUCHES.c
     active = connection.execute(
         sa.select(e.id).where(e.lead_id == lead_id, e.status == EnrollmentStatus.ACTIVE)
@@ -136,7 +152,7 @@ def leave_nurture(
             sa.update(ENROLLMENTS)
             .where(e.id == active)
             .values(
-                status=EnrollmentStatus.EXITED,
+                status=status,
                 ended_at=now,
                 end_reason=(end_reason or reason)[:100],
             )

@@ -13,11 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from leadops import deadletters
+from leadops.delivery.suppression import lift_sunset
 from leadops.engagement.effects import Batch, apply_row
 from leadops.engagement.report import RescoreReport
 from leadops.engagement.resolve import event_time, lookup
 from leadops.engagement.scoring import ScoringConfig
+from leadops.engagement.status import raise_status
 from leadops.models import INBOX, LEADS, SCORE_LEDGER, DeadLetterItem, InboxStatus
+from leadops.models.vocab import LeadStatus
 
 INBOX_BATCH = 2000
 
@@ -175,6 +178,10 @@ def _apply_rows(
         connection.execute(SCORE_LEDGER.insert(), batch.ledger)
         report.ledger_rows += len(batch.ledger)
     _update_activity(connection, "last_engaged_at", batch.engaged)
+    lift_sunset(connection, batch.engaged, now)
+    for rule in config.pql_events:
+        product = [row["lead_id"] for row in batch.ledger if row["rule"] == rule]
+        raise_status(connection, product, LeadStatus.PQL, rule, now)
     _update_activity(connection, "last_inbound_at", batch.inbound)
     connection.execute(
         sa.update(INBOX)

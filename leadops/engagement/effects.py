@@ -27,17 +27,17 @@ from leadops.engagement.resolve import (
     translate,
 )
 from leadops.engagement.scoring import ScoringConfig, capped, channels_of, is_pricing_url
-from leadops.engagement.site import SITE_EVENTS
 from leadops.models import SCORE_LEDGER, TOUCHES, InboxStatus, ScoreKind, TouchStatus
 from leadops.models.events import (
     BOUNCED_EVENTS,
     DELIVERED_EVENTS,
+    SITE_EVENTS,
     UNSUBSCRIBED_EVENTS,
     EventType,
 )
 from leadops.models.touch_states import move_touches
 from leadops.providers import inbound
-from leadops.providers.twilio.events import inbound_text
+from leadops.providers.twilio.events import SMS_UNSUBSCRIBED_CODE, inbound_channel, inbound_text
 
 Touch = dict[str, Any] | None
 # The scoring.yaml `suppression:` entry each event applies (its scope: which channels).
@@ -53,14 +53,16 @@ SUPPRESSES = {
 # Events about a message we sent (its touch's status follows them).
 DELIVERY_EVENTS = frozenset({EventType.SENT}) | DELIVERED_EVENTS | BOUNCED_EVENTS
 CONSENT_EVENTS = UNSUBSCRIBED_EVENTS | {EventType.RESUBSCRIBED}
-# The channel an event came by, for an opt-in.
+# The channel an event came by, for an opt-in (a Twilio inbound message: `inbound_channel`).
 CHANNEL_OF = {
     inbound.SENDGRID: "email",
     inbound.TWILIO_STATUS: "whatsapp",
     inbound.TWILIO_INBOUND: "whatsapp",
 }
 # Suppressions that are the person saying stop (also recorded as unsubscribed_at).
-OPT_OUT_EVENTS = frozenset({"unsubscribe", "spamreport", "whatsapp_opt_out", "email_opt_out"})
+OPT_OUT_EVENTS = frozenset(
+    {"unsubscribe", "spamreport", "whatsapp_opt_out", "email_opt_out", "sms_opt_out"}
+)
 
 
 class Batch:
@@ -141,6 +143,14 @@ class Batch:
         self.touched.add(lead_id)
         return f"suppressed {scope} ({event})"
 
+    def suppress_channel(self, lead_id: int, channel: str, reason: str) -> str:
+        """Suppress one channel for `reason`, whatever scoring.yaml scopes it to (what a
+        callback about a message on that channel says of the number)."""
+        if suppress(self.connection, lead_id, [channel], reason, self.now):
+            self.report.suppressed[reason] += 1
+        self.touched.add(lead_id)
+        return f"suppressed {channel} ({reason})"
+
     def stop(self, lead_id: int, reason: str) -> None:
         if leave_nurture(self.connection, lead_id, reason, self.now):
             self.report.sequences_stopped[reason] += 1
@@ -188,6 +198,12 @@ def _delivery(batch: Batch, row: Any, event: EventType, lead_id: int, touch: Tou
         return f"soft bounce, {done}"
     if event == EventType.BOUNCED:
         return f"hard bounce, {done}, " + batch.suppress(lead_id, "bounce", at, stop=True)
+    if touch is not None and touch["channel"] == "sms":
+        if payload_int(row.payload.get("ErrorCode")) == SMS_UNSUBSCRIBED_CODE:
+            return f"{done}, " + batch.suppress_channel(lead_id, "sms", "sms_opt_out")
+        if event == EventType.INVALID_NUMBER:
+            return f"{done}, " + batch.suppress_channel(lead_id, "sms", "invalid_number")
+        return done
     if event in SUPPRESSES:
         return f"{done}, " + batch.suppress(lead_id, SUPPRESSES[event], at)
     return done
@@ -211,7 +227,7 @@ def _consent(batch: Batch, row: Any, event: EventType, lead_id: int) -> str:
     """The person saying stop, or start again: points, suppression or opt-in."""
     at = event_time(row)
     if event == EventType.RESUBSCRIBED:
-        channel = CHANNEL_OF[row.source]
+        channel = _channel_of(row)
         opt_in(batch.connection, lead_id, channel, batch.now)
         why = "resubscribed" if channel == "email" else "opted in"
         return f"{channel} opt-in, " + batch.score(lead_id, "subscribe", at, row.id, why)
@@ -226,6 +242,11 @@ def _consent(batch: Batch, row: Any, event: EventType, lead_id: int) -> str:
         why = f"email opt-out {words.splitlines()[0][:60]!r}" if words else "email opt-out"
         points = batch.score(lead_id, "unsubscribe", at, row.id, why)
         return f"{points}, " + batch.suppress(lead_id, "email_opt_out", at, stop=True)
+    if event == EventType.OPTED_OUT and _channel_of(row) == "sms":
+        # Only SMS stops: the other channels have their own consent, and the sequence goes on.
+        why = f"SMS opt-out {inbound_text(row.payload)!r}"
+        points = batch.score(lead_id, "unsubscribe", at, row.id, why)
+        return f"{points}, " + batch.suppress(lead_id, "sms_opt_out", at)
     if event == EventType.OPTED_OUT:
         why = f"WhatsApp opt-out {inbound_text(row.payload)!r}"
         points = batch.score(lead_id, "unsubscribe", at, row.id, why)
@@ -234,10 +255,18 @@ def _consent(batch: Batch, row: Any, event: EventType, lead_id: int) -> str:
     return f"{points}, " + batch.suppress(lead_id, SUPPRESSES[event], at)
 
 
+def _channel_of(row: Any) -> str:
+    if row.source == inbound.TWILIO_INBOUND:
+        return inbound_channel(row.payload)
+    return CHANNEL_OF[row.source]
+
+
 def _reply(batch: Batch, row: Any, lead_id: int, found: Lookup) -> str:
     at = event_time(row)
     batch.engage(lead_id, at)
     why, note = "replied on WhatsApp", ""
+    if row.source == inbound.TWILIO_INBOUND and inbound_channel(row.payload) == "sms":
+        why = "replied by SMS"
     if row.source == inbound.SENDGRID_INBOUND:
         why = "replied by email"
         if not from_the_lead(row, lead_id, found):
@@ -296,6 +325,8 @@ def _apply(
         return _consent(batch, row, event, lead_id)
     if event == EventType.HAND_RAISE:
         return _form(batch, row, lead_id)
+    if event == EventType.HELP:
+        return "SMS help keyword: Twilio answers it with the help text; not a reply"
     if event == EventType.ACTIVITY:
         return _site(batch, row, lead_id)
     if row.source == inbound.SENDGRID_INBOUND:
@@ -325,7 +356,7 @@ def apply_row(batch: Batch, row: Any, found: Lookup) -> Applied:
     touch_id = touch_of(row, lead_id, touch, found)
     if row.source == inbound.TWILIO_STATUS and touch is not None:
         _keep_sid(batch, row, touch)
-    if row.source == inbound.TWILIO_INBOUND:
+    if row.source == inbound.TWILIO_INBOUND and inbound_channel(row.payload) == "whatsapp":
         # last_inbound_at opens WhatsApp's 24-hour window: only a WhatsApp message does
         batch.inbound[lead_id] = max(row.received_at, batch.inbound.get(lead_id, row.received_at))
     result = _apply(batch, row, event, lead_id, touch, found)

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from leadops.engagement.grading import grade_leads
 from leadops.engagement.report import SQL_TRIGGER, RescoreReport, SalesReady
 from leadops.engagement.scoring import (
     FitFacts,
@@ -20,6 +21,7 @@ from leadops.engagement.scoring import (
     fit_adjustments,
     fit_points,
     next_stage,
+    sql_gate_mismatch,
     top_reasons,
 )
 from leadops.models import (
@@ -45,7 +47,14 @@ NOT_ACTIVITY = ("no_opens", "email_open_machine", "unsubscribe")
 def fit_columns() -> list[sa.ColumnElement[Any]]:
     """The lead columns the fit rules read (with the id)."""
     lead = LEADS.c
-    return [lead.id, lead.seniority, lead.industry, lead.country, lead.company_size]
+    return [
+        lead.id,
+        lead.seniority,
+        lead.industry,
+        lead.country,
+        lead.company_size,
+        lead.properties,
+    ]
 
 
 def fit_rows(
@@ -64,7 +73,8 @@ def fit_rows(
         recorded[lead_id][rule] = int(points)
     rows = []
     for r in leads:
-        desired = fit_points(config, FitFacts(r.seniority, r.industry, r.country, r.company_size))
+        facts = FitFacts(r.seniority, r.industry, r.country, r.company_size, r.properties)
+        desired = fit_points(config, facts)
         for rule, delta in fit_adjustments(desired, recorded[r.id]).items():
             verb = "matches" if rule in desired else "no longer matches"
             rows.append(
@@ -361,6 +371,46 @@ def breakdowns(connection: Connection, lead_ids: Iterable[int]) -> dict[int, lis
     return result
 
 
+def _move_stages(
+    connection: Connection,
+    config: ScoringConfig,
+    chunk: list[int],
+    now: datetime,
+    report: RescoreReport,
+) -> list[tuple[int, str]]:
+    """Move the chunk's leads to the stage their score reaches (the SQL gate holding
+    back those it refuses); returns (lead, new stage) for each move."""
+    moves = []
+    c = LEADS.c
+    for lead_id, stage, score, properties in connection.execute(
+        sa.select(c.id, c.lifecycle_stage, c.score, c.properties).where(c.id.in_(chunk))
+    ).all():
+        held = sql_gate_mismatch(config, properties) if score >= config.thresholds.sql else None
+        target = next_stage(stage, score, config.thresholds, gated=held is not None)
+        if target is None:
+            continue
+        threshold = getattr(config.thresholds, target)
+        reason = f"score {score} reached the {target} threshold {threshold}"
+        if held is not None:
+            reason += f" (not sql: {held})"
+        connection.execute(
+            sa.update(LEADS).where(c.id == lead_id).values(lifecycle_stage=target, updated_at=now)
+        )
+        connection.execute(
+            STAGE_CHANGES.insert().values(
+                lead_id=lead_id,
+                from_stage=stage,
+                to_stage=target,
+                score=score,
+                reason=reason[:300],
+                changed_at=now,
+            )
+        )
+        report.stage_changes[f"{stage}->{target}"] += 1
+        moves.append((lead_id, target))
+    return moves
+
+
 def apply_scores_and_stages(
     engine: Engine,
     config: ScoringConfig,
@@ -384,31 +434,8 @@ def apply_scores_and_stages(
             )
             connection.execute(sa.update(LEADS).where(LEADS.c.id.in_(chunk)).values(score=total))
             report.rescored_leads += len(chunk)
-            for lead_id, stage, score in connection.execute(
-                sa.select(LEADS.c.id, LEADS.c.lifecycle_stage, LEADS.c.score).where(
-                    LEADS.c.id.in_(chunk)
-                )
-            ).all():
-                target = next_stage(stage, score, config.thresholds)
-                if target is None:
-                    continue
-                threshold = getattr(config.thresholds, target)
-                connection.execute(
-                    sa.update(LEADS)
-                    .where(LEADS.c.id == lead_id)
-                    .values(lifecycle_stage=target, updated_at=now)
-                )
-                connection.execute(
-                    STAGE_CHANGES.insert().values(
-                        lead_id=lead_id,
-                        from_stage=stage,
-                        to_stage=target,
-                        score=score,
-                        reason=f"score {score} reached the {target} threshold {threshold}",
-                        changed_at=now,
-                    )
-                )
-                report.stage_changes[f"{stage}->{target}"] += 1
+            grade_leads(connection, config, chunk)
+            for lead_id, target in _move_stages(connection, config, chunk, now, report):
                 moved.add(lead_id)
                 if target == LifecycleStage.SQL:
                     ready.append((lead_id, SQL_TRIGGER, now))

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from leadops.engagement.apply import process_inbox
+from leadops.engagement.grading import grade_ungraded
 from leadops.engagement.ledger import (
     apply_decay,
     apply_fit,
@@ -59,7 +60,8 @@ def inactive_unenrolled(runtime: Runtime, now: datetime) -> set[int]:
 def run_rescore(
     runtime: Runtime, now: datetime, *, config: ScoringConfig | None = None
 ) -> RescoreReport:
-    """One rescore run at `now`: inbox, fit, no-opens, decay, scores, stages, re-segment."""
+    """One rescore run at `now`: inbox, fit, no-opens, decay, scores, grades, stages,
+    re-segment."""
     config = config or load_scoring(runtime.settings.config_dir)
     report = RescoreReport(now=now)
     engine = runtime.engine
@@ -68,6 +70,7 @@ def run_rescore(
     touched |= apply_no_opens(engine, config, now, report)
     touched |= apply_decay(engine, config, now, report)
     moved = apply_scores_and_stages(engine, config, touched, hand_raised, now, report)
+    grade_ungraded(engine, config)
     report.plan = plan_leads(runtime, moved | inactive_unenrolled(runtime, now), now)
     log.info(
         "rescore %s: %d events, %d ignored, %d ledger rows, %d stage changes, %d sales-ready",

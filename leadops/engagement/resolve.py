@@ -19,11 +19,12 @@ from leadops.models import LEADS, TOUCHES
 from leadops.models.events import EventType
 from leadops.providers import inbound
 from leadops.providers.sendgrid.events import sendgrid_event
-from leadops.providers.twilio.events import twilio_status_event
+from leadops.providers.twilio.events import inbound_channel, twilio_status_event
 
 # Events that name only their lead, and the channel of the message they answer (None: any):
 # they are about the lead's last message sent before them. An inbound email names its
 # message when its reply address does; matched by its sender, it is about the last email.
+# An inbound Twilio message answers the last one on its own channel (WhatsApp or SMS).
 ABOUT_LAST_SENT = {
     inbound.TWILIO_INBOUND: "whatsapp",
     inbound.UNSUBSCRIBE: None,
@@ -215,6 +216,8 @@ def touch_of(row: Any, lead_id: int, touch: dict[str, Any] | None, found: Lookup
     if row.source not in ABOUT_LAST_SENT:
         return None
     channel = ABOUT_LAST_SENT[row.source]
+    if row.source == inbound.TWILIO_INBOUND:
+        channel = inbound_channel(row.payload)
     last = None
     for sent_at, touch_id, touch_channel in found.sent.get(lead_id, []):
         if sent_at > row.received_at:

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from leadops.core.configfile import load_model
 from leadops.models.events import EventType
-from leadops.models.vocab import FUNNEL_ORDER, LifecycleStage
+from leadops.models.properties import PropertyTests, check_tests, load_properties, property_mismatch
+from leadops.models.vocab import FUNNEL_ORDER, Band, LifecycleStage
 from leadops.providers.sendgrid.inbound_parse import inbound_email_event
 from leadops.providers.twilio.events import fold_keyword, twilio_inbound_event
 
@@ -51,9 +52,10 @@ SUPPRESSION_EVENTS = frozenset(
         "whatsapp_opt_out",
         "email_opt_out",
         "invalid_number",
+        "sms_opt_out",
     }
 )
-Scope = Literal["email", "whatsapp", "all"]
+Scope = Literal["email", "whatsapp", "sms", "all"]
 
 # Stages scoring may move a lead out of, and the stages it may move a lead into.
 PROMOTABLE = frozenset({LifecycleStage.SUBSCRIBER, LifecycleStage.LEAD, LifecycleStage.RECYCLED})
@@ -67,6 +69,7 @@ class FitConditions(BaseModel):
     country: tuple[str, ...] | None = None
     company_size_at_least: int | None = Field(default=None, ge=0)
     company_size_below: int | None = Field(default=None, ge=1)
+    properties: PropertyTests | None = None  # custom properties (config/properties.yaml)
 
 
 class FitRule(BaseModel):
@@ -111,6 +114,68 @@ class Thresholds(BaseModel):
         return self
 
 
+FitLetter = Literal["A", "B", "C"]
+EngagementDigit = Literal["1", "2"]
+DEFAULT_FIT_GRADES: dict[FitLetter, int] = {"A": 30, "B": 20, "C": 10}
+DEFAULT_ENGAGEMENT_GRADES: dict[EngagementDigit, int] = {"1": 40, "2": 15}
+
+
+class Grades(BaseModel):
+    """Fit and engagement kept apart: a fit letter (A best, D below every threshold) and an
+    engagement digit (1 best, 3 below every threshold), each on its own points."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fit: dict[FitLetter, int] = Field(default_factory=lambda: dict(DEFAULT_FIT_GRADES))
+    engagement: dict[EngagementDigit, int] = Field(
+        default_factory=lambda: dict(DEFAULT_ENGAGEMENT_GRADES)
+    )
+
+    @field_validator("engagement", mode="before")
+    @classmethod
+    def _digits(cls, value: object) -> object:
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Grades:
+        for name, levels in (("fit", self.fit), ("engagement", self.engagement)):
+            points = [p for _, p in sorted(levels.items())]
+            if points != sorted(set(points), reverse=True):
+                raise ValueError(f"{name}: each level needs more points than the next")
+        return self
+
+
+GRADE = re.compile(r"^[A-D][1-3]$")
+
+
+class Bands(BaseModel):
+    """Which grades are hot and which warm; every other grade is cold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hot: tuple[str, ...] = ("A1", "A2", "B1")
+    warm: tuple[str, ...] = ("A3", "B2", "C1", "C2")
+
+    @model_validator(mode="after")
+    def _grades(self) -> Bands:
+        for name in ("hot", "warm"):
+            for index, grade in enumerate(getattr(self, name)):
+                if not GRADE.match(grade):
+                    raise ValueError(f"{name}.{index}: {grade!r} is not a grade (A1 to D3)")
+        both = sorted(set(self.hot) & set(self.warm))
+        if both:
+            raise ValueError(f"warm: {', '.join(both)} is listed under hot too")
+        return self
+
+
+class SqlGate(BaseModel):
+    """What a lead needs besides the sql score to become an SQL (a hand-raise needs none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    properties: PropertyTests | None = None
+
+
 class ScoringConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -120,6 +185,11 @@ class ScoringConfig(BaseModel):
     decay: Decay = Field(default_factory=Decay)
     thresholds: Thresholds
     hand_raise: tuple[str, ...] = ("demo_requested", "contact_request", "reply")
+    sql_gate: SqlGate = Field(default_factory=SqlGate)
+    grades: Grades = Field(default_factory=Grades)
+    bands: Bands = Field(default_factory=Bands)
+    # Engagement rules that are product use: the lead becomes a PQL (lead status).
+    pql_events: tuple[str, ...] = ("trial_started",)
     pricing_url_patterns: tuple[str, ...] = ()
     opt_out_keywords: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     opt_in_keywords: dict[str, tuple[str, ...]] = Field(default_factory=dict)
@@ -144,16 +214,16 @@ class ScoringConfig(BaseModel):
                 f"unknown suppression event(s) {unknown}; known: "
                 f"{', '.join(sorted(SUPPRESSION_EVENTS))}"
             )
-        # An opt-out by email reply always suppresses email, in a scoring.yaml older than it
-        # too; `all` also stops WhatsApp.
-        return {"email_opt_out": "email", **value}
+        # An opt-out by email reply always suppresses email, and an SMS STOP always SMS, in
+        # a scoring.yaml older than they are too; `all` stops every channel.
+        return {"email_opt_out": "email", "sms_opt_out": "sms", **value}
 
-    @field_validator("hand_raise")
+    @field_validator("hand_raise", "pql_events")
     @classmethod
     def _known_hand_raises(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = sorted(set(value) - ENGAGEMENT_RULES)
         if unknown:
-            raise ValueError(f"unknown hand_raise rule(s) {unknown}")
+            raise ValueError(f"unknown engagement rule(s) {unknown}")
         return value
 
     @field_validator("pricing_url_patterns")
@@ -175,8 +245,17 @@ class ScoringConfig(BaseModel):
 
 
 def load_scoring(config_dir: Path) -> ScoringConfig:
-    """Load and check config/scoring.yaml (errors name the file and line)."""
-    return load_model(config_dir / "scoring.yaml", ScoringConfig)
+    """Load and check config/scoring.yaml, its property tests against
+    config/properties.yaml (errors name the file and line)."""
+    path = config_dir / "scoring.yaml"
+    config = load_model(path, ScoringConfig)
+    tests: list[tuple[tuple[int | str, ...], PropertyTests | None]] = [
+        (("fit", index, "when", "properties"), rule.when.properties)
+        for index, rule in enumerate(config.fit)
+    ]
+    tests.append((("sql_gate", "properties"), config.sql_gate.properties))
+    check_tests(path, load_properties(config_dir), tests)
+    return config
 
 
 # -- fit ---------------------------------------------------------------------------------
@@ -188,6 +267,7 @@ class FitFacts:
     industry: str | None
     country: str | None
     company_size: int | None
+    properties: Mapping[str, Any] | None = None
 
 
 def _within(value: str | None, allowed: tuple[str, ...] | None) -> bool:
@@ -200,6 +280,8 @@ def fit_matches(when: FitConditions, lead: FitFacts) -> bool:
     if not (_within(lead.seniority, when.seniority) and _within(lead.industry, when.industry)):
         return False
     if not _within(lead.country, when.country):
+        return False
+    if property_mismatch(when.properties, lead.properties) is not None:
         return False
     if when.company_size_at_least is not None and (
         lead.company_size is None or lead.company_size < when.company_size_at_least
@@ -273,15 +355,40 @@ def decay_delta(
     return min(0, target - balance)
 
 
+# -- grade and band ------------------------------------------------------------------------
+
+
+def grade_of(grades: Grades, fit: int, engagement: int) -> str:
+    """The grade of these fit and engagement points: fit letter A-D, engagement digit 1-3."""
+    letter = next((k for k, p in sorted(grades.fit.items()) if fit >= p), "D")
+    digit = next((k for k, p in sorted(grades.engagement.items()) if engagement >= p), "3")
+    return f"{letter}{digit}"
+
+
+def band_of(bands: Bands, grade: str) -> Band:
+    """hot, warm or cold, by the grade."""
+    if grade in bands.hot:
+        return Band.HOT
+    return Band.WARM if grade in bands.warm else Band.COLD
+
+
 # -- stages ------------------------------------------------------------------------------
 
 
-def next_stage(current: str, score: int, thresholds: Thresholds) -> str | None:
+def sql_gate_mismatch(config: ScoringConfig, properties: Mapping[str, Any] | None) -> str | None:
+    """What keeps a lead with the sql score from SQL (the gate's first failed test), or None."""
+    return property_mismatch(config.sql_gate.properties, properties)
+
+
+def next_stage(
+    current: str, score: int, thresholds: Thresholds, *, gated: bool = False
+) -> str | None:
     """The stage the score moves a lead to, or None. Leads only move forward, and only
-    out of subscriber, lead, recycled or mql; sales stages are left to sales."""
+    out of subscriber, lead, recycled or mql; sales stages are left to sales. A `gated`
+    lead (the SQL gate holds it back) goes no further than mql."""
     if current not in PROMOTABLE and current != LifecycleStage.MQL:
         return None
-    if score >= thresholds.sql:
+    if score >= thresholds.sql and not gated:
         target = LifecycleStage.SQL
     elif score >= thresholds.mql:
         target = LifecycleStage.MQL
@@ -300,8 +407,8 @@ def is_pricing_url(config: ScoringConfig, url: str) -> bool:
 
 
 def classify_inbound(config: ScoringConfig, params: Mapping[str, Any]) -> EventType:
-    """An inbound WhatsApp message (its form fields) is an opt-out, an opt-in or a reply,
-    by this config's keywords."""
+    """An inbound WhatsApp message or SMS (its form fields) is an opt-out, an opt-in or a
+    reply by this config's keywords (on SMS, Twilio's own keywords too, and HELP)."""
     return twilio_inbound_event(
         params, _keyword_set(config.opt_out_keywords), _keyword_set(config.opt_in_keywords)
     )
@@ -321,7 +428,7 @@ def _keyword_set(groups: dict[str, tuple[str, ...]]) -> frozenset[str]:
 
 
 def channels_of(scope: Scope) -> tuple[str, ...]:
-    return ("email", "whatsapp") if scope == "all" else (scope,)
+    return ("email", "whatsapp", "sms") if scope == "all" else (scope,)
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,6 @@ import hmac
 from leadops.core.clock import parse_instant
 from leadops.providers.inbound import SITE, BadPayload, InboxRecord, digest, parse_json
 
-SITE_EVENTS = frozenset(
-    {
-        "page_view",
-        "demo_requested",
-        "trial_started",
-        "appointment_booked",
-        "appointment_cancelled",
-        "subscribed",
-    }
-)
-
 
 def site_signature(secret: str, body: bytes) -> str:
     """The X-Leadops-Signature header value for `body`."""

@@ -5,12 +5,14 @@ HubSpot on/off and its property mapping, web forms and the env vars holding thei
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from leadops.core.configfile import load_model
+from leadops.core.configfile import ConfigError, line_of, load_model, read_yaml
+from leadops.models.properties import load_properties
 
 # The lead fields a CSV file may carry, in the order the sample file uses.
 CANONICAL_COLUMNS = (
@@ -28,10 +30,24 @@ CANONICAL_COLUMNS = (
     "source",
     "email_consent",
     "whatsapp_consent",
+    "sms_consent",
     "created_at",
 )
 # Every lead field a source column may map to.
 LEAD_COLUMNS = frozenset({*CANONICAL_COLUMNS, "crm_id"})
+# A custom property (config/properties.yaml) as a mapping target: properties.NAME.
+PROPERTY_TARGET = re.compile(r"^properties\.[a-z][a-z0-9_]{0,39}$")
+
+
+def is_target(name: str, columns: frozenset[str] = LEAD_COLUMNS) -> bool:
+    """Whether a source field may map to `name`: one of `columns` or properties.NAME."""
+    return name in columns or PROPERTY_TARGET.match(name) is not None
+
+
+def property_targets(mapping: dict[str, str]) -> list[str]:
+    """The property names a mapping's targets (source field -> target) set."""
+    return [v.split(".", 1)[1] for v in mapping.values() if PROPERTY_TARGET.match(v)]
+
 
 DEFAULT_HUBSPOT_PROPERTIES = {
     "email": "email",
@@ -81,7 +97,7 @@ def industry_key(value: object) -> str:
 
 
 # What a mapped value must be, per lead column with a fixed vocabulary.
-BOOLEAN_COLUMNS = frozenset({"email_consent", "whatsapp_consent"})
+BOOLEAN_COLUMNS = frozenset({"email_consent", "whatsapp_consent", "sms_consent"})
 
 
 class ValueMapping(_Strict):
@@ -116,11 +132,11 @@ class ValueMapping(_Strict):
     def _known_values(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
         from leadops.models import LifecycleStage
 
-        bad = sorted(column for column in value if column not in LEAD_COLUMNS)
+        bad = sorted(column for column in value if not is_target(column))
         if bad:
             raise ValueError(
                 f"values for unknown lead column(s) {', '.join(bad)}; "
-                f"known: {', '.join(sorted(LEAD_COLUMNS))}"
+                f"known: {', '.join(sorted(LEAD_COLUMNS))} and properties.NAME"
             )
         stages = {s.value for s in LifecycleStage}
         for column, pairs in value.items():
@@ -163,11 +179,12 @@ class MappingFile(ValueMapping):
 
 
 def _check_targets(mapping: dict[str, str]) -> dict[str, str]:
-    bad = sorted(v for v in mapping.values() if v not in LEAD_COLUMNS)
+    bad = sorted(v for v in mapping.values() if not is_target(v))
     if bad:
         raise ValueError(
             f"maps to unknown lead column(s) {', '.join(bad)}; "
-            f"known: {', '.join(sorted(LEAD_COLUMNS))}"
+            f"known: {', '.join(sorted(LEAD_COLUMNS))} and properties.NAME (a declared "
+            "property, config/properties.yaml)"
         )
     return mapping
 
@@ -232,7 +249,15 @@ class HubSpotSource(ValueMapping):
 # The lead fields a web form may never set: anyone who can post the form could otherwise
 # move a lead's stage, consent or unsubscribe, or rewrite where and when it came from.
 TRUSTED_ONLY_COLUMNS = frozenset(
-    {"lifecycle_stage", "source", "email_consent", "whatsapp_consent", "created_at", "crm_id"}
+    {
+        "lifecycle_stage",
+        "source",
+        "email_consent",
+        "whatsapp_consent",
+        "sms_consent",
+        "created_at",
+        "crm_id",
+    }
 )
 # The lead fields a web form may fill (only when empty on an existing lead).
 FORM_COLUMNS = LEAD_COLUMNS - TRUSTED_ONLY_COLUMNS
@@ -243,8 +268,9 @@ class FormSource(ValueMapping):
     auth: Literal["secret", "signature"] = "secret"
     secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
     source: str | None = None  # default web-form:<key>
-    # form field -> lead column, for the columns in FORM_COLUMNS; other fields are kept
-    # with the submission (and a hand-raise's event) but never set on the lead
+    # form field -> lead column, for the columns in FORM_COLUMNS or a declared property
+    # (properties.NAME); other fields are kept with the submission (and a hand-raise's
+    # event) but never set on the lead
     fields: dict[str, str] = Field(default_factory=dict)
     double_opt_in: bool = True
     hand_raise: Literal["demo_requested", "contact_request"] | None = None
@@ -252,11 +278,11 @@ class FormSource(ValueMapping):
     @field_validator("fields")
     @classmethod
     def _form_columns(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = sorted({v for v in value.values() if v not in FORM_COLUMNS})
+        bad = sorted({v for v in value.values() if not is_target(v, FORM_COLUMNS)})
         if bad:
             raise ValueError(
                 f"a form may not set {', '.join(bad)}; "
-                f"it may fill: {', '.join(sorted(FORM_COLUMNS))}"
+                f"it may fill: {', '.join(sorted(FORM_COLUMNS))} and properties.NAME"
             )
         return {k.lower(): v for k, v in value.items()}
 
@@ -304,8 +330,27 @@ class IntakeConfig(_Strict):
 
 
 def load_intake_config(config_dir: Path) -> IntakeConfig:
-    """config/intake.yaml, or the defaults (CSV drop folder on, HubSpot off) without it."""
+    """config/intake.yaml, or the defaults (CSV drop folder on, HubSpot off) without it.
+    Every properties.NAME it maps to must be declared in config/properties.yaml."""
     path = config_dir / "intake.yaml"
     if not path.exists():
         return IntakeConfig()
-    return load_model(path, IntakeConfig)
+    config = load_model(path, IntakeConfig)
+    declared = load_properties(config_dir).names
+    hubspot = {v: k for k, v in config.hubspot.properties.items()}
+    where: list[tuple[tuple[int | str, ...], dict[str, str]]] = [
+        (("csv", "column_mapping"), config.csv.column_mapping),
+        (("hubspot", "properties"), hubspot),
+        *((("forms", i, "fields"), form.fields) for i, form in enumerate(config.forms)),
+    ]
+    for loc, mapping in where:
+        for name in property_targets(mapping):
+            if name not in declared:
+                _, node = read_yaml(path)
+                raise ConfigError(
+                    path,
+                    line_of(node, loc),
+                    f"{'.'.join(map(str, loc))}: properties.{name} is not declared in "
+                    f"config/properties.yaml (declared: {', '.join(declared) or 'none'})",
+                )
+    return config

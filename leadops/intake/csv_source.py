@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from leadops.core.db import session_scope
-from leadops.intake.config import LEAD_COLUMNS
+from leadops.intake.config import is_target
 from leadops.intake.importer import ImportReport, import_each, import_records
 from leadops.intake.mapping import SourceRules
 from leadops.intake.records import RawRecord
@@ -77,7 +77,7 @@ class Header:
         return [
             cell.strip()
             for cell, name in zip(self.cells, self.names, strict=True)
-            if cell.strip() and name not in LEAD_COLUMNS
+            if cell.strip() and not is_target(name)
         ]
 
 
@@ -247,7 +247,7 @@ def _header(lines: _Lines, *, mapping: dict[str, str] | None, encoding: str) -> 
     mapped = [folded.get(c.strip().lower(), c.strip().lower()) for c in cells]
     positions: dict[str, list[int]] = {}
     for position, name in enumerate(mapped, start=1):
-        if name in LEAD_COLUMNS:
+        if is_target(name):
             positions.setdefault(name, []).append(position)
     repeated = {name: at for name, at in positions.items() if len(at) > 1}
     if repeated:

@@ -42,6 +42,7 @@ from leadops.delivery.policy import (
 )
 from leadops.delivery.sending import POLICIES, Classified, MessageKind, SendOutcome, classify
 from leadops.engagement import inbox
+from leadops.engagement.status import raise_status
 from leadops.intake.config import FormSource
 from leadops.intake.importer import import_records
 from leadops.intake.mapping import SourceRules
@@ -53,6 +54,7 @@ from leadops.models import (
     Lead,
     LeadSourceRecord,
 )
+from leadops.models.vocab import LeadStatus
 from leadops.providers.base import ChannelSender, OutgoingMessage
 
 log = logging.getLogger("leadops.intake.forms")
@@ -210,7 +212,11 @@ def submit(
                 now=now,
                 default_region=settings.default_region,
                 default_timezone=settings.default_timezone,
-                consent_override={"email_consent": False, "whatsapp_consent": False},
+                consent_override={
+                    "email_consent": False,
+                    "whatsapp_consent": False,
+                    "sms_consent": False,
+                },
                 fill_only=frozenset(form.fields.values()),
                 rules=rules,
             )
@@ -232,6 +238,12 @@ def submit(
             )
             session.add(row)
             session.flush()
+            if not form.hand_raise and lead is not None and lead.id is not None and report.created:
+                # gave its details for content: information qualified (a lead the form
+                # created; a form never changes an existing lead)
+                raise_status(
+                    session.connection(), [lead.id], LeadStatus.IQL, f"form {form.key}", now
+                )
             if form.hand_raise and lead is not None and lead.id is not None:
                 record = inbox.form_record(
                     lead.id, form.key, row.id or 0, key, form.hand_raise, fields, now

@@ -42,6 +42,7 @@ from leadops.intake.merge import (
 from leadops.intake.records import RawRecord, earlier_quarantine, quarantine
 from leadops.intake.validate import LeadRecord, Outcome, normalise_record
 from leadops.models import LEAD_SOURCE_RECORDS, LEADS
+from leadops.models.properties import PropertiesConfig
 
 log = logging.getLogger("leadops.intake")
 
@@ -106,13 +107,23 @@ def _chunks(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
 
 
 def _normalise(
-    raw: RawRecord, mapped: Mapped, *, default_region: str, default_timezone: str, now: datetime
+    raw: RawRecord,
+    mapped: Mapped,
+    *,
+    default_region: str,
+    default_timezone: str,
+    now: datetime,
+    properties: PropertiesConfig | None,
 ) -> Outcome:
     """normalise_record of the mapped data, but an unexpected failure refuses this record
     only."""
     try:
         return normalise_record(
-            mapped.data, default_region=default_region, default_timezone=default_timezone, now=now
+            mapped.data,
+            default_region=default_region,
+            default_timezone=default_timezone,
+            now=now,
+            properties=properties,
         )
     except Exception as exc:  # one record never stops the rest; it is kept with its error
         log.exception("validating %s failed", raw.source_ref)
@@ -174,12 +185,18 @@ def _validate(
     now: datetime,
     consent_override: dict[str, bool] | None,
     mapped: list[Mapped],
+    properties: PropertiesConfig | None = None,
 ) -> list[Outcome]:
     """Validate each record; one with problems found while reading is refused whole, and
     `consent_override` is applied to the others."""
     outcomes = [
         _normalise(
-            raw, m, default_region=default_region, default_timezone=default_timezone, now=now
+            raw,
+            m,
+            default_region=default_region,
+            default_timezone=default_timezone,
+            now=now,
+            properties=properties,
         )
         for raw, m in zip(chunk, mapped, strict=True)
     ]
@@ -303,6 +320,7 @@ def import_records(
             now=now,
             consent_override=consent_override,
             mapped=mapped,
+            properties=rules.properties if rules is not None else None,
         )
         plan = _load_matches(session, outcomes)
         refused = [raw for raw, o in zip(chunk, outcomes, strict=True) if o.record is None]
@@ -335,7 +353,9 @@ def import_records(
             if match is None:
                 create_lead(plan, record, outcome, entry, now)
                 report.created += 1
-                report.no_consent += not (record.email_consent or record.whatsapp_consent)
+                report.no_consent += not (
+                    record.email_consent or record.whatsapp_consent or record.sms_consent
+                )
             else:
                 merge_record(plan, match, record, outcome, entry, now=now, fill_only=fill_only)
                 report.merged += 1

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from leadops.core.clock import parse_instant
 from leadops.core.configfile import load_model
 from leadops.intake.config import IntakeConfig, MappingFile, ValueMapping, fold, industry_key
+from leadops.models.properties import PropertiesConfig, load_properties
 
 if TYPE_CHECKING:
     from leadops.engagement.scoring import ScoringConfig
@@ -78,6 +79,7 @@ class SourceRules:
     values: ValueMapping | None = None
     industries: Industries | None = None
     scoring: ScoringConfig | None = None
+    properties: PropertiesConfig | None = None  # the declared custom properties
 
 
 @dataclass
@@ -160,8 +162,10 @@ def csv_rules(
 
 def source_rules(values: ValueMapping, config: IntakeConfig, config_dir: Path) -> SourceRules:
     """The rules for a source (a CSV mapping, HubSpot, a form): its value mapping, the
-    industries, fit scoring."""
-    return SourceRules(values, Industries.of(config), scoring_rules(config_dir))
+    industries, fit scoring, the declared properties."""
+    return SourceRules(
+        values, Industries.of(config), scoring_rules(config_dir), load_properties(config_dir)
+    )
 
 
 def release_rules(

@@ -44,6 +44,7 @@ def lead_row(record: LeadRecord, now: datetime) -> dict[str, Any]:
     row["last_engaged_at"] = None
     row["email_consent_at"] = now if record.email_consent else None
     row["whatsapp_consent_at"] = now if record.whatsapp_consent else None
+    row["sms_consent_at"] = now if record.sms_consent else None
     row["unsubscribed_at"] = now if record.lifecycle_stage == LifecycleStage.UNSUBSCRIBED else None
     return row
 
@@ -55,6 +56,29 @@ def record_data(record: LeadRecord) -> dict[str, Any]:
         for k, v in vars(record).items()
         if v is not None and v != "" and v is not False
     }
+
+
+def merged_properties(
+    current: dict[str, Any] | None, incoming: dict[str, Any], fill_only: frozenset[str] | None
+) -> dict[str, Any] | None:
+    """The lead's custom properties after a merge: a trusted source (CSV, CRM) sets those it
+    carries; with `fill_only` (a web form) only the listed properties.NAME without a value
+    are filled."""
+    merged = dict(current or {})
+    for name, value in incoming.items():
+        if fill_only is None or (f"properties.{name}" in fill_only and merged.get(name) is None):
+            merged[name] = value
+    return merged or None
+
+
+def _filled_fields(changes: dict[str, list[Any]]) -> list[str]:
+    """The fields a merge gave a value, each custom property as properties.NAME (so the
+    flag on that property resolves)."""
+    names = [name for name in changes if name != "properties"]
+    if "properties" in changes:
+        old, new = ((value or {}) for value in changes["properties"])
+        names += [f"properties.{key}" for key in new if old.get(key) != new[key]]
+    return names
 
 
 def stage_after_merge(current: str, incoming: str) -> str:
@@ -91,6 +115,10 @@ def merge_into(
             change(name, value)
     if "job_title" in changes and not lead.get("seniority"):
         change("seniority", seniority_of(lead["job_title"]))
+    if record.properties:
+        change(
+            "properties", merged_properties(lead.get("properties"), record.properties, fill_only)
+        )
     if fill_only is not None:
         if changes:
             lead["updated_at"] = now
@@ -99,7 +127,7 @@ def merge_into(
     change("lifecycle_stage", stage)
     if stage == LifecycleStage.UNSUBSCRIBED and lead.get("unsubscribed_at") is None:
         change("unsubscribed_at", now)
-    for channel in ("email", "whatsapp"):
+    for channel in ("email", "whatsapp", "sms"):
         if getattr(record, f"{channel}_consent") and not lead[f"{channel}_consent"]:
             change(f"{channel}_consent", True)
             change(f"{channel}_consent_at", now)
@@ -216,7 +244,7 @@ def merge_record(
     else:
         target = plan.pending_by_row[id(row)]
     if isinstance(target, int):
-        for name in changes:
+        for name in _filled_fields(changes):
             plan.filled.setdefault(name, set()).add(target)
     if outcome.issues:
         plan.flagged.append((target, entry, outcome.issues, had))

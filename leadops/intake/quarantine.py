@@ -86,6 +86,7 @@ def release(
             default_region=default_region,
             default_timezone=default_timezone,
             now=now,
+            properties=rules.properties if rules is not None else None,
         )
         if outcome.record is None:
             return ReleaseResult(

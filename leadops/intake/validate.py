@@ -6,19 +6,20 @@ send the record to quarantine. It never raises on bad data.
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import timezone as phone_timezone
 
 from leadops.core.clock import parse_instant
+from leadops.intake.places import country_code, country_zones, is_known_timezone
 from leadops.models import LifecycleStage
+from leadops.models.properties import PropertiesConfig
 
 # Reason codes; stable strings that reports and `leadops quarantine` group by.
 INVALID_EMAIL = "invalid_email"
@@ -33,6 +34,8 @@ INVALID_COMPANY_SIZE = "invalid_company_size"
 FIELD_TOO_LONG = "field_too_long"
 DUPLICATE = "duplicate"
 INVALID_CHARACTERS = "invalid_characters"
+UNKNOWN_PROPERTY = "unknown_property"
+INVALID_PROPERTY = "invalid_property"
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
 MAX_ISSUE_CHARS = 10_000
 MAX_COMPANY_SIZE = 10_000_000
@@ -78,7 +81,9 @@ class LeadRecord:
     crm_id: str | None = None
     email_consent: bool = False
     whatsapp_consent: bool = False
+    sms_consent: bool = False
     created_at: datetime | None = None
+    properties: dict[str, Any] | None = None  # declared custom properties, read by type
 
 
 @dataclass(frozen=True)
@@ -109,72 +114,6 @@ class Outcome:
     def flag(self, name: str, value: object, reason: str, detail: str) -> None:
         text = None if value is None else str(value)[:MAX_ISSUE_CHARS]
         self.issues.append(FieldIssue(name, text, reason, detail))
-
-
-@lru_cache(maxsize=1)
-def _country_zones() -> dict[str, list[str]]:
-    """Country code -> IANA zones, from the tzdata package's zone.tab (first = main zone)."""
-    text = (importlib.resources.files("tzdata") / "zoneinfo" / "zone.tab").read_text()
-    zones: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            parts = line.split("\t")
-            zones.setdefault(parts[0], []).append(parts[2])
-    return zones
-
-
-@lru_cache(maxsize=1)
-def _country_names() -> dict[str, str]:
-    """Country code and lower-cased English name -> ISO 3166 alpha-2 code (tzdata's table)."""
-    text = (importlib.resources.files("tzdata") / "zoneinfo" / "iso3166.tab").read_text()
-    names: dict[str, str] = {}
-    for line in text.splitlines():
-        if line[:1].isalpha():
-            code, name = line.split("\t")[:2]
-            names[code] = code
-            names[name.lower()] = code
-    names.update(
-        {
-            "uk": "GB",
-            "united kingdom": "GB",
-            "great britain": "GB",
-            "england": "GB",
-            "scotland": "GB",
-            "wales": "GB",
-            "northern ireland": "GB",
-            "usa": "US",
-            "united states of america": "US",
-            "south korea": "KR",
-            "republic of korea": "KR",
-            "north korea": "KP",
-            "czech republic": "CZ",
-            "myanmar": "MM",
-            "swaziland": "SZ",
-            "ivory coast": "CI",
-            "holland": "NL",
-            "the netherlands": "NL",
-            "russian federation": "RU",
-            "viet nam": "VN",
-        }
-    )
-    return names
-
-
-def country_code(value: object) -> str | None:
-    """An ISO 3166 alpha-2 code from a code or an English country name; None if unknown."""
-    text = _clean(value)
-    if text is None:
-        return None
-    return _country_names().get(text.upper()) or _country_names().get(text.lower())
-
-
-@lru_cache(maxsize=1024)
-def is_known_timezone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return "/" in name or name == "UTC"
 
 
 def _clean(value: object) -> str | None:
@@ -298,12 +237,12 @@ def _phone_facts(text: str, region: str) -> tuple[str, str | None, tuple[str, ..
 
 def _zone_for(country: str | None, zones: tuple[str, ...]) -> str | None:
     if zones:
-        canonical = _country_zones().get(country or "", [])
+        canonical = country_zones().get(country or "", [])
         # phonenumbers may use old names (Asia/Calcutta); keep only current zone.tab names.
         if len(zones) == 1 and (zones[0] in canonical or not canonical):
             return zones[0]
-    if country and country in _country_zones():
-        return _country_zones()[country][0]
+    if country and country in country_zones():
+        return country_zones()[country][0]
     return None
 
 
@@ -422,9 +361,9 @@ def _time_zone(
 
 
 def _consent(fields: _Fields, record: LeadRecord) -> None:
-    """Email and WhatsApp consent; a value that cannot be read refuses the record."""
+    """Email, WhatsApp and SMS consent; a value that cannot be read refuses the record."""
     raw = fields.raw
-    for channel in ("email_consent", "whatsapp_consent"):
+    for channel in ("email_consent", "whatsapp_consent", "sms_consent"):
         consent = parse_bool(raw.get(channel))
         if consent is None or channel in fields.garbled:
             fields.outcome.reject(
@@ -432,8 +371,8 @@ def _consent(fields: _Fields, record: LeadRecord) -> None:
             )
             consent = False
         setattr(record, channel, consent)
-    if record.whatsapp_consent and record.phone is None:
-        record.whatsapp_consent = False  # WhatsApp consent needs a number to message
+    if record.phone is None:  # WhatsApp and SMS consent need a number to message
+        record.whatsapp_consent = record.sms_consent = False
 
 
 def _created_at(fields: _Fields, record: LeadRecord, now: datetime) -> None:
@@ -452,8 +391,38 @@ def _created_at(fields: _Fields, record: LeadRecord, now: datetime) -> None:
             )
 
 
+def _custom_properties(
+    fields: _Fields, record: LeadRecord, declared: PropertiesConfig | None
+) -> None:
+    """The properties.NAME fields: each declared property read by its type; an undeclared
+    one, or a value its type refuses, is flagged (and never stored)."""
+    values: dict[str, Any] = {}
+    for key in fields.raw:
+        if not key.startswith("properties."):
+            continue
+        name = key.split(".", 1)[1]
+        definition = declared.get(name) if declared is not None else None
+        if definition is None:
+            detail = f"{name[:64]!r} is not a declared property (config/properties.yaml)"
+            fields.outcome.flag(key[:64], fields.raw.get(key), UNKNOWN_PROPERTY, detail)
+            continue
+        try:
+            value = definition.read(fields.given(key))
+        except ValueError as exc:
+            fields.outcome.flag(key, fields.raw.get(key), INVALID_PROPERTY, str(exc))
+            continue
+        if value is not None:
+            values[name] = value
+    record.properties = values or None
+
+
 def normalise_record(
-    raw: dict[str, object], *, default_region: str, default_timezone: str, now: datetime
+    raw: dict[str, object],
+    *,
+    default_region: str,
+    default_timezone: str,
+    now: datetime,
+    properties: PropertiesConfig | None = None,
 ) -> Outcome:
     """Validate one raw record (canonical column names) into a LeadRecord or reasons.
 
@@ -462,6 +431,8 @@ def normalise_record(
     and left out of the record: the lead is imported for the channels it can be reached
     on. The whole record is refused when no channel is usable, or when the stage or a
     consent value cannot be read (guessing either could message someone who opted out).
+    `properties` are the declared custom properties the record's properties.NAME fields
+    may set.
     """
     outcome = Outcome(record=None)
     record = LeadRecord()
@@ -472,6 +443,7 @@ def normalise_record(
     _time_zone(fields, record, zones, default_timezone)
     _consent(fields, record)
     _created_at(fields, record, now)
+    _custom_properties(fields, record, properties)
 
     no_channel = record.email is None and record.phone is None
     if no_channel and not any(i.field in ("email", "phone") for i in outcome.issues):

@@ -27,7 +27,8 @@ class EventType(StrEnum):
     UNSUBSCRIBED = "unsubscribed"  # unsubscribed (provider or our unsubscribe link)
     GROUP_UNSUBSCRIBED = "group_unsubscribed"  # left one email unsubscribe group
     RESUBSCRIBED = "resubscribed"  # opted back in (SendGrid group, WhatsApp keyword)
-    OPTED_OUT = "opted_out"  # an opt-out keyword (STOP...) on WhatsApp
+    OPTED_OUT = "opted_out"  # an opt-out keyword (STOP...) on WhatsApp or SMS
+    HELP = "help"  # an SMS help keyword (HELP, INFO): Twilio answers it; not a reply
     REPLIED = "replied"  # an inbound message that is not a keyword
     # Our own sources
     ACTIVITY = "activity"  # a site or product event; its own type is in `inbox.kind`
@@ -51,3 +52,17 @@ BOUNCED_EVENTS = frozenset(
         EventType.INVALID_NUMBER,
     }
 )
+
+# The types of site and product events (the site webhook, leadops.engagement.site) and of
+# hand-raise web forms (config/intake.yaml `hand_raise`), as stored in `inbox.kind`.
+SITE_EVENTS = frozenset(
+    {
+        "page_view",
+        "demo_requested",
+        "trial_started",
+        "appointment_booked",
+        "appointment_cancelled",
+        "subscribed",
+    }
+)
+HAND_RAISE_FORMS = frozenset({"demo_requested", "contact_request"})

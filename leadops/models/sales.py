@@ -108,7 +108,7 @@ class EscalationNotification(SQLModel, table=True):
     assignment_id: int = Field(foreign_key="escalation_assignments.id")
     role: str = Field(max_length=20)  # rep, manager, queue, lead (the hand-off intro)
     recipient: str = Field(max_length=200)
-    channel: str = Field(max_length=20)  # email, whatsapp, slack
+    channel: str = Field(max_length=20)  # email, whatsapp, sms, slack
     address: str = Field(max_length=320)  # email, E.164 number, or slack:<env variable>
     status: str = Field(default=NotificationStatus.PENDING, max_length=20)
     attempts: int = 0

@@ -46,8 +46,11 @@ TRANSITIONS: dict[TouchStatus, frozenset[TouchStatus]] = {
     S.DEAD_LETTER: frozenset({S.PENDING, S.SKIPPED}),
 }
 
-# What a new touch row starts as (the planner inserts it).
+# What a new touch row starts as (the planner inserts it). A step its rules say not to
+# send (a failed condition, a wait that timed out: leadops.delivery.conditions) is
+# inserted as SKIPPED_AT_PLANNING instead, final at once, with its reason code.
 INITIAL_STATUS = S.PENDING
+SKIPPED_AT_PLANNING = S.SKIPPED
 
 
 class IllegalTransition(ValueError):

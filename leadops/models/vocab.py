@@ -35,6 +35,7 @@ FUNNEL_ORDER: dict[str, int] = {
 class Channel(StrEnum):
     EMAIL = "email"
     WHATSAPP = "whatsapp"
+    SMS = "sms"
 
 
 class TouchStatus(StrEnum):
@@ -74,9 +75,11 @@ class SuppressionReason(StrEnum):
     EMAIL_OPT_OUT = "email_opt_out"  # an email reply saying unsubscribe, stop...
     BOUNCE = "bounce"  # hard bounce reported by the provider
     DROPPED = "dropped"  # SendGrid dropped an invalid, bounced or unsubscribed address
-    INVALID_NUMBER = "invalid_number"  # Twilio: the number cannot be reached on WhatsApp
+    INVALID_NUMBER = "invalid_number"  # Twilio: the number cannot be reached (WhatsApp, SMS)
+    SMS_OPT_OUT = "sms_opt_out"  # SMS STOP keywords, or Twilio 21610 (the number sent STOP)
     INVALID_ADDRESS = "invalid_address"  # the provider refused the email address on send
     DISQUALIFIED = "disqualified"  # a rep disqualified the lead: not a lead for sales at all
+    SUNSET = "sunset"  # finished a sunset campaign (re-engage) without engaging; lifted by engaging
 
 
 # The person asked to stop, so their opt-in lifts it; a number Twilio could not reach is
@@ -90,14 +93,43 @@ OPT_IN_CLEARS = frozenset(
         SuppressionReason.WHATSAPP_OPT_OUT,
         SuppressionReason.EMAIL_OPT_OUT,
         SuppressionReason.INVALID_NUMBER,
+        SuppressionReason.SUNSET,
+        SuppressionReason.SMS_OPT_OUT,
     }
 )
+
+
+class Band(StrEnum):
+    """A lead's temperature by its grade (leads.band; config/scoring.yaml bands)."""
+
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+
+
+class LeadStatus(StrEnum):
+    """A lead's status beside its stage (leads.lead_status): what the stage cannot say.
+    It moves up IQL -> PQL -> SAL; disqualified ends it (only sales sets it)."""
+
+    IQL = "iql"  # information qualified: gave its details for content (a content form)
+    PQL = "pql"  # product qualified: product use (trial started; scoring.yaml pql_events)
+    SAL = "sal"  # sales accepted: a rep acknowledged its escalation
+    DISQUALIFIED = "disqualified"  # a rep disqualified it (status_reason: DisqualifyReason)
+
+
+STATUS_ORDER: dict[str, int] = {
+    LeadStatus.IQL: 1,
+    LeadStatus.PQL: 2,
+    LeadStatus.SAL: 3,
+    LeadStatus.DISQUALIFIED: 4,
+}
 
 
 class EnrollmentStatus(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
     EXITED = "exited"
+    GOAL_REACHED = "goal_reached"  # the campaign's goal happened (campaign file `goal:`)
 
 
 class QuarantineStatus(StrEnum):

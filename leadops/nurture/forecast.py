@@ -139,6 +139,7 @@ def _state(lead: Lead, batch: Batch) -> LeadState:
         has_email=lead.email is not None,
         has_phone=lead.phone is not None,
         whatsapp_consent=lead.whatsapp_consent,
+        sms_consent=lead.sms_consent,
         segment=lead.segment,
         active=None
         if active is None
@@ -234,6 +235,7 @@ class _Projector:
             lead.email is not None,
             lead.phone is not None,
             lead.whatsapp_consent,
+            lead.sms_consent,
             batch.active.get(lead_id),
             batch.past.get(lead_id),
             lead_id in batch.escalated,
@@ -252,6 +254,8 @@ class _Projector:
             lead.unsubscribed_at is not None,
             lead.lifecycle_stage,
             lead.timezone,
+            lead.sms_consent,
+            lead.sms_suppressed_at is not None,
         )
         return planning, contact, batch.pending.get(lead_id), batch.recent.get(lead_id)
 

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -58,6 +58,11 @@ class Lead(NamedTuple):
     whatsapp_suppressed_at: datetime | None
     unsubscribed_at: datetime | None
     timezone: str
+    grade: str | None
+    band: str | None
+    properties: dict[str, Any] | None
+    sms_consent: bool
+    sms_suppressed_at: datetime | None
 
 
 _LEAD_COLUMNS = [LEADS.c[name] for name in Lead._fields]

@@ -20,8 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from leadops.core.bulk import bulk_insert
-from leadops.delivery.campaigns import open_pauses, register_versions
-from leadops.delivery.suppression import leave_nurture
+from leadops.core.clock import ensure_utc
+from leadops.delivery.campaigns import StoredCampaigns, open_pauses, register_versions
+from leadops.delivery.conditions import GOAL_REACHED, Behaviour
+from leadops.delivery.suppression import leave_nurture, suppress
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
     ENROLLMENTS,
@@ -33,7 +35,9 @@ from leadops.models import (
     Enrollment,
     EnrollmentStatus,
 )
-from leadops.models.touch_states import INITIAL_STATUS
+from leadops.models.touch_states import INITIAL_STATUS, SKIPPED_AT_PLANNING
+from leadops.models.vocab import Channel, SuppressionReason
+from leadops.nurture.behaviour import Enrolled, enrollment_behaviour, lead_behaviour
 from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, plan_lead
 from leadops.nurture.runtime import Runtime
 from leadops.nurture.segments import LeadFacts, first_forms
@@ -48,7 +52,9 @@ class PlanReport:
     leads: int = 0
     enrolled: Counter[str] = field(default_factory=Counter)
     exited: int = 0
+    goals_reached: int = 0  # of the exits, those the campaign's goal ended
     completed: int = 0
+    sunset: int = 0  # leads that finished a sunset campaign without engaging
     planned: int = 0
     planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     conflicts: int = 0  # rows another planner had already written (skipped)
@@ -57,7 +63,9 @@ class PlanReport:
         self.leads += other.leads
         self.enrolled.update(other.enrolled)
         self.exited += other.exited
+        self.goals_reached += other.goals_reached
         self.completed += other.completed
+        self.sunset += other.sunset
         self.planned += other.planned
         self.planned_steps.update(other.planned_steps)
         self.conflicts += other.conflicts
@@ -89,8 +97,15 @@ _LEAD_FIELDS = (
     LEADS.c.last_engaged_at,
     LEADS.c.created_at,
     LEADS.c.whatsapp_consent,
+    LEADS.c.sms_consent,
     LEADS.c.segment,
     LEADS.c.source,
+    LEADS.c.grade,
+    LEADS.c.band,
+    LEADS.c.properties,
+    LEADS.c.email_suppression_reason,
+    LEADS.c.whatsapp_suppression_reason,
+    LEADS.c.sms_suppression_reason,
 )
 LeadRow = Any  # a row of _LEAD_FIELDS
 
@@ -111,8 +126,31 @@ def _lead_batches(session: Session, partition: Partition = WHOLE) -> Iterator[li
         last_id = batch[-1].id or 0
 
 
+def _behaviours(
+    session: Session,
+    stored: StoredCampaigns,
+    leads: list[LeadRow],
+    active: dict[int, Enrollment],
+    first_touch: dict[int, datetime],
+) -> dict[int, Behaviour]:
+    """The behaviour of the active enrollments whose campaign version has step rules or
+    a goal (by enrollment id); the others need none. An enrollment's behaviour counts from
+    when it began: its first touch's creation, since resuming a paused campaign moves
+    `started_at` later (leadops.nurture.calendar)."""
+    ruled = []
+    for enrollment in active.values():
+        campaign = stored.get(session, enrollment.campaign_version_id)
+        if enrollment.id is not None and campaign.has_rules():
+            began = min(
+                enrollment.started_at, first_touch.get(enrollment.id, enrollment.started_at)
+            )
+            ruled.append(Enrolled(enrollment.id, enrollment.lead_id, began))
+    now_of = {lead.id: lead_behaviour(lead) for lead in leads}
+    return enrollment_behaviour(session.connection(), ruled, now_of)
+
+
 def _states(
-    session: Session, leads: list[LeadRow]
+    session: Session, stored: StoredCampaigns, leads: list[LeadRow]
 ) -> list[tuple[LeadRow, Enrollment | None, LeadState]]:
     ids = [lead.id for lead in leads]
     enrollments = session.execute(
@@ -134,19 +172,23 @@ def _states(
     )
     planned: dict[int, set[tuple[str, str]]] = {}
     open_count: Counter[int] = Counter()
+    first_touch: dict[int, datetime] = {}
     if active:
         t = TOUCHES.c
         rows = session.execute(
-            select(t.enrollment_id, t.step, t.channel, t.status).where(
+            select(t.enrollment_id, t.step, t.channel, t.status, t.created_at).where(
                 t.enrollment_id.in_([e.id for e in active.values()])
             )
         ).all()
-        for enrollment_id, step, channel, status in rows:
+        for enrollment_id, step, channel, status, created_at in rows:
             planned.setdefault(enrollment_id, set()).add((step, channel))
             if status not in FINAL_TOUCH_STATUSES:
                 open_count[enrollment_id] += 1
+            created = ensure_utc(created_at)
+            first_touch[enrollment_id] = min(created, first_touch.get(enrollment_id, created))
 
     forms = first_forms(session, ids)
+    behaviours = _behaviours(session, stored, leads, active, first_touch)
     result = []
     for lead in leads:
         assert lead.id is not None
@@ -157,6 +199,7 @@ def _states(
             has_email=lead.email is not None,
             has_phone=lead.phone is not None,
             whatsapp_consent=lead.whatsapp_consent,
+            sms_consent=lead.sms_consent,
             segment=lead.segment,
             active=None
             if enrollment is None or enrollment.id is None
@@ -168,9 +211,17 @@ def _states(
                 planned=frozenset(planned.get(enrollment.id, set())),
                 open_touches=open_count[enrollment.id],
                 arm=enrollment.arm,
+                behaviour=behaviours.get(enrollment.id, lead_behaviour(lead)),
             ),
             past_campaigns=frozenset(past.get(lead.id, set())),
             in_sales_hands=lead.id in escalated,
+            behaviour=lead_behaviour(lead),
+            sunset=SuppressionReason.SUNSET
+            in (
+                lead.email_suppression_reason,
+                lead.whatsapp_suppression_reason,
+                lead.sms_suppression_reason,
+            ),
         )
         result.append((lead, enrollment, state))
     return result
@@ -185,7 +236,9 @@ class _Writes:
     # touches of enrollments created in this batch, by lead, until their ids are known
     waiting: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     segments: list[dict[str, object]] = field(default_factory=list)  # lead_id, segment
-    exits: list[tuple[int, str]] = field(default_factory=list)  # lead_id, end reason
+    # lead_id, end reason, whether the campaign's goal ended it
+    exits: list[tuple[int, str, bool]] = field(default_factory=list)
+    sunsets: list[tuple[int, list[str]]] = field(default_factory=list)  # lead_id, channels
 
 
 def _apply(
@@ -201,13 +254,21 @@ def _apply(
         writes.segments.append({"lead_id": plan.lead_id, "segment": plan.segment})
     if enrollment is not None and plan.exit_reason:
         # leaves nurture (leadops.delivery.suppression): its held touches are skipped too
-        writes.exits.append((plan.lead_id, plan.exit_reason))
+        writes.exits.append((plan.lead_id, plan.exit_reason, plan.goal_reached))
         report.exited += 1
+        report.goals_reached += plan.goal_reached
     elif enrollment is not None and plan.complete:
         enrollment.status = EnrollmentStatus.COMPLETED
         enrollment.ended_at = now
         enrollment.end_reason = "cycle finished"
         report.completed += 1
+        if plan.sunset:
+            enrollment.end_reason = "cycle finished without engagement: sunset"
+            channels = [Channel.EMAIL.value] if lead.email else []
+            channels += [Channel.WHATSAPP.value] if lead.phone else []
+            channels += [Channel.SMS.value] if lead.phone and lead.sms_consent else []
+            writes.sunsets.append((plan.lead_id, channels))
+            report.sunset += 1
     campaign: str | None = None
     version_id: int | None = None
     touches = writes.touches
@@ -241,7 +302,11 @@ def _apply(
                     "step_day": due.step_day,
                     "channel": due.channel,
                     "variant": due.variant,
-                    "status": INITIAL_STATUS,  # a new touch starts here (touch_states)
+                    # a new touch starts here (touch_states); a step whose rules say
+                    # not to send it is recorded as skipped, with why
+                    "status": SKIPPED_AT_PLANNING if due.skip else INITIAL_STATUS,
+                    "hold_reason": due.skip,
+                    "error": due.detail,
                     "due_at": due.due_at,
                     "not_before": due.due_at,
                     "attempts": 0,
@@ -262,7 +327,7 @@ def _plan_batch(
 ) -> None:
     """Plan one batch of leads and write the result in bulk, in one transaction."""
     stored = runtime.stored
-    states = _states(session, batch)
+    states = _states(session, stored, batch)
     writes = _Writes()
     for lead, enrollment, state in states:
         if state.active:
@@ -323,8 +388,17 @@ def _write(session: Session, writes: _Writes, report: PlanReport, now: datetime)
     constraints, so only what was really written is counted, and a lead whose enrollment
     another planner created first gets no touches from this one."""
     session.flush()
-    for lead_id, reason in writes.exits:
-        leave_nurture(session.connection(), lead_id, "enrollment_ended", now, end_reason=reason)
+    for lead_id, reason, goal in writes.exits:
+        leave_nurture(
+            session.connection(),
+            lead_id,
+            GOAL_REACHED if goal else "enrollment_ended",
+            now,
+            end_reason=reason,
+            status=EnrollmentStatus.GOAL_REACHED if goal else EnrollmentStatus.EXITED,
+        )
+    for lead_id, channels in writes.sunsets:
+        suppress(session.connection(), lead_id, channels, SuppressionReason.SUNSET, now)
     _update_segments(session, writes.segments, now)
     if writes.enrollments:
         created = bulk_insert(
@@ -381,14 +455,17 @@ def plan_all(
             if progress is not None:
                 progress(report.leads)
     log.info(
-        "planned %s%s: %d leads, %d newly enrolled, %d exited, %d completed, "
+        "planned %s%s: %d leads, %d newly enrolled, %d exited (%d goal reached), "
+        "%d completed (%d sunset), "
         "%d touches created, %d rows already written by another planner",
         now.isoformat(),
         f" (partition {k} of {n})" if n > 1 else "",
         report.leads,
         sum(report.enrolled.values()),
         report.exited,
+        report.goals_reached,
         report.completed,
+        report.sunset,
         report.planned,
         report.conflicts,
     )

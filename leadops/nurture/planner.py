@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from leadops.delivery.campaigns import Campaign
+from leadops.delivery.conditions import Behaviour, step_timing
 from leadops.models.vocab import Channel
 from leadops.nurture.experiments import HOLDOUT, arm_for, variant_for
 from leadops.nurture.segments import LeadFacts, SegmentConfig, choose_rule
@@ -26,6 +27,7 @@ class ActiveEnrollment:
     planned: frozenset[tuple[str, str]]  # (step, channel) touches that already exist
     open_touches: int  # touches not yet final (pending, held, claimed, sending)
     arm: str | None = None  # "holdout": enrolled to measure the campaign's lift, sent nothing
+    behaviour: Behaviour = field(default_factory=Behaviour)  # what it did in this enrollment
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class LeadState:
     active: ActiveEnrollment | None
     past_campaigns: frozenset[str]  # campaigns the lead was ever enrolled in
     in_sales_hands: bool = False  # an active escalation: no nurture until it closes
+    behaviour: Behaviour = field(default_factory=Behaviour)  # score, stage, grade, band now
+    sunset: bool = False  # sunset (suppressed for not engaging): no new campaign until it engages
+    sms_consent: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class DueTouch:
     step_day: int
     channel: str
     due_at: datetime
+    skip: str | None = None  # written as skipped with this reason code (a step condition)
+    detail: str | None = None  # what the condition found, for `leadops leads why`
     variant: str | None = None  # the step's A/B variant for this lead (None: no test)
 
 
@@ -55,7 +62,9 @@ class Plan:
     lead_id: int
     segment: str | None
     exit_reason: str | None = None  # end the active enrollment with this reason
+    goal_reached: bool = False  # it ends because the campaign's goal happened
     complete: bool = False  # the active enrollment has finished its cycle
+    sunset: bool = False  # ... a sunset campaign's cycle, without engaging during it
     enroll_campaign: str | None = None  # start a new enrollment in this campaign now
     enroll_arm: str | None = None  # the new enrollment's arm ("holdout" or None)
     touches: list[DueTouch] = field(default_factory=list)
@@ -71,11 +80,13 @@ def step_due_at(started_at: datetime, day: int) -> datetime:
 
 
 def channels_for(state: LeadState, campaign_channels: tuple[Channel, ...]) -> list[str]:
-    """The step's channels this lead can be reached on (WhatsApp only with opt-in)."""
+    """The step's channels this lead can be reached on (WhatsApp and SMS only with opt-in)."""
     reachable = []
     for channel in campaign_channels:
-        if (channel == Channel.EMAIL and state.has_email) or (
-            channel == Channel.WHATSAPP and state.has_phone and state.whatsapp_consent
+        if (
+            (channel == Channel.EMAIL and state.has_email)
+            or (channel == Channel.WHATSAPP and state.has_phone and state.whatsapp_consent)
+            or (channel == Channel.SMS and state.has_phone and state.sms_consent)
         ):
             reachable.append(channel.value)
     return reachable
@@ -87,19 +98,40 @@ def due_touches(
     started_at: datetime,
     planned: frozenset[tuple[str, str]],
     now: datetime,
+    behaviour: Behaviour | None = None,
 ) -> list[DueTouch]:
-    """The steps due by `now` on the lead's channels that have no touch yet, each on the
-    lead's variant and that variant's day (a variant may move a step's day)."""
+    """The touches to write now: steps due by their day (the lead's A/B variant's day, as a
+    variant may move a step), or by the event they wait for (due later, maybe), and steps
+    whose condition failed (written as skipped)."""
     touches = []
     for step in campaign.steps:
+        channels = [c for c in channels_for(state, step.channels) if (step.key, c) not in planned]
+        if not channels:
+            continue
         variant = variant_for(campaign.key, step, state.lead_id)
         day = step.day_of(variant)
-        due_at = step_due_at(started_at, day)
-        if due_at > now:
+        timing = step_timing(
+            day_due=step_due_at(started_at, day),
+            now=now,
+            behaviour=behaviour or state.behaviour,
+            when=step.when,
+            unless=step.unless,
+            wait_for=step.wait_for,
+        )
+        if timing.due_at is None:
             continue
-        for channel in channels_for(state, step.channels):
-            if (step.key, channel) not in planned:
-                touches.append(DueTouch(step.key, day, channel, due_at, variant))
+        for channel in channels:
+            touches.append(
+                DueTouch(
+                    step.key,
+                    day,
+                    channel,
+                    timing.due_at,
+                    skip=timing.skip,
+                    detail=timing.detail,
+                    variant=variant,
+                )
+            )
     return touches
 
 
@@ -118,13 +150,23 @@ def plan_lead(
     campaign versions by version id (what an active enrollment follows). A campaign that
     is `paused`, not started yet or past its end enrolls nobody: the lead waits, and
     enrolls once the campaign takes leads again. Enrollments in flight go on (a paused
-    campaign's touches are held by the contact policy).
+    campaign's touches are held by the contact policy). An enrollment whose campaign's
+    goal happened ends first of all (leadops.delivery.conditions), and its steps' rules
+    decide which touches are due (`due_touches`).
     """
     active = state.active
     rule = choose_rule(
         segments, state.facts, now, active_campaign=active.campaign if active else None
     )
     plan = Plan(lead_id=state.lead_id, segment=rule.segment if rule else None)
+
+    goal = active and enrolled_campaigns[active.campaign_version_id].goal
+    if active is not None and goal and (what := goal.reached(active.behaviour)):
+        # the campaign is over for the lead (before any other exit); it may enroll in
+        # another campaign now, as a lead that moved does
+        plan.exit_reason = f"goal reached: {goal.name} ({what})"
+        plan.goal_reached = True
+        active = None
 
     if state.in_sales_hands:
         if active is not None:
@@ -141,10 +183,16 @@ def plan_lead(
             cycle_end = active.started_at + timedelta(days=campaign.cycle_days)
             plan.complete = now >= cycle_end and active.open_touches == 0
             return plan
-        plan.touches = due_touches(state, campaign, active.started_at, active.planned, now)
+        plan.touches = due_touches(
+            state, campaign, active.started_at, active.planned, now, active.behaviour
+        )
         cycle_end = active.started_at + timedelta(days=campaign.cycle_days)
         if now >= cycle_end and active.open_touches == 0 and not plan.touches:
             plan.complete = True
+            plan.sunset = campaign.sunset and state.facts.last_active_at < active.started_at
+        return plan
+
+    if state.sunset:
         return plan
 
     if (

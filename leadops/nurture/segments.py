@@ -20,7 +20,8 @@ from sqlmodel import Session
 
 from leadops.core.configfile import ConfigError, line_of, load_model, read_yaml
 from leadops.models import FORM_SUBMISSIONS
-from leadops.models.vocab import LifecycleStage
+from leadops.models.properties import PropertyTests, check_tests, load_properties, property_mismatch
+from leadops.models.vocab import Band, LifecycleStage
 
 
 class Conditions(BaseModel):
@@ -42,6 +43,15 @@ class Conditions(BaseModel):
     form: tuple[str, ...] | None = Field(
         default=None,
         description="The form of the lead's first web-form submission (the lead magnet).",
+    )
+    grade: tuple[str, ...] | None = Field(
+        default=None, description="The lead's grade: fit A-D and engagement 1-3, e.g. A1, B2."
+    )
+    band: tuple[Band, ...] | None = Field(
+        default=None, description="The lead's band: hot, warm or cold."
+    )
+    properties: PropertyTests | None = Field(
+        default=None, description="Tests on custom properties (config/properties.yaml)."
     )
 
 
@@ -79,6 +89,9 @@ class LeadFacts:
     last_active_at: datetime
     source: str | None = None
     form: str | None = None  # the form of the lead's first web-form submission
+    grade: str | None = None
+    band: str | None = None
+    properties: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, lead: Any, form: str | None) -> LeadFacts:
@@ -94,6 +107,9 @@ class LeadFacts:
             last_active_at=lead.last_engaged_at or lead.created_at,
             source=lead.source,
             form=form,
+            grade=lead.grade,
+            band=lead.band,
+            properties=lead.properties,
         )
 
 
@@ -114,6 +130,8 @@ def mismatch(
         ("seniority", lead.seniority),
         ("source", lead.source),
         ("form", lead.form),
+        ("grade", lead.grade),
+        ("band", lead.band),
     ):
         failed = _outside(field, value, getattr(when, field))
         if failed:
@@ -127,6 +145,9 @@ def mismatch(
         return f"company_size is {size}, not below {when.company_size_below}"
     if when.score_at_least is not None and lead.score < when.score_at_least:
         return f"score is {lead.score}, below {when.score_at_least}"
+    failed = property_mismatch(when.properties, lead.properties)
+    if failed:
+        return failed
     if check_inactivity and when.inactive_days_at_least is not None:
         idle = now - lead.last_active_at
         if idle < timedelta(days=when.inactive_days_at_least):
@@ -162,12 +183,20 @@ def choose_rule(
 
 def load_segments(config_dir: Path, campaign_keys: set[str]) -> SegmentConfig:
     """Load config/segments.yaml and check that every rule names a known campaign."""
-    return load_segments_file(config_dir / "segments.yaml", campaign_keys)
+    return load_segments_file(config_dir / "segments.yaml", campaign_keys, config_dir)
 
 
-def load_segments_file(path: Path, campaign_keys: set[str]) -> SegmentConfig:
-    """Load a segments file (config/segments.yaml or a draft of it) and check its campaigns."""
+def load_segments_file(
+    path: Path, campaign_keys: set[str], config_dir: Path | None = None
+) -> SegmentConfig:
+    """Load a segments file (config/segments.yaml or a draft of it) and check its campaigns
+    and its property tests (against properties.yaml in `config_dir`, default the file's
+    folder)."""
     config = load_model(path, SegmentConfig)
+    tests = [
+        (("rules", i, "when", "properties"), r.when.properties) for i, r in enumerate(config.rules)
+    ]
+    check_tests(path, load_properties(config_dir or path.parent), tests)
     for index, rule in enumerate(config.rules):
         if rule.campaign not in campaign_keys:
             _, node = read_yaml(path)

@@ -3,7 +3,8 @@
 `explain_lead` reads the lead, its enrollments and touches, the stored campaign version's
 steps, the contact policy and the segment rules, and writes nothing. Each step on each
 channel ends in one state: sent, held (until when, why), skipped (why), failed, in doubt,
-set aside, due, not yet due, waiting for consent or not sent because the enrollment ended.
+set aside, due, not yet due, waiting for an event (a step's wait_for), waiting for consent
+or not sent because the enrollment ended.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlmodel import Session
 from sqlmodel import select as sqlmodel_select
 
 from leadops.delivery.campaigns import Campaign, StoredCampaigns, open_pauses
+from leadops.delivery.conditions import WaitFor
 from leadops.delivery.policy import (
     Action,
     Caps,
@@ -52,7 +54,7 @@ class StepWhy:
     day: int
     channel: str
     state: str  # sent, held, skipped, failed, ambiguous, dead_letter, sending, due,
-    # not_yet_due, waiting_for_consent, not_sent
+    # not_yet_due, waiting_for_event, waiting_for_consent, not_sent
     at: datetime | None  # sent at, held until, due at
     reason: str | None  # a reason code (see the legend)
     explanation: str
@@ -181,7 +183,8 @@ def _touch_state(touch: Touch, now: datetime) -> tuple[str, datetime | None, str
         return "sent", touch.sent_at, None, f"sent at {_at(touch.sent_at)}{shown}"
     if status == TouchStatus.SKIPPED:
         code = reason or "unknown"
-        return "skipped", touch.updated_at, code, f"skipped: {reason_meaning(code)}"
+        detail = f" ({error})" if error else ""
+        return "skipped", touch.updated_at, code, f"skipped: {reason_meaning(code)}{detail}"
     if status == TouchStatus.FAILED:
         return "failed", touch.updated_at, None, f"failed: {error or 'no error recorded'}"
     if status == TouchStatus.AMBIGUOUS:
@@ -194,6 +197,8 @@ def _touch_state(touch: Touch, now: datetime) -> tuple[str, datetime | None, str
         detail = f" ({error})" if error else ""
         text = f"held until {_at(touch.not_before)}: {reason_meaning(reason)}{detail}"
         return "held", touch.not_before, reason, text
+    if not reason and touch.due_at > now:  # a step that waited for an event: its time
+        return "not_yet_due", touch.due_at, None, f"scheduled for {_at(touch.due_at)}"
     since = max(touch.not_before, touch.due_at)
     return "due", since, reason, f"due since {_at(since)}; goes out at the next tick"
 
@@ -209,17 +214,31 @@ def _untouched_state(
     if enrollment.status != EnrollmentStatus.ACTIVE:
         ended = f"the enrollment ended at {_at(enrollment.ended_at)} ({enrollment.end_reason})"
         return "not_sent", due, "enrollment_ended", f"not sent: {ended}, due {_at(due)}"
-    if channel == Channel.WHATSAPP and not lead.phone:
+    if channel in (Channel.WHATSAPP, Channel.SMS) and not lead.phone:
         return "not_sent", due, block, "not sent: the lead has no phone number"
     if channel == Channel.EMAIL and not lead.email:
         return "not_sent", due, block, "not sent: the lead has no email address"
     if channel == Channel.WHATSAPP and not lead.whatsapp_consent:
         text = "waiting for consent: no WhatsApp opt-in (planned once the lead opts in)"
         return "waiting_for_consent", due, block, text
+    if channel == Channel.SMS and not lead.sms_consent:
+        text = "waiting for consent: no SMS opt-in (planned once the lead opts in)"
+        return "waiting_for_consent", due, block, text
     note = f"; would be skipped as things stand: {reason_meaning(block)}" if block else ""
     if due > now:
         return "not_yet_due", due, block, f"not yet due: due {_at(due)} (day {day}){note}"
     return "due", due, block, f"due since {_at(due)}; planned at the next tick{note}"
+
+
+def _waiting(
+    wait_for: WaitFor, day: int, state: str, due: datetime | None, reason: str | None, text: str
+) -> tuple[str, datetime | None, str | None, str]:
+    """A step waiting for an event (wait_for) that has not come yet."""
+    then = "sent then" if wait_for.on_timeout == "send" else "skipped if it has not come"
+    after = f", sent {wait_for.days_after} day(s) after it" if wait_for.days_after else ""
+    note = text.partition(";")[2]
+    text = f"waiting for {wait_for.describe()}{after}; until {_at(due)} (day {day}), {then}"
+    return "waiting_for_event", due, reason, text + (f";{note}" if note else "")
 
 
 def _enrollment_steps(
@@ -234,6 +253,8 @@ def _enrollment_steps(
                 state = _touch_state(touch, now)
             else:
                 state = _untouched_state(lead, enrollment, day, channel.value, now)
+                if step.wait_for is not None and state[0] == "not_yet_due":
+                    state = _waiting(step.wait_for, day, *state)
             steps.append(StepWhy(campaign.key, step.key, day, channel.value, *state))
     return steps
 

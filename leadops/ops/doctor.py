@@ -159,6 +159,22 @@ def _base_url_problem(url: str) -> str | None:
     return None
 
 
+def _outbox_check(name: str, folder: Path) -> Check:
+    """The file outbox folder of a channel can be written to."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return Check(
+            name,
+            Status.FAIL,
+            f"outbox folder {folder} is not writable: {exc}",
+            "set LEADOPS_OUTBOX_DIR or fix the folder's permissions",
+        )
+    return Check(name, Status.OK, f"file outbox, writable: {folder}")
+
+
 def check_channels(settings: Settings, secret: Callable[[str], bool]) -> list[Check]:
     """Each configured channel has what it needs to send; nothing is sent.
 
@@ -168,30 +184,21 @@ def check_channels(settings: Settings, secret: Callable[[str], bool]) -> list[Ch
     from leadops.core.credentials import secret_fields
 
     checks = []
-    for channel in ("email", "whatsapp"):
+    for channel in ("email", "whatsapp", "sms"):
         kind = str(getattr(settings, f"{channel}_channel", "outbox"))
         name = f"channel {channel}"
         if kind == "outbox":
-            folder = settings.resolved_outbox_dir / channel
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
-                    pass
-                checks.append(Check(name, Status.OK, f"file outbox, writable: {folder}"))
-            except OSError as exc:
-                checks.append(
-                    Check(
-                        name,
-                        Status.FAIL,
-                        f"outbox folder {folder} is not writable: {exc}",
-                        "set LEADOPS_OUTBOX_DIR or fix the folder's permissions",
-                    )
-                )
+            checks.append(_outbox_check(name, settings.resolved_outbox_dir / channel))
             continue
         needs = {
-            "sendgrid": ["sendgrid_api_key"],
-            "twilio": ["twilio_account_sid", "twilio_auth_token", "twilio_whatsapp_from"],
-        }.get(kind)
+            ("email", "sendgrid"): ["sendgrid_api_key"],
+            ("whatsapp", "twilio"): [
+                "twilio_account_sid",
+                "twilio_auth_token",
+                "twilio_whatsapp_from",
+            ],
+            ("sms", "twilio"): ["twilio_account_sid", "twilio_auth_token"],
+        }.get((channel, kind))
         if needs is None:
             checks.append(Check(name, Status.FAIL, f"unknown channel type {kind!r}"))
             continue
@@ -201,6 +208,10 @@ def check_channels(settings: Settings, secret: Callable[[str], bool]) -> list[Ch
             for field in needs
             if not (secret(field) if field in secret_names else getattr(settings, field, ""))
         ]
+        if channel == "sms" and not (
+            settings.twilio_messaging_service_sid or settings.twilio_sms_from
+        ):
+            missing.append("LEADOPS_TWILIO_MESSAGING_SERVICE_SID or LEADOPS_TWILIO_SMS_FROM")
         base = str(getattr(settings, f"{kind}_base_url", ""))
         problem = _base_url_problem(base) if base else None
         if missing:

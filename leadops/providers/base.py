@@ -62,11 +62,13 @@ class TransientSendError(SendError):
 
 
 class PermanentSendError(SendError):
-    """Rejected for good (bad address, invalid template). `suppress` marks the address bad."""
+    """Rejected for good (bad address, invalid template). `suppress` marks the address bad;
+    `reason` is the suppression reason code when the provider says which (SMS: an opt-out)."""
 
-    def __init__(self, message: str, *, suppress: bool = False) -> None:
+    def __init__(self, message: str, *, suppress: bool = False, reason: str = "") -> None:
         super().__init__(message)
         self.suppress = suppress
+        self.reason = reason
 
 
 class ChannelUnavailableError(TransientSendError):

@@ -1,7 +1,7 @@
 """The file outbox: every message becomes a file a person can open.
 
 Email is written as a standard .eml (multipart text + HTML, with List-Unsubscribe
-headers), WhatsApp as .json, under <outbox>/<channel>/<campaign>/<step>/t<touch id>.<ext>.
+headers), WhatsApp and SMS as .json, under <outbox>/<channel>/<campaign>/<step>/t<touch id>.<ext>.
 Writing is atomic and keyed by touch id, so a message is never written twice.
 """
 
@@ -27,7 +27,7 @@ class OutboxChannel:
     def __init__(
         self, root: Path, channel: str, *, sender_name: str = "", sender_email: str = ""
     ) -> None:
-        if channel not in (Channel.EMAIL, Channel.WHATSAPP):
+        if channel not in (Channel.EMAIL, Channel.WHATSAPP, Channel.SMS):
             raise ValueError(f"unknown channel {channel!r}")
         self.name = f"outbox:{channel}"
         self.concurrency = 1
@@ -82,7 +82,7 @@ class OutboxChannel:
         document = {
             "touch_id": message.touch_id,
             "lead_id": message.lead_id,
-            "to": f"whatsapp:{message.to}",
+            "to": f"whatsapp:{message.to}" if self.channel == Channel.WHATSAPP else message.to,
             "campaign": message.campaign,
             "step": message.step,
             "created_at": message.created_at.isoformat(),

@@ -14,7 +14,8 @@ from leadops.providers.outbox import OutboxChannel
 
 
 def build_channels(settings: Settings) -> dict[str, ChannelSender]:
-    """The sender of each channel, as chosen by LEADOPS_EMAIL_CHANNEL / _WHATSAPP_CHANNEL."""
+    """The sender of each channel, as chosen by LEADOPS_EMAIL_CHANNEL / _WHATSAPP_CHANNEL /
+    _SMS_CHANNEL."""
     root = settings.resolved_outbox_dir
     channels: dict[str, ChannelSender] = {}
     if settings.email_channel == "sendgrid":
@@ -34,6 +35,12 @@ def build_channels(settings: Settings) -> dict[str, ChannelSender]:
         channels[Channel.WHATSAPP] = TwilioWhatsAppChannel(settings)
     else:
         channels[Channel.WHATSAPP] = OutboxChannel(root, Channel.WHATSAPP)
+    if settings.sms_channel == "twilio":
+        from leadops.providers.twilio.sms import TwilioSmsChannel
+
+        channels[Channel.SMS] = TwilioSmsChannel(settings)
+    else:
+        channels[Channel.SMS] = OutboxChannel(root, Channel.SMS)
     return channels
 
 

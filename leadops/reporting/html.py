@@ -4,11 +4,13 @@ no external resources, so it opens anywhere (a browser, an e-mail attachment, an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date
 from html import escape
 from typing import Any
 
+from leadops.reporting import calibration
 from leadops.reporting.experiments import CampaignResults, display_rows
 from leadops.reporting.kpi_figures import KpiReport
 from leadops.reporting.kpis import (
@@ -16,16 +18,21 @@ from leadops.reporting.kpis import (
     engagement_rows,
     escalation_rows,
     funnel_rows,
+    goal_rows,
     headline_rows,
     outcome_rows,
     speed_rows,
     step_rows,
 )
+from leadops.reporting.lift import CONFIDENCE, MIN_CONVERSIONS, MIN_GROUP
+from leadops.reporting.qualification import qualification_rows
 from leadops.reporting.stuck import StuckReport, finding_rows
 
 BAR = "#3b6fd8"
 # Series colours of the engagement chart.
 SERIES = {"opened": "#3b6fd8", "clicked": "#15803d", "replied": "#b45309"}
+# Series colours of the calibration charts, one per outcome.
+OUTCOME_COLORS = {"sql": "#3b6fd8", "sal": "#b45309", "customer": "#15803d"}
 ALERT = "#c2410c"
 OK = "#15803d"
 
@@ -170,6 +177,119 @@ def grouped_rate_chart(
     return "".join(parts)
 
 
+def lift_chart(
+    groups: Sequence[tuple[str, Sequence[tuple[str, float | None, float | None, float | None]]]],
+    *,
+    title: str,
+    colors: dict[str, str],
+    width: int = 1100,
+) -> str:
+    """Intervals on a log scale around 1 (no lift), a group per label with one line per
+    series (its interval, a dot at the estimate); a series without an interval says so.
+    Used for the lift of the scoring rules."""
+    row_h, gap, label_w, pad = 16, 10, 230, 70
+    span, height = width - label_w - pad, 70 + sum(len(s) * row_h + gap for _, s in groups)
+    values = [v for _, series in groups for *_, low, high in series for v in (low, high) if v]
+    edge = max([2.0, *(max(v, 1 / v) for v in values)])
+    edge = min(64.0, 2.0 ** math.ceil(math.log2(edge)))
+
+    def x(value: float) -> float:
+        clipped = min(edge, max(1 / edge, value))
+        return label_w + span * (math.log(clipped) / math.log(edge) + 1) / 2
+
+    parts = [
+        f'<svg role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text x="0" y="14" font-weight="600">{escape(title)}</text>',
+    ]
+    left = 0
+    for name, color in colors.items():  # the legend, under the title
+        parts.append(f'<rect x="{left}" y="24" width="12" height="12" fill="{color}"/>')
+        parts.append(f'<text x="{left + 16}" y="34">{escape(name)}</text>')
+        left += 28 + 8 * len(name)
+    tick = 1 / edge
+    while tick <= edge:
+        parts.append(
+            f'<line x1="{x(tick):.1f}" y1="44" x2="{x(tick):.1f}" y2="{height - 18}" '
+            f'stroke="{"#52606d" if tick == 1 else "#e4e7eb"}"/>'
+            f'<text x="{x(tick):.1f}" y="{height - 4}" text-anchor="middle">{tick:g}x</text>'
+        )
+        tick *= 2
+    if not groups:
+        parts.append('<text x="0" y="60">no scored leads yet</text>')
+    y = 48
+    for label, series in groups:
+        parts.append(
+            f'<text x="0" y="{y + len(series) * row_h / 2 + 4:.1f}">{escape(label)}</text>'
+        )
+        for name, mid, low, high in series:
+            color = colors.get(name, BAR)
+            if mid is None or low is None or high is None:
+                parts.append(
+                    f'<text x="{x(1) + 6:.1f}" y="{y + 12}">{escape(name)}: too few</text>'
+                )
+            else:
+                parts.append(
+                    f'<line x1="{x(low):.1f}" y1="{y + 7}" x2="{x(high):.1f}" y2="{y + 7}" '
+                    f'stroke="{color}" stroke-width="4"><title>{escape(label)} {escape(name)}: '
+                    f"{mid:.2f}x ({low:.2f} to {high:.2f})</title></line>"
+                    f'<circle cx="{x(mid):.1f}" cy="{y + 7}" r="4" fill="{color}"/>'
+                )
+            y += row_h
+        y += gap
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _calibration_section(kpis: KpiReport) -> str:
+    """Conversion by decile, band and grade (bars), each rule's lift (intervals), tables."""
+    outcomes = calibration.OUTCOMES
+    deciles = grouped_rate_chart(
+        [
+            (
+                f"decile {g.group}: score {calibration.score_range(g)} "
+                f"({calibration.group_label(g)})",
+                [(o, g.rate(o)) for o in outcomes],
+            )
+            for g in kpis.calibration
+            if g.by == "decile"
+        ],
+        title="Conversion by score decile (score before the hand-off to sales)",
+        colors=OUTCOME_COLORS,
+    )
+    groups = grouped_rate_chart(
+        [
+            (f"{g.by} {g.group} ({calibration.group_label(g)})", [(o, g.rate(o)) for o in outcomes])
+            for g in kpis.calibration
+            if g.by != "decile"
+        ],
+        title="Conversion by band and grade",
+        colors=OUTCOME_COLORS,
+    )
+    rules: dict[str, list[tuple[str, float | None, float | None, float | None]]] = {}
+    for r in kpis.rule_lift:
+        values = (None, None, None) if r.verdict == "too_few" else (r.lift, r.lift_low, r.lift_high)
+        rules.setdefault(f"{r.rule} ({r.fired} leads)", []).append((r.outcome, *values))
+    lifts = lift_chart(
+        list(rules.items()),
+        title="Lift of each scoring rule (leads that fired it against the others)",
+        colors=OUTCOME_COLORS,
+    )
+    return f"""<h2>Calibration: do scores and rules predict sales?</h2>
+<p class="sub">{kpis.calibration_leads} leads, each with the highest score it had before
+its hand-off to sales (leads never handed off: up to now); {kpis.calibration_not_scored}
+handed off before any score are left out. A rule predicts an outcome when its whole
+interval lies right of 1x (the leads that fired it convert more); the intervals hold for
+all the rules together ({CONFIDENCE:.0%}). A rule fired, or not fired, by fewer than
+{MIN_GROUP} leads, or with fewer than {MIN_CONVERSIONS} conversions, gets no verdict.</p>
+<div class="grid"><div class="panel wide">{lifts}</div><div class="panel wide">{deciles}</div>
+<div class="panel wide">{groups}</div></div>
+<h3>Scoring rules: lift on SQL, SAL and customer</h3>
+{_table(calibration.rule_rows(kpis), "no scored leads yet")}
+<h3>Conversion by score decile, band and grade</h3>
+{_table(calibration.group_rows(kpis), "no scored leads yet")}"""
+
+
 def _engagement_groups(kpis: KpiReport) -> list[tuple[str, list[tuple[str, float | None]]]]:
     return [
         (
@@ -254,7 +374,9 @@ lead that reached SQL) to the rep&rsquo;s first logged contact; each escalation 
 own. Per rep: who made the first contact, else who holds it now.</p>
 {_table(speed_rows(kpis))}
 <h2>Sales outcomes</h2>{_table(outcome_rows(kpis))}
+{_calibration_section(kpis)}
 <h2>Conversion by stage</h2>{_table(funnel_rows(kpis))}
+<h2>Lead status, bands and sunset</h2>{_table(qualification_rows(kpis))}
 <h2>Cost per lead by source ({escape(kpis.currency)})</h2>{_table(cost_rows(kpis))}
 <h2>Campaign steps</h2>{_table(step_rows(kpis), "no messages yet")}
 <h2>Engagement per step</h2>
@@ -262,6 +384,10 @@ own. Per rep: who made the first contact, else who holds it now.</p>
 by the channel, later bounces included); &ldquo;-&rdquo;: the channel does not report it.
 Opens by mail privacy proxies are not opens.</p>
 {_table(engagement_rows(kpis), "no messages sent yet")}
+<h2>Goal conversion</h2>
+<p class="sub">Per campaign with a goal: the enrollments the goal ended; per step: of the
+enrollments sent that step, those that reached the goal after it went out.</p>
+{_table(goal_rows(kpis), "no campaign has a goal")}
 {_experiments(experiments)}
 {missing_section}
 </main></body></html>

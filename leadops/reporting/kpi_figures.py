@@ -45,6 +45,24 @@ class StepRates:
 
 
 @dataclass
+class GoalRates:
+    """Goal conversion of a campaign (`step` None) or of one of its steps: of the
+    enrollments (for a step: those it was sent to), how many reached the goal (for a
+    step: after the step went out). Defined in leadops.reporting.goal_kpis."""
+
+    campaign: str
+    goal: str
+    step: str | None
+    step_day: int | None
+    enrollments: int
+    goal_reached: int
+    conversion: float | None = None  # goal_reached / enrollments
+
+    def __post_init__(self) -> None:
+        self.conversion = self.goal_reached / self.enrollments if self.enrollments else None
+
+
+@dataclass
 class EscalationStats:
     """Hand-offs to sales: where they stand now and how fast reps picked them up."""
 
@@ -104,6 +122,49 @@ class OutcomeReason:
 
 
 @dataclass
+class CalibrationGroup:
+    """Leads of one score decile, band or grade (`by`), and how many of them reached SQL,
+    were accepted by sales (SAL) and became customers. Defined in
+    leadops.reporting.calibration."""
+
+    by: str  # decile, band or grade
+    group: str  # the decile 1 (lowest scores) to 10, the band, the grade; (not graded)
+    leads: int = 0
+    score_min: int | None = None  # the scores of its leads before the hand-off to sales
+    score_max: int | None = None
+    sql: int = 0
+    sal: int = 0
+    customer: int = 0
+    sql_conversion: float | None = None  # of its leads
+    sal_conversion: float | None = None
+    customer_conversion: float | None = None
+    few: bool = False  # fewer leads than the minimum: read its rates with care
+
+    def rate(self, outcome: str) -> float | None:
+        return getattr(self, f"{outcome}_conversion")
+
+
+@dataclass
+class RuleLift:
+    """How the leads that fired a scoring rule before the hand-off converted to one
+    outcome, against the leads that did not (leadops.reporting.lift)."""
+
+    rule: str
+    kind: str  # fit or engagement
+    outcome: str  # sql, sal or customer
+    fired: int
+    fired_converted: int
+    not_fired: int
+    not_fired_converted: int
+    fired_conversion: float | None
+    not_fired_conversion: float | None
+    lift: float | None  # fired_conversion / not_fired_conversion
+    lift_low: float | None  # the interval (simultaneous over the report's rules)
+    lift_high: float | None
+    verdict: str  # lift, negative, none or too_few
+
+
+@dataclass
 class KpiReport:
     now: datetime
     leads_total: int = 0
@@ -124,6 +185,7 @@ class KpiReport:
     # or suppressed on every channel): not counted as never followed up
     uncontactable: int = 0
     steps: list[StepRates] = field(default_factory=list)
+    goals: list[GoalRates] = field(default_factory=list)  # campaigns with a goal
     escalations: EscalationStats = field(default_factory=EscalationStats)
     # Overall first, then per rep, then per source
     speed_to_lead: list[SpeedToLead] = field(default_factory=list)
@@ -135,6 +197,16 @@ class KpiReport:
     flagged_by_reason: dict[str, int] = field(default_factory=dict)
     quarantined_open: int = 0  # records refused whole, waiting for a decision
     quarantined_files_open: int = 0
+    # Qualification beside the funnel: leads per lead status and per band, and sunset
+    lead_status: dict[str, int] = field(default_factory=dict)
+    bands: dict[str, int] = field(default_factory=dict)
+    sunset: int = 0
+    # Calibration: leads scored before their hand-off to sales (if any), those handed off
+    # before any score (left out), conversion by group and the lift of each rule.
+    calibration_leads: int = 0
+    calibration_not_scored: int = 0
+    calibration: list[CalibrationGroup] = field(default_factory=list)
+    rule_lift: list[RuleLift] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)
 
     @property

@@ -4,8 +4,10 @@ it into the tables `leadops report`, the report flow and the HTML page show.
 Every figure is one or a few aggregate queries (no per-lead Python loops), so the
 report costs the same on 200 leads as on 200,000: lead KPIs in leadops.reporting.lead_kpis,
 cost per lead in leadops.reporting.spend, per-step delivery and engagement rates in
-leadops.reporting.step_kpis, the hand-offs to sales (acknowledgement, speed to lead,
-outcomes) in leadops.reporting.sales_kpis. A figure
+leadops.reporting.step_kpis, goal conversion per campaign and step in
+leadops.reporting.goal_kpis, the hand-offs to sales (acknowledgement, speed to lead,
+outcomes) in leadops.reporting.sales_kpis, whether scores and rules predict sales in
+leadops.reporting.calibration. A figure
 the database cannot support is listed in `KpiReport.missing`, never estimated.
 """
 
@@ -17,7 +19,15 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from leadops.reporting import lead_kpis, sales_kpis, spend, step_kpis
+from leadops.reporting import (
+    calibration,
+    goal_kpis,
+    lead_kpis,
+    qualification,
+    sales_kpis,
+    spend,
+    step_kpis,
+)
 from leadops.reporting.kpi_figures import KpiReport
 
 
@@ -34,11 +44,14 @@ def compute(engine: Engine, now: datetime, *, config_dir: Path) -> KpiReport:
         spend.costs(conn, spend_by_source, report)
         lead_kpis.never_followed_up(conn, now, report)
         lead_kpis.data_quality(conn, report)
+        qualification.qualification(conn, report)
         step_kpis.step_rates(conn, report)
+        goal_kpis.goal_rates(conn, report)
         sales_kpis.escalations(conn, dialect, now, report)
         sales_kpis.speed_to_lead(conn, dialect, now, report)
         sales_kpis.outcomes(conn, now, report)
         step_kpis.sends_per_day(conn, dialect, now, report)
+        calibration.compute(conn, now, report)
     return report
 
 
@@ -188,6 +201,21 @@ def engagement_rows(report: KpiReport) -> list[dict[str, Any]]:
             row[name] = "-" if count is None else f"{_pct(s.rate(count))} ({count})"
         rows.append(row)
     return rows
+
+
+def goal_rows(report: KpiReport) -> list[dict[str, Any]]:
+    """Per campaign with a goal, then per step: enrollments and how many reached the goal."""
+    return [
+        {
+            "campaign": g.campaign,
+            "goal": g.goal,
+            "step": g.step or "(campaign)",
+            "enrollments": g.enrollments,
+            "goal reached": g.goal_reached,
+            "conversion": _pct(g.conversion),
+        }
+        for g in report.goals
+    ]
 
 
 def escalation_rows(report: KpiReport) -> list[dict[str, str]]:

@@ -212,7 +212,10 @@ def contactable() -> Any:
         lead.whatsapp_consent.is_(True),
         lead.whatsapp_suppressed_at.is_(None),
     )
-    return sa.or_(email, whatsapp)
+    sms = sa.and_(
+        lead.phone.is_not(None), lead.sms_consent.is_(True), lead.sms_suppressed_at.is_(None)
+    )
+    return sa.or_(email, whatsapp, sms)
 
 
 def never_followed_up(conn: Connection, now: datetime, report: KpiReport) -> None:

@@ -15,10 +15,11 @@ from sqlalchemy.engine import Engine
 
 from leadops.core.settings import Settings
 from leadops.delivery.campaigns import load_campaigns
+from leadops.reporting import calibration, kpis, stuck
 from leadops.reporting import html as report_html
-from leadops.reporting import kpis, stuck
 from leadops.reporting.experiments import CampaignResults, all_results, display_rows
 from leadops.reporting.kpi_figures import KpiReport
+from leadops.reporting.qualification import qualification_rows
 
 
 @dataclass
@@ -97,18 +98,26 @@ def markdown(report: Report, html_path: Path | None = None) -> str:
         markdown_table(kpis.headline_rows(k)),
         "## Conversion by stage\n",
         markdown_table(kpis.funnel_rows(k)),
+        "## Lead status, bands and sunset\n",
+        markdown_table(qualification_rows(k)),
         f"## Cost per lead by source ({k.currency})\n",
         markdown_table(kpis.cost_rows(k)),
         "## Campaign steps\n",
         markdown_table(kpis.step_rows(k)),
         "## Engagement per step (of the messages sent)\n",
         markdown_table(kpis.engagement_rows(k)),
+        "## Goal conversion per campaign and step\n",
+        markdown_table(kpis.goal_rows(k)),
         "## Escalations\n",
         markdown_table(kpis.escalation_rows(k)),
         "## Speed to lead\n",
         markdown_table(kpis.speed_rows(k)),
         "## Sales outcomes\n",
         markdown_table(kpis.outcome_rows(k)),
+        "## Scoring rules: lift on SQL, SAL and customer\n",
+        markdown_table(calibration.rule_rows(k)),
+        "## Calibration: conversion by score decile, band and grade\n",
+        markdown_table(calibration.group_rows(k)),
         "## Experiments and holdouts\n",
         markdown_table(display_rows(report.experiments)),
     ]

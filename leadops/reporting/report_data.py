@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
+from leadops.reporting import lift
 from leadops.reporting.kpi_figures import KpiReport
 from leadops.reporting.stuck import StuckReport
 
@@ -26,6 +27,8 @@ PAIR_COLUMNS = {
     "sends_per_day": ("day", "sent"),
     "never_followed_up_by_stage": ("stage", "leads"),
     "flagged_by_reason": ("reason", "leads"),
+    "lead_status": ("status", "leads"),
+    "bands": ("band", "leads"),
     "missing": ("figure", "why"),
 }
 # Read-only figures computed from the fields (properties of KpiReport).
@@ -138,3 +141,22 @@ def report_sections(kpis: KpiReport, stuck: StuckReport) -> dict[str, list[dict[
         for f in stuck.findings
     ]
     return sections
+
+
+def calibration_sections(kpis: KpiReport) -> dict[str, list[dict[str, Any]]]:
+    """The calibration alone (`leadops scoring calibration --format json|csv`): who is in
+    it and the rules of its verdicts, conversion by group and the lift of each rule."""
+    return {
+        "calibration_summary": [
+            {
+                "generated_at": kpis.now.isoformat(),
+                "leads": kpis.calibration_leads,
+                "not_scored": kpis.calibration_not_scored,
+                "confidence": lift.CONFIDENCE,
+                "min_group": lift.MIN_GROUP,
+                "min_conversions": lift.MIN_CONVERSIONS,
+            }
+        ],
+        "calibration": [_flat(dataclasses.asdict(g)) for g in kpis.calibration],
+        "rule_lift": [_flat(dataclasses.asdict(r)) for r in kpis.rule_lift],
+    }

@@ -47,20 +47,22 @@ class EngagementMetric:
 
 
 EMAIL_AND_WHATSAPP = frozenset({"email", "whatsapp"})
+EVERY_CHANNEL = frozenset({"email", "whatsapp", "sms"})
 # The inbox sources that report engagement for each channel. A channel none of whose
 # sources has sent an event yet (the file outbox, or a webhook not set up) has its rates
 # shown as "-" and listed as missing: no events is not 0% delivered.
 CHANNEL_SOURCES = {
     "email": (inbound.SENDGRID,),
     "whatsapp": (inbound.TWILIO_STATUS, inbound.TWILIO_INBOUND),
+    "sms": (inbound.TWILIO_STATUS, inbound.TWILIO_INBOUND),
 }
 
 # The engagement rates per campaign step, each of the messages sent at that step.
 ENGAGEMENT_METRICS: dict[str, EngagementMetric] = {
     "delivered": EngagementMetric(
         _counter(*DELIVERED_EVENTS),
-        EMAIL_AND_WHATSAPP,
-        "SendGrid delivered; Twilio delivered or read",
+        EVERY_CHANNEL,
+        "SendGrid delivered; Twilio delivered or read (WhatsApp), delivered (SMS)",
     ),
     "opened": EngagementMetric(
         _counter(*OPENED_EVENTS),
@@ -72,18 +74,18 @@ ENGAGEMENT_METRICS: dict[str, EngagementMetric] = {
     ),
     "replied": EngagementMetric(
         _counter(EventType.REPLIED),
-        frozenset({"whatsapp"}),
-        "an inbound WhatsApp reply, counted for the last WhatsApp message before it",
+        frozenset({"whatsapp", "sms"}),
+        "an inbound WhatsApp or SMS reply, counted for the last message before it on its channel",
     ),
     "unsubscribed": EngagementMetric(
         _counter(*UNSUBSCRIBED_EVENTS),
-        EMAIL_AND_WHATSAPP,
+        EVERY_CHANNEL,
         "SendGrid unsubscribe, group unsubscribe or spam report; the unsubscribe link "
-        "(for the last message before it); a WhatsApp opt-out keyword",
+        "(for the last message before it); a WhatsApp or SMS opt-out keyword (STOP)",
     ),
     "bounced": EngagementMetric(
         _counter(*BOUNCED_EVENTS),
-        EMAIL_AND_WHATSAPP,
+        EVERY_CHANNEL,
         "SendGrid bounce (hard or blocked) or dropped; Twilio failed or undelivered",
     ),
 }

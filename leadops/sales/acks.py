@@ -29,6 +29,7 @@ from sqlmodel import Session
 
 from leadops.core.clock import ensure_utc
 from leadops.delivery.suppression import suppress
+from leadops.engagement.status import raise_status
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
     AWAITING_ACK_STATUSES,
@@ -47,7 +48,7 @@ from leadops.models import (
     LostReason,
     NotReadyReason,
 )
-from leadops.models.vocab import SuppressionReason
+from leadops.models.vocab import LeadStatus, SuppressionReason
 from leadops.sales.escalation import EscalationError
 
 MAX_NOTE = 2000  # characters kept of a note
@@ -225,6 +226,7 @@ def _acknowledged(
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    raise_status(session.connection(), [escalation.lead_id], LeadStatus.SAL, "acknowledged", now)
     if closing:
         return True
     session.execute(
@@ -296,9 +298,13 @@ def _close(
         .values(lifecycle_stage=stage, updated_at=now)
     )
     if outcome == Outcome.DISQUALIFIED:
-        channels = [Channel.EMAIL.value, Channel.WHATSAPP.value]
+        channels = [Channel.EMAIL.value, Channel.WHATSAPP.value, Channel.SMS.value]
         suppress(
             session.connection(), escalation.lead_id, channels, SuppressionReason.DISQUALIFIED, now
+        )
+        reason = action.reason or DisqualifyReason.OTHER
+        raise_status(
+            session.connection(), [escalation.lead_id], LeadStatus.DISQUALIFIED, reason, now
         )
     return True
 

@@ -139,6 +139,9 @@ def profile_of(routing: RoutingConfig, lead: Lead) -> LeadProfile:
         country=lead.country,
         industry=lead.industry,
         language=routing.language_of(lead.country),
+        grade=lead.grade,
+        band=lead.band,
+        properties=lead.properties,
     )
 
 
@@ -149,6 +152,8 @@ def _addresses(contact: Contact) -> list[tuple[str, str]]:
             found.append((channel, contact.email))
         elif channel == "whatsapp" and contact.whatsapp:
             found.append((channel, contact.whatsapp))
+        elif channel == "sms" and contact.sms:
+            found.append((channel, contact.sms))
         elif channel == "slack" and contact.slack_env:
             found.append((channel, f"env:{contact.slack_env}"))
     return found

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -30,11 +30,14 @@ from pydantic import (
 from leadops.core.clock import known_timezone
 from leadops.core.configfile import load_model
 from leadops.core.settings import WEEKDAY_NAMES
+from leadops.models.properties import PropertyTests, check_tests, load_properties, property_mismatch
+from leadops.models.vocab import Band
 from leadops.sales.triggers import NOT_HAND_RAISES, raised_on
 
-RULES = ("account_owner", "territory", "industry", "language", "round_robin")
-MATCH_RULES = ("territory", "industry", "language")
-NotifyChannel = Literal["email", "whatsapp", "slack"]
+MATCH_RULES = ("territory", "industry", "language", "grade", "band", "properties")
+RULES = ("account_owner", *MATCH_RULES, "round_robin")
+DEFAULT_RULES = ("account_owner", "territory", "industry", "language", "round_robin")
+NotifyChannel = Literal["email", "whatsapp", "sms", "slack"]
 # The hand-off intro's channels: email, WhatsApp, or the channel the hand was raised on.
 IntroChannel = Literal["email", "whatsapp", "raised_on"]
 HTTP_URL = re.compile(r"^https?://[^\s/?#]+\.[^\s/?#]+[^\s]*$")
@@ -71,6 +74,7 @@ class Contact(_Strict):
     name: str = Field(min_length=1, max_length=100)
     email: str | None = Field(default=None, max_length=320)
     whatsapp: str | None = None
+    sms: str | None = None  # a mobile number (E.164) for text messages
     # An environment variable holding the Slack incoming-webhook URL (a secret), as env:NAME.
     slack_webhook_url: str | None = None
     notify: list[NotifyChannel] = Field(default_factory=lambda: _EMAIL_ONLY.copy(), min_length=1)
@@ -103,7 +107,7 @@ class Contact(_Strict):
             raise ValueError(f"{value!r} is not an email address")
         return value
 
-    @field_validator("whatsapp")
+    @field_validator("whatsapp", "sms")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
         if value is not None and not E164.match(value):
@@ -122,7 +126,12 @@ class Contact(_Strict):
 
     @model_validator(mode="after")
     def _reachable(self) -> Contact:
-        needs = {"email": self.email, "whatsapp": self.whatsapp, "slack": self.slack_webhook_url}
+        needs = {
+            "email": self.email,
+            "whatsapp": self.whatsapp,
+            "sms": self.sms,
+            "slack": self.slack_webhook_url,
+        }
         for index, channel in enumerate(self.notify):
             if not needs[channel]:
                 field = "slack_webhook_url" if channel == "slack" else channel
@@ -167,6 +176,13 @@ class Rep(Contact):
     territories: list[str] = Field(default_factory=list)
     industries: list[str] = Field(default_factory=list)
     languages: list[str] = Field(default_factory=list)
+    # The rep takes leads of these grades (A1 to D3) / bands, or whose custom properties
+    # pass these tests (the grade, band and properties rules).
+    grades: list[Annotated[str, StringConstraints(pattern=r"^[A-D][1-3]$")]] = Field(
+        default_factory=list
+    )
+    bands: list[Band] = Field(default_factory=list)
+    properties: PropertyTests | None = None
     weight: int = Field(default=1, ge=1, le=100)
     capacity: int = Field(default=10, ge=1)
     hours: WorkingHours = Field(default_factory=WorkingHours)
@@ -209,7 +225,7 @@ class RoutingConfig(_Strict):
     sla_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
     max_reroutes: int = Field(default=2, ge=0, le=20)
     balance_days: int = Field(default=30, ge=1, le=365)
-    rules: list[str] = Field(default_factory=lambda: list(RULES))
+    rules: list[str] = Field(default_factory=lambda: list(DEFAULT_RULES))
     regions: dict[str, list[str]] = Field(default_factory=dict)
     country_languages: dict[str, str] = Field(default_factory=dict)
     default_language: str = "en"
@@ -294,9 +310,14 @@ class RoutingConfig(_Strict):
         return None if domain in self.personal_domains else domain
 
 
-def load_routing(path: Path) -> RoutingConfig:
-    """Load and validate routing.yaml; errors are ConfigError naming file and line."""
-    return load_model(path, RoutingConfig)
+def load_routing(path: Path, config_dir: Path | None = None) -> RoutingConfig:
+    """Load and validate routing.yaml (the reps' property tests against properties.yaml
+    in `config_dir`, default the file's folder); errors are ConfigError naming file and
+    line."""
+    config = load_model(path, RoutingConfig)
+    tests = [(("reps", i, "properties"), rep.properties) for i, rep in enumerate(config.reps)]
+    check_tests(path, load_properties(config_dir or path.parent), tests)
+    return config
 
 
 # -- working hours ------------------------------------------------------------------------
@@ -345,6 +366,9 @@ class LeadProfile:
     country: str | None
     industry: str | None
     language: str
+    grade: str | None = None
+    band: str | None = None
+    properties: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -379,6 +403,13 @@ def _matches(config: RoutingConfig, rep: Rep, rule: str, lead: LeadProfile) -> b
         return bool(lead.industry) and (lead.industry or "").strip().lower() in rep.industries
     if rule == "language":
         return lead.language in rep.languages
+    if rule == "grade":
+        return lead.grade is not None and lead.grade in rep.grades
+    if rule == "band":
+        return lead.band is not None and lead.band in rep.bands
+    if rule == "properties":
+        tests = rep.properties
+        return tests is not None and property_mismatch(tests, lead.properties) is None
     raise ValueError(rule)
 
 

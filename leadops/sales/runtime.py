@@ -19,7 +19,7 @@ from leadops.sales.routing import RoutingConfig
 class EscalationRuntime:
     """Settings, database, routing.yaml, templates and channels, as the runtime loaded them.
 
-    `channels` maps email, whatsapp and slack to ChannelSenders: the very senders nurture
+    `channels` maps email, whatsapp, sms and slack to ChannelSenders: the very senders nurture
     uses (file outbox by default, the providers when configured) plus the Slack webhook.
     """
 

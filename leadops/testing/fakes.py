@@ -38,11 +38,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from leadops.delivery.sms_text import sms_segments
+
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 SENDGRID_SPEC = "sendgrid_mail_v3.json"
 TWILIO_SPEC = "twilio_api_v2010.json"
 TWILIO_MESSAGES = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Messages\.json$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+MESSAGING_SERVICE = re.compile(r"MG[0-9a-fA-F]{32}")
 
 # Scripted or random answers a fake can give instead of the normal one.
 OK = "ok"
@@ -556,7 +559,9 @@ class FakeSendGrid(FakeProvider):
 class FakeTwilio(FakeProvider):
     """POST /2010-04-01/Accounts/{Sid}/Messages.json like Twilio: 201 + message, or errors.
 
-    Free text (Body) to a number without an open session is accepted, then fails with
+    SMS goes to a plain E.164 To (no `whatsapp:` prefix) from a number or a Messaging
+    Service, and is refused with 21610 once the number replied STOP (`opted_out`).
+    Free text (Body) to a WhatsApp number without an open session is accepted, then fails with
     63016 like the real service (recorded in `late_failures`); an unknown ContentSid is
     refused with 21655 when `templates` is set.
     """
@@ -573,6 +578,7 @@ class FakeTwilio(FakeProvider):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.bad_numbers: set[str] = set()
+        self.opted_out: set[str] = set()  # SMS numbers that replied STOP (21610)
         self.open_sessions: set[str] = set()
         self.templates: set[str] | None = None
         self.late_failures: list[tuple[str, int]] = []
@@ -589,6 +595,31 @@ class FakeTwilio(FakeProvider):
             },
             **headers,
         )
+
+    def _refuse_addresses(self, form: dict[str, str], number: str) -> Any:
+        """Twilio's error for a To / From it would not send between, or None.
+
+        WhatsApp: both `whatsapp:` addresses. SMS: an E.164 To (21610 once it replied STOP,
+        `opted_out`) from an E.164 number or a Messaging Service (MessagingServiceSid)."""
+        to, sender = form.get("To", ""), form.get("From", "")
+        if not E164.match(number) or number in self.bad_numbers:
+            return self.error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        if to.startswith("whatsapp:"):
+            if not sender.startswith("whatsapp:"):
+                return self.error(
+                    400, 63007, "Twilio could not find a Channel with the From address"
+                )
+            return None
+        if sender.startswith("whatsapp:"):
+            return self.error(400, 21910, "Invalid From and To pair")
+        service = form.get("MessagingServiceSid", "")
+        if not (E164.match(sender) or MESSAGING_SERVICE.fullmatch(service)):
+            return self.error(400, 21606, "The From phone number is not a valid SMS sender")
+        if number in self.opted_out:
+            return self.error(400, 21610, "Attempt to send to unsubscribed recipient")
+        if not form.get("Body"):
+            return self.error(400, 21602, "Message body is required.")
+        return None
 
     def respond(
         self, request: Request, body: bytes, answer: str | None
@@ -617,10 +648,9 @@ class FakeTwilio(FakeProvider):
         form = {key: values[-1] for key, values in parse_qs(body.decode()).items()}
         to, sender = form.get("To", ""), form.get("From", "")
         number = to.removeprefix("whatsapp:")
-        if not to.startswith("whatsapp:") or not E164.match(number) or number in self.bad_numbers:
-            return self.error(400, 21211, f"Invalid 'To' Phone Number: {to}")
-        if not sender.startswith("whatsapp:"):
-            return self.error(400, 63007, "Twilio could not find a Channel with the From address")
+        refused = self._refuse_addresses(form, number)
+        if refused is not None:
+            return refused
         content_sid = form.get("ContentSid")
         if content_sid and self.templates is not None and content_sid not in self.templates:
             return self.error(400, 21655, "The ContentSid is Invalid")
@@ -634,7 +664,8 @@ class FakeTwilio(FakeProvider):
         if not content_sid and not form.get("Body"):
             return self.error(400, 21602, "Message body is required.")
         sid = "SM" + secrets.token_hex(16)
-        if not content_sid and number not in self.open_sessions:
+        sms = not to.startswith("whatsapp:")
+        if not content_sid and not sms and number not in self.open_sessions:
             with self._lock:
                 self.late_failures.append((sid, 63016))
         callback = form.get("StatusCallback", "")
@@ -651,9 +682,9 @@ class FakeTwilio(FakeProvider):
             "error_code": None,
             "error_message": None,
             "from": sender,
-            "messaging_service_sid": None,
+            "messaging_service_sid": form.get("MessagingServiceSid"),
             "num_media": "0",
-            "num_segments": "1",
+            "num_segments": str(sms_segments(form.get("Body", "")).segments if sms else 1),
             "price": None,
             "price_unit": "USD",
             "sid": sid,

@@ -29,7 +29,12 @@ from leadops.web.pages import UNSUBSCRIBE_LOOK, page
 router = APIRouter()
 
 BODY_BYTES = 4096  # RFC 8058 one-click posts "List-Unsubscribe=One-Click"
-CHANNELS = {"all": ("email", "whatsapp"), "email": ("email",), "whatsapp": ("whatsapp",)}
+CHANNELS = {
+    "all": ("email", "whatsapp", "sms"),
+    "email": ("email",),
+    "whatsapp": ("whatsapp",),
+    "sms": ("sms",),
+}
 
 
 def _read_token(request: Request, token: str) -> tuple[int, str] | None:

@@ -1,7 +1,8 @@
 """Provider and site webhooks: verify, store once in the inbox, answer fast.
 
 Nothing is processed here: the rescore run (flows/rescore.py) applies stored events, and
-a stored event that may raise a hand kicks the fast path (leadops.web.handoff).
+a stored event that may raise a hand kicks the fast path (leadops.web.handoff). The one
+exception is an SMS STOP, which suppresses SMS on arrival (leadops.engagement.sms_stop).
 A request that is forged, stale, malformed or too large gets a 4xx and is counted in
 webhook_rejections; an endpoint whose secret is not configured answers 503 (so the
 provider retries later) unless LEADOPS_WEBHOOKS_INSECURE_DEV is set.
@@ -17,7 +18,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from leadops.engagement import inbox
-from leadops.engagement.site import SITE_EVENTS, site_records, verify_site
+from leadops.engagement.site import site_records, verify_site
+from leadops.engagement.sms_stop import stop_sms_now
+from leadops.models.events import SITE_EVENTS
 from leadops.providers import inbound
 from leadops.providers.sendgrid.events import sendgrid_records
 from leadops.providers.sendgrid.inbound_parse import inbound_email_record
@@ -198,7 +201,8 @@ async def twilio_status(request: Request) -> Response:
 
 @router.post("/webhooks/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
-    """An inbound WhatsApp message: a reply, or an opt-out/opt-in keyword."""
+    """An inbound WhatsApp message or SMS (a From without `whatsapp:`): a reply, or an
+    opt-out, opt-in or (SMS) help keyword."""
     token = state_of(request).settings.twilio_auth_token
     try:
         _configured(request, token, "LEADOPS_TWILIO_AUTH_TOKEN")
@@ -209,6 +213,8 @@ async def twilio_inbound(request: Request) -> Response:
     except inbound.BadPayload as exc:
         return await refuse(request, inbound.TWILIO_INBOUND, malformed(str(exc)))
     await _store(request, [record])
+    state = state_of(request)
+    await run_in_threadpool(stop_sms_now, state.engine, record.payload, state.clock.now())
     return Response(EMPTY_TWIML, media_type="application/xml")
 
 

@@ -310,18 +310,22 @@ def failures(page: Path) -> list[str]:
 
 
 def write(page: Path) -> None:
-    """Replace each console block's outputs with what the commands print now."""
+    """Replace the outputs of each console block that no longer matches with what its
+    commands print now (blocks that match keep their `...` lines)."""
     lines = page.read_text(encoding="utf-8").splitlines()
     outputs: dict[int, list[tuple[str, list[str]]]] = {}
+    stale: set[int] = set()
     for outcome in run_page(page):
         if outcome.block.lang == "console":
             outputs.setdefault(outcome.block.line, []).append(
                 (outcome.step.command, outcome.actual)
             )
+            if outcome.problem:
+                stale.add(outcome.block.line)
         if outcome.problem and outcome.problem.startswith("exit"):
             print(f"{outcome.block.where}: `{outcome.step.command}`: {outcome.problem}")
     for block in sorted(blocks(page), key=lambda b: -b.line):
-        if block.line not in outputs:
+        if block.line not in stale:
             continue
         indent = FENCE.match(lines[block.line - 1]).group(1)  # type: ignore[union-attr]
         body = []

@@ -73,7 +73,7 @@ def test_templates_check_passes_and_reports_broken_template_with_line(workdir: P
 
 def test_invalid_campaign_file_names_file_and_line(workdir: Path) -> None:
     path = workdir / "config" / "campaigns" / "offer.yaml"
-    path.write_text(path.read_text().replace("channels: [email, whatsapp]", "channels: [sms]", 1))
+    path.write_text(path.read_text().replace("channels: [email, whatsapp]", "channels: [fax]", 1))
     result = runner.invoke(app, ["init"])
     assert result.exit_code != 0
     message = str(result.exception) + result.output

@@ -92,7 +92,11 @@ def test_preview_out_writes_the_rendered_html_byte_for_byte(project: Path) -> No
     ("args", "message"),
     [
         (["--part", "pdf"], "--part 'pdf' is not one of subject, txt, html, all"),
-        (["--channel", "sms"], "--channel 'sms' is not one of email, whatsapp"),
+        (["--channel", "fax"], "--channel 'fax' is not one of email, whatsapp, sms"),
+        (
+            ["--channel", "sms"],
+            "step day-1 of educate has no sms message (its channels: email, whatsapp)",
+        ),
         (["--channel", "whatsapp", "--part", "html"], "only a text part"),
         (["--part", "all", "--out", "x"], "--out writes one part"),
     ],

@@ -65,9 +65,13 @@ def test_why_explains_a_sent_a_held_and_a_skipped_step(
     sent = _step(berlin, "day-1", "email")
     assert (sent.state, sent.at, sent.reason) == ("sent", TICK, None)
     assert sent.explanation == "sent at 2026-12-01 09:00 UTC"
-    later = _step(berlin, "day-10", "email")
-    assert later.state == "not_yet_due"
+    later = _step(berlin, "day-10", "email")  # it waits for a click on day-1
+    assert later.state == "waiting_for_event"
     assert later.at == datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
+    assert later.explanation == (
+        "waiting for clicked day-1, sent 2 day(s) after it; "
+        "until 2026-12-10 09:00 UTC (day 10), sent then"
+    )
 
     los_angeles = _why(sqlite_engine, settings, ids["grace.chen@greystoneshipping.example"])
     held = _step(los_angeles, "day-1", "email")

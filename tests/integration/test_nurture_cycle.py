@@ -95,7 +95,10 @@ def test_thirty_day_cycle_sends_each_step_once_inside_local_windows(
         local = sent_at.astimezone(ZoneInfo(zone))
         assert local.weekday() < 5 and 9 <= local.hour < 18, (lead_id, step, local)
         per_lead_channel[(lead_id, campaign, channel)] += 1
-    assert set(per_lead_channel.values()) == {3}
+    sms_steps = {"connect": 2, "offer": 1}  # the sample campaigns' SMS steps
+    for (lead_id, campaign, channel), n in per_lead_channel.items():
+        assert n == (sms_steps[campaign] if channel == "sms" else 3), (lead_id, campaign)
+    assert any(channel == "sms" for _, _, channel in per_lead_channel)
 
     enrolled = {e.lead_id: e.campaign for e in enrollments}
     held_out = {e.lead_id for e in enrollments if e.arm == "holdout"}
@@ -110,6 +113,8 @@ def test_thirty_day_cycle_sends_each_step_once_inside_local_windows(
             expected.add("email")
         if lead.phone and lead.whatsapp_consent and lead.id not in held_out:
             expected.add("whatsapp")
+        if lead.phone and lead.sms_consent and campaign in sms_steps:
+            expected.add("sms")
         got = {ch for (lid, c, ch) in per_lead_channel if lid == lead.id and c == campaign}
         assert got == expected, lead.id
         steps = sorted(s for (lid, _, s, ch, _, _) in sent if lid == lead.id and ch in expected)

@@ -392,7 +392,7 @@ def test_html_report_is_self_contained(world: World, tmp_path: Path) -> None:
     report = build_report(world.engine, settings, NOW)
     path = write_html(report, tmp_path / "out" / "report.html")
     html = path.read_text()
-    assert html.count("<svg") == 4
+    assert html.count("<svg") == 7  # four charts, and three of the calibration
     assert "Funnel" in html and "Lead score distribution" in html and "sent per day" in html
     assert "Engagement per campaign step" in html and "Escalations to sales" in html
     for external in ("<script", "src=", 'href="http', "@import", "url("):
@@ -640,7 +640,7 @@ def test_stuck_checks_for_escalations_inbox_and_webhooks(engaged: Engaged) -> No
 def test_report_shows_engagement_and_escalations(engaged: Engaged, tmp_path: Path) -> None:
     report = build_report(engaged.world.engine, engaged.settings, NOW)
     html = write_html(report, tmp_path / "report.html").read_text()
-    assert html.count("<svg") == 4
+    assert html.count("<svg") == 7
     assert "<title>educate day-1 whatsapp replied: 50.0%</title>" in html
     assert "<td>20.0% (1)</td>" in html
     assert "of which past their SLA" in html

@@ -70,8 +70,8 @@ def test_scores_move_the_stage_and_the_lead_to_the_matching_campaign(h: Harness)
     assert h.lead(lead_id)["lifecycle_stage"] == "mql"
     assert report.stage_changes == {"lead->mql": 1}
     assert report.sales_ready == []
-    assert _enrollments(h, lead_id) == [
-        ("educate", "exited", "moved to connect"),
+    assert _enrollments(h, lead_id) == [  # educate's goal is becoming an MQL
+        ("educate", "goal_reached", "goal reached: Became MQL (became mql)"),
         ("connect", "active", None),
     ]
     h.tick()

@@ -15,7 +15,7 @@ from leadops.core.configfile import ConfigError
 from leadops.delivery.campaigns import Campaign, load_campaign
 from leadops.engagement.simulated import load_engagement_model, reaction
 from leadops.nurture.experiments import HOLDOUT, arm_for, variant_for
-from leadops.nurture.planner import ActiveEnrollment, next_step_due, plan_lead
+from leadops.nurture.planner import ActiveEnrollment, LeadState, next_step_due, plan_lead
 from leadops.nurture.promote import promotion
 from leadops.nurture.segments import LeadFacts, SegmentConfig
 
@@ -83,7 +83,7 @@ def test_holdout_share_and_independence_from_variants(campaign: Campaign) -> Non
     assert arm_for(campaign.model_copy(update={"holdout": 0.0}), 1) is None
 
 
-def _state(lead_id: int, active: ActiveEnrollment | None = None) -> SimpleNamespace:
+def _state(lead_id: int, active: ActiveEnrollment | None = None) -> LeadState:
     facts = LeadFacts(
         lifecycle_stage="lead",
         country="GB",
@@ -93,7 +93,7 @@ def _state(lead_id: int, active: ActiveEnrollment | None = None) -> SimpleNamesp
         score=0,
         last_active_at=START,
     )
-    return SimpleNamespace(
+    return LeadState(
         lead_id=lead_id,
         facts=facts,
         has_email=True,

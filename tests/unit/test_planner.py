@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from leadops.delivery.campaigns import Campaign, load_campaigns
+from leadops.delivery.conditions import Behaviour
 from leadops.nurture.planner import (
     ActiveEnrollment,
     LeadState,
@@ -387,3 +388,49 @@ def test_a_paused_or_ended_campaign_enrolls_nobody_and_in_flight_leads_go_on(
     active = state(active=enrollment("educate", planned=frozenset(ALL_DAY1)))
     result = plan(active, START + timedelta(days=9), ended, segments)
     assert keys(result.touches) == {("day-10", "email"), ("day-10", "whatsapp")}
+
+
+def test_the_goal_ends_the_enrollment_before_any_other_exit(campaigns, segments) -> None:  # type: ignore[no-untyped-def]
+    """Educate's goal (config/campaigns/educate.yaml) is becoming an MQL: the enrollment
+    ends as its goal reached, not as a move, and the lead enrolls in connect as a lead that
+    moved does (unless it is in sales' hands)."""
+    active = replace(
+        enrollment("educate", planned=frozenset(ALL_DAY1)),
+        behaviour=Behaviour(stage="mql", stages={"mql": START + timedelta(days=3)}),
+    )
+    lead = state(facts=lead_facts(lifecycle_stage="mql"), active=active)
+    result = plan(lead, START + timedelta(days=4), campaigns, segments)
+    assert result.goal_reached
+    assert result.exit_reason == "goal reached: Became MQL (became mql)"
+    assert result.enroll_campaign == "connect"  # and enrolls where its segment points
+    assert keys(result.touches) == ALL_DAY1
+    in_sales = replace(lead, in_sales_hands=True)
+    handed = plan(in_sales, START + timedelta(days=4), campaigns, segments)
+    assert (handed.goal_reached, handed.enroll_campaign, handed.touches) == (True, None, [])
+
+
+def test_a_waiting_step_is_planned_when_its_event_is_seen(campaigns, segments) -> None:  # type: ignore[no-untyped-def]
+    """Educate's day-10 waits for a click on day-1 and goes out two days after it: the
+    touch is written when the click is seen, due at its time."""
+    click = START + timedelta(days=1, hours=3)
+    active = enrollment("educate", planned=frozenset(ALL_DAY1))
+    lead = state(active=active)
+    assert plan(lead, START + timedelta(days=2), campaigns, segments).touches == []
+    clicked = replace(active, behaviour=Behaviour(clicked={"day-1": click}))
+    result = plan(state(active=clicked), START + timedelta(days=2), campaigns, segments)
+    assert keys(result.touches) == {("day-10", "email"), ("day-10", "whatsapp")}
+    assert {t.due_at for t in result.touches} == {click + timedelta(days=2)}
+    assert {t.skip for t in result.touches} == {None}
+
+
+def test_a_step_whose_condition_fails_is_planned_as_skipped(campaigns, segments) -> None:  # type: ignore[no-untyped-def]
+    """Offer's day-10 is not for a lead who started a trial already."""
+    active = replace(
+        enrollment("offer", planned=frozenset(ALL_DAY1)),
+        behaviour=Behaviour(events={"trial_started": START + timedelta(days=2)}),
+    )
+    lead = state(facts=lead_facts(lifecycle_stage="sql"), active=active)
+    result = plan(lead, START + timedelta(days=9), campaigns, segments)
+    assert {(t.step, t.skip, t.detail) for t in result.touches} == {
+        ("day-10", "condition_not_met", "unless: event trial_started")
+    }

@@ -128,8 +128,8 @@ def test_already_sent_skips() -> None:
 
 
 def test_unknown_channel_raises() -> None:
-    with pytest.raises(ValueError, match="sms"):
-        run("sms")
+    with pytest.raises(ValueError, match="fax"):
+        run("fax")
 
 
 # --- send window -------------------------------------------------------------------------

@@ -289,3 +289,22 @@ def test_the_intro_goes_to_hand_raises_by_default_on_the_channel_they_came_in_on
     assert shipped.rep("james").booking_url and shipped.fallback_queue.booking_url
     assert shipped.intro.channels("reply_intent") == ["whatsapp", "email"]
     assert shipped.intro.channels("imported_sql") == []
+
+
+def test_band_and_property_rules_narrow_to_the_reps_who_take_such_leads() -> None:
+    routing = config(
+        rep("ana"),
+        rep("ben", bands=["hot"]),
+        rep("cy", properties={"budget": ["approved"]}),
+        rules=["band", "properties", "round_robin"],
+    )
+
+    def chosen(**values: Any) -> tuple[str | None, str]:
+        decision = route(routing, lead(**values), now=TUESDAY_1400, loads=NOBODY)
+        return (decision.rep.key if decision.rep else None, decision.rule)
+
+    assert chosen(band="hot") == ("ben", "band")
+    assert chosen(band="cold", properties={"budget": "Approved"}) == ("cy", "properties")
+    assert chosen(band="cold") == ("ana", "round_robin")  # nobody matches: both passed over
+    with pytest.raises(ValueError, match="grades"):
+        config(rep("ana", grades=["E5"]))

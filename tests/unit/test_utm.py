@@ -10,7 +10,12 @@ import pytest
 
 from leadops.core.configfile import ConfigError
 from leadops.core.settings import Settings
-from leadops.delivery.campaigns import load_campaign
+from leadops.delivery.campaigns import (
+    CALENDAR_KEYS,
+    OPTIONAL_CAMPAIGN_KEYS,
+    OPTIONAL_STEP_KEYS,
+    load_campaign,
+)
 from leadops.delivery.compose import SAMPLE_LEAD, template_context
 from leadops.delivery.render import Renderer
 from leadops.delivery.utm import UtmConfig, tag_url, tagged_links
@@ -93,11 +98,13 @@ def test_campaign_file_utm_block_is_validated_and_keeps_old_checksums(tmp_path: 
     plain = load_campaign(path)
     assert plain.utm == UtmConfig()
     without_field = plain.model_dump(mode="json")
-    for key in ("utm", "starts_at", "ends_at", "blackout_dates", "send_days", "send_window"):
+    for key in ("utm", "sunset", *CALENDAR_KEYS, *OPTIONAL_CAMPAIGN_KEYS):
         del without_field[key]  # unset blocks are left out of the checksum
     del without_field["holdout"]  # and so are experiments, unset
     for step in without_field["steps"]:
         del step["variants"], step["metric"]
+        for key in OPTIONAL_STEP_KEYS:
+            del step[key]
     assert (
         plain.checksum()
         == hashlib.sha256(json.dumps(without_field, sort_keys=True).encode()).hexdigest()

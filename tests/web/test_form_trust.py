@@ -3,6 +3,9 @@ record and fills the empty fields its declaration allows. Nothing else, for any 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +18,7 @@ from sqlalchemy.engine import Engine
 from leadops.core.clock import SimulatedClock
 from leadops.core.settings import Settings
 from leadops.intake.config import FormSource
-from leadops.models import INBOX, LEAD_SOURCE_RECORDS, LEADS
+from leadops.models import INBOX, LEAD_FIELD_ISSUES, LEAD_SOURCE_RECORDS, LEADS
 from leadops.web.app import create_app
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -28,12 +31,14 @@ FORBIDDEN = {
     "lifecycle_stage": "sql",
     "email_consent": "true",
     "whatsapp_consent": "true",
+    "sms_consent": "true",
     "source": "partner-list",
     "crm_id": "hs-31337",
     "created_at": "2020-01-01T00:00:00Z",
     "unsubscribed_at": "2026-11-01T00:00:00Z",
     "email_suppressed_at": "2026-11-01T00:00:00Z",
     "whatsapp_suppressed_at": "2026-11-01T00:00:00Z",
+    "sms_suppressed_at": "2026-11-01T00:00:00Z",
     "score": "500",
 }
 
@@ -84,6 +89,7 @@ def test_a_new_lead_from_a_form_takes_none_of_the_forbidden_fields(
     lead = _lead(engine, "new@example.com")
     assert lead["lifecycle_stage"] == "lead"
     assert lead["email_consent"] is False and lead["whatsapp_consent"] is False
+    assert lead["sms_consent"] is False and lead["sms_suppressed_at"] is None
     assert lead["source"] == "web-form:contact-us"
     assert lead["crm_id"] is None
     assert _stored(lead["created_at"]) == NOW
@@ -157,3 +163,53 @@ def test_a_hand_raise_form_records_the_event_with_the_answers_and_no_stage_chang
     assert again.status_code == 200 and again.json()["repeated"] is True
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(INBOX)).scalar() == 1
+
+
+def test_a_form_sets_only_declared_properties_typed_and_only_where_empty(
+    client: TestClient, engine: Engine
+) -> None:
+    forged = {"grade": "A1", "band": "hot", "lead_status": "sal", "properties.budget": "approved"}
+    body = {"email": "pat@example.com", "timeline": "tomorrow", **forged}
+    assert client.post("/forms/lead?form=contact-us", json=body, headers=HEADERS).status_code == 202
+    lead = _lead(engine, "pat@example.com")
+    assert (lead["properties"], lead["lead_status"]) == (None, None)  # refused, not stored
+    assert (lead["grade"], lead["band"]) != ("A1", "hot")
+    with engine.connect() as connection:
+        flagged = connection.execute(
+            sa.select(LEAD_FIELD_ISSUES.c.field, LEAD_FIELD_ISSUES.c.reason).where(
+                LEAD_FIELD_ISSUES.c.lead_id == lead["id"]
+            )
+        ).all()
+    assert [tuple(row) for row in flagged] == [("properties.timeline", "invalid_property")]
+
+    for timeline in ("This_Quarter", "now"):  # fills the empty property, then keeps it
+        body = {"email": "pat@example.com", "timeline": timeline}
+        assert (
+            client.post("/forms/lead?form=contact-us", json=body, headers=HEADERS).status_code
+            == 202
+        )
+    assert _lead(engine, "pat@example.com")["properties"] == {"timeline": "this_quarter"}
+    with engine.connect() as connection:
+        resolved = connection.execute(
+            sa.select(LEAD_FIELD_ISSUES.c.resolved_at).where(
+                LEAD_FIELD_ISSUES.c.lead_id == lead["id"]
+            )
+        ).scalar_one()
+    assert resolved is not None  # the flag on the timeline resolved once it was filled
+
+
+def test_a_content_form_makes_an_information_qualified_lead(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEADOPS_FORM_WEBINAR_SECRET", SECRET)
+    client = TestClient(create_app(settings, engine, SimulatedClock(NOW)))
+    body = json.dumps({"email": "wes@example.com", "first_name": "Wes"}).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    response = client.post(
+        "/forms/lead?form=webinar",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Leadops-Signature": signature},
+    )
+    assert response.status_code == 202, response.text
+    lead = _lead(engine, "wes@example.com")
+    assert (lead["lead_status"], lead["status_reason"]) == ("iql", "form webinar")

@@ -31,7 +31,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from httpx import Response
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from twilio.request_validator import RequestValidator
@@ -40,7 +40,7 @@ from leadops.core.clock import SimulatedClock
 from leadops.core.tokens import sign
 from leadops.delivery.compose import UNSUBSCRIBE
 from leadops.engagement.rescore import run_inbox
-from leadops.engagement.site import SITE_EVENTS, site_signature
+from leadops.engagement.site import site_signature
 from leadops.models import (
     ESCALATIONS,
     FORM_SUBMISSIONS,
@@ -49,6 +49,7 @@ from leadops.models import (
     STAGE_CHANGES,
     WEBHOOK_REJECTIONS,
 )
+from leadops.models.events import SITE_EVENTS
 from leadops.providers.sendgrid.events import SENDGRID_EVENTS
 from leadops.runtime import load_runtime
 from leadops.sales.escalation import escalate
@@ -68,13 +69,17 @@ from tests.engagement import (
 )
 from tests.integration.test_escalation import runtime_for
 
-# A fixed budget in the suite (about 60 s on both databases); LEADOPS_FUZZ_EXAMPLES=500
-# for a longer run.
+# A fixed budget in the suite (about 60 s on both databases), the same examples on every
+# run; LEADOPS_FUZZ_EXAMPLES=500 for a longer run with new random examples. In CI a
+# failure is reported as found, not shrunk (shrinking can take minutes).
+LONG_RUN = "LEADOPS_FUZZ_EXAMPLES" in os.environ
 settings.register_profile(
     "web-fuzz",
     max_examples=int(os.environ.get("LEADOPS_FUZZ_EXAMPLES", "20")),
     deadline=None,
     database=None,
+    derandomize=not LONG_RUN,
+    phases=[p for p in Phase if not (os.environ.get("CI") and p is Phase.shrink)],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 FUZZ = settings.get_profile("web-fuzz")

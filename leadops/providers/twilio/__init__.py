@@ -1,1 +1,2 @@
-"""Twilio: sending WhatsApp messages, the X-Twilio-Signature, status and inbound callbacks."""
+"""Twilio: sending WhatsApp messages and SMS, the X-Twilio-Signature, status and inbound
+callbacks."""

@@ -1,6 +1,10 @@
-"""Twilio message status callbacks and inbound WhatsApp messages (form fields) parsed
-into inbox records, and what each means in our vocabulary (`twilio_status_event`,
-`twilio_inbound_event`; the rescore run applies it later)."""
+"""Twilio message status callbacks and inbound WhatsApp and SMS messages (form fields)
+parsed into inbox records, and what each means in our vocabulary (`twilio_status_event`,
+`twilio_inbound_event`; the rescore run applies it later).
+
+An inbound message is WhatsApp when its From has the `whatsapp:` prefix, else SMS
+(`inbound_channel`). On SMS, Twilio's Advanced Opt-Out keywords always count, whatever
+the configured ones: Twilio itself blocks the number after STOP and answers HELP."""
 
 from __future__ import annotations
 
@@ -58,6 +62,22 @@ def twilio_status_event(
     return meaning
 
 
+# Twilio Advanced Opt-Out's default SMS keywords (a message that is exactly one of them).
+SMS_OPT_OUT_KEYWORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
+)
+SMS_OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
+SMS_HELP_KEYWORDS = frozenset({"HELP", "INFO"})
+# Twilio's error for an SMS to a number that replied STOP ("unsubscribed recipient"), on
+# send and in status callbacks.
+SMS_UNSUBSCRIBED_CODE = 21610
+
+
+def inbound_channel(params: Mapping[str, Any]) -> str:
+    """The channel an inbound message came by: "whatsapp" (a `whatsapp:` From) or "sms"."""
+    return "whatsapp" if str(params.get("From", "")).startswith("whatsapp:") else "sms"
+
+
 def fold_keyword(text: str) -> str:
     """Upper case, without surrounding spaces or punctuation: how keywords are compared."""
     text = unicodedata.normalize("NFC", text).strip().upper()
@@ -72,13 +92,17 @@ def inbound_text(params: Mapping[str, Any]) -> str:
 def twilio_inbound_event(
     params: Mapping[str, Any], opt_out: Collection[str], opt_in: Collection[str]
 ) -> EventType:
-    """An inbound message is an opt-out, an opt-in (resubscribed) or a reply: a text that
-    is exactly one of the keywords (folded with `fold_keyword`) opts out or in."""
+    """An inbound message is an opt-out, an opt-in (resubscribed), a help request (SMS) or
+    a reply: a text that is exactly one of the keywords (folded with `fold_keyword`) opts
+    out or in."""
     folded = fold_keyword(inbound_text(params))
-    if folded in opt_out:
+    sms = inbound_channel(params) == "sms"
+    if folded in opt_out or (sms and folded in SMS_OPT_OUT_KEYWORDS):
         return EventType.OPTED_OUT
-    if folded in opt_in:
+    if folded in opt_in or (sms and folded in SMS_OPT_IN_KEYWORDS):
         return EventType.RESUBSCRIBED
+    if sms and folded in SMS_HELP_KEYWORDS:
+        return EventType.HELP
     return EventType.REPLIED
 
 
@@ -107,12 +131,12 @@ def twilio_status_record(params: Mapping[str, str], touch_id: int | None) -> Inb
 
 
 def twilio_inbound_record(params: Mapping[str, str]) -> InboxRecord:
-    """An inbound WhatsApp message (form fields)."""
+    """An inbound WhatsApp message or SMS (form fields)."""
     sid, sender = params.get("MessageSid", ""), params.get("From", "")
     if not sid or not sender:
         raise BadPayload("inbound message needs MessageSid and From")
     if not _SID.fullmatch(sid):
         raise BadPayload("MessageSid must be 2-64 letters and digits")
     if len(sender) > 64:
-        raise BadPayload("From must be a WhatsApp address (at most 64 characters)")
+        raise BadPayload("From must be a WhatsApp address or a number (at most 64 characters)")
     return InboxRecord(TWILIO_INBOUND, "inbound", f"tw-in:{sid}"[:200], dict(params))
