@@ -8,6 +8,7 @@ ticks inside one flow run, so a 30-day cycle takes seconds. All logic lives in l
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import (
@@ -24,6 +25,7 @@ from leadops.core.clock import SimulatedClock, SystemClock, ensure_utc
 from leadops.core.locks import LockHeld, run_lock
 from leadops.delivery.outcomes import DispatchReport
 from leadops.delivery.policy import legend
+from leadops.engagement.simulated import EngagementModel, engage, load_engagement_model
 from leadops.nurture.calendar import paused_rows
 from leadops.nurture.forecast import forecast
 from leadops.nurture.plan import PlanReport, plan_all
@@ -99,6 +101,12 @@ def dispatch_task(
 @task(name="simulate-day", cache_policy=NO_CACHE)
 def simulate_day_task(runtime: Runtime, start: datetime, end: datetime) -> int:
     return simulate(runtime, start, end).ticks
+
+
+@task(name="simulate-engagement", cache_policy=NO_CACHE)
+def engage_task(runtime: Runtime, model: EngagementModel, start: datetime, end: datetime) -> int:
+    """Leads answer the day's messages as the engagement model says; events applied."""
+    return engage(runtime, model, start, end).events_total
 
 
 def _legend_section(codes: list[str]) -> str:
@@ -202,10 +210,12 @@ def nurture_flow(
 
 
 @flow(name="simulate", flow_run_name=lambda: run_name("simulate", "start"))
-def simulate_flow(start: datetime, days: int = 30) -> dict[str, int]:
-    """Run the nurture loop through `days` simulated days from `start`, day by day."""
+def simulate_flow(start: datetime, days: int = 30, engagement: str | None = None) -> dict[str, int]:
+    """Run the nurture loop through `days` simulated days from `start`, day by day; with
+    an `engagement` model file, leads answer what they are sent."""
     logger = get_run_logger()
     runtime = build_runtime(flow_settings()).nurture()
+    model = load_engagement_model(Path(engagement)) if engagement else None
     start = ensure_utc(start)
     artifact = create_progress_artifact(progress=0.0, description=f"Simulating {days} days")
     ticks = 0
@@ -213,6 +223,8 @@ def simulate_flow(start: datetime, days: int = 30) -> dict[str, int]:
         for day in range(days):
             day_start = start + timedelta(days=day)
             ticks += simulate_day_task(runtime, day_start, day_start + timedelta(days=1))
+            if model is not None:
+                engage_task(runtime, model, day_start, day_start + timedelta(days=1))
             update_progress_artifact(
                 artifact_id=artifact,  # type: ignore[arg-type]  # sync call returns the UUID
                 progress=100.0 * (day + 1) / days,

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import RETRIES, RETRY_DELAYS, flow_settings, retry_if_transient, run_name
 from leadops.core.clock import SystemClock, ensure_utc
 from leadops.reporting import kpis, stuck
+from leadops.reporting.experiments import display_rows
 from leadops.reporting.report import Report, build_report, default_html_path, markdown, write_html
 from leadops.runtime import Runtime, build_runtime
 
@@ -60,6 +61,11 @@ def report_flow(now: datetime | None = None) -> dict[str, int]:
         key="leadops-engagement",
         table=kpis.engagement_rows(report.kpis) or [{"engagement": "no messages sent yet"}],
         description="Engagement per campaign step: unique messages, of those sent",
+    )
+    create_table_artifact(
+        key="leadops-experiments",
+        table=display_rows(report.experiments) or [{"experiments": "no A/B test or holdout"}],
+        description="A/B variants and holdouts: leads, outcomes, always-valid verdicts (mSPRT)",
     )
     create_link_artifact(
         key="leadops-report-html",

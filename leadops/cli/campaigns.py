@@ -65,8 +65,8 @@ def campaigns_list(now: NowOption = None, fmt: FormatOption = Format.TABLE) -> N
 def campaigns_show(
     campaign: CampaignArgument, now: NowOption = None, fmt: FormatOption = Format.TABLE
 ) -> None:
-    """Show one campaign: its calendar, goal, steps (with their conditions and waits)
-    and pause history.
+    """Show one campaign: its calendar, goal, holdout, steps (with their conditions, waits
+    and A/B variants) and pause history.
 
     Example: leadops campaigns show educate
     """
@@ -89,6 +89,7 @@ def campaigns_show(
         "blackout_dates": ", ".join(day.isoformat() for day in found.blackout_dates) or None,
         "send_days": ", ".join(found.send_days) if found.send_days else "settings",
         "send_window": f"{window.start:%H:%M}-{window.end:%H:%M}" if window else "settings",
+        "holdout": f"{found.holdout:.0%}" if found.holdout else None,
         "goal": found.goal.describe() if found.goal else None,
     }
     steps = [
@@ -97,6 +98,11 @@ def campaigns_show(
             "day": s.day,
             "name": s.name,
             "channels": ", ".join(s.channels),
+            "variants": ", ".join(
+                f"{v.key} (weight {v.weight}" + (f", day {v.day})" if v.day else ")")
+                for v in s.variants
+            )
+            or None,
             "rules": s.rules() or None,
         }
         for s in found.steps
@@ -121,7 +127,7 @@ def campaigns_show(
         fmt,
         title=f"Campaign {campaign}",
     )
-    emit(steps, ["step", "day", "name", "channels", "rules"], fmt, title="Steps")
+    emit(steps, ["step", "day", "name", "channels", "rules", "variants"], fmt, title="Steps")
     emit(pauses, list(pauses[0]) if pauses else ["paused_at"], fmt, title="Pauses")
 
 
@@ -236,3 +242,126 @@ def campaigns_forecast(
                 f"steps with conditions or waits, counted on their day: {', '.join(ruled)}",
                 highlight=False,
             )
+
+
+RESULT_COLUMNS = [
+    "kind",
+    "step",
+    "arm",
+    "assigned",
+    "sent",
+    "delivered",
+    "clicked",
+    "replied",
+    "goal",
+    "sql",
+    "metric",
+    "rate",
+    "difference",
+    "low",
+    "high",
+    "p_value",
+    "verdict",
+    "keep",
+    "goal_lift",
+    "goal_low",
+    "goal_high",
+]
+RESULT_TABLE_COLUMNS = [*RESULT_COLUMNS[:11], "rate", "difference", "interval", "verdict"]
+
+
+def _percent(value: float | None) -> str | None:
+    return None if value is None else f"{value:+.2%}"
+
+
+@campaigns_app.command("results")
+def campaigns_results(campaign: CampaignArgument, fmt: FormatOption = Format.TABLE) -> None:
+    """A campaign's A/B tests and holdout: per variant and arm, leads assigned, sent,
+    delivered, clicked, replied, goal and SQL reached; each test's always-valid verdict
+    (mSPRT, safe to read every day) and the campaign's lift over its holdout.
+
+    Example: leadops campaigns results educate --format json
+    """
+    from leadops.reporting.experiments import campaign_results
+    from leadops.reporting.sequential import MIN_SAMPLE
+
+    runtime = _runtime(_settings())
+    found = runtime.campaigns.get(campaign)
+    if found is None:
+        raise CliError(
+            f"unknown campaign {campaign!r} (known: {', '.join(sorted(runtime.campaigns))})"
+        )
+    with runtime.engine.connect() as conn:
+        results = campaign_results(conn, found)
+    rows = results.rows()
+    if fmt != Format.TABLE:
+        emit(rows, RESULT_COLUMNS, fmt)
+        return
+    shown = [
+        {
+            **row,
+            "rate": f"{row['rate']:.2%}",
+            "difference": _percent(row["difference"]),
+            "interval": None
+            if row["low"] is None
+            else f"{_percent(row['low'])} to {_percent(row['high'])}",
+        }
+        for row in rows
+    ]
+    emit(shown, RESULT_TABLE_COLUMNS, fmt, title=f"Campaign {campaign}: experiments and holdout")
+    for experiment in results.experiments:
+        result = experiment.verdict
+        console.print(
+            f"{experiment.step} ({experiment.metric}): {result.status}, send "
+            f"{result.keep}: {result.reason}",
+            highlight=False,
+        )
+    for name, lift in results.lift.items():
+        console.print(
+            f"lift over the holdout ({name} reached): {lift.difference:+.2%} "
+            f"({lift.low:+.2%} to {lift.high:+.2%}, 95% always-valid)",
+            highlight=False,
+        )
+    if results.holdout_share and not results.lift:
+        console.print(
+            f"lift over the holdout: too early (fewer than {MIN_SAMPLE} leads in an arm)",
+            highlight=False,
+        )
+    if not results.experiments and not results.holdout_share:
+        console.print(f"{campaign} has no experiment or holdout results yet", highlight=False)
+
+
+@campaigns_app.command("promote")
+def campaigns_promote(
+    campaign: CampaignArgument,
+    step: Annotated[str, typer.Argument(help="The step whose test ended.")],
+    variant: Annotated[str, typer.Argument(help="The variant every new lead gets.")],
+    write: Annotated[
+        bool, typer.Option("--write", help="Write the edit to the campaign file.")
+    ] = False,
+) -> None:
+    """Promote a variant: print the campaign file edit (the other variants' weight to 0)
+    for review, or write it with --write. Leads already enrolled keep their version.
+
+    Example: leadops campaigns promote educate day-1 b --write
+    """
+    from leadops.core.configfile import ConfigError
+    from leadops.nurture.promote import promotion
+
+    settings = _settings()
+    path = settings.config_dir / "campaigns" / f"{campaign}.yaml"
+    try:
+        edit = promotion(path, step, variant)
+    except (ConfigError, KeyError) as exc:
+        raise CliError(str(exc)) from exc
+    if not edit.diff:
+        console.print(f"{campaign}/{step}: {variant} already gets every new lead")
+        return
+    typer.echo(edit.diff, nl=False)
+    if write:
+        edit.write()
+        console.print(
+            f"wrote {path}: new leads get {variant} on {step} from the next tick", highlight=False
+        )
+    else:
+        console.print("not written: review the edit, then run again with --write")

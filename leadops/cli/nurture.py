@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -132,17 +133,31 @@ def simulate(
     no_prefect: Annotated[
         bool, typer.Option("--no-prefect", help="Run the stages directly, without a flow run.")
     ] = False,
+    engagement: Annotated[
+        Path | None,
+        typer.Option(
+            "--engagement",
+            help="An engagement model file (open, click, reply rates per step and variant; "
+            "seeded): leads answer what they are sent, and scores and results follow.",
+        ),
+    ] = None,
 ) -> None:
     """Simulate the nurture loop over DAYS days, jumping from one due moment to the next.
 
-    Example: leadops simulate --days 30 --start 2026-12-01T00:00Z
+    Example: leadops simulate --days 30 --engagement config/engagement.yaml
     """
     from leadops.core import progress
+    from leadops.core.configfile import ConfigError
+    from leadops.engagement.simulated import engage, load_engagement_model
     from leadops.nurture.tick import simulate as run_simulation
 
     settings = _settings()
     runtime = _runtime(settings)
     begin = _instant(start)
+    try:
+        model = load_engagement_model(engagement) if engagement else None
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
     bar = Progress(
         TextColumn("[bold]simulating[/]"),
         BarColumn(),
@@ -162,12 +177,17 @@ def simulate(
                 with _interruptible("the simulation", flow_run=False):
                     for day in range(days):
                         day_start = begin + timedelta(days=day)
-                        run_simulation(runtime, day_start, day_start + timedelta(days=1))
+                        day_end = day_start + timedelta(days=1)
+                        run_simulation(runtime, day_start, day_end)
+                        if model is not None:
+                            engage(runtime, model, day_start, day_end)
                         progress.notify((day + 1) / days, f"day {day + 1} of {days}")
             else:
                 from flows.nurture import simulate_flow
 
                 with _interruptible("the simulation"):
-                    simulate_flow(start=begin, days=days)
+                    simulate_flow(
+                        start=begin, days=days, engagement=str(engagement) if engagement else None
+                    )
     end = begin + timedelta(days=days)
     _print_summary(runtime.engine, f"Simulated {begin:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")

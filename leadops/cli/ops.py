@@ -53,7 +53,11 @@ def report(
     if fmt == Format.TABLE:
         _report_tables(result)
     else:
-        emit_sections(report_sections(result.kpis, result.stuck), fmt)
+        sections = report_sections(result.kpis, result.stuck)
+        sections["experiments"] = [
+            {"campaign": r.campaign, **row} for r in result.experiments for row in r.rows()
+        ]
+        emit_sections(sections, fmt)
     if html is not None:
         (console if fmt == Format.TABLE else err).print(
             f"HTML report written to {write_html(result, html)}"
@@ -65,6 +69,7 @@ def report(
 
 def _report_tables(result: Report) -> None:
     from leadops.reporting import calibration, kpis, stuck
+    from leadops.reporting.experiments import display_rows
     from leadops.reporting.qualification import qualification_rows
 
     k = result.kpis
@@ -83,6 +88,9 @@ def _report_tables(result: Report) -> None:
         "Calibration: conversion by score decile, band and grade": calibration.group_rows(k),
         f"Stuck work: {result.stuck.total} (threshold {result.stuck.threshold})": (
             stuck.finding_rows(result.stuck)
+        ),
+        "Experiments and holdouts (leadops campaigns results NAME)": display_rows(
+            result.experiments
         ),
     }
     emit_sections(

@@ -94,6 +94,13 @@ def templates_preview(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the part to this file, byte for byte.")
     ] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="An A/B variant of the step (default: with --lead, the lead's own; else none).",
+        ),
+    ] = None,
 ) -> None:
     """Print a rendered message: one part exactly as it is sent (or, with --out, write
     it to a file), or all parts labelled. An SMS is shown as a lead's first SMS (with the
@@ -109,7 +116,7 @@ def templates_preview(
         raise CliError(f"a {channel} message has only a text part, not --part {part}")
     if out is not None and part == "all":
         raise CliError("--out writes one part: use --part subject, txt or html")
-    parts, notes = _rendered_parts(campaign, step, channel, lead)
+    parts, notes = _rendered_parts(campaign, step, channel, lead, variant)
     if out is not None:
         data = parts[part].encode("utf-8")
         out.write_bytes(data)
@@ -142,7 +149,7 @@ def _line_ended(text: str) -> str:
 
 
 def _rendered_parts(
-    campaign: str, step: str, channel: str, lead: int | None
+    campaign: str, step: str, channel: str, lead: int | None, variant: str | None = None
 ) -> tuple[dict[str, str], list[str]]:
     """The message's parts by name (subject, txt and html for email, txt for WhatsApp and
     SMS: an SMS as the lead's first), and notes for stderr (an SMS's segments)."""
@@ -153,6 +160,7 @@ def _rendered_parts(
         unsubscribe_url,
     )
     from leadops.delivery.render import RenderError
+    from leadops.nurture.experiments import variant_for
     from leadops.views.leads import lead_template_context
 
     runtime = _build(_settings())
@@ -166,7 +174,11 @@ def _rendered_parts(
             raise CliError(f"no lead with id {lead}")
         sample, unsubscribe = found, unsubscribe_url(settings, lead)
     try:
-        channels = campaigns[campaign].step(step).channels
+        found_step = campaigns[campaign].step(step)
+        if variant is None and lead is not None:
+            variant = variant_for(campaign, found_step, lead)
+        found_step.variant(variant)
+        channels = found_step.channels
     except KeyError as exc:
         raise CliError(str(exc.args[0])) from exc
     if channel not in channels:
@@ -181,6 +193,7 @@ def _rendered_parts(
         settings=settings,
         unsubscribe=unsubscribe,
         channel=channel,
+        variant=variant,
     )
     renderer = runtime.renderer
     try:
@@ -190,8 +203,8 @@ def _rendered_parts(
             notes = _segment_notes(body, sender, settings.sms_max_segments)
             return {"txt": first_sms(body, sender)}, notes
         if channel == "whatsapp":
-            return {"txt": renderer.whatsapp(campaign, step, context)}, []
-        email = renderer.email(campaign, step, context)
+            return {"txt": renderer.whatsapp(campaign, step, context, variant)}, []
+        email = renderer.email(campaign, step, context, variant)
     except RenderError as exc:
         raise CliError(str(exc)) from exc
     return {"subject": email.subject, "txt": email.text, "html": email.html}, []

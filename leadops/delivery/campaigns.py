@@ -7,7 +7,7 @@ import json
 import re
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func
@@ -24,6 +24,50 @@ CAMPAIGN_KEY_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
 
 
+def check_whatsapp_template(value: dict[str, Any]) -> dict[str, Any]:
+    """`content_sid` (an approved template, HX + 32 hex) and its `content_variables`,
+    each a Jinja expression over the template context, e.g. "{{ lead.first_name }}"."""
+    unknown = set(value) - {"content_sid", "content_variables"}
+    if unknown:
+        raise ValueError(f"unknown whatsapp key(s) {sorted(unknown)}")
+    sid = value.get("content_sid")
+    if sid is not None and not (isinstance(sid, str) and CONTENT_SID.fullmatch(sid)):
+        raise ValueError(f"content_sid {sid!r} is not a Twilio ContentSid (HX + 32 hex)")
+    variables = value.get("content_variables", {})
+    if not isinstance(variables, dict) or not all(
+        isinstance(k, str | int) and isinstance(v, str) for k, v in variables.items()
+    ):
+        raise ValueError("content_variables must map names to template strings")
+    if variables and sid is None:
+        raise ValueError("content_variables given without a content_sid")
+    return value
+
+
+# What an experiment counts as success for each lead who got the step: a click on one of
+# its emails, a WhatsApp reply to it, or the campaign's goal (never an open: privacy
+# proxies open emails nobody read).
+ExperimentMetric = Literal["clicked", "replied", "goal"]
+
+
+class Variant(BaseModel):
+    """One arm of a step's A/B test: its own templates (templates/email/<campaign>/
+    <step>.<variant>.<part>.j2, each part falling back to the step's), and optionally
+    its own send day and WhatsApp template. The first variant is the control."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=CAMPAIGN_KEY_PATTERN, max_length=32)
+    weight: int = Field(default=1, ge=0, le=1000)  # 0: no new lead gets it (promoted away)
+    name: str = ""
+    day: int | None = Field(default=None, ge=1)
+    whatsapp: dict[str, Any] | None = None
+
+    @field_validator("whatsapp")
+    @classmethod
+    def _whatsapp_template(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_whatsapp_template(value)
+
+
 class Step(BaseModel):
     """One message of a sequence: sent on `day` of the cycle on each of `channels`."""
 
@@ -34,6 +78,10 @@ class Step(BaseModel):
     name: str
     channels: tuple[Channel, ...] = Field(min_length=1)
     whatsapp: dict[str, Any] = Field(default_factory=dict)
+    # An A/B test of this step (leadops.nurture.experiments): two or more variants with
+    # weights, judged on `metric` (default: clicked when the step has email, else replied).
+    variants: tuple[Variant, ...] = ()
+    metric: ExperimentMetric | None = None
     # Behaviour rules (leadops.delivery.conditions): sent only `when` the condition holds
     # and not if `unless` holds, else skipped; `wait_for` an event until the step's day.
     when: Condition | None = Field(default=None, description="sent only when this holds")
@@ -56,22 +104,7 @@ class Step(BaseModel):
     @field_validator("whatsapp")
     @classmethod
     def _whatsapp_template(cls, value: dict[str, Any]) -> dict[str, Any]:
-        """`content_sid` (an approved template, HX + 32 hex) and its `content_variables`,
-        each a Jinja expression over the template context, e.g. "{{ lead.first_name }}"."""
-        unknown = set(value) - {"content_sid", "content_variables"}
-        if unknown:
-            raise ValueError(f"unknown whatsapp key(s) {sorted(unknown)}")
-        sid = value.get("content_sid")
-        if sid is not None and not (isinstance(sid, str) and CONTENT_SID.fullmatch(sid)):
-            raise ValueError(f"content_sid {sid!r} is not a Twilio ContentSid (HX + 32 hex)")
-        variables = value.get("content_variables", {})
-        if not isinstance(variables, dict) or not all(
-            isinstance(k, str | int) and isinstance(v, str) for k, v in variables.items()
-        ):
-            raise ValueError("content_variables must map names to template strings")
-        if variables and sid is None:
-            raise ValueError("content_variables given without a content_sid")
-        return value
+        return check_whatsapp_template(value)
 
     @field_validator("channels")
     @classmethod
@@ -79,6 +112,50 @@ class Step(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("a channel is listed twice")
         return value
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: tuple[Variant, ...]) -> tuple[Variant, ...]:
+        if len(value) == 1:
+            raise ValueError("an A/B test needs at least two variants (the first is the control)")
+        keys = [variant.key for variant in value]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ValueError(f"variant keys must be unique, {repeated} used twice")
+        if value and not any(variant.weight for variant in value):
+            raise ValueError("at least one variant needs a weight above 0")
+        return value
+
+    @model_validator(mode="after")
+    def _metric_needs_variants(self) -> Step:
+        if self.metric is not None and not self.variants:
+            raise ValueError("metric: a metric is set but the step has no variants")
+        return self
+
+    def variant(self, key: str | None) -> Variant | None:
+        """The variant `key` of this step (None for None: the step itself)."""
+        if key is None:
+            return None
+        for variant in self.variants:
+            if variant.key == key:
+                return variant
+        raise KeyError(f"step {self.key!r} has no variant {key!r}")
+
+    def day_of(self, variant: str | None) -> int:
+        """The send day of the step for a lead on `variant`."""
+        chosen = self.variant(variant)
+        return chosen.day if chosen is not None and chosen.day is not None else self.day
+
+    def whatsapp_of(self, variant: str | None) -> dict[str, Any]:
+        """The WhatsApp template of the step for a lead on `variant`."""
+        chosen = self.variant(variant)
+        return chosen.whatsapp if chosen is not None and chosen.whatsapp else self.whatsapp
+
+    @property
+    def experiment_metric(self) -> ExperimentMetric:
+        if self.metric is not None:
+            return self.metric
+        return "clicked" if Channel.EMAIL in self.channels else "replied"
 
 
 class SendHours(BaseModel):
@@ -131,6 +208,9 @@ class Campaign(BaseModel):
     blackout_dates: tuple[date, ...] = ()
     send_days: tuple[str, ...] | None = None
     send_window: SendHours | None = None
+    # The share of enrolling leads held out (enrolled with arm "holdout", sent nothing),
+    # to measure the lift of the whole campaign (leadops.nurture.experiments).
+    holdout: float = Field(default=0.0, ge=0.0, le=0.5)
     # The campaign ends for a lead when its goal happens (leadops.delivery.conditions).
     goal: Goal | None = Field(default=None, description="the campaign ends when it happens")
 
@@ -201,6 +281,12 @@ class Campaign(BaseModel):
                 )
             if index and step.day < self.steps[index - 1].day:
                 raise ValueError(f"steps.{index}.day: steps must be in day order")
+            for number, variant in enumerate(step.variants):
+                if variant.day is not None and variant.day > self.cycle_days:
+                    raise ValueError(
+                        f"steps.{index}.variants.{number}.day: variant {variant.key!r} is on "
+                        f"day {variant.day}, after the {self.cycle_days}-day cycle"
+                    )
             for rule in OPTIONAL_STEP_KEYS:
                 condition = getattr(step, rule)
                 for name in ("opened", "clicked"):
@@ -235,6 +321,11 @@ class Campaign(BaseModel):
                     del step[key]
         if self.utm == UtmConfig():  # a campaign without a `utm:` block keeps its checksum
             del data["utm"]
+        if not self.holdout:  # the same for a campaign without experiments
+            del data["holdout"]
+        for step in data["steps"]:
+            if not step["variants"] and step["metric"] is None:
+                del step["variants"], step["metric"]
         if not self.sunset:  # nor one without `sunset: true`
             del data["sunset"]
         canonical = json.dumps(data, sort_keys=True)

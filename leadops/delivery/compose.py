@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import product
 from typing import Any
 
 from leadops.core.settings import Settings
@@ -88,10 +89,12 @@ def template_context(
     settings: Settings,
     unsubscribe: str,
     channel: str = Channel.EMAIL,
+    variant: str | None = None,
 ) -> dict[str, Any]:
     """Everything a template may use (see templates/README.md); the campaign's links carry
     the UTM tags of this step on `channel` (leadops.delivery.utm)."""
     step = campaign.step(step_key)
+    day = step.day_of(variant)
     return {
         "lead": lead,
         "rep": {
@@ -108,7 +111,7 @@ def template_context(
             "email": settings.sender_email,
         },
         "campaign": {"key": campaign.key, "name": campaign.name},
-        "step": {"key": step.key, "day": step.day, "name": step.name},
+        "step": {"key": step.key, "day": day, "name": step.name, "variant": variant},
         "links": tagged_links(
             campaign.links,
             campaign.utm,
@@ -131,12 +134,12 @@ def compose(
     renderer: Renderer,
     settings: Settings,
     now: datetime,
+    variant: str | None = None,
     first_to_lead: bool = False,
 ) -> OutgoingMessage:
-    """Render the touch's templates for this lead. Raises RenderError on a broken template.
-
-    `first_to_lead`: no SMS went to this lead before (an SMS then names the sender and
-    carries the opt-out line, leadops.delivery.sms_text.first_sms)."""
+    """Render the touch's templates (its A/B `variant`'s where it has them) for this lead;
+    `first_to_lead`: the lead's first SMS (it then names the sender and carries the opt-out
+    line, leadops.delivery.sms_text.first_sms). Raises RenderError on a broken template."""
     assert lead.id is not None
     unsubscribe = unsubscribe_url(settings, lead.id)
     context = template_context(
@@ -146,10 +149,11 @@ def compose(
         settings=settings,
         unsubscribe=unsubscribe,
         channel=channel,
+        variant=variant,
     )
     if channel == Channel.EMAIL:
         assert lead.email is not None
-        email = renderer.email(campaign.key, step_key, context)
+        email = renderer.email(campaign.key, step_key, context, variant)
         return OutgoingMessage(
             touch_id=touch_id,
             lead_id=lead.id,
@@ -167,7 +171,7 @@ def compose(
         )
     assert lead.phone is not None
     if channel == Channel.SMS:
-        body = renderer.text(Channel.SMS, campaign.key, step_key, context)
+        body = renderer.text(Channel.SMS, campaign.key, step_key, context, variant)
         return OutgoingMessage(
             touch_id=touch_id,
             lead_id=lead.id,
@@ -178,7 +182,7 @@ def compose(
             created_at=now,
             body=first_sms(body, settings.resolved_sms_sender) if first_to_lead else body,
         )
-    template = campaign.step(step_key).whatsapp
+    template = campaign.step(step_key).whatsapp_of(variant)
     variables = {
         str(name): renderer.render_string(
             source, context, where=f"campaign {campaign.key} {step_key} content_variables.{name}"
@@ -193,7 +197,7 @@ def compose(
         campaign=campaign.key,
         step=step_key,
         created_at=now,
-        body=renderer.whatsapp(campaign.key, step_key, context),
+        body=renderer.whatsapp(campaign.key, step_key, context, variant),
         unsubscribe_url=unsubscribe,
         session_open=whatsapp_session_open(lead, now, settings.whatsapp_session_hours),
         content_sid=template.get("content_sid", ""),
@@ -256,29 +260,32 @@ def check_all_templates(
     result = TemplateCheck()
     for campaign in campaigns.values():
         for step in campaign.steps:
-            for channel in step.channels:
-                for sample in samples:
-                    context = template_context(
-                        lead=sample,
-                        campaign=campaign,
-                        step_key=step.key,
-                        settings=settings,
-                        unsubscribe=unsubscribe,
-                        channel=channel,
-                    )
-                    result.tried += 1
-                    try:
-                        if channel == "email":
-                            errors = renderer.email_errors(campaign.key, step.key, context)
-                            if errors:
-                                result.errors.extend(errors)
-                                continue
-                        else:
-                            body = renderer.text(channel, campaign.key, step.key, context)
-                            if channel == Channel.SMS:
-                                where = f"{campaign.key}/{step.key}"
-                                result.count_sms(where, body, settings.resolved_sms_sender)
-                        result.rendered += 1
-                    except RenderError as exc:
-                        result.errors.append(exc)
+            variants: list[str | None] = [variant.key for variant in step.variants] or [None]
+            for channel, variant, sample in product(step.channels, variants, samples):
+                context = template_context(
+                    lead=sample,
+                    campaign=campaign,
+                    step_key=step.key,
+                    settings=settings,
+                    unsubscribe=unsubscribe,
+                    channel=channel,
+                    variant=variant,
+                )
+                result.tried += 1
+                try:
+                    if channel == "email":
+                        errors = renderer.email_errors(campaign.key, step.key, context, variant)
+                        if errors:
+                            result.errors.extend(errors)
+                            continue
+                    else:
+                        body = renderer.text(channel, campaign.key, step.key, context, variant)
+                        if channel == Channel.SMS:
+                            where = f"{campaign.key}/{step.key}" + (
+                                f".{variant}" if variant else ""
+                            )
+                            result.count_sms(where, body, settings.resolved_sms_sender)
+                    result.rendered += 1
+                except RenderError as exc:
+                    result.errors.append(exc)
     return result

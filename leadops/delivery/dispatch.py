@@ -170,8 +170,7 @@ class Dispatcher:
         )
         if self.engine.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
-        # Materialized: picked once. (As a plain IN subquery PostgreSQL may run it again
-        # for the rows it meant to update, and each run skips the rows the last one locked.)
+        # Materialized: picked once (a plain IN subquery PostgreSQL may run again, skipping rows).
         picked = due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
         with signals_held(), self.engine.begin() as conn:
             rows = conn.execute(
@@ -410,6 +409,7 @@ class Dispatcher:
             channel=touch.channel,
             campaign=campaign,
             step_key=touch.step,
+            variant=touch.variant,
             renderer=self.renderer,
             settings=self.settings,
             now=now,

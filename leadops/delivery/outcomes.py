@@ -42,6 +42,7 @@ class ClaimedTouch(NamedTuple):
     step: str
     channel: str
     attempts: int
+    variant: str | None = None  # the step's A/B variant (touches.variant)
 
 
 CLAIMED_COLUMNS = ClaimedTouch._fields

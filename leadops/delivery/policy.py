@@ -66,6 +66,7 @@ REASON_MEANINGS: dict[str, str] = {
     Reason.SMS_QUIET_HOURS: "SMS waits for 08:00-21:00 in the lead's time zone (quiet hours)",
     "dead_letter": "set aside after an unexpected error; `leadops deadletters retry` puts it back",
     "enrollment_ended": "the lead's enrollment ended before this step went out",
+    "holdout": "the lead is in the campaign's holdout: sent nothing, to measure its lift",
     "escalated": "the lead was handed to sales; nurture stops",
     "replied": "the lead replied; nurture stops so a person can answer",
     "unsubscribe": "the lead unsubscribed (unsubscribe link or SendGrid unsubscribe)",

@@ -2,7 +2,8 @@
 
 Templates live in templates/email/<campaign>/<step>.{subject,html,txt}.j2 and
 templates/whatsapp/<campaign>/<step>.txt.j2 (SMS: templates/sms/<campaign>/<step>.txt.j2).
-Undefined names are errors (StrictUndefined)
+An A/B variant of a step may have its own parts, <step>.<variant>.<part>.j2 (e.g.
+day-1.b.subject.j2); a part it lacks is the step's. Undefined names are errors (StrictUndefined)
 and HTML is autoescaped. Every failure becomes a RenderError naming template and line.
 """
 
@@ -47,12 +48,16 @@ class RenderedEmail:
     text: str
 
 
-def template_names(channel: str, campaign: str, step: str) -> dict[str, str]:
+def template_names(
+    channel: str, campaign: str, step: str, variant: str | None = None
+) -> dict[str, str]:
+    """The template of each part of a message (a variant's own, without fallback)."""
+    name = f"{step}.{variant}" if variant else step
     if channel == Channel.EMAIL:
-        base = f"email/{campaign}/{step}"
+        base = f"email/{campaign}/{name}"
         return {part: f"{base}.{part}.j2" for part in ("subject", "html", "txt")}
     if channel in (Channel.WHATSAPP, Channel.SMS):
-        return {"body": f"{channel}/{campaign}/{step}.txt.j2"}
+        return {"body": f"{channel}/{campaign}/{name}.txt.j2"}
     raise ValueError(f"unknown channel {channel!r}")
 
 
@@ -109,6 +114,16 @@ class Renderer:
         self.reported.add(str(exc))
         log.error("touch %s held (logged once; other touches wait too): %s", touch_id, exc)
 
+    def names(
+        self, channel: str, campaign: str, step: str, variant: str | None = None
+    ) -> dict[str, str]:
+        """The templates a message renders: each part the variant has, else the step's."""
+        names = template_names(channel, campaign, step)
+        if variant:
+            own = template_names(channel, campaign, step, variant)
+            names |= {part: n for part, n in own.items() if (self.templates_dir / n).is_file()}
+        return names
+
     def _relative(self, path: str) -> str:
         try:
             return Path(path).resolve().relative_to(self.templates_dir.resolve()).as_posix()
@@ -145,8 +160,10 @@ class Renderer:
             raise RenderError(name, None, "subject renders empty")
         return subject
 
-    def email(self, campaign: str, step: str, context: dict[str, Any]) -> RenderedEmail:
-        names = template_names(Channel.EMAIL, campaign, step)
+    def email(
+        self, campaign: str, step: str, context: dict[str, Any], variant: str | None = None
+    ) -> RenderedEmail:
+        names = self.names(Channel.EMAIL, campaign, step, variant)
         subject = self._subject(names["subject"], context)
         return RenderedEmail(
             subject=subject,
@@ -154,23 +171,35 @@ class Renderer:
             text=self.render(names["txt"], context),
         )
 
-    def email_errors(self, campaign: str, step: str, context: dict[str, Any]) -> list[RenderError]:
+    def email_errors(
+        self, campaign: str, step: str, context: dict[str, Any], variant: str | None = None
+    ) -> list[RenderError]:
         """Every part of an email (subject, html, txt) that fails to render; `email`
         stops at the first."""
         errors = []
-        for part, name in template_names(Channel.EMAIL, campaign, step).items():
+        for part, name in self.names(Channel.EMAIL, campaign, step, variant).items():
             try:
                 self._subject(name, context) if part == "subject" else self.render(name, context)
             except RenderError as exc:
                 errors.append(exc)
         return errors
 
-    def whatsapp(self, campaign: str, step: str, context: dict[str, Any]) -> str:
-        return self.text(Channel.WHATSAPP, campaign, step, context)
+    def whatsapp(
+        self, campaign: str, step: str, context: dict[str, Any], variant: str | None = None
+    ) -> str:
+        return self.text(Channel.WHATSAPP, campaign, step, context, variant)
 
-    def text(self, channel: str, campaign: str, step: str, context: dict[str, Any]) -> str:
-        """The body of a WhatsApp message or an SMS, stripped; empty is an error."""
-        name = template_names(channel, campaign, step)["body"]
+    def text(
+        self,
+        channel: str,
+        campaign: str,
+        step: str,
+        context: dict[str, Any],
+        variant: str | None = None,
+    ) -> str:
+        """The body of a WhatsApp message or an SMS (its A/B variant's where it has its
+        own), stripped; empty is an error."""
+        name = self.names(channel, campaign, step, variant)["body"]
         body = self.render(name, context).strip()
         if not body:
             raise RenderError(name, None, "message renders empty")

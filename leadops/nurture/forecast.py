@@ -10,7 +10,9 @@ due and retry time (leadops.nurture.tick.next_event), so the projection is what 
 simulation over the same days sends.
 
 Leads alike in everything those rules look at get the same sends, so each batch's leads
-are grouped by that profile (`_Projector.profile`) and each profile is projected once.
+are grouped by that profile (`_Projector.profile`) and each profile is projected once;
+a lead's holdout draw and A/B variants (leadops.nurture.experiments: hashes of its id)
+are applied to its own projection.
 Inactivity counts only through when each inactivity rule starts to match: before the
 horizon, inside it (the moment itself) or after it.
 
@@ -42,6 +44,7 @@ from leadops.delivery.policy import (
     contact_facts,
     decide,
 )
+from leadops.nurture.experiments import HOLDOUT, arm_for, variant_for
 from leadops.nurture.forecast_load import Batch, Lead, batches
 from leadops.nurture.planner import (
     ActiveEnrollment,
@@ -113,7 +116,9 @@ class Forecast:
 _Profile = tuple[tuple[Any, ...], tuple[Any, ...], Any, Any]
 # The campaign a lead follows in the horizon (from when, steps already planned), or None;
 # and the campaign it waits for.
-_Followed = tuple[tuple[Campaign, datetime, frozenset[tuple[str, str]]] | None, str | None]
+# (the campaign followed, its start, the steps planned, whether it is the active
+# enrollment) or None, and the campaign the lead waits for
+_Followed = tuple[tuple[Campaign, datetime, frozenset[tuple[str, str]], bool] | None, str | None]
 
 
 @dataclass(order=True)
@@ -145,6 +150,7 @@ def _state(lead: Lead, batch: Batch) -> LeadState:
             started_at=active.started_at,
             planned=active.planned,
             open_touches=active.open_touches,
+            arm=active.arm,
         ),
         past_campaigns=batch.past.get(lead.id, frozenset()),
         in_sales_hands=lead.id in batch.escalated,
@@ -181,6 +187,13 @@ class _Projector:
             }
         )
         self.campaign_of_segment = {r.segment: r.campaign for r in runtime.segments.rules}
+        # The campaigns whose holdout or A/B variants (that move a step's day) change what
+        # a lead is sent: each lead's draws in them are part of its profile.
+        self.experiments = [
+            (c, tuple(step for step in c.steps if any(v.day for v in step.variants)))
+            for c in runtime.campaigns.values()
+            if c.holdout or any(v.day for step in c.steps for v in step.variants)
+        ]
         # Scores and company sizes count only by the rules' thresholds they reach.
         when = [r.when for r in runtime.segments.rules]
         self.score_steps = sorted({w.score_at_least for w in when if w.score_at_least is not None})
@@ -226,6 +239,10 @@ class _Projector:
             batch.active.get(lead_id),
             batch.past.get(lead_id),
             lead_id in batch.escalated,
+            tuple(
+                (arm_for(c, lead_id), *(variant_for(c.key, step, lead_id) for step in steps))
+                for c, steps in self.experiments
+            ),
         )
         contact = (
             lead.email and "@",
@@ -268,11 +285,11 @@ class _Projector:
                 paused=self.paused,
             )
             if plan.enroll_campaign is not None:
-                return (self.runtime.campaigns[plan.enroll_campaign], at, frozenset()), None
+                return (self.runtime.campaigns[plan.enroll_campaign], at, frozenset(), False), None
             if at == self.start and state.active and not plan.exit_reason:
                 active = state.active
                 campaign = stored.loaded()[active.campaign_version_id]
-                return (campaign, active.started_at, active.planned), None
+                return (campaign, active.started_at, active.planned, True), None
             if at == self.start and state.in_sales_hands:
                 return None, None
             if at == self.start and not state.active:
@@ -299,11 +316,14 @@ class _Projector:
         campaign: Campaign | None = None
         if followed is not None:
             state = state or _state(lead, batch)
-            campaign, started_at, planned = followed
-            for planned_step in campaign.steps:
-                due = step_due_at(started_at, planned_step.day)
+            campaign, started_at, planned, existing = followed
+            active = batch.active.get(lead.id)
+            arm = (active.arm if active else None) if existing else arm_for(campaign, lead.id)
+            for planned_step in () if arm == HOLDOUT else campaign.steps:
+                variant = variant_for(campaign.key, planned_step, lead.id)
+                due = step_due_at(started_at, planned_step.day_of(variant))
                 if due >= self.end:
-                    break
+                    continue
                 for channel in channels_for(state, planned_step.channels):
                     if (planned_step.key, channel) not in planned:
                         event = _Event(

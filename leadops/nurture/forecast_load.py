@@ -81,6 +81,7 @@ class ActiveRow:
     started_at: datetime
     planned: frozenset[tuple[str, str]]  # (step, channel) touches that already exist
     open_touches: int  # touches not yet final
+    arm: str | None = None  # "holdout": the lead is sent nothing
 
 
 @dataclass
@@ -118,16 +119,16 @@ def _load(session: Session, leads: list[Lead], now: datetime) -> Batch:
     batch = Batch(leads=leads)
     e = ENROLLMENTS.c
     past: dict[int, set[str]] = {}
-    active: dict[int, tuple[int, str, int, datetime]] = {}
+    active: dict[int, tuple[int, str, int, datetime, str | None]] = {}
     enrollments = session.execute(
-        select(e.lead_id, e.id, e.campaign, e.campaign_version_id, e.status, e.started_at).where(
-            e.lead_id.between(first, last)
-        )
+        select(
+            e.lead_id, e.id, e.campaign, e.campaign_version_id, e.status, e.started_at, e.arm
+        ).where(e.lead_id.between(first, last))
     ).all()
-    for lead_id, enrollment_id, campaign, version_id, status, started_at in enrollments:
+    for lead_id, enrollment_id, campaign, version_id, status, started_at, arm in enrollments:
         past.setdefault(lead_id, set()).add(campaign)
         if status == EnrollmentStatus.ACTIVE:
-            active[lead_id] = (enrollment_id, campaign, version_id, started_at)
+            active[lead_id] = (enrollment_id, campaign, version_id, started_at, arm)
     batch.past = {lead_id: frozenset(campaigns) for lead_id, campaigns in past.items()}
     s = ESCALATIONS.c
     batch.escalated = set(
@@ -145,7 +146,7 @@ def _load(session: Session, leads: list[Lead], now: datetime) -> Batch:
 def _touches(
     session: Session,
     batch: Batch,
-    active: dict[int, tuple[int, str, int, datetime]],
+    active: dict[int, tuple[int, str, int, datetime, str | None]],
     now: datetime,
 ) -> None:
     """The batch's touches: pending ones, recent sends, and what the active enrollments
@@ -183,6 +184,7 @@ def _touches(
             started_at=started_at,
             planned=frozenset(planned.get(enrollment_id, ())),
             open_touches=open_count[enrollment_id],
+            arm=arm,
         )
-        for lead_id, (enrollment_id, campaign, version_id, started_at) in active.items()
+        for lead_id, (enrollment_id, campaign, version_id, started_at, arm) in active.items()
     }

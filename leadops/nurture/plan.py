@@ -210,6 +210,7 @@ def _states(
                 started_at=enrollment.started_at,
                 planned=frozenset(planned.get(enrollment.id, set())),
                 open_touches=open_count[enrollment.id],
+                arm=enrollment.arm,
                 behaviour=behaviours.get(enrollment.id, lead_behaviour(lead)),
             ),
             past_campaigns=frozenset(past.get(lead.id, set())),
@@ -282,6 +283,7 @@ def _apply(
                 "segment": plan.segment,
                 "status": EnrollmentStatus.ACTIVE,
                 "started_at": now,
+                "arm": plan.enroll_arm,
             }
         )
         touches = writes.waiting.setdefault(plan.lead_id, [])
@@ -299,6 +301,7 @@ def _apply(
                     "step": due.step,
                     "step_day": due.step_day,
                     "channel": due.channel,
+                    "variant": due.variant,
                     # a new touch starts here (touch_states); a step whose rules say
                     # not to send it is recorded as skipped, with why
                     "status": SKIPPED_AT_PLANNING if due.skip else INITIAL_STATUS,

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from leadops.delivery.campaigns import Campaign
 from leadops.delivery.conditions import Behaviour, step_timing
 from leadops.models.vocab import Channel
+from leadops.nurture.experiments import HOLDOUT, arm_for, variant_for
 from leadops.nurture.segments import LeadFacts, SegmentConfig, choose_rule
 
 
@@ -25,6 +26,7 @@ class ActiveEnrollment:
     started_at: datetime
     planned: frozenset[tuple[str, str]]  # (step, channel) touches that already exist
     open_touches: int  # touches not yet final (pending, held, claimed, sending)
+    arm: str | None = None  # "holdout": enrolled to measure the campaign's lift, sent nothing
     behaviour: Behaviour = field(default_factory=Behaviour)  # what it did in this enrollment
 
 
@@ -52,6 +54,7 @@ class DueTouch:
     due_at: datetime
     skip: str | None = None  # written as skipped with this reason code (a step condition)
     detail: str | None = None  # what the condition found, for `leadops leads why`
+    variant: str | None = None  # the step's A/B variant for this lead (None: no test)
 
 
 @dataclass
@@ -63,6 +66,7 @@ class Plan:
     complete: bool = False  # the active enrollment has finished its cycle
     sunset: bool = False  # ... a sunset campaign's cycle, without engaging during it
     enroll_campaign: str | None = None  # start a new enrollment in this campaign now
+    enroll_arm: str | None = None  # the new enrollment's arm ("holdout" or None)
     touches: list[DueTouch] = field(default_factory=list)
 
     @property
@@ -96,15 +100,18 @@ def due_touches(
     now: datetime,
     behaviour: Behaviour | None = None,
 ) -> list[DueTouch]:
-    """The touches to write now: steps due by their day, or by the event they wait for
-    (due later, maybe), and steps whose condition failed (written as skipped)."""
+    """The touches to write now: steps due by their day (the lead's A/B variant's day, as a
+    variant may move a step), or by the event they wait for (due later, maybe), and steps
+    whose condition failed (written as skipped)."""
     touches = []
     for step in campaign.steps:
         channels = [c for c in channels_for(state, step.channels) if (step.key, c) not in planned]
         if not channels:
             continue
+        variant = variant_for(campaign.key, step, state.lead_id)
+        day = step.day_of(variant)
         timing = step_timing(
-            day_due=step_due_at(started_at, step.day),
+            day_due=step_due_at(started_at, day),
             now=now,
             behaviour=behaviour or state.behaviour,
             when=step.when,
@@ -115,7 +122,15 @@ def due_touches(
             continue
         for channel in channels:
             touches.append(
-                DueTouch(step.key, step.day, channel, timing.due_at, timing.skip, timing.detail)
+                DueTouch(
+                    step.key,
+                    day,
+                    channel,
+                    timing.due_at,
+                    skip=timing.skip,
+                    detail=timing.detail,
+                    variant=variant,
+                )
             )
     return touches
 
@@ -164,6 +179,10 @@ def plan_lead(
 
     if active is not None:
         campaign = enrolled_campaigns[active.campaign_version_id]
+        if active.arm == HOLDOUT:  # held out: never planned, so nothing can be sent
+            cycle_end = active.started_at + timedelta(days=campaign.cycle_days)
+            plan.complete = now >= cycle_end and active.open_touches == 0
+            return plan
         plan.touches = due_touches(
             state, campaign, active.started_at, active.planned, now, active.behaviour
         )
@@ -182,16 +201,26 @@ def plan_lead(
         and rule.campaign not in paused
         and campaigns[rule.campaign].enrolls_at(now)
     ):
+        campaign = campaigns[rule.campaign]
         plan.enroll_campaign = rule.campaign
-        plan.touches = due_touches(state, campaigns[rule.campaign], now, frozenset(), now)
+        plan.enroll_arm = arm_for(campaign, state.lead_id)
+        if plan.enroll_arm != HOLDOUT:
+            plan.touches = due_touches(state, campaign, now, frozenset(), now)
     return plan
 
 
 def next_step_due(campaign: Campaign, started_at: datetime, after: datetime) -> datetime | None:
-    """When the enrollment next needs the planner: its next step, or the end of its cycle."""
-    for step in campaign.steps:
-        due = step_due_at(started_at, step.day)
+    """When the enrollment next needs the planner: its next step (on any variant's
+    day), or the end of its cycle."""
+    days = sorted({step.day for step in campaign.steps} | variant_days(campaign))
+    for day in days:
+        due = step_due_at(started_at, day)
         if due > after:
             return due
     end = started_at + timedelta(days=campaign.cycle_days)
     return end if end > after else None
+
+
+def variant_days(campaign: Campaign) -> set[int]:
+    """The send days variants move steps to."""
+    return {variant.day for step in campaign.steps for variant in step.variants if variant.day}

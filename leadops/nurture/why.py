@@ -39,6 +39,7 @@ from leadops.models import (
     TouchStatus,
 )
 from leadops.models.vocab import Channel
+from leadops.nurture.experiments import HOLDOUT, variant_for
 from leadops.nurture.planner import step_due_at
 from leadops.nurture.segments import LeadFacts, SegmentConfig, choose_rule, first_forms, mismatch
 
@@ -208,6 +209,8 @@ def _untouched_state(
     """A step with no touch row yet: not due, waiting for consent, or never to be sent."""
     due = step_due_at(enrollment.started_at, day)
     block = _consent_block(lead, channel, now)
+    if enrollment.arm == HOLDOUT:
+        return "not_sent", due, HOLDOUT, f"not sent: {reason_meaning(HOLDOUT)}"
     if enrollment.status != EnrollmentStatus.ACTIVE:
         ended = f"the enrollment ended at {_at(enrollment.ended_at)} ({enrollment.end_reason})"
         return "not_sent", due, "enrollment_ended", f"not sent: {ended}, due {_at(due)}"
@@ -243,15 +246,16 @@ def _enrollment_steps(
 ) -> list[StepWhy]:
     steps = []
     for step in campaign.steps:
+        day = step.day_of(variant_for(campaign.key, step, lead.id or 0))  # its A/B variant's
         for channel in step.channels:
             touch = touches.pop((enrollment.id, step.key, channel.value), None)
             if touch is not None:
                 state = _touch_state(touch, now)
             else:
-                state = _untouched_state(lead, enrollment, step.day, channel.value, now)
+                state = _untouched_state(lead, enrollment, day, channel.value, now)
                 if step.wait_for is not None and state[0] == "not_yet_due":
-                    state = _waiting(step.wait_for, step.day, *state)
-            steps.append(StepWhy(campaign.key, step.key, step.day, channel.value, *state))
+                    state = _waiting(step.wait_for, day, *state)
+            steps.append(StepWhy(campaign.key, step.key, day, channel.value, *state))
     return steps
 
 
@@ -292,6 +296,7 @@ def explain_lead(
                 "started_at": enrollment.started_at,
                 "ended_at": enrollment.ended_at,
                 "end_reason": enrollment.end_reason,
+                "arm": enrollment.arm,
             }
         )
         campaign = stored.get(session, enrollment.campaign_version_id)

@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 
 from leadops.reporting import calibration
+from leadops.reporting.experiments import CampaignResults, display_rows
 from leadops.reporting.kpi_figures import KpiReport
 from leadops.reporting.kpis import (
     cost_rows,
@@ -304,7 +305,28 @@ def _days_label(days: Sequence[tuple[date, int]]) -> list[tuple[str, int]]:
     return [(f"{d:%m-%d}", n) for d, n in days]
 
 
-def render(kpis: KpiReport, stuck: StuckReport, *, title: str = "leadops report") -> str:
+EXPERIMENTS_NOTE = """<p class="sub">Leads per A/B variant and per arm (the campaign's leads and
+its holdout, who are sent nothing). A test compares each variant's rate of its metric (of
+the leads it was sent to) with the control's, by a sequential test that stays valid
+however often it is read (mSPRT); its interval is a 95% always-valid interval of the
+difference. Below 200 leads per variant it says &ldquo;too early&rdquo;; until proven it
+is &ldquo;inconclusive&rdquo; and the control is kept. The campaign row's difference and
+interval are its lift in SQL reached over the holdout.</p>"""
+
+
+def _experiments(results: Sequence[CampaignResults]) -> str:
+    if not results:
+        return ""
+    return f"<h2>Experiments and holdouts</h2>{EXPERIMENTS_NOTE}{_table(display_rows(results))}"
+
+
+def render(
+    kpis: KpiReport,
+    stuck: StuckReport,
+    *,
+    title: str = "leadops report",
+    experiments: Sequence[CampaignResults] = (),
+) -> str:
     """The whole page as one HTML string."""
     cards = "".join(
         f'<div class="card"><span>{escape(r["kpi"])}</span><b>{escape(r["value"])}</b>'
@@ -366,6 +388,7 @@ Opens by mail privacy proxies are not opens.</p>
 <p class="sub">Per campaign with a goal: the enrollments the goal ended; per step: of the
 enrollments sent that step, those that reached the goal after it went out.</p>
 {_table(goal_rows(kpis), "no campaign has a goal")}
+{_experiments(experiments)}
 {missing_section}
 </main></body></html>
 """

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from leadops.core.settings import Settings
+from leadops.delivery.campaigns import load_campaigns
 from leadops.reporting import calibration, kpis, stuck
 from leadops.reporting import html as report_html
+from leadops.reporting.experiments import CampaignResults, all_results, display_rows
 from leadops.reporting.kpi_figures import KpiReport
 from leadops.reporting.qualification import qualification_rows
 
@@ -24,6 +26,7 @@ from leadops.reporting.qualification import qualification_rows
 class Report:
     kpis: KpiReport
     stuck: stuck.StuckReport
+    experiments: list[CampaignResults] = field(default_factory=list)  # A/B tests, holdouts
 
     @property
     def now(self) -> datetime:
@@ -41,14 +44,25 @@ def build_report(engine: Engine, settings: Settings, now: datetime) -> Report:
             stuck_after=timedelta(hours=settings.stuck_after_hours),
             lookback=timedelta(hours=settings.stuck_lookback_hours),
         ),
+        experiments=_experiments(engine, settings),
     )
+
+
+def _experiments(engine: Engine, settings: Settings) -> list[CampaignResults]:
+    """The A/B tests and holdouts of the campaign files (none without campaign files)."""
+    if not any((settings.config_dir / "campaigns").glob("*.yaml")):
+        return []
+    return all_results(engine, load_campaigns(settings.config_dir))
 
 
 def write_html(report: Report, path: Path) -> Path:
     """Write the self-contained HTML page; returns the absolute path."""
     path = path.expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html.render(report.kpis, report.stuck), encoding="utf-8")
+    path.write_text(
+        report_html.render(report.kpis, report.stuck, experiments=report.experiments),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -104,6 +118,8 @@ def markdown(report: Report, html_path: Path | None = None) -> str:
         markdown_table(calibration.rule_rows(k)),
         "## Calibration: conversion by score decile, band and grade\n",
         markdown_table(calibration.group_rows(k)),
+        "## Experiments and holdouts\n",
+        markdown_table(display_rows(report.experiments)),
     ]
     if k.missing:
         parts += [

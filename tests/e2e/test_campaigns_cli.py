@@ -96,3 +96,32 @@ def test_forecast_formats_and_pause_resume_records(workdir: Path) -> None:
         runner.invoke(app, ["campaigns", "pause", "nope"], catch_exceptions=False)
     with pytest.raises(CliError, match="is not paused"):
         runner.invoke(app, ["campaigns", "resume", "educate"], catch_exceptions=False)
+
+
+def test_results_and_promote_a_winner(workdir: Path) -> None:
+    invoke("init")
+    invoke("leads", "import", "config/sample_leads.csv", "--now", "2026-12-01T08:00Z")
+    invoke("simulate", "--days", "1", "--start", "2026-12-01T08:00Z", "--no-prefect",
+           "--engagement", "config/engagement.yaml")  # fmt: skip
+    rows = json.loads(invoke("campaigns", "results", "re-engage", "--format", "json"))
+    assert [(row["kind"], row["arm"]) for row in rows] == [
+        ("variant", "a"),
+        ("variant", "b"),
+        ("arm", "campaign"),
+        ("arm", "holdout"),
+    ]
+    assert all(isinstance(row["sent"], int) for row in rows)
+    assert rows[0]["verdict"] == "too early" and rows[0]["keep"] == "a"
+    assert rows[3]["assigned"] > 0 and rows[3]["sent"] == 0  # the holdout got nothing
+    path = workdir / "config" / "campaigns" / "re-engage.yaml"
+    before = path.read_text()
+    printed = invoke("campaigns", "promote", "re-engage", "day-1", "b")
+    assert "-        weight: 1\n+        weight: 0\n" in printed and "not written" in printed
+    assert path.read_text() == before
+    written = invoke("campaigns", "promote", "re-engage", "day-1", "b", "--write")
+    assert "new leads get b on day-1 from the next" in written
+    assert "weight: 0" in path.read_text() and "# A/B tests and the holdout" in path.read_text()
+    with pytest.raises(CliError, match=r"re-engage\.yaml: step 'day-1' has no variant 'z'"):
+        invoke("campaigns", "promote", "re-engage", "day-1", "z")
+    with pytest.raises(CliError, match="unknown campaign 'nope'"):
+        invoke("campaigns", "results", "nope")

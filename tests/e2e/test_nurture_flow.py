@@ -171,6 +171,7 @@ def test_overlapping_nurture_run_is_skipped_and_report_flow_fails_on_stuck_work(
         "leadops-report",
         "leadops-stuck-work",
         "leadops-engagement",
+        "leadops-experiments",
         "leadops-report-html",
     } <= runs[0][2]
 

@@ -101,15 +101,17 @@ def test_thirty_day_cycle_sends_each_step_once_inside_local_windows(
     assert any(channel == "sms" for _, _, channel in per_lead_channel)
 
     enrolled = {e.lead_id: e.campaign for e in enrollments}
+    held_out = {e.lead_id for e in enrollments if e.arm == "holdout"}
+    assert held_out  # re-engage holds out 10% of its leads: they are sent nothing
     for lead in leads:
         if lead.lifecycle_stage == "customer":
             assert lead.id not in enrolled
             continue
         campaign = enrolled[lead.id]
         expected = set()
-        if lead.email and lead.email_consent:
+        if lead.email and lead.email_consent and lead.id not in held_out:
             expected.add("email")
-        if lead.phone and lead.whatsapp_consent:
+        if lead.phone and lead.whatsapp_consent and lead.id not in held_out:
             expected.add("whatsapp")
         if lead.phone and lead.sms_consent and campaign in sms_steps:
             expected.add("sms")
