@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from leadops.core.db import make_engine, session_scope, upgrade
+from leadops.core.settings import get_settings
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
 from leadops.ops.prefect_stack import LocalStack, PrefectCommandError, prefect_executable
@@ -48,6 +49,19 @@ FAST_STACK_ENV = {
     "PREFECT_WORKER_QUERY_SECONDS": "2",
     "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
 }
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A project folder as `leadops init` expects it (config and templates copied), the
+    working directory for the test; settings are read afresh inside it."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    monkeypatch.setenv("LEADOPS_CONFIG_FILE", str(tmp_path / "config" / "leadops.toml"))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
 
 
 def make_project(folder: Path, now: datetime) -> Path:

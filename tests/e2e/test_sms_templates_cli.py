@@ -3,36 +3,21 @@ a warning above LEADOPS_SMS_MAX_SEGMENTS."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from leadops.cli import app
-from leadops.core.settings import get_settings
 from leadops.delivery.sms_text import OPT_OUT_LINE, sms_segments
-from tests.conftest import ROOT
 
 runner = CliRunner()
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    monkeypatch.setenv("LEADOPS_CONFIG_FILE", str(tmp_path / "config" / "leadops.toml"))
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
-
-
 def test_check_lists_segments_and_warns_above_the_limit(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    offer = project / "templates" / "sms" / "offer" / "day-1.txt.j2"
+    offer = workdir / "templates" / "sms" / "offer" / "day-1.txt.j2"
     offer.write_text("Hi {{ lead.first_name or 'there' }} 👋 a demo? {{ links.demo_url }}\n")
     monkeypatch.setenv("LEADOPS_SMS_MAX_SEGMENTS", "2")
     result = runner.invoke(app, ["templates", "check"])
@@ -46,7 +31,7 @@ def test_check_lists_segments_and_warns_above_the_limit(
     assert "LEADOPS_SMS_MAX_SEGMENTS=2" in result.stderr
 
 
-def test_preview_prints_the_first_sms_and_its_segments(project: Path) -> None:
+def test_preview_prints_the_first_sms_and_its_segments(workdir: Path) -> None:
     result = runner.invoke(app, ["templates", "preview", "offer", "day-1", "--channel", "sms"])
     assert result.exit_code == 0, result.output
     text = result.stdout.removesuffix("\n")

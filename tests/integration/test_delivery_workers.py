@@ -26,14 +26,8 @@ LEADS = 100
 
 
 def _database_url(engine: Engine, tmp_path: Path) -> str:
-    """The URL a worker process connects with, reaching the same database (and, on
-    PostgreSQL, the test's own schema)."""
-    if engine.dialect.name == "sqlite":
-        return str(engine.url)
-    with engine.connect() as conn:
-        schema = conn.execute(sa.text("select current_schema()")).scalar_one()
-    url = engine.url.update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
+    """The URL a worker process connects with, reaching the same database."""
+    return engine.url.render_as_string(hide_password=False)
 
 
 def test_two_worker_processes_send_every_touch_exactly_once(

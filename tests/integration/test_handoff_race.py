@@ -24,14 +24,8 @@ ROUNDS = 2
 
 
 def second_engine(engine: Engine) -> Engine:
-    """Another engine on the same database (PostgreSQL: the same schema), as another
-    process has."""
-    url = engine.url.render_as_string(hide_password=False)
-    if engine.dialect.name == "sqlite":
-        return make_engine(url)
-    with engine.connect() as connection:
-        path = connection.exec_driver_sql("SHOW search_path").scalar_one()
-    return sa.create_engine(url, connect_args={"options": f"-csearch_path={path}"})
+    """Another engine on the same database, as another process has."""
+    return make_engine(engine.url.render_as_string(hide_password=False))
 
 
 @pytest.fixture
