@@ -25,8 +25,9 @@ the claim skips rows another worker has locked (SKIP LOCKED); on SQLite the clai
 UPDATE takes the write lock and only turns rows that are still `pending` into claimed
 ones, and each worker then reads back only the rows carrying its token, so no row is ever
 claimed by two workers. Rows a stopped process left `claimed` or `sending` are resolved by
-the lease rules above (`recover_stale`), never re-sent while in doubt. A signal waits for
-the write transaction in progress (leadops.core.interrupts): none is cut in half.
+the lease rules above (`recover_stale`), never re-sent while in doubt. Ctrl-C and SIGTERM
+wait (leadops.core.interrupts) for a write transaction, and for a chunk marked `sending`
+until all of it is in flight: the clean-up then records or returns every row of it.
 """
 
 from __future__ import annotations
@@ -109,11 +110,9 @@ class Dispatcher:
     # -- recovery -----------------------------------------------------------------------
 
     def recover_stale(self) -> int:
-        """Release expired claims: unsent rows go back to pending, in-flight ones are resolved.
-
-        A `sending` row whose lease expired belonged to a dispatcher that died mid-request:
-        it becomes `sent` if the channel can prove delivery, otherwise `ambiguous`.
-        """
+        """Release expired claims: unsent rows go back to pending; a `sending` row (its
+        dispatcher died mid-request) becomes `sent` if the channel can prove delivery,
+        otherwise `ambiguous`."""
         now = self.clock.now()
         recovered = 0
         t = TOUCHES.c
@@ -188,10 +187,8 @@ class Dispatcher:
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, *, progress: ProgressCallback | None = None) -> DispatchReport:
-        """Dispatch every touch that is due now, batch by batch, until none is left.
-
-        Sending is pipelined: while one chunk is on the wire, the next is decided and
-        rendered, and the next batch is claimed."""
+        """Dispatch every touch that is due now, batch by batch, until none is left. Sending
+        is pipelined: while one chunk is on the wire, the next is decided and rendered."""
         report = DispatchReport()
         report.recovered = self.recover_stale()
         pools = {
@@ -293,15 +290,18 @@ class Dispatcher:
                 chunk = batch[start : start + flight.chunk]
                 ready = self._decide_chunk(chunk, loaded, now, report, outcomes, dead)
                 if ready:
-                    # One transaction per chunk: its `sending` mark and the outcomes so far.
-                    with signals_held(), conn.begin():
-                        self._record_attempts(flight.take_finished(), report, conn)
-                        owned = self._mark_sending(token, ready, conn)
-                    for touch, message in ready:
-                        if touch.id not in owned:
-                            log.warning("touch %s was taken over by another dispatcher", touch.id)
-                            continue
-                        flight.submit(token, touch, message, pools[touch.channel].submit(message))
+                    # One transaction per chunk (its `sending` mark and the outcomes so far);
+                    # a signal waits until all of the chunk is in flight.
+                    with signals_held():
+                        with conn.begin():
+                            self._record_attempts(flight.take_finished(), report, conn)
+                            owned = self._mark_sending(token, ready, conn)
+                        for touch, message in ready:
+                            if touch.id not in owned:
+                                log.warning("touch %s taken over by another dispatcher", touch.id)
+                                continue
+                            pool = pools[touch.channel]
+                            flight.submit(token, touch, message, pool.submit(message))
                 flight.drain(flight.chunk)
             with signals_held(), conn.begin():
                 self._record_attempts(flight.take_finished(), report, conn)
@@ -437,9 +437,9 @@ class Dispatcher:
     def _mark_sending(
         self, token: str, chunk: list[tuple[ClaimedTouch, OutgoingMessage]], conn: Connection
     ) -> set[int]:
-        """Commit the chunk as `sending` (the point of no automatic return); only rows this
-        dispatcher still owns are returned, and only those may be sent. (A claim that
-        outlived its lease may have been taken over by another dispatcher.)"""
+        """Commit the chunk as `sending` (the point of no automatic return); returns the rows
+        this dispatcher still owns, the only ones it may send (a claim past its lease may
+        have been taken over)."""
         now = self.clock.now()
         t = TOUCHES.c
         lease = now + timedelta(seconds=self.settings.claim_lease_seconds)

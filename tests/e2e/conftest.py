@@ -52,7 +52,7 @@ FAST_STACK_ENV = {
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A project folder as `leadops init` expects it (config and templates copied), the
     working directory for the test; settings are read afresh inside it."""
     monkeypatch.chdir(tmp_path)

@@ -21,9 +21,9 @@ def invoke(*args: str) -> str:
     return result.stdout
 
 
-def test_grade_band_status_and_properties_in_list_and_show(workdir: Path) -> None:
+def test_grade_band_status_and_properties_in_list_and_show(project_dir: Path) -> None:
     invoke("init")
-    (workdir / "bant.csv").write_text(
+    (project_dir / "bant.csv").write_text(
         "email,job_title,company_size,industry,country,email_consent,Budget,Need\n"
         "nora@helix-bio.example,VP Sales,500,software,GB,true,Approved,high\n"
     )

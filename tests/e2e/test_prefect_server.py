@@ -9,6 +9,7 @@ with the reason, where the server cannot start. The stack is shared by the sessi
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 from leadops.ops.prefect_stack import LocalStack
 from tests.e2e.conftest import REAL_STACK
@@ -26,10 +27,13 @@ def test_deploy_and_run_nurture_on_a_prefect_server(prefect_stack: LocalStack) -
     assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 * * * *"]
     assert {"leadops", "nurture"} <= set(deployment["tags"])
 
-    run_id = stack.run_deployment("nurture/hourly", {"now": "2026-12-02T15:00:00Z"})
+    # A tick ten days after the stack's leads were imported (with the real clock): whatever
+    # other tests' runs sent before, its steps are due now.
+    tick = (datetime.now(UTC) + timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
+    run_id = stack.run_deployment("nurture/hourly", {"now": tick.isoformat()})
     run = stack.wait_for_run(run_id, timeout=75)
     assert run["state"]["type"] == "COMPLETED", stack.log_tail("worker") + "\n" + str(run["state"])
-    assert run["name"] == "nurture-2026-12-02T15:00Z"
+    assert run["name"] == f"nurture-{tick:%Y-%m-%dT%H:%M}Z"
 
     artifacts = stack.api(
         "POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}

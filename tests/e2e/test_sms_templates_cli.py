@@ -15,9 +15,9 @@ runner = CliRunner()
 
 
 def test_check_lists_segments_and_warns_above_the_limit(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    offer = workdir / "templates" / "sms" / "offer" / "day-1.txt.j2"
+    offer = project_dir / "templates" / "sms" / "offer" / "day-1.txt.j2"
     offer.write_text("Hi {{ lead.first_name or 'there' }} 👋 a demo? {{ links.demo_url }}\n")
     monkeypatch.setenv("LEADOPS_SMS_MAX_SEGMENTS", "2")
     result = runner.invoke(app, ["templates", "check"])
@@ -31,7 +31,7 @@ def test_check_lists_segments_and_warns_above_the_limit(
     assert "LEADOPS_SMS_MAX_SEGMENTS=2" in result.stderr
 
 
-def test_preview_prints_the_first_sms_and_its_segments(workdir: Path) -> None:
+def test_preview_prints_the_first_sms_and_its_segments(project_dir: Path) -> None:
     result = runner.invoke(app, ["templates", "preview", "offer", "day-1", "--channel", "sms"])
     assert result.exit_code == 0, result.output
     text = result.stdout.removesuffix("\n")
