@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,21 +10,15 @@ import typer.main
 from typer.testing import CliRunner
 
 from leadops.cli import app
-from leadops.core.settings import Settings, get_settings
+from leadops.core.settings import Settings
 from tests.conftest import ROOT
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    monkeypatch.setenv("LEADOPS_CONFIG_FILE", str(tmp_path / "config" / "leadops.toml"))
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
+def workdir(project_dir: Path) -> Path:
+    return project_dir  # tests/e2e/conftest.py
 
 
 def invoke(*args: str) -> str:

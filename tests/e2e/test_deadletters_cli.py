@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,21 +20,14 @@ from leadops.core.settings import get_settings
 from leadops.engagement import inbox
 from leadops.models import INBOX
 from leadops.providers import inbound
-from tests.conftest import ROOT
 
 runner = CliRunner()
 AT = "2026-12-01T09:30Z"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    monkeypatch.setenv("LEADOPS_CONFIG_FILE", str(tmp_path / "config" / "leadops.toml"))
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
+def workdir(project_dir: Path) -> Path:
+    return project_dir  # tests/e2e/conftest.py
 
 
 def invoke(*args: str, code: int = 0) -> str:

@@ -6,28 +6,20 @@ import csv
 import io
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from leadops.cli import app
-from leadops.core.settings import get_settings
 from tests.conftest import ROOT
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    monkeypatch.setenv("LEADOPS_CONFIG_FILE", str(tmp_path / "config" / "leadops.toml"))
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
+def workdir(project_dir: Path) -> Path:
+    return project_dir  # tests/e2e/conftest.py
 
 
 def invoke(*args: str, code: int = 0) -> str:
