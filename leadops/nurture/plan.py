@@ -129,9 +129,9 @@ def _lead_batches(session: Session, partition: Partition = WHOLE) -> Iterator[li
 def _behaviours(
     session: Session,
     stored: StoredCampaigns,
-    leads: list[LeadRow],
     active: dict[int, Enrollment],
     first_touch: dict[int, datetime],
+    now_of: dict[int, Behaviour],
 ) -> dict[int, Behaviour]:
     """The behaviour of the active enrollments whose campaign version has step rules or
     a goal (by enrollment id); the others need none. An enrollment's behaviour counts from
@@ -145,7 +145,6 @@ def _behaviours(
                 enrollment.started_at, first_touch.get(enrollment.id, enrollment.started_at)
             )
             ruled.append(Enrolled(enrollment.id, enrollment.lead_id, began))
-    now_of = {lead.id: lead_behaviour(lead) for lead in leads}
     return enrollment_behaviour(session.connection(), ruled, now_of)
 
 
@@ -188,7 +187,8 @@ def _states(
             first_touch[enrollment_id] = min(created, first_touch.get(enrollment_id, created))
 
     forms = first_forms(session, ids)
-    behaviours = _behaviours(session, stored, leads, active, first_touch)
+    now_of = {lead.id: lead_behaviour(lead) for lead in leads}  # score, stage... now
+    behaviours = _behaviours(session, stored, active, first_touch, now_of)
     result = []
     for lead in leads:
         assert lead.id is not None
@@ -211,11 +211,11 @@ def _states(
                 planned=frozenset(planned.get(enrollment.id, set())),
                 open_touches=open_count[enrollment.id],
                 arm=enrollment.arm,
-                behaviour=behaviours.get(enrollment.id, lead_behaviour(lead)),
+                behaviour=behaviours.get(enrollment.id, now_of[lead.id]),
             ),
             past_campaigns=frozenset(past.get(lead.id, set())),
             in_sales_hands=lead.id in escalated,
-            behaviour=lead_behaviour(lead),
+            behaviour=now_of[lead.id],
             sunset=SuppressionReason.SUNSET
             in (
                 lead.email_suppression_reason,
