@@ -2,7 +2,7 @@
 
 - `vocab`: enums and status sets (stages, channels, statuses), no ORM;
 - `types`: `UTCDateTime` and the timestamp column helper;
-- `leads`, `nurture`, `intake`, `engagement`, `sales`, `ops`: the tables, with their Core
+- `leads`, `nurture`, `intake`, `engagement`, `sales`, `crm`, `ops`: the tables, with their Core
   table handles (`LEADS`, `TOUCHES`...).
 
 This package re-exports all of them, so `from leadops.models import X` works for every
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 # isort: off
 # In this order: the tables register in SQLModel.metadata as leads, nurture, intake,
-# engagement, sales, ops (leads first, as before the split).
+# engagement, sales, crm, ops (leads first, as before the split).
 from leadops.models.vocab import (
     ACTIVE_ESCALATION_STATUSES,
     AWAITING_ACK_STATUSES,
@@ -25,6 +25,7 @@ from leadops.models.vocab import (
     ActivityKind,
     Channel,
     ContactChannel,
+    DealStatus,
     DeadLetterItem,
     DeadLetterStatus,
     DisqualifyReason,
@@ -98,6 +99,10 @@ from leadops.models.sales import (
     EscalationDigest,
     EscalationNotification,
 )
+from leadops.models.crm import (
+    CRM_DEALS,
+    CrmDeal,
+)
 from leadops.models.ops import (
     DEAD_LETTERS,
     PASS_MARKS,
@@ -111,6 +116,7 @@ __all__ = [
     "AWAITING_ACK_STATUSES",
     "CAMPAIGN_PAUSES",
     "CAMPAIGN_VERSIONS",
+    "CRM_DEALS",
     "DEAD_LETTERS",
     "ENROLLMENTS",
     "ESCALATIONS",
@@ -141,9 +147,11 @@ __all__ = [
     "CampaignVersion",
     "Channel",
     "ContactChannel",
+    "CrmDeal",
     "DeadLetter",
     "DeadLetterItem",
     "DeadLetterStatus",
+    "DealStatus",
     "DisqualifyReason",
     "Enrollment",
     "EnrollmentStatus",

@@ -189,6 +189,14 @@ class ContactChannel(StrEnum):
     MEETING = "meeting"
 
 
+class DealStatus(StrEnum):
+    """What a CRM deal's stage means for revenue."""
+
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
 class LostReason(StrEnum):
     """Why a deal was lost (structured, so the report can count them)."""
 
