@@ -317,13 +317,20 @@ def _months_back(now: datetime, count: int) -> list[str]:
 
 def lead_velocity(conn: Connection, dialect: str, now: datetime, report: KpiReport) -> None:
     """Leads first qualified per month (their first move to SQL or beyond, or their first
-    escalation, whichever came first), for the last VELOCITY_MONTHS months to `now`."""
-    c, e = STAGE_CHANGES.c, ESCALATIONS.c
+    escalation, whichever came first; a lead imported at SQL or beyond: its creation), for
+    the last VELOCITY_MONTHS months to `now`."""
+    c, e, ld = STAGE_CHANGES.c, ESCALATIONS.c, LEADS.c
+    stages = [str(s) for s in QUALIFIED]
+    moved = sa.select(c.lead_id).where(c.lead_id == ld.id, c.to_stage.in_(stages))
     moves = sa.union_all(
         sa.select(c.lead_id.label("lead_id"), c.changed_at.label("at")).where(
-            c.to_stage.in_([str(s) for s in QUALIFIED])
+            c.to_stage.in_(stages)
         ),
         sa.select(e.lead_id.label("lead_id"), e.created_at.label("at")),
+        # imported qualified: at SQL or beyond with no stage change that took it there
+        sa.select(ld.id.label("lead_id"), ld.created_at.label("at")).where(
+            ld.lifecycle_stage.in_(stages), ~moved.exists()
+        ),
     ).subquery("moves")
     first = (
         sa.select(moves.c.lead_id, sa.func.min(moves.c.at).label("at"))

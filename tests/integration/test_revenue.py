@@ -47,14 +47,14 @@ class Sales:
         self.versions: dict[str, int] = {}
         self.enrolled: dict[tuple[int, str], int] = {}
 
-    def lead(self, source: str, created: datetime, *campaigns: str) -> int:
+    def lead(self, source: str, created: datetime, *campaigns: str, stage: str = "lead") -> int:
         with self.engine.begin() as conn:
             lead = int(
                 conn.execute(
                     LEADS.insert().values(
                         email=f"r{next(self.n)}@example.com",
                         source=source,
-                        lifecycle_stage="sql",
+                        lifecycle_stage=stage,
                         created_at=created,
                         updated_at=created,
                     )
@@ -186,6 +186,9 @@ def _world(engine: Engine) -> None:
     l6 = s.lead("webinar", NOW - 9 * D)
     s.deal(l6, "won", NOW + D, 100_000, "USD")
     s.stage(l6, "mql", NOW - 9 * D)
+    # L7: imported at SQL (no stage change): qualified when created, 1 October
+    s.lead("referral", NOW - 70 * D, stage="sql")
+    s.lead("referral", NOW - 25 * D, stage="opportunity")  # 15 November
 
 
 def test_revenue_figures_by_hand(engine: Engine, config_dir: Path) -> None:
@@ -218,9 +221,11 @@ def test_revenue_figures_by_hand(engine: Engine, config_dir: Path) -> None:
 
     months = {m.month: m for m in report.lead_velocity}
     assert len(report.lead_velocity) == 12 and report.lead_velocity[-1].month == "2026-12"
-    assert (months["2026-10"].qualified, months["2026-10"].growth_rate) == (1, None)
-    assert (months["2026-11"].qualified, months["2026-11"].growth_rate) == (2, 1.0)
-    assert (months["2026-12"].qualified, months["2026-12"].growth_rate) == (2, 0.0)
+    assert (months["2026-09"].qualified, months["2026-10"].qualified) == (0, 2)
+    assert months["2026-10"].growth_rate is None  # nothing the month before
+    assert (months["2026-11"].qualified, months["2026-11"].growth_rate) == (3, 0.5)
+    assert months["2026-12"].qualified == 2
+    assert months["2026-12"].growth_rate == pytest.approx(-1 / 3)
     assert months["2026-12"].partial and not months["2026-11"].partial
 
     assert [(c.basis, c.cycle_days, c.campaigns) for c in report.won_customers] == [
