@@ -63,6 +63,7 @@ class _Won:
     basis: str
     deals: int = 0
     cents: int | None = None
+    priced: int = 0  # won deals with an amount in the report's currency
     won_at: datetime | None = None
     source: str = NO_SOURCE
     created_at: datetime | None = None
@@ -90,6 +91,7 @@ def _add(won: _Won, cents: int | None, currency: str | None, wanted: str) -> int
     if currency is not None and currency.upper() != wanted.upper():
         return 1
     won.cents = (won.cents or 0) + int(cents)
+    won.priced += 1
     return 0
 
 
@@ -187,7 +189,7 @@ def _summary(conn: Connection, now: datetime, won: dict[int, _Won], report: KpiR
     amounts = [w.cents for w in won.values() if w.cents is not None]
     if amounts:
         s.won_amount_total = sum(amounts) / 100
-        priced = s.won_deals - s.won_without_amount - s.won_other_currency
+        priced = sum(w.priced for w in won.values())
         s.won_amount_average = s.won_amount_total / priced if priced else None
     cycles = [
         (w.won_at - w.created_at) / timedelta(days=1)
@@ -235,7 +237,7 @@ def _by_source(
         members = groups.get(source, [])
         cents = [w.cents for w in members if w.cents is not None]
         amount = sum(cents) / 100 if cents else None
-        priced = sum(1 for w in members if w.cents is not None)
+        priced = sum(w.priced for w in members)
         average = amount / priced if amount is not None and priced else None
         cost = spend.get(source)
         n = leads.get(source, 0)
