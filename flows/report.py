@@ -17,6 +17,8 @@ from leadops.core.clock import SystemClock, ensure_utc
 from leadops.reporting import kpis, stuck
 from leadops.reporting.experiments import display_rows
 from leadops.reporting.report import Report, build_report, default_html_path, markdown, write_html
+from leadops.reporting.revenue import ATTRIBUTION
+from leadops.reporting.revenue_rows import source_revenue_rows
 from leadops.runtime import Runtime, build_runtime
 
 
@@ -61,6 +63,11 @@ def report_flow(now: datetime | None = None) -> dict[str, int]:
         key="leadops-engagement",
         table=kpis.engagement_rows(report.kpis) or [{"engagement": "no messages sent yet"}],
         description="Engagement per campaign step: unique messages, of those sent",
+    )
+    create_table_artifact(
+        key="leadops-revenue",
+        table=source_revenue_rows(report.kpis) or [{"revenue": "no lead yet"}],
+        description=f"Cost, revenue and ROI per source ({report.kpis.currency}). {ATTRIBUTION}",
     )
     create_table_artifact(
         key="leadops-experiments",

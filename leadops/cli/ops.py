@@ -71,6 +71,12 @@ def _report_tables(result: Report) -> None:
     from leadops.reporting import calibration, kpis, stuck
     from leadops.reporting.experiments import display_rows
     from leadops.reporting.qualification import qualification_rows
+    from leadops.reporting.revenue_rows import (
+        campaign_revenue_rows,
+        revenue_rows,
+        source_revenue_rows,
+        velocity_rows,
+    )
 
     k = result.kpis
     emit(kpis.headline_rows(k), ["kpi", "value", "note"], Format.TABLE, title="KPIs")
@@ -84,6 +90,14 @@ def _report_tables(result: Report) -> None:
         "Escalations": kpis.escalation_rows(k),
         "Speed to lead: creation or hand-raise to a rep's first contact": kpis.speed_rows(k),
         f"Sales outcomes ({k.currency})": kpis.outcome_rows(k),
+        f"Revenue ({k.currency}; attribution: see `leadops report --format json`, notes)": (
+            revenue_rows(k)
+        ),
+        f"Cost, revenue and ROI per source ({k.currency})": source_revenue_rows(k),
+        f"Revenue per campaign ({k.currency}; in full per campaign, and split)": (
+            campaign_revenue_rows(k)
+        ),
+        "Lead velocity rate: qualified leads, month over month": velocity_rows(k),
         "Scoring rules: lift on SQL, SAL and customer": calibration.rule_rows(k),
         "Calibration: conversion by score decile, band and grade": calibration.group_rows(k),
         f"Stuck work: {result.stuck.total} (threshold {result.stuck.threshold})": (
@@ -99,6 +113,8 @@ def _report_tables(result: Report) -> None:
         columns={
             "Conversion by stage": ["stage", "leads now", "reached", "to next stage"],
             "Cost per lead by source": ["source"],
+            f"Cost, revenue and ROI per source ({k.currency})": ["source"],
+            f"Revenue per campaign ({k.currency}; in full per campaign, and split)": ["campaign"],
             "Campaign steps": ["campaign"],
             "Engagement per step: unique messages, of those sent": ["campaign"],
             "Goal conversion per campaign and step": ["campaign"],

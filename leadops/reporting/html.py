@@ -26,6 +26,13 @@ from leadops.reporting.kpis import (
 )
 from leadops.reporting.lift import CONFIDENCE, MIN_CONVERSIONS, MIN_GROUP
 from leadops.reporting.qualification import qualification_rows
+from leadops.reporting.revenue import ATTRIBUTION
+from leadops.reporting.revenue_rows import (
+    campaign_revenue_rows,
+    revenue_rows,
+    source_revenue_rows,
+    velocity_rows,
+)
 from leadops.reporting.stuck import StuckReport, finding_rows
 
 BAR = "#3b6fd8"
@@ -374,6 +381,12 @@ lead that reached SQL) to the rep&rsquo;s first logged contact; each escalation 
 own. Per rep: who made the first contact, else who holds it now.</p>
 {_table(speed_rows(kpis))}
 <h2>Sales outcomes</h2>{_table(outcome_rows(kpis))}
+<h2>Revenue ({escape(kpis.currency)})</h2>
+<p class="sub">{escape(ATTRIBUTION)}</p>
+{_table(revenue_rows(kpis))}
+<h3>Cost, revenue and ROI per source</h3>{_table(source_revenue_rows(kpis))}
+<h3>Revenue per campaign</h3>{_table(campaign_revenue_rows(kpis), "no campaign yet")}
+<h3>Lead velocity rate (qualified leads, month over month)</h3>{_table(velocity_rows(kpis))}
 {_calibration_section(kpis)}
 <h2>Conversion by stage</h2>{_table(funnel_rows(kpis))}
 <h2>Lead status, bands and sunset</h2>{_table(qualification_rows(kpis))}

@@ -165,6 +165,89 @@ class RuleLift:
 
 
 @dataclass
+class RevenueSummary:
+    """Revenue of the leads (leadops.reporting.revenue). A customer is a lead with a won
+    CRM deal or, with no CRM deal at all, an escalation the rep closed won; amounts are
+    in the report's currency (major unit), deals in other currencies counted, not summed."""
+
+    won_customers: int = 0
+    won_deals: int = 0
+    won_basis_crm: int = 0  # customers counted from crm_deals (the CRM's truth)
+    won_basis_escalation: int = 0  # customers counted from the rep's closed-won escalation
+    won_amount_total: float | None = None
+    won_amount_average: float | None = None  # the average deal size
+    won_without_amount: int = 0  # won deals without an amount
+    won_other_currency: int = 0  # won deals in another currency: left out of the amounts
+    cycle_median_days: float | None = None  # lead created to won
+    cycle_p90_days: float | None = None
+    touches_before_handoff_avg: float | None = None  # messages sent before the hand-off
+    touches_before_handoff_median: float | None = None
+    touches_before_win_avg: float | None = None  # messages sent before the win
+    nurture_enrolled: int = 0  # leads ever enrolled in a campaign
+    nurture_customers: int = 0  # of them, customers
+    nurture_customer_conversion: float | None = None
+
+
+@dataclass
+class SourceRevenue:
+    """Cost and revenue of one lead source: cost per lead against cost per sale against
+    the average deal size, and the return on the source's spend."""
+
+    source: str
+    leads: int
+    customers: int
+    won_amount: float | None
+    average_deal: float | None
+    spend: float | None
+    cost_per_lead: float | None
+    cost_per_sale: float | None
+    lifetime_value: float | None  # per customer: per-source value, else deal x multiplier
+    roi: float | None  # (customers x lifetime value - spend) / spend
+    basis_crm: int = 0
+    basis_escalation: int = 0
+
+
+@dataclass
+class CampaignRevenue:
+    """Customers attributed to a campaign: they were sent one of its messages before the
+    hand-off (before the win when never handed off). `won_amount` counts each customer's
+    amount in full for every such campaign (campaigns overlap, do not add them up);
+    `won_amount_split` divides it equally among them (these add up to the attributed
+    total)."""
+
+    campaign: str
+    enrolled: int
+    customers: int
+    customer_conversion: float | None
+    won_amount: float | None
+    won_amount_split: float | None
+
+
+@dataclass
+class MonthVelocity:
+    """Lead velocity: leads that first became qualified (SQL or beyond, or escalated) in
+    a month (UTC), and the growth over the month before."""
+
+    month: str  # YYYY-MM
+    qualified: int
+    growth_rate: float | None  # (this - previous) / previous; None when previous is 0
+    partial: bool  # the month of the report's `now`, not over yet
+
+
+@dataclass
+class WonCustomer:
+    lead_id: int
+    source: str
+    basis: str  # crm or escalation
+    deals: int
+    amount: float | None
+    won_at: datetime | None
+    cycle_days: float | None
+    touches_before_handoff: int
+    campaigns: str  # the attributed campaigns, comma separated
+
+
+@dataclass
 class KpiReport:
     now: datetime
     leads_total: int = 0
@@ -207,6 +290,12 @@ class KpiReport:
     calibration_not_scored: int = 0
     calibration: list[CalibrationGroup] = field(default_factory=list)
     rule_lift: list[RuleLift] = field(default_factory=list)
+    # Revenue (leadops.reporting.revenue): totals, per source and campaign, velocity
+    revenue: RevenueSummary = field(default_factory=RevenueSummary)
+    revenue_by_source: list[SourceRevenue] = field(default_factory=list)
+    revenue_by_campaign: list[CampaignRevenue] = field(default_factory=list)
+    lead_velocity: list[MonthVelocity] = field(default_factory=list)
+    won_customers: list[WonCustomer] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)
 
     @property

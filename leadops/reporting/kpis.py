@@ -6,7 +6,8 @@ report costs the same on 200 leads as on 200,000: lead KPIs in leadops.reporting
 cost per lead in leadops.reporting.spend, per-step delivery and engagement rates in
 leadops.reporting.step_kpis, goal conversion per campaign and step in
 leadops.reporting.goal_kpis, the hand-offs to sales (acknowledgement, speed to lead,
-outcomes) in leadops.reporting.sales_kpis, whether scores and rules predict sales in
+outcomes) in leadops.reporting.sales_kpis, revenue per source and campaign in
+leadops.reporting.revenue, whether scores and rules predict sales in
 leadops.reporting.calibration. A figure
 the database cannot support is listed in `KpiReport.missing`, never estimated.
 """
@@ -24,6 +25,7 @@ from leadops.reporting import (
     goal_kpis,
     lead_kpis,
     qualification,
+    revenue,
     sales_kpis,
     spend,
     step_kpis,
@@ -52,6 +54,14 @@ def compute(engine: Engine, now: datetime, *, config_dir: Path) -> KpiReport:
         sales_kpis.outcomes(conn, now, report)
         step_kpis.sends_per_day(conn, dialect, now, report)
         calibration.compute(conn, now, report)
+        revenue.compute(
+            conn,
+            dialect,
+            now,
+            report,
+            spend=spend_by_source,
+            ltv=spend.load_lifetime_value(config_dir),
+        )
     return report
 
 

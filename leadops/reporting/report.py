@@ -20,6 +20,13 @@ from leadops.reporting import html as report_html
 from leadops.reporting.experiments import CampaignResults, all_results, display_rows
 from leadops.reporting.kpi_figures import KpiReport
 from leadops.reporting.qualification import qualification_rows
+from leadops.reporting.revenue import ATTRIBUTION
+from leadops.reporting.revenue_rows import (
+    campaign_revenue_rows,
+    revenue_rows,
+    source_revenue_rows,
+    velocity_rows,
+)
 
 
 @dataclass
@@ -114,6 +121,15 @@ def markdown(report: Report, html_path: Path | None = None) -> str:
         markdown_table(kpis.speed_rows(k)),
         "## Sales outcomes\n",
         markdown_table(kpis.outcome_rows(k)),
+        f"## Revenue ({k.currency})\n",
+        f"Attribution: {ATTRIBUTION}\n",
+        markdown_table(revenue_rows(k)),
+        f"## Cost, revenue and ROI per source ({k.currency})\n",
+        markdown_table(source_revenue_rows(k)),
+        f"## Revenue per campaign ({k.currency})\n",
+        markdown_table(campaign_revenue_rows(k)),
+        "## Lead velocity rate (qualified leads, month over month)\n",
+        markdown_table(velocity_rows(k)),
         "## Scoring rules: lift on SQL, SAL and customer\n",
         markdown_table(calibration.rule_rows(k)),
         "## Calibration: conversion by score decile, band and grade\n",

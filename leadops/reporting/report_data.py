@@ -17,10 +17,13 @@ from typing import Any
 
 from leadops.reporting import lift
 from leadops.reporting.kpi_figures import KpiReport
+from leadops.reporting.revenue import ATTRIBUTION
 from leadops.reporting.stuck import StuckReport
 
 # Section names for the report's list fields (others keep their field name).
 SECTION_NAMES = {"costs": "cost_per_lead", "missing": "not_available"}
+# Read-only text the report carries beside its figures (the revenue attribution rule).
+NOTES = {"revenue_attribution": ATTRIBUTION}
 # Column names of the (key, value) sections (others: key, value).
 PAIR_COLUMNS = {
     "score_histogram": ("score", "leads"),
@@ -45,6 +48,8 @@ def unit_of(name: str, currency: str = "currency") -> str:
         return "h"
     if name.endswith("_minutes"):
         return "min"
+    if name.endswith("_days"):
+        return "d"
     if any(word in name for word in RATIO_WORDS):
         return "ratio"
     if name.startswith("score"):
@@ -130,6 +135,7 @@ def report_sections(kpis: KpiReport, stuck: StuckReport) -> dict[str, list[dict[
             sections[section] = _pairs(name, value)
         else:
             sections[section] = [_flat(dataclasses.asdict(item)) for item in value]
+    sections["notes"] = [{"note": name, "text": text} for name, text in NOTES.items()]
     sections["stuck_work"] = [
         {
             "check": f.check.key,

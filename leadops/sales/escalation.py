@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -32,7 +32,6 @@ from leadops.core.clock import ensure_utc
 from leadops.delivery.suppression import NurtureScope, leave_nurture
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
-    ESCALATION_ASSIGNMENTS,
     ESCALATION_NOTIFICATIONS,
     ESCALATIONS,
     STAGE_CHANGES,
@@ -45,11 +44,11 @@ from leadops.models import (
     LifecycleStage,
     NotificationStatus,
 )
+from leadops.sales.loads import current_loads as current_loads
 from leadops.sales.notify import deliver_notifications
 from leadops.sales.routing import (
     Contact,
     LeadProfile,
-    Loads,
     RouteDecision,
     RoutingConfig,
     add_working_minutes,
@@ -100,25 +99,6 @@ def normalise_reasons(reasons: Sequence[ReasonLike]) -> list[dict[str, Any]]:
     return cleaned[:TOP_REASONS]
 
 
-def current_loads(session: Session, routing: RoutingConfig, now: datetime) -> Loads:
-    e, a = ESCALATIONS.c, ESCALATION_ASSIGNMENTS.c
-    open_rows = session.execute(
-        select(e.rep_key, func.count())
-        .where(e.status.in_(ACTIVE_ESCALATION_STATUSES), e.rep_key.is_not(None))
-        .group_by(e.rep_key)
-    ).all()
-    since = now - timedelta(days=routing.balance_days)
-    recent_rows = session.execute(
-        select(a.rep_key, func.count())
-        .where(a.rep_key.is_not(None), a.assigned_at >= since)
-        .group_by(a.rep_key)
-    ).all()
-    return Loads(
-        open={str(key): int(n) for key, n in open_rows},
-        recent={str(key): int(n) for key, n in recent_rows},
-    )
-
-
 def account_owner(session: Session, domain: str | None) -> str | None:
     """The rep who last held an escalation for this company domain."""
     if domain is None:
@@ -142,6 +122,8 @@ def profile_of(routing: RoutingConfig, lead: Lead) -> LeadProfile:
         grade=lead.grade,
         band=lead.band,
         properties=lead.properties,
+        source=lead.source,
+        size_tier=routing.size_tier_of(lead.company_size),
     )
 
 

@@ -1,11 +1,13 @@
 """Who gets a sales-ready lead: config/routing.yaml and the routing decision.
 
 Rules run in the order the file lists them (default: account owner, territory, industry,
-language, weighted round-robin). Only eligible reps are ever chosen: active, inside their
+language, weighted round-robin; source and company size tier on request). Only eligible
+reps are ever chosen: active, inside their
 own working hours and under their capacity of open escalations. The account owner wins
 when eligible; each match rule then narrows the pool to the reps that match (a rule that
 matches nobody is passed over); weighted round-robin picks among what is left: the rep with
-the fewest recent assignments relative to their weight. No eligible rep: the fallback queue.
+the fewest recent assignments relative to their weight (with `performance:` on, the
+weight scaled by leadops.sales.performance). No eligible rep: the fallback queue.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from leadops.core.configfile import load_model
 from leadops.core.settings import WEEKDAY_NAMES
 from leadops.models.properties import PropertyTests, check_tests, load_properties, property_mismatch
 from leadops.models.vocab import Band
+from leadops.sales.performance import Factor, PerformanceConfig
 from leadops.sales.triggers import NOT_HAND_RAISES, raised_on
 
-MATCH_RULES = ("territory", "industry", "language", "grade", "band", "properties")
+_MATCH = ("territory", "industry", "language", "grade", "band", "properties")
+MATCH_RULES = (*_MATCH, "source", "size_tier")
 RULES = ("account_owner", *MATCH_RULES, "round_robin")
 DEFAULT_RULES = ("account_owner", "territory", "industry", "language", "round_robin")
 NotifyChannel = Literal["email", "whatsapp", "sms", "slack"]
@@ -43,23 +47,10 @@ IntroChannel = Literal["email", "whatsapp", "raised_on"]
 HTTP_URL = re.compile(r"^https?://[^\s/?#]+\.[^\s/?#]+[^\s]*$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 ENV_REF = re.compile(r"^env:([A-Z_][A-Z0-9_]*)$")
-DEFAULT_PERSONAL_DOMAINS = [
-    "gmail.com",
-    "googlemail.com",
-    "yahoo.com",
-    "hotmail.com",
-    "outlook.com",
-    "live.com",
-    "icloud.com",
-    "me.com",
-    "aol.com",
-    "proton.me",
-    "protonmail.com",
-    "gmx.de",
-    "gmx.net",
-    "web.de",
-]
-
+DEFAULT_PERSONAL_DOMAINS = (  # noqa: SIM905
+    "gmail.com googlemail.com yahoo.com hotmail.com outlook.com live.com icloud.com me.com "
+    "aol.com proton.me protonmail.com gmx.de gmx.net web.de"
+).split()
 
 _EMAIL_ONLY: list[NotifyChannel] = ["email"]
 
@@ -183,18 +174,21 @@ class Rep(Contact):
     )
     bands: list[Band] = Field(default_factory=list)
     properties: PropertyTests | None = None
+    sources: list[str] = Field(default_factory=list)  # lead sources (the source rule)
+    size_tiers: list[str] = Field(default_factory=list)  # size_tiers: names (size_tier rule)
     weight: int = Field(default=1, ge=1, le=100)
     capacity: int = Field(default=10, ge=1)
     hours: WorkingHours = Field(default_factory=WorkingHours)
     active: bool = True
 
-    @field_validator("industries", "languages")
+    @field_validator("industries", "languages", "sources")
     @classmethod
     def _lower(cls, value: list[str]) -> list[str]:
         return [item.strip().lower() for item in value]
 
 
 DEFAULT_INTRO_CHANNELS: list[IntroChannel] = ["raised_on", "email"]
+TierName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 TriggerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 IntroChannels = Annotated[list[IntroChannel], Field(min_length=1)]
 
@@ -235,6 +229,9 @@ class RoutingConfig(_Strict):
     fallback_queue: Contact
     reps: list[Rep] = Field(min_length=1)
     intro: IntroConfig = Field(default_factory=IntroConfig)
+    # Company size tiers: name -> least employee count (a lead gets the highest it reaches).
+    size_tiers: dict[TierName, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
 
     @field_validator("rules")
     @classmethod
@@ -282,6 +279,13 @@ class RoutingConfig(_Strict):
                         f"reps.{index}.territories.{position}: {territory!r} is neither a "
                         "country code (ISO 3166 alpha-2, upper case) nor a region under regions:"
                     )
+        for index, rep in enumerate(self.reps):
+            for position, tier in enumerate(rep.size_tiers):
+                if tier not in self.size_tiers:
+                    raise ValueError(
+                        f"reps.{index}.size_tiers.{position}: {tier!r} is not a tier under "
+                        "size_tiers:"
+                    )
         for domain, rep_key in self.accounts.items():
             if rep_key not in keys:
                 raise ValueError(f"accounts.{domain}: unknown rep {rep_key!r}")
@@ -298,6 +302,13 @@ class RoutingConfig(_Strict):
         for territory in rep.territories:
             countries.update(self.regions.get(territory, [territory]))
         return frozenset(countries)
+
+    def size_tier_of(self, employees: int | None) -> str | None:
+        """The size tier of a company of `employees` (None: unknown, below every tier)."""
+        if employees is None:
+            return None
+        reached = [(m, t) for t, m in self.size_tiers.items() if employees >= m]
+        return max(reached)[1] if reached else None
 
     def language_of(self, country: str | None) -> str:
         return self.country_languages.get((country or "").upper(), self.default_language)
@@ -369,14 +380,21 @@ class LeadProfile:
     grade: str | None = None
     band: str | None = None
     properties: Mapping[str, Any] | None = None
+    source: str | None = None
+    size_tier: str | None = None  # from the company size and size_tiers:
 
 
 @dataclass(frozen=True)
 class Loads:
-    """Per rep: open escalations now, and assignments within the balance window."""
+    """Per rep: open escalations, assignments in the balance window, weight factors."""
 
     open: Mapping[str, int]
     recent: Mapping[str, int]
+    performance: Mapping[str, Factor] | None = None
+
+    def weight(self, rep: Rep) -> float:
+        factor = (self.performance or {}).get(rep.key)
+        return rep.weight * (factor.factor if factor else 1.0)
 
 
 @dataclass(frozen=True)
@@ -410,6 +428,9 @@ def _matches(config: RoutingConfig, rep: Rep, rule: str, lead: LeadProfile) -> b
     if rule == "properties":
         tests = rep.properties
         return tests is not None and property_mismatch(tests, lead.properties) is None
+    if rule in ("source", "size_tier"):
+        value = (getattr(lead, rule) or "").strip().lower()
+        return bool(value) and value in getattr(rep, f"{rule}s")
     raise ValueError(rule)
 
 
@@ -457,8 +478,8 @@ def route(
             chosen = min(
                 pool,
                 key=lambda rep: (
-                    loads.recent.get(rep.key, 0) / rep.weight,
-                    -rep.weight,
+                    loads.recent.get(rep.key, 0) / loads.weight(rep),
+                    -loads.weight(rep),
                     order[rep.key],
                 ),
             )
@@ -466,5 +487,14 @@ def route(
             rule_name = "+".join(names) if names else "round_robin"
             notes = [name for name in matched if name.startswith("owner")]
             detail = f"weighted round-robin among {', '.join(rep.key for rep in pool)}"
+            if loads.performance is not None:
+                detail += "; performance weights " + "; ".join(
+                    _weight_note(rep, loads) for rep in pool
+                )
             return RouteDecision(chosen, rule_name, "; ".join([*notes, detail]))
     raise AssertionError("the rules always end with round_robin")
+
+
+def _weight_note(rep: Rep, loads: Loads) -> str:
+    factor = (loads.performance or {}).get(rep.key)
+    return f"{rep.key} {rep.weight}->{loads.weight(rep):.2f} ({factor.note if factor else 'x1.00'})"
