@@ -51,7 +51,7 @@ PARAMETERS: dict[str, Any] = {
 @dataclass
 class Synthesized:
     leads: int
-    positives: int
+    positives: int  # outcomes reached by `end` (later ones are not inserted)
     inbox_rows: int
     start: datetime
     end: datetime
@@ -230,12 +230,22 @@ def synthesize(
                 inbox.extend(outcome["clicks"])
                 escalations.append(outcome["escalation"])
                 deals.extend(outcome["deals"])
-        connection.execute(INBOX.insert(), inbox)
-        connection.execute(SCORE_LEDGER.insert(), ledger)
+        # nothing happens after the history's end
+        inbox = [row for row in inbox if row["received_at"] <= end]
+        ledger = [row for row in ledger if row["created_at"] <= end]
+        escalations = [row for row in escalations if row["acknowledged_at"] <= end]
+        deals = [row for row in deals if row["opened_at"] <= end]
+        for deal_row in deals:
+            if deal_row["closed_at"] is not None and deal_row["closed_at"] > end:
+                deal_row.update(status="open", closed_at=None)
+        if inbox:
+            connection.execute(INBOX.insert(), inbox)
+        if ledger:
+            connection.execute(SCORE_LEDGER.insert(), ledger)
         if escalations:
             connection.execute(ESCALATIONS.insert(), escalations)
         if deals:
             connection.execute(CRM_DEALS.insert(), deals)
     return Synthesized(
-        leads, int(positive.sum()), len(inbox), end - timedelta(days=365), end, independent
+        leads, len(escalations), len(inbox), end - timedelta(days=365), end, independent
     )

@@ -326,8 +326,9 @@ def render(
     *,
     title: str = "leadops report",
     experiments: Sequence[CampaignResults] = (),
+    predictive: str = "",
 ) -> str:
-    """The whole page as one HTML string."""
+    """The whole page as one HTML string (`predictive`: its section, already HTML)."""
     cards = "".join(
         f'<div class="card"><span>{escape(r["kpi"])}</span><b>{escape(r["value"])}</b>'
         f"<span>{escape(r['note'])}</span></div>"
@@ -375,6 +376,7 @@ own. Per rep: who made the first contact, else who holds it now.</p>
 {_table(speed_rows(kpis))}
 <h2>Sales outcomes</h2>{_table(outcome_rows(kpis))}
 {_calibration_section(kpis)}
+{predictive}
 <h2>Conversion by stage</h2>{_table(funnel_rows(kpis))}
 <h2>Lead status, bands and sunset</h2>{_table(qualification_rows(kpis))}
 <h2>Cost per lead by source ({escape(kpis.currency)})</h2>{_table(cost_rows(kpis))}

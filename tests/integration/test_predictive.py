@@ -24,6 +24,7 @@ from leadops.predictive.spec import band_of, probability
 from leadops.predictive.store import ModeError, current, save, score_leads, set_mode
 from leadops.predictive.synthetic import END, synthesize
 from leadops.predictive.train import history, train
+from leadops.reporting.predictive_section import predictive_html
 
 CONFIG = PredictiveConfig()
 TRUE = {"seniority", "pricing_page_views"}
@@ -79,6 +80,8 @@ def test_on_the_known_truth_the_backtest_beats_the_rule_score(truth: Engine) -> 
     ]
     assert len(cards.calibration_rows(card)) == 20
     assert "Predictive model card" in cards.markdown(card)
+    section = predictive_html(card)
+    assert "Predictive score (mode: shadow)" in section and "rule score" in section
 
 
 def test_independent_outcomes_score_about_chance_and_keep_the_rules(noise: Engine) -> None:
