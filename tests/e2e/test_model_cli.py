@@ -33,13 +33,13 @@ def test_train_show_switch_and_the_leads_carry_the_score(
         runner.invoke(app, ["model", "mode", "active"], catch_exceptions=False)
 
     # a smaller gate (config/predictive.yaml), so a smaller history passes it
-    (project_dir / "config" / "predictive.yaml").write_text("min_leads: 500\nmin_positives: 40\n")
-    made = json.loads(invoke("model", "synthesize", "--leads", "1200", "-f", "json"))[0]
-    assert made["leads"] == 1200 and isinstance(made["positives"], int)
+    (project_dir / "config" / "predictive.yaml").write_text("min_leads: 400\nmin_positives: 30\n")
+    made = json.loads(invoke("model", "synthesize", "--leads", "800", "-f", "json"))[0]
+    assert made["leads"] == 800 and isinstance(made["positives"], int)
     card = json.loads(invoke("model", "train", "--no-prefect", "--now", NOW, "-f", "json"))
     assert card["mode"] == "shadow" and card["gate"] == {
-        "min_leads": 500,
-        "min_positives": 40,
+        "min_leads": 400,
+        "min_positives": 30,
         "passed": True,
     }
     assert card["backtest"]["model"]["auc"] > card["backtest"]["rules"]["auc"]
