@@ -23,6 +23,7 @@ from leadops.cli import (
     escalations,
     intake,
     leads,
+    model,
     nurture,
     ops,
     outbox,
@@ -63,6 +64,7 @@ app.add_typer(intake.intake_app, name="intake")
 app.add_typer(escalations.escalations_app, name="escalations")
 app.add_typer(engagement.webhooks_app, name="webhooks")
 app.add_typer(deadletters.deadletters_app, name="deadletters")
+app.add_typer(model.model_app, name="model")
 
 
 def _prefect_environment() -> None:

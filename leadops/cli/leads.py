@@ -146,6 +146,7 @@ LEAD_COLUMNS = [
     "email_consent",
     "whatsapp_consent",
 ]
+PREDICTIVE_COLUMNS = ["predictive_score", "predictive_mode"]
 
 
 @leads_app.command("list")
@@ -159,10 +160,15 @@ def leads_list(
 
     Example: leadops leads list --stage mql --format csv
     """
+    from leadops.predictive.store import with_predictions
     from leadops.views.leads import lead_rows
 
-    rows, total = lead_rows(_engine(_settings()), stage=stage, segment=segment, limit=limit)
-    emit(rows, LEAD_COLUMNS, fmt, title=counted("Leads", len(rows), total))
+    engine = _engine(_settings())
+    rows, total = lead_rows(engine, stage=stage, segment=segment, limit=limit)
+    columns = LEAD_COLUMNS  # json and csv also carry the predictive score and its mode
+    if fmt != Format.TABLE:
+        rows, columns = with_predictions(engine, rows), [*LEAD_COLUMNS, *PREDICTIVE_COLUMNS]
+    emit(rows, columns, fmt, title=counted("Leads", len(rows), total))
     limit_note(len(rows), total, limit, err)
 
 
@@ -182,18 +188,24 @@ def leads_show(
     if detail is None:
         raise CliError(f"no lead with id {lead_id}")
     lead, issues = detail["lead"], detail["issues"]
+    from leadops.predictive.store import prediction_of, with_predictions
+
+    with engine.connect() as connection:
+        prediction = prediction_of(connection, lead_id)
     if fmt != Format.TABLE:
-        row: dict[str, Any] = dict(lead)
+        row: dict[str, Any] = with_predictions(engine, [dict(lead)])[0]
+        row["predictive_factors"] = prediction["factors"] if prediction else []
         if fmt == Format.JSON:
             row["data_issues"] = [{k: _plain_value(v) for k, v in i.items()} for i in issues]
         else:  # CSV: the custom properties as a JSON object in their cell
             row["properties"] = json.dumps(row["properties"]) if row["properties"] else ""
+            row["predictive_factors"] = json.dumps(row["predictive_factors"])
             row["data_issues"] = "; ".join(
                 f"{i['field']}={i['value']!r} {i['reason']}"
                 + (" (resolved)" if i["resolved_at"] else "")
                 for i in issues
             )
-        emit([row], [*lead, "data_issues"], fmt)
+        emit([row], [*lead, *PREDICTIVE_COLUMNS, "predictive_factors", "data_issues"], fmt)
         return
     shown = [{"field": k, "value": v} for k, v in lead.items() if k != "properties"]
     shown += [
@@ -230,6 +242,7 @@ def leads_show(
         title=f"Score {lead['score']} (the sum of these ledger rows)",
     )
     emit(timeline, ["at", "what", "detail", "event"], fmt, title="Timeline")
+    _print_prediction(prediction)
     from leadops.views.escalations import lead_escalations
 
     emit(
@@ -237,6 +250,21 @@ def leads_show(
         ["id", "trigger", "status", "assignee", "created_at"],
         fmt,
         title="Escalations",
+    )
+
+
+def _print_prediction(prediction: dict[str, Any] | None) -> None:
+    """A lead's predictive score and its top factors (nothing without a score)."""
+    from leadops.predictive.store import factor_rows
+
+    if prediction is None:
+        return
+    emit(
+        factor_rows(prediction),
+        ["factor", "value", "effect", "contribution"],
+        Format.TABLE,
+        title=f"Predictive score {prediction['predictive_score']:.1%} "
+        f"({prediction['predictive_mode']}, model v{prediction['model_version']}): its factors",
     )
 
 

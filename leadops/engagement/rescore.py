@@ -27,6 +27,7 @@ from leadops.engagement.scoring import ScoringConfig, load_scoring
 from leadops.models import ENROLLMENTS, LEADS, EnrollmentStatus
 from leadops.nurture.plan import plan_leads
 from leadops.nurture.runtime import Runtime
+from leadops.predictive.store import score_leads
 
 log = logging.getLogger("leadops.rescore")
 
@@ -71,6 +72,8 @@ def run_rescore(
     touched |= apply_decay(engine, config, now, report)
     moved = apply_scores_and_stages(engine, config, touched, hand_raised, now, report)
     grade_ungraded(engine, config)
+    # The predictive score of the leads that changed (shadow: stored; active: sets bands).
+    score_leads(engine, touched | moved, now)
     report.plan = plan_leads(runtime, moved | inactive_unenrolled(runtime, now), now)
     log.info(
         "rescore %s: %d events, %d ignored, %d ledger rows, %d stage changes, %d sales-ready",
@@ -94,6 +97,8 @@ def run_inbox(
     report = RescoreReport(now=now)
     touched, hand_raised = process_inbox(runtime.engine, config, now, report)
     moved = apply_scores_and_stages(runtime.engine, config, touched, hand_raised, now, report)
+    if touched:  # the predictive score before escalation routes on the band
+        score_leads(runtime.engine, touched | moved, now)
     if moved:
         report.plan = plan_leads(runtime, moved, now)
     return report

@@ -2,8 +2,8 @@
 
 - `vocab`: enums and status sets (stages, channels, statuses), no ORM;
 - `types`: `UTCDateTime` and the timestamp column helper;
-- `leads`, `nurture`, `intake`, `engagement`, `sales`, `crm`, `ops`: the tables, with their Core
-  table handles (`LEADS`, `TOUCHES`...).
+- `leads`, `nurture`, `intake`, `engagement`, `sales`, `crm`, `predictive`, `ops`: the tables,
+  with their Core table handles (`LEADS`, `TOUCHES`...).
 
 This package re-exports all of them, so `from leadops.models import X` works for every
 table, handle and enum, and importing it registers every table in `SQLModel.metadata`
@@ -103,6 +103,12 @@ from leadops.models.crm import (
     CRM_DEALS,
     CrmDeal,
 )
+from leadops.models.predictive import (
+    LEAD_PREDICTIONS,
+    PREDICTIVE_MODELS,
+    LeadPrediction,
+    PredictiveModel,
+)
 from leadops.models.ops import (
     DEAD_LETTERS,
     PASS_MARKS,
@@ -132,8 +138,10 @@ __all__ = [
     "INTAKE_CURSORS",
     "LEADS",
     "LEAD_FIELD_ISSUES",
+    "LEAD_PREDICTIONS",
     "LEAD_SOURCE_RECORDS",
     "PASS_MARKS",
+    "PREDICTIVE_MODELS",
     "QUARANTINE",
     "QUARANTINED_FILES",
     "SCORE_LEDGER",
@@ -169,12 +177,14 @@ __all__ = [
     "IntakeCursor",
     "Lead",
     "LeadFieldIssue",
+    "LeadPrediction",
     "LeadSourceRecord",
     "LifecycleStage",
     "LostReason",
     "NotReadyReason",
     "NotificationStatus",
     "PassMark",
+    "PredictiveModel",
     "QuarantineStatus",
     "QuarantinedFile",
     "QuarantinedRecord",

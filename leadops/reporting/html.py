@@ -333,8 +333,9 @@ def render(
     *,
     title: str = "leadops report",
     experiments: Sequence[CampaignResults] = (),
+    predictive: str = "",
 ) -> str:
-    """The whole page as one HTML string."""
+    """The whole page as one HTML string (`predictive`: its section, already HTML)."""
     cards = "".join(
         f'<div class="card"><span>{escape(r["kpi"])}</span><b>{escape(r["value"])}</b>'
         f"<span>{escape(r['note'])}</span></div>"
@@ -388,6 +389,7 @@ own. Per rep: who made the first contact, else who holds it now.</p>
 <h3>Revenue per campaign</h3>{_table(campaign_revenue_rows(kpis), "no campaign yet")}
 <h3>Lead velocity rate (qualified leads, month over month)</h3>{_table(velocity_rows(kpis))}
 {_calibration_section(kpis)}
+{predictive}
 <h2>Conversion by stage</h2>{_table(funnel_rows(kpis))}
 <h2>Lead status, bands and sunset</h2>{_table(qualification_rows(kpis))}
 <h2>Cost per lead by source ({escape(kpis.currency)})</h2>{_table(cost_rows(kpis))}

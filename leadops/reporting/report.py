@@ -15,10 +15,12 @@ from sqlalchemy.engine import Engine
 
 from leadops.core.settings import Settings
 from leadops.delivery.campaigns import load_campaigns
+from leadops.predictive.config import load_predictive
 from leadops.reporting import calibration, kpis, stuck
 from leadops.reporting import html as report_html
 from leadops.reporting.experiments import CampaignResults, all_results, display_rows
 from leadops.reporting.kpi_figures import KpiReport
+from leadops.reporting.predictive_section import predictive_card, predictive_html
 from leadops.reporting.qualification import qualification_rows
 from leadops.reporting.revenue import ATTRIBUTION
 from leadops.reporting.revenue_rows import (
@@ -34,6 +36,7 @@ class Report:
     kpis: KpiReport
     stuck: stuck.StuckReport
     experiments: list[CampaignResults] = field(default_factory=list)  # A/B tests, holdouts
+    predictive: dict[str, Any] | None = None  # the model card (leadops.predictive.card)
 
     @property
     def now(self) -> datetime:
@@ -52,6 +55,7 @@ def build_report(engine: Engine, settings: Settings, now: datetime) -> Report:
             lookback=timedelta(hours=settings.stuck_lookback_hours),
         ),
         experiments=_experiments(engine, settings),
+        predictive=predictive_card(engine, load_predictive(settings.config_dir)),
     )
 
 
@@ -67,7 +71,12 @@ def write_html(report: Report, path: Path) -> Path:
     path = path.expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        report_html.render(report.kpis, report.stuck, experiments=report.experiments),
+        report_html.render(
+            report.kpis,
+            report.stuck,
+            experiments=report.experiments,
+            predictive=predictive_html(report.predictive),
+        ),
         encoding="utf-8",
     )
     return path

@@ -29,6 +29,7 @@ from leadops.models import (
     EscalationNotification,
     Lead,
 )
+from leadops.predictive.store import prediction_of
 from leadops.providers.base import OutgoingMessage, PermanentSendError
 from leadops.sales.routing import Contact, Rep, RoutingConfig
 from leadops.sales.runtime import EscalationRuntime
@@ -196,6 +197,7 @@ def notification_context(
         "previous_assignee": previous_name,
         "queue": {"name": routing.fallback_queue.name},
         "touches": touches,
+        "prediction": prediction_of(session.connection(), escalation.lead_id),
         "engagement": {
             "last_engaged_at": lead.last_engaged_at,
             "last_inbound_at": lead.last_inbound_at,
