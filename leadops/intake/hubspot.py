@@ -21,13 +21,9 @@ offsets have moved, so the read re-anchors on the last id stored instead of skip
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -37,85 +33,15 @@ from leadops.intake.importer import ImportReport, import_in_savepoints
 from leadops.intake.mapping import SourceRules
 from leadops.intake.records import RawRecord
 from leadops.models import IntakeCursor
+from leadops.providers.hubspot import HubSpotClient, HubSpotError
+
+__all__ = ["HubSpotClient", "HubSpotError", "contact_record", "pull_contacts", "search_body"]
 
 log = logging.getLogger("leadops.intake.hubspot")
-
-SEARCH_PATH = "/crm/v3/objects/contacts/search"
-
-
-class HubSpotError(RuntimeError):
-    """HubSpot refused, kept failing, or is not configured; the message says which."""
 
 
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
-
-
-@dataclass
-class HubSpotClient:
-    """A small client for the contacts search endpoint: rate-limited, retrying 429 (after
-    Retry-After), 5xx and connection errors. Search is a read, so retrying is safe."""
-
-    base_url: str
-    token: str
-    requests_per_second: float = 4.0
-    max_attempts: int = 6
-    timeout: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
-    monotonic: Callable[[], float] = time.monotonic
-    http: requests.Session = field(default_factory=requests.Session)
-    requests_made: int = 0
-    _last_request: float | None = None
-
-    def _throttle(self) -> None:
-        gap = 1.0 / self.requests_per_second
-        now = self.monotonic()
-        if self._last_request is not None and now - self._last_request < gap:
-            self.sleep(gap - (now - self._last_request))
-        self._last_request = self.monotonic()
-
-    def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        url = self.base_url.rstrip("/") + SEARCH_PATH
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        problem = "no attempt made"
-        for attempt in range(1, self.max_attempts + 1):
-            self._throttle()
-            self.requests_made += 1
-            wait = min(2.0 ** (attempt - 1), 30.0)
-            try:
-                response = self.http.post(url, json=body, headers=headers, timeout=self.timeout)
-            except requests.RequestException as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code == 200:
-                    data: dict[str, Any] = response.json()
-                    return data
-                problem = f"HTTP {response.status_code}: {response.text[:300]}"
-                if response.status_code == 429:
-                    wait = _retry_after(response.headers.get("Retry-After"), default=wait)
-                elif response.status_code < 500:
-                    hint = (
-                        " (check LEADOPS_HUBSPOT_TOKEN)"
-                        if response.status_code in (401, 403)
-                        else ""
-                    )
-                    raise HubSpotError(f"HubSpot search refused the request: {problem}{hint}")
-            if attempt < self.max_attempts:
-                log.warning(
-                    "HubSpot search attempt %d failed (%s); retrying in %.1f s",
-                    attempt,
-                    problem,
-                    wait,
-                )
-                self.sleep(wait)
-        raise HubSpotError(f"HubSpot search failed {self.max_attempts} times; last: {problem}")
-
-
-def _retry_after(value: str | None, *, default: float) -> float:
-    try:
-        return max(0.0, min(float(value or ""), 300.0))
-    except ValueError:
-        return default
 
 
 def contact_record(contact: dict[str, Any], config: HubSpotSource) -> RawRecord:

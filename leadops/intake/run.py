@@ -45,6 +45,7 @@ from leadops.intake.quarantine import (
 )
 from leadops.models import ImportedFile, QuarantinedFile, QuarantineStatus
 from leadops.providers.base import ChannelSender
+from leadops.providers.hubspot import shared_limiter
 
 log = logging.getLogger("leadops.intake")
 
@@ -402,6 +403,7 @@ def hubspot_client(settings: Settings, config: IntakeConfig) -> HubSpotClient:
         requests_per_second=source.requests_per_second,
         max_attempts=source.max_attempts,
         timeout=source.timeout_seconds,
+        limiter=shared_limiter(settings.hubspot_base_url, source.requests_per_second),
     )
 
 
