@@ -16,14 +16,29 @@ one began (minus `lag_seconds`, for the search index's delay), so contacts modif
 it ran are read again next time rather than missed. Re-read contacts merge by CRM id.
 If the result set shrinks between pages (a contact deleted or merged in HubSpot), the
 offsets have moved, so the read re-anchors on the last id stored instead of skipping one.
+
+No echo of the write-back: our own writes (the `leadops_*` properties) bump a contact's
+`lastmodifieddate`, so the contact comes back in the next search. Intake reads only the
+properties its mapping names, and the mapping may not name a `leadops_*` property (the
+config refuses it), so what we write can never be read in as lead data. Each contact's
+mapped properties are digested (`crm_contacts.read_digest`, written with the page and
+its cursor); a contact whose digest is what intake last read is counted `unchanged` and
+not imported again, so a contact whose only change is our write-back is no change.
+
+Untrusted boundary: HubSpot sets only the lead columns `properties` maps (and the CRM id);
+everything is validated and mapped like any other source.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -32,7 +47,7 @@ from leadops.intake.config import HubSpotSource
 from leadops.intake.importer import ImportReport, import_in_savepoints
 from leadops.intake.mapping import SourceRules
 from leadops.intake.records import RawRecord
-from leadops.models import IntakeCursor
+from leadops.models import CRM_CONTACTS, IntakeCursor
 from leadops.providers.hubspot import HubSpotClient, HubSpotError
 
 __all__ = ["HubSpotClient", "HubSpotError", "contact_record", "pull_contacts", "search_body"]
@@ -55,6 +70,55 @@ def contact_record(contact: dict[str, Any], config: HubSpotSource) -> RawRecord:
     if not data.get("source"):
         data["source"] = config.source
     return RawRecord(data=data, source_ref=f"hubspot:contact/{contact.get('id')}")
+
+
+def contact_digest(contact: dict[str, Any], config: HubSpotSource) -> str:
+    """A digest of the properties intake maps, as HubSpot gave them."""
+    properties = contact.get("properties") or {}
+    picked = {name: properties.get(name) for name in sorted(set(config.properties.values()))}
+    return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
+
+
+def _changed_contacts(
+    session: Session, results: list[dict[str, Any]], config: HubSpotSource, now: datetime
+) -> list[dict[str, Any]]:
+    """The contacts whose mapped properties differ from what intake last read; records
+    the new digests (in the caller's transaction)."""
+    digests = {str(c.get("id", "")): contact_digest(c, config) for c in results}
+    found = session.connection().execute(
+        sa.select(CRM_CONTACTS.c.crm_id, CRM_CONTACTS.c.read_digest).where(
+            CRM_CONTACTS.c.crm == "hubspot", CRM_CONTACTS.c.crm_id.in_(list(digests))
+        )
+    )
+    known = {row.crm_id: row.read_digest for row in found}
+    changed = [
+        c for c in results if known.get(str(c.get("id", ""))) != digests[str(c.get("id", ""))]
+    ]
+    rows = [
+        {
+            "crm": "hubspot",
+            "crm_id": str(c.get("id", "")),
+            "read_digest": digests[str(c.get("id", ""))],
+            "read_at": now,
+            "status": "idle",
+            "attempts": 0,
+        }
+        for c in changed
+    ]
+    if rows:
+        dialect = session.connection().dialect.name
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CRM_CONTACTS)
+        session.connection().execute(
+            insert.on_conflict_do_update(
+                index_elements=["crm", "crm_id"],
+                set_={
+                    "read_digest": insert.excluded.read_digest,
+                    "read_at": insert.excluded.read_at,
+                },
+            ),
+            rows,
+        )
+    return changed
 
 
 def search_body(
@@ -144,16 +208,18 @@ def pull_contacts(
         part = ImportReport(source=source)
         with session_scope(engine) as session:
             _save_cursor(session, source, dict(state), now)
-            if results:
+            changed = _changed_contacts(session, results, config, now) if results else []
+            if changed:
                 part = import_in_savepoints(
                     session,
-                    [contact_record(contact, config) for contact in results],
+                    [contact_record(contact, config) for contact in changed],
                     source=source,
                     now=now,
                     default_region=default_region,
                     default_timezone=default_timezone,
                     rules=rules,
                 )
+            part.unchanged = len(results) - len(changed)
         report.add(part)  # committed
         if done:
             log.info("HubSpot traversal done: %d read, cursor %s", report.read, state)

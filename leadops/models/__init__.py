@@ -100,8 +100,12 @@ from leadops.models.sales import (
     EscalationNotification,
 )
 from leadops.models.crm import (
+    CRM_CONTACTS,
     CRM_DEALS,
+    CRM_OWNERS,
+    CrmContact,
     CrmDeal,
+    CrmOwner,
 )
 from leadops.models.ops import (
     DEAD_LETTERS,
@@ -116,7 +120,9 @@ __all__ = [
     "AWAITING_ACK_STATUSES",
     "CAMPAIGN_PAUSES",
     "CAMPAIGN_VERSIONS",
+    "CRM_CONTACTS",
     "CRM_DEALS",
+    "CRM_OWNERS",
     "DEAD_LETTERS",
     "ENROLLMENTS",
     "ESCALATIONS",
@@ -147,7 +153,9 @@ __all__ = [
     "CampaignVersion",
     "Channel",
     "ContactChannel",
+    "CrmContact",
     "CrmDeal",
+    "CrmOwner",
     "DeadLetter",
     "DeadLetterItem",
     "DeadLetterStatus",
