@@ -33,6 +33,7 @@ from leadops.intake.csv_source import (
 )
 from leadops.intake.forms import retry_confirmations
 from leadops.intake.hubspot import HubSpotClient, HubSpotError, pull_contacts
+from leadops.intake.hubspot_deals import pull_deals
 from leadops.intake.importer import REFUSED, ImportReport
 from leadops.intake.mapping import MappingFile, csv_rules, source_rules
 from leadops.intake.quarantine import (
@@ -421,9 +422,10 @@ def pull_hubspot(
     result = SourceResult(source=config.hubspot.source)
     result.report = ImportReport(source=config.hubspot.source)  # pages count as they commit
     try:
+        client = client or hubspot_client(settings, config)
         pull_contacts(
             engine,
-            client or hubspot_client(settings, config),
+            client,
             config.hubspot,
             now=now,
             default_region=settings.default_region,
@@ -431,6 +433,8 @@ def pull_hubspot(
             report=result.report,
             rules=source_rules(config.hubspot.value_mapping(), config, settings.config_dir),
         )
+        if config.hubspot.deals:
+            pull_deals(engine, client, config.hubspot, now=now)
     except HubSpotError as exc:
         result.error = str(exc)
         log.error("HubSpot intake failed: %s", exc)
