@@ -244,9 +244,10 @@ def open_deals(
     rest go on; an outage ends the pass (the next one carries on)."""
     report = DealReport()
     with engine.connect() as connection:
-        owners = dict(
-            connection.execute(sa.select(CRM_OWNERS.c.rep_key, CRM_OWNERS.c.owner_id)).tuples()
-        )
+        owners = {
+            r[0]: r[1]
+            for r in connection.execute(sa.select(CRM_OWNERS.c.rep_key, CRM_OWNERS.c.owner_id))
+        }
     for row in _without_deal(engine, config):
         owner = owners.get(row.rep_key) if row.rep_key else None
         try:

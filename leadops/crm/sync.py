@@ -98,9 +98,10 @@ def crm_status(engine: Engine) -> dict[str, Any]:
     """Outbox counts (pending, due later, failed, written), deals, and the last error."""
     c = CRM_CONTACTS.c
     with engine.connect() as connection:
-        counts = dict(
-            connection.execute(sa.select(c.status, sa.func.count()).group_by(c.status)).tuples()
-        )
+        counts = {
+            r[0]: r[1]
+            for r in connection.execute(sa.select(c.status, sa.func.count()).group_by(c.status))
+        }
         written = connection.execute(
             sa.select(sa.func.count()).where(c.written_at.is_not(None))
         ).scalar_one()
@@ -113,11 +114,12 @@ def crm_status(engine: Engine) -> dict[str, Any]:
             .order_by(c.not_before.desc().nulls_last(), c.id.desc())
             .limit(1)
         ).first()
-        deals = dict(
-            connection.execute(
+        deals = {
+            r[0]: r[1]
+            for r in connection.execute(
                 sa.select(CRM_DEALS.c.status, sa.func.count()).group_by(CRM_DEALS.c.status)
-            ).tuples()
-        )
+            )
+        }
     return {
         "pending": int(counts.get("pending", 0)),
         "retrying": int(retrying),

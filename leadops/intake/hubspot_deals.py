@@ -100,18 +100,20 @@ def _apply(
     statuses: dict[str, str],
     now: datetime,
 ) -> int:
-    owners = dict(
-        connection.execute(sa.select(CRM_OWNERS.c.owner_id, CRM_OWNERS.c.rep_key)).tuples()
-    )
+    owners = {
+        r[0]: r[1]
+        for r in connection.execute(sa.select(CRM_OWNERS.c.owner_id, CRM_OWNERS.c.rep_key))
+    }
     crm_ids = sorted(set(contacts.values()))
     leads = (
-        dict(
-            connection.execute(
+        {
+            r[0]: r[1]
+            for r in connection.execute(
                 sa.select(LEADS.c.crm_id, sa.func.min(LEADS.c.id))
                 .where(LEADS.c.crm_id.in_(crm_ids))
                 .group_by(LEADS.c.crm_id)
-            ).tuples()
-        )
+            )
+        }
         if crm_ids
         else {}
     )
