@@ -59,7 +59,7 @@ def _import(engine: Engine, client: HubSpotClient, now: datetime) -> Any:
 
 def _sync(
     engine: Engine, settings: Settings, client: HubSpotClient, config: CrmConfig, now: datetime
-) -> Any:  # noqa: E501
+) -> Any:
     return sync_crm(engine, settings, config, now=now, client=client)
 
 
