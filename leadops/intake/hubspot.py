@@ -43,14 +43,22 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from leadops.core.db import session_scope
-from leadops.intake.config import HubSpotSource
+from leadops.core.settings import Settings
+from leadops.intake.config import HubSpotSource, IntakeConfig
 from leadops.intake.importer import ImportReport, import_in_savepoints
 from leadops.intake.mapping import SourceRules
 from leadops.intake.records import RawRecord
 from leadops.models import CRM_CONTACTS, IntakeCursor
-from leadops.providers.hubspot import HubSpotClient, HubSpotError
+from leadops.providers.hubspot import HubSpotClient, HubSpotError, shared_limiter
 
-__all__ = ["HubSpotClient", "HubSpotError", "contact_record", "pull_contacts", "search_body"]
+__all__ = [
+    "HubSpotClient",
+    "HubSpotError",
+    "contact_record",
+    "hubspot_client",
+    "pull_contacts",
+    "search_body",
+]
 
 log = logging.getLogger("leadops.intake.hubspot")
 
@@ -234,3 +242,20 @@ def cursor_time(state: dict[str, Any]) -> datetime | None:
     """The `since` of a cursor state as a datetime (for display)."""
     since = state.get("since")
     return None if since is None else datetime.fromtimestamp(int(since) / 1000, tz=UTC)
+
+
+def hubspot_client(settings: Settings, config: IntakeConfig) -> HubSpotClient:
+    """The intake client, on the limiter the write-back shares."""
+    if settings.hubspot_token is None:
+        raise HubSpotError(
+            "HubSpot is enabled in config/intake.yaml but LEADOPS_HUBSPOT_TOKEN is not set"
+        )
+    source = config.hubspot
+    return HubSpotClient(
+        base_url=settings.hubspot_base_url,
+        token=settings.hubspot_token.get_secret_value(),
+        requests_per_second=source.requests_per_second,
+        max_attempts=source.max_attempts,
+        timeout=source.timeout_seconds,
+        limiter=shared_limiter(settings.hubspot_base_url, source.requests_per_second),
+    )

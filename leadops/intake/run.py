@@ -32,7 +32,7 @@ from leadops.intake.csv_source import (
     unmapped_columns,
 )
 from leadops.intake.forms import retry_confirmations
-from leadops.intake.hubspot import HubSpotClient, HubSpotError, pull_contacts
+from leadops.intake.hubspot import HubSpotClient, HubSpotError, hubspot_client, pull_contacts
 from leadops.intake.hubspot_deals import pull_deals
 from leadops.intake.importer import REFUSED, ImportReport
 from leadops.intake.mapping import MappingFile, csv_rules, source_rules
@@ -46,7 +46,6 @@ from leadops.intake.quarantine import (
 )
 from leadops.models import ImportedFile, QuarantinedFile, QuarantineStatus
 from leadops.providers.base import ChannelSender
-from leadops.providers.hubspot import shared_limiter
 
 log = logging.getLogger("leadops.intake")
 
@@ -390,22 +389,6 @@ def import_drop_folder(
     dropped = [p for p in dropped_files(settings, config) if p not in skip]
     results = import_files(engine, settings, config, dropped, now=now)
     return [r for r in results if not r.skipped]
-
-
-def hubspot_client(settings: Settings, config: IntakeConfig) -> HubSpotClient:
-    if settings.hubspot_token is None:
-        raise HubSpotError(
-            "HubSpot is enabled in config/intake.yaml but LEADOPS_HUBSPOT_TOKEN is not set"
-        )
-    source = config.hubspot
-    return HubSpotClient(
-        base_url=settings.hubspot_base_url,
-        token=settings.hubspot_token.get_secret_value(),
-        requests_per_second=source.requests_per_second,
-        max_attempts=source.max_attempts,
-        timeout=source.timeout_seconds,
-        limiter=shared_limiter(settings.hubspot_base_url, source.requests_per_second),
-    )
 
 
 def pull_hubspot(
