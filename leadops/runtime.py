@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from leadops.core.clock import Clock, SystemClock
 from leadops.core.db import ensure_ready, make_engine
 from leadops.core.settings import Settings
+from leadops.crm.config import CrmConfig, load_crm_config
 from leadops.delivery.campaigns import (
     Campaign,
     StoredCampaigns,
@@ -112,6 +113,11 @@ class Runtime:
         the same intake.yaml the forms themselves come from."""
         config_dir = self.settings.config_dir
         return {form.key: source_rules(form, self.intake, config_dir) for form in self.intake.forms}
+
+    @cached_property
+    def crm(self) -> CrmConfig:
+        """config/crm.yaml (the HubSpot write-back), everything off without the file."""
+        return load_crm_config(self.settings.config_dir)
 
     @cached_property
     def routing(self) -> RoutingConfig | None:

@@ -40,6 +40,7 @@ CONFIG_FILES = [
     ("config/scoring.yaml", "leadops.engagement.scoring:ScoringConfig", "points, stages, opt-outs"),
     ("config/routing.yaml", "leadops.sales.routing:RoutingConfig", "reps, rules and SLAs"),
     ("config/intake.yaml", "leadops.intake.config:IntakeConfig", "CSV, HubSpot and web forms"),
+    ("config/crm.yaml", "leadops.crm.config:CrmConfig", "the HubSpot write-back"),
 ]
 # config/spend.yaml has no model: the function that reads it
 SPEND_LOADER = "leadops.reporting.spend:load_spend"

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from leadops.cli import (
     campaigns,
+    crm,
     db,
     deadletters,
     engagement,
@@ -65,6 +66,7 @@ app.add_typer(escalations.escalations_app, name="escalations")
 app.add_typer(engagement.webhooks_app, name="webhooks")
 app.add_typer(deadletters.deadletters_app, name="deadletters")
 app.add_typer(model.model_app, name="model")
+app.add_typer(crm.crm_app, name="crm")
 
 
 def _prefect_environment() -> None:

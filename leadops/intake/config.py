@@ -229,11 +229,26 @@ class HubSpotSource(ValueMapping):
     lag_seconds: int = Field(default=60, ge=0)
     properties: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HUBSPOT_PROPERTIES))
     lifecycle_stages: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HUBSPOT_STAGES))
+    deals: bool = Field(
+        default=False,
+        description="also read deals modified since the last run into crm_deals (revenue)",
+    )
+    deal_stages: dict[str, Literal["open", "won", "lost"]] = Field(
+        default_factory=dict,
+        description="deal stage id -> open/won/lost; stages not listed follow the "
+        "pipeline's own metadata (closed with probability 1: won, closed: lost)",
+    )
 
     @field_validator("properties")
     @classmethod
     def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
         _check_targets({v: k for k, v in value.items()})
+        ours = sorted(name for name in value.values() if name.lower().startswith("leadops_"))
+        if ours:
+            raise ValueError(
+                f"HubSpot properties {', '.join(ours)} are written by leadops itself "
+                "(the CRM write-back) and cannot be read back as lead data"
+            )
         return value
 
     def value_mapping(self) -> ValueMapping:

@@ -16,106 +16,55 @@ one began (minus `lag_seconds`, for the search index's delay), so contacts modif
 it ran are read again next time rather than missed. Re-read contacts merge by CRM id.
 If the result set shrinks between pages (a contact deleted or merged in HubSpot), the
 offsets have moved, so the read re-anchors on the last id stored instead of skipping one.
+
+No echo of the write-back: our own writes (the `leadops_*` properties) bump a contact's
+`lastmodifieddate`, so the contact comes back in the next search. Intake reads only the
+properties its mapping names, and the mapping may not name a `leadops_*` property (the
+config refuses it), so what we write can never be read in as lead data. Each contact's
+mapped properties are digested (`crm_contacts.read_digest`, written with the page and
+its cursor); a contact whose digest is what intake last read is counted `unchanged` and
+not imported again, so a contact whose only change is our write-back is no change.
+
+Untrusted boundary: HubSpot sets only the lead columns `properties` maps (and the CRM id);
+everything is validated and mapped like any other source.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from leadops.core.db import session_scope
-from leadops.intake.config import HubSpotSource
+from leadops.core.settings import Settings
+from leadops.intake.config import HubSpotSource, IntakeConfig
 from leadops.intake.importer import ImportReport, import_in_savepoints
 from leadops.intake.mapping import SourceRules
 from leadops.intake.records import RawRecord
-from leadops.models import IntakeCursor
+from leadops.models import CRM_CONTACTS, IntakeCursor
+from leadops.providers.hubspot import HubSpotClient, HubSpotError, shared_limiter
+
+__all__ = [
+    "HubSpotClient",
+    "HubSpotError",
+    "contact_record",
+    "hubspot_client",
+    "pull_contacts",
+    "search_body",
+]
 
 log = logging.getLogger("leadops.intake.hubspot")
-
-SEARCH_PATH = "/crm/v3/objects/contacts/search"
-
-
-class HubSpotError(RuntimeError):
-    """HubSpot refused, kept failing, or is not configured; the message says which."""
 
 
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
-
-
-@dataclass
-class HubSpotClient:
-    """A small client for the contacts search endpoint: rate-limited, retrying 429 (after
-    Retry-After), 5xx and connection errors. Search is a read, so retrying is safe."""
-
-    base_url: str
-    token: str
-    requests_per_second: float = 4.0
-    max_attempts: int = 6
-    timeout: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
-    monotonic: Callable[[], float] = time.monotonic
-    http: requests.Session = field(default_factory=requests.Session)
-    requests_made: int = 0
-    _last_request: float | None = None
-
-    def _throttle(self) -> None:
-        gap = 1.0 / self.requests_per_second
-        now = self.monotonic()
-        if self._last_request is not None and now - self._last_request < gap:
-            self.sleep(gap - (now - self._last_request))
-        self._last_request = self.monotonic()
-
-    def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        url = self.base_url.rstrip("/") + SEARCH_PATH
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        problem = "no attempt made"
-        for attempt in range(1, self.max_attempts + 1):
-            self._throttle()
-            self.requests_made += 1
-            wait = min(2.0 ** (attempt - 1), 30.0)
-            try:
-                response = self.http.post(url, json=body, headers=headers, timeout=self.timeout)
-            except requests.RequestException as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code == 200:
-                    data: dict[str, Any] = response.json()
-                    return data
-                problem = f"HTTP {response.status_code}: {response.text[:300]}"
-                if response.status_code == 429:
-                    wait = _retry_after(response.headers.get("Retry-After"), default=wait)
-                elif response.status_code < 500:
-                    hint = (
-                        " (check LEADOPS_HUBSPOT_TOKEN)"
-                        if response.status_code in (401, 403)
-                        else ""
-                    )
-                    raise HubSpotError(f"HubSpot search refused the request: {problem}{hint}")
-            if attempt < self.max_attempts:
-                log.warning(
-                    "HubSpot search attempt %d failed (%s); retrying in %.1f s",
-                    attempt,
-                    problem,
-                    wait,
-                )
-                self.sleep(wait)
-        raise HubSpotError(f"HubSpot search failed {self.max_attempts} times; last: {problem}")
-
-
-def _retry_after(value: str | None, *, default: float) -> float:
-    try:
-        return max(0.0, min(float(value or ""), 300.0))
-    except ValueError:
-        return default
 
 
 def contact_record(contact: dict[str, Any], config: HubSpotSource) -> RawRecord:
@@ -129,6 +78,55 @@ def contact_record(contact: dict[str, Any], config: HubSpotSource) -> RawRecord:
     if not data.get("source"):
         data["source"] = config.source
     return RawRecord(data=data, source_ref=f"hubspot:contact/{contact.get('id')}")
+
+
+def contact_digest(contact: dict[str, Any], config: HubSpotSource) -> str:
+    """A digest of the properties intake maps, as HubSpot gave them."""
+    properties = contact.get("properties") or {}
+    picked = {name: properties.get(name) for name in sorted(set(config.properties.values()))}
+    return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
+
+
+def _changed_contacts(
+    session: Session, results: list[dict[str, Any]], config: HubSpotSource, now: datetime
+) -> list[dict[str, Any]]:
+    """The contacts whose mapped properties differ from what intake last read; records
+    the new digests (in the caller's transaction)."""
+    digests = {str(c.get("id", "")): contact_digest(c, config) for c in results}
+    found = session.connection().execute(
+        sa.select(CRM_CONTACTS.c.crm_id, CRM_CONTACTS.c.read_digest).where(
+            CRM_CONTACTS.c.crm == "hubspot", CRM_CONTACTS.c.crm_id.in_(list(digests))
+        )
+    )
+    known = {row.crm_id: row.read_digest for row in found}
+    changed = [
+        c for c in results if known.get(str(c.get("id", ""))) != digests[str(c.get("id", ""))]
+    ]
+    rows = [
+        {
+            "crm": "hubspot",
+            "crm_id": str(c.get("id", "")),
+            "read_digest": digests[str(c.get("id", ""))],
+            "read_at": now,
+            "status": "idle",
+            "attempts": 0,
+        }
+        for c in changed
+    ]
+    if rows:
+        dialect = session.connection().dialect.name
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CRM_CONTACTS)
+        session.connection().execute(
+            insert.on_conflict_do_update(
+                index_elements=["crm", "crm_id"],
+                set_={
+                    "read_digest": insert.excluded.read_digest,
+                    "read_at": insert.excluded.read_at,
+                },
+            ),
+            rows,
+        )
+    return changed
 
 
 def search_body(
@@ -218,16 +216,18 @@ def pull_contacts(
         part = ImportReport(source=source)
         with session_scope(engine) as session:
             _save_cursor(session, source, dict(state), now)
-            if results:
+            changed = _changed_contacts(session, results, config, now) if results else []
+            if changed:
                 part = import_in_savepoints(
                     session,
-                    [contact_record(contact, config) for contact in results],
+                    [contact_record(contact, config) for contact in changed],
                     source=source,
                     now=now,
                     default_region=default_region,
                     default_timezone=default_timezone,
                     rules=rules,
                 )
+            part.unchanged = len(results) - len(changed)
         report.add(part)  # committed
         if done:
             log.info("HubSpot traversal done: %d read, cursor %s", report.read, state)
@@ -242,3 +242,20 @@ def cursor_time(state: dict[str, Any]) -> datetime | None:
     """The `since` of a cursor state as a datetime (for display)."""
     since = state.get("since")
     return None if since is None else datetime.fromtimestamp(int(since) / 1000, tz=UTC)
+
+
+def hubspot_client(settings: Settings, config: IntakeConfig) -> HubSpotClient:
+    """The intake client, on the limiter the write-back shares."""
+    if settings.hubspot_token is None:
+        raise HubSpotError(
+            "HubSpot is enabled in config/intake.yaml but LEADOPS_HUBSPOT_TOKEN is not set"
+        )
+    source = config.hubspot
+    return HubSpotClient(
+        base_url=settings.hubspot_base_url,
+        token=settings.hubspot_token.get_secret_value(),
+        requests_per_second=source.requests_per_second,
+        max_attempts=source.max_attempts,
+        timeout=source.timeout_seconds,
+        limiter=shared_limiter(settings.hubspot_base_url, source.requests_per_second),
+    )

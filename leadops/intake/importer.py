@@ -64,6 +64,7 @@ class ImportReport:
     read: int = 0
     created: int = 0
     merged: int = 0
+    unchanged: int = 0  # CRM contacts read again with nothing intake maps changed
     quarantined: Counter[str] = field(default_factory=Counter)
     quarantined_records: int = 0
     flagged: Counter[str] = field(default_factory=Counter)  # imported with bad fields, by reason
@@ -83,6 +84,7 @@ class ImportReport:
         self.read += other.read
         self.created += other.created
         self.merged += other.merged
+        self.unchanged += other.unchanged
         self.quarantined.update(other.quarantined)
         self.quarantined_records += other.quarantined_records
         self.flagged.update(other.flagged)

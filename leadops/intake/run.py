@@ -32,7 +32,8 @@ from leadops.intake.csv_source import (
     unmapped_columns,
 )
 from leadops.intake.forms import retry_confirmations
-from leadops.intake.hubspot import HubSpotClient, HubSpotError, pull_contacts
+from leadops.intake.hubspot import HubSpotClient, HubSpotError, hubspot_client, pull_contacts
+from leadops.intake.hubspot_deals import pull_deals
 from leadops.intake.importer import REFUSED, ImportReport
 from leadops.intake.mapping import MappingFile, csv_rules, source_rules
 from leadops.intake.quarantine import (
@@ -390,21 +391,6 @@ def import_drop_folder(
     return [r for r in results if not r.skipped]
 
 
-def hubspot_client(settings: Settings, config: IntakeConfig) -> HubSpotClient:
-    if settings.hubspot_token is None:
-        raise HubSpotError(
-            "HubSpot is enabled in config/intake.yaml but LEADOPS_HUBSPOT_TOKEN is not set"
-        )
-    source = config.hubspot
-    return HubSpotClient(
-        base_url=settings.hubspot_base_url,
-        token=settings.hubspot_token.get_secret_value(),
-        requests_per_second=source.requests_per_second,
-        max_attempts=source.max_attempts,
-        timeout=source.timeout_seconds,
-    )
-
-
 def pull_hubspot(
     engine: Engine,
     settings: Settings,
@@ -419,9 +405,10 @@ def pull_hubspot(
     result = SourceResult(source=config.hubspot.source)
     result.report = ImportReport(source=config.hubspot.source)  # pages count as they commit
     try:
+        client = client or hubspot_client(settings, config)
         pull_contacts(
             engine,
-            client or hubspot_client(settings, config),
+            client,
             config.hubspot,
             now=now,
             default_region=settings.default_region,
@@ -429,6 +416,8 @@ def pull_hubspot(
             report=result.report,
             rules=source_rules(config.hubspot.value_mapping(), config, settings.config_dir),
         )
+        if config.hubspot.deals:
+            pull_deals(engine, client, config.hubspot, now=now)
     except HubSpotError as exc:
         result.error = str(exc)
         log.error("HubSpot intake failed: %s", exc)

@@ -100,8 +100,12 @@ from leadops.models.sales import (
     EscalationNotification,
 )
 from leadops.models.crm import (
+    CRM_CONTACTS,
     CRM_DEALS,
+    CRM_OWNERS,
+    CrmContact,
     CrmDeal,
+    CrmOwner,
 )
 from leadops.models.predictive import (
     LEAD_PREDICTIONS,
@@ -122,7 +126,9 @@ __all__ = [
     "AWAITING_ACK_STATUSES",
     "CAMPAIGN_PAUSES",
     "CAMPAIGN_VERSIONS",
+    "CRM_CONTACTS",
     "CRM_DEALS",
+    "CRM_OWNERS",
     "DEAD_LETTERS",
     "ENROLLMENTS",
     "ESCALATIONS",
@@ -155,7 +161,9 @@ __all__ = [
     "CampaignVersion",
     "Channel",
     "ContactChannel",
+    "CrmContact",
     "CrmDeal",
+    "CrmOwner",
     "DeadLetter",
     "DeadLetterItem",
     "DeadLetterStatus",

@@ -43,6 +43,7 @@ class FakeHubSpot:
         self.gone: set[int] = set()
         self.fail_from: int | None = None
         self.requests: list[dict[str, Any]] = []
+        self.first_names: dict[int, str] = {}
 
     def contact(self, i: int) -> dict[str, Any]:
         return {
@@ -50,7 +51,7 @@ class FakeHubSpot:
             "properties": {
                 "hs_object_id": str(i),
                 "email": f"contact{i}@example.com",
-                "firstname": f"first{i}",
+                "firstname": self.first_names.get(i, f"first{i}"),
                 "lastname": "LAST",
                 "company": f"Company {i % 50}",
                 "jobtitle": "VP Marketing" if i % 3 else "Engineer",
@@ -191,10 +192,14 @@ def test_a_run_that_fails_midway_keeps_committed_pages_and_the_next_resumes(
         assert load_cursor(session, "hubspot") == {"since": state["next_since"]}
 
     # Next run reads only what changed since; changed contacts merge, nothing duplicates.
-    for i in (5, 900):
+    # A contact modified with nothing intake maps changed (e.g. our own write-back) is
+    # counted unchanged and not imported again.
+    for i in (5, 900, 901):
         fake.modified[i] = state["next_since"] + 5_000
+    fake.first_names.update({5: "Fifth", 900: "Ninehundredth"})
     report = _pull(engine, _client(httpserver, sleeps), config, NOW + timedelta(minutes=30))
     assert report.read == 2 and report.merged == 2 and report.created == 0
+    assert report.unchanged == 1
     assert len(_crm_ids(engine)) == 1_300
     with Session(engine) as session:
         history = session.exec(

@@ -12,7 +12,7 @@ from leadops.core.db import downgrade, upgrade
 from leadops.models import LEAD_PREDICTIONS, PREDICTIVE_MODELS
 
 T0 = datetime(2026, 12, 1, 8, tzinfo=UTC)
-BEFORE = "0017"  # the revision 0019 follows
+BEFORE = "0018"  # the revision 0019 follows
 
 
 def test_upgrade_keeps_leads_and_downgrade_drops_only_the_predictive_tables(

@@ -6,7 +6,7 @@ latest probability, mode, model version and factors). Nothing from before is cha
 Downgrading drops both tables (a retrain and a rescore make them again).
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-02
 """
 
@@ -20,7 +20,7 @@ import leadops.models
 
 
 revision: str = '0019'
-down_revision: str | None = '0017'
+down_revision: str | None = '0018'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
