@@ -11,7 +11,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-SKIP = {"app", "report", "__main__"}
+SKIP = {"app", "report", "__main__", "standin", "delivery_parts"}
 
 
 def available() -> list[str]:

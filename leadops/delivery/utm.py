@@ -11,6 +11,7 @@ confirmation links live there) and the links named in `skip`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,7 +72,30 @@ def tagged_links(
     channel: str,
     own_url: str,
 ) -> dict[str, str]:
-    """A campaign's links as one message of `step` on `channel` shows them."""
+    """A campaign's links as one message of `step` on `channel` shows them (worked out once
+    per campaign links, step and channel: every message of a step shows the same ones)."""
+    return dict(
+        _tagged(
+            tuple(links.items()),
+            utm,
+            campaign=campaign,
+            step=step,
+            channel=channel,
+            own_url=own_url,
+        )
+    )
+
+
+@lru_cache(maxsize=4096)
+def _tagged(
+    links: tuple[tuple[str, str], ...],
+    utm: UtmConfig,
+    *,
+    campaign: str,
+    step: str,
+    channel: str,
+    own_url: str,
+) -> dict[str, str]:
     if not utm.enabled:
         return dict(links)
     params = utm_params(utm, campaign=campaign, step=step, channel=channel)
@@ -81,5 +105,5 @@ def tagged_links(
         or urlsplit(url).scheme.lower() not in ("http", "https")
         or _own(url, own_url)
         else tag_url(url, params)
-        for name, url in links.items()
+        for name, url in links
     }
