@@ -10,25 +10,22 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from leadops.core.bulk import bulk_insert
 from leadops.core.clock import ensure_utc
 from leadops.delivery.campaigns import StoredCampaigns, open_pauses, register_versions
-from leadops.delivery.conditions import GOAL_REACHED, Behaviour
-from leadops.delivery.suppression import leave_nurture, suppress
+from leadops.delivery.conditions import Behaviour
 from leadops.models import (
     ACTIVE_ESCALATION_STATUSES,
     ENROLLMENTS,
     ESCALATIONS,
     FINAL_TOUCH_STATUSES,
+    FORM_SUBMISSIONS,
     LEADS,
     TOUCHES,
     CampaignVersion,
@@ -38,37 +35,14 @@ from leadops.models import (
 from leadops.models.touch_states import INITIAL_STATUS, SKIPPED_AT_PLANNING
 from leadops.models.vocab import Channel, SuppressionReason
 from leadops.nurture.behaviour import Enrolled, enrollment_behaviour, lead_behaviour
+from leadops.nurture.plan_write import PlanReport, Writes, among, write
 from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, plan_lead
 from leadops.nurture.runtime import Runtime
-from leadops.nurture.segments import LeadFacts, first_forms
+from leadops.nurture.segments import LeadFacts, first_forms_where
 
 log = logging.getLogger("leadops.nurture")
 
 PLAN_BATCH = 1000
-
-
-@dataclass
-class PlanReport:
-    leads: int = 0
-    enrolled: Counter[str] = field(default_factory=Counter)
-    exited: int = 0
-    goals_reached: int = 0  # of the exits, those the campaign's goal ended
-    completed: int = 0
-    sunset: int = 0  # leads that finished a sunset campaign without engaging
-    planned: int = 0
-    planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    conflicts: int = 0  # rows another planner had already written (skipped)
-
-    def merge(self, other: PlanReport) -> None:
-        self.leads += other.leads
-        self.enrolled.update(other.enrolled)
-        self.exited += other.exited
-        self.goals_reached += other.goals_reached
-        self.completed += other.completed
-        self.sunset += other.sunset
-        self.planned += other.planned
-        self.planned_steps.update(other.planned_steps)
-        self.conflicts += other.conflicts
 
 
 Partition = tuple[int, int]  # (k, n): the leads whose id modulo n is k
@@ -153,7 +127,7 @@ def _states(
 ) -> list[tuple[LeadRow, Enrollment | None, LeadState]]:
     ids = [lead.id for lead in leads]
     enrollments = session.execute(
-        select(Enrollment).where(Enrollment.lead_id.in_(ids))  # type: ignore[attr-defined]
+        select(Enrollment).where(among(session, ENROLLMENTS.c.lead_id, ids))
     ).scalars()
     active: dict[int, Enrollment] = {}
     past: dict[int, set[str]] = {}
@@ -164,7 +138,7 @@ def _states(
     escalated = set(
         session.execute(
             select(ESCALATIONS.c.lead_id).where(
-                ESCALATIONS.c.lead_id.in_(ids),
+                among(session, ESCALATIONS.c.lead_id, ids),
                 ESCALATIONS.c.status.in_(ACTIVE_ESCALATION_STATUSES),
             )
         ).scalars()
@@ -176,7 +150,7 @@ def _states(
         t = TOUCHES.c
         rows = session.execute(
             select(t.enrollment_id, t.step, t.channel, t.status, t.created_at).where(
-                t.enrollment_id.in_([e.id for e in active.values()])
+                among(session, t.enrollment_id, [e.id or 0 for e in active.values()])
             )
         ).all()
         for enrollment_id, step, channel, status, created_at in rows:
@@ -186,7 +160,7 @@ def _states(
             created = ensure_utc(created_at)
             first_touch[enrollment_id] = min(created, first_touch.get(enrollment_id, created))
 
-    forms = first_forms(session, ids)
+    forms = first_forms_where(session, among(session, FORM_SUBMISSIONS.c.lead_id, ids))
     now_of = {lead.id: lead_behaviour(lead) for lead in leads}  # score, stage... now
     behaviours = _behaviours(session, stored, active, first_touch, now_of)
     result = []
@@ -227,20 +201,6 @@ def _states(
     return result
 
 
-@dataclass
-class _Writes:
-    """What planning a batch of leads inserts, written in bulk at the end of the batch."""
-
-    enrollments: list[dict[str, Any]] = field(default_factory=list)
-    touches: list[dict[str, Any]] = field(default_factory=list)
-    # touches of enrollments created in this batch, by lead, until their ids are known
-    waiting: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-    segments: list[dict[str, object]] = field(default_factory=list)  # lead_id, segment
-    # lead_id, end reason, whether the campaign's goal ended it
-    exits: list[tuple[int, str, bool]] = field(default_factory=list)
-    sunsets: list[tuple[int, list[str]]] = field(default_factory=list)  # lead_id, channels
-
-
 def _apply(
     plan: Plan,
     lead: LeadRow,
@@ -248,7 +208,7 @@ def _apply(
     versions: dict[str, CampaignVersion],
     now: datetime,
     report: PlanReport,
-    writes: _Writes,
+    writes: Writes,
 ) -> None:
     if plan.segment != lead.segment:
         writes.segments.append({"lead_id": plan.lead_id, "segment": plan.segment})
@@ -328,7 +288,7 @@ def _plan_batch(
     """Plan one batch of leads and write the result in bulk, in one transaction."""
     stored = runtime.stored
     states = _states(session, stored, batch)
-    writes = _Writes()
+    writes = Writes()
     for lead, enrollment, state in states:
         if state.active:
             stored.get(session, state.active.campaign_version_id)
@@ -342,79 +302,9 @@ def _plan_batch(
         )
         if plan.changes_anything or plan.segment != lead.segment:
             _apply(plan, lead, enrollment, versions, now, report, writes)
-    _write(session, writes, report, now)
+    write(session, writes, report, now)
     report.leads += len(states)
     session.commit()
-
-
-def _update_segments(session: Session, segments: list[dict[str, object]], now: datetime) -> None:
-    """Each lead's new segment, in one statement."""
-    if not segments:
-        return
-    leads = LEADS.c
-    if session.get_bind().dialect.name == "postgresql":
-        ids = [row["lead_id"] for row in segments]
-        # rows locked in id order first, so planners that overlap wait instead of deadlocking
-        session.execute(
-            sa.select(leads.id).where(leads.id.in_(ids)).order_by(leads.id).with_for_update()
-        )
-        session.execute(
-            sa.text(
-                "UPDATE leads SET segment = v.segment, updated_at = :now FROM unnest("
-                "CAST(:ids AS INTEGER[]), CAST(:segments AS VARCHAR[])) AS v(id, segment) "
-                "WHERE leads.id = v.id"
-            ),
-            {
-                "ids": ids,
-                "segments": [row["segment"] for row in segments],
-                "now": now,
-            },
-        )
-        return
-    session.execute(
-        sa.update(LEADS)
-        .where(leads.id == sa.bindparam("lead_id"))
-        .values(segment=sa.bindparam("segment"), updated_at=now),
-        segments,
-    )
-
-
-def _write(session: Session, writes: _Writes, report: PlanReport, now: datetime) -> None:
-    """Flush lead and enrollment changes (exits first, so a lead has one active
-    enrollment), then insert new enrollments and all touches in bulk.
-
-    Planners running at the same time (partitions on several workers, or the rescore run
-    re-planning a lead) may plan the same lead: their conflicting rows are skipped by the
-    constraints, so only what was really written is counted, and a lead whose enrollment
-    another planner created first gets no touches from this one."""
-    session.flush()
-    for lead_id, reason, goal in writes.exits:
-        leave_nurture(
-            session.connection(),
-            lead_id,
-            GOAL_REACHED if goal else "enrollment_ended",
-            now,
-            end_reason=reason,
-            status=EnrollmentStatus.GOAL_REACHED if goal else EnrollmentStatus.EXITED,
-        )
-    for lead_id, channels in writes.sunsets:
-        suppress(session.connection(), lead_id, channels, SuppressionReason.SUNSET, now)
-    _update_segments(session, writes.segments, now)
-    if writes.enrollments:
-        created = bulk_insert(
-            session, ENROLLMENTS, writes.enrollments, ["id", "lead_id", "campaign"]
-        )
-        for enrollment_id, lead_id, campaign in created:
-            report.enrolled[campaign] += 1
-            for touch in writes.waiting.get(lead_id, []):
-                touch["enrollment_id"] = enrollment_id
-                writes.touches.append(touch)
-        report.conflicts += len(writes.enrollments) - len(created)
-    if writes.touches:
-        written = bulk_insert(session, TOUCHES, writes.touches, ["campaign", "step", "channel"])
-        report.planned += len(written)
-        report.planned_steps.update((row[0], row[1], row[2]) for row in written)
-        report.conflicts += len(writes.touches) - len(written)
 
 
 def _register_versions(
@@ -443,7 +333,7 @@ def plan_all(
 
     `partition=(k, n)` plans only the leads whose id modulo n is k, so n planners (Prefect
     task runs, on one worker or many) share the work; together they plan every lead once.
-    Planners that overlap anyway write nothing twice (see `_write`). `progress` is called
+    Planners that overlap anyway write nothing twice (see `plan_write.write`). `progress` is called
     with the number of leads planned so far after each batch."""
     k, n = check_partition(partition)
     report = PlanReport()

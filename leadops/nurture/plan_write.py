@@ -1,0 +1,192 @@
+"""What planning writes for a batch of leads, in bulk, in the batch's transaction.
+
+On PostgreSQL new enrollments and touches are COPYed into a temporary table and moved
+with one INSERT ... SELECT ... ON CONFLICT DO NOTHING each; lead filters bind one
+integer array (`= ANY`) instead of a thousand placeholders, so a statement's text is the
+same for every batch. Elsewhere an executemany.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from operator import itemgetter
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Session
+
+from leadops.core.bulk import bulk_insert, plain
+from leadops.delivery.conditions import GOAL_REACHED
+from leadops.delivery.suppression import leave_nurture, suppress
+from leadops.models import ENROLLMENTS, LEADS, TOUCHES, EnrollmentStatus
+from leadops.models.vocab import SuppressionReason
+
+
+@dataclass
+class PlanReport:
+    leads: int = 0
+    enrolled: Counter[str] = field(default_factory=Counter)
+    exited: int = 0
+    goals_reached: int = 0  # of the exits, those the campaign's goal ended
+    completed: int = 0
+    sunset: int = 0  # leads that finished a sunset campaign without engaging
+    planned: int = 0
+    planned_steps: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    conflicts: int = 0  # rows another planner had already written (skipped)
+
+    def merge(self, other: PlanReport) -> None:
+        self.leads += other.leads
+        self.enrolled.update(other.enrolled)
+        self.exited += other.exited
+        self.goals_reached += other.goals_reached
+        self.completed += other.completed
+        self.sunset += other.sunset
+        self.planned += other.planned
+        self.planned_steps.update(other.planned_steps)
+        self.conflicts += other.conflicts
+
+
+def among(session: Session, column: sa.ColumnElement[Any], ids: Iterable[int]) -> Any:
+    """`column IN ids`: on PostgreSQL `column = ANY(:ids)`, one array parameter (the same
+    statement for any number of ids); elsewhere an expanding IN."""
+    values = list(ids)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(sa.Integer)))
+    return column.in_(values)
+
+
+@dataclass
+class Writes:
+    """What planning a batch of leads inserts, written in bulk at the end of the batch."""
+
+    enrollments: list[dict[str, Any]] = field(default_factory=list)
+    touches: list[dict[str, Any]] = field(default_factory=list)
+    # touches of enrollments created in this batch, by lead, until their ids are known
+    waiting: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    segments: list[dict[str, object]] = field(default_factory=list)  # lead_id, segment
+    # lead_id, end reason, whether the campaign's goal ended it
+    exits: list[tuple[int, str, bool]] = field(default_factory=list)
+    sunsets: list[tuple[int, list[str]]] = field(default_factory=list)  # lead_id, channels
+
+
+def _update_segments(session: Session, segments: list[dict[str, object]], now: datetime) -> None:
+    """Each lead's new segment, in one statement."""
+    if not segments:
+        return
+    leads = LEADS.c
+    if session.get_bind().dialect.name == "postgresql":
+        ids = [row["lead_id"] for row in segments]
+        # rows locked in id order first, so planners that overlap wait instead of deadlocking
+        session.execute(
+            sa.text(
+                "SELECT id FROM leads WHERE id = ANY(CAST(:ids AS INTEGER[])) "
+                "ORDER BY id FOR UPDATE"
+            ),
+            {"ids": ids},
+        )
+        session.execute(
+            sa.text(
+                "UPDATE leads SET segment = v.segment, updated_at = :now FROM unnest("
+                "CAST(:ids AS INTEGER[]), CAST(:segments AS VARCHAR[])) AS v(id, segment) "
+                "WHERE leads.id = v.id"
+            ),
+            {
+                "ids": ids,
+                "segments": [row["segment"] for row in segments],
+                "now": now,
+            },
+        )
+        return
+    session.execute(
+        sa.update(LEADS)
+        .where(leads.id == sa.bindparam("lead_id"))
+        .values(segment=sa.bindparam("segment"), updated_at=now),
+        segments,
+    )
+
+
+def _copy_insert(
+    session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], returning: list[str]
+) -> list[Any]:
+    """Insert `rows` skipping conflicts; the `returning` columns of the rows written.
+    On PostgreSQL the rows are COPYed into a temporary table (per connection and column
+    list, emptied at commit) and moved with one INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING: COPY encodes the rows in C, where binding arrays encodes each value in
+    Python. Elsewhere an executemany (leadops.core.bulk)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return bulk_insert(session, table, list(rows), returning)
+    columns = list(rows[0])
+    listed = ", ".join(columns)
+    stage = f"plan_{table.name}_{zlib.crc32(listed.encode()):08x}"  # one per column list
+    connection = session.connection()
+    connection.execute(
+        sa.text(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608 (our own column names)
+            f"SELECT {listed} FROM {table.name} WITH NO DATA"
+        )
+    )
+    # enum members as their values; everything else as it is
+    enums = [i for i, name in enumerate(columns) if isinstance(rows[0][name], Enum)]
+    pick = itemgetter(*columns)
+    cursor = connection.connection.cursor()
+    try:
+        with cursor.copy(f"COPY {stage} ({listed}) FROM STDIN") as copy:
+            for row in rows:
+                values = list(pick(row))
+                for i in enums:
+                    values[i] = plain(values[i])
+                copy.write_row(values)
+    finally:
+        cursor.close()
+    written = connection.execute(
+        sa.text(
+            f"WITH moved AS (DELETE FROM {stage} RETURNING {listed}) "  # noqa: S608 (our own column names)
+            f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM moved "
+            f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
+        )
+    ).all()
+    return list(written)
+
+
+def write(session: Session, writes: Writes, report: PlanReport, now: datetime) -> None:
+    """Flush lead and enrollment changes (exits first, so a lead has one active
+    enrollment), then insert new enrollments and all touches in bulk.
+
+    Planners running at the same time (partitions on several workers, or the rescore run
+    re-planning a lead) may plan the same lead: their conflicting rows are skipped by the
+    constraints, so only what was really written is counted, and a lead whose enrollment
+    another planner created first gets no touches from this one."""
+    session.flush()
+    for lead_id, reason, goal in writes.exits:
+        leave_nurture(
+            session.connection(),
+            lead_id,
+            GOAL_REACHED if goal else "enrollment_ended",
+            now,
+            end_reason=reason,
+            status=EnrollmentStatus.GOAL_REACHED if goal else EnrollmentStatus.EXITED,
+        )
+    for lead_id, channels in writes.sunsets:
+        suppress(session.connection(), lead_id, channels, SuppressionReason.SUNSET, now)
+    _update_segments(session, writes.segments, now)
+    if writes.enrollments:
+        created = _copy_insert(
+            session, ENROLLMENTS, writes.enrollments, ["id", "lead_id", "campaign"]
+        )
+        for enrollment_id, lead_id, campaign in created:
+            report.enrolled[campaign] += 1
+            for touch in writes.waiting.get(lead_id, []):
+                touch["enrollment_id"] = enrollment_id
+                writes.touches.append(touch)
+        report.conflicts += len(writes.enrollments) - len(created)
+    if writes.touches:
+        written = _copy_insert(session, TOUCHES, writes.touches, ["campaign", "step", "channel"])
+        report.planned += len(written)
+        report.planned_steps.update(Counter((row[0], row[1], row[2]) for row in written))
+        report.conflicts += len(writes.touches) - len(written)
