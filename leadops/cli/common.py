@@ -30,6 +30,9 @@ NowOption = Annotated[
     ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+NoPrefectOption = Annotated[
+    bool, typer.Option("--no-prefect", help="Run directly, without a flow run.")
+]
 
 
 class CliError(Exception):

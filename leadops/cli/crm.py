@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from leadops.cli.common import (
     CliError,
     FormatOption,
+    NoPrefectOption,
     NowOption,
     _check_config,
     _engine,
@@ -49,9 +48,7 @@ def crm_setup(now: NowOption = None, fmt: FormatOption = Format.TABLE) -> None:
 @crm_app.command("sync")
 def crm_sync(
     now: NowOption = None,
-    no_prefect: Annotated[
-        bool, typer.Option("--no-prefect", help="Run directly, without a flow run.")
-    ] = False,
+    no_prefect: NoPrefectOption = False,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """One write-back pass: queue contacts whose values changed, send them in batches of

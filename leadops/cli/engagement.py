@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from leadops import deadletters
 from leadops.cli.common import (
     FormatOption,
+    NoPrefectOption,
     NowOption,
     _check_config,
     _engine,
@@ -26,9 +25,7 @@ webhooks_app = typer.Typer(help="The webhook inbox and refused requests.", no_ar
 @commands.command()
 def rescore(
     now: NowOption = None,
-    no_prefect: Annotated[
-        bool, typer.Option("--no-prefect", help="Run directly, without a flow run.")
-    ] = False,
+    no_prefect: NoPrefectOption = False,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Apply the webhook inbox, rescore, decay, move stages and re-segment (the 5-minute

@@ -12,6 +12,7 @@ import typer
 from leadops.cli.common import (
     CliError,
     FormatOption,
+    NoPrefectOption,
     NowOption,
     _engine,
     _instant,
@@ -51,9 +52,7 @@ def _print_card(card: dict[str, Any], fmt: Format) -> None:
 @model_app.command("train")
 def model_train(
     now: NowOption = None,
-    no_prefect: Annotated[
-        bool, typer.Option("--no-prefect", help="Run directly, without a flow run.")
-    ] = False,
+    no_prefect: NoPrefectOption = False,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Train the predictive model on this database's history (config/predictive.yaml:
