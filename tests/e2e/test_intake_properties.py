@@ -40,7 +40,7 @@ from tests.conftest import ROOT
 runner = CliRunner()
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 BUDGET = settings(
-    max_examples=40,
+    max_examples=20,
     deadline=None,
     derandomize=True,
     database=None,
@@ -266,7 +266,7 @@ def test_leads_import_never_crashes_and_accounts_for_every_row(
         assert not missing, f"reachable leads not imported: {sorted(missing)}"
 
 
-@settings(BUDGET, max_examples=25)
+@settings(BUDGET, max_examples=12)
 @given(files=st.lists(csv_files(), min_size=1, max_size=4))
 def test_drop_folder_runs_read_every_good_file_whatever_else_is_there(
     workdir: Path, files: list[GeneratedFile]
