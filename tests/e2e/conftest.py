@@ -10,8 +10,10 @@ all on one server.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +27,12 @@ from leadops.core.db import make_engine, session_scope, upgrade
 from leadops.core.settings import get_settings
 from leadops.intake.csv_source import read_csv
 from leadops.intake.importer import import_records
-from leadops.ops.prefect_stack import LocalStack, PrefectCommandError, prefect_executable
+from leadops.ops.prefect_stack import (
+    CLI_PREFECT_DEFAULTS,
+    LocalStack,
+    PrefectCommandError,
+    prefect_executable,
+)
 from tests.conftest import DEFAULT_PG, ROOT
 
 REAL_STACK = [
@@ -86,6 +93,38 @@ def make_project(folder: Path, now: datetime) -> Path:
         )
     engine.dispose()
     return project
+
+
+@pytest.fixture(scope="session")
+def prefect_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Prefect server database at Prefect's latest revision (its migrations cost about
+    10 s of CPU), made once per test run, shared by the test processes: a command's new
+    Prefect home starts from a copy (`seed_prefect_home`), as a home used before would."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each test process's own
+    home = shared / "prefect-db-template"
+    target = home / "prefect.db"
+    with (shared / "prefect-db-template.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+            done = subprocess.run(
+                [prefect_executable(), "server", "database", "upgrade", "-y"],
+                env=env | CLI_PREFECT_DEFAULTS | {"PREFECT_HOME": str(home)},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            assert not target.with_name("prefect.db-wal").exists()
+    return target
+
+
+def seed_prefect_home(home: Path, template: Path) -> None:
+    """Put a copy of the migrated Prefect database into a Prefect home."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, home / "prefect.db")
 
 
 @contextmanager

@@ -36,6 +36,7 @@ from leadops.testing.scenario import (
     seed_leads,
 )
 from tests.conftest import ROOT
+from tests.e2e.conftest import seed_prefect_home
 
 pytestmark = pytest.mark.prefect
 
@@ -120,8 +121,11 @@ def sent_messages(outbox: Path) -> Counter[tuple[str, str, str, str]]:
     "('database is locked' from write_outcomes) before the command exits; any other failure "
     "of this test (exit code, a message sent twice, a run not Crashed) still fails it",
 )
-def test_ctrl_c_in_simulate_stops_at_once_and_a_rerun_sends_nothing_twice(tmp_path: Path) -> None:
+def test_ctrl_c_in_simulate_stops_at_once_and_a_rerun_sends_nothing_twice(
+    tmp_path: Path, prefect_db_template: Path
+) -> None:
     data = tmp_path / "data"
+    seed_prefect_home(data / "prefect", prefect_db_template)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LEADOPS_"))}
     env |= {
         "LEADOPS_DATA_DIR": str(data),
@@ -315,9 +319,10 @@ def assert_finished_once(tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio])
 
 
 def test_ctrl_c_in_run_with_workers_stops_them_and_marks_the_flow_run_crashed(
-    tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio]
+    tmp_path: Path, fakes: tuple[FakeSendGrid, FakeTwilio], prefect_db_template: Path
 ) -> None:
     env = worker_project(tmp_path, *fakes)
+    seed_prefect_home(tmp_path / "data" / "prefect", prefect_db_template)
 
     code, took, err = interrupt(RUN, env, fakes, signal.SIGINT, group=True)
 
