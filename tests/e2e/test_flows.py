@@ -1,7 +1,9 @@
-"""The nurture and simulate flows run through Prefect (test harness, no server)."""
+"""The nurture, simulate, rescore, escalate and intake flows run through Prefect (one test
+harness for the module, no server); intake publishes its report."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -248,4 +250,44 @@ def test_escalate_flow_escalates_sql_leads_once_and_notifies(
     assert len(list((tmp_path / "data" / "outbox").rglob("escalations/rep/*"))) == 2
     again = escalate_flow(now=now)
     assert again["escalated"] == 0 and again["sent"] == 0
+    get_settings.cache_clear()
+
+
+def test_intake_flow_imports_the_drop_folder_and_publishes_the_report(
+    prefect_harness: None, home: None, tmp_path: Path
+) -> None:
+    from prefect import get_client
+
+    from flows.intake import intake_flow
+    from leadops.core.db import make_engine, upgrade
+
+    upgrade(make_engine(get_settings().resolved_database_url))
+    inbox = tmp_path / "data" / "inbox"
+    inbox.mkdir(parents=True)
+    shutil.copy(ROOT / "config" / "sample_leads.csv", inbox / "sample.csv")
+    (inbox / "broken.csv").write_bytes(b"email,first\rname\nbo@example.com,Bo\n")
+
+    totals = intake_flow(now=datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
+    assert (totals["read"], totals["created"], totals["merged"], totals["quarantined"]) == (
+        228,
+        222,
+        1,
+        5,
+    )
+    assert totals["files_quarantined"] == 1  # a warning in the run, not a failure
+    again = intake_flow(now=datetime(2026, 12, 1, 8, 15, tzinfo=UTC))
+    assert again["read"] == 0
+
+    async def artifacts() -> list[tuple[str, str]]:
+        async with get_client() as client:
+            return [(a.key, str(a.data)) for a in await client.read_artifacts() if a.key]
+
+    published = asyncio.run(artifacts())
+    runs = [data for key, data in published if key == "intake-run"]
+    assert len(runs) == 2 and any("invalid_email 2" in data for data in runs)
+    assert any(
+        "file quarantined: broken.csv (quarantined file 1): malformed_header" in data
+        for data in runs
+    )
+    assert any(key == "intake-sources" and "csv:sample.csv" in data for key, data in published)
     get_settings.cache_clear()
