@@ -16,7 +16,8 @@ from leadops.core.settings import get_settings
 from leadops.models import LEADS
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.prefect
+# One test process runs the module, so its one harness serves every test.
+pytestmark = [pytest.mark.prefect, pytest.mark.xdist_group("prefect_harness")]
 
 
 @pytest.fixture(scope="module")

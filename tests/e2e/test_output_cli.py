@@ -27,6 +27,10 @@ runner = CliRunner()
 NOW = "2026-12-02T15:00Z"
 
 
+# One test process runs the module: its sample project is built once.
+pytestmark = pytest.mark.xdist_group("output_cli")
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The sample project with the sample leads imported and one nurture tick run."""

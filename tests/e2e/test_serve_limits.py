@@ -42,6 +42,10 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# One test process runs the module: its server is started once.
+pytestmark = pytest.mark.xdist_group("serve_limits")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("serve")

@@ -45,6 +45,10 @@ def _trained(tmp: Path, template: Path, *, independent: bool) -> Iterator[Engine
     engine.dispose()
 
 
+# One test process runs the module: its two synthesized histories are built once.
+pytestmark = pytest.mark.xdist_group("predictive")
+
+
 @pytest.fixture(scope="module")
 def truth(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Engine]:
     """One synthesized history with signal, trained and scored, for the whole module."""
