@@ -3,8 +3,14 @@
 Starts uvicorn on a local port with a fresh SQLite database and 5,000 leads, posts
 signed Event Webhook batches (100 events each) and single Twilio status callbacks from
 a concurrent client, checks that every event was stored once (a replayed share is
-stored zero times), then runs the rescore over the whole inbox.
+stored zero times), then runs the rescore over the whole inbox twice, each on its own copy
+of the database: with config/scoring.yaml and with the rules of 2026-11-23
+(bench/scoring_2026-11-23.yaml), so the cost of the rules added since shows beside it.
 Run with `./dev bench webhooks`; figures go to docs/PERFORMANCE.md.
+
+BENCH_WEBHOOKS_RESCORE_ONLY=1 stores the same events straight into the inbox (no HTTP),
+times only the rescores and writes nothing to docs/PERFORMANCE.md; for profiling it.
+BENCH_WEBHOOKS_EVENTS sets the number of SendGrid events (100,000 by default).
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ import base64
 import json
 import os
 import random
+import sqlite3
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import sqlalchemy as sa
@@ -31,7 +39,7 @@ from bench.app import free_port, running_app
 from bench.report import machine_line, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-EVENTS = 100_000
+EVENTS = int(os.environ.get("BENCH_WEBHOOKS_EVENTS", "100000"))
 BATCH = 100
 LEADS = 5_000
 TWILIO_CALLBACKS = 5_000
@@ -39,6 +47,7 @@ REPLAYED_BATCHES = 50
 CONCURRENCY = 16
 HEALTH_REQUESTS = 1_000
 TWILIO_TOKEN = "bench-twilio-auth-token-0123456789"
+THEN_RULES = ROOT / "bench" / "scoring_2026-11-23.yaml"
 
 
 def _event(rng: random.Random, n: int, now: int) -> dict[str, Any]:
@@ -159,13 +168,117 @@ def _seed(database_url: str) -> None:
     engine.dispose()
 
 
-def main() -> None:
+@dataclass
+class _Rescore:
+    """One timed rescore of the whole inbox."""
+
+    rules: str
+    seconds: float
+    cpu_seconds: float
+    report: Any
+
+
+def _store_direct(database_url: str, sendgrid: list[Any], twilio: list[Any]) -> None:
+    """The events the app would store, parsed by the same functions, stored without HTTP."""
+    from leadops.core.db import make_engine
+    from leadops.engagement.inbox import store
+    from leadops.providers.sendgrid.events import sendgrid_records
+    from leadops.providers.twilio.events import twilio_status_record
+
+    engine = make_engine(database_url)
+    now = datetime.now(UTC)
+    for _, body, _ in sendgrid:
+        store(engine, sendgrid_records(body), now)
+    for path, body, _ in twilio:
+        params = dict(parse_qsl(body.decode()))
+        store(engine, [twilio_status_record(params, int(path.rsplit("=", 1)[1]))], now)
+    engine.dispose()
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+def _rescore(settings: Any, database: Path, rules: str, config: Any) -> _Rescore:
     from leadops.core.clock import SystemClock
     from leadops.core.db import make_engine
-    from leadops.core.settings import Settings
     from leadops.engagement.rescore import run_rescore
-    from leadops.models import INBOX
     from leadops.runtime import load_runtime
+
+    engine = make_engine(f"sqlite:///{database}")
+    runtime = load_runtime(settings, engine=engine)
+    print(f"rescoring ({rules}) ...", flush=True)
+    started, cpu = time.perf_counter(), time.process_time()
+    report = run_rescore(runtime, SystemClock().now(), config=config)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+    engine.dispose()
+    return _Rescore(rules, seconds, cpu_seconds, report)
+
+
+def _rescores(settings: Any, folder: Path) -> list[_Rescore]:
+    """The whole inbox rescored with today's rules and with those of 2026-11-23, each on
+    its own copy of the database as the ingest left it."""
+    from leadops.core.configfile import load_model
+    from leadops.engagement.scoring import ScoringConfig, load_scoring
+
+    source = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
+    done = []
+    for rules, config in (
+        ("2026-11-23", load_model(THEN_RULES, ScoringConfig)),
+        ("today", load_scoring(settings.config_dir)),
+    ):
+        copy = folder / f"rescore-{rules}.db"
+        _copy_database(source, copy)
+        done.append(_rescore(settings, copy, rules, config))
+    return done
+
+
+def _rescore_markdown(runs: list[_Rescore], events: int) -> str:
+    lines = [
+        "| Rules | Seconds | Events/s | CPU s | CPU µs per event |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        name = (
+            "2026-11-23 (bench/scoring_2026-11-23.yaml)"
+            if run.rules != "today"
+            else "today's (config/scoring.yaml)"
+        )
+        rate = (
+            f"**{events / run.seconds:,.0f}**"
+            if run.rules != "today"
+            else (f"{events / run.seconds:,.0f}")
+        )
+        lines.append(
+            f"| {name} | {run.seconds:.1f} | {rate} | {run.cpu_seconds:.1f} "
+            f"| {run.cpu_seconds / events * 1e6:,.0f} |"
+        )
+    report = runs[-1].report
+    then, today = runs
+    cost = (today.cpu_seconds - then.cpu_seconds) / events * 1e6
+    return (
+        "\n".join(lines)
+        + f"""
+
+The rules added since cost {cost:+,.0f} µs of CPU per event on this inbox
+({today.cpu_seconds / then.cpu_seconds:.2f}x the CPU of the 2026-11-23 rules). With today's
+rules: {report.events_total:,} events applied, {sum(report.ignored.values()):,} not applied
+(Twilio callbacks for touches that do not exist in this data set), {report.ledger_rows:,}
+engagement and {report.fit_rows:,} fit ledger rows, {sum(report.stage_changes.values()):,}
+stage changes, {sum(report.suppressed.values()):,} suppressions, {len(report.sales_ready):,}
+sales-ready."""
+    )
+
+
+def main() -> None:
+    from leadops.core.db import make_engine
+    from leadops.core.settings import Settings
+    from leadops.models import INBOX
 
     key = ec.generate_private_key(ec.SECP256R1())
     public = base64.b64encode(
@@ -175,6 +288,7 @@ def main() -> None:
     ).decode()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    rescore_only = os.environ.get("BENCH_WEBHOOKS_RESCORE_ONLY") == "1"
     with tempfile.TemporaryDirectory(prefix="leadops-bench-webhooks-") as folder:
         env = dict(os.environ)
         env.update(
@@ -200,33 +314,36 @@ def main() -> None:
         _seed(settings.resolved_database_url)
         print(f"preparing {EVENTS} signed events ...", flush=True)
         sendgrid, twilio = _prepare(key, base)
-        with running_app(env, port):
-            load_before = os.getloadavg()[0]
-            health: list[Any] = [("/healthz", None, {})] * HEALTH_REQUESTS
-            health_seconds, _ = asyncio.run(_post_all(base, health, method="GET"))
-            print(f"posting {len(sendgrid)} SendGrid batches ...", flush=True)
-            sg_seconds, sg_statuses = asyncio.run(_post_all(base, sendgrid))
-            print(f"posting {len(twilio)} Twilio callbacks ...", flush=True)
-            tw_seconds, tw_statuses = asyncio.run(_post_all(base, twilio))
-            replay_seconds, replay_statuses = asyncio.run(
-                _post_all(base, sendgrid[:REPLAYED_BATCHES])
-            )
-        bad = [s for s in sg_statuses + tw_statuses + replay_statuses if s >= 300]
-        if bad:
-            raise RuntimeError(f"{len(bad)} requests were refused: {sorted(set(bad))}")
+        if rescore_only:
+            _store_direct(settings.resolved_database_url, sendgrid, twilio)
+        else:
+            with running_app(env, port):
+                load_before = os.getloadavg()[0]
+                health: list[Any] = [("/healthz", None, {})] * HEALTH_REQUESTS
+                health_seconds, _ = asyncio.run(_post_all(base, health, method="GET"))
+                print(f"posting {len(sendgrid)} SendGrid batches ...", flush=True)
+                sg_seconds, sg_statuses = asyncio.run(_post_all(base, sendgrid))
+                print(f"posting {len(twilio)} Twilio callbacks ...", flush=True)
+                tw_seconds, tw_statuses = asyncio.run(_post_all(base, twilio))
+                replay_seconds, replay_statuses = asyncio.run(
+                    _post_all(base, sendgrid[:REPLAYED_BATCHES])
+                )
+            bad = [s for s in sg_statuses + tw_statuses + replay_statuses if s >= 300]
+            if bad:
+                raise RuntimeError(f"{len(bad)} requests were refused: {sorted(set(bad))}")
 
         engine = make_engine(settings.resolved_database_url)
         with engine.connect() as connection:
             stored = connection.execute(sa.select(sa.func.count()).select_from(INBOX)).scalar_one()
+        engine.dispose()
         expected = EVENTS + TWILIO_CALLBACKS
         if stored != expected:
             raise RuntimeError(f"inbox holds {stored} events, expected {expected}")
-        runtime = load_runtime(settings, engine=engine)
-        print("rescoring ...", flush=True)
-        started = time.perf_counter()
-        report = run_rescore(runtime, SystemClock().now())
-        rescore_seconds = time.perf_counter() - started
-        engine.dispose()
+        runs = _rescores(settings, Path(folder))
+    rescore = _rescore_markdown(runs, expected)
+    if rescore_only:
+        print(rescore)
+        return
 
     def row(what: str, requests: int, events: int, seconds: float, bold: bool = False) -> str:
         rate = f"{events / seconds:,.0f}"
@@ -275,12 +392,14 @@ bound by the per-request cost of HTTP on this machine (compare the /healthz base
 Target: at least 2,000 events/s accepted. Inbox after the run: {expected:,} events, each
 stored once.
 
-Rescore of the whole inbox ({LEADS:,} leads): {rescore_seconds:.1f} s
-({expected / rescore_seconds:,.0f} events/s): {report.events_total:,} events applied,
-{sum(report.ignored.values()):,} not applied (Twilio callbacks for touches that do not
-exist in this data set), {report.ledger_rows:,} engagement and {report.fit_rows:,} fit
-ledger rows, {sum(report.stage_changes.values()):,} stage changes,
-{sum(report.suppressed.values()):,} suppressions, {len(report.sales_ready):,} sales-ready.
+### Rescore of the whole inbox ({expected:,} events, {LEADS:,} leads)
+
+`run_rescore` (inbox, fit, no-opens, decay, scores, grades, stages, re-segment), once per
+rule set, each on its own copy of the database as the ingest left it. Events/s is
+{expected:,} over the wall time; CPU is the process's own (`time.process_time`). Target:
+at least 3x the 3,487 events/s of 2026-11-23, with the rules of that day.
+
+{rescore}
 """
     write_section("webhooks", markdown)
     print(markdown)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadops import deadletters
 from leadops.delivery.suppression import lift_sunset
-from leadops.engagement.effects import Batch, apply_row
+from leadops.engagement.effects import Batch, CapHistory, apply_row
 from leadops.engagement.report import RescoreReport
 from leadops.engagement.resolve import event_time, lookup
 from leadops.engagement.scoring import ScoringConfig
@@ -58,6 +58,7 @@ def process_inbox(
     and the hand-raises seen."""
     touched: set[int] = set()
     hand_raised: dict[tuple[int, str], datetime] = {}
+    caps = CapHistory(config)
     i = INBOX.c
     while True:
         with engine.begin() as connection:
@@ -79,7 +80,7 @@ def process_inbox(
             rows = connection.execute(query).all()
             if not rows:
                 break
-            for part in _apply_isolated(connection, config, now, rows):
+            for part in _apply_isolated(connection, config, caps, now, rows):
                 _merge(report, part.report)
                 touched |= part.touched
                 for key_, at in part.hand_raised.items():
@@ -107,21 +108,25 @@ def _merge(report: RescoreReport, part: RescoreReport) -> None:
 
 
 def _apply_isolated(
-    connection: Connection, config: ScoringConfig, now: datetime, rows: Sequence[Any]
+    connection: Connection,
+    config: ScoringConfig,
+    caps: CapHistory,
+    now: datetime,
+    rows: Sequence[Any],
 ) -> list[_Applied]:
     """Apply `rows` in a savepoint; when that fails, each half on its own, down to the
     single events that fail, which become dead letters."""
     try:
         with connection.begin_nested():
-            return [_apply_rows(connection, config, now, rows)]
+            return [_apply_rows(connection, config, caps, now, rows)]
     except Exception as exc:
         if deadletters.must_raise(exc):
             raise
         if len(rows) > 1:
             middle = len(rows) // 2
             return [
-                *_apply_isolated(connection, config, now, rows[:middle]),
-                *_apply_isolated(connection, config, now, rows[middle:]),
+                *_apply_isolated(connection, config, caps, now, rows[:middle]),
+                *_apply_isolated(connection, config, caps, now, rows[middle:]),
             ]
         return [_dead_letter(connection, rows[0], exc, now)]
 
@@ -149,14 +154,18 @@ def _dead_letter(connection: Connection, row: Any, exc: Exception, now: datetime
 
 
 def _apply_rows(
-    connection: Connection, config: ScoringConfig, now: datetime, rows: Sequence[Any]
+    connection: Connection,
+    config: ScoringConfig,
+    caps: CapHistory,
+    now: datetime,
+    rows: Sequence[Any],
 ) -> _Applied:
     """Apply these inbox rows and mark them processed or ignored (all or nothing)."""
     i = INBOX.c
     report = RescoreReport(now=now)
     found = lookup(connection, rows)
-    batch = Batch(connection, config, now, report)
-    batch.load_history(found.leads, min(event_time(row) for row in rows))
+    caps.refresh(connection, found.leads, min(event_time(row) for row in rows))
+    batch = Batch(connection, config, now, report, caps)
     updates = []
     for row in rows:
         done = apply_row(batch, row, found)
