@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from leadops.core.bulk import among
 from leadops.core.clock import parse_instant
 from leadops.delivery.suppression import leave_nurture, opt_in, suppress
 from leadops.engagement.report import RescoreReport
@@ -95,27 +96,33 @@ class CapHistory:
             s.rule.in_(self.rules), s.id <= top
         )
         held, new = self.leads, lead_ids - self.leads
+        dialect = connection.dialect.name
         queries = []
         if held and self.since is not None and since < self.since:
             # an earlier event than any before: the held leads' older rows too
             queries.append(
                 capped_rows.where(
-                    s.lead_id.in_(held),
+                    among(dialect, s.lead_id, held),
                     s.id <= self.last_id,
                     s.event_at > since,
                     s.event_at <= self.since,
                 )
             )
         self.since = since if self.since is None else min(since, self.since)
-        if held and top > self.last_id:
-            queries.append(
-                capped_rows.where(s.lead_id.in_(held), s.id > self.last_id, s.event_at > self.since)
-            )
         if new:
-            queries.append(capped_rows.where(s.lead_id.in_(new), s.event_at > self.since))
+            queries.append(
+                capped_rows.where(among(dialect, s.lead_id, new), s.event_at > self.since)
+            )
         for query in queries:
             for lead_id, rule, event_at, points in connection.execute(query).all():
                 self.rows[(lead_id, rule)].append((event_at, points))
+        if held and top > self.last_id:
+            # rows written since the last batch, of the leads already held
+            for lead_id, rule, event_at, points in connection.execute(
+                capped_rows.where(s.id > self.last_id, s.event_at > self.since)
+            ).all():
+                if lead_id in held:
+                    self.rows[(lead_id, rule)].append((event_at, points))
         self.leads |= new
         self.last_id = top
 
