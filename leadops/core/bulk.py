@@ -9,7 +9,7 @@ keys) as one parameter.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Any
 
@@ -44,6 +44,25 @@ def _unnest(
     return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name="v", with_types=False)
 
 
+def _remembered(process: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """A bind processor that works out each distinct (hashable) value once: a batch's
+    rows repeat the same times and codes."""
+    if process is None:
+        return lambda value: value
+    seen: dict[Any, Any] = {}
+
+    def run(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            seen[value] = result = process(value)
+            return result
+        except TypeError:  # unhashable (a JSON value)
+            return process(value)
+
+    return run
+
+
 def execute_many(
     conn: Connection, statement: sa.Insert | sa.Update, rows: Sequence[Mapping[str, Any]]
 ) -> int:
@@ -67,14 +86,17 @@ def execute_many(
     ):
         return int(conn.execute(statement, rows).rowcount)
     processors = [
-        bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for bind in binds
+        _remembered(bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
+        for bind in binds
     ]
-    params = []
-    for row in rows:
-        values = (constants[name].value if name in constants else row[name] for name in order)
-        params.append(
-            tuple(v if p is None else p(v) for v, p in zip(values, processors, strict=True))
+    fixed = {name: processors[order.index(name)](bind.value) for name, bind in constants.items()}
+    params = [
+        tuple(
+            fixed[name] if name in fixed else process(row[name])
+            for name, process in zip(order, processors, strict=True)
         )
+        for row in rows
+    ]
     return int(conn.exec_driver_sql(compiled.string, params).rowcount)
 
 
@@ -82,8 +104,11 @@ def among(dialect: str, column: sa.ColumnElement[Any], values: Iterable[Any]) ->
     """`column IN values` bound as one parameter, whatever the number of values: on
     PostgreSQL `column = ANY(:array)`, on SQLite `column IN (SELECT value FROM
     json_each(:json))`. Values are ints or strings; the statement is the same for every
-    batch (compiled once), and no value is coerced or named one by one."""
+    batch (compiled once), and no value is coerced or named one by one. An int no
+    integer column can hold is refused (OverflowError), as the drivers refuse it."""
     values = [plain(value) for value in values]
+    if any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in values):
+        raise OverflowError("Python int too large to convert to a 64-bit INTEGER")
     if dialect == "postgresql":
         return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(column.type)))
     if dialect == "sqlite":
