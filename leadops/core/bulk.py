@@ -44,11 +44,9 @@ def _unnest(
     return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name="v", with_types=False)
 
 
-def _remembered(process: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+def _remembered(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A bind processor that works out each distinct (hashable) value once: a batch's
     rows repeat the same times and codes."""
-    if process is None:
-        return lambda value: value
     seen: dict[Any, Any] = {}
 
     def run(value: Any) -> Any:
@@ -86,17 +84,29 @@ def execute_many(
     ):
         return int(conn.execute(statement, rows).rowcount)
     processors = [
-        _remembered(bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
-        for bind in binds
+        bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for bind in binds
     ]
-    fixed = {name: processors[order.index(name)](bind.value) for name, bind in constants.items()}
-    params = [
-        tuple(
-            fixed[name] if name in fixed else process(row[name])
-            for name, process in zip(order, processors, strict=True)
-        )
-        for row in rows
+    fixed = {
+        name: bind.value if process is None else process(bind.value)
+        for name, bind, process in zip(order, binds, processors, strict=True)
+        if name in constants
+    }
+    # each value as it is, processed, or the statement's constant
+    slots = [
+        (name, None if process is None else _remembered(process))
+        for name, process in zip(order, processors, strict=True)
     ]
+    params = []
+    for row in rows:
+        values = []
+        for name, process in slots:
+            if name in fixed:
+                values.append(fixed[name])
+            elif process is None:
+                values.append(row[name])
+            else:
+                values.append(process(row[name]))
+        params.append(tuple(values))
     return int(conn.exec_driver_sql(compiled.string, params).rowcount)
 
 
