@@ -86,27 +86,30 @@ def execute_many(
     processors = [
         bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for bind in binds
     ]
-    fixed = {
-        name: bind.value if process is None else process(bind.value)
-        for name, bind, process in zip(order, binds, processors, strict=True)
-        if name in constants
-    }
     # each value as it is, processed, or the statement's constant
     slots = [
         (name, None if process is None else _remembered(process))
         for name, process in zip(order, processors, strict=True)
     ]
     params = []
-    for row in rows:
-        values = []
-        for name, process in slots:
-            if name in fixed:
-                values.append(fixed[name])
-            elif process is None:
-                values.append(row[name])
-            else:
-                values.append(process(row[name]))
-        params.append(tuple(values))
+    try:
+        fixed = {
+            name: bind.value if process is None else process(bind.value)
+            for name, bind, process in zip(order, binds, processors, strict=True)
+            if name in constants
+        }
+        for row in rows:
+            values = []
+            for name, process in slots:
+                if name in fixed:
+                    values.append(fixed[name])
+                elif process is None:
+                    values.append(row[name])
+                else:
+                    values.append(process(row[name]))
+            params.append(tuple(values))
+    except Exception as exc:  # a value its type refuses, raised as SQLAlchemy raises it
+        raise sa.exc.StatementError(str(exc), compiled.string, None, exc) from exc
     return int(conn.exec_driver_sql(compiled.string, params).rowcount)
 
 
