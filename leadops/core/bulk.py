@@ -119,7 +119,7 @@ def among(dialect: str, column: sa.ColumnElement[Any], values: Iterable[Any]) ->
     json_each(:json))`. Values are ints or strings; the statement is the same for every
     batch (compiled once), and no value is coerced or named one by one. An int no
     integer column can hold is refused (OverflowError), as the drivers refuse it."""
-    values = [plain(value) for value in values]
+    values = [v.value if isinstance(v, Enum) else v for v in values]
     if any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in values):
         raise OverflowError("Python int too large to convert to a 64-bit INTEGER")
     if dialect == "postgresql":
