@@ -13,38 +13,50 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from leadops import deadletters
+from leadops.core.bulk import among, bulk_update, execute_many
 from leadops.delivery.suppression import lift_sunset
-from leadops.engagement.effects import Batch, apply_row
+from leadops.engagement.effects import Batch, CapHistory, apply_row
 from leadops.engagement.report import RescoreReport
 from leadops.engagement.resolve import event_time, lookup
 from leadops.engagement.scoring import ScoringConfig
 from leadops.engagement.status import raise_status
 from leadops.models import INBOX, LEADS, SCORE_LEDGER, DeadLetterItem, InboxStatus
-from leadops.models.vocab import LeadStatus
+from leadops.models.vocab import LeadStatus, SuppressionReason
 
 INBOX_BATCH = 2000
 
 
 def _update_activity(connection: Connection, column: str, values: dict[int, datetime]) -> None:
+    """Move each lead's activity column forward to its value (never back)."""
     if not values:
         return
-    current = dict(
-        connection.execute(sa.select(LEADS.c.id, LEADS.c[column]).where(LEADS.c.id.in_(values)))
-        .tuples()
-        .all()
-    )
-    params = [
-        {"lid": lead_id, "value": at}
-        for lead_id, at in values.items()
-        if current.get(lead_id) is None or current[lead_id] < at
-    ]
-    if params:
-        connection.execute(
-            sa.update(LEADS)
-            .where(LEADS.c.id == sa.bindparam("lid"))
-            .values({column: sa.bindparam("value")}),
-            params,
+    current = LEADS.c[column]
+    execute_many(
+        connection,
+        sa.update(LEADS)
+        .where(
+            LEADS.c.id == sa.bindparam("lid"),
+            sa.or_(current.is_(None), current < sa.bindparam("value")),
         )
+        .values({column: sa.bindparam("value")}),
+        [{"lid": lead_id, "value": at} for lead_id, at in values.items()],
+    )
+
+
+def _lift_sunset(connection: Connection, lead_ids: dict[int, datetime], now: datetime) -> None:
+    """Lift the sunset suppression of the leads that engaged (only those that have one:
+    most batches have none)."""
+    c = LEADS.c
+    sunset = [
+        c[f"{channel}_suppression_reason"] == SuppressionReason.SUNSET
+        for channel in ("email", "whatsapp", "sms")
+    ]
+    ids = connection.execute(
+        sa.select(c.id).where(among(connection.dialect.name, c.id, lead_ids), sa.or_(*sunset))
+    ).scalars()
+    lifting = list(ids)
+    if lifting:
+        lift_sunset(connection, lifting, now)
 
 
 def process_inbox(
@@ -58,6 +70,7 @@ def process_inbox(
     and the hand-raises seen."""
     touched: set[int] = set()
     hand_raised: dict[tuple[int, str], datetime] = {}
+    caps = CapHistory(config)
     i = INBOX.c
     while True:
         with engine.begin() as connection:
@@ -79,7 +92,7 @@ def process_inbox(
             rows = connection.execute(query).all()
             if not rows:
                 break
-            for part in _apply_isolated(connection, config, now, rows):
+            for part in _apply_isolated(connection, config, caps, now, rows):
                 _merge(report, part.report)
                 touched |= part.touched
                 for key_, at in part.hand_raised.items():
@@ -107,21 +120,25 @@ def _merge(report: RescoreReport, part: RescoreReport) -> None:
 
 
 def _apply_isolated(
-    connection: Connection, config: ScoringConfig, now: datetime, rows: Sequence[Any]
+    connection: Connection,
+    config: ScoringConfig,
+    caps: CapHistory,
+    now: datetime,
+    rows: Sequence[Any],
 ) -> list[_Applied]:
     """Apply `rows` in a savepoint; when that fails, each half on its own, down to the
     single events that fail, which become dead letters."""
     try:
         with connection.begin_nested():
-            return [_apply_rows(connection, config, now, rows)]
+            return [_apply_rows(connection, config, caps, now, rows)]
     except Exception as exc:
         if deadletters.must_raise(exc):
             raise
         if len(rows) > 1:
             middle = len(rows) // 2
             return [
-                *_apply_isolated(connection, config, now, rows[:middle]),
-                *_apply_isolated(connection, config, now, rows[middle:]),
+                *_apply_isolated(connection, config, caps, now, rows[:middle]),
+                *_apply_isolated(connection, config, caps, now, rows[middle:]),
             ]
         return [_dead_letter(connection, rows[0], exc, now)]
 
@@ -149,14 +166,17 @@ def _dead_letter(connection: Connection, row: Any, exc: Exception, now: datetime
 
 
 def _apply_rows(
-    connection: Connection, config: ScoringConfig, now: datetime, rows: Sequence[Any]
+    connection: Connection,
+    config: ScoringConfig,
+    caps: CapHistory,
+    now: datetime,
+    rows: Sequence[Any],
 ) -> _Applied:
     """Apply these inbox rows and mark them processed or ignored (all or nothing)."""
-    i = INBOX.c
     report = RescoreReport(now=now)
     found = lookup(connection, rows)
-    batch = Batch(connection, config, now, report)
-    batch.load_history(found.leads, min(event_time(row) for row in rows))
+    caps.refresh(connection, found.leads, min(event_time(row) for row in rows))
+    batch = Batch(connection, config, now, report, caps)
     updates = []
     for row in rows:
         done = apply_row(batch, row, found)
@@ -165,35 +185,22 @@ def _apply_rows(
         (report.events if processed else report.ignored)[key[:80]] += 1
         updates.append(
             {
-                "iid": row.id,
-                "st": done.status,
-                "ev": done.event,
-                "lid": done.lead_id,
-                "tid": done.touch_id,
-                "res": done.result[:300],
-                "at": now,
+                "id": row.id,
+                "status": done.status,
+                "event": done.event,
+                "lead_id": done.lead_id,
+                "touch_id": done.touch_id,
+                "result": done.result[:300],
             }
         )
     if batch.ledger:
-        connection.execute(SCORE_LEDGER.insert(), batch.ledger)
+        execute_many(connection, SCORE_LEDGER.insert(), batch.ledger)
         report.ledger_rows += len(batch.ledger)
     _update_activity(connection, "last_engaged_at", batch.engaged)
-    lift_sunset(connection, batch.engaged, now)
+    _lift_sunset(connection, batch.engaged, now)
     for rule in config.pql_events:
         product = [row["lead_id"] for row in batch.ledger if row["rule"] == rule]
         raise_status(connection, product, LeadStatus.PQL, rule, now)
     _update_activity(connection, "last_inbound_at", batch.inbound)
-    connection.execute(
-        sa.update(INBOX)
-        .where(i.id == sa.bindparam("iid"))
-        .values(
-            status=sa.bindparam("st"),
-            event=sa.bindparam("ev"),
-            lead_id=sa.bindparam("lid"),
-            touch_id=sa.bindparam("tid"),
-            result=sa.bindparam("res"),
-            processed_at=sa.bindparam("at"),
-        ),
-        updates,
-    )
+    bulk_update(connection, INBOX, updates, shared={"processed_at": now})
     return _Applied(report, batch.touched, batch.hand_raised)

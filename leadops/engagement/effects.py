@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from leadops.core.bulk import among
 from leadops.core.clock import parse_instant
 from leadops.delivery.suppression import leave_nurture, opt_in, suppress
 from leadops.engagement.report import RescoreReport
@@ -65,40 +66,91 @@ OPT_OUT_EVENTS = frozenset(
 )
 
 
+class CapHistory:
+    """The capped rules' ledger rows (event time, points) of the leads one inbox pass has
+    seen, read once per lead and brought up to date at each batch with the rows written
+    since (by this pass's earlier batches or anyone else), so no batch re-reads what an
+    earlier one loaded. It holds every such row with `event_at > since` and `id <= last_id`
+    for the leads in `leads`; the database stays the only record (a batch's own rows come
+    back from it once committed, so a rolled-back batch leaves nothing behind)."""
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self.rules = [name for name, rule in config.engagement.items() if rule.caps]
+        self.longest = max(
+            (cap.per_days for name in self.rules for cap in config.engagement[name].caps),
+            default=0,
+        )
+        self.rows: dict[tuple[int, str], list[tuple[datetime, int]]] = defaultdict(list)
+        self.leads: set[int] = set()
+        self.since: datetime | None = None
+        self.last_id = 0
+
+    def refresh(self, connection: Connection, lead_ids: set[int], earliest: datetime) -> None:
+        """Hold the rows a batch of `lead_ids`' events from `earliest` on can be capped by."""
+        if not self.rules or not lead_ids:
+            return
+        s = SCORE_LEDGER.c
+        top = connection.execute(sa.select(sa.func.max(s.id))).scalar_one() or 0
+        since = earliest - timedelta(days=self.longest)
+        capped_rows = sa.select(s.lead_id, s.rule, s.event_at, s.points).where(
+            s.rule.in_(self.rules), s.id <= top
+        )
+        held, new = self.leads, lead_ids - self.leads
+        dialect = connection.dialect.name
+        queries = []
+        if held and self.since is not None and since < self.since:
+            # an earlier event than any before: the held leads' older rows too
+            queries.append(
+                capped_rows.where(
+                    among(dialect, s.lead_id, held),
+                    s.id <= self.last_id,
+                    s.event_at > since,
+                    s.event_at <= self.since,
+                )
+            )
+        self.since = since if self.since is None else min(since, self.since)
+        if new:
+            queries.append(
+                capped_rows.where(among(dialect, s.lead_id, new), s.event_at > self.since)
+            )
+        for query in queries:
+            for lead_id, rule, event_at, points in connection.execute(query).all():
+                self.rows[(lead_id, rule)].append((event_at, points))
+        if held and top > self.last_id:
+            # rows written since the last batch, of the leads already held
+            for lead_id, rule, event_at, points in connection.execute(
+                capped_rows.where(s.id > self.last_id, s.event_at > self.since)
+            ).all():
+                if lead_id in held:
+                    self.rows[(lead_id, rule)].append((event_at, points))
+        self.leads |= new
+        self.last_id = top
+
+
 class Batch:
-    """Applies inbox events within one transaction, keeping cap history in memory."""
+    """Applies inbox events within one transaction; the caps' history in memory (the
+    pass's `CapHistory`, plus this batch's own awards)."""
 
     def __init__(
-        self, connection: Connection, config: ScoringConfig, now: datetime, report: RescoreReport
+        self,
+        connection: Connection,
+        config: ScoringConfig,
+        now: datetime,
+        report: RescoreReport,
+        caps: CapHistory,
     ) -> None:
         self.connection = connection
         self.config = config
         self.now = now
         self.report = report
-        self.history: dict[tuple[int, str], list[tuple[datetime, int]]] = defaultdict(list)
+        self.caps = caps
+        # this batch's view of the caps' history: copied from `caps` on first use
+        self.history: dict[tuple[int, str], list[tuple[datetime, int]]] = {}
         self.ledger: list[dict[str, Any]] = []
         self.engaged: dict[int, datetime] = {}
         self.inbound: dict[int, datetime] = {}
         self.touched: set[int] = set()
         self.hand_raised: dict[tuple[int, str], datetime] = {}
-
-    def load_history(self, lead_ids: set[int], earliest: datetime) -> None:
-        capped_rules = [name for name, rule in self.config.engagement.items() if rule.caps]
-        if not capped_rules or not lead_ids:
-            return
-        longest = max(
-            cap.per_days for name in capped_rules for cap in self.config.engagement[name].caps
-        )
-        s = SCORE_LEDGER.c
-        rows = self.connection.execute(
-            sa.select(s.lead_id, s.rule, s.event_at, s.points).where(
-                s.lead_id.in_(lead_ids),
-                s.rule.in_(capped_rules),
-                s.event_at > earliest - timedelta(days=longest),
-            )
-        ).all()
-        for lead_id, rule, event_at, points in rows:
-            self.history[(lead_id, rule)].append((event_at, points))
 
     def score(self, lead_id: int, rule: str, at: datetime, inbox_id: int, reason: str) -> str:
         """Add the engagement rule's (capped) points; returns what happened, for `result`."""
@@ -106,8 +158,11 @@ class Batch:
         definition = self.config.engagement.get(rule)
         if definition is None:
             return f"{rule}: not scored"
-        award = capped(definition, self.history[(lead_id, rule)], at)
-        self.history[(lead_id, rule)].append((at, award.points))
+        history = self.history.get((lead_id, rule))
+        if history is None:
+            history = self.history[(lead_id, rule)] = list(self.caps.rows.get((lead_id, rule), ()))
+        award = capped(definition, history, at)
+        history.append((at, award.points))
         why = f"{reason} ({award.note})" if award.note else reason
         self.ledger.append(
             {

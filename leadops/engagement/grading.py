@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from leadops.core.bulk import among, execute_many
 from leadops.engagement.scoring import ScoringConfig, band_of, grade_of
 from leadops.models import LEADS, SCORE_LEDGER, ScoreKind
 
@@ -33,7 +34,7 @@ def grade_leads(connection: Connection, config: ScoringConfig, chunk: list[int])
     points: dict[int, dict[str, int]] = {lead_id: {"fit": 0, "engagement": 0} for lead_id in chunk}
     for lead_id, kind, total in connection.execute(
         sa.select(s.lead_id, s.kind, sa.func.sum(s.points))
-        .where(s.lead_id.in_(chunk))
+        .where(among(connection.dialect.name, s.lead_id, chunk))
         .group_by(s.lead_id, s.kind)
     ).all():
         points[lead_id]["fit" if kind == ScoreKind.FIT else "engagement"] += int(total)
@@ -41,7 +42,8 @@ def grade_leads(connection: Connection, config: ScoringConfig, chunk: list[int])
     for lead_id, p in points.items():
         grade = grade_of(config.grades, p["fit"], p["engagement"])
         rows.append({"lid": lead_id, "grade": grade, "band": band_of(config.bands, grade)})
-    connection.execute(
+    execute_many(
+        connection,
         sa.update(LEADS)
         .where(LEADS.c.id == sa.bindparam("lid"))
         .values(grade=sa.bindparam("grade"), band=sa.bindparam("band")),

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from leadops.core.bulk import among, bulk_update, execute_many
 from leadops.engagement.grading import grade_leads
 from leadops.engagement.report import SQL_TRIGGER, RescoreReport, SalesReady
 from leadops.engagement.scoring import (
@@ -112,7 +113,7 @@ def apply_fit(
             rows = fit_rows(connection, config, leads, now)
             changed.update(row["lead_id"] for row in rows)
             if rows:
-                connection.execute(SCORE_LEDGER.insert(), rows)
+                execute_many(connection, SCORE_LEDGER.insert(), rows)
                 report.fit_rows += len(rows)
 
 
@@ -246,7 +247,7 @@ def _no_opens_batch(
             }
         )
     if rows:
-        connection.execute(SCORE_LEDGER.insert(), rows)
+        execute_many(connection, SCORE_LEDGER.insert(), rows)
     report.ledger_rows += len(rows)
     return {row["lead_id"] for row in rows}
 
@@ -349,7 +350,7 @@ def _decay_batch(
                 }
             )
     if rows:
-        connection.execute(SCORE_LEDGER.insert(), rows)
+        execute_many(connection, SCORE_LEDGER.insert(), rows)
     report.decay_rows += len(rows)
     return {row["lead_id"] for row in rows}
 
@@ -379,11 +380,17 @@ def _move_stages(
     report: RescoreReport,
 ) -> list[tuple[int, str]]:
     """Move the chunk's leads to the stage their score reaches (the SQL gate holding
-    back those it refuses); returns (lead, new stage) for each move."""
-    moves = []
+    back those it refuses); returns (lead, new stage) for each move. The moves and their
+    stage changes are written with one statement each."""
+    moves, changes = [], []
     c = LEADS.c
     for lead_id, stage, score, properties in connection.execute(
-        sa.select(c.id, c.lifecycle_stage, c.score, c.properties).where(c.id.in_(chunk))
+        sa.select(c.id, c.lifecycle_stage, c.score, c.properties)
+        .where(
+            among(connection.dialect.name, c.id, chunk),
+            c.score >= config.thresholds.mql,
+        )
+        .order_by(c.id)
     ).all():
         held = sql_gate_mismatch(config, properties) if score >= config.thresholds.sql else None
         target = next_stage(stage, score, config.thresholds, gated=held is not None)
@@ -393,21 +400,26 @@ def _move_stages(
         reason = f"score {score} reached the {target} threshold {threshold}"
         if held is not None:
             reason += f" (not sql: {held})"
-        connection.execute(
-            sa.update(LEADS).where(c.id == lead_id).values(lifecycle_stage=target, updated_at=now)
-        )
-        connection.execute(
-            STAGE_CHANGES.insert().values(
-                lead_id=lead_id,
-                from_stage=stage,
-                to_stage=target,
-                score=score,
-                reason=reason[:300],
-                changed_at=now,
-            )
+        changes.append(
+            {
+                "lead_id": lead_id,
+                "from_stage": stage,
+                "to_stage": target,
+                "score": score,
+                "reason": reason[:300],
+                "changed_at": now,
+            }
         )
         report.stage_changes[f"{stage}->{target}"] += 1
         moves.append((lead_id, target))
+    if changes:
+        bulk_update(
+            connection,
+            LEADS,
+            [{"id": row["lead_id"], "lifecycle_stage": row["to_stage"]} for row in changes],
+            shared={"updated_at": now},
+        )
+        execute_many(connection, STAGE_CHANGES.insert(), changes)
     return moves
 
 

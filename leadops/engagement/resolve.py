@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from leadops.core.bulk import among
 from leadops.core.clock import parse_instant
 from leadops.engagement.scoring import ScoringConfig, classify_inbound, classify_inbound_email
 from leadops.models import LEADS, TOUCHES
@@ -108,16 +109,18 @@ def lookup(connection: Connection, rows: Sequence[Any]) -> Lookup:
             lead_ids.add(int(p["lead_id"]))
         elif row.source == inbound.SITE and isinstance(p.get("email"), str):
             emails.add(p["email"].lower())
-    t = TOUCHES.c
+    t, lead, dialect = TOUCHES.c, LEADS.c, connection.dialect.name
     columns = (t.id, t.lead_id, t.channel, t.status, t.provider_message_id, t.sent_at)
     touches = {
         r.id: r._asdict()
-        for r in connection.execute(sa.select(*columns).where(t.id.in_(touch_ids))).all()
+        for r in connection.execute(
+            sa.select(*columns).where(among(dialect, t.id, touch_ids))
+        ).all()
     }
     by_sid = {
         r.provider_message_id: r._asdict()
         for r in connection.execute(
-            sa.select(*columns).where(t.provider_message_id.in_(sids))
+            sa.select(*columns).where(among(dialect, t.provider_message_id, sids))
         ).all()
     }
     lead_ids |= {row["lead_id"] for row in touches.values()}
@@ -126,17 +129,17 @@ def lookup(connection: Connection, rows: Sequence[Any]) -> Lookup:
         email.lower(): lead_id
         for lead_id, email in connection.execute(
             # intake stores emails lower-cased, so the unique index answers this
-            sa.select(LEADS.c.id, LEADS.c.email).where(LEADS.c.email.in_(emails))
+            sa.select(lead.id, lead.email).where(among(dialect, lead.email, emails))
         ).all()
     }
     found_phones: dict[str, int] = {}
     for lead_id, phone in connection.execute(
-        sa.select(LEADS.c.id, LEADS.c.phone).where(LEADS.c.phone.in_(phones)).order_by(LEADS.c.id)
+        sa.select(lead.id, lead.phone).where(among(dialect, lead.phone, phones)).order_by(lead.id)
     ).all():
         found_phones.setdefault(phone, lead_id)
     candidates = lead_ids | set(found_emails.values()) | set(found_phones.values())
     existing = set(
-        connection.execute(sa.select(LEADS.c.id).where(LEADS.c.id.in_(candidates))).scalars()
+        connection.execute(sa.select(lead.id).where(among(dialect, lead.id, candidates))).scalars()
     )
     about_last = {
         int(row.payload["lead_id"]) for row in rows if row.source == inbound.UNSUBSCRIBE
@@ -162,9 +165,11 @@ def _sent_touches(
     """Each lead's sent touches (sent at, touch id, channel), oldest first."""
     t = TOUCHES.c
     sent: dict[int, list[tuple[datetime, int, str]]] = {}
+    if not lead_ids:
+        return sent
     for lead_id, sent_at, touch_id, channel in connection.execute(
         sa.select(t.lead_id, t.sent_at, t.id, t.channel)
-        .where(t.lead_id.in_(lead_ids), t.sent_at.is_not(None))
+        .where(among(connection.dialect.name, t.lead_id, lead_ids), t.sent_at.is_not(None))
         .order_by(t.sent_at, t.id)
     ).all():
         sent.setdefault(lead_id, []).append((sent_at, touch_id, channel))
