@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 
@@ -45,6 +45,34 @@ def uses_proxy(url: str) -> bool:
     if parts.scheme not in proxies:
         return False
     return not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+class _OneWrite:
+    """http.client writes a request's head and its body in two system calls; with a body
+    of bytes (every request here) both go out in one, the head exactly as http.client
+    formats it."""
+
+    _buffer: list[bytes]
+    if TYPE_CHECKING:
+
+        def send(self, data: Any) -> None: ...  # http.client.HTTPConnection's
+
+    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+        if not isinstance(message_body, bytes) or encode_chunked:
+            super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+            return
+        self._buffer.extend((b"", b""))
+        head = b"\r\n".join(self._buffer)
+        del self._buffer[:]
+        self.send(head + message_body)
+
+
+class _Connection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class _TLSConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
 
 
 class KeepAliveTransport:
@@ -79,11 +107,9 @@ class KeepAliveTransport:
             conn = None
         if conn is None:
             if self._context is not None:
-                conn = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=timeout, context=self._context
-                )
+                conn = _TLSConnection(self.host, self.port, timeout=timeout, context=self._context)
             else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+                conn = _Connection(self.host, self.port, timeout=timeout)
             try:
                 conn.connect()
             except OSError as exc:
