@@ -95,6 +95,7 @@ class KeepAliveTransport:
         self._handler.add_parent(urllib.request.OpenerDirector())
         self._last_used = 0.0
         self.connections_opened = 0
+        self._selectors: dict[str, str] = {}  # each URL's request target, checked once
 
     def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         conn = self._conn
@@ -117,9 +118,10 @@ class KeepAliveTransport:
                 raise NotConnected(exc) from exc
             self.connections_opened += 1
             self._conn = conn
-        conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
+        if conn.timeout != timeout or conn.sock is None or conn.sock.gettimeout() != timeout:
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
         return conn
 
     def close(self) -> None:
@@ -139,12 +141,11 @@ class KeepAliveTransport:
 
         Raises `urllib.error.URLError` when the request could not be fully written (it was
         not processed); errors while reading the answer propagate as they are."""
-        parts = urlsplit(url)
-        if (parts.scheme, parts.hostname, parts.port) != (self.scheme, self.host, self.port):
-            raise ValueError(f"{url} is not on {self.scheme}://{self.host}")
-        selector = parts.path or "/"
-        if parts.query:
-            selector += "?" + parts.query
+        selector = self._selectors.get(url)
+        if selector is None:
+            selector = self._selector(url)
+            if len(self._selectors) < 64:  # a channel posts to one or two URLs
+                self._selectors[url] = selector
         conn = self._connection(timeout)
         try:
             conn.request(method, selector, body=body, headers=dict(headers))
@@ -161,6 +162,16 @@ class KeepAliveTransport:
         if response.will_close:
             self.close()
         return _Response(response.status, response.reason, response.headers, data)
+
+    def _selector(self, url: str) -> str:
+        """The request target of `url`, which must be on this transport's host."""
+        parts = urlsplit(url)
+        if (parts.scheme, parts.hostname, parts.port) != (self.scheme, self.host, self.port):
+            raise ValueError(f"{url} is not on {self.scheme}://{self.host}")
+        selector = parts.path or "/"
+        if parts.query:
+            selector += "?" + parts.query
+        return selector
 
     def request_headers(self, request: urllib.request.Request) -> dict[str, str]:
         """The headers urllib's default opener sends with `request`, but `Connection: close`:
