@@ -8,7 +8,8 @@ chunks in doubt. A send cancelled before it started is reported as NotAttempted.
 from __future__ import annotations
 
 from collections import deque
-from concurrent.futures import Future, wait
+from concurrent.futures import CancelledError, Future
+from contextlib import suppress
 
 from leadops.delivery.outcomes import ClaimedTouch
 from leadops.delivery.pool import Attempt, NotAttempted
@@ -64,7 +65,9 @@ class Flight:
             if len(self.inflight) <= limit:
                 return
             # Wait on the oldest send only: sends finish roughly in order, and waiting on
-            # one future is cheap where waiting on all of them locks each one every time.
+            # one future is cheap where waiting on all of them locks each one every time
+            # (exception() waits on the future's own lock; wait() would make a waiter).
             oldest = next(iter(self.inflight))
-            wait([oldest])
+            with suppress(CancelledError):
+                oldest.exception()
             self._finish(oldest)  # done, though its callback may not have run yet
