@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(default=500, ge=1)
     # Touches marked `sending` in one commit (at least one per sending thread); a crash
     # leaves at most two chunks ambiguous (2 x 128 = 256 touches at the default), smaller
-    # chunks cost more commits per message (32: about 0.03 ms more per message on SQLite).
+    # chunks cost more commits per message (32: about 0.04 ms more per message on SQLite).
     dispatch_chunk_size: int = Field(default=128, ge=1, le=1000)
     claim_lease_seconds: int = Field(default=300, ge=10)
 
