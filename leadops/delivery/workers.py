@@ -1,19 +1,17 @@
 """Several dispatcher processes sharing one database and the provider limits.
 
-`run_workers` (`leadops run --workers N`) runs N Dispatchers, one in the calling process
-and one in each of N - 1 processes it starts (spawn), each with its own engine, channels
-and claim tokens (see leadops.delivery.dispatch for how claims keep two workers off one
-row), gives each its share of the provider rates and concurrency, and merges their
-reports. Each process builds its parts with the builder
+`run_workers` (`leadops run --workers N`) starts N processes (spawn), each a Dispatcher
+with its own engine, channels and claim tokens (see leadops.delivery.dispatch for how
+claims keep two workers off one row), gives each its share of the provider rates and
+concurrency, and merges their reports. Each process builds its parts with the builder
 the caller hands down (`leadops.runtime.worker_runtime`: this layer cannot import the
 runtime), so they are loaded and checked as everywhere else.
 
-Interrupted (Ctrl-C, SIGTERM, or its parent gone), the Dispatcher in the calling process
-stops as an in-process tick's does and `run_workers` stops each process with SIGTERM:
-sends not started are cancelled (back to `pending`), those on the wire finish and every
-outcome is recorded; a process still running after STOP_GRACE_SECONDS is killed, and the
-rows it left `claimed` or `sending` are resolved by the lease rules, never re-sent while
-in doubt.
+Interrupted (Ctrl-C, SIGTERM, or its parent gone), `run_workers` stops each process with
+SIGTERM: sends not started are cancelled (back to `pending`), those on the wire finish
+and every outcome is recorded; a process still running after STOP_GRACE_SECONDS is
+killed, and the rows it left `claimed` or `sending` are resolved by the lease rules,
+never re-sent while in doubt.
 """
 
 from __future__ import annotations
@@ -94,18 +92,12 @@ WorkerBuilder = Callable[[Settings], WorkerParts]
 
 
 def dispatch_worker(
-    settings: Settings,
-    at: datetime | None,
-    build: WorkerBuilder,
-    ready: Callable[[], None] | None = None,
+    settings: Settings, at: datetime | None, build: WorkerBuilder
 ) -> DispatchReport:
     """One dispatcher process: its parts built by `build`, its own Dispatcher and claim
-    tokens; what it sends is everything due at `at` (None: now). `ready`, if given, is
-    called once the parts are built, before anything is claimed."""
+    tokens; what it sends is everything due at `at` (None: now)."""
     parts = build(settings)
     try:
-        if ready is not None:
-            ready()
         clock = clock_for(at)
         dispatcher = Dispatcher(
             parts.engine,
@@ -133,8 +125,6 @@ def check_builder(build: WorkerBuilder) -> None:
         ) from exc
 
 
-# What a dispatcher process sends first, once its parts are built (then its outcome).
-READY = ("ready", None)
 STOP_GRACE_SECONDS = 2.0  # after SIGTERM, for a dispatcher process to record and exit
 
 
@@ -185,7 +175,7 @@ def _worker_main(
     outcome: tuple[str, Any]
     try:
         try:
-            outcome = ("report", dispatch_worker(settings, at, build, lambda: conn.send(READY)))
+            outcome = ("report", dispatch_worker(settings, at, build))
         except Exception as exc:
             outcome = ("error", (exc, traceback.format_exc()))
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: nothing left to stop
@@ -243,12 +233,10 @@ def run_workers(
     build: WorkerBuilder,
     progress: ProgressCallback | None = None,
 ) -> DispatchReport:
-    """Dispatch everything due at `at` (None: now) with `workers` dispatchers sharing the
-    database and the provider limits: this process is one of them and starts the other
-    `workers - 1` (one process fewer to start), each building its parts with `build` (a
-    module-level function, see WorkerBuilder); their reports are merged. Every dispatcher
-    runs to its end even when another fails; then the first failure of a dispatcher
-    process is raised (with its traceback as the cause), else this process's own.
+    """Dispatch everything due at `at` (None: now) with `workers` processes sharing the
+    database and the provider limits, each building its parts with `build` (a
+    module-level function, see WorkerBuilder); their reports are merged. Every worker runs to its
+    end even when another fails; then the first failure is raised.
 
     Interrupted here (Ctrl-C, SIGTERM, any exception), it stops the workers first
     (stop_processes) and waits for them, then lets the interrupt go on: no dispatcher
@@ -264,11 +252,9 @@ def run_workers(
     context = multiprocessing.get_context("spawn")
     processes: list[BaseProcess] = []
     waiting: dict[PipeEnd, BaseProcess] = {}
-    early: dict[PipeEnd, tuple[str, Any]] = {}  # outcomes sent instead of READY
-    own_failure: BaseException | None = None
     try:
         with signals_held():  # no worker half-started, none started unseen
-            for number in range(1, workers):  # this process is the last of the N
+            for number in range(1, workers + 1):
                 reader, writer = context.Pipe(duplex=False)
                 process: BaseProcess = context.Process(
                     target=_worker_main,
@@ -280,42 +266,23 @@ def run_workers(
                 writer.close()
                 processes.append(process)
                 waiting[reader] = process
-
-        def started() -> None:
-            """Wait until each process is ready to claim (or has ended): this process,
-            ahead by a start-up, would otherwise claim what their share would be."""
-            starting = set(waiting)
-            while starting:
-                for ready in mp_connection.wait(list(starting)):
-                    assert isinstance(ready, PipeEnd)
-                    starting.discard(ready)
-                    try:
-                        first = ready.recv()
-                    except EOFError:
-                        continue  # it ended: its outcome is worked out below
-                    if first != READY:
-                        early[ready] = first
-
-        try:
-            own = dispatch_worker(share, at, build, started)
-        except Exception as exc:  # raised once all ended, after the processes' failures
-            log.error("the dispatcher in this process failed: %s", exc)
-            own_failure = exc
-        else:
-            _merge(report, own, progress)
         while waiting:
             for ready in mp_connection.wait(list(waiting)):
                 assert isinstance(ready, PipeEnd)
                 process = waiting.pop(ready)
                 try:
-                    kind, payload = early.pop(ready) if ready in early else ready.recv()
+                    kind, payload = ready.recv()
                 except EOFError:
                     process.join(STOP_GRACE_SECONDS)
                     kind, payload = "lost", process.exitcode
                 finally:
                     ready.close()
                 if kind == "report":
-                    _merge(report, payload, progress)
+                    report.merge(payload)
+                    report.worker_sent.append(payload.sent_total)
+                    if progress is not None:
+                        done = payload.sent_total + sum(payload.held.values())
+                        progress(done + sum(payload.skipped.values()))
                     continue
                 error = _failure(kind, payload, process)
                 log.error("a dispatcher worker failed: %s", error)  # raised once all ended
@@ -326,17 +293,6 @@ def run_workers(
         stop_processes(processes)
         for reader in waiting:
             reader.close()
-    if own_failure is not None:
-        failures.append(own_failure)
     if failures:
         raise failures[0]
     return report
-
-
-def _merge(report: DispatchReport, part: DispatchReport, progress: ProgressCallback | None) -> None:
-    """Add one dispatcher's report to the merged one, and report its progress."""
-    report.merge(part)
-    report.worker_sent.append(part.sent_total)
-    if progress is not None:
-        done = part.sent_total + sum(part.held.values())
-        progress(done + sum(part.skipped.values()))
