@@ -52,7 +52,7 @@ from leadops.testing.scenario import ROOT, fault_run, provider_config, seed_lead
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MESSAGES = int(os.environ.get("BENCH_DELIVERY_MESSAGES", "10000"))  # per tick
-FAULT_LEADS = int(os.environ.get("BENCH_DELIVERY_FAULT_LEADS", "5000"))
+FAULT_LEADS = int(os.environ.get("BENCH_DELIVERY_FAULT_LEADS", "5000"))  # 0: no fault run
 VALIDATE_EVERY = 50
 # The stand-ins answer at once, so a few threads per provider saturate the process; more
 # only add GIL contention. (Real APIs need about rate x latency.)
@@ -213,7 +213,7 @@ def postgres_database() -> Iterator[str | None]:
     """The URL of a fresh PostgreSQL database (dropped after), or None without a server."""
     url = sa.engine.make_url(PG_URL)
     admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    name = f"bench_{uuid.uuid4().hex[:12]}"
+    name = f"{os.environ.get('BENCH_DATABASE_PREFIX', 'bench_')}{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -299,6 +299,8 @@ def cpu_split(settings: Settings) -> tuple[dict[str, float], list[tuple[str, flo
 
 
 def _fault_paragraph() -> tuple[str, bool]:
+    if FAULT_LEADS == 0:
+        return "Fault run: not run (BENCH_DELIVERY_FAULT_LEADS=0).", True
     faults = Faults(
         rate_limited=0.01,
         server_error=0.03,

@@ -103,6 +103,10 @@ class Renderer:
             auto_reload=False,
         )
         self._inline: dict[str, Template] = {}
+        # Per loaded renderer, as auto_reload is off: each name's compiled template, and the
+        # templates each message part renders (`names`, which looks for variant files).
+        self._templates: dict[str, Template] = {}
+        self._names: dict[tuple[str, str, str, str | None], dict[str, str]] = {}
         self.reported: set[str] = set()  # render errors already logged (each is logged once)
 
     def log_once(self, log: logging.Logger, touch_id: int, exc: Exception) -> None:
@@ -118,10 +122,14 @@ class Renderer:
         self, channel: str, campaign: str, step: str, variant: str | None = None
     ) -> dict[str, str]:
         """The templates a message renders: each part the variant has, else the step's."""
-        names = template_names(channel, campaign, step)
-        if variant:
-            own = template_names(channel, campaign, step, variant)
-            names |= {part: n for part, n in own.items() if (self.templates_dir / n).is_file()}
+        key = (channel, campaign, step, variant)
+        names = self._names.get(key)
+        if names is None:
+            names = template_names(channel, campaign, step)
+            if variant:
+                own = template_names(channel, campaign, step, variant)
+                names |= {part: n for part, n in own.items() if (self.templates_dir / n).is_file()}
+            self._names[key] = names
         return names
 
     def _relative(self, path: str) -> str:
@@ -132,7 +140,10 @@ class Renderer:
 
     def render(self, name: str, context: dict[str, Any]) -> str:
         try:
-            return self.env.get_template(name).render(context)
+            template = self._templates.get(name)
+            if template is None:
+                template = self._templates[name] = self.env.get_template(name)
+            return template.render(context)
         except TemplateNotFound as exc:
             raise RenderError(name, None, f"template not found: {exc.name}") from exc
         except TemplateError as exc:

@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 
@@ -45,6 +45,34 @@ def uses_proxy(url: str) -> bool:
     if parts.scheme not in proxies:
         return False
     return not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+class _OneWrite:
+    """http.client writes a request's head and its body in two system calls; with a body
+    of bytes (every request here) both go out in one, the head exactly as http.client
+    formats it."""
+
+    _buffer: list[bytes]
+    if TYPE_CHECKING:
+
+        def send(self, data: Any) -> None: ...  # http.client.HTTPConnection's
+
+    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+        if not isinstance(message_body, bytes) or encode_chunked:
+            super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+            return
+        self._buffer.extend((b"", b""))
+        head = b"\r\n".join(self._buffer)
+        del self._buffer[:]
+        self.send(head + message_body)
+
+
+class _Connection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class _TLSConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
 
 
 class KeepAliveTransport:
@@ -67,6 +95,7 @@ class KeepAliveTransport:
         self._handler.add_parent(urllib.request.OpenerDirector())
         self._last_used = 0.0
         self.connections_opened = 0
+        self._selectors: dict[str, str] = {}  # each URL's request target, checked once
 
     def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         conn = self._conn
@@ -79,11 +108,9 @@ class KeepAliveTransport:
             conn = None
         if conn is None:
             if self._context is not None:
-                conn = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=timeout, context=self._context
-                )
+                conn = _TLSConnection(self.host, self.port, timeout=timeout, context=self._context)
             else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+                conn = _Connection(self.host, self.port, timeout=timeout)
             try:
                 conn.connect()
             except OSError as exc:
@@ -91,9 +118,10 @@ class KeepAliveTransport:
                 raise NotConnected(exc) from exc
             self.connections_opened += 1
             self._conn = conn
-        conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
+        if conn.timeout != timeout or conn.sock is None or conn.sock.gettimeout() != timeout:
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
         return conn
 
     def close(self) -> None:
@@ -113,12 +141,11 @@ class KeepAliveTransport:
 
         Raises `urllib.error.URLError` when the request could not be fully written (it was
         not processed); errors while reading the answer propagate as they are."""
-        parts = urlsplit(url)
-        if (parts.scheme, parts.hostname, parts.port) != (self.scheme, self.host, self.port):
-            raise ValueError(f"{url} is not on {self.scheme}://{self.host}")
-        selector = parts.path or "/"
-        if parts.query:
-            selector += "?" + parts.query
+        selector = self._selectors.get(url)
+        if selector is None:
+            selector = self._selector(url)
+            if len(self._selectors) < 64:  # a channel posts to one or two URLs
+                self._selectors[url] = selector
         conn = self._connection(timeout)
         try:
             conn.request(method, selector, body=body, headers=dict(headers))
@@ -135,6 +162,16 @@ class KeepAliveTransport:
         if response.will_close:
             self.close()
         return _Response(response.status, response.reason, response.headers, data)
+
+    def _selector(self, url: str) -> str:
+        """The request target of `url`, which must be on this transport's host."""
+        parts = urlsplit(url)
+        if (parts.scheme, parts.hostname, parts.port) != (self.scheme, self.host, self.port):
+            raise ValueError(f"{url} is not on {self.scheme}://{self.host}")
+        selector = parts.path or "/"
+        if parts.query:
+            selector += "?" + parts.query
+        return selector
 
     def request_headers(self, request: urllib.request.Request) -> dict[str, str]:
         """The headers urllib's default opener sends with `request`, but `Connection: close`:

@@ -14,9 +14,11 @@ from sendgrid import SendGridAPIClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from leadops.providers.base import OutgoingMessage
 from leadops.providers.keepalive import KeepAliveTransport, NotConnected
 from leadops.providers.sendgrid.send import SendGridChannel
 from leadops.providers.twilio.send import TwilioWhatsAppChannel
+from leadops.providers.twilio.sms import TwilioSmsChannel
 from leadops.testing.fakes import FakeSendGrid, FakeTwilio, RawRequest
 from tests.integration.test_provider_contracts import (
     SID,
@@ -74,6 +76,45 @@ def test_twilio_sends_the_sdks_request_on_one_connection(
     assert (last.method, last.path, last.body) == (alone.method, alone.path, alone.body)
     assert _headers(last) == _headers(alone)
     assert not twilio.violations and len(twilio.log) == 4
+
+
+@pytest.mark.parametrize(
+    ("channel_class", "extra", "message"),
+    [
+        (TwilioWhatsAppChannel, {}, whatsapp(touch_id=300, session_open=True, body="Hi, Ada")),
+        (
+            TwilioSmsChannel,
+            {"twilio_messaging_service_sid": "MG" + "1" * 32},
+            whatsapp(touch_id=301, channel="sms", to="+14155550123", body="Hi, Ada & co"),
+        ),
+        (
+            TwilioSmsChannel,
+            {"twilio_sms_from": "+14155550198"},
+            whatsapp(touch_id=302, channel="sms", to="+14155550123", body="Hi", kind="escalation"),
+        ),
+    ],
+)
+def test_twilio_requests_of_every_field_set_are_the_sdks(
+    tmp_path: Path,
+    sendgrid: FakeSendGrid,
+    twilio: FakeTwilio,
+    channel_class: type[TwilioWhatsAppChannel],
+    extra: dict[str, str],
+    message: OutgoingMessage,
+) -> None:
+    """Free text, a Messaging Service, a number without a status callback: each request
+    built from the form worked out once is the one the SDK sends for the same arguments."""
+    twilio.record_raw = True
+    channel = channel_class(_settings(tmp_path, sendgrid, twilio, **extra))
+    channel.send(message)
+    sdk = Client(SID, "tw-token", http_client=TwilioHttpClient(timeout=5))
+    sdk.api.base_url = twilio.url
+    sdk.messages.create(**channel.request_params(message))
+
+    kept, alone = twilio.raw
+    assert (kept.method, kept.path, kept.body) == (alone.method, alone.path, alone.body)
+    assert kept.headers == alone.headers  # names, values and order
+    assert not twilio.violations and len(twilio.log) == 2
 
 
 @pytest.fixture

@@ -22,12 +22,15 @@ import os
 import threading
 import urllib.error
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
 from twilio.base.exceptions import TwilioRestException
+from twilio.base.version import Version
+from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -111,10 +114,9 @@ class _RecordingHttpClient(TwilioHttpClient):
             response = super().request(
                 method, url, params, data, headers, auth, timeout, allow_redirects
             )
-        else:
-            response = self._kept_request(method, url, params, data, headers, auth, timeout)
-        self.last_headers = response.headers
-        return response
+            self.last_headers = response.headers
+            return response
+        return self._kept_request(method, url, params, data, headers, auth, timeout)
 
     def _kept_request(
         self,
@@ -147,9 +149,16 @@ class _RecordingHttpClient(TwilioHttpClient):
         assert self.session is not None
         prepared = self.session.prepare_request(requests.Request(**kwargs))
         body = prepared.body.encode("utf-8") if isinstance(prepared.body, str) else prepared.body
-        answer = self.transport.exchange(
+        return self.exchange(
             prepared.method or "GET", prepared.url or url, prepared.headers, body, timeout
         )
+
+    def exchange(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> Response:
+        """Send a prepared request on the kept connection; the answer as the SDK reads it."""
+        answer = self.transport.exchange(method, url, headers, body, timeout)
+        self.last_headers = answer.headers
         content = answer.body
         encoding = (answer.headers.get("Content-Encoding") or "").strip().lower()
         if encoding and encoding != "identity":
@@ -158,6 +167,24 @@ class _RecordingHttpClient(TwilioHttpClient):
         response = Response(answer.status, content.decode(charset, "replace"), answer.headers)
         self.log_response(answer.status, response)
         return response
+
+    def prepared_form(self, request: _Captured) -> MessagesForm:
+        """Messages.create as this client would send it (the SDK's `request`, prepared by
+        requests as in `_kept_request`), worked out once from a captured call."""
+        assert self.session is not None
+        prepared = self.session.prepare_request(
+            requests.Request(
+                method=request.method.upper(),
+                url=request.url,
+                params=request.params,
+                data=request.data,
+                headers=request.headers,
+                auth=request.auth,
+                hooks=self.request_hooks,
+            )
+        )
+        fields = tuple((str(value), name) for name, value in (request.data or {}).items())
+        return MessagesForm(prepared.url or request.url, tuple(prepared.headers.items()), fields)
 
 
 def _inflate(data: bytes) -> bytes:
@@ -173,6 +200,89 @@ _DECODERS: dict[str, Callable[[bytes], bytes]] = {
     "gzip": lambda data: zlib.decompress(data, 16 + zlib.MAX_WBITS),
     "deflate": _inflate,
 }
+
+
+@dataclass(frozen=True)
+class _Captured:
+    """The arguments of one call the SDK made to its HTTP client."""
+
+    method: str
+    url: str
+    params: dict[str, object] | None
+    data: dict[str, object] | None
+    headers: dict[str, str] | None
+    auth: tuple[str, str] | None
+
+
+class _Capture(Exception):
+    def __init__(self, request: _Captured) -> None:
+        super().__init__("captured")
+        self.request = request
+
+
+class _CapturingHttpClient(HttpClient):
+    """Records the request the SDK would make, and makes none."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        raise _Capture(_Captured(method, url, params, data, headers, auth))
+
+
+# Every Messages.create argument a channel passes; the captured call names the form field
+# each one becomes, in the SDK's order.
+_CREATE_ARGUMENTS = (
+    "to",
+    "from_",
+    "messaging_service_sid",
+    "status_callback",
+    "body",
+    "content_sid",
+    "content_variables",
+)
+_CREATE_URI = "/Accounts/{sid}/Messages.json"
+
+
+@dataclass(frozen=True)
+class MessagesForm:
+    """The Messages.create request as the SDK sends it, worked out once per channel: its
+    URL, its headers in order (Content-Length filled in per message) and the form field of
+    each argument, in the SDK's order."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, str], ...]  # (argument, form field)
+
+    def body(self, params: Mapping[str, str]) -> bytes:
+        """The form body requests would encode for these arguments."""
+        return urlencode(
+            [(field, params[name]) for name, field in self.fields if name in params]
+        ).encode()
+
+    def request_headers(self, body: bytes) -> dict[str, str]:
+        length = str(len(body))
+        return {name: length if name == "Content-Length" else value for name, value in self.headers}
+
+
+def captured_create(account_sid: str, token: str, base_url: str) -> _Captured:
+    """The HTTP call the SDK's Messages.create makes with every argument we use (each set
+    to its own name)."""
+    capture = _CapturingHttpClient(logging.getLogger("twilio.http_client"), is_async=False)
+    client = Client(account_sid, token, http_client=capture)
+    client.api.base_url = base_url
+    try:
+        client.messages.create(**{name: name for name in _CREATE_ARGUMENTS})
+    except _Capture as captured:
+        return captured.request
+    raise AssertionError("the SDK made no request")
 
 
 def status_callback_url(public_url: str, touch_id: int) -> str:
@@ -204,6 +314,10 @@ class TwilioWhatsAppChannel:
             if os.environ.get(name):
                 raise ValueError(f"unset {name}: use LEADOPS_TWILIO_BASE_URL to choose the host")
         self._client()[0].messages  # noqa: B018 (loads the SDK's API modules now, not mid-send)
+        self._uri = _CREATE_URI.format(sid=self._sid)
+        self._form = self._client()[1].prepared_form(
+            captured_create(self._sid, self._token.get_secret_value(), self._base_url)
+        )
 
     def _client(self) -> tuple[Client, _RecordingHttpClient]:
         pair: tuple[Client, _RecordingHttpClient] | None = getattr(self._local, "pair", None)
@@ -237,7 +351,7 @@ class TwilioWhatsAppChannel:
         params = self.request_params(message)
         client, recorder = self._client()
         try:
-            created = client.messages.create(**params)
+            sid = self._create(client, recorder, params)
         except TwilioRestException as exc:
             raise self._classify(exc, recorder.last_headers) from exc
         except requests.exceptions.ConnectTimeout as exc:
@@ -265,10 +379,31 @@ class TwilioWhatsAppChannel:
             raise AmbiguousSendError(
                 f"no answer from Twilio after the request left ({type(exc).__name__}: {exc})"
             ) from exc
-        sid = str(created.sid or "")
         if not sid:
             raise AmbiguousSendError("Twilio accepted the message without a SID")
         return SendResult(provider_id=f"twilio:{sid}", provider_message_id=sid)
+
+    def _create(
+        self, client: Client, recorder: _RecordingHttpClient, params: dict[str, str]
+    ) -> str:
+        """Messages.create, the new message's SID. On the kept connection the request is
+        the SDK's, built from the form worked out once (MessagesForm) instead of by the SDK
+        and requests on every message; tests compare both byte for byte. Where the kept
+        connection does not apply, the SDK sends it."""
+        if not recorder.kept:
+            return str(client.messages.create(**params).sid or "")
+        form = self._form
+        body = form.body(params)
+        headers = form.request_headers(body)
+        if recorder.logger.isEnabledFor(logging.INFO):
+            recorder.log_request(
+                {"method": "POST", "url": form.url, "params": None, "headers": headers}
+            )
+        response = recorder.exchange("POST", form.url, headers, body, self._timeout)
+        if not 200 <= response.status_code < 300:
+            raise Version.exception("POST", self._uri, response, "Unable to create record")
+        payload = json.loads(response.text) if response.text else {}
+        return str(payload.get("sid") or "")
 
     def _classify(self, exc: TwilioRestException, headers: Any) -> Exception:
         status, code = int(exc.status), exc.code
