@@ -42,7 +42,7 @@ from leadops.nurture.segments import LeadFacts, first_forms_where
 
 log = logging.getLogger("leadops.nurture")
 
-PLAN_BATCH = 1000
+PLAN_BATCH = 5000  # leads per batch and transaction (measured against 1,000: less CPU)
 
 
 Partition = tuple[int, int]  # (k, n): the leads whose id modulo n is k
@@ -122,6 +122,23 @@ def _behaviours(
     return enrollment_behaviour(session.connection(), ruled, now_of)
 
 
+def _behaviours_now(leads: list[LeadRow]) -> dict[int, Behaviour]:
+    """Each lead's score, stage, grade and band now, by lead id: one (immutable)
+    Behaviour for the leads that share those values."""
+    alike: dict[tuple[Any, ...], Behaviour] = {}
+    now_of = {}
+    for lead in leads:
+        key = (lead.score, lead.lifecycle_stage, lead.grade, lead.band)
+        behaviour = alike.get(key)
+        if behaviour is None:
+            behaviour = alike[key] = lead_behaviour(lead)
+        now_of[lead.id] = behaviour
+    return now_of
+
+
+_NONE: frozenset[Any] = frozenset()
+
+
 def _states(
     session: Session, stored: StoredCampaigns, leads: list[LeadRow]
 ) -> list[tuple[LeadRow, Enrollment | None, LeadState]]:
@@ -161,7 +178,7 @@ def _states(
             first_touch[enrollment_id] = min(created, first_touch.get(enrollment_id, created))
 
     forms = first_forms_where(session, among(session, FORM_SUBMISSIONS.c.lead_id, ids))
-    now_of = {lead.id: lead_behaviour(lead) for lead in leads}  # score, stage... now
+    now_of = _behaviours_now(leads)
     behaviours = _behaviours(session, stored, active, first_touch, now_of)
     result = []
     for lead in leads:
@@ -182,12 +199,12 @@ def _states(
                 campaign=enrollment.campaign,
                 campaign_version_id=enrollment.campaign_version_id,
                 started_at=enrollment.started_at,
-                planned=frozenset(planned.get(enrollment.id, set())),
+                planned=frozenset(planned.get(enrollment.id, _NONE)),
                 open_touches=open_count[enrollment.id],
                 arm=enrollment.arm,
                 behaviour=behaviours.get(enrollment.id, now_of[lead.id]),
             ),
-            past_campaigns=frozenset(past.get(lead.id, set())),
+            past_campaigns=frozenset(past.get(lead.id, _NONE)),
             in_sales_hands=lead.id in escalated,
             behaviour=now_of[lead.id],
             sunset=SuppressionReason.SUNSET

@@ -57,8 +57,25 @@ def among(session: Session, column: sa.ColumnElement[Any], ids: Iterable[int]) -
     statement for any number of ids); elsewhere an expanding IN."""
     values = list(ids)
     if session.get_bind().dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(sa.Integer)))
+        # untyped, so psycopg sends it as unknown and the server reads it as the array
+        # (a typed text cast would be parsed again for every row it is checked against)
+        array = sa.bindparam(None, int_array(values), type_=sa.types.NullType())
+        return column == sa.any_(sa.cast(array, ARRAY(sa.Integer)))
     return column.in_(values)
+
+
+def int_array(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal of integers, `{1,2,3}`: bound as one string (cast in
+    the statement), which psycopg sends as it is, where a list is dumped element by
+    element."""
+    return "{" + ",".join(map(str, map(int, values))) + "}"
+
+
+def _name_array(values: Iterable[object]) -> str:
+    """An array literal of segment names, `{"a","b"}`; NULL elements for None. Names are
+    lower-case letters, digits and dashes (leadops.nurture.segments.Rule): quoted, never
+    escaped."""
+    return "{" + ",".join("NULL" if v is None else f'"{v}"' for v in values) + "}"
 
 
 @dataclass
@@ -88,7 +105,7 @@ def _update_segments(session: Session, segments: list[dict[str, object]], now: d
                 "SELECT id FROM leads WHERE id = ANY(CAST(:ids AS INTEGER[])) "
                 "ORDER BY id FOR UPDATE"
             ),
-            {"ids": ids},
+            {"ids": int_array(ids)},
         )
         session.execute(
             sa.text(
@@ -97,8 +114,8 @@ def _update_segments(session: Session, segments: list[dict[str, object]], now: d
                 "WHERE leads.id = v.id"
             ),
             {
-                "ids": ids,
-                "segments": [row["segment"] for row in segments],
+                "ids": int_array(ids),
+                "segments": _name_array(row["segment"] for row in segments),
                 "now": now,
             },
         )
