@@ -1,8 +1,9 @@
 """Planning: segment every lead, move enrollments along, and write the touches now due.
 
 Leads are read in batches (plain rows), planned by the pure rules of
-`leadops.nurture.planner`, and each batch's inserts are written in bulk in one
-transaction. Planners that overlap (partitions, the rescore run) write nothing twice.
+`leadops.nurture.planner`, and each batch's writes are made in bulk in one
+transaction; on PostgreSQL on a second connection, while the next batch is planned.
+Planners that overlap (partitions, the rescore run) write nothing twice.
 """
 
 from __future__ import annotations
