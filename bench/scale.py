@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -170,9 +171,10 @@ def make_due(engine: Engine, count: int) -> int:
 
 def reseed_and_plan(
     engine: Engine, leads: int, env: dict[str, str], partitions: int
-) -> tuple[float, list[dict[str, Any]]]:
+) -> tuple[float, list[dict[str, Any]], float]:
     """Empty the tables, COPY `leads` leads, plan them with `partitions` worker processes
-    at once; (seconds the COPY took, the planners' reports)."""
+    at once; (seconds the COPY took, the planners' reports, PostgreSQL's CPU seconds for
+    the planning)."""
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     started = time.perf_counter()
@@ -181,11 +183,13 @@ def reseed_and_plan(
     workers = [
         Worker("plan", NOW, env, "--partition", f"{k}/{partitions}") for k in range(partitions)
     ]
+    server = BackendCPU(engine)
     reports = run_together(workers)
+    server_cpu = server.stop()
     planned = sum(r["planned"] for r in reports)
     if sum(r["leads"] for r in reports) != leads or planned != leads:
         raise RuntimeError(f"planning {leads} leads gave {reports}")
-    return seeded, reports
+    return seeded, reports, server_cpu
 
 
 def copy_floor(engine: Engine, workdir: Path) -> float:
@@ -221,6 +225,45 @@ def copy_floor(engine: Engine, workdir: Path) -> float:
     return elapsed
 
 
+class BackendCPU:
+    """CPU (user + system, s) of this database's PostgreSQL backends from now on, from
+    /proc/<pid>/stat sampled every 0.1 s (the server runs on this machine): a backend's
+    last 0.1 s before it exits may be missed. Backends open already count from now."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.seen: dict[int, float] = {}
+        self.start: dict[int, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        query = sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        with self.engine.connect() as conn:
+            while True:
+                for pid in conn.execute(query).scalars():
+                    try:
+                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue
+                    cpu = (int(fields[11]) + int(fields[12])) / tick
+                    self.start.setdefault(pid, cpu)
+                    self.seen[pid] = cpu
+                conn.rollback()
+                if self.done.wait(0.1):
+                    return
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        return sum(cpu - self.start[pid] for pid, cpu in self.seen.items())
+
+
 def checkpoints(engine: Engine) -> int:
     """Checkpoints the server has made so far (timed and requested): writing a million
     leads' rows fills the WAL and makes some, which slow every write after them."""
@@ -234,7 +277,7 @@ def checkpoints(engine: Engine) -> int:
 def measure_plan(engine: Engine, env: dict[str, str], workdir: Path, leads: int) -> dict[str, Any]:
     """One tick of `leads` leads planned by one worker process, and its COPY floor."""
     checkpoints_before = checkpoints(engine)
-    seeded, [plan] = reseed_and_plan(engine, leads, env, partitions=1)
+    seeded, [plan], server_cpu = reseed_and_plan(engine, leads, env, partitions=1)
     plan_s = plan["ended"] - plan["started"]
     plan_checkpoints = checkpoints(engine) - checkpoints_before
     floor_s = copy_floor(engine, workdir)
@@ -245,6 +288,7 @@ def measure_plan(engine: Engine, env: dict[str, str], workdir: Path, leads: int)
         "plan_rate": leads / plan_s,
         "plan_cpu_s": plan["cpu_s"],
         "plan_cpu_us": 1e6 * plan["cpu_s"] / leads,
+        "plan_server_cpu_s": server_cpu,
         "plan_floor_s": floor_s,
         "plan_over_floor": plan_s / floor_s,
         "plan_rss_mb": plan["peak_rss_mb"],
@@ -258,7 +302,7 @@ def measure_size(
 ) -> dict[str, Any]:
     env = worker_env(url, fake.url, workdir)
     # one tick planned by two worker processes, a partition each; then again by one
-    _, planners = reseed_and_plan(engine, leads, env, partitions=2)
+    _, planners, _ = reseed_and_plan(engine, leads, env, partitions=2)
     plan2_s = max(p["ended"] for p in planners) - min(p["started"] for p in planners)
     result = measure_plan(engine, env, workdir, leads)
     result["plan_rss_mb"] = max(result["plan_rss_mb"], *(p["peak_rss_mb"] for p in planners))
@@ -424,6 +468,11 @@ def render(
         ("planning rate, one worker", lambda s: f"{s['plan_rate']:,.0f} leads/s", "plan_rate"),
         ("planner CPU (user + system)", lambda s: f"{s['plan_cpu_s']:.1f} s", "plan_cpu_s"),
         ("planner CPU per lead", lambda s: f"{s['plan_cpu_us']:.0f} µs", "plan_cpu_us"),
+        (
+            "PostgreSQL CPU for the tick (its backends)",
+            lambda s: f"{s['plan_server_cpu_s']:.1f} s",
+            "plan_server_cpu_s",
+        ),
         ("COPY of the rows the tick wrote (floor)", lambda s: f"{s['plan_floor_s']:.1f} s", None),
         ("plan / COPY floor", lambda s: f"x{s['plan_over_floor']:.1f}", "plan_over_floor"),
         (
