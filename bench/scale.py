@@ -6,17 +6,27 @@ worker processes beside the raw HTTP floor, peak memory of the workers, and the 
     .venv/bin/python -m bench.scale --sizes 100000     # one size (about 4 minutes)
     .venv/bin/python -m bench.scale --no-fault         # skip the fault run
     .venv/bin/python -m bench.scale --no-restart       # fault run without the restart
+    .venv/bin/python -m bench.scale --plan-only        # the one-worker tick and its floor
+
+The same choices from the environment (`python -m bench scale` passes no arguments):
+BENCH_SCALE_SIZES=100000, BENCH_SCALE_PLAN_ONLY=1 (prints, writes nothing to
+docs/PERFORMANCE.md), BENCH_SCALE_DATABASE=<name prefix of the scratch database>.
 
 Needs PostgreSQL (LEADOPS_BENCH_DATABASE_URL, default
 postgresql+psycopg://postgres@127.0.0.1:5432/test): a database `leadops_scale_<pid>` is
-created and dropped. The fault run restarts the local server with `pg_ctlcluster` (skipped
-with a note where that is not possible); never run it beside work that needs the server.
+created and dropped (another prefix with BENCH_SCALE_DATABASE). The fault run restarts
+the local server with `pg_ctlcluster` (skipped with a note where that is not possible);
+never run it beside work that needs the server.
 
 Per size: leads are loaded with COPY; one worker process plans every lead (one nurture
 tick at 2026-12-01 10:00 UTC: each lead is segmented, enrolled and gets its day-1 email);
 then `--messages` of those touches are made due and sent to the SendGrid fake (its own
 process, validating every 50th request against the OpenAPI file) by one dispatcher
 process, and the next `--messages` by two at once. Every worker reports its peak RSS.
+
+The floor of planning is COPYing the rows the tick wrote (its enrollments and touches,
+dumped after the tick) into empty tables like theirs (same columns and indexes, without
+the foreign keys): planning's time over it is the ratio reported.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +54,7 @@ from sqlalchemy.engine import Engine, make_url
 from bench.report import machine_line, write_section
 from leadops.core.db import make_engine, upgrade
 from leadops.models import TOUCHES
+from leadops.nurture.plan import PLAN_BATCH
 from leadops.testing.workers import (
     SENDGRID_KEY,
     Worker,
@@ -69,7 +81,7 @@ TABLES = "leads, enrollments, touches, campaign_versions, score_ledger, stage_ch
 @contextmanager
 def scratch_database(base_url: str) -> Iterator[str]:
     """A new database on the server of `base_url`, dropped afterwards."""
-    name = f"leadops_scale_{os.getpid()}"
+    name = f"{os.environ.get('BENCH_SCALE_DATABASE', 'leadops_scale')}_{os.getpid()}"
     admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -159,9 +171,10 @@ def make_due(engine: Engine, count: int) -> int:
 
 def reseed_and_plan(
     engine: Engine, leads: int, env: dict[str, str], partitions: int
-) -> tuple[float, list[dict[str, Any]]]:
+) -> tuple[float, list[dict[str, Any]], float]:
     """Empty the tables, COPY `leads` leads, plan them with `partitions` worker processes
-    at once; (seconds the COPY took, the planners' reports)."""
+    at once; (seconds the COPY took, the planners' reports, PostgreSQL's CPU seconds for
+    the planning)."""
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     started = time.perf_counter()
@@ -170,11 +183,85 @@ def reseed_and_plan(
     workers = [
         Worker("plan", NOW, env, "--partition", f"{k}/{partitions}") for k in range(partitions)
     ]
+    server = BackendCPU(engine)
     reports = run_together(workers)
+    server_cpu = server.stop()
     planned = sum(r["planned"] for r in reports)
     if sum(r["leads"] for r in reports) != leads or planned != leads:
         raise RuntimeError(f"planning {leads} leads gave {reports}")
-    return seeded, reports
+    return seeded, reports, server_cpu
+
+
+def copy_floor(engine: Engine, workdir: Path) -> float:
+    """Seconds to COPY the enrollments and touches now in the database into empty tables
+    like theirs (columns, defaults, indexes; no foreign keys), in one transaction: the
+    floor of writing what a planning tick wrote. The rows are dumped to files first."""
+    tables = ("enrollments", "touches")
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for table in tables:
+            cursor.execute(f"DROP TABLE IF EXISTS floor_{table}")
+            cursor.execute(f"CREATE TABLE floor_{table} (LIKE {table} INCLUDING ALL)")
+            dump = workdir / f"{table}.copy"
+            with dump.open("wb") as out, cursor.copy(f"COPY {table} TO STDOUT") as copy:
+                for block in copy:
+                    out.write(block)
+        raw.commit()
+        started = time.perf_counter()
+        for table in tables:
+            dump = workdir / f"{table}.copy"
+            with dump.open("rb") as source, cursor.copy(f"COPY floor_{table} FROM STDIN") as copy:
+                while block := source.read(1 << 20):
+                    copy.write(block)
+        raw.commit()
+        elapsed = time.perf_counter() - started
+        for table in tables:
+            cursor.execute(f"DROP TABLE floor_{table}")
+            (workdir / f"{table}.copy").unlink()
+        raw.commit()
+    finally:
+        raw.close()
+    return elapsed
+
+
+class BackendCPU:
+    """CPU (user + system, s) of this database's PostgreSQL backends from now on, from
+    /proc/<pid>/stat sampled every 0.1 s (the server runs on this machine): a backend's
+    last 0.1 s before it exits may be missed. Backends open already count from now."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.seen: dict[int, float] = {}
+        self.start: dict[int, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        query = sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        with self.engine.connect() as conn:
+            while True:
+                for pid in conn.execute(query).scalars():
+                    try:
+                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue
+                    cpu = (int(fields[11]) + int(fields[12])) / tick
+                    self.start.setdefault(pid, cpu)
+                    self.seen[pid] = cpu
+                conn.rollback()
+                if self.done.wait(0.1):
+                    return
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        return sum(cpu - self.start[pid] for pid, cpu in self.seen.items())
 
 
 def checkpoints(engine: Engine) -> int:
@@ -187,17 +274,38 @@ def checkpoints(engine: Engine) -> int:
     return int(row)
 
 
+def measure_plan(engine: Engine, env: dict[str, str], workdir: Path, leads: int) -> dict[str, Any]:
+    """One tick of `leads` leads planned by one worker process, and its COPY floor."""
+    checkpoints_before = checkpoints(engine)
+    seeded, [plan], server_cpu = reseed_and_plan(engine, leads, env, partitions=1)
+    plan_s = plan["ended"] - plan["started"]
+    plan_checkpoints = checkpoints(engine) - checkpoints_before
+    floor_s = copy_floor(engine, workdir)
+    return {
+        "leads": leads,
+        "seed_s": seeded,
+        "plan_s": plan_s,
+        "plan_rate": leads / plan_s,
+        "plan_cpu_s": plan["cpu_s"],
+        "plan_cpu_us": 1e6 * plan["cpu_s"] / leads,
+        "plan_server_cpu_s": server_cpu,
+        "plan_floor_s": floor_s,
+        "plan_over_floor": plan_s / floor_s,
+        "plan_rss_mb": plan["peak_rss_mb"],
+        "plan_checkpoints": plan_checkpoints,
+        "plan_marks": plan["marks"],
+    }
+
+
 def measure_size(
     engine: Engine, url: str, fake: FakeProcess, workdir: Path, leads: int, messages: int
 ) -> dict[str, Any]:
     env = worker_env(url, fake.url, workdir)
     # one tick planned by two worker processes, a partition each; then again by one
-    seeded, planners = reseed_and_plan(engine, leads, env, partitions=2)
+    _, planners, _ = reseed_and_plan(engine, leads, env, partitions=2)
     plan2_s = max(p["ended"] for p in planners) - min(p["started"] for p in planners)
-    checkpoints_before = checkpoints(engine)
-    _, [plan] = reseed_and_plan(engine, leads, env, partitions=1)
-    plan_s = plan["ended"] - plan["started"]
-    plan_checkpoints = checkpoints(engine) - checkpoints_before
+    result = measure_plan(engine, env, workdir, leads)
+    result["plan_rss_mb"] = max(result["plan_rss_mb"], *(p["peak_rss_mb"] for p in planners))
     with engine.begin() as conn:
         conn.execute(sa.update(TOUCHES).values(not_before=LATER))
         conn.execute(sa.text("ANALYZE touches"))
@@ -222,14 +330,7 @@ def measure_size(
         rates[workers] = sent / span
         cpu[workers] = 1000 * sum(r["cpu_s"] for r in reports) / sent
         rss += [r["peak_rss_mb"] for r in reports]
-    return {
-        "leads": leads,
-        "seed_s": seeded,
-        "plan_s": plan_s,
-        "plan_rate": leads / plan_s,
-        "plan_rss_mb": max(p["peak_rss_mb"] for p in [plan, *planners]),
-        "plan_checkpoints": plan_checkpoints,
-        "plan_marks": plan["marks"],
+    return result | {
         "plan2_s": plan2_s,
         "dispatch_1": rates[1],
         "dispatch_2": rates[2],
@@ -357,27 +458,61 @@ def _growth(small: dict[str, Any], large: dict[str, Any], key: str) -> str:
 def render(
     sizes: list[dict[str, Any]], floor: float, messages: int, fault: dict[str, Any] | None
 ) -> str:
-    rows = [
-        ("COPY seed", lambda s: f"{s['seed_s']:.1f} s"),
-        ("plan all leads (one nurture tick, one worker)", lambda s: f"{s['plan_s']:.1f} s"),
-        ("planning rate, one worker", lambda s: f"{s['plan_rate']:,.0f} leads/s"),
-        ("plan all leads, two workers (partitions 0/2, 1/2)", lambda s: f"{s['plan2_s']:.1f} s"),
-        ("PostgreSQL checkpoints during the one-worker tick", lambda s: f"{s['plan_checkpoints']}"),
-        ("planner peak RSS", lambda s: f"{s['plan_rss_mb']:.0f} MB"),
-        (f"dispatch, 1 worker ({messages:,} msgs)", lambda s: f"{s['dispatch_1']:,.0f} msg/s"),
-        (f"dispatch, 2 workers ({messages:,} msgs)", lambda s: f"{s['dispatch_2']:,.0f} msg/s"),
-        ("dispatcher CPU per message, 1 worker", lambda s: f"{s['dispatch_cpu_1']:.2f} ms"),
-        ("dispatcher CPU per message, 2 workers", lambda s: f"{s['dispatch_cpu_2']:.2f} ms"),
-        ("dispatcher peak RSS", lambda s: f"{s['dispatch_rss_mb']:.0f} MB"),
+    rows = [  # label, cell, the key growth is worked out on (None: no growth)
+        ("COPY seed", lambda s: f"{s['seed_s']:.1f} s", None),
+        (
+            "plan all leads (one nurture tick, one worker)",
+            lambda s: f"{s['plan_s']:.1f} s",
+            "plan_s",
+        ),
+        ("planning rate, one worker", lambda s: f"{s['plan_rate']:,.0f} leads/s", "plan_rate"),
+        ("planner CPU (user + system)", lambda s: f"{s['plan_cpu_s']:.1f} s", "plan_cpu_s"),
+        ("planner CPU per lead", lambda s: f"{s['plan_cpu_us']:.0f} µs", "plan_cpu_us"),
+        (
+            "PostgreSQL CPU for the tick (its backends)",
+            lambda s: f"{s['plan_server_cpu_s']:.1f} s",
+            "plan_server_cpu_s",
+        ),
+        ("COPY of the rows the tick wrote (floor)", lambda s: f"{s['plan_floor_s']:.1f} s", None),
+        ("plan / COPY floor", lambda s: f"x{s['plan_over_floor']:.1f}", "plan_over_floor"),
+        (
+            "plan all leads, two workers (partitions 0/2, 1/2)",
+            lambda s: f"{s['plan2_s']:.1f} s",
+            "plan2_s",
+        ),
+        (
+            "PostgreSQL checkpoints during the one-worker tick",
+            lambda s: f"{s['plan_checkpoints']}",
+            None,
+        ),
+        ("planner peak RSS", lambda s: f"{s['plan_rss_mb']:.0f} MB", "plan_rss_mb"),
+        (
+            f"dispatch, 1 worker ({messages:,} msgs)",
+            lambda s: f"{s['dispatch_1']:,.0f} msg/s",
+            "dispatch_1",
+        ),
+        (
+            f"dispatch, 2 workers ({messages:,} msgs)",
+            lambda s: f"{s['dispatch_2']:,.0f} msg/s",
+            "dispatch_2",
+        ),
+        (
+            "dispatcher CPU per message, 1 worker",
+            lambda s: f"{s['dispatch_cpu_1']:.2f} ms",
+            "dispatch_cpu_1",
+        ),
+        (
+            "dispatcher CPU per message, 2 workers",
+            lambda s: f"{s['dispatch_cpu_2']:.2f} ms",
+            "dispatch_cpu_2",
+        ),
+        ("dispatcher peak RSS", lambda s: f"{s['dispatch_rss_mb']:.0f} MB", "dispatch_rss_mb"),
     ]
-    keys = [None, "plan_s", "plan_rate", "plan2_s", None, "plan_rss_mb", "dispatch_1"]
-    keys.append("dispatch_2")
-    keys += ["dispatch_cpu_1", "dispatch_cpu_2", "dispatch_rss_mb"]
     header = "| measure | " + " | ".join(f"{s['leads']:,} leads" for s in sizes)
     growth = len(sizes) == 2
     header += " | growth |" if growth else " |"
     lines = [header, "|---" * (len(sizes) + 1 + growth) + "|"]
-    for (label, show), key in zip(rows, keys, strict=True):
+    for label, show, key in rows:
         cells = [show(s) for s in sizes]
         if growth:
             cells.append(_growth(sizes[0], sizes[1], key) if key else "")
@@ -421,7 +556,10 @@ def render(
 PostgreSQL on the same 2 cores as the workers and the fake provider.
 
 Leads are COPYed into a scratch database; one planner process runs one nurture tick
-(`plan_all`: segment, enroll, create the day-1 touch of every lead, in batches of 1,000);
+(`plan_all`: segment, enroll, create the day-1 touch of every lead, in batches of
+{PLAN_BATCH:,}); its floor is COPYing the enrollments and touches it wrote into empty tables
+like theirs (same columns and indexes, no foreign keys), and its CPU is the planner
+process's own (PostgreSQL's is not in it);
 the same tick is also run (on fresh copies of the leads) by two planner processes at
 once, each a partition (lead id modulo 2), as two workers on one pool would.
 Then {messages:,} of those touches are sent by one dispatcher process, and {messages:,}
@@ -439,9 +577,34 @@ besides); peak RSS from getrusage in each worker. Growth is the 1M figure divide
 """
 
 
+def plan_only(base: str, sizes: list[int]) -> None:
+    """The one-worker tick of each size and its COPY floor, printed."""
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(base) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        env = worker_env(url, "http://127.0.0.1:9", Path(tmp))  # planning sends nothing
+        for size in sizes:
+            result = measure_plan(engine, env, Path(tmp), size)
+            marks = result.pop("plan_marks")
+            laps = [b[1] - a[1] for a, b in zip([(0, 0.0), *marks], marks, strict=False)]
+            print({k: round(v, 2) for k, v in result.items()}, flush=True)
+            print("laps per 100,000 leads (s):", ", ".join(f"{lap:.1f}" for lap in laps))
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="leadops at 100k and 1M leads on PostgreSQL")
-    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated lead counts")
+    parser.add_argument(
+        "--sizes",
+        default=os.environ.get("BENCH_SCALE_SIZES", "100000,1000000"),
+        help="comma-separated lead counts",
+    )
+    parser.add_argument(
+        "--plan-only",
+        action="store_true",
+        default=os.environ.get("BENCH_SCALE_PLAN_ONLY") == "1",
+        help="only the one-worker tick and its floor, printed (docs/PERFORMANCE.md untouched)",
+    )
     parser.add_argument("--messages", type=int, default=20_000, help="touches sent per run")
     parser.add_argument("--fault-touches", type=int, default=FAULT_TOUCHES)
     parser.add_argument("--no-fault", action="store_true", help="skip the fault run")
@@ -453,6 +616,9 @@ def main(argv: list[str] | None = None) -> None:
     if any(size < 2 * args.messages for size in sizes):
         raise SystemExit(f"each size must be at least 2 x --messages ({2 * args.messages})")
     base = os.environ.get("LEADOPS_BENCH_DATABASE_URL", DEFAULT_URL)
+    if args.plan_only:
+        plan_only(base, sizes)
+        return
     results = []
     fault = None
     with tempfile.TemporaryDirectory() as tmp, scratch_database(base) as url:

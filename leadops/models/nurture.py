@@ -88,7 +88,7 @@ class Touch(SQLModel, table=True):
     lease_until: datetime | None = ts()
     sent_at: datetime | None = ts()
     provider_id: str | None = Field(default=None, max_length=200)
-    provider_message_id: str | None = Field(default=None, max_length=100, index=True)
+    provider_message_id: str | None = Field(default=None, max_length=100)
     error: str | None = None
     subject: str | None = Field(default=None, max_length=400)
     # The A/B variant of the step this touch was composed from (None: the step itself).
@@ -144,5 +144,15 @@ TOUCHES = cast(sa.Table, Touch.__table__)  # type: ignore[attr-defined]
 TOUCH_AUDIT = cast(sa.Table, TouchAudit.__table__)  # type: ignore[attr-defined]
 CAMPAIGN_PAUSES = cast(sa.Table, CampaignPause.__table__)  # type: ignore[attr-defined]
 
+# Partial (only touches sent): a pending touch, as planned, writes no entry into either.
+_SENT = sa.text("sent_at IS NOT NULL")
+_WITH_ID = sa.text("provider_message_id IS NOT NULL")
 # Range scans of the incremental no-opens pass: emails sent in a time window.
-sa.Index("ix_touches_sent_at", TOUCHES.c.sent_at)
+sa.Index("ix_touches_sent_at", TOUCHES.c.sent_at, sqlite_where=_SENT, postgresql_where=_SENT)
+# Inbox events resolved to their touch by the provider's message id.
+sa.Index(
+    "ix_touches_provider_message_id",
+    TOUCHES.c.provider_message_id,
+    sqlite_where=_WITH_ID,
+    postgresql_where=_WITH_ID,
+)

@@ -79,17 +79,30 @@ def step_due_at(started_at: datetime, day: int) -> datetime:
     return started_at + timedelta(days=day - 1)
 
 
-def channels_for(state: LeadState, campaign_channels: tuple[Channel, ...]) -> list[str]:
-    """The step's channels this lead can be reached on (WhatsApp and SMS only with opt-in)."""
-    reachable = []
-    for channel in campaign_channels:
-        if (
-            (channel == Channel.EMAIL and state.has_email)
-            or (channel == Channel.WHATSAPP and state.has_phone and state.whatsapp_consent)
-            or (channel == Channel.SMS and state.has_phone and state.sms_consent)
-        ):
-            reachable.append(channel.value)
-    return reachable
+_VALUES = {channel: channel.value for channel in Channel}
+
+
+def reachable_channels(state: LeadState) -> frozenset[str]:
+    """The channels this lead can be reached on (WhatsApp and SMS only with opt-in)."""
+    email, whatsapp, sms = Channel.EMAIL.value, Channel.WHATSAPP.value, Channel.SMS.value
+    reachable = [email] if state.has_email else []
+    if state.has_phone and state.whatsapp_consent:
+        reachable.append(whatsapp)
+    if state.has_phone and state.sms_consent:
+        reachable.append(sms)
+    return frozenset(reachable)
+
+
+def channels_for(
+    state: LeadState,
+    campaign_channels: tuple[Channel, ...],
+    reachable: frozenset[str] | None = None,
+) -> list[str]:
+    """The step's channels this lead can be reached on, in the step's order; `reachable`
+    is `reachable_channels(state)` when the caller worked it out already."""
+    if reachable is None:
+        reachable = reachable_channels(state)
+    return [value for channel in campaign_channels if (value := _VALUES[channel]) in reachable]
 
 
 def due_touches(
@@ -104,8 +117,11 @@ def due_touches(
     variant may move a step), or by the event they wait for (due later, maybe), and steps
     whose condition failed (written as skipped)."""
     touches = []
+    reachable = reachable_channels(state)
     for step in campaign.steps:
-        channels = [c for c in channels_for(state, step.channels) if (step.key, c) not in planned]
+        channels = [
+            c for c in channels_for(state, step.channels, reachable) if (step.key, c) not in planned
+        ]
         if not channels:
             continue
         variant = variant_for(campaign.key, step, state.lead_id)

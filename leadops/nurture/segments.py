@@ -8,7 +8,7 @@ and the `form` that brought the lead in (its first web-form submission: the lead
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -155,8 +155,51 @@ def mismatch(
     return None
 
 
+_LISTED = ("lifecycle_stage", "country", "industry", "seniority", "source", "form", "grade", "band")
+Matcher = Callable[[LeadFacts, datetime, bool], bool]
+# compiled conditions by id(); each entry keeps its Conditions alive, so an id is never reused
+_COMPILED: dict[int, tuple[Conditions, Matcher]] = {}
+
+
+def _compile(when: Conditions) -> Matcher:
+    """`when` as one predicate over (lead, now, check_inactivity): the same verdict as
+    `mismatch(...) is None`, with the lists lowered into sets once, not for every lead."""
+    listed = tuple(
+        (name, frozenset(a.lower() for a in allowed))
+        for name in _LISTED
+        if (allowed := getattr(when, name)) is not None
+    )
+    at_least, below = when.company_size_at_least, when.company_size_below
+    score = when.score_at_least
+    properties = when.properties
+    idle = None if when.inactive_days_at_least is None else timedelta(when.inactive_days_at_least)
+
+    def matches(lead: LeadFacts, now: datetime, check_inactivity: bool) -> bool:
+        for name, allowed in listed:
+            value = getattr(lead, name)
+            if value is None or value.lower() not in allowed:
+                return False
+        size = lead.company_size
+        if at_least is not None and (size is None or size < at_least):
+            return False
+        if below is not None and (size is None or size >= below):
+            return False
+        if score is not None and lead.score < score:
+            return False
+        if properties is not None and property_mismatch(properties, lead.properties):
+            return False
+        return not (check_inactivity and idle is not None and now - lead.last_active_at < idle)
+
+    return matches
+
+
 def _matches(when: Conditions, lead: LeadFacts, now: datetime, *, check_inactivity: bool) -> bool:
-    return mismatch(when, lead, now, check_inactivity=check_inactivity) is None
+    compiled = _COMPILED.get(id(when))
+    if compiled is None:
+        if len(_COMPILED) >= 1024:  # configs reloaded many times: start over
+            _COMPILED.clear()
+        compiled = _COMPILED[id(when)] = (when, _compile(when))
+    return compiled[1](lead, now, check_inactivity)
 
 
 def choose_rule(

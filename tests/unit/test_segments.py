@@ -102,3 +102,45 @@ def test_duplicate_segment_names_rejected() -> None:
         SegmentConfig.model_validate(
             {"rules": [{"segment": "a", "campaign": "x"}, {"segment": "a", "campaign": "y"}]}
         )
+
+
+def test_compiled_rules_agree_with_mismatch() -> None:
+    """choose_rule's compiled predicates give the verdict `mismatch` explains, lead by lead."""
+    from itertools import product
+
+    from leadops.nurture.segments import Conditions, _matches, mismatch
+
+    conditions = [rule.when for rule in CONFIG.rules] + [
+        Conditions.model_validate(
+            {
+                "lifecycle_stage": ["lead", "mql"],
+                "band": ["hot"],
+                "source": ["csv:crm"],
+                "properties": {"plan": "known"},
+            }
+        )
+    ]
+    leads = [
+        facts(
+            country=country,
+            company_size=size,
+            score=score,
+            last_active_at=NOW - timedelta(days=idle),
+            industry=industry,
+            band=band,
+            source="CSV:crm",
+            properties=properties,
+        )
+        for country, size, score, idle, industry, band, properties in product(
+            ("GB", "us", None),
+            (None, 999, 1000),
+            (0, 50),
+            (0, 30),
+            ("banking", None),
+            ("hot", None),
+            ({"plan": "pro"}, None),
+        )
+    ]
+    for when, lead, timed in product(conditions, leads, (True, False)):
+        expected = mismatch(when, lead, NOW, check_inactivity=timed) is None
+        assert _matches(when, lead, NOW, check_inactivity=timed) is expected
