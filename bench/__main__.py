@@ -11,7 +11,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-SKIP = {"app", "report", "__main__", "standin", "delivery_parts"}
+SKIP = {"app", "report", "__main__", "standin", "delivery_parts", "pgserver", "scale_report"}
 
 
 def available() -> list[str]:

@@ -35,11 +35,9 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,10 +49,11 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from bench.report import machine_line, write_section
+from bench.pgserver import BackendCPU, checkpoints, restart_postgres, terminate_backends, wait_for
+from bench.report import write_section
+from bench.scale_report import render
 from leadops.core.db import make_engine, upgrade
 from leadops.models import TOUCHES
-from leadops.nurture.plan import PLAN_BATCH
 from leadops.testing.workers import (
     SENDGRID_KEY,
     Worker,
@@ -72,6 +71,7 @@ VALIDATE_EVERY = 50
 CONCURRENCY = 4  # threads per dispatcher: local fakes answer in well under a millisecond
 RAW_REQUESTS = 5000
 FAULT_TOUCHES = 6000
+SHOWN = {"concurrency": CONCURRENCY, "validate_every": VALIDATE_EVERY}
 TABLES = "leads, enrollments, touches, campaign_versions, score_ledger, stage_changes"
 
 
@@ -225,55 +225,6 @@ def copy_floor(engine: Engine, workdir: Path) -> float:
     return elapsed
 
 
-class BackendCPU:
-    """CPU (user + system, s) of this database's PostgreSQL backends from now on, from
-    /proc/<pid>/stat sampled every 0.1 s (the server runs on this machine): a backend's
-    last 0.1 s before it exits may be missed. Backends open already count from now."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.seen: dict[int, float] = {}
-        self.start: dict[int, float] = {}
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-
-    def _sample(self) -> None:
-        tick = os.sysconf("SC_CLK_TCK")
-        query = sa.text(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()"
-        )
-        with self.engine.connect() as conn:
-            while True:
-                for pid in conn.execute(query).scalars():
-                    try:
-                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                    except OSError:
-                        continue
-                    cpu = (int(fields[11]) + int(fields[12])) / tick
-                    self.start.setdefault(pid, cpu)
-                    self.seen[pid] = cpu
-                conn.rollback()
-                if self.done.wait(0.1):
-                    return
-
-    def stop(self) -> float:
-        self.done.set()
-        self.thread.join()
-        return sum(cpu - self.start[pid] for pid, cpu in self.seen.items())
-
-
-def checkpoints(engine: Engine) -> int:
-    """Checkpoints the server has made so far (timed and requested): writing a million
-    leads' rows fills the WAL and makes some, which slow every write after them."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
-        ).scalar_one()
-    return int(row)
-
-
 def measure_plan(engine: Engine, env: dict[str, str], workdir: Path, leads: int) -> dict[str, Any]:
     """One tick of `leads` leads planned by one worker process, and its COPY floor."""
     checkpoints_before = checkpoints(engine)
@@ -343,48 +294,6 @@ def measure_size(
 # -- the fault run ---------------------------------------------------------------------------
 
 
-def restart_postgres() -> str | None:
-    """Restart the local cluster; None when done, else why it could not be."""
-    tool = shutil.which("pg_ctlcluster")
-    clusters = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    if tool is None or not clusters:
-        return "pg_ctlcluster or /etc/postgresql not found"
-    done = subprocess.run(
-        [tool, "--skip-systemctl-redirect", clusters[-1], "main", "restart"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        return f"pg_ctlcluster failed: {done.stderr.strip()[:300]}"
-    return None
-
-
-def wait_for(engine: Engine, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text("select 1"))
-            return
-        except sa.exc.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
-def terminate_backends(engine: Engine) -> str | None:
-    """Cut every other connection to this database (a restart without the restart)."""
-    with engine.connect() as conn:
-        conn.execute(
-            sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-    return "connections cut with pg_terminate_backend instead (--no-restart)"
-
-
 def fault_run(
     engine: Engine, url: str, workdir: Path, touches: int, *, restart: bool = True
 ) -> dict[str, Any]:
@@ -448,135 +357,6 @@ def fault_run(
     }
 
 
-# -- report ------------------------------------------------------------------------------------
-
-
-def _growth(small: dict[str, Any], large: dict[str, Any], key: str) -> str:
-    return f"x{large[key] / small[key]:.2f}"
-
-
-def render(
-    sizes: list[dict[str, Any]], floor: float, messages: int, fault: dict[str, Any] | None
-) -> str:
-    rows = [  # label, cell, the key growth is worked out on (None: no growth)
-        ("COPY seed", lambda s: f"{s['seed_s']:.1f} s", None),
-        (
-            "plan all leads (one nurture tick, one worker)",
-            lambda s: f"{s['plan_s']:.1f} s",
-            "plan_s",
-        ),
-        ("planning rate, one worker", lambda s: f"{s['plan_rate']:,.0f} leads/s", "plan_rate"),
-        ("planner CPU (user + system)", lambda s: f"{s['plan_cpu_s']:.1f} s", "plan_cpu_s"),
-        ("planner CPU per lead", lambda s: f"{s['plan_cpu_us']:.0f} µs", "plan_cpu_us"),
-        (
-            "PostgreSQL CPU for the tick (its backends)",
-            lambda s: f"{s['plan_server_cpu_s']:.1f} s",
-            "plan_server_cpu_s",
-        ),
-        ("COPY of the rows the tick wrote (floor)", lambda s: f"{s['plan_floor_s']:.1f} s", None),
-        ("plan / COPY floor", lambda s: f"x{s['plan_over_floor']:.1f}", "plan_over_floor"),
-        (
-            "plan all leads, two workers (partitions 0/2, 1/2)",
-            lambda s: f"{s['plan2_s']:.1f} s",
-            "plan2_s",
-        ),
-        (
-            "PostgreSQL checkpoints during the one-worker tick",
-            lambda s: f"{s['plan_checkpoints']}",
-            None,
-        ),
-        ("planner peak RSS", lambda s: f"{s['plan_rss_mb']:.0f} MB", "plan_rss_mb"),
-        (
-            f"dispatch, 1 worker ({messages:,} msgs)",
-            lambda s: f"{s['dispatch_1']:,.0f} msg/s",
-            "dispatch_1",
-        ),
-        (
-            f"dispatch, 2 workers ({messages:,} msgs)",
-            lambda s: f"{s['dispatch_2']:,.0f} msg/s",
-            "dispatch_2",
-        ),
-        (
-            "dispatcher CPU per message, 1 worker",
-            lambda s: f"{s['dispatch_cpu_1']:.2f} ms",
-            "dispatch_cpu_1",
-        ),
-        (
-            "dispatcher CPU per message, 2 workers",
-            lambda s: f"{s['dispatch_cpu_2']:.2f} ms",
-            "dispatch_cpu_2",
-        ),
-        ("dispatcher peak RSS", lambda s: f"{s['dispatch_rss_mb']:.0f} MB", "dispatch_rss_mb"),
-    ]
-    header = "| measure | " + " | ".join(f"{s['leads']:,} leads" for s in sizes)
-    growth = len(sizes) == 2
-    header += " | growth |" if growth else " |"
-    lines = [header, "|---" * (len(sizes) + 1 + growth) + "|"]
-    for label, show, key in rows:
-        cells = [show(s) for s in sizes]
-        if growth:
-            cells.append(_growth(sizes[0], sizes[1], key) if key else "")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append(f"| raw HTTP floor (one keep-alive client, same fake) | {floor:,.0f} msg/s |")
-    text = "\n".join(lines)
-    largest = sizes[-1]
-    marks = largest.get("plan_marks") or []
-    if len(marks) >= 2:
-        laps = [b[1] - a[1] for a, b in zip([(0, 0.0), *marks], marks, strict=False)]
-        text += (
-            f"\n\nWithin the one-worker tick of {largest['leads']:,} leads, each 100,000 leads "
-            f"took (s): {', '.join(f'{lap:.1f}' for lap in laps)}; the last over the first: "
-            f"x{laps[-1] / laps[0]:.2f} (flat means linear, whatever the machine's speed "
-            "between the two sizes)."
-        )
-    fault_text = "Fault run not measured (--no-fault, or it did not finish)."
-    if fault is not None:
-        check = fault["check"]
-        statuses = ", ".join(f"{n:,} {s}" for s, n in sorted(check.statuses.items()))
-        restart = (
-            f"PostgreSQL restarted (pg_ctlcluster) after {fault['restart_at']:,} accepted"
-            if fault["restart_problem"] is None
-            else f"PostgreSQL NOT restarted ({fault['restart_problem']}) after "
-            f"{fault['restart_at']:,} accepted"
-        )
-        fault_text = (
-            f"Fault run: {fault['touches']:,} touches, two dispatcher processes; one SIGKILLed "
-            f"after {fault['killed_at']:,} messages accepted by the fake; {restart}; the "
-            f"other dispatcher ended with {fault['second_ended']}; {fault['rounds']} more "
-            f"round(s) of two dispatchers after the leases expired; {fault['seconds']:.0f} s. "
-            f"Outcome: {statuses}; duplicates at the provider: {len(check.duplicates)}; "
-            f"problems (lost, left open, mismatched): {len(check.problems)}"
-            + (f" ({'; '.join(check.problems[:3])})" if check.problems else "")
-            + "."
-        )
-    return f"""
-## Scale (PostgreSQL, many workers)
-
-{machine_line()} Load average {os.getloadavg()[0]:.1f} at the end (the machine is shared).
-PostgreSQL on the same 2 cores as the workers and the fake provider.
-
-Leads are COPYed into a scratch database; one planner process runs one nurture tick
-(`plan_all`: segment, enroll, create the day-1 touch of every lead, in batches of
-{PLAN_BATCH:,}); its floor is COPYing the enrollments and touches it wrote into empty tables
-like theirs (same columns and indexes, no foreign keys), and its CPU is the planner
-process's own (PostgreSQL's is not in it);
-the same tick is also run (on fresh copies of the leads) by two planner processes at
-once, each a partition (lead id modulo 2), as two workers on one pool would.
-Then {messages:,} of those touches are sent by one dispatcher process, and {messages:,}
-more by two at once (`run_dispatch`, claims with FOR UPDATE SKIP LOCKED, SendGrid channel,
-{CONCURRENCY} threads each, default chunks of 32) to the SendGrid fake in its own process
-(asyncio, validating every {VALIDATE_EVERY}th request against the OpenAPI file). Rates are
-messages / (last worker end - first worker start); CPU per message is the workers' own
-user + system time over the messages sent (the fake and PostgreSQL use the same 2 cores
-besides); peak RSS from getrusage in each worker. Growth is the 1M figure divided by the
-100k one (for times, x10 is linear).
-
-{text}
-
-{fault_text}
-"""
-
-
 def plan_only(base: str, sizes: list[int]) -> None:
     """The one-worker tick of each size and its COPY floor, printed."""
     with tempfile.TemporaryDirectory() as tmp, scratch_database(base) as url:
@@ -637,14 +417,14 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             fake.stop()
         # the sizes' figures are kept even if the fault run goes wrong
-        write_section("scale", render(results, floor, args.messages, None))
+        write_section("scale", render(results, floor, args.messages, None, **SHOWN))
         if not args.no_fault:
             print("-- fault run", flush=True)
             fault = fault_run(
                 engine, url, Path(tmp), args.fault_touches, restart=not args.no_restart
             )
         engine.dispose()
-    markdown = render(results, floor, args.messages, fault)
+    markdown = render(results, floor, args.messages, fault, **SHOWN)
     write_section("scale", markdown)
     print(markdown)
     if fault is not None and not fault["check"].ok:
