@@ -15,7 +15,6 @@ import hmac
 import json
 import re
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 
@@ -40,18 +39,6 @@ def _unb64(text: str) -> bytes:
     return data
 
 
-@lru_cache(maxsize=8)
-def _keyed(key: bytes) -> hmac.HMAC:
-    """An HMAC-SHA256 of `key` with its key schedule done once; copied for each message."""
-    return hmac.new(key, digestmod=hashlib.sha256)
-
-
-def _hmac(key: bytes, message: bytes) -> hmac.HMAC:
-    mac = _keyed(key).copy()
-    mac.update(message)
-    return mac
-
-
 def sign(
     purpose: str, data: dict[str, Any], key: bytes, *, expires_at: datetime | None = None
 ) -> str:
@@ -59,7 +46,7 @@ def sign(
     if expires_at is not None:
         payload["x"] = int(expires_at.timestamp())
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-    mac = _hmac(key, body.encode()).digest()
+    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(mac)}"
 
 
@@ -67,7 +54,7 @@ def verify(purpose: str, token: str, key: bytes, *, now: datetime) -> dict[str, 
     """Return the data signed into `token`, or raise InvalidToken saying why."""
     try:
         body, mac = token.split(".")
-        expected = _hmac(key, body.encode()).digest()
+        expected = hmac.new(key, body.encode(), hashlib.sha256).digest()
         if not hmac.compare_digest(expected, _unb64(mac)):
             raise InvalidToken("signature does not match")
         payload = json.loads(_unb64(body))
@@ -93,7 +80,7 @@ _SHORT = re.compile(r"(0|[1-9][0-9]{0,18})-([0-9a-f]{20})")
 
 
 def _short_mac(purpose: str, number: int, key: bytes) -> str:
-    return _hmac(key, f"{purpose}:{number}".encode()).hexdigest()[:20]
+    return hmac.new(key, f"{purpose}:{number}".encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def short_sign(purpose: str, number: int, key: bytes) -> str:
