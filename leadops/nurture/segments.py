@@ -8,9 +8,10 @@ and the `form` that brought the lead in (its first web-form submission: the lead
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from leadops.core.configfile import ConfigError, line_of, load_model, read_yaml
 from leadops.models import FORM_SUBMISSIONS
 from leadops.models.properties import PropertyTests, check_tests, load_properties, property_mismatch
 from leadops.models.vocab import Band, LifecycleStage
+
+_LISTED = ("lifecycle_stage", "country", "industry", "seniority", "source", "form", "grade", "band")
 
 
 class Conditions(BaseModel):
@@ -53,6 +56,16 @@ class Conditions(BaseModel):
     properties: PropertyTests | None = Field(
         default=None, description="Tests on custom properties (config/properties.yaml)."
     )
+
+    @cached_property
+    def listed(self) -> tuple[tuple[str, frozenset[str]], ...]:
+        """The list conditions given, each as (lead field, its values lower-cased), worked
+        out once: segmentation checks them for every lead."""
+        return tuple(
+            (name, frozenset(value.lower() for value in allowed))
+            for name in _LISTED
+            if (allowed := getattr(self, name)) is not None
+        )
 
 
 class Rule(BaseModel):
@@ -113,93 +126,54 @@ class LeadFacts:
         )
 
 
-def _outside(field: str, value: str | None, allowed: tuple[str, ...] | None) -> str | None:
-    if allowed is None or (value is not None and value.lower() in {a.lower() for a in allowed}):
-        return None
-    return f"{field} is {value!r}, not one of {', '.join(allowed)}"
+def _failed(when: Conditions, lead: LeadFacts, now: datetime, check_inactivity: bool) -> str | None:
+    """The first condition of `when` the lead fails (its name); None when all hold."""
+    for name, allowed in when.listed:
+        value = getattr(lead, name)
+        if value is None or value.lower() not in allowed:
+            return name
+    size = lead.company_size
+    if when.company_size_at_least is not None and (
+        size is None or size < when.company_size_at_least
+    ):
+        return "company_size_at_least"
+    if when.company_size_below is not None and (size is None or size >= when.company_size_below):
+        return "company_size_below"
+    if when.score_at_least is not None and lead.score < when.score_at_least:
+        return "score_at_least"
+    if when.properties is not None and property_mismatch(when.properties, lead.properties):
+        return "properties"
+    days = when.inactive_days_at_least
+    if check_inactivity and days is not None and now - lead.last_active_at < timedelta(days):
+        return "inactive_days_at_least"
+    return None
 
 
 def mismatch(
     when: Conditions, lead: LeadFacts, now: datetime, *, check_inactivity: bool = True
 ) -> str | None:
     """The first condition of `when` the lead fails, in words; None when all hold."""
-    for field, value in (
-        ("lifecycle_stage", lead.lifecycle_stage),
-        ("country", lead.country),
-        ("industry", lead.industry),
-        ("seniority", lead.seniority),
-        ("source", lead.source),
-        ("form", lead.form),
-        ("grade", lead.grade),
-        ("band", lead.band),
-    ):
-        failed = _outside(field, value, getattr(when, field))
-        if failed:
-            return failed
+    failed = _failed(when, lead, now, check_inactivity)
+    if failed is None:
+        return None
     size = lead.company_size
-    if when.company_size_at_least is not None and (
-        size is None or size < when.company_size_at_least
-    ):
+    if failed in _LISTED:
+        allowed: tuple[str, ...] = getattr(when, failed)
+        return f"{failed} is {getattr(lead, failed)!r}, not one of {', '.join(allowed)}"
+    if failed == "company_size_at_least":
         return f"company_size is {size}, below {when.company_size_at_least}"
-    if when.company_size_below is not None and (size is None or size >= when.company_size_below):
+    if failed == "company_size_below":
         return f"company_size is {size}, not below {when.company_size_below}"
-    if when.score_at_least is not None and lead.score < when.score_at_least:
+    if failed == "score_at_least":
         return f"score is {lead.score}, below {when.score_at_least}"
-    failed = property_mismatch(when.properties, lead.properties)
-    if failed:
-        return failed
-    if check_inactivity and when.inactive_days_at_least is not None:
-        idle = now - lead.last_active_at
-        if idle < timedelta(days=when.inactive_days_at_least):
-            return f"inactive {idle.days} days, fewer than {when.inactive_days_at_least}"
-    return None
-
-
-_LISTED = ("lifecycle_stage", "country", "industry", "seniority", "source", "form", "grade", "band")
-Matcher = Callable[[LeadFacts, datetime, bool], bool]
-# compiled conditions by id(); each entry keeps its Conditions alive, so an id is never reused
-_COMPILED: dict[int, tuple[Conditions, Matcher]] = {}
-
-
-def _compile(when: Conditions) -> Matcher:
-    """`when` as one predicate over (lead, now, check_inactivity): the same verdict as
-    `mismatch(...) is None`, with the lists lowered into sets once, not for every lead."""
-    listed = tuple(
-        (name, frozenset(a.lower() for a in allowed))
-        for name in _LISTED
-        if (allowed := getattr(when, name)) is not None
-    )
-    at_least, below = when.company_size_at_least, when.company_size_below
-    score = when.score_at_least
-    properties = when.properties
-    idle = None if when.inactive_days_at_least is None else timedelta(when.inactive_days_at_least)
-
-    def matches(lead: LeadFacts, now: datetime, check_inactivity: bool) -> bool:
-        for name, allowed in listed:
-            value = getattr(lead, name)
-            if value is None or value.lower() not in allowed:
-                return False
-        size = lead.company_size
-        if at_least is not None and (size is None or size < at_least):
-            return False
-        if below is not None and (size is None or size >= below):
-            return False
-        if score is not None and lead.score < score:
-            return False
-        if properties is not None and property_mismatch(properties, lead.properties):
-            return False
-        return not (check_inactivity and idle is not None and now - lead.last_active_at < idle)
-
-    return matches
+    if failed == "properties":
+        return property_mismatch(when.properties, lead.properties)
+    idle = now - lead.last_active_at
+    return f"inactive {idle.days} days, fewer than {when.inactive_days_at_least}"
 
 
 def _matches(when: Conditions, lead: LeadFacts, now: datetime, *, check_inactivity: bool) -> bool:
-    compiled = _COMPILED.get(id(when))
-    if compiled is None:
-        if len(_COMPILED) >= 1024:  # configs reloaded many times: start over
-            _COMPILED.clear()
-        compiled = _COMPILED[id(when)] = (when, _compile(when))
-    return compiled[1](lead, now, check_inactivity)
+    return _failed(when, lead, now, check_inactivity) is None
 
 
 def choose_rule(
