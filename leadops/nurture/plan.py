@@ -19,6 +19,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from leadops.core.bulk import among
 from leadops.core.clock import ensure_utc
 from leadops.delivery.campaigns import StoredCampaigns, open_pauses, register_versions
 from leadops.delivery.conditions import Behaviour
@@ -36,7 +37,7 @@ from leadops.models import (
 from leadops.models.touch_states import INITIAL_STATUS, SKIPPED_AT_PLANNING
 from leadops.models.vocab import Channel, SuppressionReason
 from leadops.nurture.behaviour import Enrolled, enrollment_behaviour, lead_behaviour
-from leadops.nurture.plan_write import PlanReport, Writes, among, write
+from leadops.nurture.plan_write import PlanReport, Writes, write
 from leadops.nurture.planner import ActiveEnrollment, LeadState, Plan, plan_lead
 from leadops.nurture.runtime import Runtime
 from leadops.nurture.segments import LeadFacts, first_forms_where
@@ -174,10 +175,11 @@ def _states(
     session: Session, stored: StoredCampaigns, leads: list[LeadRow]
 ) -> list[tuple[LeadRow, _Enrollment | None, LeadState]]:
     ids = [lead.id for lead in leads]
+    dialect = session.get_bind().dialect.name
     enrollments = [
         _Enrollment._make(row)
         for row in session.execute(
-            select(*_ENROLLMENT_FIELDS).where(among(session, ENROLLMENTS.c.lead_id, ids))
+            select(*_ENROLLMENT_FIELDS).where(among(dialect, ENROLLMENTS.c.lead_id, ids))
         )
     ]
     active: dict[int, _Enrollment] = {}
@@ -189,7 +191,7 @@ def _states(
     escalated = set(
         session.execute(
             select(ESCALATIONS.c.lead_id).where(
-                among(session, ESCALATIONS.c.lead_id, ids),
+                among(dialect, ESCALATIONS.c.lead_id, ids),
                 ESCALATIONS.c.status.in_(ACTIVE_ESCALATION_STATUSES),
             )
         ).scalars()
@@ -201,7 +203,7 @@ def _states(
         t = TOUCHES.c
         rows = session.execute(
             select(t.enrollment_id, t.step, t.channel, t.status, t.created_at).where(
-                among(session, t.enrollment_id, [e.id or 0 for e in active.values()])
+                among(dialect, t.enrollment_id, [e.id or 0 for e in active.values()])
             )
         ).all()
         for enrollment_id, step, channel, status, created_at in rows:
@@ -211,7 +213,7 @@ def _states(
             created = ensure_utc(created_at)
             first_touch[enrollment_id] = min(created, first_touch.get(enrollment_id, created))
 
-    forms = first_forms_where(session, among(session, FORM_SUBMISSIONS.c.lead_id, ids))
+    forms = first_forms_where(session, among(dialect, FORM_SUBMISSIONS.c.lead_id, ids))
     now_of = _behaviours_now(leads)
     behaviours = _behaviours(session, stored, active, first_touch, now_of)
     result = []

@@ -1,9 +1,8 @@
 """What planning writes for a batch of leads, in bulk, in the batch's transaction.
 
 On PostgreSQL new enrollments and touches are COPYed into a temporary table and moved
-with one INSERT ... SELECT ... ON CONFLICT DO NOTHING each; lead filters bind one
-integer array (`= ANY`) instead of a thousand placeholders, so a statement's text is the
-same for every batch. Elsewhere an executemany.
+with one INSERT ... SELECT ... ON CONFLICT DO NOTHING each; the segment update binds its
+ids as one integer array literal. Elsewhere an executemany.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from leadops.core.bulk import bulk_insert, plain
@@ -50,18 +48,6 @@ class PlanReport:
         self.planned += other.planned
         self.planned_steps.update(other.planned_steps)
         self.conflicts += other.conflicts
-
-
-def among(session: Session, column: sa.ColumnElement[Any], ids: Iterable[int]) -> Any:
-    """`column IN ids`: on PostgreSQL `column = ANY(:ids)`, one array parameter (the same
-    statement for any number of ids); elsewhere an expanding IN."""
-    values = list(ids)
-    if session.get_bind().dialect.name == "postgresql":
-        # untyped, so psycopg sends it as unknown and the server reads it as the array
-        # (a typed text cast would be parsed again for every row it is checked against)
-        array = sa.bindparam(None, int_array(values), type_=sa.types.NullType())
-        return column == sa.any_(sa.cast(array, ARRAY(sa.Integer)))
-    return column.in_(values)
 
 
 def int_array(values: Iterable[Any]) -> str:
