@@ -95,7 +95,6 @@ class KeepAliveTransport:
         self._handler.add_parent(urllib.request.OpenerDirector())
         self._last_used = 0.0
         self.connections_opened = 0
-        self._selectors: dict[str, str] = {}  # each URL's request target, checked once
 
     def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         conn = self._conn
@@ -141,11 +140,7 @@ class KeepAliveTransport:
 
         Raises `urllib.error.URLError` when the request could not be fully written (it was
         not processed); errors while reading the answer propagate as they are."""
-        selector = self._selectors.get(url)
-        if selector is None:
-            selector = self._selector(url)
-            if len(self._selectors) < 64:  # a channel posts to one or two URLs
-                self._selectors[url] = selector
+        selector = self._selector(url)  # urlsplit keeps its own cache of recent URLs
         conn = self._connection(timeout)
         try:
             conn.request(method, selector, body=body, headers=dict(headers))
