@@ -103,9 +103,9 @@ class Renderer:
             auto_reload=False,
         )
         self._inline: dict[str, Template] = {}
-        # Per loaded renderer, as auto_reload is off: each name's compiled template, and the
-        # templates each message part renders (`names`, which looks for variant files).
-        self._templates: dict[str, Template] = {}
+        # Per loaded renderer, as auto_reload is off (compiled templates are kept by the
+        # environment's own cache): the templates each message part renders (`names`, which
+        # looks for variant files on disk).
         self._names: dict[tuple[str, str, str, str | None], dict[str, str]] = {}
         self.reported: set[str] = set()  # render errors already logged (each is logged once)
 
@@ -140,10 +140,7 @@ class Renderer:
 
     def render(self, name: str, context: dict[str, Any]) -> str:
         try:
-            template = self._templates.get(name)
-            if template is None:
-                template = self._templates[name] = self.env.get_template(name)
-            return template.render(context)
+            return self.env.get_template(name).render(context)
         except TemplateNotFound as exc:
             raise RenderError(name, None, f"template not found: {exc.name}") from exc
         except TemplateError as exc:
