@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from leadops.nurture.segments import LeadFacts, SegmentConfig, choose_rule
+from leadops.nurture.segments import Conditions, LeadFacts, SegmentConfig, choose_rule
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 
@@ -104,11 +104,41 @@ def test_duplicate_segment_names_rejected() -> None:
         )
 
 
+LISTED = ("lifecycle_stage", "country", "industry", "seniority", "source", "form", "grade", "band")
+
+
+def holds(when: Conditions, lead: LeadFacts, now: datetime, timed: bool) -> bool:
+    """The conditions' meaning, written out plainly (the oracle of the test below)."""
+    from leadops.models.properties import property_mismatch
+
+    for name in LISTED:
+        allowed = getattr(when, name)
+        value = getattr(lead, name)
+        if allowed is not None and (
+            value is None or value.lower() not in [a.lower() for a in allowed]
+        ):
+            return False
+    size = lead.company_size
+    if when.company_size_at_least is not None and (
+        size is None or size < when.company_size_at_least
+    ):
+        return False
+    if when.company_size_below is not None and (size is None or size >= when.company_size_below):
+        return False
+    if when.score_at_least is not None and lead.score < when.score_at_least:
+        return False
+    if property_mismatch(when.properties, lead.properties):
+        return False
+    days = when.inactive_days_at_least
+    return not (timed and days is not None and now - lead.last_active_at < timedelta(days=days))
+
+
 def test_compiled_rules_agree_with_mismatch() -> None:
-    """choose_rule's compiled predicates give the verdict `mismatch` explains, lead by lead."""
+    """choose_rule's check gives the verdict `mismatch` explains, lead by lead, and both
+    mean what the conditions say."""
     from itertools import product
 
-    from leadops.nurture.segments import Conditions, _matches, mismatch
+    from leadops.nurture.segments import _matches, mismatch
 
     conditions = [rule.when for rule in CONFIG.rules] + [
         Conditions.model_validate(
@@ -144,3 +174,4 @@ def test_compiled_rules_agree_with_mismatch() -> None:
     for when, lead, timed in product(conditions, leads, (True, False)):
         expected = mismatch(when, lead, NOW, check_inactivity=timed) is None
         assert _matches(when, lead, NOW, check_inactivity=timed) is expected
+        assert holds(when, lead, NOW, timed) is expected, (when, lead, timed)
