@@ -176,15 +176,10 @@ def _states(
 ) -> list[tuple[LeadRow, _Enrollment | None, LeadState]]:
     ids = [lead.id for lead in leads]
     dialect = session.get_bind().dialect.name
-    enrollments = [
-        _Enrollment._make(row)
-        for row in session.execute(
-            select(*_ENROLLMENT_FIELDS).where(among(dialect, ENROLLMENTS.c.lead_id, ids))
-        )
-    ]
     active: dict[int, _Enrollment] = {}
     past: dict[int, set[str]] = {}
-    for row in enrollments:
+    query = select(*_ENROLLMENT_FIELDS).where(among(dialect, ENROLLMENTS.c.lead_id, ids))
+    for row in map(_Enrollment._make, session.execute(query)):
         past.setdefault(row.lead_id, set()).add(row.campaign)
         if row.status == EnrollmentStatus.ACTIVE:
             active[row.lead_id] = row
